@@ -1,4 +1,20 @@
 //! kmatrix: build patched kernels across a config matrix, boot each in QEMU, stress the
 //! VMA locking paths from the guest and report what the kernel said.
 
+pub mod build;
+pub mod cache;
+pub mod cli;
 pub mod console;
+pub mod engine;
+pub mod events;
+pub mod guest;
+pub mod image;
+pub mod kconfig;
+pub mod ktap;
+pub mod plan;
+pub mod proc;
+pub mod report;
+pub mod source;
+pub mod spec;
+pub mod verdict;
+pub mod vm;

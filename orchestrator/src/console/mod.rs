@@ -61,7 +61,48 @@ pub struct Finding {
     pub report: String,
 }
 
-/// Parse a whole console log.
-pub fn parse<R: BufRead>(_reader: R) -> std::io::Result<Vec<Finding>> {
-    Ok(Vec::new())
+/// First cut: report header lines only (the full parser replaces this).
+pub fn parse<R: BufRead>(mut reader: R) -> std::io::Result<Vec<Finding>> {
+    const HEADS: &[(&str, Kind)] = &[
+        ("WARNING: possible circular locking dependency", Kind::Lockdep),
+        ("INFO: task ", Kind::HungTask),
+        ("BUG: kernel NULL pointer dereference", Kind::NullDeref),
+        ("Unable to handle kernel NULL pointer dereference", Kind::NullDeref),
+        ("BUG: ", Kind::Bug),
+        ("Oops", Kind::Other),
+        ("Kernel panic - not syncing", Kind::Panic),
+    ];
+    let mut out = Vec::new();
+    let mut buf = Vec::new();
+    let mut n = 0;
+    loop {
+        buf.clear();
+        if reader.read_until(b'\n', &mut buf)? == 0 {
+            break;
+        }
+        n += 1;
+        let line = String::from_utf8_lossy(&buf);
+        if let Some((h, kind)) = HEADS.iter().find(|(h, _)| line.contains(h)) {
+            let text = line[line.find(h).unwrap_or(0)..].trim_end().to_string();
+            out.push(Finding {
+                kind: *kind,
+                title: text.clone(),
+                frame: None,
+                corrupted: false,
+                trace: vec![],
+                task: None,
+                pid: None,
+                cpu: None,
+                timestamp: None,
+                line: n,
+                report: text,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// `{"findings": [...]}` as printed by `kmatrix parse --json`.
+pub fn findings_json(findings: &[Finding]) -> serde_json::Value {
+    serde_json::json!({ "findings": findings })
 }

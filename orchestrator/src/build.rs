@@ -1,0 +1,348 @@
+//! Kernel builds: config generation and verification, `make` with its log streamed to
+//! disk, and a cache of finished kernels keyed by everything that decides the output.
+
+use crate::cache::{Cache, Hasher};
+use crate::kconfig::{self, Mismatch};
+use crate::plan::Cell;
+use crate::proc::{self, ProcError, ProcSpec};
+use crate::source::Tree;
+use std::path::{Path, PathBuf};
+
+/// Bump when the build recipe changes in a way that changes outputs.
+const RECIPE: &str = "kmatrix-build-v1";
+
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot generate the `{target}` config; see {log}")]
+    Config {
+        target: String,
+        log: PathBuf,
+        #[source]
+        source: ProcError,
+    },
+    #[error("toolchain `{cc}` not usable (install it: `sudo scripts/setup-host`)")]
+    Toolchain {
+        cc: String,
+        #[source]
+        source: ProcError,
+    },
+}
+
+/// What the build phase decided for a cell.
+#[derive(Debug)]
+pub enum BuildOutcome {
+    Built(Kernel),
+    /// The final config is not what the fragments asked for: never built.
+    ConfigMismatch {
+        mismatches: Vec<Mismatch>,
+        config: PathBuf,
+    },
+    /// `make` failed: the first compiler errors and the full log.
+    Failed { errors: Vec<String>, log: PathBuf },
+}
+
+/// A built kernel in the cache.
+#[derive(Debug, Clone)]
+pub struct Kernel {
+    pub image: PathBuf,
+    pub vmlinux: PathBuf,
+    pub config: PathBuf,
+    pub log: PathBuf,
+    pub key: String,
+    /// True when no `make` ran (cache hit).
+    pub cached: bool,
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> BuildError + '_ {
+    move |source| BuildError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// The compiler `make` will use, with ccache in front when it is installed.
+fn compiler(cell: &Cell) -> String {
+    let cc = format!("{}gcc", cell.arch.cross_prefix());
+    if which("ccache") {
+        format!("ccache {cc}")
+    } else {
+        cc
+    }
+}
+
+pub fn which(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .map(|paths| std::env::split_paths(&paths).any(|d| d.join(program).is_file()))
+        .unwrap_or(false)
+}
+
+/// `make` arguments for a cell (pure: unit-tested, logged in full).
+pub fn make_args(cell: &Cell, tree: &Path, objdir: &Path, cc: &str, jobs: usize, targets: &[&str]) -> Vec<String> {
+    let mut a = vec![
+        "-C".to_string(),
+        tree.display().to_string(),
+        format!("O={}", objdir.display()),
+        format!("ARCH={}", cell.arch.kernel_arch()),
+    ];
+    if !cell.arch.cross_prefix().is_empty() {
+        a.push(format!("CROSS_COMPILE={}", cell.arch.cross_prefix()));
+    }
+    a.push(format!("CC={cc}"));
+    a.push(format!("-j{}", jobs.max(1)));
+    a.extend(targets.iter().map(|t| t.to_string()));
+    a
+}
+
+/// The cache key: tree identity, patches (already in the tree id), base config, fragment
+/// contents in order, arch, compiler version, recipe.
+pub async fn cache_key(cell: &Cell, tree: &Tree) -> Result<String, BuildError> {
+    let cc = format!("{}gcc", cell.arch.cross_prefix());
+    let version = proc::output(&ProcSpec::new(&cc).arg("--version"))
+        .await
+        .map_err(|source| BuildError::Toolchain {
+            cc: cc.clone(),
+            source,
+        })?;
+    let mut h = Hasher::new(RECIPE);
+    h.field(tree.id.as_bytes())
+        .field(cell.arch.name().as_bytes())
+        .field(cell.base_config.as_bytes())
+        .field(version.lines().next().unwrap_or_default().as_bytes());
+    for f in &cell.fragments {
+        h.file(f).map_err(io(f))?;
+    }
+    Ok(h.finish())
+}
+
+/// Build (or find in the cache) the kernel for a cell. The cell's own folder receives
+/// `build.log` and `config` either way.
+pub async fn build(
+    cell: &Cell,
+    tree: &Tree,
+    cache: &Cache,
+    jobs: usize,
+    cell_dir: &Path,
+    rebuild: bool,
+) -> Result<BuildOutcome, BuildError> {
+    let key = cache_key(cell, tree).await?;
+    let out = cache.dir("kernels").join(&key);
+    let kernel = Kernel {
+        image: out.join("image"),
+        vmlinux: out.join("vmlinux"),
+        config: out.join("config"),
+        log: out.join("build.log"),
+        key: key.clone(),
+        cached: true,
+    };
+    std::fs::create_dir_all(cell_dir).map_err(io(cell_dir))?;
+    if !rebuild && out.join(".complete").exists() {
+        copy_evidence(&kernel, cell_dir)?;
+        return Ok(BuildOutcome::Built(kernel));
+    }
+
+    // The object folder is per tree and cell so reruns after a change are incremental.
+    let objdir = cache
+        .dir("obj")
+        .join(&tree.id)
+        .join(cell.dir_name());
+    std::fs::create_dir_all(&objdir).map_err(io(&objdir))?;
+    let log = cell_dir.join("build.log");
+    let _ = std::fs::remove_file(&log);
+    let cc = compiler(cell);
+    let make = |targets: &[&str], jobs: usize| {
+        ProcSpec::new("make")
+            .args(make_args(cell, &tree.path, &objdir, &cc, jobs, targets))
+            .log(&log)
+    };
+
+    // 1. base config, 2. merge fragments in order, 3. olddefconfig, 4. verify.
+    let spec = make(&[&cell.base_config], 1);
+    append(&log, &format!("$ {}\n", spec.display()));
+    proc::run(&spec).await.map_err(|source| BuildError::Config {
+        target: cell.base_config.clone(),
+        log: log.clone(),
+        source,
+    })?;
+    let cfg_path = objdir.join(".config");
+    let base = std::fs::read_to_string(&cfg_path).map_err(io(&cfg_path))?;
+    let mut fragments = Vec::new();
+    for f in &cell.fragments {
+        let text = std::fs::read_to_string(f).map_err(io(f))?;
+        let name = f
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        fragments.push((name, text));
+    }
+    let (merged, requested) = kconfig::merge(&base, &fragments);
+    std::fs::write(&cfg_path, merged).map_err(io(&cfg_path))?;
+    let spec = make(&["olddefconfig"], 1);
+    append(&log, &format!("$ {}\n", spec.display()));
+    proc::run(&spec).await.map_err(|source| BuildError::Config {
+        target: "olddefconfig".into(),
+        log: log.clone(),
+        source,
+    })?;
+    let final_cfg = std::fs::read_to_string(&cfg_path).map_err(io(&cfg_path))?;
+    let cell_cfg = cell_dir.join("config");
+    std::fs::write(&cell_cfg, &final_cfg).map_err(io(&cell_cfg))?;
+    let mut mismatches = kconfig::verify(&requested, &final_cfg);
+    if !mismatches.is_empty() {
+        for m in &mut mismatches {
+            m.kconfig = kconfig::kconfig_entry(&tree.path, &m.symbol);
+        }
+        return Ok(BuildOutcome::ConfigMismatch {
+            mismatches,
+            config: cell_cfg,
+        });
+    }
+
+    // 5. the build itself.
+    let (target, image_rel) = cell.arch.image_target();
+    let spec = make(&[target], jobs);
+    append(&log, &format!("$ {}\n", spec.display()));
+    let mut p = proc::spawn(&spec).map_err(|e| BuildError::Config {
+        target: target.into(),
+        log: log.clone(),
+        source: e,
+    })?;
+    let status = p.wait().await.map_err(|e| BuildError::Config {
+        target: target.into(),
+        log: log.clone(),
+        source: e,
+    })?;
+    if !status.success() {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        return Ok(BuildOutcome::Failed {
+            errors: first_errors(&text, 10),
+            log,
+        });
+    }
+
+    // 6. publish into the cache atomically.
+    let tmp = out.with_extension("tmp");
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp).map_err(io(&tmp))?;
+    for (from, to) in [
+        (objdir.join(image_rel), "image"),
+        (objdir.join("vmlinux"), "vmlinux"),
+        (cfg_path.clone(), "config"),
+        (log.clone(), "build.log"),
+    ] {
+        std::fs::copy(&from, tmp.join(to)).map_err(io(&from))?;
+    }
+    std::fs::write(tmp.join(".complete"), b"").map_err(io(&tmp))?;
+    let _ = std::fs::remove_dir_all(&out);
+    std::fs::rename(&tmp, &out).map_err(io(&out))?;
+    Ok(BuildOutcome::Built(Kernel {
+        cached: false,
+        ..kernel
+    }))
+}
+
+fn copy_evidence(k: &Kernel, cell_dir: &Path) -> Result<(), BuildError> {
+    for (from, to) in [(&k.log, "build.log"), (&k.config, "config")] {
+        let dst = cell_dir.join(to);
+        std::fs::copy(from, &dst).map_err(io(from))?;
+    }
+    Ok(())
+}
+
+fn append(path: &Path, text: &str) {
+    use std::io::Write;
+    if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
+        let _ = f.write_all(text.as_bytes());
+    }
+}
+
+/// The first compiler/linker errors in a build log (`file:line:col: error: ...`).
+pub fn first_errors(log: &str, max: usize) -> Vec<String> {
+    let mut v: Vec<String> = Vec::new();
+    for l in log.lines() {
+        let is_err = l.contains(": error: ")
+            || l.contains(": fatal error: ")
+            || l.contains("undefined reference to")
+            || (l.starts_with("ERROR: modpost:"));
+        if is_err && !v.iter().any(|x| x == l) {
+            v.push(l.to_string());
+            if v.len() == max {
+                break;
+            }
+        }
+    }
+    if v.is_empty() {
+        // No recognisable error line: show make's own last words.
+        v = log
+            .lines()
+            .rev()
+            .filter(|l| l.starts_with("make") || l.contains("Error"))
+            .take(3)
+            .map(str::to_string)
+            .collect();
+        v.reverse();
+    }
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::Arch;
+
+    fn cell(arch: Arch) -> Cell {
+        Cell {
+            arch,
+            config: "pvl-on".into(),
+            patchset: "base".into(),
+            base_config: "tinyconfig".into(),
+            fragments: vec![],
+            patches: vec![],
+        }
+    }
+
+    #[test]
+    fn make_args_native_and_cross() {
+        let a = make_args(&cell(Arch::X86_64), Path::new("/t"), Path::new("/o"), "gcc", 2, &["bzImage"]);
+        assert_eq!(a, ["-C", "/t", "O=/o", "ARCH=x86_64", "CC=gcc", "-j2", "bzImage"]);
+        let a = make_args(&cell(Arch::Arm64), Path::new("/t"), Path::new("/o"), "ccache aarch64-linux-gnu-gcc", 4, &["Image"]);
+        assert_eq!(
+            a,
+            ["-C", "/t", "O=/o", "ARCH=arm64", "CROSS_COMPILE=aarch64-linux-gnu-", "CC=ccache aarch64-linux-gnu-gcc", "-j4", "Image"]
+        );
+    }
+
+    #[test]
+    fn first_errors_finds_compiler_errors_with_file_and_line() {
+        let log = "  CC      net/ipv4/tcp.o\n../net/ipv4/tcp.c:2175:35: error: implicit declaration of function 'vma_start_read_unlocked' [-Werror=implicit-function-declaration]\n 2175 |  struct vm_area_struct *vma = vma_start_read_unlocked(mm, address);\nmake[4]: *** [../scripts/Makefile.build:287: net/ipv4/tcp.o] Error 1\n";
+        let e = first_errors(log, 10);
+        assert_eq!(e.len(), 1);
+        assert!(e[0].starts_with("../net/ipv4/tcp.c:2175:35: error:"));
+        let e = first_errors("make: *** [Makefile:224: __sub-make] Error 2\n", 10);
+        assert_eq!(e, ["make: *** [Makefile:224: __sub-make] Error 2"]);
+    }
+
+    #[tokio::test]
+    async fn cache_key_changes_with_each_input() {
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("a.config");
+        std::fs::write(&f, "CONFIG_A=y\n").unwrap();
+        let mut c = cell(Arch::X86_64);
+        c.fragments = vec![f.clone()];
+        let tree = Tree { path: d.path().into(), id: "linux-7.3".into() };
+        let k0 = cache_key(&c, &tree).await.unwrap();
+        assert_eq!(k0, cache_key(&c, &tree).await.unwrap(), "stable");
+        std::fs::write(&f, "CONFIG_A=n\n").unwrap();
+        let k1 = cache_key(&c, &tree).await.unwrap();
+        assert_ne!(k0, k1, "fragment content");
+        let tree2 = Tree { id: "linux-7.3+patch".into(), ..tree.clone() };
+        assert_ne!(k1, cache_key(&c, &tree2).await.unwrap(), "tree/patches");
+        c.base_config = "defconfig".into();
+        assert_ne!(k1, cache_key(&c, &tree).await.unwrap(), "base config");
+    }
+}

@@ -1,0 +1,93 @@
+//! The cache directory: downloaded packages, unpacked trees, build directories, kernels,
+//! guest images and keys. `KMATRIX_CACHE`, else `$XDG_CACHE_HOME/kmatrix`, else
+//! `~/.cache/kmatrix`.
+
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone)]
+pub struct Cache {
+    pub root: PathBuf,
+}
+
+impl Cache {
+    pub fn from_env() -> Cache {
+        let root = std::env::var_os("KMATRIX_CACHE")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("XDG_CACHE_HOME").map(|d| PathBuf::from(d).join("kmatrix")))
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/kmatrix")))
+            .unwrap_or_else(|| PathBuf::from("/var/cache/kmatrix"));
+        Cache { root }
+    }
+    pub fn dir(&self, sub: &str) -> PathBuf {
+        self.root.join(sub)
+    }
+}
+
+/// Incremental sha256 over the inputs that decide an output.
+#[derive(Default)]
+pub struct Hasher(Sha256);
+
+impl Hasher {
+    pub fn new(domain: &str) -> Hasher {
+        let mut h = Hasher(Sha256::new());
+        h.field(domain.as_bytes());
+        h
+    }
+    /// Length-prefixed, so ("ab","c") and ("a","bc") differ.
+    pub fn field(&mut self, bytes: &[u8]) -> &mut Self {
+        self.0.update((bytes.len() as u64).to_le_bytes());
+        self.0.update(bytes);
+        self
+    }
+    pub fn file(&mut self, path: &Path) -> std::io::Result<&mut Self> {
+        let bytes = std::fs::read(path)?;
+        Ok(self.field(&bytes))
+    }
+    /// Short hex digest (16 bytes) for directory names.
+    pub fn finish(self) -> String {
+        let d = self.0.finalize();
+        d.iter().take(16).map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+/// Write a file atomically: temp file in the same folder, fsync, rename.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let tmp = dir.join(format!(
+        ".{}.tmp{}",
+        path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default(),
+        std::process::id()
+    ));
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    drop(f);
+    std::fs::rename(&tmp, path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hash_fields_are_length_prefixed() {
+        let mut a = Hasher::new("t");
+        a.field(b"ab").field(b"c");
+        let mut b = Hasher::new("t");
+        b.field(b"a").field(b"bc");
+        assert_ne!(a.finish(), b.finish());
+    }
+
+    #[test]
+    fn write_atomic_replaces_whole_file() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("sub/r.json");
+        write_atomic(&p, b"one").unwrap();
+        write_atomic(&p, b"two").unwrap();
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), "two");
+        assert_eq!(std::fs::read_dir(d.path().join("sub")).unwrap().count(), 1);
+    }
+}

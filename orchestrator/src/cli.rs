@@ -1,0 +1,229 @@
+//! Command line: `kmatrix run | plan | parse`, and what each does at the top level.
+
+use crate::cache::Cache;
+use crate::engine::{Engine, RunOptions};
+use crate::plan::Plan;
+use clap::{Parser, Subcommand};
+use std::path::{Path, PathBuf};
+
+/// Documented exit codes (README "Exit codes").
+pub mod exit {
+    pub const PASS: i32 = 0;
+    pub const FINDINGS: i32 = 1;
+    pub const USAGE: i32 = 2;
+    pub const INFRA: i32 = 3;
+    pub const INTERRUPTED: i32 = 130;
+}
+
+#[derive(Debug, Parser)]
+#[command(name = "kmatrix", version, about = "Build, boot and stress kernel patch series across a config matrix")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Build, boot and test every selected cell; print the result matrix.
+    Run {
+        #[command(flatten)]
+        sel: Selection,
+        /// Rebuild kernels even when the cache has them.
+        #[arg(long)]
+        rebuild: bool,
+        /// Where run directories go (default: `runs/` next to the spec).
+        #[arg(long)]
+        runs_dir: Option<PathBuf>,
+    },
+    /// Build the kernels of the selected cells (no boot).
+    Build {
+        #[command(flatten)]
+        sel: Selection,
+        #[arg(long)]
+        rebuild: bool,
+        #[arg(long)]
+        runs_dir: Option<PathBuf>,
+    },
+    /// Print the cells and what each will build, without doing anything.
+    Plan {
+        #[command(flatten)]
+        sel: Selection,
+    },
+    /// Find kernel reports in a console log.
+    Parse {
+        log: PathBuf,
+        /// Print one JSON object with a `findings` array.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct Selection {
+    /// The matrix spec.
+    #[arg(short = 'f', long = "spec", default_value = "kmatrix.yaml")]
+    pub spec: PathBuf,
+    /// Only cells whose id (arch/config/patchset) matches this glob; repeatable.
+    #[arg(long)]
+    pub only: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error(transparent)]
+    Spec(#[from] crate::spec::SpecError),
+    #[error("--only `{0}`: {1}")]
+    Glob(String, String),
+    #[error("--only {0:?} selects no cell; `kmatrix plan` lists the cell ids")]
+    NoCells(Vec<String>),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl CliError {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            CliError::Io { .. } => exit::INFRA,
+            _ => exit::USAGE,
+        }
+    }
+}
+
+fn load(sel: &Selection) -> Result<Plan, CliError> {
+    let mut plan = crate::spec::load(&sel.spec)?;
+    if !sel.only.is_empty() {
+        let mut b = globset::GlobSetBuilder::new();
+        for g in &sel.only {
+            b.add(globset::Glob::new(g).map_err(|e| CliError::Glob(g.clone(), e.to_string()))?);
+        }
+        let set = b.build().map_err(|e| CliError::Glob(sel.only.join(","), e.to_string()))?;
+        plan.cells.retain(|c| set.is_match(c.id()));
+        if plan.cells.is_empty() {
+            return Err(CliError::NoCells(sel.only.clone()));
+        }
+    }
+    Ok(plan)
+}
+
+pub async fn main(cli: Cli) -> Result<i32, CliError> {
+    match cli.command {
+        Command::Plan { sel } => {
+            let plan = load(&sel)?;
+            for c in &plan.cells {
+                let frags: Vec<String> = c
+                    .fragments
+                    .iter()
+                    .map(|f| f.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default())
+                    .collect();
+                println!(
+                    "{:<28} {} + [{}], {} patch(es)",
+                    c.id(),
+                    c.base_config,
+                    frags.join(", "),
+                    c.patches.len()
+                );
+            }
+            println!(
+                "{} cell(s); tests: {}",
+                plan.cells.len(),
+                plan.tests.iter().map(|t| t.name.as_str()).collect::<Vec<_>>().join(", ")
+            );
+            Ok(exit::PASS)
+        }
+        Command::Parse { log, json } => {
+            let f = std::fs::File::open(&log).map_err(|source| CliError::Io { path: log.clone(), source })?;
+            let findings = crate::console::parse(std::io::BufReader::new(f))
+                .map_err(|source| CliError::Io { path: log.clone(), source })?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&crate::console::findings_json(&findings)).unwrap_or_default()
+                );
+            } else {
+                for f in &findings {
+                    println!("{}: {} [{:?}]", f.line, f.title, f.kind);
+                }
+                if findings.is_empty() {
+                    println!("no kernel reports");
+                }
+            }
+            Ok(exit::PASS)
+        }
+        Command::Run { sel, rebuild, runs_dir } => {
+            run(sel, RunOptions { rebuild, build_only: false }, runs_dir).await
+        }
+        Command::Build { sel, rebuild, runs_dir } => {
+            run(sel, RunOptions { rebuild, build_only: true }, runs_dir).await
+        }
+    }
+}
+
+async fn run(sel: Selection, opts: RunOptions, runs_dir: Option<PathBuf>) -> Result<i32, CliError> {
+    let plan = load(&sel)?;
+    let runs = runs_dir.unwrap_or_else(|| plan.root.join("runs"));
+    let run_dir = runs.join(timestamp());
+    std::fs::create_dir_all(&run_dir).map_err(|source| CliError::Io { path: run_dir.clone(), source })?;
+    let latest = runs.join("latest");
+    let _ = std::fs::remove_file(&latest);
+    let _ = std::os::unix::fs::symlink(run_dir.file_name().unwrap_or_default(), &latest);
+
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let (cancel_tx, cancel_rx) = tokio::sync::watch::channel(false);
+    // First Ctrl-C: stop scheduling, shut VMs down, still write results.
+    // Second: kill every process group we started and leave.
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("kmatrix: interrupted; stopping (Ctrl-C again to kill everything)");
+            let _ = cancel_tx.send(true);
+            if tokio::signal::ctrl_c().await.is_ok() {
+                crate::proc::kill_all();
+                std::process::exit(exit::INTERRUPTED);
+            }
+        }
+    });
+    let reporter = tokio::spawn(crate::report::reporter(rx, plan.spec_path.clone()));
+    let engine = Engine::new(plan, Cache::from_env(), opts, run_dir.clone(), tx, cancel_rx);
+    engine.run().await;
+    let cells = reporter.await.unwrap_or_default();
+    let table = crate::report::matrix(&cells);
+    let _ = crate::cache::write_atomic(&run_dir.join("matrix.txt"), table.as_bytes());
+    println!("\n{table}");
+    println!("results: {}", display_rel(&run_dir.join("results.json")));
+    Ok(crate::report::exit_code(&cells))
+}
+
+fn display_rel(p: &Path) -> String {
+    std::env::current_dir()
+        .ok()
+        .and_then(|cwd| p.strip_prefix(cwd).ok().map(|r| r.display().to_string()))
+        .unwrap_or_else(|| p.display().to_string())
+}
+
+/// UTC `YYYYmmdd-HHMMSS` for run directory names.
+pub fn timestamp() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let (days, rem) = (secs / 86400, secs % 86400);
+    // Civil-from-days (proleptic Gregorian), as in Howard Hinnant's date algorithms.
+    let z = days as i64 + 719468;
+    let era = z.div_euclid(146097);
+    let doe = z - era * 146097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + if m <= 2 { 1 } else { 0 };
+    format!(
+        "{y:04}{m:02}{d:02}-{:02}{:02}{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}

@@ -1,0 +1,439 @@
+//! The engine: takes each cell through patch, build, image, boot, test and collect,
+//! emitting events. Processes are orchestrated here (async); decisions are in the
+//! synchronous modules it calls.
+
+use crate::build::{self, BuildOutcome, Kernel};
+use crate::cache::Cache;
+use crate::events::{Event, Phase, Sender};
+use crate::guest::{self, Target};
+use crate::image::{self, Image};
+use crate::plan::{Arch, Cell, Plan};
+use crate::source::{self, Patched, Tree};
+use crate::verdict::{self, CellResult, TestResult, Verdict};
+use crate::vm::{self, Accel, Vm, VmSpec};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+
+/// Options from the command line.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    pub rebuild: bool,
+    /// Build only: stop each cell after its kernel is built.
+    pub build_only: bool,
+}
+
+pub struct Engine {
+    pub plan: Plan,
+    pub cache: Cache,
+    pub opts: RunOptions,
+    pub run_dir: PathBuf,
+    pub tx: Sender,
+    pub cancel: watch::Receiver<bool>,
+    images: HashMap<Arch, Image>,
+    tree: Option<Tree>,
+}
+
+/// Why a phase stopped the cell early.
+struct Stop(Verdict, String, Vec<String>);
+
+impl Engine {
+    pub fn new(
+        plan: Plan,
+        cache: Cache,
+        opts: RunOptions,
+        run_dir: PathBuf,
+        tx: Sender,
+        cancel: watch::Receiver<bool>,
+    ) -> Engine {
+        Engine {
+            plan,
+            cache,
+            opts,
+            run_dir,
+            tx,
+            cancel,
+            images: HashMap::new(),
+            tree: None,
+        }
+    }
+
+    fn emit(&self, e: Event) {
+        let _ = self.tx.send(e);
+    }
+    fn phase(&self, cell: &Cell, phase: Phase, detail: impl Into<String>) {
+        self.emit(Event::Phase {
+            id: cell.id(),
+            phase,
+            detail: detail.into(),
+        });
+    }
+    fn note(&self, cell: &Cell, message: impl Into<String>) {
+        self.emit(Event::Note {
+            id: cell.id(),
+            message: message.into(),
+        });
+    }
+    fn cancelled(&self) -> bool {
+        *self.cancel.borrow()
+    }
+
+    pub async fn run(mut self) {
+        self.emit(Event::RunStarted {
+            cells: self.plan.cells.len(),
+            run_dir: self.run_dir.clone(),
+        });
+        let cells = self.plan.cells.clone();
+        for cell in &cells {
+            let dir = self.run_dir.join(cell.dir_name());
+            let mut result = CellResult::new(cell, dir.clone());
+            self.emit(Event::CellStarted { id: cell.id() });
+            let start = Instant::now();
+            if self.cancelled() {
+                result.verdict = Verdict::Interrupted;
+                result.reason = Some("run interrupted before this cell started".into());
+            } else {
+                let mut cancel = self.cancel.clone();
+                let outcome = tokio::select! {
+                    r = self.run_cell(cell, &dir, &mut result) => r,
+                    _ = cancel.wait_for(|c| *c) => Err(Stop(Verdict::Interrupted, "interrupted (Ctrl-C)".into(), vec![])),
+                };
+                if let Err(Stop(v, why, details)) = outcome {
+                    result.verdict = v;
+                    result.reason = Some(why);
+                    result.details.extend(details);
+                }
+            }
+            result.seconds = start.elapsed().as_secs_f64();
+            write_repro(&self.plan, cell, &dir);
+            self.emit(Event::CellFinished {
+                result: Box::new(result),
+            });
+        }
+        self.emit(Event::RunFinished);
+    }
+
+    async fn run_cell(&mut self, cell: &Cell, dir: &Path, result: &mut CellResult) -> Result<(), Stop> {
+        std::fs::create_dir_all(dir).map_err(|e| infra(format!("{}: {e}", dir.display())))?;
+
+        self.phase(cell, Phase::Source, "");
+        if self.tree.is_none() {
+            let t = source::prepare(&self.plan.source, &self.cache).await.map_err(|e| infra(chain(&e)))?;
+            self.tree = Some(t);
+        }
+        let pristine = self.tree.clone().ok_or_else(|| infra("no tree".into()))?;
+
+        self.phase(cell, Phase::Patch, format!("{} patch(es)", cell.patches.len()));
+        let tree = match source::patched_tree(&pristine, &cell.patchset, &cell.patches, &self.cache)
+            .await
+            .map_err(|e| infra(chain(&e)))?
+        {
+            Patched::Tree(t) => t,
+            Patched::Failed { patch, output } => {
+                let details = output
+                    .lines()
+                    .filter(|l| l.contains("FAILED") || l.contains("can't find file") || l.contains("malformed"))
+                    .map(str::to_string)
+                    .collect();
+                return Err(Stop(
+                    Verdict::PatchFail,
+                    format!("{} does not apply", patch.display()),
+                    details,
+                ));
+            }
+        };
+
+        self.phase(cell, Phase::Build, "make");
+        let kernel = match build::build(cell, &tree, &self.cache, self.plan.jobs, dir, self.opts.rebuild)
+            .await
+            .map_err(|e| infra(chain(&e)))?
+        {
+            BuildOutcome::Built(k) => k,
+            BuildOutcome::ConfigMismatch { mismatches, .. } => {
+                return Err(Stop(
+                    Verdict::ConfigMismatch,
+                    format!(
+                        "{} requested symbol(s) not honoured, e.g. CONFIG_{}",
+                        mismatches.len(),
+                        mismatches[0].symbol
+                    ),
+                    mismatches.iter().map(|m| m.to_string()).collect(),
+                ))
+            }
+            BuildOutcome::Failed { errors, log } => {
+                let first = errors.first().cloned().unwrap_or_default();
+                return Err(Stop(
+                    Verdict::BuildFail,
+                    format!("{first} (log: {})", log.display()),
+                    errors,
+                ));
+            }
+        };
+        result.kernel_cached = Some(kernel.cached);
+        result.kernel_key = Some(kernel.key.clone());
+        if kernel.cached {
+            self.note(cell, format!("kernel {} from cache (no make)", kernel.key));
+        }
+        if self.opts.build_only {
+            result.verdict = Verdict::Pass;
+            result.reason = Some("built (build only)".into());
+            return Ok(());
+        }
+
+        self.phase(cell, Phase::Image, "");
+        let image = self.image(cell.arch).await?;
+
+        self.boot_and_test(cell, dir, &kernel, &image, result).await
+    }
+
+    async fn image(&mut self, arch: Arch) -> Result<Image, Stop> {
+        if let Some(i) = self.images.get(&arch) {
+            return Ok(i.clone());
+        }
+        let bins = image::build_tests(arch, &self.plan.tests, &self.cache)
+            .await
+            .map_err(|e| infra(chain(&e)))?;
+        let img = image::prepare(arch, &bins, &self.cache)
+            .await
+            .map_err(|e| infra(chain(&e)))?;
+        self.images.insert(arch, img.clone());
+        Ok(img)
+    }
+
+    /// Start virtiofsd + QEMU with an accelerator; for KVM, check the guest really runs.
+    async fn start_vm(
+        &self,
+        cell: &Cell,
+        dir: &Path,
+        kernel: &Kernel,
+        image: &Image,
+        accel: Accel,
+        results: &Path,
+    ) -> Result<(Vm, crate::proc::Proc), Stop> {
+        let sock = dir.join("results.sock");
+        let virtiofsd = vm::start_virtiofsd("results", &sock, results, false, &dir.join("virtiofsd.log"))
+            .await
+            .map_err(|e| infra(chain(&e)))?;
+        let spec = VmSpec {
+            arch: cell.arch,
+            accel,
+            kernel: kernel.image.clone(),
+            initrd: image.initramfs.clone(),
+            memory_mib: self.plan.vm.memory_mib,
+            cpus: self.plan.vm.cpus,
+            console_log: dir.join("console.log"),
+            qmp_socket: dir.join("qmp.sock"),
+            ssh_port: vm::free_port().map_err(|e| infra(format!("no free port: {e}")))?,
+            shares: vec![("results".into(), sock)],
+            hung_task_secs: self.plan.vm.hung_task_timeout.as_secs(),
+        };
+        let _ = std::fs::remove_file(&spec.console_log);
+        let vm = Vm::start(spec, &dir.join("qemu.log")).map_err(|e| infra(chain(&e)))?;
+        append(&dir.join("qemu.log"), &format!("$ {}\n", vm.cmdline));
+        Ok((vm, virtiofsd))
+    }
+
+    async fn boot_and_test(
+        &self,
+        cell: &Cell,
+        dir: &Path,
+        kernel: &Kernel,
+        image: &Image,
+        result: &mut CellResult,
+    ) -> Result<(), Stop> {
+        let results = dir.join("results");
+        std::fs::create_dir_all(&results).map_err(|e| infra(format!("{}: {e}", results.display())))?;
+        let _ = std::fs::remove_file(dir.join("qemu.log"));
+
+        let first = vm::initial_accel(self.plan.vm.accel, cell.arch);
+        self.phase(cell, Phase::Boot, first.name());
+        let (mut vm, mut virtiofsd) = self.start_vm(cell, dir, kernel, image, first, &results).await?;
+        let mut accel = first;
+        if first == Accel::Kvm {
+            if let Err(reason) = vm.early_boot(Duration::from_secs(20)).await {
+                vm.qemu.terminate(Duration::from_secs(2)).await;
+                virtiofsd.terminate(Duration::from_secs(2)).await;
+                let _ = std::fs::rename(dir.join("console.log"), dir.join("console-kvm.log"));
+                let note = format!("KVM failed ({reason}); fell back to TCG");
+                self.note(cell, note.clone());
+                result.accel_note = Some(note);
+                accel = Accel::Tcg;
+                self.phase(cell, Phase::Boot, "tcg");
+                (vm, virtiofsd) = self.start_vm(cell, dir, kernel, image, accel, &results).await?;
+            }
+        }
+        result.accel = Some(accel.name().into());
+
+        let outcome = self.drive(cell, dir, &mut vm, image, result).await;
+
+        // Shutdown: the guest was asked to reboot (-no-reboot turns it into an exit);
+        // whatever happened, QEMU and virtiofsd are gone after this.
+        vm.stop(Duration::from_secs(10)).await;
+        virtiofsd.terminate(Duration::from_secs(2)).await;
+
+        self.phase(cell, Phase::Collect, "console");
+        let console = std::fs::read(&vm.spec.console_log).unwrap_or_default();
+        let findings = crate::console::parse(&console[..]).unwrap_or_default();
+        let _ = crate::cache::write_atomic(
+            &dir.join("findings.json"),
+            serde_json::to_string_pretty(&crate::console::findings_json(&findings))
+                .unwrap_or_default()
+                .as_bytes(),
+        );
+        result.findings = findings;
+        for t in &mut result.tests {
+            let f = results.join(format!("{}.ktap", t.name));
+            if f.is_file() {
+                t.result_file = Some(f);
+            }
+        }
+        outcome?;
+        let (v, why) = verdict::decide(&result.tests, &result.findings);
+        result.verdict = v;
+        result.reason = why;
+        Ok(())
+    }
+
+    /// Wait for SSH, run the tests, ask the guest to power off.
+    async fn drive(
+        &self,
+        cell: &Cell,
+        dir: &Path,
+        vm: &mut Vm,
+        image: &Image,
+        result: &mut CellResult,
+    ) -> Result<(), Stop> {
+        let target = Target {
+            addr: std::net::SocketAddr::from(([127, 0, 0, 1], vm.spec.ssh_port)),
+            host_key: image.host_key.clone(),
+            key: image.client_key.clone(),
+            public: image.client_pub.clone(),
+        };
+        let deadline = Instant::now() + self.plan.vm.boot_timeout;
+        let session = loop {
+            if let Some(st) = vm.qemu.try_wait() {
+                return Err(Stop(
+                    Verdict::BootFail,
+                    format!("QEMU exited ({st}) before SSH answered"),
+                    tail_lines(&vm.console_tail(15), &vm.qemu.tail()),
+                ));
+            }
+            if Instant::now() > deadline {
+                return Err(Stop(
+                    Verdict::BootFail,
+                    format!("SSH did not answer within {}s", self.plan.vm.boot_timeout.as_secs()),
+                    tail_lines(&vm.console_tail(15), &vm.qemu.tail()),
+                ));
+            }
+            // Only knock once init says sshd is up; saves futile handshakes.
+            if vm.console().contains("kmatrix-guest: ready") {
+                let t = target.clone();
+                match tokio::task::spawn_blocking(move || guest::connect(&t, Duration::from_secs(10))).await {
+                    Ok(Ok(s)) => break s,
+                    Ok(Err(e @ guest::SshError::HostKey { .. })) => return Err(infra(e.to_string())),
+                    _ => {}
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        };
+        self.note(
+            cell,
+            format!("ssh ready {:.1}s after QEMU start", vm.started.elapsed().as_secs_f64()),
+        );
+        let session = std::sync::Arc::new(session);
+        let tests_dir = dir.join("tests");
+        std::fs::create_dir_all(&tests_dir).map_err(|e| infra(e.to_string()))?;
+        let slow = vm.spec.accel.slowdown(cell.arch);
+        for t in &self.plan.tests {
+            self.phase(cell, Phase::Test, t.name.clone());
+            let secs = t.duration.as_secs().max(1);
+            let cmd = format!(
+                "/tests/{} {} /results/{}.ktap {}",
+                t.name,
+                secs,
+                t.name,
+                t.args.join(" ")
+            );
+            let out = tests_dir.join(format!("{}.ktap", t.name));
+            // Timeouts are written for TCG on x86_64; slower setups get more.
+            let timeout = t.timeout * slow.max(4) / 4;
+            let s = session.clone();
+            let start = Instant::now();
+            let run = tokio::task::spawn_blocking(move || guest::exec(&s, &cmd, timeout, Some(&out))).await;
+            let text = std::fs::read_to_string(tests_dir.join(format!("{}.ktap", t.name))).unwrap_or_default();
+            let mut tr = TestResult {
+                name: t.name.clone(),
+                exit_status: None,
+                ktap: crate::ktap::parse(&text),
+                timed_out: false,
+                seconds: start.elapsed().as_secs_f64(),
+                result_file: None,
+                error: None,
+            };
+            match run {
+                Ok(Ok(r)) => tr.exit_status = Some(r.exit_status),
+                Ok(Err(guest::SshError::Timeout { .. })) => {
+                    tr.timed_out = true;
+                    tr.error = Some(format!("overran its timeout of {}s", timeout.as_secs()));
+                }
+                Ok(Err(e)) => {
+                    tr.error = Some(if vm.qemu.try_wait().is_some() {
+                        format!("guest died during the test ({e})")
+                    } else {
+                        e.to_string()
+                    })
+                }
+                Err(e) => tr.error = Some(format!("ssh thread: {e}")),
+            }
+            let stop = tr.timed_out || vm.qemu.try_wait().is_some();
+            result.tests.push(tr);
+            if stop {
+                return Ok(());
+            }
+        }
+        let s = session.clone();
+        let _ = tokio::task::spawn_blocking(move || guest::fire(&s, "sync; umount /results; reboot -f")).await;
+        Ok(())
+    }
+}
+
+fn infra(msg: String) -> Stop {
+    Stop(Verdict::InfraError, msg, vec![])
+}
+
+/// An error and its sources on one line.
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+fn tail_lines(console: &str, qemu: &str) -> Vec<String> {
+    let mut v: Vec<String> = console.lines().map(|l| format!("console| {l}")).collect();
+    v.extend(qemu.lines().filter(|l| !l.is_empty()).map(|l| format!("qemu| {l}")));
+    v
+}
+
+fn append(path: &Path, text: &str) {
+    use std::io::Write;
+    if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
+        let _ = f.write_all(text.as_bytes());
+    }
+}
+
+/// One line that reproduces this cell alone.
+fn write_repro(plan: &Plan, cell: &Cell, dir: &Path) {
+    let line = format!(
+        "kmatrix run --spec {} --only '{}'\n",
+        plan.spec_path.display(),
+        cell.id()
+    );
+    let _ = std::fs::create_dir_all(dir);
+    let _ = std::fs::write(dir.join("repro.txt"), line);
+}

@@ -1,0 +1,170 @@
+//! SSH to the guest with the `ssh2` crate. ssh2 is blocking, so every call here runs on
+//! a blocking thread (`tokio::task::spawn_blocking`) with session timeouts.
+
+use base64::Engine;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SshError {
+    #[error("connect to {addr}: {source}")]
+    Connect {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("ssh handshake with {addr}: {source}")]
+    Handshake {
+        addr: SocketAddr,
+        #[source]
+        source: ssh2::Error,
+    },
+    #[error("guest host key does not match the image's pinned key (got {got})")]
+    HostKey { got: String },
+    #[error("ssh authentication as root failed: {0}")]
+    Auth(#[source] ssh2::Error),
+    #[error("ssh `{command}`: {source}")]
+    Exec {
+        command: String,
+        #[source]
+        source: ssh2::Error,
+    },
+    #[error("reading output of `{command}`: {source}")]
+    Read {
+        command: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("`{command}` did not finish within {}s", timeout.as_secs())]
+    Timeout { command: String, timeout: Duration },
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// How to reach and trust a guest.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub addr: SocketAddr,
+    /// Base64 blob of the guest's ed25519 host key.
+    pub host_key: String,
+    pub key: PathBuf,
+    pub public: PathBuf,
+}
+
+/// Open an authenticated session (blocking).
+pub fn connect(t: &Target, timeout: Duration) -> Result<ssh2::Session, SshError> {
+    let tcp = TcpStream::connect_timeout(&t.addr, timeout).map_err(|source| SshError::Connect {
+        addr: t.addr,
+        source,
+    })?;
+    let mut s = ssh2::Session::new().map_err(|source| SshError::Handshake {
+        addr: t.addr,
+        source,
+    })?;
+    s.set_tcp_stream(tcp);
+    s.set_timeout(timeout.as_millis() as u32);
+    s.handshake().map_err(|source| SshError::Handshake {
+        addr: t.addr,
+        source,
+    })?;
+    let got = s
+        .host_key()
+        .map(|(k, _)| base64::engine::general_purpose::STANDARD.encode(k))
+        .unwrap_or_default();
+    if got != t.host_key {
+        return Err(SshError::HostKey { got });
+    }
+    s.userauth_pubkey_file("root", Some(&t.public), &t.key, None)
+        .map_err(SshError::Auth)?;
+    Ok(s)
+}
+
+/// What a command did.
+#[derive(Debug, Clone)]
+pub struct ExecResult {
+    pub exit_status: i32,
+    pub output: String,
+    pub elapsed: Duration,
+}
+
+/// Run `command` (stderr merged into stdout), streaming its output to `out` as it
+/// arrives; give up after `timeout`.
+pub fn exec(
+    s: &ssh2::Session,
+    command: &str,
+    timeout: Duration,
+    out: Option<&Path>,
+) -> Result<ExecResult, SshError> {
+    let start = Instant::now();
+    let exec_err = |source| SshError::Exec {
+        command: command.to_string(),
+        source,
+    };
+    let mut file = match out {
+        Some(p) => Some(std::fs::File::create(p).map_err(|source| SshError::Io {
+            path: p.to_owned(),
+            source,
+        })?),
+        None => None,
+    };
+    // Short session timeout so reads return regularly and the deadline is checked.
+    s.set_timeout(1000);
+    let mut ch = s.channel_session().map_err(exec_err)?;
+    ch.exec(&format!("{command} 2>&1")).map_err(exec_err)?;
+    let mut output = Vec::new();
+    let mut buf = [0u8; 16384];
+    loop {
+        match ch.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                output.extend_from_slice(&buf[..n]);
+                if let Some(f) = file.as_mut() {
+                    let _ = f.write_all(&buf[..n]);
+                    let _ = f.flush();
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut || is_ssh_timeout(&e) => {}
+            Err(source) => {
+                return Err(SshError::Read {
+                    command: command.to_string(),
+                    source,
+                })
+            }
+        }
+        if start.elapsed() > timeout {
+            return Err(SshError::Timeout {
+                command: command.to_string(),
+                timeout,
+            });
+        }
+    }
+    let _ = ch.wait_close();
+    let exit_status = ch.exit_status().map_err(exec_err)?;
+    Ok(ExecResult {
+        exit_status,
+        output: String::from_utf8_lossy(&output).into_owned(),
+        elapsed: start.elapsed(),
+    })
+}
+
+fn is_ssh_timeout(e: &std::io::Error) -> bool {
+    // libssh2 reports LIBSSH2_ERROR_TIMEOUT (-9) wrapped in an io::Error.
+    let s = e.to_string();
+    s.contains("Timed out") || s.contains("timed out") || s.contains("-9")
+}
+
+/// Start a command and do not wait for it (used for `reboot -f`, which never answers).
+pub fn fire(s: &ssh2::Session, command: &str) {
+    s.set_timeout(2000);
+    if let Ok(mut ch) = s.channel_session() {
+        let _ = ch.exec(command);
+        let mut sink = Vec::new();
+        let _ = ch.read_to_end(&mut sink);
+    }
+}

@@ -1,0 +1,137 @@
+//! The validated plan: the cells of the matrix (arch x config x patchset) and what each runs.
+
+use crate::spec::{AccelChoice, SourceSpec};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Guest architectures kmatrix can build and boot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+pub enum Arch {
+    #[serde(rename = "x86_64")]
+    X86_64,
+    #[serde(rename = "arm64")]
+    Arm64,
+}
+
+impl Arch {
+    pub fn from_name(s: &str) -> Option<Arch> {
+        match s {
+            "x86_64" => Some(Arch::X86_64),
+            "arm64" | "aarch64" => Some(Arch::Arm64),
+            _ => None,
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "x86_64",
+            Arch::Arm64 => "arm64",
+        }
+    }
+    /// `ARCH=` for the kernel's make.
+    pub fn kernel_arch(self) -> &'static str {
+        self.name()
+    }
+    /// `CROSS_COMPILE=` prefix when building on an x86_64 host ("" when native).
+    pub fn cross_prefix(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "",
+            Arch::Arm64 => "aarch64-linux-gnu-",
+        }
+    }
+    /// The boot image make target and its path under the build directory.
+    pub fn image_target(self) -> (&'static str, &'static str) {
+        match self {
+            Arch::X86_64 => ("bzImage", "arch/x86/boot/bzImage"),
+            Arch::Arm64 => ("Image", "arch/arm64/boot/Image"),
+        }
+    }
+    /// Debian's name for the architecture (for `apt-get download pkg:ARCH`).
+    pub fn deb_arch(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "amd64",
+            Arch::Arm64 => "arm64",
+        }
+    }
+    /// Debian multiarch triplet (library directories in the packages).
+    pub fn triplet(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "x86_64-linux-gnu",
+            Arch::Arm64 => "aarch64-linux-gnu",
+        }
+    }
+    pub fn qemu_binary(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "qemu-system-x86_64",
+            Arch::Arm64 => "qemu-system-aarch64",
+        }
+    }
+    pub fn console_device(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "ttyS0",
+            Arch::Arm64 => "ttyAMA0",
+        }
+    }
+    /// C compiler for guest programs.
+    pub fn cc(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "gcc",
+            Arch::Arm64 => "aarch64-linux-gnu-gcc",
+        }
+    }
+}
+
+/// One cell of the matrix.
+#[derive(Debug, Clone)]
+pub struct Cell {
+    pub arch: Arch,
+    pub config: String,
+    pub patchset: String,
+    /// `make` target producing the starting config (e.g. `tinyconfig`).
+    pub base_config: String,
+    /// Fragments merged in order on top of the base config; later wins.
+    pub fragments: Vec<PathBuf>,
+    pub patches: Vec<PathBuf>,
+}
+
+impl Cell {
+    /// Stable id, e.g. `arm64/pvl-off/v2`.
+    pub fn id(&self) -> String {
+        format!("{}/{}/{}", self.arch.name(), self.config, self.patchset)
+    }
+    /// The id as a single path component.
+    pub fn dir_name(&self) -> String {
+        self.id().replace('/', "-")
+    }
+}
+
+/// One guest test program and how to run it.
+#[derive(Debug, Clone)]
+pub struct TestSpec {
+    pub name: String,
+    pub source: PathBuf,
+    pub args: Vec<String>,
+    pub duration: Duration,
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct VmSettings {
+    pub accel: AccelChoice,
+    pub memory_mib: u64,
+    pub cpus: u32,
+    pub boot_timeout: Duration,
+    pub hung_task_timeout: Duration,
+}
+
+/// Everything a run needs, validated.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub spec_path: PathBuf,
+    /// The spec file's folder: relative paths were resolved against it.
+    pub root: PathBuf,
+    pub source: SourceSpec,
+    pub cells: Vec<Cell>,
+    pub tests: Vec<TestSpec>,
+    pub vm: VmSettings,
+    pub jobs: usize,
+}

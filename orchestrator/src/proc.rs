@@ -1,0 +1,407 @@
+//! The one way kmatrix starts a program: own process group, stdin null, stdout and
+//! stderr drained concurrently into a log file and a tail kept for error messages,
+//! registered so that every exit path (including Ctrl-C and panics) can kill it.
+
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+use std::collections::{BTreeSet, VecDeque};
+use std::ffi::{OsStr, OsString};
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::task::JoinHandle;
+
+const TAIL_LINES: usize = 40;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProcError {
+    #[error("cannot start `{cmdline}`: {source}")]
+    Spawn {
+        cmdline: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("`{cmdline}` failed ({status}){}", fmt_tail(tail))]
+    Failed {
+        cmdline: String,
+        status: ExitStatus,
+        tail: String,
+    },
+    #[error("waiting for `{cmdline}`: {source}")]
+    Wait {
+        cmdline: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn fmt_tail(tail: &str) -> String {
+    if tail.trim().is_empty() {
+        String::new()
+    } else {
+        format!(":\n{}", tail.trim_end())
+    }
+}
+
+/// Process groups started and not yet known dead.
+static GROUPS: Mutex<BTreeSet<i32>> = Mutex::new(BTreeSet::new());
+
+/// SIGKILL every process group kmatrix started and has not reaped. Returns how many.
+pub fn kill_all() -> usize {
+    let groups: Vec<i32> = GROUPS.lock().map(|g| g.iter().copied().collect()).unwrap_or_default();
+    for g in &groups {
+        let _ = killpg(Pid::from_raw(*g), Signal::SIGKILL);
+    }
+    groups.len()
+}
+
+/// Process groups currently registered (for tests and leak checks).
+pub fn live_groups() -> Vec<i32> {
+    GROUPS.lock().map(|g| g.iter().copied().collect()).unwrap_or_default()
+}
+
+/// What to run. Build it, log `display()`, then `spawn`.
+#[derive(Debug, Clone)]
+pub struct ProcSpec {
+    program: OsString,
+    args: Vec<OsString>,
+    cwd: Option<PathBuf>,
+    env: Vec<(OsString, OsString)>,
+    log: Option<PathBuf>,
+}
+
+impl ProcSpec {
+    pub fn new(program: impl AsRef<OsStr>) -> Self {
+        ProcSpec {
+            program: program.as_ref().to_owned(),
+            args: Vec::new(),
+            cwd: None,
+            env: Vec::new(),
+            log: None,
+        }
+    }
+    pub fn arg(mut self, a: impl AsRef<OsStr>) -> Self {
+        self.args.push(a.as_ref().to_owned());
+        self
+    }
+    pub fn args<I: IntoIterator<Item = S>, S: AsRef<OsStr>>(mut self, args: I) -> Self {
+        self.args
+            .extend(args.into_iter().map(|a| a.as_ref().to_owned()));
+        self
+    }
+    pub fn cwd(mut self, dir: impl AsRef<Path>) -> Self {
+        self.cwd = Some(dir.as_ref().to_owned());
+        self
+    }
+    pub fn env(mut self, k: impl AsRef<OsStr>, v: impl AsRef<OsStr>) -> Self {
+        self.env.push((k.as_ref().to_owned(), v.as_ref().to_owned()));
+        self
+    }
+    /// Append stdout and stderr, line by line as they arrive, to this file.
+    pub fn log(mut self, file: impl AsRef<Path>) -> Self {
+        self.log = Some(file.as_ref().to_owned());
+        self
+    }
+    /// The command line as a shell would show it.
+    pub fn display(&self) -> String {
+        std::iter::once(&self.program)
+            .chain(self.args.iter())
+            .map(|a| {
+                let s = a.to_string_lossy();
+                if s.is_empty() || s.contains([' ', '"', '\'', '$']) {
+                    format!("'{}'", s.replace('\'', "'\\''"))
+                } else {
+                    s.into_owned()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+/// A running child in its own process group.
+pub struct Proc {
+    child: tokio::process::Child,
+    pgid: i32,
+    cmdline: String,
+    tail: Arc<Mutex<VecDeque<String>>>,
+    drains: Vec<JoinHandle<()>>,
+    status: Option<ExitStatus>,
+}
+
+pub fn spawn(spec: &ProcSpec) -> Result<Proc, ProcError> {
+    let cmdline = spec.display();
+    let mut cmd = tokio::process::Command::new(&spec.program);
+    cmd.args(&spec.args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true);
+    if let Some(d) = &spec.cwd {
+        cmd.current_dir(d);
+    }
+    for (k, v) in &spec.env {
+        cmd.env(k, v);
+    }
+    let log = match &spec.log {
+        Some(p) => Some(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+                .map_err(|source| ProcError::Spawn {
+                    cmdline: cmdline.clone(),
+                    source,
+                })?,
+        ),
+        None => None,
+    };
+    let mut child = cmd.spawn().map_err(|source| ProcError::Spawn {
+        cmdline: cmdline.clone(),
+        source,
+    })?;
+    let pgid = child.id().unwrap_or(0) as i32;
+    if let Ok(mut g) = GROUPS.lock() {
+        g.insert(pgid);
+    }
+    let log = log.map(|f| Arc::new(Mutex::new(f)));
+    let tail = Arc::new(Mutex::new(VecDeque::new()));
+    let mut drains = Vec::new();
+    if let Some(out) = child.stdout.take() {
+        drains.push(tokio::spawn(drain(out, log.clone(), tail.clone())));
+    }
+    if let Some(err) = child.stderr.take() {
+        drains.push(tokio::spawn(drain(err, log, tail.clone())));
+    }
+    Ok(Proc {
+        child,
+        pgid,
+        cmdline,
+        tail,
+        drains,
+        status: None,
+    })
+}
+
+async fn drain(
+    r: impl AsyncRead + Unpin,
+    log: Option<Arc<Mutex<std::fs::File>>>,
+    tail: Arc<Mutex<VecDeque<String>>>,
+) {
+    use std::io::Write;
+    let mut r = BufReader::new(r);
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        match r.read_until(b'\n', &mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+        if let Some(f) = &log {
+            if let Ok(mut f) = f.lock() {
+                let _ = f.write_all(&buf);
+            }
+        }
+        if let Ok(mut t) = tail.lock() {
+            if t.len() == TAIL_LINES {
+                t.pop_front();
+            }
+            t.push_back(String::from_utf8_lossy(&buf).trim_end().to_string());
+        }
+    }
+}
+
+impl Proc {
+    pub fn pid(&self) -> i32 {
+        self.pgid
+    }
+    pub fn cmdline(&self) -> &str {
+        &self.cmdline
+    }
+    /// The last lines the child printed (stdout and stderr interleaved).
+    pub fn tail(&self) -> String {
+        self.tail
+            .lock()
+            .map(|t| t.iter().cloned().collect::<Vec<_>>().join("\n"))
+            .unwrap_or_default()
+    }
+
+    /// Has it exited? Never blocks.
+    pub fn try_wait(&mut self) -> Option<ExitStatus> {
+        if self.status.is_none() {
+            if let Ok(Some(s)) = self.child.try_wait() {
+                self.reaped(s);
+            }
+        }
+        self.status
+    }
+
+    fn reaped(&mut self, s: ExitStatus) {
+        self.status = Some(s);
+        // Members of the group may outlive the leader (make's children): kill them too.
+        let _ = killpg(Pid::from_raw(self.pgid), Signal::SIGKILL);
+        if let Ok(mut g) = GROUPS.lock() {
+            g.remove(&self.pgid);
+        }
+    }
+
+    /// Wait for exit and for its output to be drained.
+    pub async fn wait(&mut self) -> Result<ExitStatus, ProcError> {
+        if let Some(s) = self.status {
+            return Ok(s);
+        }
+        let s = self.child.wait().await.map_err(|source| ProcError::Wait {
+            cmdline: self.cmdline.clone(),
+            source,
+        })?;
+        for d in self.drains.drain(..) {
+            let _ = d.await;
+        }
+        self.reaped(s);
+        Ok(s)
+    }
+
+    /// Wait and turn a non-zero exit into an error carrying the child's own words.
+    pub async fn wait_success(&mut self) -> Result<(), ProcError> {
+        let status = self.wait().await?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(ProcError::Failed {
+                cmdline: self.cmdline.clone(),
+                status,
+                tail: self.tail(),
+            })
+        }
+    }
+
+    /// SIGTERM the whole group, give it `grace`, then SIGKILL.
+    pub async fn terminate(&mut self, grace: Duration) -> Option<ExitStatus> {
+        if let Some(s) = self.try_wait() {
+            return Some(s);
+        }
+        let _ = killpg(Pid::from_raw(self.pgid), Signal::SIGTERM);
+        if let Ok(Ok(s)) = tokio::time::timeout(grace, self.wait()).await {
+            return Some(s);
+        }
+        let _ = killpg(Pid::from_raw(self.pgid), Signal::SIGKILL);
+        self.wait().await.ok()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if self.status.is_none() {
+            let _ = killpg(Pid::from_raw(self.pgid), Signal::SIGKILL);
+            if let Ok(mut g) = GROUPS.lock() {
+                g.remove(&self.pgid);
+            }
+        }
+    }
+}
+
+/// Run to completion; a non-zero exit is an error with the tail of the output.
+pub async fn run(spec: &ProcSpec) -> Result<(), ProcError> {
+    spawn(spec)?.wait_success().await
+}
+
+/// Run to completion and return stdout (stderr goes to the tail only).
+pub async fn output(spec: &ProcSpec) -> Result<String, ProcError> {
+    let cmdline = spec.display();
+    let mut cmd = tokio::process::Command::new(&spec.program);
+    cmd.args(&spec.args)
+        .stdin(Stdio::null())
+        .process_group(0)
+        .kill_on_drop(true);
+    if let Some(d) = &spec.cwd {
+        cmd.current_dir(d);
+    }
+    for (k, v) in &spec.env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().await.map_err(|source| ProcError::Spawn {
+        cmdline: cmdline.clone(),
+        source,
+    })?;
+    if !out.status.success() {
+        return Err(ProcError::Failed {
+            cmdline,
+            status: out.status,
+            tail: format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        });
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn alive(pid: i32) -> bool {
+        nix::sys::signal::kill(Pid::from_raw(pid), None).is_ok()
+            && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .map(|s| s.contains(") Z "))
+                .unwrap_or(true)
+    }
+
+    #[tokio::test]
+    async fn failure_carries_the_childs_own_words_and_log_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("out.log");
+        let spec = ProcSpec::new("sh")
+            .args(["-c", "echo hello; echo 'no such thing' >&2; exit 3"])
+            .log(&log);
+        let err = run(&spec).await.unwrap_err().to_string();
+        assert!(err.contains("no such thing"), "{err}");
+        assert!(err.contains("exit status: 3"), "{err}");
+        let logged = std::fs::read_to_string(&log).unwrap();
+        assert!(logged.contains("hello") && logged.contains("no such thing"));
+    }
+
+    #[tokio::test]
+    async fn terminate_kills_the_whole_group_even_if_term_is_ignored() {
+        // The child ignores SIGTERM and leaves a grandchild that does too.
+        let spec = ProcSpec::new("sh").args([
+            "-c",
+            "trap '' TERM; sh -c 'trap \"\" TERM; echo $$; sleep 60' & wait",
+        ]);
+        let mut p = spawn(&spec).unwrap();
+        let mut grandchild = 0;
+        for _ in 0..100 {
+            if let Ok(n) = p.tail().trim().parse::<i32>() {
+                grandchild = n;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(grandchild > 0, "grandchild did not report its pid");
+        let leader = p.pid();
+        p.terminate(Duration::from_millis(200)).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(!alive(leader), "leader survived");
+        assert!(!alive(grandchild), "grandchild survived");
+        assert!(!live_groups().contains(&leader));
+    }
+
+    #[tokio::test]
+    async fn dropping_a_proc_kills_its_group() {
+        let p = spawn(&ProcSpec::new("sleep").arg("60")).unwrap();
+        let pid = p.pid();
+        drop(p);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(!alive(pid));
+    }
+
+    #[test]
+    fn display_quotes_what_a_shell_would_split() {
+        let s = ProcSpec::new("make").args(["O=/tmp/a b", "-j2", ""]);
+        assert_eq!(s.display(), "make 'O=/tmp/a b' -j2 ''");
+    }
+}

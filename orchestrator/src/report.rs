@@ -1,0 +1,205 @@
+//! Reporters: progress on the terminal (indicatif on a TTY, timestamped lines otherwise),
+//! `results.json` rewritten atomically as each cell finishes, and the final matrix.
+
+use crate::events::Event;
+use crate::verdict::{CellResult, Verdict};
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use std::collections::{BTreeMap, HashMap};
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// Version of the `results.json` layout (documented in README).
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(serde::Serialize)]
+struct ResultsFile<'a> {
+    schema: u32,
+    spec: &'a Path,
+    run_dir: &'a Path,
+    cells: &'a [CellResult],
+}
+
+pub fn write_results(run_dir: &Path, spec: &Path, cells: &[CellResult]) -> std::io::Result<()> {
+    let json = serde_json::to_vec_pretty(&ResultsFile {
+        schema: SCHEMA_VERSION,
+        spec,
+        run_dir,
+        cells,
+    })
+    .map_err(std::io::Error::other)?;
+    crate::cache::write_atomic(&run_dir.join("results.json"), &json)
+}
+
+/// Consume events until the run ends; returns the finished cells in order.
+pub async fn reporter(
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<Event>,
+    spec: PathBuf,
+) -> Vec<CellResult> {
+    let tty = std::io::stderr().is_terminal();
+    let multi = MultiProgress::new();
+    let mut bars: HashMap<String, ProgressBar> = HashMap::new();
+    let start = Instant::now();
+    let mut run_dir = PathBuf::new();
+    let mut done: Vec<CellResult> = Vec::new();
+    let line = |msg: String| {
+        let t = start.elapsed().as_secs();
+        eprintln!("[{:>3}:{:02}] {msg}", t / 60, t % 60);
+    };
+    while let Some(ev) = rx.recv().await {
+        match ev {
+            Event::RunStarted { cells, run_dir: d } => {
+                line(format!("run {}: {cells} cell(s)", d.display()));
+                run_dir = d;
+            }
+            Event::CellStarted { id } => {
+                if tty {
+                    let pb = multi.add(ProgressBar::new_spinner());
+                    pb.set_style(
+                        ProgressStyle::with_template("{spinner} {prefix:<24} {elapsed:>4} {msg}")
+                            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+                    );
+                    pb.set_prefix(id.clone());
+                    pb.enable_steady_tick(std::time::Duration::from_millis(200));
+                    bars.insert(id, pb);
+                } else {
+                    line(format!("{id}: started"));
+                }
+            }
+            Event::Phase { id, phase, detail } => {
+                let msg = if detail.is_empty() {
+                    phase.label().to_string()
+                } else {
+                    format!("{}: {detail}", phase.label())
+                };
+                match bars.get(&id) {
+                    Some(pb) => pb.set_message(msg),
+                    None => line(format!("{id}: {msg}")),
+                }
+            }
+            Event::Note { id, message } => match bars.get(&id) {
+                Some(pb) => pb.println(format!("{id}: {message}")),
+                None => line(format!("{id}: {message}")),
+            },
+            Event::CellFinished { result } => {
+                let msg = format!(
+                    "{} {}{}",
+                    result.id,
+                    result.verdict.label(),
+                    result
+                        .reason
+                        .as_ref()
+                        .map(|r| format!(" ({r})"))
+                        .unwrap_or_default()
+                );
+                match bars.remove(&result.id) {
+                    Some(pb) => pb.finish_with_message(result.verdict.label()),
+                    None => {}
+                }
+                line(msg);
+                done.push(*result);
+                if let Err(e) = write_results(&run_dir, &spec, &done) {
+                    line(format!("cannot write {}/results.json: {e}", run_dir.display()));
+                }
+            }
+            Event::RunFinished => break,
+        }
+    }
+    done
+}
+
+/// The result matrix: rows arch/config, columns patchsets; then the details per cell.
+pub fn matrix(cells: &[CellResult]) -> String {
+    let mut patchsets: Vec<&str> = Vec::new();
+    let mut rows: BTreeMap<(String, String), BTreeMap<&str, &CellResult>> = BTreeMap::new();
+    for c in cells {
+        if !patchsets.contains(&c.patchset.as_str()) {
+            patchsets.push(&c.patchset);
+        }
+        rows.entry((c.arch.clone(), c.config.clone()))
+            .or_default()
+            .insert(&c.patchset, c);
+    }
+    let cell_text = |c: &CellResult| {
+        let n = c.findings.len();
+        if n > 0 {
+            format!("{} ({n} report{})", c.verdict.label(), if n == 1 { "" } else { "s" })
+        } else {
+            c.verdict.label().to_string()
+        }
+    };
+    let head: Vec<String> = std::iter::once("arch/config".to_string())
+        .chain(patchsets.iter().map(|p| p.to_string()))
+        .collect();
+    let mut table: Vec<Vec<String>> = vec![head];
+    for ((arch, config), by_ps) in &rows {
+        let mut r = vec![format!("{arch}/{config}")];
+        for p in &patchsets {
+            r.push(by_ps.get(p).map(|c| cell_text(c)).unwrap_or_else(|| "-".into()));
+        }
+        table.push(r);
+    }
+    let widths: Vec<usize> = (0..table[0].len())
+        .map(|i| table.iter().map(|r| r[i].len()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for (ri, r) in table.iter().enumerate() {
+        let line: Vec<String> = r
+            .iter()
+            .enumerate()
+            .map(|(i, s)| format!("{s:<w$}", w = widths[i]))
+            .collect();
+        out.push_str(line.join("  ").trim_end());
+        out.push('\n');
+        if ri == 0 {
+            out.push_str(&widths.iter().map(|w| "-".repeat(*w)).collect::<Vec<_>>().join("  "));
+            out.push('\n');
+        }
+    }
+    for c in cells {
+        out.push('\n');
+        out.push_str(&format!("{}: {}", c.id, c.verdict.label()));
+        if let Some(r) = &c.reason {
+            out.push_str(&format!(" - {r}"));
+        }
+        out.push('\n');
+        if let Some(a) = &c.accel {
+            let note = c.accel_note.as_ref().map(|n| format!(" ({n})")).unwrap_or_default();
+            out.push_str(&format!("  accel: {a}{note}\n"));
+        }
+        for d in &c.details {
+            out.push_str(&format!("  {d}\n"));
+        }
+        for t in &c.tests {
+            let cases = &t.ktap.cases;
+            let ok = cases.iter().filter(|x| x.status == crate::ktap::Status::Ok).count();
+            out.push_str(&format!(
+                "  test {}: {} ({ok}/{} ok, {} skipped, {:.0}s){}\n",
+                t.name,
+                if t.passed() { "ok" } else { "FAILED" },
+                cases.len(),
+                t.ktap.skipped().count(),
+                t.seconds,
+                t.result_file.as_ref().map(|_| ", result file back via virtiofs").unwrap_or_default()
+            ));
+        }
+        for f in &c.findings {
+            out.push_str(&format!("  report: {} [{:?}] at console line {}\n", f.title, f.kind, f.line));
+        }
+        out.push_str(&format!("  dir: {}\n", c.dir.display()));
+    }
+    out
+}
+
+/// Exit code for a finished run (documented in README).
+pub fn exit_code(cells: &[CellResult]) -> i32 {
+    if cells.iter().any(|c| c.verdict == Verdict::Interrupted) {
+        130
+    } else if cells.iter().any(|c| c.verdict == Verdict::InfraError) {
+        3
+    } else if cells.iter().all(|c| c.verdict == Verdict::Pass) {
+        0
+    } else {
+        1
+    }
+}

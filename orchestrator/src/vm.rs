@@ -1,0 +1,405 @@
+//! QEMU and virtiofsd: pure argument builders, accelerator choice with KVM-failure
+//! fallback, and a running VM whose every wait also watches the QEMU process.
+
+use crate::plan::Arch;
+use crate::proc::{self, Proc, ProcError, ProcSpec};
+use crate::spec::AccelChoice;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Accel {
+    Kvm,
+    Tcg,
+}
+
+impl Accel {
+    pub fn name(self) -> &'static str {
+        match self {
+            Accel::Kvm => "kvm",
+            Accel::Tcg => "tcg",
+        }
+    }
+    /// How much slower than KVM we expect a guest to be (timeouts scale with it).
+    pub fn slowdown(self, arch: Arch) -> u32 {
+        match (self, arch) {
+            (Accel::Kvm, _) => 1,
+            (Accel::Tcg, Arch::X86_64) => 4,
+            (Accel::Tcg, Arch::Arm64) => 8,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum VmError {
+    #[error("virtiofsd not found: install it with `cargo install virtiofsd --locked` (scripts/setup-host does)")]
+    NoVirtiofsd,
+    #[error("virtiofsd for share `{tag}` did not come up")]
+    Virtiofsd {
+        tag: String,
+        #[source]
+        source: ProcError,
+    },
+    #[error("virtiofsd for share `{tag}` exited before its socket appeared:\n{tail}")]
+    VirtiofsdDied { tag: String, tail: String },
+    #[error("cannot start QEMU")]
+    Qemu(#[source] ProcError),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Everything that decides QEMU's command line.
+#[derive(Debug, Clone)]
+pub struct VmSpec {
+    pub arch: Arch,
+    pub accel: Accel,
+    pub kernel: PathBuf,
+    pub initrd: PathBuf,
+    pub memory_mib: u64,
+    pub cpus: u32,
+    pub console_log: PathBuf,
+    pub qmp_socket: PathBuf,
+    pub ssh_port: u16,
+    /// (tag, vhost-user socket) per virtiofs share.
+    pub shares: Vec<(String, PathBuf)>,
+    pub hung_task_secs: u64,
+}
+
+/// The guest kernel command line.
+pub fn kernel_cmdline(spec: &VmSpec) -> String {
+    format!(
+        "console={} panic=-1 loglevel=7 printk.time=1 rdinit=/init kmatrix.hung_task={}",
+        spec.arch.console_device(),
+        spec.hung_task_secs
+    )
+}
+
+/// QEMU's arguments (pure; unit-tested; logged in full before starting).
+pub fn qemu_args(spec: &VmSpec) -> Vec<OsString> {
+    let mut a: Vec<String> = vec![
+        "-nodefaults".into(),
+        "-no-user-config".into(),
+        "-display".into(),
+        "none".into(),
+        "-no-reboot".into(),
+    ];
+    match spec.arch {
+        Arch::X86_64 => a.extend(["-machine".into(), "q35".into()]),
+        Arch::Arm64 => a.extend(["-machine".into(), "virt".into()]),
+    }
+    match spec.accel {
+        Accel::Kvm => a.extend(["-accel".into(), "kvm".into(), "-cpu".into(), "host".into()]),
+        Accel::Tcg => a.extend([
+            "-accel".into(),
+            "tcg,thread=multi".into(),
+            "-cpu".into(),
+            "max".into(),
+        ]),
+    }
+    a.extend([
+        "-smp".into(),
+        spec.cpus.to_string(),
+        "-m".into(),
+        format!("{}M", spec.memory_mib),
+        // vhost-user-fs needs guest memory shared with virtiofsd.
+        "-object".into(),
+        format!(
+            "memory-backend-memfd,id=mem,size={}M,share=on",
+            spec.memory_mib
+        ),
+        "-numa".into(),
+        "node,memdev=mem".into(),
+        "-kernel".into(),
+        spec.kernel.display().to_string(),
+        "-initrd".into(),
+        spec.initrd.display().to_string(),
+        "-append".into(),
+        kernel_cmdline(spec),
+        "-chardev".into(),
+        format!("file,id=con0,path={}", spec.console_log.display()),
+        "-serial".into(),
+        "chardev:con0".into(),
+        "-qmp".into(),
+        format!("unix:{},server=on,wait=off", spec.qmp_socket.display()),
+        "-netdev".into(),
+        format!(
+            "user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:{}-:22",
+            spec.ssh_port
+        ),
+        "-device".into(),
+        "virtio-net-pci,netdev=n0".into(),
+    ]);
+    for (i, (tag, sock)) in spec.shares.iter().enumerate() {
+        a.extend([
+            "-chardev".into(),
+            format!("socket,id=fs{i},path={}", sock.display()),
+            "-device".into(),
+            format!("vhost-user-fs-pci,queue-size=1024,chardev=fs{i},tag={tag}"),
+        ]);
+    }
+    a.into_iter().map(OsString::from).collect()
+}
+
+/// virtiofsd's arguments for one share.
+pub fn virtiofsd_args(socket: &Path, dir: &Path, readonly: bool) -> Vec<OsString> {
+    let mut a: Vec<OsString> = vec![
+        format!("--socket-path={}", socket.display()).into(),
+        format!("--shared-dir={}", dir.display()).into(),
+        "--sandbox=namespace".into(),
+        "--cache=never".into(),
+    ];
+    if readonly {
+        a.push("--readonly".into());
+    }
+    a
+}
+
+/// Where virtiofsd lives: PATH, cargo's bin folder, or distribution paths.
+pub fn find_virtiofsd() -> Option<PathBuf> {
+    let mut candidates: Vec<PathBuf> = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).map(|d| d.join("virtiofsd")).collect())
+        .unwrap_or_default();
+    if let Some(home) = std::env::var_os("CARGO_HOME").or_else(|| {
+        std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo").into_os_string())
+    }) {
+        candidates.push(PathBuf::from(home).join("bin/virtiofsd"));
+    }
+    candidates.push("/usr/libexec/virtiofsd".into());
+    candidates.push("/usr/lib/qemu/virtiofsd".into());
+    candidates.into_iter().find(|p| p.is_file())
+}
+
+/// Pick the accelerator to try first. KVM only for a same-arch guest with a usable
+/// /dev/kvm; whether guests really run under it is found out at boot.
+pub fn initial_accel(choice: AccelChoice, arch: Arch) -> Accel {
+    let same_arch = match arch {
+        Arch::X86_64 => cfg!(target_arch = "x86_64"),
+        Arch::Arm64 => cfg!(target_arch = "aarch64"),
+    };
+    match choice {
+        AccelChoice::Tcg => Accel::Tcg,
+        AccelChoice::Kvm => Accel::Kvm,
+        AccelChoice::Auto => {
+            let kvm_opens = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open("/dev/kvm")
+                .is_ok();
+            if same_arch && kvm_opens {
+                Accel::Kvm
+            } else {
+                Accel::Tcg
+            }
+        }
+    }
+}
+
+/// Signs in QEMU's own output that KVM cannot run this guest here.
+pub fn kvm_failure(qemu_output: &str) -> Option<String> {
+    const SIGNS: &[&str] = &[
+        "KVM internal error",
+        "failed to set MSR",
+        "kvm run failed",
+        "emulation failure",
+        "Could not access KVM kernel module",
+        "failed to initialize kvm",
+        "KVM_CREATE_VM",
+    ];
+    qemu_output
+        .lines()
+        .find(|l| SIGNS.iter().any(|s| l.contains(s)))
+        .map(|l| l.trim().to_string())
+}
+
+/// A free TCP port on 127.0.0.1 for the SSH forward.
+pub fn free_port() -> std::io::Result<u16> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(l.local_addr()?.port())
+}
+
+/// Start virtiofsd for a share and wait for its socket, watching the process.
+pub async fn start_virtiofsd(
+    tag: &str,
+    socket: &Path,
+    dir: &Path,
+    readonly: bool,
+    log: &Path,
+) -> Result<Proc, VmError> {
+    let bin = find_virtiofsd().ok_or(VmError::NoVirtiofsd)?;
+    let _ = std::fs::remove_file(socket);
+    let spec = ProcSpec::new(bin)
+        .args(virtiofsd_args(socket, dir, readonly))
+        .log(log);
+    let mut p = proc::spawn(&spec).map_err(|source| VmError::Virtiofsd {
+        tag: tag.to_string(),
+        source,
+    })?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !socket.exists() {
+        if p.try_wait().is_some() || Instant::now() > deadline {
+            p.terminate(Duration::from_millis(500)).await;
+            return Err(VmError::VirtiofsdDied {
+                tag: tag.to_string(),
+                tail: p.tail(),
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(p)
+}
+
+/// A running QEMU.
+pub struct Vm {
+    pub spec: VmSpec,
+    pub qemu: Proc,
+    pub started: Instant,
+    pub cmdline: String,
+}
+
+impl Vm {
+    pub fn start(spec: VmSpec, log: &Path) -> Result<Vm, VmError> {
+        let ps = ProcSpec::new(spec.arch.qemu_binary())
+            .args(qemu_args(&spec))
+            .log(log);
+        let cmdline = ps.display();
+        let qemu = proc::spawn(&ps).map_err(VmError::Qemu)?;
+        Ok(Vm {
+            spec,
+            qemu,
+            started: Instant::now(),
+            cmdline,
+        })
+    }
+
+    /// The console so far (lossy UTF-8).
+    pub fn console(&self) -> String {
+        std::fs::read(&self.spec.console_log)
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default()
+    }
+
+    pub fn console_tail(&self, lines: usize) -> String {
+        let c = self.console();
+        let v: Vec<&str> = c.lines().collect();
+        v[v.len().saturating_sub(lines)..].join("\n")
+    }
+
+    /// Early-boot check for KVM: Ok(()) once the guest prints anything; Err(reason) when
+    /// QEMU reports a KVM failure, exits, or the console stays silent.
+    pub async fn early_boot(&mut self, silent_limit: Duration) -> Result<(), String> {
+        let deadline = Instant::now() + silent_limit;
+        loop {
+            if let Some(reason) = kvm_failure(&self.qemu.tail()) {
+                return Err(reason);
+            }
+            if let Some(st) = self.qemu.try_wait() {
+                return Err(format!("QEMU exited ({st}) before the guest printed anything: {}", self.qemu.tail()));
+            }
+            if std::fs::metadata(&self.spec.console_log)
+                .map(|m| m.len() > 0)
+                .unwrap_or(false)
+            {
+                // Give QEMU a moment to report an internal error after first output.
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                if let Some(reason) = kvm_failure(&self.qemu.tail()) {
+                    return Err(reason);
+                }
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "guest printed nothing in {}s",
+                    silent_limit.as_secs()
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Stop QEMU: wait briefly for a guest-initiated exit, then SIGTERM, then SIGKILL.
+    pub async fn stop(&mut self, wait: Duration) {
+        if tokio::time::timeout(wait, self.qemu.wait()).await.is_err() {
+            self.qemu.terminate(Duration::from_secs(3)).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(arch: Arch, accel: Accel) -> VmSpec {
+        VmSpec {
+            arch,
+            accel,
+            kernel: "/k/image".into(),
+            initrd: "/k/initrd".into(),
+            memory_mib: 1024,
+            cpus: 2,
+            console_log: "/r/console.log".into(),
+            qmp_socket: "/r/qmp.sock".into(),
+            ssh_port: 2222,
+            shares: vec![("results".into(), "/r/results.sock".into())],
+            hung_task_secs: 10,
+        }
+    }
+
+    fn joined(s: &VmSpec) -> String {
+        qemu_args(s)
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    #[test]
+    fn x86_tcg_args() {
+        let a = joined(&spec(Arch::X86_64, Accel::Tcg));
+        assert!(a.contains("-machine q35"), "{a}");
+        assert!(a.contains("-accel tcg,thread=multi -cpu max"), "{a}");
+        assert!(a.contains("-append console=ttyS0 panic=-1"), "{a}");
+        assert!(a.contains("-no-reboot"));
+        assert!(a.contains("memory-backend-memfd,id=mem,size=1024M,share=on"));
+        assert!(a.contains("-chardev file,id=con0,path=/r/console.log -serial chardev:con0"));
+        assert!(a.contains("vhost-user-fs-pci,queue-size=1024,chardev=fs0,tag=results"));
+    }
+
+    #[test]
+    fn network_is_restricted_and_forward_binds_loopback_only() {
+        let a = joined(&spec(Arch::Arm64, Accel::Tcg));
+        assert!(
+            a.contains("-netdev user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:2222-:22"),
+            "{a}"
+        );
+        assert!(a.contains("-machine virt"));
+        assert!(a.contains("console=ttyAMA0"));
+    }
+
+    #[test]
+    fn kvm_args_and_failure_signs() {
+        let a = joined(&spec(Arch::X86_64, Accel::Kvm));
+        assert!(a.contains("-accel kvm -cpu host"));
+        assert!(kvm_failure("KVM internal error. Suberror: 1\nemulation failure").is_some());
+        assert!(kvm_failure("qemu-system-x86_64: error: failed to set MSR 0x10a to 0x0").is_some());
+        assert!(kvm_failure("qemu-system-x86_64: terminating on signal 15").is_none());
+    }
+
+    #[test]
+    fn auto_never_picks_kvm_for_a_foreign_arch() {
+        assert_eq!(initial_accel(AccelChoice::Auto, Arch::Arm64), Accel::Tcg);
+        assert_eq!(initial_accel(AccelChoice::Tcg, Arch::X86_64), Accel::Tcg);
+    }
+
+    #[test]
+    fn virtiofsd_args_readonly() {
+        let a = virtiofsd_args(Path::new("/s"), Path::new("/d"), true);
+        assert!(a.contains(&OsString::from("--readonly")));
+        assert!(a.contains(&OsString::from("--sandbox=namespace")));
+    }
+}
