@@ -1,0 +1,313 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * ktap.h - tiny KTAP emitter shared by the kmatrix guest tests.
+ *
+ * Every line goes to stdout (flushed at once, the host streams it over SSH)
+ * and into an in-memory copy that ktap_end() writes to the optional result
+ * file (tmp + fsync + rename, it travels back over virtiofs).
+ *
+ * Safety nets, because the point of these tests is to hit kernel bugs:
+ *  - a watchdog thread ends the run at duration + KTAP_GRACE seconds, marks
+ *    every test not yet reported as "not ok" and still writes the file;
+ *  - SIGSEGV/SIGBUS/SIGABRT/SIGILL/SIGFPE do the same (best effort).
+ */
+#ifndef KMATRIX_KTAP_H
+#define KMATRIX_KTAP_H
+
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Seconds past the requested duration before the watchdog gives up. */
+#define KTAP_GRACE 4.0
+
+struct ktap_state {
+	pthread_mutex_t lock;
+	char *buf;		/* full KTAP text so far */
+	size_t len, cap;
+	int planned;		/* N from "1..N" */
+	int next;		/* number of the next test line */
+	int failed;		/* any "not ok" seen */
+	int ended;		/* ktap_end()/watchdog already ran */
+	const char *result_file;
+	char tmp_path[4096];
+};
+
+static struct ktap_state ktap_g = { .lock = PTHREAD_MUTEX_INITIALIZER };
+
+static inline double ktap_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* Append raw bytes to the in-memory copy; caller holds the lock. */
+static inline void ktap_append(const char *s, size_t n)
+{
+	if (ktap_g.len + n + 1 > ktap_g.cap) {
+		size_t cap = ktap_g.cap ? ktap_g.cap * 2 : 65536;
+		char *nb;
+
+		while (cap < ktap_g.len + n + 1)
+			cap *= 2;
+		nb = realloc(ktap_g.buf, cap);
+		if (!nb)
+			return;	/* keep stdout going even if the copy is lost */
+		ktap_g.buf = nb;
+		ktap_g.cap = cap;
+	}
+	memcpy(ktap_g.buf + ktap_g.len, s, n);
+	ktap_g.len += n;
+	ktap_g.buf[ktap_g.len] = 0;
+}
+
+/* Emit one line (no trailing newline in fmt); caller holds the lock. */
+static inline void ktap_vline_locked(const char *prefix, const char *fmt, va_list ap)
+{
+	char line[1024];
+	int n = snprintf(line, sizeof(line), "%s", prefix);
+
+	if (n < 0)
+		n = 0;
+	if ((size_t)n < sizeof(line))
+		vsnprintf(line + n, sizeof(line) - n, fmt, ap);
+	n = strlen(line);
+	/* Diagnostics must stay one line each. */
+	for (int i = 0; i < n; i++)
+		if (line[i] == '\n')
+			line[i] = ' ';
+	if ((size_t)n < sizeof(line) - 1)
+		line[n++] = '\n';
+	else
+		line[sizeof(line) - 2] = '\n', n = sizeof(line) - 1;
+	ktap_append(line, n);
+	fwrite(line, 1, n, stdout);
+	fflush(stdout);
+}
+
+static inline void ktap_line_locked(const char *prefix, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	ktap_vline_locked(prefix, fmt, ap);
+	va_end(ap);
+}
+
+/* "# ..." diagnostic; safe from any thread. */
+static inline __attribute__((format(printf, 1, 2))) void ktap_diag(const char *fmt, ...)
+{
+	va_list ap;
+
+	pthread_mutex_lock(&ktap_g.lock);
+	if (!ktap_g.ended) {
+		va_start(ap, fmt);
+		ktap_vline_locked("# ", fmt, ap);
+		va_end(ap);
+	}
+	pthread_mutex_unlock(&ktap_g.lock);
+}
+
+/* "ok N desc" / "not ok N desc"; returns ok so callers can chain. */
+static inline __attribute__((format(printf, 2, 3))) int ktap_result(int ok, const char *fmt, ...)
+{
+	char desc[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(desc, sizeof(desc), fmt, ap);
+	va_end(ap);
+	pthread_mutex_lock(&ktap_g.lock);
+	if (!ktap_g.ended) {
+		int n = ktap_g.next++;
+
+		if (!ok)
+			ktap_g.failed = 1;
+		ktap_line_locked("", "%s %d %s", ok ? "ok" : "not ok", n, desc);
+	}
+	pthread_mutex_unlock(&ktap_g.lock);
+	return ok;
+}
+
+/* "ok N desc # SKIP reason" - only for genuinely unavailable features. */
+static inline __attribute__((format(printf, 2, 3))) void ktap_skip(const char *reason, const char *fmt, ...)
+{
+	char desc[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(desc, sizeof(desc), fmt, ap);
+	va_end(ap);
+	pthread_mutex_lock(&ktap_g.lock);
+	if (!ktap_g.ended) {
+		int n = ktap_g.next++;
+
+		ktap_line_locked("", "ok %d %s # SKIP %s", n, desc, reason);
+	}
+	pthread_mutex_unlock(&ktap_g.lock);
+}
+
+/* Write the collected text to result_file via tmp + fsync + rename. */
+static inline void ktap_write_file_locked(void)
+{
+	int fd;
+
+	if (!ktap_g.result_file || !ktap_g.buf)
+		return;
+	fd = open(ktap_g.tmp_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return;
+	for (size_t off = 0; off < ktap_g.len;) {
+		ssize_t w = write(fd, ktap_g.buf + off, ktap_g.len - off);
+
+		if (w <= 0) {
+			if (w < 0 && errno == EINTR)
+				continue;
+			break;
+		}
+		off += w;
+	}
+	fsync(fd);
+	close(fd);
+	rename(ktap_g.tmp_path, ktap_g.result_file);
+}
+
+/* Mark everything still unreported as failed; caller holds the lock. */
+static inline void ktap_fail_rest_locked(const char *why)
+{
+	while (ktap_g.next <= ktap_g.planned) {
+		ktap_line_locked("", "not ok %d %s", ktap_g.next, why);
+		ktap_g.next++;
+		ktap_g.failed = 1;
+	}
+}
+
+/* Finish: fill in missing results, write the file, return exit status. */
+static inline int ktap_end(void)
+{
+	int rc;
+
+	pthread_mutex_lock(&ktap_g.lock);
+	if (ktap_g.next <= ktap_g.planned)
+		ktap_fail_rest_locked("test not reported (program bug)");
+	ktap_g.ended = 1;
+	ktap_write_file_locked();
+	rc = ktap_g.failed ? 1 : 0;
+	pthread_mutex_unlock(&ktap_g.lock);
+	return rc;
+}
+
+static double ktap_watchdog_at;
+
+static void *ktap_watchdog(void *arg)
+{
+	(void)arg;
+	for (;;) {
+		double left = ktap_watchdog_at - ktap_now();
+		struct timespec ts;
+
+		if (left <= 0)
+			break;
+		if (left > 0.2)
+			left = 0.2;
+		ts.tv_sec = 0;
+		ts.tv_nsec = (long)(left * 1e9);
+		nanosleep(&ts, NULL);
+	}
+	pthread_mutex_lock(&ktap_g.lock);
+	if (!ktap_g.ended) {
+		ktap_line_locked("# ", "watchdog: run exceeded its time budget, threads stuck (kernel hang?)");
+		ktap_fail_rest_locked("timed out (watchdog)");
+		ktap_g.ended = 1;
+		ktap_write_file_locked();
+		_exit(1);
+	}
+	pthread_mutex_unlock(&ktap_g.lock);
+	return NULL;
+}
+
+/* Async-signal-safe-ish crash path: no locking, no stdio buffering. */
+static void ktap_crash(int sig)
+{
+	static const char msg[] = "Bail out! fatal signal in test program\n";
+	ssize_t r;
+
+	r = write(1, msg, sizeof(msg) - 1);
+	(void)r;
+	if (ktap_g.buf && !ktap_g.ended) {
+		ktap_g.ended = 1;
+		ktap_append(msg, sizeof(msg) - 1);
+		ktap_write_file_locked();
+	}
+	signal(sig, SIG_DFL);
+	_exit(1);
+}
+
+/*
+ * Parse argv, print the header, arm the watchdog and crash handlers.
+ * Returns the duration in seconds.
+ */
+static inline double ktap_begin(int argc, char **argv, int planned)
+{
+	double dur;
+	pthread_t wd;
+	char *end;
+
+	if (argc < 2 || argc > 3) {
+		fprintf(stderr, "usage: %s <duration_seconds> [result_file]\n", argv[0]);
+		exit(2);
+	}
+	dur = strtod(argv[1], &end);
+	if (*end || dur <= 0 || dur > 86400) {
+		fprintf(stderr, "%s: bad duration '%s'\n", argv[0], argv[1]);
+		exit(2);
+	}
+	ktap_g.planned = planned;
+	ktap_g.next = 1;
+	if (argc == 3) {
+		ktap_g.result_file = argv[2];
+		snprintf(ktap_g.tmp_path, sizeof(ktap_g.tmp_path), "%s.tmp", argv[2]);
+	}
+	pthread_mutex_lock(&ktap_g.lock);
+	ktap_line_locked("", "TAP version 13");
+	ktap_line_locked("", "1..%d", planned);
+	pthread_mutex_unlock(&ktap_g.lock);
+
+	signal(SIGSEGV, ktap_crash);
+	signal(SIGBUS, ktap_crash);
+	signal(SIGABRT, ktap_crash);
+	signal(SIGILL, ktap_crash);
+	signal(SIGFPE, ktap_crash);
+	signal(SIGPIPE, SIG_IGN);	/* sockets report EPIPE instead */
+
+	ktap_watchdog_at = ktap_now() + dur + KTAP_GRACE;
+	if (pthread_create(&wd, NULL, ktap_watchdog, NULL) == 0)
+		pthread_detach(wd);
+	return dur;
+}
+
+/* Small xorshift PRNG, one state per thread. */
+static inline uint64_t ktap_rand(uint64_t *s)
+{
+	uint64_t x = *s;
+
+	x ^= x << 13;
+	x ^= x >> 7;
+	x ^= x << 17;
+	return *s = x;
+}
+
+#endif /* KMATRIX_KTAP_H */
