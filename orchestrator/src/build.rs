@@ -44,7 +44,10 @@ pub enum BuildOutcome {
         config: PathBuf,
     },
     /// `make` failed: the first compiler errors and the full log.
-    Failed { errors: Vec<String>, log: PathBuf },
+    Failed {
+        errors: Vec<String>,
+        log: PathBuf,
+    },
 }
 
 /// A built kernel in the cache.
@@ -83,7 +86,14 @@ pub fn which(program: &str) -> bool {
 }
 
 /// `make` arguments for a cell (pure: unit-tested, logged in full).
-pub fn make_args(cell: &Cell, tree: &Path, objdir: &Path, cc: &str, jobs: usize, targets: &[&str]) -> Vec<String> {
+pub fn make_args(
+    cell: &Cell,
+    tree: &Path,
+    objdir: &Path,
+    cc: &str,
+    jobs: usize,
+    targets: &[&str],
+) -> Vec<String> {
     let mut a = vec![
         "-C".to_string(),
         tree.display().to_string(),
@@ -147,11 +157,14 @@ pub async fn build(
     }
 
     // The object folder is per tree and cell so reruns after a change are incremental.
-    let objdir = cache
-        .dir("obj")
-        .join(&tree.id)
-        .join(cell.dir_name());
+    let objdir = cache.dir("obj").join(&tree.id).join(cell.dir_name());
     std::fs::create_dir_all(&objdir).map_err(io(&objdir))?;
+    // Two runs (or two tests) building the same cell share one object folder: take turns.
+    let _lock = lock_dir(&objdir).await?;
+    if !rebuild && out.join(".complete").exists() {
+        copy_evidence(&kernel, cell_dir)?;
+        return Ok(BuildOutcome::Built(kernel));
+    }
     let log = cell_dir.join("build.log");
     let _ = std::fs::remove_file(&log);
     let cc = compiler(cell);
@@ -164,11 +177,13 @@ pub async fn build(
     // 1. base config, 2. merge fragments in order, 3. olddefconfig, 4. verify.
     let spec = make(&[&cell.base_config], 1);
     append(&log, &format!("$ {}\n", spec.display()));
-    proc::run(&spec).await.map_err(|source| BuildError::Config {
-        target: cell.base_config.clone(),
-        log: log.clone(),
-        source,
-    })?;
+    proc::run(&spec)
+        .await
+        .map_err(|source| BuildError::Config {
+            target: cell.base_config.clone(),
+            log: log.clone(),
+            source,
+        })?;
     let cfg_path = objdir.join(".config");
     let base = std::fs::read_to_string(&cfg_path).map_err(io(&cfg_path))?;
     let mut fragments = Vec::new();
@@ -184,11 +199,13 @@ pub async fn build(
     std::fs::write(&cfg_path, merged).map_err(io(&cfg_path))?;
     let spec = make(&["olddefconfig"], 1);
     append(&log, &format!("$ {}\n", spec.display()));
-    proc::run(&spec).await.map_err(|source| BuildError::Config {
-        target: "olddefconfig".into(),
-        log: log.clone(),
-        source,
-    })?;
+    proc::run(&spec)
+        .await
+        .map_err(|source| BuildError::Config {
+            target: "olddefconfig".into(),
+            log: log.clone(),
+            source,
+        })?;
     let final_cfg = std::fs::read_to_string(&cfg_path).map_err(io(&cfg_path))?;
     let cell_cfg = cell_dir.join("config");
     std::fs::write(&cell_cfg, &final_cfg).map_err(io(&cell_cfg))?;
@@ -246,6 +263,26 @@ pub async fn build(
     }))
 }
 
+/// An exclusive lock on a folder, held until dropped (waits without blocking the runtime).
+async fn lock_dir(dir: &Path) -> Result<nix::fcntl::Flock<std::fs::File>, BuildError> {
+    let path = dir.join(".kmatrix-lock");
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(io(&path))?;
+    loop {
+        match nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock) {
+            Ok(l) => return Ok(l),
+            Err((f, _)) => {
+                file = f;
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            }
+        }
+    }
+}
+
 fn copy_evidence(k: &Kernel, cell_dir: &Path) -> Result<(), BuildError> {
     for (from, to) in [(&k.log, "build.log"), (&k.config, "config")] {
         let dst = cell_dir.join(to);
@@ -256,7 +293,11 @@ fn copy_evidence(k: &Kernel, cell_dir: &Path) -> Result<(), BuildError> {
 
 fn append(path: &Path, text: &str) {
     use std::io::Write;
-    if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+    {
         let _ = f.write_all(text.as_bytes());
     }
 }
@@ -308,12 +349,46 @@ mod tests {
 
     #[test]
     fn make_args_native_and_cross() {
-        let a = make_args(&cell(Arch::X86_64), Path::new("/t"), Path::new("/o"), "gcc", 2, &["bzImage"]);
-        assert_eq!(a, ["-C", "/t", "O=/o", "ARCH=x86_64", "CC=gcc", "-j2", "bzImage"]);
-        let a = make_args(&cell(Arch::Arm64), Path::new("/t"), Path::new("/o"), "ccache aarch64-linux-gnu-gcc", 4, &["Image"]);
+        let a = make_args(
+            &cell(Arch::X86_64),
+            Path::new("/t"),
+            Path::new("/o"),
+            "gcc",
+            2,
+            &["bzImage"],
+        );
         assert_eq!(
             a,
-            ["-C", "/t", "O=/o", "ARCH=arm64", "CROSS_COMPILE=aarch64-linux-gnu-", "CC=ccache aarch64-linux-gnu-gcc", "-j4", "Image"]
+            [
+                "-C",
+                "/t",
+                "O=/o",
+                "ARCH=x86_64",
+                "CC=gcc",
+                "-j2",
+                "bzImage"
+            ]
+        );
+        let a = make_args(
+            &cell(Arch::Arm64),
+            Path::new("/t"),
+            Path::new("/o"),
+            "ccache aarch64-linux-gnu-gcc",
+            4,
+            &["Image"],
+        );
+        assert_eq!(
+            a,
+            [
+                "-C",
+                "/t",
+                "O=/o",
+                "ARCH=arm64",
+                "CROSS_COMPILE=aarch64-linux-gnu-",
+                "CC=ccache aarch64-linux-gnu-gcc",
+                "-j4",
+                "Image"
+            ]
         );
     }
 
@@ -334,13 +409,19 @@ mod tests {
         std::fs::write(&f, "CONFIG_A=y\n").unwrap();
         let mut c = cell(Arch::X86_64);
         c.fragments = vec![f.clone()];
-        let tree = Tree { path: d.path().into(), id: "linux-7.3".into() };
+        let tree = Tree {
+            path: d.path().into(),
+            id: "linux-7.3".into(),
+        };
         let k0 = cache_key(&c, &tree).await.unwrap();
         assert_eq!(k0, cache_key(&c, &tree).await.unwrap(), "stable");
         std::fs::write(&f, "CONFIG_A=n\n").unwrap();
         let k1 = cache_key(&c, &tree).await.unwrap();
         assert_ne!(k0, k1, "fragment content");
-        let tree2 = Tree { id: "linux-7.3+patch".into(), ..tree.clone() };
+        let tree2 = Tree {
+            id: "linux-7.3+patch".into(),
+            ..tree.clone()
+        };
         assert_ne!(k1, cache_key(&c, &tree2).await.unwrap(), "tree/patches");
         c.base_config = "defconfig".into();
         assert_ne!(k1, cache_key(&c, &tree).await.unwrap(), "base config");

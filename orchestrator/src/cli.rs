@@ -16,7 +16,11 @@ pub mod exit {
 }
 
 #[derive(Debug, Parser)]
-#[command(name = "kmatrix", version, about = "Build, boot and stress kernel patch series across a config matrix")]
+#[command(
+    name = "kmatrix",
+    version,
+    about = "Build, boot and stress kernel patch series across a config matrix"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -100,7 +104,9 @@ fn load(sel: &Selection) -> Result<Plan, CliError> {
         for g in &sel.only {
             b.add(globset::Glob::new(g).map_err(|e| CliError::Glob(g.clone(), e.to_string()))?);
         }
-        let set = b.build().map_err(|e| CliError::Glob(sel.only.join(","), e.to_string()))?;
+        let set = b
+            .build()
+            .map_err(|e| CliError::Glob(sel.only.join(","), e.to_string()))?;
         plan.cells.retain(|c| set.is_match(c.id()));
         if plan.cells.is_empty() {
             return Err(CliError::NoCells(sel.only.clone()));
@@ -117,7 +123,11 @@ pub async fn main(cli: Cli) -> Result<i32, CliError> {
                 let frags: Vec<String> = c
                     .fragments
                     .iter()
-                    .map(|f| f.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default())
+                    .map(|f| {
+                        f.file_stem()
+                            .map(|s| s.to_string_lossy().into_owned())
+                            .unwrap_or_default()
+                    })
                     .collect();
                 println!(
                     "{:<28} {} + [{}], {} patch(es)",
@@ -130,18 +140,30 @@ pub async fn main(cli: Cli) -> Result<i32, CliError> {
             println!(
                 "{} cell(s); tests: {}",
                 plan.cells.len(),
-                plan.tests.iter().map(|t| t.name.as_str()).collect::<Vec<_>>().join(", ")
+                plan.tests
+                    .iter()
+                    .map(|t| t.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             );
             Ok(exit::PASS)
         }
         Command::Parse { log, json } => {
-            let f = std::fs::File::open(&log).map_err(|source| CliError::Io { path: log.clone(), source })?;
-            let findings = crate::console::parse(std::io::BufReader::new(f))
-                .map_err(|source| CliError::Io { path: log.clone(), source })?;
+            let f = std::fs::File::open(&log).map_err(|source| CliError::Io {
+                path: log.clone(),
+                source,
+            })?;
+            let findings = crate::console::parse(std::io::BufReader::new(f)).map_err(|source| {
+                CliError::Io {
+                    path: log.clone(),
+                    source,
+                }
+            })?;
             if json {
                 println!(
                     "{}",
-                    serde_json::to_string_pretty(&crate::console::findings_json(&findings)).unwrap_or_default()
+                    serde_json::to_string_pretty(&crate::console::findings_json(&findings))
+                        .unwrap_or_default()
                 );
             } else {
                 for f in &findings {
@@ -153,11 +175,35 @@ pub async fn main(cli: Cli) -> Result<i32, CliError> {
             }
             Ok(exit::PASS)
         }
-        Command::Run { sel, rebuild, runs_dir } => {
-            run(sel, RunOptions { rebuild, build_only: false }, runs_dir).await
+        Command::Run {
+            sel,
+            rebuild,
+            runs_dir,
+        } => {
+            run(
+                sel,
+                RunOptions {
+                    rebuild,
+                    build_only: false,
+                },
+                runs_dir,
+            )
+            .await
         }
-        Command::Build { sel, rebuild, runs_dir } => {
-            run(sel, RunOptions { rebuild, build_only: true }, runs_dir).await
+        Command::Build {
+            sel,
+            rebuild,
+            runs_dir,
+        } => {
+            run(
+                sel,
+                RunOptions {
+                    rebuild,
+                    build_only: true,
+                },
+                runs_dir,
+            )
+            .await
         }
     }
 }
@@ -166,7 +212,10 @@ async fn run(sel: Selection, opts: RunOptions, runs_dir: Option<PathBuf>) -> Res
     let plan = load(&sel)?;
     let runs = runs_dir.unwrap_or_else(|| plan.root.join("runs"));
     let run_dir = runs.join(timestamp());
-    std::fs::create_dir_all(&run_dir).map_err(|source| CliError::Io { path: run_dir.clone(), source })?;
+    std::fs::create_dir_all(&run_dir).map_err(|source| CliError::Io {
+        path: run_dir.clone(),
+        source,
+    })?;
     let latest = runs.join("latest");
     let _ = std::fs::remove_file(&latest);
     let _ = std::os::unix::fs::symlink(run_dir.file_name().unwrap_or_default(), &latest);
@@ -186,7 +235,14 @@ async fn run(sel: Selection, opts: RunOptions, runs_dir: Option<PathBuf>) -> Res
         }
     });
     let reporter = tokio::spawn(crate::report::reporter(rx, plan.spec_path.clone()));
-    let engine = Engine::new(plan, Cache::from_env(), opts, run_dir.clone(), tx, cancel_rx);
+    let engine = Engine::new(
+        plan,
+        Cache::from_env(),
+        opts,
+        run_dir.clone(),
+        tx,
+        cancel_rx,
+    );
     engine.run().await;
     let cells = reporter.await.unwrap_or_default();
     let table = crate::report::matrix(&cells);

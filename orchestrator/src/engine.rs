@@ -114,17 +114,28 @@ impl Engine {
         self.emit(Event::RunFinished);
     }
 
-    async fn run_cell(&mut self, cell: &Cell, dir: &Path, result: &mut CellResult) -> Result<(), Stop> {
+    async fn run_cell(
+        &mut self,
+        cell: &Cell,
+        dir: &Path,
+        result: &mut CellResult,
+    ) -> Result<(), Stop> {
         std::fs::create_dir_all(dir).map_err(|e| infra(format!("{}: {e}", dir.display())))?;
 
         self.phase(cell, Phase::Source, "");
         if self.tree.is_none() {
-            let t = source::prepare(&self.plan.source, &self.cache).await.map_err(|e| infra(chain(&e)))?;
+            let t = source::prepare(&self.plan.source, &self.cache)
+                .await
+                .map_err(|e| infra(chain(&e)))?;
             self.tree = Some(t);
         }
         let pristine = self.tree.clone().ok_or_else(|| infra("no tree".into()))?;
 
-        self.phase(cell, Phase::Patch, format!("{} patch(es)", cell.patches.len()));
+        self.phase(
+            cell,
+            Phase::Patch,
+            format!("{} patch(es)", cell.patches.len()),
+        );
         let tree = match source::patched_tree(&pristine, &cell.patchset, &cell.patches, &self.cache)
             .await
             .map_err(|e| infra(chain(&e)))?
@@ -133,7 +144,11 @@ impl Engine {
             Patched::Failed { patch, output } => {
                 let details = output
                     .lines()
-                    .filter(|l| l.contains("FAILED") || l.contains("can't find file") || l.contains("malformed"))
+                    .filter(|l| {
+                        l.contains("FAILED")
+                            || l.contains("can't find file")
+                            || l.contains("malformed")
+                    })
                     .map(str::to_string)
                     .collect();
                 return Err(Stop(
@@ -145,9 +160,16 @@ impl Engine {
         };
 
         self.phase(cell, Phase::Build, "make");
-        let kernel = match build::build(cell, &tree, &self.cache, self.plan.jobs, dir, self.opts.rebuild)
-            .await
-            .map_err(|e| infra(chain(&e)))?
+        let kernel = match build::build(
+            cell,
+            &tree,
+            &self.cache,
+            self.plan.jobs,
+            dir,
+            self.opts.rebuild,
+        )
+        .await
+        .map_err(|e| infra(chain(&e)))?
         {
             BuildOutcome::Built(k) => k,
             BuildOutcome::ConfigMismatch { mismatches, .. } => {
@@ -212,9 +234,10 @@ impl Engine {
         results: &Path,
     ) -> Result<(Vm, crate::proc::Proc), Stop> {
         let sock = dir.join("results.sock");
-        let virtiofsd = vm::start_virtiofsd("results", &sock, results, false, &dir.join("virtiofsd.log"))
-            .await
-            .map_err(|e| infra(chain(&e)))?;
+        let virtiofsd =
+            vm::start_virtiofsd("results", &sock, results, false, &dir.join("virtiofsd.log"))
+                .await
+                .map_err(|e| infra(chain(&e)))?;
         let spec = VmSpec {
             arch: cell.arch,
             accel,
@@ -243,12 +266,15 @@ impl Engine {
         result: &mut CellResult,
     ) -> Result<(), Stop> {
         let results = dir.join("results");
-        std::fs::create_dir_all(&results).map_err(|e| infra(format!("{}: {e}", results.display())))?;
+        std::fs::create_dir_all(&results)
+            .map_err(|e| infra(format!("{}: {e}", results.display())))?;
         let _ = std::fs::remove_file(dir.join("qemu.log"));
 
         let first = vm::initial_accel(self.plan.vm.accel, cell.arch);
         self.phase(cell, Phase::Boot, first.name());
-        let (mut vm, mut virtiofsd) = self.start_vm(cell, dir, kernel, image, first, &results).await?;
+        let (mut vm, mut virtiofsd) = self
+            .start_vm(cell, dir, kernel, image, first, &results)
+            .await?;
         let mut accel = first;
         if first == Accel::Kvm {
             if let Err(reason) = vm.early_boot(Duration::from_secs(20)).await {
@@ -260,7 +286,9 @@ impl Engine {
                 result.accel_note = Some(note);
                 accel = Accel::Tcg;
                 self.phase(cell, Phase::Boot, "tcg");
-                (vm, virtiofsd) = self.start_vm(cell, dir, kernel, image, accel, &results).await?;
+                (vm, virtiofsd) = self
+                    .start_vm(cell, dir, kernel, image, accel, &results)
+                    .await?;
             }
         }
         result.accel = Some(accel.name().into());
@@ -322,16 +350,25 @@ impl Engine {
             if Instant::now() > deadline {
                 return Err(Stop(
                     Verdict::BootFail,
-                    format!("SSH did not answer within {}s", self.plan.vm.boot_timeout.as_secs()),
+                    format!(
+                        "SSH did not answer within {}s",
+                        self.plan.vm.boot_timeout.as_secs()
+                    ),
                     tail_lines(&vm.console_tail(15), &vm.qemu.tail()),
                 ));
             }
             // Only knock once init says sshd is up; saves futile handshakes.
             if vm.console().contains("kmatrix-guest: ready") {
                 let t = target.clone();
-                match tokio::task::spawn_blocking(move || guest::connect(&t, Duration::from_secs(10))).await {
+                match tokio::task::spawn_blocking(move || {
+                    guest::connect(&t, Duration::from_secs(10))
+                })
+                .await
+                {
                     Ok(Ok(s)) => break s,
-                    Ok(Err(e @ guest::SshError::HostKey { .. })) => return Err(infra(e.to_string())),
+                    Ok(Err(e @ guest::SshError::HostKey { .. })) => {
+                        return Err(infra(e.to_string()))
+                    }
                     _ => {}
                 }
             }
@@ -339,7 +376,10 @@ impl Engine {
         };
         self.note(
             cell,
-            format!("ssh ready {:.1}s after QEMU start", vm.started.elapsed().as_secs_f64()),
+            format!(
+                "ssh ready {:.1}s after QEMU start",
+                vm.started.elapsed().as_secs_f64()
+            ),
         );
         let session = std::sync::Arc::new(session);
         let tests_dir = dir.join("tests");
@@ -360,8 +400,11 @@ impl Engine {
             let timeout = t.timeout * slow.max(4) / 4;
             let s = session.clone();
             let start = Instant::now();
-            let run = tokio::task::spawn_blocking(move || guest::exec(&s, &cmd, timeout, Some(&out))).await;
-            let text = std::fs::read_to_string(tests_dir.join(format!("{}.ktap", t.name))).unwrap_or_default();
+            let run =
+                tokio::task::spawn_blocking(move || guest::exec(&s, &cmd, timeout, Some(&out)))
+                    .await;
+            let text = std::fs::read_to_string(tests_dir.join(format!("{}.ktap", t.name)))
+                .unwrap_or_default();
             let mut tr = TestResult {
                 name: t.name.clone(),
                 exit_status: None,
@@ -393,7 +436,10 @@ impl Engine {
             }
         }
         let s = session.clone();
-        let _ = tokio::task::spawn_blocking(move || guest::fire(&s, "sync; umount /results; reboot -f")).await;
+        let _ = tokio::task::spawn_blocking(move || {
+            guest::fire(&s, "sync; umount /results; reboot -f")
+        })
+        .await;
         Ok(())
     }
 }
@@ -416,13 +462,21 @@ pub fn chain(e: &dyn std::error::Error) -> String {
 
 fn tail_lines(console: &str, qemu: &str) -> Vec<String> {
     let mut v: Vec<String> = console.lines().map(|l| format!("console| {l}")).collect();
-    v.extend(qemu.lines().filter(|l| !l.is_empty()).map(|l| format!("qemu| {l}")));
+    v.extend(
+        qemu.lines()
+            .filter(|l| !l.is_empty())
+            .map(|l| format!("qemu| {l}")),
+    );
     v
 }
 
 fn append(path: &Path, text: &str) {
     use std::io::Write;
-    if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+    {
         let _ = f.write_all(text.as_bytes());
     }
 }

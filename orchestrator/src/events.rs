@@ -29,12 +29,26 @@ impl Phase {
 
 #[derive(Debug, Clone)]
 pub enum Event {
-    RunStarted { cells: usize, run_dir: std::path::PathBuf },
-    CellStarted { id: String },
-    Phase { id: String, phase: Phase, detail: String },
+    RunStarted {
+        cells: usize,
+        run_dir: std::path::PathBuf,
+    },
+    CellStarted {
+        id: String,
+    },
+    Phase {
+        id: String,
+        phase: Phase,
+        detail: String,
+    },
     /// A line worth showing (a fallback, a cache hit, a warning).
-    Note { id: String, message: String },
-    CellFinished { result: Box<CellResult> },
+    Note {
+        id: String,
+        message: String,
+    },
+    CellFinished {
+        result: Box<CellResult>,
+    },
     RunFinished,
 }
 

@@ -110,12 +110,17 @@ async fn userland(arch: Arch, cache: &Cache) -> Result<PathBuf, ImageError> {
         .map(|p| format!("{p}:{}", arch.deb_arch()))
         .collect();
     if !missing.is_empty() {
-        proc::run(&ProcSpec::new("apt-get").args(["download", "-q"]).args(&missing).cwd(&debs))
-            .await
-            .map_err(|source| ImageError::Download {
-                arch: arch.name(),
-                source,
-            })?;
+        proc::run(
+            &ProcSpec::new("apt-get")
+                .args(["download", "-q"])
+                .args(&missing)
+                .cwd(&debs),
+        )
+        .await
+        .map_err(|source| ImageError::Download {
+            arch: arch.name(),
+            source,
+        })?;
     }
     let tmp = root.with_extension("tmp");
     let _ = std::fs::remove_dir_all(&tmp);
@@ -203,7 +208,9 @@ pub async fn prepare(
         h.field(name.as_bytes());
         h.file(bin).map_err(io(bin))?;
     }
-    let dir = cache.dir("images").join(format!("{}-{}", arch.name(), h.finish()));
+    let dir = cache
+        .dir("images")
+        .join(format!("{}-{}", arch.name(), h.finish()));
     let initramfs = dir.join("initramfs.cpio.gz");
     let host_pub = dir.join("host_key.pub");
     if !initramfs.exists() || !host_pub.exists() {
@@ -221,7 +228,9 @@ pub async fn prepare(
         let public = out
             .lines()
             .find(|l| l.starts_with("ssh-ed25519 "))
-            .ok_or_else(|| ImageError::Other(format!("dropbearkey printed no public key:\n{out}")))?;
+            .ok_or_else(|| {
+                ImageError::Other(format!("dropbearkey printed no public key:\n{out}"))
+            })?;
         let authorized = std::fs::read(&client_pub).map_err(io(&client_pub))?;
         let hostkey_bytes = std::fs::read(&host_key).map_err(io(&host_key))?;
         let bytes = assemble(arch, &root, tests, &authorized, &hostkey_bytes)?;
@@ -251,8 +260,24 @@ fn assemble(
 ) -> Result<Vec<u8>, ImageError> {
     let mut w = Cpio::default();
     for d in [
-        "bin", "sbin", "usr", "usr/bin", "usr/sbin", "etc", "etc/dropbear", "root",
-        "proc", "sys", "dev", "tmp", "run", "results", "tests", "lib", "usr/lib", "var",
+        "bin",
+        "sbin",
+        "usr",
+        "usr/bin",
+        "usr/sbin",
+        "etc",
+        "etc/dropbear",
+        "root",
+        "proc",
+        "sys",
+        "dev",
+        "tmp",
+        "run",
+        "results",
+        "tests",
+        "lib",
+        "usr/lib",
+        "var",
     ] {
         w.dir(d, 0o755);
     }
@@ -262,7 +287,11 @@ fn assemble(
     w.file("bin/busybox", 0o755, &std::fs::read(&bb).map_err(io(&bb))?);
     w.symlink("bin/sh", "busybox");
     let db = root.join("usr/sbin/dropbear");
-    w.file("usr/sbin/dropbear", 0o755, &std::fs::read(&db).map_err(io(&db))?);
+    w.file(
+        "usr/sbin/dropbear",
+        0o755,
+        &std::fs::read(&db).map_err(io(&db))?,
+    );
     w.file("etc/passwd", 0o644, b"root:x:0:0:root:/root:/bin/sh\n");
     w.file("etc/group", 0o644, b"root:x:0:\n");
     w.file("etc/shells", 0o644, b"/bin/sh\n");
@@ -281,7 +310,9 @@ fn assemble(
         format!("usr/lib/{}", arch.triplet()),
     ] {
         let src = root.join(&libdir);
-        let Ok(rd) = std::fs::read_dir(&src) else { continue };
+        let Ok(rd) = std::fs::read_dir(&src) else {
+            continue;
+        };
         w.dir_all(&libdir);
         let mut entries: Vec<_> = rd.flatten().collect();
         entries.sort_by_key(|e| e.file_name());
@@ -409,10 +440,17 @@ mod tests {
         std::fs::write(&archive, &bytes).unwrap();
         let out = std::process::Command::new("sh")
             .arg("-c")
-            .arg(format!("cd {} && cpio -idm < x.cpio 2>&1", d.path().display()))
+            .arg(format!(
+                "cd {} && cpio -idm < x.cpio 2>&1",
+                d.path().display()
+            ))
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
         assert_eq!(
             std::fs::read_to_string(d.path().join("a/b/hello")).unwrap(),
             "hi there\n"

@@ -104,7 +104,10 @@ mod tests {
         assert!(!r.passed());
         assert_eq!(r.cases[1].status, Status::NotOk);
         assert_eq!(r.cases[2].status, Status::Skip);
-        assert_eq!(r.cases[2].reason.as_deref(), Some("UFFDIO_MOVE not supported"));
+        assert_eq!(
+            r.cases[2].reason.as_deref(),
+            Some("UFFDIO_MOVE not supported")
+        );
         assert_eq!(r.failed().count(), 1);
     }
 

@@ -4,7 +4,10 @@ use clap::Parser;
 
 fn main() {
     let cli = kmatrix::cli::Cli::parse();
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("kmatrix: cannot start the async runtime: {e}");

@@ -50,7 +50,10 @@ static GROUPS: Mutex<BTreeSet<i32>> = Mutex::new(BTreeSet::new());
 
 /// SIGKILL every process group kmatrix started and has not reaped. Returns how many.
 pub fn kill_all() -> usize {
-    let groups: Vec<i32> = GROUPS.lock().map(|g| g.iter().copied().collect()).unwrap_or_default();
+    let groups: Vec<i32> = GROUPS
+        .lock()
+        .map(|g| g.iter().copied().collect())
+        .unwrap_or_default();
     for g in &groups {
         let _ = killpg(Pid::from_raw(*g), Signal::SIGKILL);
     }
@@ -59,7 +62,10 @@ pub fn kill_all() -> usize {
 
 /// Process groups currently registered (for tests and leak checks).
 pub fn live_groups() -> Vec<i32> {
-    GROUPS.lock().map(|g| g.iter().copied().collect()).unwrap_or_default()
+    GROUPS
+        .lock()
+        .map(|g| g.iter().copied().collect())
+        .unwrap_or_default()
 }
 
 /// What to run. Build it, log `display()`, then `spawn`.
@@ -96,7 +102,8 @@ impl ProcSpec {
         self
     }
     pub fn env(mut self, k: impl AsRef<OsStr>, v: impl AsRef<OsStr>) -> Self {
-        self.env.push((k.as_ref().to_owned(), v.as_ref().to_owned()));
+        self.env
+            .push((k.as_ref().to_owned(), v.as_ref().to_owned()));
         self
     }
     /// Append stdout and stderr, line by line as they arrive, to this file.

@@ -92,14 +92,16 @@ pub async fn reporter(
                         .map(|r| format!(" ({r})"))
                         .unwrap_or_default()
                 );
-                match bars.remove(&result.id) {
-                    Some(pb) => pb.finish_with_message(result.verdict.label()),
-                    None => {}
+                if let Some(pb) = bars.remove(&result.id) {
+                    pb.finish_with_message(result.verdict.label());
                 }
                 line(msg);
                 done.push(*result);
                 if let Err(e) = write_results(&run_dir, &spec, &done) {
-                    line(format!("cannot write {}/results.json: {e}", run_dir.display()));
+                    line(format!(
+                        "cannot write {}/results.json: {e}",
+                        run_dir.display()
+                    ));
                 }
             }
             Event::RunFinished => break,
@@ -123,7 +125,11 @@ pub fn matrix(cells: &[CellResult]) -> String {
     let cell_text = |c: &CellResult| {
         let n = c.findings.len();
         if n > 0 {
-            format!("{} ({n} report{})", c.verdict.label(), if n == 1 { "" } else { "s" })
+            format!(
+                "{} ({n} report{})",
+                c.verdict.label(),
+                if n == 1 { "" } else { "s" }
+            )
         } else {
             c.verdict.label().to_string()
         }
@@ -135,7 +141,12 @@ pub fn matrix(cells: &[CellResult]) -> String {
     for ((arch, config), by_ps) in &rows {
         let mut r = vec![format!("{arch}/{config}")];
         for p in &patchsets {
-            r.push(by_ps.get(p).map(|c| cell_text(c)).unwrap_or_else(|| "-".into()));
+            r.push(
+                by_ps
+                    .get(p)
+                    .map(|c| cell_text(c))
+                    .unwrap_or_else(|| "-".into()),
+            );
         }
         table.push(r);
     }
@@ -152,7 +163,13 @@ pub fn matrix(cells: &[CellResult]) -> String {
         out.push_str(line.join("  ").trim_end());
         out.push('\n');
         if ri == 0 {
-            out.push_str(&widths.iter().map(|w| "-".repeat(*w)).collect::<Vec<_>>().join("  "));
+            out.push_str(
+                &widths
+                    .iter()
+                    .map(|w| "-".repeat(*w))
+                    .collect::<Vec<_>>()
+                    .join("  "),
+            );
             out.push('\n');
         }
     }
@@ -164,7 +181,11 @@ pub fn matrix(cells: &[CellResult]) -> String {
         }
         out.push('\n');
         if let Some(a) = &c.accel {
-            let note = c.accel_note.as_ref().map(|n| format!(" ({n})")).unwrap_or_default();
+            let note = c
+                .accel_note
+                .as_ref()
+                .map(|n| format!(" ({n})"))
+                .unwrap_or_default();
             out.push_str(&format!("  accel: {a}{note}\n"));
         }
         for d in &c.details {
@@ -172,7 +193,10 @@ pub fn matrix(cells: &[CellResult]) -> String {
         }
         for t in &c.tests {
             let cases = &t.ktap.cases;
-            let ok = cases.iter().filter(|x| x.status == crate::ktap::Status::Ok).count();
+            let ok = cases
+                .iter()
+                .filter(|x| x.status == crate::ktap::Status::Ok)
+                .count();
             out.push_str(&format!(
                 "  test {}: {} ({ok}/{} ok, {} skipped, {:.0}s){}\n",
                 t.name,
@@ -180,11 +204,17 @@ pub fn matrix(cells: &[CellResult]) -> String {
                 cases.len(),
                 t.ktap.skipped().count(),
                 t.seconds,
-                t.result_file.as_ref().map(|_| ", result file back via virtiofs").unwrap_or_default()
+                t.result_file
+                    .as_ref()
+                    .map(|_| ", result file back via virtiofs")
+                    .unwrap_or_default()
             ));
         }
         for f in &c.findings {
-            out.push_str(&format!("  report: {} [{:?}] at console line {}\n", f.title, f.kind, f.line));
+            out.push_str(&format!(
+                "  report: {} [{:?}] at console line {}\n",
+                f.title, f.kind, f.line
+            ));
         }
         out.push_str(&format!("  dir: {}\n", c.dir.display()));
     }

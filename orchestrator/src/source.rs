@@ -52,12 +52,18 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> SourceError + '_ {
 pub async fn prepare(source: &SourceSpec, cache: &Cache) -> Result<Tree, SourceError> {
     match source {
         SourceSpec::Path(p) => {
-            let rev = proc::output(&ProcSpec::new("git").arg("-C").arg(p).args(["describe", "--always", "--dirty", "--abbrev=40"]))
-                .await
-                .map(|s| s.trim().to_string())
-                .unwrap_or_else(|_| "no-git".into());
+            let rev = proc::output(&ProcSpec::new("git").arg("-C").arg(p).args([
+                "describe",
+                "--always",
+                "--dirty",
+                "--abbrev=40",
+            ]))
+            .await
+            .map(|s| s.trim().to_string())
+            .unwrap_or_else(|_| "no-git".into());
             let mut h = Hasher::new("path-tree");
-            h.field(p.to_string_lossy().as_bytes()).field(rev.as_bytes());
+            h.field(p.to_string_lossy().as_bytes())
+                .field(rev.as_bytes());
             Ok(Tree {
                 path: p.clone(),
                 id: format!("path-{}", h.finish()),
@@ -90,12 +96,16 @@ async fn debian_package(pkg: &str, cache: &Cache) -> Result<Tree, SourceError> {
     let deb = match find() {
         Some(d) => d,
         None => {
-            proc::run(&ProcSpec::new("apt-get").args(["download", "-q", pkg]).cwd(&debs))
-                .await
-                .map_err(|source| SourceError::Download {
-                    package: pkg.to_string(),
-                    source,
-                })?;
+            proc::run(
+                &ProcSpec::new("apt-get")
+                    .args(["download", "-q", pkg])
+                    .cwd(&debs),
+            )
+            .await
+            .map_err(|source| SourceError::Download {
+                package: pkg.to_string(),
+                source,
+            })?;
             find().ok_or_else(|| SourceError::Io {
                 path: debs.clone(),
                 source: std::io::Error::other(format!("apt-get download left no {pkg}_*.deb")),
@@ -131,7 +141,10 @@ async fn debian_package(pkg: &str, cache: &Cache) -> Result<Tree, SourceError> {
         std::fs::rename(&tmp, &tree).map_err(io(&tree))?;
         std::fs::write(&marker, b"").map_err(io(&marker))?;
     }
-    Ok(Tree { path: tree, id: stem })
+    Ok(Tree {
+        path: tree,
+        id: stem,
+    })
 }
 
 /// Outcome of applying a patch series.
@@ -139,7 +152,10 @@ async fn debian_package(pkg: &str, cache: &Cache) -> Result<Tree, SourceError> {
 pub enum Patched {
     Tree(Tree),
     /// A patch did not apply: which one, and `patch`'s own words (the failed hunks).
-    Failed { patch: PathBuf, output: String },
+    Failed {
+        patch: PathBuf,
+        output: String,
+    },
 }
 
 /// The tree for a patchset: the pristine tree when there are no patches, else a
@@ -160,7 +176,9 @@ pub async fn patched_tree(
         h.file(p).map_err(io(p))?;
     }
     let key = h.finish();
-    let dir = cache.dir("trees").join(format!("{}-{patchset}-{key}", pristine.id));
+    let dir = cache
+        .dir("trees")
+        .join(format!("{}-{patchset}-{key}", pristine.id));
     let id = format!("{}+{key}", pristine.id);
     if dir.join(".kmatrix-patched").exists() {
         return Ok(Patched::Tree(Tree { path: dir, id }));

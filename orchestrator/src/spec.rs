@@ -193,16 +193,12 @@ pub fn parse(path: &Path, text: &str) -> Result<Plan, SpecError> {
 }
 
 fn validate(path: &Path, text: &str, raw: RawSpec) -> Result<Plan, SpecError> {
+    // Absolute, so paths handed to QEMU, virtiofsd and make mean the same from anywhere.
     let root = path
         .parent()
-        .map(|p| {
-            if p.as_os_str().is_empty() {
-                PathBuf::from(".")
-            } else {
-                p.to_owned()
-            }
-        })
-        .unwrap_or_else(|| PathBuf::from("."));
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let root = std::path::absolute(root).unwrap_or_else(|_| root.to_owned());
     let invalid = |key: &str, message: String| SpecError::Invalid {
         path: path.to_owned(),
         line: find_key_line(text, key),
@@ -347,8 +343,8 @@ fn validate(path: &Path, text: &str, raw: RawSpec) -> Result<Plan, SpecError> {
             ))
         }
     };
-    let memory_mib = parse_mib(raw.vm.memory.as_deref().unwrap_or("1G"))
-        .map_err(|m| invalid("vm.memory", m))?;
+    let memory_mib =
+        parse_mib(raw.vm.memory.as_deref().unwrap_or("1G")).map_err(|m| invalid("vm.memory", m))?;
     let boot_timeout = parse_duration(raw.vm.boot_timeout.as_deref().unwrap_or("3m"))
         .map_err(|m| invalid("vm.boot-timeout", m))?;
     let hung_task_timeout = parse_duration(raw.vm.hung_task_timeout.as_deref().unwrap_or("10s"))
@@ -418,11 +414,11 @@ fn find_key_line(text: &str, key: &str) -> Option<usize> {
     let mut found = None;
     for part in key.split('.') {
         let part = part.split('[').next().unwrap_or(part);
-        let (idx, _) = text
-            .lines()
-            .enumerate()
-            .skip(from)
-            .find(|(_, l)| l.trim_start().trim_start_matches("- ").starts_with(&format!("{part}:")))?;
+        let (idx, _) = text.lines().enumerate().skip(from).find(|(_, l)| {
+            l.trim_start()
+                .trim_start_matches("- ")
+                .starts_with(&format!("{part}:"))
+        })?;
         from = idx;
         found = Some(idx + 1);
     }
@@ -485,7 +481,12 @@ vm:
             .collect();
         assert_eq!(
             names,
-            ["guest.config", "lockdep.config", "x86_64.config", "pvl-on.config"]
+            [
+                "guest.config",
+                "lockdep.config",
+                "x86_64.config",
+                "pvl-on.config"
+            ]
         );
         assert_eq!(plan.tests[0].duration, Duration::from_secs(20));
         assert_eq!(plan.vm.accel, AccelChoice::Tcg);
@@ -532,12 +533,18 @@ vm:
         let msg = parse(&d.path().join("kmatrix.yaml"), &text)
             .unwrap_err()
             .to_string();
-        assert!(msg.contains("`patchsets.v2`") && msg.contains("nope.patch"), "{msg}");
+        assert!(
+            msg.contains("`patchsets.v2`") && msg.contains("nope.patch"),
+            "{msg}"
+        );
         let text = GOOD.replace("name: faults_vs_writers", "name: nosuch");
         let msg = parse(&d.path().join("kmatrix.yaml"), &text)
             .unwrap_err()
             .to_string();
-        assert!(msg.contains("`tests[0]`") && msg.contains("nosuch.c"), "{msg}");
+        assert!(
+            msg.contains("`tests[0]`") && msg.contains("nosuch.c"),
+            "{msg}"
+        );
     }
 
     #[test]

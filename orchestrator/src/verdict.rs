@@ -112,21 +112,37 @@ impl CellResult {
 /// is still a FAIL. A test that overran or a hung-task report is a HANG.
 pub fn decide(tests: &[TestResult], findings: &[Finding]) -> (Verdict, Option<String>) {
     use crate::console::Kind;
-    let hang_report = findings
-        .iter()
-        .any(|f| matches!(f.kind, Kind::HungTask | Kind::SoftLockup | Kind::RcuStall | Kind::HardLockup));
+    let hang_report = findings.iter().any(|f| {
+        matches!(
+            f.kind,
+            Kind::HungTask | Kind::SoftLockup | Kind::RcuStall | Kind::HardLockup
+        )
+    });
     let other_reports: Vec<&Finding> = findings
         .iter()
-        .filter(|f| !matches!(f.kind, Kind::HungTask | Kind::SoftLockup | Kind::RcuStall | Kind::HardLockup))
+        .filter(|f| {
+            !matches!(
+                f.kind,
+                Kind::HungTask | Kind::SoftLockup | Kind::RcuStall | Kind::HardLockup
+            )
+        })
         .collect();
     if let Some(f) = other_reports.first() {
         return (Verdict::Fail, Some(f.title.clone()));
     }
     if let Some(t) = tests.iter().find(|t| t.timed_out) {
-        return (Verdict::Hang, Some(format!("test {} overran its timeout", t.name)));
+        return (
+            Verdict::Hang,
+            Some(format!("test {} overran its timeout", t.name)),
+        );
     }
     if hang_report {
-        let f = findings.iter().find(|f| matches!(f.kind, Kind::HungTask | Kind::SoftLockup | Kind::RcuStall | Kind::HardLockup));
+        let f = findings.iter().find(|f| {
+            matches!(
+                f.kind,
+                Kind::HungTask | Kind::SoftLockup | Kind::RcuStall | Kind::HardLockup
+            )
+        });
         return (Verdict::Hang, f.map(|f| f.title.clone()));
     }
     if let Some(t) = tests.iter().find(|t| !t.passed()) {
@@ -180,15 +196,24 @@ mod tests {
     #[test]
     fn pass_needs_complete_ktap_and_no_reports() {
         assert_eq!(decide(&[test("t", OK, 0)], &[]).0, Verdict::Pass);
-        assert_eq!(decide(&[test("t", "TAP version 13\n1..2\nok 1 a\n", 0)], &[]).0, Verdict::Fail);
-        assert_eq!(decide(&[test("t", "TAP version 13\n1..1\nnot ok 1 a\n", 1)], &[]).0, Verdict::Fail);
+        assert_eq!(
+            decide(&[test("t", "TAP version 13\n1..2\nok 1 a\n", 0)], &[]).0,
+            Verdict::Fail
+        );
+        assert_eq!(
+            decide(&[test("t", "TAP version 13\n1..1\nnot ok 1 a\n", 1)], &[]).0,
+            Verdict::Fail
+        );
     }
 
     #[test]
     fn a_kernel_report_fails_a_cell_whose_tests_passed() {
         let (v, why) = decide(
             &[test("t", OK, 0)],
-            &[finding(Kind::Lockdep, "possible deadlock in vma_start_read_unlocked")],
+            &[finding(
+                Kind::Lockdep,
+                "possible deadlock in vma_start_read_unlocked",
+            )],
         );
         assert_eq!(v, Verdict::Fail);
         assert_eq!(why.unwrap(), "possible deadlock in vma_start_read_unlocked");
@@ -197,7 +222,11 @@ mod tests {
     #[test]
     fn hung_task_or_overrun_is_hang() {
         assert_eq!(
-            decide(&[test("t", OK, 0)], &[finding(Kind::HungTask, "INFO: task hung in x")]).0,
+            decide(
+                &[test("t", OK, 0)],
+                &[finding(Kind::HungTask, "INFO: task hung in x")]
+            )
+            .0,
             Verdict::Hang
         );
         let mut t = test("t", "", -1);

@@ -163,7 +163,11 @@ pub fn virtiofsd_args(socket: &Path, dir: &Path, readonly: bool) -> Vec<OsString
 /// Where virtiofsd lives: PATH, cargo's bin folder, or distribution paths.
 pub fn find_virtiofsd() -> Option<PathBuf> {
     let mut candidates: Vec<PathBuf> = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).map(|d| d.join("virtiofsd")).collect())
+        .map(|p| {
+            std::env::split_paths(&p)
+                .map(|d| d.join("virtiofsd"))
+                .collect()
+        })
         .unwrap_or_default();
     if let Some(home) = std::env::var_os("CARGO_HOME").or_else(|| {
         std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo").into_os_string())
@@ -299,7 +303,10 @@ impl Vm {
                 return Err(reason);
             }
             if let Some(st) = self.qemu.try_wait() {
-                return Err(format!("QEMU exited ({st}) before the guest printed anything: {}", self.qemu.tail()));
+                return Err(format!(
+                    "QEMU exited ({st}) before the guest printed anything: {}",
+                    self.qemu.tail()
+                ));
             }
             if std::fs::metadata(&self.spec.console_log)
                 .map(|m| m.len() > 0)

@@ -64,10 +64,16 @@ pub struct Finding {
 /// First cut: report header lines only (the full parser replaces this).
 pub fn parse<R: BufRead>(mut reader: R) -> std::io::Result<Vec<Finding>> {
     const HEADS: &[(&str, Kind)] = &[
-        ("WARNING: possible circular locking dependency", Kind::Lockdep),
+        (
+            "WARNING: possible circular locking dependency",
+            Kind::Lockdep,
+        ),
         ("INFO: task ", Kind::HungTask),
         ("BUG: kernel NULL pointer dereference", Kind::NullDeref),
-        ("Unable to handle kernel NULL pointer dereference", Kind::NullDeref),
+        (
+            "Unable to handle kernel NULL pointer dereference",
+            Kind::NullDeref,
+        ),
         ("BUG: ", Kind::Bug),
         ("Oops", Kind::Other),
         ("Kernel panic - not syncing", Kind::Panic),
