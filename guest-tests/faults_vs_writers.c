@@ -157,7 +157,7 @@ static void *fault_thread(void *arg)
 	uint64_t rng = 0x9e3779b97f4a7c15ull * (s->id + 1), gen = 0;
 
 	wait_go();
-	while (running()) {
+	for (uint64_t it = 0; ktap_keep_going(deadline, it, !s->rounds); it++) {
 		size_t a, n;
 
 		gen++;
@@ -229,7 +229,8 @@ static void *mprotect_thread(void *arg)
 
 	(void)arg;
 	wait_go();
-	while (running()) {
+	for (uint64_t it = 0; ktap_keep_going(deadline, it, !mp.nb_toggles || !mp.nb_splits ||
+						    (!mp.fr_splits && !mp.exec_disabled)); it++) {
 		struct slot *s = &slots[ktap_rand(&rng) % N_SLOTS];
 		size_t a, n;
 
@@ -277,7 +278,7 @@ static void *mmap_thread(void *arg)
 		fd = -1;
 	}
 	wait_go();
-	while (running()) {
+	for (uint64_t it = 0; ktap_keep_going(deadline, it, !mm.mmaps); it++) {
 		struct slot *s = &slots[ktap_rand(&rng) % N_SLOTS];
 		/* Often start right at the fault region's end so anon VMAs merge. */
 		size_t a = (ktap_rand(&rng) & 1) ? 0 : ktap_rand(&rng) % GAP_PAGES;
@@ -370,7 +371,7 @@ static void *mremap_thread(void *arg)
 
 	(void)arg;
 	wait_go();
-	while (running()) {
+	for (uint64_t it = 0; ktap_keep_going(deadline, it, !mr.moves); it++) {
 		char *p, *q, *t, *r;
 		size_t n = SCRATCH_PAGES;
 
@@ -488,7 +489,7 @@ static void *proc_thread(void *arg)
 
 	(void)arg;
 	wait_go();
-	while (running()) {
+	for (uint64_t it = 0; ktap_keep_going(deadline, it, !pr.maps_reads || !pr.smaps_reads); it++) {
 		len = slurp("/proc/self/maps", &buf, &cap);
 		if (len < 0) {
 			pr.errors++;
@@ -511,8 +512,6 @@ static void *proc_thread(void *arg)
 				}
 			}
 		}
-		if (!running())
-			break;
 		len = slurp("/proc/self/smaps", &buf, &cap);
 		if (len < 0) {
 			pr.errors++;

@@ -299,6 +299,18 @@ static inline double ktap_begin(int argc, char **argv, int planned)
 	return dur;
 }
 
+/*
+ * Worker loop condition: run until the deadline, but under very slow
+ * emulation still finish a minimum of work (need != 0) so that "did this
+ * thread kind run?" checks are meaningful; capped at KTAP_MIN_ITERS loop
+ * iterations in total so the runtime stays bounded.
+ */
+#define KTAP_MIN_ITERS 200
+static inline int ktap_keep_going(double deadline, uint64_t iter, int need)
+{
+	return ktap_now() < deadline || (need && iter < KTAP_MIN_ITERS);
+}
+
 /* Small xorshift PRNG, one state per thread. */
 static inline uint64_t ktap_rand(uint64_t *s)
 {

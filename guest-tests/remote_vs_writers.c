@@ -99,9 +99,10 @@ static void fill_churn(size_t slot, size_t pages)
 		*(volatile uint64_t *)(c_churn + off) = MAGIC_C | off;
 }
 
+/* The parent says when to stop (its readers must not see us exit). */
 static int child_running(void)
 {
-	return !atomic_load(&ctl->stop) && running();
+	return !atomic_load(&ctl->stop) && ktap_now() < deadline + 2.5;
 }
 
 static void *child_mprotect_thread(void *arg)
@@ -109,7 +110,9 @@ static void *child_mprotect_thread(void *arg)
 	uint64_t rng = 0x5151;
 
 	(void)arg;
-	while (child_running()) {
+	/* At least a few rounds even if the parent stops us early. */
+	for (uint64_t it = 0; child_running() || (it < KTAP_MIN_ITERS &&
+	     (!ctl->stable_mprotects || !ctl->mprotects)); it++) {
 		size_t a = ktap_rand(&rng) % STABLE_PAGES;
 		size_t n = 1 + ktap_rand(&rng) % (STABLE_PAGES - a);
 
@@ -263,7 +266,9 @@ static void child_main(void)
 	ctl->stable = (uintptr_t)c_stable;
 	ctl->churn = (uintptr_t)c_churn;
 	atomic_store(&ctl->ready, 1);
-	while (child_running())
+	/* Random ops: keep going until each kind happened at least once. */
+	for (uint64_t it = 0; child_running() || (it < 5 * KTAP_MIN_ITERS &&
+	     (!ctl->mmaps || !ctl->munmaps || !ctl->mremaps || !ctl->moves)); it++)
 		churn_step(&rng);
 	pthread_join(t, NULL);
 	_exit(ctl->errors || ctl->scratch_bad ? 1 : 0);
@@ -336,7 +341,7 @@ static void *reader(void *arg)
 		return NULL;
 	while (!atomic_load(&go))
 		sched_yield();
-	while (running()) {
+	for (uint64_t it = 0; ktap_keep_going(deadline, it, !st->stable_reads); it++) {
 		size_t off, len;
 		ssize_t n;
 
@@ -396,7 +401,8 @@ static void report_reader(struct rstat *st, const char *name, int *stable_ok, in
 		ktap_diag("  first error: %s", st->first_err);
 	*stable_ok = st->stable_reads > 0 && st->stable_bytes > 0 && !st->stable_bad &&
 		     !st->stable_err;
-	*churn_ok = st->churn_reads > 0 && st->churn_bytes > 0 && !st->churn_bad &&
+	/* Churn reads may all fail when unlucky: only their count matters. */
+	*churn_ok = st->churn_reads > 0 && !st->churn_bad &&
 		    !st->unexpected;
 }
 

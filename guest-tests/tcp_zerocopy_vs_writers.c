@@ -145,7 +145,7 @@ static void *sender_thread(void *arg)
 
 	(void)arg;
 	wait_go();
-	while (running()) {
+	for (uint64_t it = 0; ktap_keep_going(deadline, it, !ss.sends); it++) {
 		size_t pos = off % RING_SIZE;
 		size_t len = CHUNK_PAGES * ps;
 		ssize_t n;
@@ -303,7 +303,7 @@ static void *receiver_thread(void *arg)
 
 		if (!rs.zc_broken) {
 			/* Error probes need >= 1 page queued, see header. */
-			if ((rs.zc_calls & 7) == 0 && ioctl(rfd, SIOCINQ, &inq) == 0 &&
+			if (((rs.zc_calls & 7) == 0 || !rs.probe_rounds) && ioctl(rfd, SIOCINQ, &inq) == 0 &&
 			    (size_t)inq >= ps)
 				error_probes(hole, anon);
 			if (zc_call((uintptr_t)smap, MAP_PAGES * ps, &zc)) {
@@ -387,7 +387,8 @@ static void *mprotect_thread(void *arg)
 {
 	(void)arg;
 	wait_go();
-	while (running() && !atomic_load(&recv_done)) {
+	for (uint64_t it = 0; (running() && !atomic_load(&recv_done)) ||
+	     (it < KTAP_MIN_ITERS && !wst.split_toggles); it++) {
 		if (mprotect(nb, NB_PAGES * ps, PROT_READ) ||
 		    mprotect(nb, NB_PAGES * ps, PROT_READ | PROT_WRITE))
 			WERR("mprotect nb");
@@ -410,7 +411,8 @@ static void *mmap_thread(void *arg)
 
 	(void)arg;
 	wait_go();
-	while (running() && !atomic_load(&recv_done)) {
+	for (uint64_t it = 0; (running() && !atomic_load(&recv_done)) ||
+	     (it < KTAP_MIN_ITERS && (!wst.gap_mmaps || !wst.sock_remaps)); it++) {
 		size_t n = 1 + ktap_rand(&rng) % GAP_PAGES;
 		char *p = mmap(gap, n * ps, PROT_READ | PROT_WRITE,
 			       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
@@ -431,7 +433,7 @@ static void *mmap_thread(void *arg)
 			else
 				wst.gap_mmaps++;
 		}
-		if ((ktap_rand(&rng) & 3) == 0) {
+		if ((ktap_rand(&rng) & 3) == 0 || !wst.sock_remaps) {
 			/* Replace the second half with a fresh mapping of the socket. */
 			p = mmap(smap + half, half, PROT_READ, MAP_SHARED | MAP_FIXED, rfd, half);
 			if (p == MAP_FAILED)

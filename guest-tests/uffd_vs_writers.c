@@ -378,7 +378,10 @@ static void *fault_thread(void *arg)
 
 	while (!atomic_load(&go))
 		sched_yield();
-	while (running()) {
+	/* Under slow emulation, still see both a COPY and a MOVE through. */
+	for (uint64_t it = 0; ktap_keep_going(deadline, it, !st->pages_ok ||
+	     !__atomic_load_n(&hs.copies, __ATOMIC_RELAXED) ||
+	     (have_move && !__atomic_load_n(&hs.moves, __ATOMIC_RELAXED))); it++) {
 		int r = ktap_rand(&rng) % N_REGIONS;
 		size_t page = ktap_rand(&rng) % R_PAGES;
 
@@ -444,11 +447,12 @@ static void *writer_thread(void *arg)
 
 	while (!atomic_load(&go))
 		sched_yield();
-	while (running()) {
+	/* The first 10 iterations walk through every op once. */
+	for (uint64_t it = 0; ktap_keep_going(deadline, it, it < 10); it++) {
 		int r = 2 * w + ktap_rand(&rng) % 2;
 		size_t a = ktap_rand(&rng) % R_PAGES;
 		size_t n = 1 + ktap_rand(&rng) % (R_PAGES - a);
-		unsigned op = ktap_rand(&rng) % 10;
+		unsigned op = it < 10 ? it : ktap_rand(&rng) % 10;
 		char *base = reg[r].addr;
 
 		if (atomic_load(&reg[r].dead))
