@@ -220,6 +220,15 @@ static inline int ktap_end(void)
 	return rc;
 }
 
+/* Early exit: every test not yet reported fails with the given reason. */
+static inline int ktap_bail(const char *why)
+{
+	pthread_mutex_lock(&ktap_g.lock);
+	ktap_fail_rest_locked(why);
+	pthread_mutex_unlock(&ktap_g.lock);
+	return ktap_end();
+}
+
 static double ktap_watchdog_at;
 
 static void *ktap_watchdog(void *arg)

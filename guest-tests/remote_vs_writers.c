@@ -418,13 +418,13 @@ int main(int argc, char **argv)
 	ctl = mmap(NULL, sizeof(*ctl), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (ctl == MAP_FAILED) {
 		ktap_diag("mmap ctl: %s", strerror(errno));
-		return ktap_end();
+		return ktap_bail("not run: mmap failed");
 	}
 	deadline = ktap_now() + dur;
 	child = fork();
 	if (child < 0) {
 		ktap_diag("fork: %s", strerror(errno));
-		return ktap_end();
+		return ktap_bail("not run: fork failed");
 	}
 	if (child == 0)
 		child_main();
@@ -443,7 +443,7 @@ int main(int argc, char **argv)
 			ktap_diag("  %s", ctl->err);
 		if (!reaped)
 			kill(child, SIGKILL);
-		return ktap_end();
+		return ktap_bail("not run: child never became ready");
 	}
 	snprintf(path, sizeof(path), "/proc/%d/mem", (int)child);
 	mem_fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -455,7 +455,7 @@ int main(int argc, char **argv)
 		ktap_diag("pthread_create failed");
 		atomic_store(&ctl->stop, 1);
 		kill(child, SIGKILL);
-		return ktap_end();
+		return ktap_bail("not run: pthread_create failed");
 	}
 	atomic_store(&go, 1);
 	pthread_join(t1, NULL);

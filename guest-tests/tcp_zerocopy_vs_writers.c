@@ -527,7 +527,7 @@ int main(int argc, char **argv)
 
 	ring = malloc(RING_SIZE);
 	if (!ring)
-		return ktap_end();
+		return ktap_bail("not run: out of memory");
 	for (size_t i = 0; i < RING_SIZE / 8; i++) {
 		uint64_t v = 0x5443500000000000ull | i;	/* "TCP" | word index */
 
@@ -535,7 +535,7 @@ int main(int argc, char **argv)
 	}
 	if (setup_sockets() || setup_layout()) {
 		ktap_result(0, "loopback TCP connection and socket mmap set up");
-		return ktap_end();
+		return ktap_bail("not run: setup failed");
 	}
 	ktap_result(1, "loopback TCP connection and socket mmap set up");
 

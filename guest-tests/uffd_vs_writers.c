@@ -521,7 +521,7 @@ int main(int argc, char **argv)
 
 	if (setup_uffd()) {
 		ktap_result(0, "userfaultfd available (syscall + UFFDIO_API)");
-		return ktap_end();
+		return ktap_bail("not run: userfaultfd unavailable");
 	}
 	for (int r = 0; r < N_REGIONS; r++) {
 		reg[r].move = r >= 2 && have_move;
@@ -530,19 +530,19 @@ int main(int argc, char **argv)
 				   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 		if (reg[r].addr == MAP_FAILED) {
 			ktap_diag("mmap region: %s", strerror(errno));
-			return ktap_end();
+			return ktap_bail("not run: mmap failed");
 		}
 		if (do_register(reg[r].addr, R_PAGES * ps, &ioctls)) {
 			ktap_diag("UFFDIO_REGISTER(MISSING): %s", strerror(errno));
 			ktap_result(0, "userfaultfd available (syscall + UFFDIO_API + REGISTER)");
-			return ktap_end();
+			return ktap_bail("not run: UFFDIO_REGISTER failed");
 		}
 	}
 	ktap_diag("registered ioctls %#llx", (unsigned long long)ioctls);
 	if (!(ioctls & (1ULL << _UFFDIO_COPY))) {
 		ktap_diag("UFFDIO_COPY not offered for anonymous MISSING ranges");
 		ktap_result(0, "userfaultfd available (syscall + UFFDIO_API + REGISTER)");
-		return ktap_end();
+		return ktap_bail("not run: UFFDIO_COPY not offered");
 	}
 	if (have_move && !(ioctls & (1ULL << _UFFDIO_MOVE))) {
 		ktap_diag("feature MOVE reported but UFFDIO_MOVE not in register ioctls; not using it");
@@ -554,7 +554,7 @@ int main(int argc, char **argv)
 	deadline = ktap_now() + dur;
 	if (pthread_create(&hth, NULL, handler_thread, NULL)) {
 		ktap_diag("pthread_create handler failed");
-		return ktap_end();
+		return ktap_bail("not run: pthread_create failed");
 	}
 	for (; nf < N_FAULTERS; nf++)
 		if (pthread_create(&fth[nf], NULL, fault_thread, &fst[nf]))
