@@ -178,8 +178,13 @@ static inline void ktap_write_file_locked(void)
 	if (!ktap_g.result_file || !ktap_g.buf)
 		return;
 	fd = open(ktap_g.tmp_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0)
+	if (fd < 0) {
+		static const char msg[] = "ktap: cannot create result file\n";
+		ssize_t r = write(2, msg, sizeof(msg) - 1);
+
+		(void)r;
 		return;
+	}
 	for (size_t off = 0; off < ktap_g.len;) {
 		ssize_t w = write(fd, ktap_g.buf + off, ktap_g.len - off);
 
