@@ -577,9 +577,11 @@ int main(int argc, char **argv)
 			  (unsigned long long)ss.bytes);
 	ktap_result(ok, "stream data intact (zerocopy + recv fallback)");
 
+	/* Test names stay fixed across runs; the counts go in diagnostics. */
+	ktap_diag("zerocopy bytes received: %llu (%s)", (unsigned long long)rs.zc_bytes,
+		  rs.zc_bytes ? "pages were mapped" : "none mapped: frags not page-sized?");
 	ktap_result(rs.zc_calls > 0 && !rs.zc_broken && !rs.errors,
-		    "TCP_ZEROCOPY_RECEIVE calls succeeded (%llu zerocopy bytes)",
-		    (unsigned long long)rs.zc_bytes);
+		    "TCP_ZEROCOPY_RECEIVE calls succeeded");
 
 	probes_ok = rs.probe_rounds > 0;
 	for (int i = 0; i < 4; i++) {
@@ -592,8 +594,8 @@ int main(int argc, char **argv)
 	}
 	if (rs.first_probe[0])
 		ktap_diag("  first unexpected probe result: %s", rs.first_probe);
-	ktap_result(probes_ok, "zerocopy into non-socket addresses fails with EINVAL (%llu rounds)",
-		    (unsigned long long)rs.probe_rounds);
+	ktap_diag("error probe rounds: %llu", (unsigned long long)rs.probe_rounds);
+	ktap_result(probes_ok, "zerocopy into non-socket addresses fails with EINVAL");
 
 	ktap_diag("writers: nb mprotect toggles %llu, TCP VMA split toggles %llu, socket re-mmaps %llu, gap mmaps %llu (eexist %llu), errors %llu",
 		  (unsigned long long)wst.nb_toggles, (unsigned long long)wst.split_toggles,

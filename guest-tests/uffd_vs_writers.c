@@ -520,7 +520,7 @@ int main(int argc, char **argv)
 	sigaction(SIGBUS, &sa, NULL);
 
 	if (setup_uffd()) {
-		ktap_result(0, "userfaultfd available (syscall + UFFDIO_API)");
+		ktap_result(0, "userfaultfd available (syscall + UFFDIO_API + REGISTER)");
 		return ktap_bail("not run: userfaultfd unavailable");
 	}
 	for (int r = 0; r < N_REGIONS; r++) {
