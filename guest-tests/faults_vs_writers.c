@@ -76,10 +76,12 @@ static struct {
 	char first_err[256];
 } mr;
 
-static struct {
+#define N_PROC		2	/* /proc readers: one starts with maps, one with smaps */
+struct pstat {
 	uint64_t maps_reads, smaps_reads, lines, smaps_bytes, malformed, errors;
 	char first_err[256];
-} pr;
+};
+static struct pstat prs[N_PROC], pr;	/* per thread, and the sum */
 
 static inline int running(void)
 {
@@ -157,7 +159,7 @@ static void *fault_thread(void *arg)
 	uint64_t rng = 0x9e3779b97f4a7c15ull * (s->id + 1), gen = 0;
 
 	wait_go();
-	while (running()) {
+	for (uint64_t it = 0; ktap_keep_going(deadline, it, !s->rounds); it++) {
 		size_t a, n;
 
 		gen++;
@@ -229,7 +231,8 @@ static void *mprotect_thread(void *arg)
 
 	(void)arg;
 	wait_go();
-	while (running()) {
+	for (uint64_t it = 0; ktap_keep_going(deadline, it, !mp.nb_toggles || !mp.nb_splits ||
+						    (!mp.fr_splits && !mp.exec_disabled)); it++) {
 		struct slot *s = &slots[ktap_rand(&rng) % N_SLOTS];
 		size_t a, n;
 
@@ -277,7 +280,7 @@ static void *mmap_thread(void *arg)
 		fd = -1;
 	}
 	wait_go();
-	while (running()) {
+	for (uint64_t it = 0; ktap_keep_going(deadline, it, !mm.mmaps); it++) {
 		struct slot *s = &slots[ktap_rand(&rng) % N_SLOTS];
 		/* Often start right at the fault region's end so anon VMAs merge. */
 		size_t a = (ktap_rand(&rng) & 1) ? 0 : ktap_rand(&rng) % GAP_PAGES;
@@ -370,7 +373,7 @@ static void *mremap_thread(void *arg)
 
 	(void)arg;
 	wait_go();
-	while (running()) {
+	for (uint64_t it = 0; ktap_keep_going(deadline, it, !mr.moves); it++) {
 		char *p, *q, *t, *r;
 		size_t n = SCRATCH_PAGES;
 
@@ -480,47 +483,60 @@ static int maps_line_ok(const char *l)
 	       strchr("ps", perms[3]);
 }
 
+static void read_maps(struct pstat *st, char **buf, size_t *cap)
+{
+	ssize_t len = slurp("/proc/self/maps", buf, cap);
+
+	if (len < 0) {
+		st->errors++;
+		note(st->first_err, "read /proc/self/maps: %s", strerror(errno));
+		return;
+	}
+	st->maps_reads++;
+	if (len == 0 || (*buf)[len - 1] != '\n') {
+		st->malformed++;
+		note(st->first_err, "/proc/self/maps empty or not newline-terminated");
+	}
+	for (char *l = *buf, *nl; l < *buf + len; l = nl + 1) {
+		nl = strchr(l, '\n');
+		if (!nl)
+			break;
+		*nl = 0;
+		st->lines++;
+		if (!maps_line_ok(l)) {
+			st->malformed++;
+			note(st->first_err, "malformed maps line: '%.120s'", l);
+		}
+	}
+}
+
+static void read_smaps(struct pstat *st, char **buf, size_t *cap)
+{
+	ssize_t len = slurp("/proc/self/smaps", buf, cap);
+
+	if (len < 0) {
+		st->errors++;
+		note(st->first_err, "read /proc/self/smaps: %s", strerror(errno));
+		return;
+	}
+	st->smaps_reads++;
+	st->smaps_bytes += len;
+}
+
 static void *proc_thread(void *arg)
 {
+	struct pstat *st = arg;
+	int smaps_first = st != &prs[0];
 	char *buf = NULL;
 	size_t cap = 0;
-	ssize_t len;
 
-	(void)arg;
 	wait_go();
-	while (running()) {
-		len = slurp("/proc/self/maps", &buf, &cap);
-		if (len < 0) {
-			pr.errors++;
-			note(pr.first_err, "read /proc/self/maps: %s", strerror(errno));
-		} else {
-			pr.maps_reads++;
-			if (len == 0 || buf[len - 1] != '\n') {
-				pr.malformed++;
-				note(pr.first_err, "/proc/self/maps empty or not newline-terminated");
-			}
-			for (char *l = buf, *nl; l < buf + len; l = nl + 1) {
-				nl = strchr(l, '\n');
-				if (!nl)
-					break;
-				*nl = 0;
-				pr.lines++;
-				if (!maps_line_ok(l)) {
-					pr.malformed++;
-					note(pr.first_err, "malformed maps line: '%.120s'", l);
-				}
-			}
-		}
-		if (!running())
-			break;
-		len = slurp("/proc/self/smaps", &buf, &cap);
-		if (len < 0) {
-			pr.errors++;
-			note(pr.first_err, "read /proc/self/smaps: %s", strerror(errno));
-		} else {
-			pr.smaps_reads++;
-			pr.smaps_bytes += len;
-		}
+	for (uint64_t it = 0; ktap_keep_going(deadline, it, !st->maps_reads || !st->smaps_reads); it++) {
+		if (smaps_first)
+			read_smaps(st, &buf, &cap);
+		read_maps(st, &buf, &cap);
+		if (!smaps_first)
+			read_smaps(st, &buf, &cap);
 	}
 	free(buf);
 	return NULL;
@@ -576,7 +592,7 @@ static int setup(void)
 
 int main(int argc, char **argv)
 {
-	pthread_t th[N_SLOTS + 4];
+	pthread_t th[N_SLOTS + 3 + N_PROC];
 	int nth = 0, ok;
 	double dur = ktap_begin(argc, argv, 7);
 	uint64_t sum_w, sum_c, sum_bad, sum_err, sum_zero, sum_ret, sum_dn, sum_dnbad, sum_alias;
@@ -586,7 +602,7 @@ int main(int argc, char **argv)
 		  dur, ps, N_ANON, N_SHM);
 	if (setup()) {
 		ktap_diag("setup failed");
-		return ktap_end();
+		return ktap_bail("not run: setup failed");
 	}
 	deadline = ktap_now() + dur;
 	for (int i = 0; i < N_SLOTS; i++)
@@ -594,9 +610,11 @@ int main(int argc, char **argv)
 			goto thread_fail;
 	if (pthread_create(&th[nth++], NULL, mprotect_thread, NULL) ||
 	    pthread_create(&th[nth++], NULL, mmap_thread, NULL) ||
-	    pthread_create(&th[nth++], NULL, mremap_thread, NULL) ||
-	    pthread_create(&th[nth++], NULL, proc_thread, NULL))
+	    pthread_create(&th[nth++], NULL, mremap_thread, NULL))
 		goto thread_fail;
+	for (int i = 0; i < N_PROC; i++)
+		if (pthread_create(&th[nth++], NULL, proc_thread, &prs[i]))
+			goto thread_fail;
 	atomic_store(&go, 1);
 	for (int i = 0; i < nth; i++)
 		pthread_join(th[i], NULL);
@@ -679,7 +697,19 @@ int main(int argc, char **argv)
 	ktap_result(mr.grows > 0 && mr.shrinks > 0 && mr.moves > 0 && !mr.bad && !mr.errors,
 		    "mremap writer ran (grow/shrink/move, data intact)");
 
-	/* 7: /proc readers. */
+	/* 7: /proc readers (summed; each one must have read both files). */
+	for (int i = 0; i < N_PROC; i++) {
+		pr.maps_reads += prs[i].maps_reads;
+		pr.smaps_reads += prs[i].smaps_reads;
+		pr.lines += prs[i].lines;
+		pr.smaps_bytes += prs[i].smaps_bytes;
+		pr.malformed += prs[i].malformed;
+		pr.errors += prs[i].errors;
+		if (!prs[i].maps_reads || !prs[i].smaps_reads)
+			pr.errors++;
+		if (prs[i].first_err[0])
+			note(pr.first_err, "%s", prs[i].first_err);
+	}
 	ktap_diag("proc: maps reads %llu (%llu lines), smaps reads %llu (%llu bytes), malformed %llu, errors %llu",
 		  (unsigned long long)pr.maps_reads, (unsigned long long)pr.lines,
 		  (unsigned long long)pr.smaps_reads, (unsigned long long)pr.smaps_bytes,
@@ -696,5 +726,5 @@ thread_fail:
 	atomic_store(&go, 1);
 	for (int i = 0; i < nth; i++)
 		pthread_join(th[i], NULL);
-	return ktap_end();
+	return ktap_bail("not run: pthread_create failed");
 }

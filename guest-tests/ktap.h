@@ -74,6 +74,16 @@ static inline void ktap_append(const char *s, size_t n)
 	ktap_g.buf[ktap_g.len] = 0;
 }
 
+/* Signal-handler variant: never calls realloc, drops what does not fit. */
+static inline void ktap_append_nogrow(const char *s, size_t n)
+{
+	if (ktap_g.buf && ktap_g.len + n + 1 <= ktap_g.cap) {
+		memcpy(ktap_g.buf + ktap_g.len, s, n);
+		ktap_g.len += n;
+		ktap_g.buf[ktap_g.len] = 0;
+	}
+}
+
 /* Emit one line (no trailing newline in fmt); caller holds the lock. */
 static inline void ktap_vline_locked(const char *prefix, const char *fmt, va_list ap)
 {
@@ -168,8 +178,13 @@ static inline void ktap_write_file_locked(void)
 	if (!ktap_g.result_file || !ktap_g.buf)
 		return;
 	fd = open(ktap_g.tmp_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0)
+	if (fd < 0) {
+		static const char msg[] = "ktap: cannot create result file\n";
+		ssize_t r = write(2, msg, sizeof(msg) - 1);
+
+		(void)r;
 		return;
+	}
 	for (size_t off = 0; off < ktap_g.len;) {
 		ssize_t w = write(fd, ktap_g.buf + off, ktap_g.len - off);
 
@@ -210,6 +225,15 @@ static inline int ktap_end(void)
 	return rc;
 }
 
+/* Early exit: every test not yet reported fails with the given reason. */
+static inline int ktap_bail(const char *why)
+{
+	pthread_mutex_lock(&ktap_g.lock);
+	ktap_fail_rest_locked(why);
+	pthread_mutex_unlock(&ktap_g.lock);
+	return ktap_end();
+}
+
 static double ktap_watchdog_at;
 
 static void *ktap_watchdog(void *arg)
@@ -239,20 +263,58 @@ static void *ktap_watchdog(void *arg)
 	return NULL;
 }
 
-/* Async-signal-safe-ish crash path: no locking, no stdio buffering. */
+/* Append a decimal number to a line being built without stdio. */
+static inline size_t ktap_putnum(char *dst, size_t at, long v)
+{
+	char tmp[24];
+	int n = 0;
+
+	do {
+		tmp[n++] = '0' + v % 10;
+		v /= 10;
+	} while (v && n < (int)sizeof(tmp));
+	while (n)
+		dst[at++] = tmp[--n];
+	return at;
+}
+
+static inline size_t ktap_putstr(char *dst, size_t at, const char *s)
+{
+	while (*s)
+		dst[at++] = *s++;
+	return at;
+}
+
+/*
+ * Crash path, async-signal-safe as far as it can be: no locks, no stdio.
+ * Reports the remaining tests as failed so the plan still adds up.
+ */
 static void ktap_crash(int sig)
 {
-	static const char msg[] = "Bail out! fatal signal in test program\n";
+	char line[128];
+	size_t n;
 	ssize_t r;
 
-	r = write(1, msg, sizeof(msg) - 1);
-	(void)r;
-	if (ktap_g.buf && !ktap_g.ended) {
-		ktap_g.ended = 1;
-		ktap_append(msg, sizeof(msg) - 1);
-		ktap_write_file_locked();
-	}
 	signal(sig, SIG_DFL);
+	if (ktap_g.ended)
+		_exit(1);
+	ktap_g.ended = 1;
+	n = ktap_putstr(line, 0, "# fatal signal ");
+	n = ktap_putnum(line, n, sig);
+	n = ktap_putstr(line, n, " in test program\n");
+	r = write(1, line, n);
+	ktap_append_nogrow(line, n);
+	while (ktap_g.next <= ktap_g.planned) {
+		n = ktap_putstr(line, 0, "not ok ");
+		n = ktap_putnum(line, n, ktap_g.next++);
+		n = ktap_putstr(line, n, " crashed (signal ");
+		n = ktap_putnum(line, n, sig);
+		n = ktap_putstr(line, n, ")\n");
+		r = write(1, line, n);
+		ktap_append_nogrow(line, n);
+	}
+	(void)r;
+	ktap_write_file_locked();
 	_exit(1);
 }
 
@@ -297,6 +359,18 @@ static inline double ktap_begin(int argc, char **argv, int planned)
 	if (pthread_create(&wd, NULL, ktap_watchdog, NULL) == 0)
 		pthread_detach(wd);
 	return dur;
+}
+
+/*
+ * Worker loop condition: run until the deadline, but under very slow
+ * emulation still finish a minimum of work (need != 0) so that "did this
+ * thread kind run?" checks are meaningful; capped at KTAP_MIN_ITERS loop
+ * iterations in total so the runtime stays bounded.
+ */
+#define KTAP_MIN_ITERS 200
+static inline int ktap_keep_going(double deadline, uint64_t iter, int need)
+{
+	return ktap_now() < deadline || (need && iter < KTAP_MIN_ITERS);
 }
 
 /* Small xorshift PRNG, one state per thread. */

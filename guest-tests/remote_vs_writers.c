@@ -99,9 +99,10 @@ static void fill_churn(size_t slot, size_t pages)
 		*(volatile uint64_t *)(c_churn + off) = MAGIC_C | off;
 }
 
+/* The parent says when to stop (its readers must not see us exit). */
 static int child_running(void)
 {
-	return !atomic_load(&ctl->stop) && running();
+	return !atomic_load(&ctl->stop) && ktap_now() < deadline + 2.5;
 }
 
 static void *child_mprotect_thread(void *arg)
@@ -109,7 +110,9 @@ static void *child_mprotect_thread(void *arg)
 	uint64_t rng = 0x5151;
 
 	(void)arg;
-	while (child_running()) {
+	/* At least a few rounds even if the parent stops us early. */
+	for (uint64_t it = 0; child_running() || (it < KTAP_MIN_ITERS &&
+	     (!ctl->stable_mprotects || !ctl->mprotects)); it++) {
 		size_t a = ktap_rand(&rng) % STABLE_PAGES;
 		size_t n = 1 + ktap_rand(&rng) % (STABLE_PAGES - a);
 
@@ -263,7 +266,9 @@ static void child_main(void)
 	ctl->stable = (uintptr_t)c_stable;
 	ctl->churn = (uintptr_t)c_churn;
 	atomic_store(&ctl->ready, 1);
-	while (child_running())
+	/* Random ops: keep going until each kind happened at least once. */
+	for (uint64_t it = 0; child_running() || (it < 5 * KTAP_MIN_ITERS &&
+	     (!ctl->mmaps || !ctl->munmaps || !ctl->mremaps || !ctl->moves)); it++)
 		churn_step(&rng);
 	pthread_join(t, NULL);
 	_exit(ctl->errors || ctl->scratch_bad ? 1 : 0);
@@ -336,7 +341,7 @@ static void *reader(void *arg)
 		return NULL;
 	while (!atomic_load(&go))
 		sched_yield();
-	while (running()) {
+	for (uint64_t it = 0; ktap_keep_going(deadline, it, !st->stable_reads); it++) {
 		size_t off, len;
 		ssize_t n;
 
@@ -396,7 +401,8 @@ static void report_reader(struct rstat *st, const char *name, int *stable_ok, in
 		ktap_diag("  first error: %s", st->first_err);
 	*stable_ok = st->stable_reads > 0 && st->stable_bytes > 0 && !st->stable_bad &&
 		     !st->stable_err;
-	*churn_ok = st->churn_reads > 0 && st->churn_bytes > 0 && !st->churn_bad &&
+	/* Churn reads may all fail when unlucky: only their count matters. */
+	*churn_ok = st->churn_reads > 0 && !st->churn_bad &&
 		    !st->unexpected;
 }
 
@@ -412,13 +418,13 @@ int main(int argc, char **argv)
 	ctl = mmap(NULL, sizeof(*ctl), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (ctl == MAP_FAILED) {
 		ktap_diag("mmap ctl: %s", strerror(errno));
-		return ktap_end();
+		return ktap_bail("not run: mmap failed");
 	}
 	deadline = ktap_now() + dur;
 	child = fork();
 	if (child < 0) {
 		ktap_diag("fork: %s", strerror(errno));
-		return ktap_end();
+		return ktap_bail("not run: fork failed");
 	}
 	if (child == 0)
 		child_main();
@@ -437,7 +443,7 @@ int main(int argc, char **argv)
 			ktap_diag("  %s", ctl->err);
 		if (!reaped)
 			kill(child, SIGKILL);
-		return ktap_end();
+		return ktap_bail("not run: child never became ready");
 	}
 	snprintf(path, sizeof(path), "/proc/%d/mem", (int)child);
 	mem_fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -449,7 +455,7 @@ int main(int argc, char **argv)
 		ktap_diag("pthread_create failed");
 		atomic_store(&ctl->stop, 1);
 		kill(child, SIGKILL);
-		return ktap_end();
+		return ktap_bail("not run: pthread_create failed");
 	}
 	atomic_store(&go, 1);
 	pthread_join(t1, NULL);
@@ -492,8 +498,9 @@ int main(int argc, char **argv)
 	ktap_result(s_pvr, "process_vm_readv stable region intact");
 	ktap_result(c_pvr, "process_vm_readv churn reads: only expected errors, data plausible");
 	if (mem_fd < 0) {
-		ktap_result(0, "/proc/PID/mem stable region intact (could not open)");
-		ktap_result(0, "/proc/PID/mem churn reads (could not open)");
+		ktap_diag("/proc/PID/mem could not be opened, see above");
+		ktap_result(0, "/proc/PID/mem stable region intact");
+		ktap_result(0, "/proc/PID/mem churn reads: only expected errors, data plausible");
 	} else {
 		report_reader(&st_mem, "/proc/PID/mem", &s_mem, &c_mem);
 		ktap_result(s_mem, "/proc/PID/mem stable region intact");
