@@ -213,7 +213,14 @@ impl Engine {
         if let Some(i) = self.images.get(&arch) {
             return Ok(i.clone());
         }
-        let bins = image::build_tests(arch, &self.plan.tests, &self.cache)
+        let tests: Vec<_> = self
+            .plan
+            .tests
+            .iter()
+            .filter(|t| t.arches.as_ref().is_none_or(|a| a.contains(&arch)))
+            .cloned()
+            .collect();
+        let bins = image::build_tests(arch, &tests, &self.cache)
             .await
             .map_err(|e| infra(chain(&e)))?;
         let img = image::prepare(arch, &bins, &self.cache)
@@ -316,8 +323,23 @@ impl Engine {
                 t.result_file = Some(f);
             }
         }
+        let expectations: Vec<(String, crate::plan::Expectation)> = self
+            .plan
+            .tests
+            .iter()
+            .filter(|t| result.tests.iter().any(|r| r.name == t.name))
+            .flat_map(|t| t.expect.iter().map(|e| (t.name.clone(), e.clone())))
+            .collect();
+        let (expected_by, controls) = verdict::match_expectations(&expectations, &result.findings);
+        result.expected_by = expected_by;
+        result.controls = controls;
         outcome?;
-        let (v, why) = verdict::decide(&result.tests, &result.findings);
+        let (v, why) = verdict::decide(
+            &result.tests,
+            &result.findings,
+            &result.expected_by,
+            &result.controls,
+        );
         result.verdict = v;
         result.reason = why;
         Ok(())
@@ -385,7 +407,7 @@ impl Engine {
         let tests_dir = dir.join("tests");
         std::fs::create_dir_all(&tests_dir).map_err(|e| infra(e.to_string()))?;
         let slow = vm.spec.accel.slowdown(cell.arch);
-        for t in &self.plan.tests {
+        for t in self.plan.tests.iter().filter(|t| t.applies_to(cell)) {
             self.phase(cell, Phase::Test, t.name.clone());
             let secs = t.duration.as_secs().max(1);
             let cmd = format!(
@@ -400,9 +422,33 @@ impl Engine {
             let timeout = t.timeout * slow.max(4) / 4;
             let s = session.clone();
             let start = Instant::now();
-            let run =
-                tokio::task::spawn_blocking(move || guest::exec(&s, &cmd, timeout, Some(&out)))
-                    .await;
+            let abandon = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let flag = abandon.clone();
+            let mut task = tokio::task::spawn_blocking(move || {
+                guest::exec(&s, &cmd, timeout, Some(&out), Some(&flag))
+            });
+            // While the test runs, watch the console: after an oops the test may never
+            // return (it can die holding locks), so give it a grace period, then move on.
+            let console_from = std::fs::metadata(&vm.spec.console_log)
+                .map(|m| m.len())
+                .unwrap_or(0);
+            let mut fatal_since: Option<Instant> = None;
+            let run = loop {
+                tokio::select! {
+                    r = &mut task => break r,
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
+                if fatal_since.is_none() && fatal_report_since(&vm.spec.console_log, console_from) {
+                    self.note(
+                        cell,
+                        format!("kernel reported a fatal error during {}", t.name),
+                    );
+                    fatal_since = Some(Instant::now());
+                }
+                if fatal_since.is_some_and(|f| f.elapsed() > Duration::from_secs(15)) {
+                    abandon.store(true, std::sync::atomic::Ordering::Relaxed);
+                }
+            };
             let text = std::fs::read_to_string(tests_dir.join(format!("{}.ktap", t.name)))
                 .unwrap_or_default();
             let mut tr = TestResult {
@@ -420,6 +466,9 @@ impl Engine {
                     tr.timed_out = true;
                     tr.error = Some(format!("overran its timeout of {}s", timeout.as_secs()));
                 }
+                Ok(Err(guest::SshError::Abandoned { .. })) => {
+                    tr.error = Some("abandoned after a fatal kernel report".into());
+                }
                 Ok(Err(e)) => {
                     tr.error = Some(if vm.qemu.try_wait().is_some() {
                         format!("guest died during the test ({e})")
@@ -429,7 +478,8 @@ impl Engine {
                 }
                 Err(e) => tr.error = Some(format!("ssh thread: {e}")),
             }
-            let stop = tr.timed_out || vm.qemu.try_wait().is_some();
+            // After a hang or a fatal report the kernel is not fit to judge further tests.
+            let stop = tr.timed_out || fatal_since.is_some() || vm.qemu.try_wait().is_some();
             result.tests.push(tr);
             if stop {
                 return Ok(());
@@ -442,6 +492,31 @@ impl Engine {
         .await;
         Ok(())
     }
+}
+
+/// Has the console, past `from`, a report after which the kernel is damaged (oops, BUG,
+/// panic)? Lockdep and hung-task reports are not fatal: tests go on after them.
+fn fatal_report_since(console: &Path, from: u64) -> bool {
+    use crate::console::Kind;
+    let Ok(bytes) = std::fs::read(console) else {
+        return false;
+    };
+    let tail = &bytes[(from as usize).min(bytes.len())..];
+    crate::console::parse(tail)
+        .map(|fs| {
+            fs.iter().any(|f| {
+                matches!(
+                    f.kind,
+                    Kind::NullDeref
+                        | Kind::PagingFault
+                        | Kind::Gpf
+                        | Kind::Bug
+                        | Kind::Panic
+                        | Kind::Kasan
+                )
+            })
+        })
+        .unwrap_or(false)
 }
 
 fn infra(msg: String) -> Stop {

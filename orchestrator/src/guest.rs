@@ -39,6 +39,8 @@ pub enum SshError {
     },
     #[error("`{command}` did not finish within {}s", timeout.as_secs())]
     Timeout { command: String, timeout: Duration },
+    #[error("`{command}` abandoned: the kernel reported a fatal error while it ran")]
+    Abandoned { command: String },
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
@@ -94,12 +96,13 @@ pub struct ExecResult {
 }
 
 /// Run `command` (stderr merged into stdout), streaming its output to `out` as it
-/// arrives; give up after `timeout`.
+/// arrives; give up after `timeout`, or soon after `abandon` is set by the caller.
 pub fn exec(
     s: &ssh2::Session,
     command: &str,
     timeout: Duration,
     out: Option<&Path>,
+    abandon: Option<&std::sync::atomic::AtomicBool>,
 ) -> Result<ExecResult, SshError> {
     let start = Instant::now();
     let exec_err = |source| SshError::Exec {
@@ -141,6 +144,11 @@ pub fn exec(
             return Err(SshError::Timeout {
                 command: command.to_string(),
                 timeout,
+            });
+        }
+        if abandon.is_some_and(|a| a.load(std::sync::atomic::Ordering::Relaxed)) {
+            return Err(SshError::Abandoned {
+                command: command.to_string(),
             });
         }
     }

@@ -104,6 +104,14 @@ impl Cell {
     }
 }
 
+/// A kernel report a test provokes on purpose: a positive control proving a detector
+/// is alive. `title` matches as a substring of the finding's title.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Expectation {
+    pub kind: crate::console::Kind,
+    pub title: Option<String>,
+}
+
 /// One guest test program and how to run it.
 #[derive(Debug, Clone)]
 pub struct TestSpec {
@@ -112,6 +120,24 @@ pub struct TestSpec {
     pub args: Vec<String>,
     pub duration: Duration,
     pub timeout: Duration,
+    pub patchsets: Option<Vec<String>>,
+    pub configs: Option<Vec<String>>,
+    pub arches: Option<Vec<Arch>>,
+    pub expect: Vec<Expectation>,
+}
+
+impl TestSpec {
+    /// Does this test run in that cell?
+    pub fn applies_to(&self, cell: &Cell) -> bool {
+        self.patchsets
+            .as_ref()
+            .is_none_or(|v| v.contains(&cell.patchset))
+            && self
+                .configs
+                .as_ref()
+                .is_none_or(|v| v.contains(&cell.config))
+            && self.arches.as_ref().is_none_or(|v| v.contains(&cell.arch))
+    }
 }
 
 #[derive(Debug, Clone)]

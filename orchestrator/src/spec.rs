@@ -3,7 +3,8 @@
 //! Two stages so that serde reports syntax and unknown keys with a line and column, and
 //! our own checks report semantic problems with the key path (and its line when found).
 
-use crate::plan::{Arch, Cell, Plan, TestSpec, VmSettings};
+use crate::console::Kind;
+use crate::plan::{Arch, Cell, Expectation, Plan, TestSpec, VmSettings};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -54,6 +55,26 @@ struct RawSpec {
     guest_tests: String,
     #[serde(default = "default_kconfigs")]
     kconfigs: String,
+    /// Test-harness patches applied after a patchset's own patches.
+    #[serde(default)]
+    harness: Vec<RawHarness>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawHarness {
+    patch: String,
+    /// Patchsets it applies to; all when absent.
+    #[serde(default)]
+    patchsets: Option<Vec<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawExpect {
+    kind: String,
+    #[serde(default)]
+    title: Option<String>,
 }
 
 fn default_base_config() -> String {
@@ -85,6 +106,16 @@ struct RawTest {
     duration: String,
     #[serde(default = "default_timeout")]
     timeout: String,
+    /// Run only in these patchsets / configs / arches (all when absent).
+    #[serde(default)]
+    patchsets: Option<Vec<String>>,
+    #[serde(default)]
+    configs: Option<Vec<String>>,
+    #[serde(default)]
+    arches: Option<Vec<String>>,
+    /// Kernel reports this test provokes on purpose (positive controls).
+    #[serde(default)]
+    expect: Vec<RawExpect>,
 }
 fn default_duration() -> String {
     "20s".into()
@@ -289,16 +320,28 @@ fn validate(path: &Path, text: &str, raw: RawSpec) -> Result<Plan, SpecError> {
         check_name("patchsets", name).map_err(|m| invalid(&key, m))?;
         let mut files = Vec::new();
         for p in patches {
-            let f = root.join(p);
-            if !f.is_file() {
-                return Err(invalid(
-                    &key,
-                    format!("patch {} does not exist", f.display()),
-                ));
-            }
-            files.push(f);
+            files.extend(resolve_patches(&root.join(p)).map_err(|m| invalid(&key, m))?);
         }
         patchsets.insert(name.clone(), files);
+    }
+    let mut harness: Vec<(PathBuf, Option<Vec<String>>)> = Vec::new();
+    for (i, h) in raw.harness.iter().enumerate() {
+        let key = format!("harness[{i}]");
+        let f = root.join(&h.patch);
+        if !f.is_file() {
+            return Err(invalid(
+                &key,
+                format!("patch {} does not exist", f.display()),
+            ));
+        }
+        if let Some(ps) = &h.patchsets {
+            for p in ps {
+                if !patchsets.contains_key(p) {
+                    return Err(invalid(&key, format!("unknown patchset `{p}`")));
+                }
+            }
+        }
+        harness.push((f, h.patchsets.clone()));
     }
 
     let guest_tests = root.join(&raw.guest_tests);
@@ -323,12 +366,39 @@ fn validate(path: &Path, text: &str, raw: RawSpec) -> Result<Plan, SpecError> {
                 format!("timeout {} must exceed duration {}", t.timeout, t.duration),
             ));
         }
+        let check = |what: &str, names: &Option<Vec<String>>, known: &dyn Fn(&str) -> bool| {
+            for n in names.iter().flatten() {
+                if !known(n) {
+                    return Err(invalid(&key, format!("unknown {what} `{n}`")));
+                }
+            }
+            Ok(())
+        };
+        check("patchset", &t.patchsets, &|n| patchsets.contains_key(n))?;
+        check("config", &t.configs, &|n| configs.contains_key(n))?;
+        check("arch", &t.arches, &|n| Arch::from_name(n).is_some())?;
+        let mut expect = Vec::new();
+        for e in &t.expect {
+            let kind: Kind = serde_json::from_value(serde_json::Value::String(e.kind.clone()))
+                .map_err(|_| invalid(&key, format!("unknown report kind `{}` in expect (kinds: lockdep, hung_task, null_deref, warning, bug, ...)", e.kind)))?;
+            expect.push(Expectation {
+                kind,
+                title: e.title.clone(),
+            });
+        }
         tests.push(TestSpec {
             name: t.name.clone(),
             source: src,
             args: t.args.clone(),
             duration,
             timeout,
+            patchsets: t.patchsets.clone(),
+            configs: t.configs.clone(),
+            arches: t
+                .arches
+                .as_ref()
+                .map(|v| v.iter().filter_map(|a| Arch::from_name(a)).collect()),
+            expect,
         });
     }
 
@@ -367,13 +437,19 @@ fn validate(path: &Path, text: &str, raw: RawSpec) -> Result<Plan, SpecError> {
                     fragments.push(arch_frag);
                 }
                 fragments.extend(frags.iter().cloned());
+                let mut patches = patches.clone();
+                for (h, only) in &harness {
+                    if only.as_ref().is_none_or(|o| o.contains(pname)) {
+                        patches.push(h.clone());
+                    }
+                }
                 cells.push(Cell {
                     arch: *arch,
                     config: cname.clone(),
                     patchset: pname.clone(),
                     base_config: raw.base_config.clone(),
                     fragments,
-                    patches: patches.clone(),
+                    patches,
                 });
             }
         }
@@ -392,6 +468,43 @@ fn validate(path: &Path, text: &str, raw: RawSpec) -> Result<Plan, SpecError> {
                 .unwrap_or(2)
         }),
     })
+}
+
+/// A patchset entry: a patch file, an mbox holding several patches (as `git format-patch
+/// --stdout` or `b4 am` write them), or a folder with a `series` file.
+fn resolve_patches(p: &Path) -> Result<Vec<PathBuf>, String> {
+    if p.is_dir() {
+        let series = p.join("series");
+        let text = std::fs::read_to_string(&series).map_err(|e| {
+            format!(
+                "{} is a folder without a readable `series` file: {e}",
+                p.display()
+            )
+        })?;
+        let mut out = Vec::new();
+        for line in text.lines() {
+            let name = line.split('#').next().unwrap_or("").trim();
+            if name.is_empty() {
+                continue;
+            }
+            let f = p.join(name);
+            if !f.is_file() {
+                return Err(format!(
+                    "{} lists `{name}`, which does not exist",
+                    series.display()
+                ));
+            }
+            out.push(f);
+        }
+        if out.is_empty() {
+            return Err(format!("{} lists no patches", series.display()));
+        }
+        Ok(out)
+    } else if p.is_file() {
+        Ok(vec![p.to_owned()])
+    } else {
+        Err(format!("patch {} does not exist", p.display()))
+    }
 }
 
 fn check_name(what: &str, name: &str) -> Result<(), String> {

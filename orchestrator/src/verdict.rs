@@ -23,6 +23,8 @@ pub enum Verdict {
     ConfigMismatch,
     #[serde(rename = "INFRA-ERROR")]
     InfraError,
+    #[serde(rename = "INCONCLUSIVE")]
+    Inconclusive,
     #[serde(rename = "INTERRUPTED")]
     Interrupted,
 }
@@ -38,6 +40,7 @@ impl Verdict {
             Verdict::PatchFail => "PATCH-FAIL",
             Verdict::ConfigMismatch => "CONFIG-MISMATCH",
             Verdict::InfraError => "INFRA-ERROR",
+            Verdict::Inconclusive => "INCONCLUSIVE",
             Verdict::Interrupted => "INTERRUPTED",
         }
     }
@@ -81,6 +84,11 @@ pub struct CellResult {
     pub kernel_key: Option<String>,
     pub tests: Vec<TestResult>,
     pub findings: Vec<Finding>,
+    /// Parallel to `findings`: the test whose expectation this finding met (a positive
+    /// control firing as it should), or None for a real finding.
+    pub expected_by: Vec<Option<String>>,
+    /// Positive controls of the tests that ran, and whether each fired.
+    pub controls: Vec<Control>,
     pub dir: PathBuf,
     pub seconds: f64,
 }
@@ -101,32 +109,81 @@ impl CellResult {
             kernel_key: None,
             tests: vec![],
             findings: vec![],
+            expected_by: vec![],
+            controls: vec![],
             dir,
             seconds: 0.0,
         }
     }
 }
 
-/// Decide the verdict of a cell that booted and ran its tests.
-/// Kernel reports win over test results: a test that passed on a kernel that oopsed
-/// is still a FAIL. A test that overran or a hung-task report is a HANG.
-pub fn decide(tests: &[TestResult], findings: &[Finding]) -> (Verdict, Option<String>) {
-    use crate::console::Kind;
-    let hang_report = findings.iter().any(|f| {
-        matches!(
-            f.kind,
-            Kind::HungTask | Kind::SoftLockup | Kind::RcuStall | Kind::HardLockup
-        )
-    });
-    let other_reports: Vec<&Finding> = findings
+/// A positive control: a report a test expects to provoke, and whether it appeared.
+#[derive(Debug, Clone, Serialize)]
+pub struct Control {
+    pub test: String,
+    pub expect: crate::plan::Expectation,
+    pub fired: bool,
+}
+
+fn matches(e: &crate::plan::Expectation, f: &Finding) -> bool {
+    e.kind == f.kind
+        && e.title
+            .as_ref()
+            .is_none_or(|t| f.title.contains(t.as_str()))
+}
+
+/// Match findings against the expectations of the tests that ran.
+pub fn match_expectations(
+    expectations: &[(String, crate::plan::Expectation)],
+    findings: &[Finding],
+) -> (Vec<Option<String>>, Vec<Control>) {
+    let expected_by = findings
         .iter()
-        .filter(|f| {
-            !matches!(
-                f.kind,
-                Kind::HungTask | Kind::SoftLockup | Kind::RcuStall | Kind::HardLockup
-            )
+        .map(|f| {
+            expectations
+                .iter()
+                .find(|(_, e)| matches(e, f))
+                .map(|(t, _)| t.clone())
         })
         .collect();
+    let controls = expectations
+        .iter()
+        .map(|(t, e)| Control {
+            test: t.clone(),
+            expect: e.clone(),
+            fired: findings.iter().any(|f| matches(e, f)),
+        })
+        .collect();
+    (expected_by, controls)
+}
+
+fn is_hang(k: crate::console::Kind) -> bool {
+    use crate::console::Kind;
+    matches!(
+        k,
+        Kind::HungTask | Kind::SoftLockup | Kind::RcuStall | Kind::HardLockup
+    )
+}
+
+/// Decide the verdict of a cell that booted and ran its tests.
+/// Kernel reports win over test results: a test that passed on a kernel that oopsed is
+/// still a FAIL. A test that overran or an unexpected hung-task report is a HANG. Findings
+/// a positive control expected do not count against the kernel; a control that stayed
+/// silent makes an otherwise clean cell INCONCLUSIVE (the detectors cannot be trusted).
+pub fn decide(
+    tests: &[TestResult],
+    findings: &[Finding],
+    expected_by: &[Option<String>],
+    controls: &[Control],
+) -> (Verdict, Option<String>) {
+    let real: Vec<&Finding> = findings
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| expected_by.get(*i).is_none_or(|e| e.is_none()))
+        .map(|(_, f)| f)
+        .collect();
+    let hang_report = real.iter().find(|f| is_hang(f.kind));
+    let other_reports: Vec<&&Finding> = real.iter().filter(|f| !is_hang(f.kind)).collect();
     if let Some(f) = other_reports.first() {
         return (Verdict::Fail, Some(f.title.clone()));
     }
@@ -136,14 +193,8 @@ pub fn decide(tests: &[TestResult], findings: &[Finding]) -> (Verdict, Option<St
             Some(format!("test {} overran its timeout", t.name)),
         );
     }
-    if hang_report {
-        let f = findings.iter().find(|f| {
-            matches!(
-                f.kind,
-                Kind::HungTask | Kind::SoftLockup | Kind::RcuStall | Kind::HardLockup
-            )
-        });
-        return (Verdict::Hang, f.map(|f| f.title.clone()));
+    if let Some(f) = hang_report {
+        return (Verdict::Hang, Some(f.title.clone()));
     }
     if let Some(t) = tests.iter().find(|t| !t.passed()) {
         let why = if let Some(e) = &t.error {
@@ -156,6 +207,21 @@ pub fn decide(tests: &[TestResult], findings: &[Finding]) -> (Verdict, Option<St
             format!("exit status {:?}", t.exit_status)
         };
         return (Verdict::Fail, Some(format!("{}: {why}", t.name)));
+    }
+    if let Some(c) = controls.iter().find(|c| !c.fired) {
+        return (
+            Verdict::Inconclusive,
+            Some(format!(
+                "positive control of {} stayed silent: no {:?} report{}",
+                c.test,
+                c.expect.kind,
+                c.expect
+                    .title
+                    .as_ref()
+                    .map(|t| format!(" matching `{t}`"))
+                    .unwrap_or_default()
+            )),
+        );
     }
     (Verdict::Pass, None)
 }
@@ -193,44 +259,89 @@ mod tests {
     }
     const OK: &str = "TAP version 13\n1..1\nok 1 a\n";
 
+    fn plain(tests: &[TestResult], findings: &[Finding]) -> Verdict {
+        let by = vec![None; findings.len()];
+        decide(tests, findings, &by, &[]).0
+    }
+
     #[test]
     fn pass_needs_complete_ktap_and_no_reports() {
-        assert_eq!(decide(&[test("t", OK, 0)], &[]).0, Verdict::Pass);
+        assert_eq!(plain(&[test("t", OK, 0)], &[]), Verdict::Pass);
         assert_eq!(
-            decide(&[test("t", "TAP version 13\n1..2\nok 1 a\n", 0)], &[]).0,
+            plain(&[test("t", "TAP version 13\n1..2\nok 1 a\n", 0)], &[]),
             Verdict::Fail
         );
         assert_eq!(
-            decide(&[test("t", "TAP version 13\n1..1\nnot ok 1 a\n", 1)], &[]).0,
+            plain(&[test("t", "TAP version 13\n1..1\nnot ok 1 a\n", 1)], &[]),
             Verdict::Fail
         );
     }
 
     #[test]
     fn a_kernel_report_fails_a_cell_whose_tests_passed() {
-        let (v, why) = decide(
-            &[test("t", OK, 0)],
-            &[finding(
-                Kind::Lockdep,
-                "possible deadlock in vma_start_read_unlocked",
-            )],
-        );
+        let f = [finding(
+            Kind::Lockdep,
+            "possible deadlock in vma_start_read_unlocked",
+        )];
+        let (v, why) = decide(&[test("t", OK, 0)], &f, &[None], &[]);
         assert_eq!(v, Verdict::Fail);
         assert_eq!(why.unwrap(), "possible deadlock in vma_start_read_unlocked");
     }
 
     #[test]
     fn hung_task_or_overrun_is_hang() {
-        assert_eq!(
-            decide(
-                &[test("t", OK, 0)],
-                &[finding(Kind::HungTask, "INFO: task hung in x")]
-            )
-            .0,
-            Verdict::Hang
-        );
+        let f = [finding(Kind::HungTask, "INFO: task hung in x")];
+        assert_eq!(plain(&[test("t", OK, 0)], &f), Verdict::Hang);
         let mut t = test("t", "", -1);
         t.timed_out = true;
-        assert_eq!(decide(&[t], &[]).0, Verdict::Hang);
+        assert_eq!(plain(&[t], &[]), Verdict::Hang);
+    }
+
+    fn expect(kind: Kind, title: Option<&str>) -> (String, crate::plan::Expectation) {
+        (
+            "vma_probe".into(),
+            crate::plan::Expectation {
+                kind,
+                title: title.map(str::to_string),
+            },
+        )
+    }
+
+    #[test]
+    fn controls_that_fire_are_expected_and_the_cell_passes() {
+        let findings = [
+            finding(Kind::Lockdep, "possible deadlock in vma_probe_write"),
+            finding(Kind::HungTask, "INFO: task hung in vma_start_write"),
+        ];
+        let exp = [expect(Kind::Lockdep, None), expect(Kind::HungTask, None)];
+        let (by, controls) = match_expectations(&exp, &findings);
+        assert_eq!(
+            by,
+            [Some("vma_probe".to_string()), Some("vma_probe".to_string())]
+        );
+        assert!(controls.iter().all(|c| c.fired));
+        assert_eq!(
+            decide(&[test("t", OK, 0)], &findings, &by, &controls).0,
+            Verdict::Pass
+        );
+    }
+
+    #[test]
+    fn a_silent_control_is_inconclusive_but_a_real_bug_still_fails() {
+        let exp = [expect(Kind::Lockdep, Some("possible deadlock"))];
+        let (by, controls) = match_expectations(&exp, &[]);
+        let (v, why) = decide(&[test("t", OK, 0)], &[], &by, &controls);
+        assert_eq!(v, Verdict::Inconclusive);
+        assert!(why.unwrap().contains("stayed silent"));
+        let oops = [finding(
+            Kind::NullDeref,
+            "BUG: unable to handle kernel NULL pointer dereference in vma_start_read_unlocked",
+        )];
+        let (by, controls) = match_expectations(&exp, &oops);
+        assert_eq!(by, [None]);
+        assert_eq!(
+            decide(&[test("t", OK, 0)], &oops, &by, &controls).0,
+            Verdict::Fail
+        );
     }
 }

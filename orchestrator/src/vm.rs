@@ -258,6 +258,48 @@ pub async fn start_virtiofsd(
     Ok(p)
 }
 
+/// Send QMP commands (after the capabilities handshake); returns each reply. QEMU may
+/// close the socket on `quit` before answering, which is not an error.
+pub async fn qmp(
+    socket: &Path,
+    commands: &[serde_json::Value],
+    timeout: Duration,
+) -> std::io::Result<Vec<serde_json::Value>> {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let work = async {
+        let stream = tokio::net::UnixStream::connect(socket).await?;
+        let (r, mut w) = stream.into_split();
+        let mut lines = BufReader::new(r).lines();
+        // Greeting, then negotiate capabilities.
+        lines.next_line().await?;
+        let mut replies = Vec::new();
+        let handshake = serde_json::json!({"execute": "qmp_capabilities"});
+        for cmd in std::iter::once(&handshake).chain(commands) {
+            w.write_all(format!("{cmd}\n").as_bytes()).await?;
+            // Skip asynchronous events until the command's own reply.
+            loop {
+                match lines.next_line().await? {
+                    None => return Ok(replies),
+                    Some(l) => {
+                        let v: serde_json::Value =
+                            serde_json::from_str(&l).unwrap_or(serde_json::Value::Null);
+                        if v.get("event").is_none() {
+                            if !std::ptr::eq(cmd, &handshake) {
+                                replies.push(v);
+                            }
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        Ok(replies)
+    };
+    tokio::time::timeout(timeout, work)
+        .await
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "QMP did not answer"))?
+}
+
 /// A running QEMU.
 pub struct Vm {
     pub spec: VmSpec,
@@ -329,11 +371,23 @@ impl Vm {
         }
     }
 
-    /// Stop QEMU: wait briefly for a guest-initiated exit, then SIGTERM, then SIGKILL.
+    /// Stop QEMU: wait briefly for a guest-initiated exit, then QMP `quit`, then SIGTERM,
+    /// then SIGKILL.
     pub async fn stop(&mut self, wait: Duration) {
-        if tokio::time::timeout(wait, self.qemu.wait()).await.is_err() {
-            self.qemu.terminate(Duration::from_secs(3)).await;
+        if tokio::time::timeout(wait, self.qemu.wait()).await.is_ok() {
+            return;
         }
+        let quit = serde_json::json!({"execute": "quit"});
+        if qmp(&self.spec.qmp_socket, &[quit], Duration::from_secs(2))
+            .await
+            .is_ok()
+            && tokio::time::timeout(Duration::from_secs(3), self.qemu.wait())
+                .await
+                .is_ok()
+        {
+            return;
+        }
+        self.qemu.terminate(Duration::from_secs(3)).await;
     }
 }
 
@@ -401,6 +455,45 @@ mod tests {
     fn auto_never_picks_kvm_for_a_foreign_arch() {
         assert_eq!(initial_accel(AccelChoice::Auto, Arch::Arm64), Accel::Tcg);
         assert_eq!(initial_accel(AccelChoice::Tcg, Arch::X86_64), Accel::Tcg);
+    }
+
+    #[tokio::test]
+    async fn qmp_negotiates_skips_events_and_returns_replies() {
+        use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+        let d = tempfile::tempdir().unwrap();
+        let sock = d.path().join("qmp.sock");
+        let listener = tokio::net::UnixListener::bind(&sock).unwrap();
+        let server = tokio::spawn(async move {
+            let (s, _) = listener.accept().await.unwrap();
+            let (r, mut w) = s.into_split();
+            let mut lines = BufReader::new(r).lines();
+            w.write_all(b"{\"QMP\": {\"version\": {}}}\n")
+                .await
+                .unwrap();
+            let mut seen = Vec::new();
+            while let Ok(Some(l)) = lines.next_line().await {
+                seen.push(l.clone());
+                if l.contains("quit") {
+                    w.write_all(b"{\"event\": \"SHUTDOWN\"}\n{\"return\": {}}\n")
+                        .await
+                        .unwrap();
+                    break;
+                }
+                w.write_all(b"{\"return\": {}}\n").await.unwrap();
+            }
+            seen
+        });
+        let replies = qmp(
+            &sock,
+            &[serde_json::json!({"execute": "quit"})],
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+        assert_eq!(replies, [serde_json::json!({"return": {}})]);
+        let seen = server.await.unwrap();
+        assert!(seen[0].contains("qmp_capabilities"), "{seen:?}");
+        assert!(seen[1].contains("quit"));
     }
 
     #[test]
