@@ -53,6 +53,9 @@ pub enum Command {
         #[command(flatten)]
         sel: Selection,
     },
+    /// Re-render every output (results.json, junit.xml, summary.md, report.html, matrix)
+    /// from a run directory.
+    Report { run_dir: PathBuf },
     /// Find kernel reports in a console log.
     Parse {
         log: PathBuf,
@@ -148,6 +151,21 @@ pub async fn main(cli: Cli) -> Result<i32, CliError> {
             );
             Ok(exit::PASS)
         }
+        Command::Report { run_dir } => {
+            let (spec, cells) =
+                crate::report::load_results(&run_dir).map_err(|source| CliError::Io {
+                    path: run_dir.clone(),
+                    source,
+                })?;
+            crate::report::write_results(&run_dir, &spec, &cells).map_err(|source| {
+                CliError::Io {
+                    path: run_dir.clone(),
+                    source,
+                }
+            })?;
+            println!("{}", crate::report::matrix(&cells));
+            Ok(crate::report::exit_code(&cells))
+        }
         Command::Parse { log, json } => {
             let f = std::fs::File::open(&log).map_err(|source| CliError::Io {
                 path: log.clone(),
@@ -235,6 +253,8 @@ async fn run(sel: Selection, opts: RunOptions, runs_dir: Option<PathBuf>) -> Res
         }
     });
     let reporter = tokio::spawn(crate::report::reporter(rx, plan.spec_path.clone()));
+    let baseline = plan.baseline.clone();
+    let spec_path = plan.spec_path.clone();
     let engine = Engine::new(
         plan,
         Cache::from_env(),
@@ -244,9 +264,12 @@ async fn run(sel: Selection, opts: RunOptions, runs_dir: Option<PathBuf>) -> Res
         cancel_rx,
     );
     engine.run().await;
-    let cells = reporter.await.unwrap_or_default();
+    let mut cells = reporter.await.unwrap_or_default();
+    if let Some(b) = &baseline {
+        crate::verdict::mark_baseline(&mut cells, b);
+        let _ = crate::report::write_results(&run_dir, &spec_path, &cells);
+    }
     let table = crate::report::matrix(&cells);
-    let _ = crate::cache::write_atomic(&run_dir.join("matrix.txt"), table.as_bytes());
     println!("\n{table}");
     println!("results: {}", display_rel(&run_dir.join("results.json")));
     Ok(crate::report::exit_code(&cells))

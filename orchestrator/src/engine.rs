@@ -407,6 +407,25 @@ impl Engine {
         let tests_dir = dir.join("tests");
         std::fs::create_dir_all(&tests_dir).map_err(|e| infra(e.to_string()))?;
         let slow = vm.spec.accel.slowdown(cell.arch);
+        // Per-VMA-lock counters (CONFIG_PER_VMA_LOCK_STATS) before and after the tests:
+        // evidence that the stress really went through the per-VMA-lock paths.
+        let vmstat = |s: std::sync::Arc<ssh2::Session>| async move {
+            tokio::task::spawn_blocking(move || {
+                guest::exec(
+                    &s,
+                    "grep ^vma_lock /proc/vmstat",
+                    Duration::from_secs(20),
+                    None,
+                    None,
+                )
+            })
+            .await
+            .ok()
+            .and_then(|r| r.ok())
+            .map(|r| crate::verdict::parse_vmstat(&r.output))
+            .unwrap_or_default()
+        };
+        result.vmstat_before = vmstat(session.clone()).await;
         for t in self.plan.tests.iter().filter(|t| t.applies_to(cell)) {
             self.phase(cell, Phase::Test, t.name.clone());
             let secs = t.duration.as_secs().max(1);
@@ -485,6 +504,7 @@ impl Engine {
                 return Ok(());
             }
         }
+        result.vmstat_after = vmstat(session.clone()).await;
         let s = session.clone();
         let _ = tokio::task::spawn_blocking(move || {
             guest::fire(&s, "sync; umount /results; reboot -f")
@@ -528,8 +548,12 @@ pub fn chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut cur = e.source();
     while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
+        // Some messages already quote their source; do not say it twice.
+        let t = c.to_string();
+        if !s.contains(&t) {
+            s.push_str(": ");
+            s.push_str(&t);
+        }
         cur = c.source();
     }
     s

@@ -1,9 +1,9 @@
 //! KTAP / TAP 13 output of the guest tests: `TAP version 13`, `1..N`, `ok N desc`,
 //! `not ok N desc`, `ok N desc # SKIP reason`, `# diagnostics`.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     Ok,
@@ -11,7 +11,7 @@ pub enum Status {
     Skip,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Case {
     pub number: u32,
     pub description: String,
@@ -20,7 +20,7 @@ pub struct Case {
     pub reason: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Report {
     /// A `TAP version` / `KTAP version` header was seen.
     pub header: bool,

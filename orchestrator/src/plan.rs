@@ -106,7 +106,7 @@ impl Cell {
 
 /// A kernel report a test provokes on purpose: a positive control proving a detector
 /// is alive. `title` matches as a substring of the finding's title.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Expectation {
     pub kind: crate::console::Kind,
     pub title: Option<String>,
@@ -159,5 +159,6 @@ pub struct Plan {
     pub cells: Vec<Cell>,
     pub tests: Vec<TestSpec>,
     pub vm: VmSettings,
+    pub baseline: Option<String>,
     pub jobs: usize,
 }

@@ -58,6 +58,9 @@ struct RawSpec {
     /// Test-harness patches applied after a patchset's own patches.
     #[serde(default)]
     harness: Vec<RawHarness>,
+    /// The patchset findings are compared against ("also in baseline").
+    #[serde(default)]
+    baseline: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -324,6 +327,11 @@ fn validate(path: &Path, text: &str, raw: RawSpec) -> Result<Plan, SpecError> {
         }
         patchsets.insert(name.clone(), files);
     }
+    if let Some(b) = &raw.baseline {
+        if !patchsets.contains_key(b) {
+            return Err(invalid("baseline", format!("unknown patchset `{b}`")));
+        }
+    }
     let mut harness: Vec<(PathBuf, Option<Vec<String>>)> = Vec::new();
     for (i, h) in raw.harness.iter().enumerate() {
         let key = format!("harness[{i}]");
@@ -462,6 +470,7 @@ fn validate(path: &Path, text: &str, raw: RawSpec) -> Result<Plan, SpecError> {
         cells,
         tests,
         vm,
+        baseline: raw.baseline,
         jobs: raw.jobs.unwrap_or_else(|| {
             std::thread::available_parallelism()
                 .map(|n| n.get())

@@ -2,10 +2,49 @@
 
 use crate::console::Finding;
 use crate::ktap;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+/// `name value` lines of /proc/vmstat.
+pub fn parse_vmstat(text: &str) -> BTreeMap<String, u64> {
+    text.lines()
+        .filter_map(|l| {
+            let (k, v) = l.split_once(' ')?;
+            Some((k.to_string(), v.trim().parse().ok()?))
+        })
+        .collect()
+}
+
+/// Mark findings whose title also appears in the baseline cell of the same arch and
+/// config, so that regressions stand out.
+pub fn mark_baseline(cells: &mut [CellResult], baseline: &str) {
+    let base: Vec<(String, String, Vec<String>)> = cells
+        .iter()
+        .filter(|c| c.patchset == baseline)
+        .map(|c| {
+            (
+                c.arch.clone(),
+                c.config.clone(),
+                c.findings.iter().map(|f| f.title.clone()).collect(),
+            )
+        })
+        .collect();
+    for c in cells.iter_mut().filter(|c| c.patchset != baseline) {
+        let Some((_, _, titles)) = base.iter().find(|(a, k, _)| *a == c.arch && *k == c.config)
+        else {
+            continue;
+        };
+        c.in_baseline = c
+            .findings
+            .iter()
+            .filter(|f| titles.contains(&f.title))
+            .map(|f| f.title.clone())
+            .collect();
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Verdict {
     #[serde(rename = "PASS")]
     Pass,
@@ -47,7 +86,7 @@ impl Verdict {
 }
 
 /// One guest test's outcome.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TestResult {
     pub name: String,
     pub exit_status: Option<i32>,
@@ -66,7 +105,7 @@ impl TestResult {
 }
 
 /// Everything known about a cell after it ran (or stopped early).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CellResult {
     pub id: String,
     pub arch: String,
@@ -86,9 +125,20 @@ pub struct CellResult {
     pub findings: Vec<Finding>,
     /// Parallel to `findings`: the test whose expectation this finding met (a positive
     /// control firing as it should), or None for a real finding.
+    #[serde(default)]
     pub expected_by: Vec<Option<String>>,
     /// Positive controls of the tests that ran, and whether each fired.
+    #[serde(default)]
     pub controls: Vec<Control>,
+    /// `vma_lock_*` counters from /proc/vmstat before and after the tests (empty when
+    /// the kernel has no per-VMA-lock statistics, e.g. pvl-off).
+    #[serde(default)]
+    pub vmstat_before: BTreeMap<String, u64>,
+    #[serde(default)]
+    pub vmstat_after: BTreeMap<String, u64>,
+    /// Titles of findings also seen in the baseline cell of the same arch and config.
+    #[serde(default)]
+    pub in_baseline: Vec<String>,
     pub dir: PathBuf,
     pub seconds: f64,
 }
@@ -111,6 +161,9 @@ impl CellResult {
             findings: vec![],
             expected_by: vec![],
             controls: vec![],
+            vmstat_before: BTreeMap::new(),
+            vmstat_after: BTreeMap::new(),
+            in_baseline: vec![],
             dir,
             seconds: 0.0,
         }
@@ -118,7 +171,7 @@ impl CellResult {
 }
 
 /// A positive control: a report a test expects to provoke, and whether it appeared.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Control {
     pub test: String,
     pub expect: crate::plan::Expectation,
@@ -305,6 +358,35 @@ mod tests {
                 title: title.map(str::to_string),
             },
         )
+    }
+
+    #[test]
+    fn vmstat_and_baseline() {
+        let v = parse_vmstat("vma_lock_success 120\nvma_lock_abort 3\nbogus\n");
+        assert_eq!(v["vma_lock_success"], 120);
+        assert_eq!(v.len(), 2);
+        let cell = |ps: &str, titles: &[&str]| {
+            let mut c = CellResult::new(
+                &crate::plan::Cell {
+                    arch: crate::plan::Arch::X86_64,
+                    config: "pvl-on".into(),
+                    patchset: ps.into(),
+                    base_config: "tinyconfig".into(),
+                    fragments: vec![],
+                    patches: vec![],
+                },
+                "/tmp".into(),
+            );
+            c.findings = titles.iter().map(|t| finding(Kind::Warning, t)).collect();
+            c
+        };
+        let mut cells = vec![
+            cell("base", &["WARNING in foo"]),
+            cell("v2", &["WARNING in foo", "WARNING in bar"]),
+        ];
+        mark_baseline(&mut cells, "base");
+        assert_eq!(cells[1].in_baseline, ["WARNING in foo"]);
+        assert!(cells[0].in_baseline.is_empty());
     }
 
     #[test]

@@ -1,6 +1,10 @@
 //! Reporters: progress on the terminal (indicatif on a TTY, timestamped lines otherwise),
 //! `results.json` rewritten atomically as each cell finishes, and the final matrix.
 
+pub mod html;
+pub mod junit;
+pub mod markdown;
+
 use crate::events::Event;
 use crate::verdict::{CellResult, Verdict};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
@@ -20,6 +24,31 @@ struct ResultsFile<'a> {
     cells: &'a [CellResult],
 }
 
+#[derive(serde::Deserialize)]
+struct LoadedResults {
+    schema: u32,
+    spec: PathBuf,
+    cells: Vec<CellResult>,
+}
+
+/// Read a run directory's results.json back (for `kmatrix report`, resume, merge).
+pub fn load_results(run_dir: &Path) -> std::io::Result<(PathBuf, Vec<CellResult>)> {
+    let path = run_dir.join("results.json");
+    let text = std::fs::read_to_string(&path)?;
+    let r: LoadedResults = serde_json::from_str(&text)
+        .map_err(|e| std::io::Error::other(format!("{}: {e}", path.display())))?;
+    if r.schema != SCHEMA_VERSION {
+        return Err(std::io::Error::other(format!(
+            "{}: schema {} but this kmatrix reads schema {SCHEMA_VERSION}",
+            path.display(),
+            r.schema
+        )));
+    }
+    Ok((r.spec, r.cells))
+}
+
+/// Write every result file of a run: results.json, junit.xml, summary.md, report.html,
+/// matrix.txt; each atomically, so an interrupted run keeps a consistent set.
 pub fn write_results(run_dir: &Path, spec: &Path, cells: &[CellResult]) -> std::io::Result<()> {
     let json = serde_json::to_vec_pretty(&ResultsFile {
         schema: SCHEMA_VERSION,
@@ -28,7 +57,13 @@ pub fn write_results(run_dir: &Path, spec: &Path, cells: &[CellResult]) -> std::
         cells,
     })
     .map_err(std::io::Error::other)?;
-    crate::cache::write_atomic(&run_dir.join("results.json"), &json)
+    let w = |name: &str, bytes: &[u8]| crate::cache::write_atomic(&run_dir.join(name), bytes);
+    w("results.json", &json)?;
+    w("junit.xml", junit::render(cells).as_bytes())?;
+    w("summary.md", markdown::render(cells).as_bytes())?;
+    let title = format!("kmatrix: {}", spec.display());
+    w("report.html", html::render(cells, &title).as_bytes())?;
+    w("matrix.txt", matrix(cells).as_bytes())
 }
 
 /// Consume events until the run ends; returns the finished cells in order.
@@ -190,6 +225,23 @@ pub fn matrix(cells: &[CellResult]) -> String {
         }
         for d in &c.details {
             out.push_str(&format!("  {d}\n"));
+        }
+        if !c.vmstat_after.is_empty() {
+            let delta = |k: &str| {
+                c.vmstat_after.get(k).copied().unwrap_or(0)
+                    - c.vmstat_before
+                        .get(k)
+                        .copied()
+                        .unwrap_or(0)
+                        .min(c.vmstat_after.get(k).copied().unwrap_or(0))
+            };
+            out.push_str(&format!(
+                "  per-VMA locks during tests: {} faults under VMA lock, {} retries, {} aborts, {} misses\n",
+                delta("vma_lock_success"),
+                delta("vma_lock_retry"),
+                delta("vma_lock_abort"),
+                delta("vma_lock_miss")
+            ));
         }
         for t in &c.tests {
             let cases = &t.ktap.cases;
