@@ -33,6 +33,9 @@ pub struct Engine {
     pub cancel: watch::Receiver<bool>,
     images: HashMap<Arch, Image>,
     tree: Option<Tree>,
+    /// Substitute programs (tests use fakes for failure paths).
+    pub qemu_override: Option<PathBuf>,
+    pub virtiofsd_override: Option<PathBuf>,
 }
 
 /// Why a phase stopped the cell early.
@@ -56,6 +59,8 @@ impl Engine {
             cancel,
             images: HashMap::new(),
             tree: None,
+            qemu_override: None,
+            virtiofsd_override: None,
         }
     }
 
@@ -241,11 +246,27 @@ impl Engine {
         results: &Path,
     ) -> Result<(Vm, crate::proc::Proc), Stop> {
         let sock = dir.join("results.sock");
-        let virtiofsd =
-            vm::start_virtiofsd("results", &sock, results, false, &dir.join("virtiofsd.log"))
-                .await
-                .map_err(|e| infra(chain(&e)))?;
+        let bin = match &self.virtiofsd_override {
+            Some(b) => b.clone(),
+            None => {
+                vm::find_virtiofsd().ok_or_else(|| infra(vm::VmError::NoVirtiofsd.to_string()))?
+            }
+        };
+        let virtiofsd = vm::start_virtiofsd(
+            &bin,
+            "results",
+            &sock,
+            results,
+            false,
+            &dir.join("virtiofsd.log"),
+        )
+        .await
+        .map_err(|e| infra(chain(&e)))?;
         let spec = VmSpec {
+            qemu: self
+                .qemu_override
+                .clone()
+                .unwrap_or_else(|| cell.arch.qemu_binary().into()),
             arch: cell.arch,
             accel,
             kernel: kernel.image.clone(),
@@ -589,4 +610,191 @@ fn write_repro(plan: &Plan, cell: &Cell, dir: &Path) {
     );
     let _ = std::fs::create_dir_all(dir);
     let _ = std::fs::write(dir.join("repro.txt"), line);
+}
+
+#[cfg(test)]
+mod tests {
+    //! Failure paths of the VM runner with fake QEMU and virtiofsd programs: each must
+    //! end in the right verdict, with the child's own words, and leave no process behind.
+    use super::*;
+    use crate::plan::{Arch, VmSettings};
+    use crate::spec::{AccelChoice, SourceSpec};
+    use std::os::unix::fs::PermissionsExt;
+
+    fn script(dir: &Path, name: &str, body: &str) -> PathBuf {
+        let p = dir.join(name);
+        std::fs::write(
+            &p,
+            format!("#!/bin/sh\necho $$ >> {}/pids\n{body}\n", dir.display()),
+        )
+        .unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        p
+    }
+
+    const FAKE_VIRTIOFSD: &str =
+        "for a; do case $a in --socket-path=*) touch \"${a#*=}\";; esac; done\nexec sleep 600";
+
+    fn engine(dir: &Path, accel: AccelChoice, qemu: PathBuf) -> (Engine, Cell) {
+        let cell = Cell {
+            arch: Arch::X86_64,
+            config: "c".into(),
+            patchset: "p".into(),
+            base_config: "tinyconfig".into(),
+            fragments: vec![],
+            patches: vec![],
+        };
+        let plan = Plan {
+            spec_path: dir.join("kmatrix.yaml"),
+            root: dir.into(),
+            source: SourceSpec::Path(dir.into()),
+            cells: vec![cell.clone()],
+            tests: vec![],
+            vm: VmSettings {
+                accel,
+                memory_mib: 256,
+                cpus: 1,
+                boot_timeout: Duration::from_secs(3),
+                hung_task_timeout: Duration::from_secs(10),
+            },
+            baseline: None,
+            jobs: 1,
+        };
+        let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+        let (_ctx, crx) = watch::channel(false);
+        std::mem::forget(_ctx);
+        let mut e = Engine::new(
+            plan,
+            Cache {
+                root: dir.join("cache"),
+            },
+            RunOptions::default(),
+            dir.join("run"),
+            tx,
+            crx,
+        );
+        e.qemu_override = Some(qemu);
+        e.virtiofsd_override = Some(script(dir, "virtiofsd", FAKE_VIRTIOFSD));
+        (e, cell)
+    }
+
+    fn dummies(dir: &Path) -> (Kernel, Image) {
+        (
+            Kernel {
+                image: dir.join("bzImage"),
+                vmlinux: dir.join("vmlinux"),
+                config: dir.join("config"),
+                log: dir.join("build.log"),
+                key: "k".into(),
+                cached: true,
+            },
+            Image {
+                initramfs: dir.join("initramfs"),
+                host_key: "AAAA".into(),
+                client_key: dir.join("key"),
+                client_pub: dir.join("key.pub"),
+            },
+        )
+    }
+
+    fn all_dead(dir: &Path) {
+        let pids = std::fs::read_to_string(dir.join("pids")).unwrap_or_default();
+        for pid in pids.lines() {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            assert!(
+                stat.is_empty() || stat.contains(") Z "),
+                "process {pid} left running: {stat}"
+            );
+        }
+    }
+
+    async fn boot(e: &Engine, cell: &Cell, dir: &Path) -> (Result<(), Stop>, CellResult) {
+        let (k, i) = dummies(dir);
+        let cdir = dir.join("run/cell");
+        std::fs::create_dir_all(&cdir).unwrap();
+        let mut r = CellResult::new(cell, cdir.clone());
+        let out = e.boot_and_test(cell, &cdir, &k, &i, &mut r).await;
+        (out, r)
+    }
+
+    #[tokio::test]
+    async fn qemu_that_exits_at_once_is_boot_fail_with_its_own_words() {
+        let d = tempfile::tempdir().unwrap();
+        let q = script(
+            d.path(),
+            "qemu",
+            "echo 'qemu: could not load kernel image' >&2\nexit 1",
+        );
+        let (e, cell) = engine(d.path(), AccelChoice::Tcg, q);
+        let (out, r) = boot(&e, &cell, d.path()).await;
+        let Err(Stop(v, why, details)) = out else {
+            panic!("booted?")
+        };
+        assert_eq!(v, Verdict::BootFail);
+        assert!(why.contains("QEMU exited"), "{why}");
+        assert!(
+            details
+                .iter()
+                .any(|l| l.contains("could not load kernel image")),
+            "{details:?}"
+        );
+        assert_eq!(r.accel.as_deref(), Some("tcg"));
+        all_dead(d.path());
+    }
+
+    #[tokio::test]
+    async fn kvm_internal_error_falls_back_to_tcg_and_says_so() {
+        let d = tempfile::tempdir().unwrap();
+        let q = script(
+            d.path(),
+            "qemu",
+            "case \"$*\" in *'-accel kvm'*) echo 'KVM internal error. Suberror: 1' >&2; exec sleep 600;; esac\n\
+             echo 'tcg boot failed for the test' >&2\nexit 1",
+        );
+        let (e, cell) = engine(d.path(), AccelChoice::Kvm, q);
+        let (out, r) = boot(&e, &cell, d.path()).await;
+        assert!(matches!(out, Err(Stop(Verdict::BootFail, _, _))));
+        assert_eq!(r.accel.as_deref(), Some("tcg"));
+        let note = r.accel_note.unwrap();
+        assert!(
+            note.contains("KVM internal error") && note.contains("fell back to TCG"),
+            "{note}"
+        );
+        all_dead(d.path());
+    }
+
+    #[tokio::test]
+    async fn silent_guest_is_boot_fail_after_the_boot_timeout_and_qemu_is_killed() {
+        let d = tempfile::tempdir().unwrap();
+        let q = script(d.path(), "qemu", "trap '' TERM\nexec sleep 600");
+        let (e, cell) = engine(d.path(), AccelChoice::Tcg, q);
+        let start = Instant::now();
+        let (out, _) = boot(&e, &cell, d.path()).await;
+        let Err(Stop(v, why, _)) = out else {
+            panic!("booted?")
+        };
+        assert_eq!(v, Verdict::BootFail);
+        assert!(why.contains("SSH did not answer within 3s"), "{why}");
+        assert!(start.elapsed() < Duration::from_secs(30));
+        all_dead(d.path());
+    }
+
+    #[tokio::test]
+    async fn virtiofsd_that_dies_is_an_infra_error_with_its_words() {
+        let d = tempfile::tempdir().unwrap();
+        let q = script(d.path(), "qemu", "exec sleep 600");
+        let (mut e, cell) = engine(d.path(), AccelChoice::Tcg, q);
+        e.virtiofsd_override = Some(script(
+            d.path(),
+            "virtiofsd-bad",
+            "echo 'Error: no permission to open shared dir' >&2\nexit 1",
+        ));
+        let (out, _) = boot(&e, &cell, d.path()).await;
+        let Err(Stop(v, why, _)) = out else {
+            panic!("booted?")
+        };
+        assert_eq!(v, Verdict::InfraError);
+        assert!(why.contains("no permission to open shared dir"), "{why}");
+        all_dead(d.path());
+    }
 }

@@ -57,6 +57,8 @@ pub enum VmError {
 /// Everything that decides QEMU's command line.
 #[derive(Debug, Clone)]
 pub struct VmSpec {
+    /// The QEMU binary (normally `arch.qemu_binary()`; tests substitute fakes).
+    pub qemu: PathBuf,
     pub arch: Arch,
     pub accel: Accel,
     pub kernel: PathBuf,
@@ -233,13 +235,13 @@ pub fn free_port() -> std::io::Result<u16> {
 
 /// Start virtiofsd for a share and wait for its socket, watching the process.
 pub async fn start_virtiofsd(
+    bin: &Path,
     tag: &str,
     socket: &Path,
     dir: &Path,
     readonly: bool,
     log: &Path,
 ) -> Result<Proc, VmError> {
-    let bin = find_virtiofsd().ok_or(VmError::NoVirtiofsd)?;
     let _ = std::fs::remove_file(socket);
     let spec = ProcSpec::new(bin)
         .args(virtiofsd_args(socket, dir, readonly))
@@ -314,9 +316,7 @@ pub struct Vm {
 
 impl Vm {
     pub fn start(spec: VmSpec, log: &Path) -> Result<Vm, VmError> {
-        let ps = ProcSpec::new(spec.arch.qemu_binary())
-            .args(qemu_args(&spec))
-            .log(log);
+        let ps = ProcSpec::new(&spec.qemu).args(qemu_args(&spec)).log(log);
         let cmdline = ps.display();
         let qemu = proc::spawn(&ps).map_err(VmError::Qemu)?;
         Ok(Vm {
@@ -401,6 +401,7 @@ mod tests {
 
     fn spec(arch: Arch, accel: Accel) -> VmSpec {
         VmSpec {
+            qemu: "qemu".into(),
             arch,
             accel,
             kernel: "/k/image".into(),
