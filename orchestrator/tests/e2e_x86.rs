@@ -1,13 +1,22 @@
-//! The real path on real components: make, QEMU, virtiofsd, dropbear + ssh2, console.
-//! Slow (a kernel build when the cache is cold), so `#[ignore]`d by default; README
-//! command 2 (and CI) runs them with `--include-ignored`.
+//! The real path on real components: make, QEMU, virtiofsd, dropbear + ssh2, the console.
+//! Slow (kernel builds on a cold cache), so `#[ignore]`d by default; README command 2
+//! (and CI) runs them with `--include-ignored`. They use the project's own kmatrix.yaml
+//! with `--only`, so CI tests exactly what a user runs.
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 fn kmatrix() -> Command {
     Command::new(env!("CARGO_BIN_EXE_kmatrix"))
+}
+
+fn project() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_owned()
 }
 
 fn spec(name: &str) -> PathBuf {
@@ -16,7 +25,7 @@ fn spec(name: &str) -> PathBuf {
         .join(name)
 }
 
-/// Processes (pid, cmdline) whose command line mentions `needle`.
+/// Processes (pid, cmdline) of QEMU, virtiofsd or make whose command line mentions `needle`.
 fn processes_mentioning(needle: &str) -> Vec<(u32, String)> {
     let mut v = Vec::new();
     for e in std::fs::read_dir("/proc").unwrap().flatten() {
@@ -27,48 +36,89 @@ fn processes_mentioning(needle: &str) -> Vec<(u32, String)> {
             continue;
         };
         let cmd = String::from_utf8_lossy(&raw).replace('\0', " ");
-        if cmd.contains(needle) && (cmd.contains("qemu-system") || cmd.contains("virtiofsd")) {
+        let ours =
+            cmd.contains("qemu-system") || cmd.contains("virtiofsd") || cmd.starts_with("make ");
+        if ours && cmd.contains(needle) {
             v.push((pid, cmd));
         }
     }
     v
 }
 
-fn run(spec: &Path, runs: &Path) -> (i32, String, Value, PathBuf) {
-    let out = kmatrix()
-        .args(["run", "--spec"])
+struct Run {
+    code: i32,
+    stdout: String,
+    results: Value,
+    dir: PathBuf,
+}
+
+impl Run {
+    fn cell(&self, id: &str) -> &Value {
+        self.results["cells"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["id"] == id)
+            .unwrap_or_else(|| panic!("no cell {id} in {:#}", self.results))
+    }
+}
+
+fn run(cmd: &str, spec: &Path, only: &[&str], runs: &Path) -> Run {
+    let mut c = kmatrix();
+    c.arg(cmd)
+        .arg("--spec")
         .arg(spec)
         .arg("--runs-dir")
-        .arg(runs)
-        .output()
-        .unwrap();
+        .arg(runs);
+    for o in only {
+        c.args(["--only", o]);
+    }
+    let out = c.output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    eprintln!("{stderr}\n{stdout}");
-    let run_dir = std::fs::canonicalize(runs.join("latest")).unwrap();
+    eprintln!("{}\n{stdout}", String::from_utf8_lossy(&out.stderr));
+    let dir = std::fs::canonicalize(runs.join("latest")).unwrap();
     let results: Value =
-        serde_json::from_str(&std::fs::read_to_string(run_dir.join("results.json")).unwrap())
-            .unwrap();
-    (out.status.code().unwrap_or(-1), stdout, results, run_dir)
+        serde_json::from_str(&std::fs::read_to_string(dir.join("results.json")).unwrap()).unwrap();
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout,
+        results,
+        dir,
+    }
+}
+
+fn titles(cell: &Value) -> Vec<String> {
+    cell["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["title"].as_str().unwrap_or_default().to_string())
+        .collect()
 }
 
 #[test]
 #[ignore = "builds and boots a real kernel; run with --include-ignored"]
-fn skeleton_cell_builds_boots_runs_the_stress_test_and_passes() {
+fn base_cell_builds_boots_passes_every_stress_test_and_reruns_from_cache() {
     let runs = tempfile::tempdir().unwrap();
-    let (code, stdout, results, run_dir) = run(&spec("skeleton.yaml"), runs.path());
+    let r = run(
+        "run",
+        &project().join("kmatrix.yaml"),
+        &["x86_64/pvl-on/base"],
+        runs.path(),
+    );
 
-    // The printed matrix shows the cell passing; the exit code says so too.
-    assert!(stdout.contains("x86_64/pvl-on  PASS"), "matrix:\n{stdout}");
-    assert_eq!(code, 0);
-
-    let cell = &results["cells"][0];
-    assert_eq!(cell["id"], "x86_64/pvl-on/base");
+    assert!(
+        r.stdout.contains("x86_64/pvl-on  PASS"),
+        "matrix:\n{}",
+        r.stdout
+    );
+    assert_eq!(r.code, 0);
+    let cell = r.cell("x86_64/pvl-on/base");
     assert_eq!(cell["verdict"], "PASS", "{cell:#}");
     assert_eq!(
-        cell["findings"].as_array().unwrap().len(),
-        0,
-        "kernel reports: {cell:#}"
+        titles(cell),
+        Vec::<String>::new(),
+        "no kernel report on a clean kernel"
     );
 
     // Acceleration is recorded; where /dev/kvm exists but TCG ran, the fallback is explained.
@@ -79,24 +129,48 @@ fn skeleton_cell_builds_boots_runs_the_stress_test_and_passes() {
         assert!(note.contains("fell back to TCG"), "accel_note: {note:?}");
     }
 
-    // KTAP came back over SSH and parsed: every planned case reported, all ok.
-    let test = &cell["tests"][0];
-    assert_eq!(test["name"], "faults_vs_writers");
-    assert_eq!(test["exit_status"], 0);
-    let cases = test["ktap"]["cases"].as_array().unwrap();
-    assert!(cases.len() >= 3, "{test:#}");
+    // Every stress test ran over SSH and reported complete, all-ok KTAP.
+    let tests = cell["tests"].as_array().unwrap();
+    let names: Vec<&str> = tests.iter().map(|t| t["name"].as_str().unwrap()).collect();
     assert_eq!(
-        test["ktap"]["planned"].as_u64().unwrap() as usize,
-        cases.len()
+        names,
+        [
+            "faults_vs_writers",
+            "remote_vs_writers",
+            "uffd_vs_writers",
+            "tcp_zerocopy_vs_writers"
+        ],
+        "the probe only runs in patchsets that have vma_start_read_unlocked()"
     );
-    assert!(cases.iter().all(|c| c["status"] == "ok"), "{test:#}");
+    for t in tests {
+        assert_eq!(t["exit_status"], 0, "{t:#}");
+        let cases = t["ktap"]["cases"].as_array().unwrap();
+        assert!(cases.len() >= 3, "{t:#}");
+        assert_eq!(t["ktap"]["planned"].as_u64().unwrap() as usize, cases.len());
+        assert!(
+            cases
+                .iter()
+                .all(|c| c["status"] == "ok" || c["status"] == "skip"),
+            "{t:#}"
+        );
+        assert!(
+            t["result_file"].is_string(),
+            "no result file back over virtiofs: {t:#}"
+        );
+    }
 
-    // The evidence on disk: build log, final config, console, KTAP, and the result file
-    // the guest wrote into the virtiofs share.
-    let dir = run_dir.join("x86_64-pvl-on-base");
+    // The per-VMA-lock paths were exercised: the counters rose during the tests.
+    let before = cell["vmstat_before"]["vma_lock_success"].as_u64().unwrap();
+    let after = cell["vmstat_after"]["vma_lock_success"].as_u64().unwrap();
+    assert!(
+        after > before + 1000,
+        "vma_lock_success {before} -> {after}"
+    );
+
+    // The evidence on disk.
+    let dir = r.dir.join("x86_64-pvl-on-base");
     let config = std::fs::read_to_string(dir.join("config")).unwrap();
-    assert!(config.contains("CONFIG_PROVE_LOCKING=y"));
-    assert!(config.contains("CONFIG_PER_VMA_LOCK=y"));
+    assert!(config.contains("CONFIG_PROVE_LOCKING=y") && config.contains("CONFIG_PER_VMA_LOCK=y"));
     assert!(std::fs::metadata(dir.join("build.log")).unwrap().len() > 0);
     let console = std::fs::read_to_string(dir.join("console.log")).unwrap();
     assert!(console.contains("Linux version 7.3"), "console:\n{console}");
@@ -104,24 +178,176 @@ fn skeleton_cell_builds_boots_runs_the_stress_test_and_passes() {
     let ktap = std::fs::read_to_string(dir.join("tests/faults_vs_writers.ktap")).unwrap();
     assert!(ktap.starts_with("TAP version 13"), "{ktap}");
     let shared = std::fs::read_to_string(dir.join("results/faults_vs_writers.ktap")).unwrap();
-    assert!(
-        shared.contains("TAP version 13") && shared.contains("ok 1"),
-        "{shared}"
-    );
-    assert_eq!(
-        test["result_file"].as_str().map(PathBuf::from),
-        Some(dir.join("results/faults_vs_writers.ktap"))
-    );
-
-    // Nothing of the run is left running.
-    let left = processes_mentioning(&run_dir.to_string_lossy());
-    assert!(left.is_empty(), "leftover processes: {left:?}");
+    assert!(shared.contains("ok 1 "), "{shared}");
+    for f in [
+        "results.json",
+        "junit.xml",
+        "summary.md",
+        "report.html",
+        "matrix.txt",
+    ] {
+        assert!(r.dir.join(f).is_file(), "{f} missing");
+    }
+    assert!(processes_mentioning(&r.dir.to_string_lossy()).is_empty());
 
     // A second run with nothing changed runs no make at all.
-    let (code2, _, results2, run_dir2) = run(&spec("skeleton.yaml"), runs.path());
-    assert_eq!(code2, 0);
-    assert_ne!(run_dir, run_dir2);
-    assert_eq!(results2["cells"][0]["kernel_cached"], true);
-    assert_eq!(results2["cells"][0]["kernel_key"], cell["kernel_key"]);
-    assert!(processes_mentioning(&run_dir2.to_string_lossy()).is_empty());
+    let start = Instant::now();
+    let r2 = run(
+        "build",
+        &project().join("kmatrix.yaml"),
+        &["x86_64/pvl-on/base"],
+        runs.path(),
+    );
+    assert_eq!(r2.code, 0);
+    let c2 = r2.cell("x86_64/pvl-on/base");
+    assert_eq!(c2["kernel_cached"], true);
+    assert_eq!(c2["kernel_key"], cell["kernel_key"]);
+    assert!(
+        start.elapsed() < Duration::from_secs(60),
+        "cached build took {:?}",
+        start.elapsed()
+    );
+}
+
+#[test]
+#[ignore = "builds and boots real kernels; run with --include-ignored"]
+fn seed_v2_oopses_and_breaks_the_pvl_off_build_while_v3_passes_with_live_controls() {
+    let runs = tempfile::tempdir().unwrap();
+    let r = run(
+        "run",
+        &project().join("kmatrix.yaml"),
+        &["x86_64/pvl-on/v2", "x86_64/pvl-on/v3", "x86_64/pvl-off/v2"],
+        runs.path(),
+    );
+    assert_eq!(r.code, 1, "findings exit code");
+
+    // v2, per-VMA locks on: the slow path's NULL vma oopses in vma_start_read_unlocked.
+    let v2 = r.cell("x86_64/pvl-on/v2");
+    assert_eq!(v2["verdict"], "FAIL", "{v2:#}");
+    let oops = v2["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["kind"] == "null_deref")
+        .unwrap_or_else(|| panic!("no NULL deref in {:?}", titles(v2)));
+    let trace: Vec<&str> = oops["trace"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["function"].as_str().unwrap_or_default())
+        .collect();
+    assert!(
+        trace.contains(&"vma_start_read_unlocked")
+            || oops["title"]
+                .as_str()
+                .unwrap()
+                .contains("vma_start_read_unlocked"),
+        "{oops:#}"
+    );
+
+    // v2, per-VMA locks off: the converted caller does not compile.
+    let off = r.cell("x86_64/pvl-off/v2");
+    assert_eq!(off["verdict"], "BUILD-FAIL", "{off:#}");
+    let details = off["details"].to_string();
+    assert!(details.contains("net/ipv4/tcp.c"), "{details}");
+    assert!(details.contains("vma_start_read_unlocked"), "{details}");
+    let config = std::fs::read_to_string(r.dir.join("x86_64-pvl-off-v2/config")).unwrap();
+    assert!(config.contains("# CONFIG_PER_VMA_LOCK is not set"));
+
+    // v3 passes, and both positive controls fired: lockdep and the hung-task detector.
+    let v3 = r.cell("x86_64/pvl-on/v3");
+    assert_eq!(v3["verdict"], "PASS", "{v3:#}");
+    let controls = v3["controls"].as_array().unwrap();
+    assert_eq!(controls.len(), 2, "{v3:#}");
+    assert!(controls.iter().all(|c| c["fired"] == true), "{controls:?}");
+    let kinds: Vec<&str> = v3["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["kind"].as_str().unwrap())
+        .collect();
+    assert!(
+        kinds.contains(&"lockdep") && kinds.contains(&"hung_task"),
+        "{kinds:?}"
+    );
+    assert!(v3["expected_by"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|e| e == "vma_probe"));
+
+    // The outputs agree with the verdicts.
+    let junit = std::fs::read_to_string(r.dir.join("junit.xml")).unwrap();
+    assert!(junit.contains("vma_start_read_unlocked"));
+    let html = std::fs::read_to_string(r.dir.join("report.html")).unwrap();
+    assert!(html.contains("BUILD-FAIL") && html.contains("vma_start_read_unlocked"));
+    assert!(processes_mentioning(&r.dir.to_string_lossy()).is_empty());
+}
+
+#[test]
+#[ignore = "needs the kernel source; run with --include-ignored"]
+fn pvl_off_without_the_harness_is_a_config_mismatch_not_a_silent_on() {
+    let runs = tempfile::tempdir().unwrap();
+    let r = run("build", &spec("pvl-trap.yaml"), &[], runs.path());
+    assert_eq!(r.code, 1);
+    let c = r.cell("x86_64/pvl-off/base");
+    assert_eq!(c["verdict"], "CONFIG-MISMATCH", "{c:#}");
+    let details = c["details"].to_string();
+    assert!(details.contains("CONFIG_PER_VMA_LOCK asked n"), "{details}");
+    assert!(details.contains("got y"), "{details}");
+    assert!(
+        details.contains("def_bool y; depends on ARCH_SUPPORTS_PER_VMA_LOCK && MMU && SMP"),
+        "{details}"
+    );
+}
+
+#[test]
+#[ignore = "needs the kernel source; run with --include-ignored"]
+fn a_patch_that_does_not_apply_is_patch_fail_naming_the_hunk() {
+    let runs = tempfile::tempdir().unwrap();
+    let r = run("build", &spec("patch-conflict.yaml"), &[], runs.path());
+    assert_eq!(r.code, 1);
+    let c = r.cell("x86_64/pvl-on/conflict");
+    assert_eq!(c["verdict"], "PATCH-FAIL", "{c:#}");
+    assert!(
+        c["reason"].as_str().unwrap().contains("conflict.patch"),
+        "{c:#}"
+    );
+    assert!(c["details"].to_string().contains("Hunk #1 FAILED"), "{c:#}");
+}
+
+#[test]
+#[ignore = "needs the kernel source; run with --include-ignored"]
+fn ctrl_c_during_a_build_stops_make_and_still_writes_results() {
+    let runs = tempfile::tempdir().unwrap();
+    let mut child = kmatrix()
+        .args(["build", "--rebuild", "--spec"])
+        .arg(spec("interrupt.yaml"))
+        .arg("--runs-dir")
+        .arg(runs.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until make really runs, then interrupt as a terminal would.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while processes_mentioning("x86_64-drill-base").is_empty() {
+        assert!(Instant::now() < deadline, "make never started");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    std::thread::sleep(Duration::from_millis(500));
+    let left = processes_mentioning("x86_64-drill-base");
+    assert!(left.is_empty(), "left behind: {left:?}");
+    let dir = std::fs::canonicalize(runs.path().join("latest")).unwrap();
+    let results: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("results.json")).unwrap()).unwrap();
+    assert_eq!(results["cells"][0]["verdict"], "INTERRUPTED");
 }
