@@ -1,9 +1,24 @@
 //! Streaming kernel console parser: finds kernel reports in a console log.
 //!
 //! The public surface the rest of kmatrix relies on is `Finding`, `Kind`, `Frame`,
-//! `Parser` (streaming, line at a time) and `parse` (a whole reader).
+//! `Parser` (streaming, line at a time) and `parse` (a whole reader), plus `dedup`,
+//! `symbolize` and `findings_json`.
+//!
+//! Submodules: `line` (printk prefixes), `detect` (report head lines), `frame` (stack
+//! frames and the skip list for guilty frames), `parser` (the state machine; its module
+//! docs say how reports are delimited and how panics are attributed), `symbolize`.
+
+mod detect;
+mod frame;
+mod line;
+mod parser;
+mod symbolize;
+
+pub use parser::Parser;
+pub use symbolize::symbolize;
 
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 use std::io::BufRead;
 
 /// Stable vocabulary of report kinds (extend, never rename).
@@ -61,7 +76,80 @@ pub struct Finding {
     pub report: String,
 }
 
-/// Parse a whole console log.
-pub fn parse<R: BufRead>(_reader: R) -> std::io::Result<Vec<Finding>> {
-    Ok(Vec::new())
+/// Parse a whole console log. Findings come back in the order their reports started.
+pub fn parse<R: BufRead>(mut reader: R) -> std::io::Result<Vec<Finding>> {
+    let mut parser = Parser::new();
+    let mut out = Vec::new();
+    let mut buf = Vec::with_capacity(256);
+    loop {
+        buf.clear();
+        if reader.read_until(b'\n', &mut buf)? == 0 {
+            break;
+        }
+        if buf.last() == Some(&b'\n') {
+            buf.pop();
+        }
+        out.extend(parser.feed(&buf));
+    }
+    out.extend(parser.finish());
+    out.sort_by_key(|f| f.line);
+    Ok(out)
+}
+
+/// Groups findings by title: the first occurrence of each title and how many there were,
+/// in order of first occurrence.
+pub fn dedup(findings: &[Finding]) -> Vec<(Finding, usize)> {
+    let mut index: HashMap<&str, usize> = HashMap::new();
+    let mut out: Vec<(Finding, usize)> = Vec::new();
+    for f in findings {
+        match index.get(f.title.as_str()) {
+            Some(&i) => out[i].1 += 1,
+            None => {
+                index.insert(&f.title, out.len());
+                out.push((f.clone(), 1));
+            }
+        }
+    }
+    out
+}
+
+/// `{"findings": [...]}` as printed by `kmatrix parse --json`.
+pub fn findings_json(findings: &[Finding]) -> serde_json::Value {
+    serde_json::json!({ "findings": findings })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn f(title: &str, line: usize) -> Finding {
+        Finding {
+            kind: Kind::Warning,
+            title: title.into(),
+            frame: None,
+            corrupted: false,
+            trace: vec![],
+            task: None,
+            pid: None,
+            cpu: None,
+            timestamp: None,
+            line,
+            report: String::new(),
+        }
+    }
+
+    #[test]
+    fn dedup_counts_in_first_seen_order() {
+        let d = dedup(&[f("a", 1), f("b", 2), f("a", 3), f("a", 4)]);
+        assert_eq!(d.len(), 2);
+        assert_eq!((d[0].0.title.as_str(), d[0].0.line, d[0].1), ("a", 1, 3));
+        assert_eq!((d[1].0.title.as_str(), d[1].1), ("b", 1));
+    }
+
+    #[test]
+    fn json_shape() {
+        let v = findings_json(&[f("WARNING in x", 7)]);
+        assert_eq!(v["findings"][0]["kind"], "warning");
+        assert_eq!(v["findings"][0]["line"], 7);
+    }
 }

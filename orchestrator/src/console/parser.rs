@@ -1,0 +1,743 @@
+//! The streaming state machine: one console line in, completed findings out.
+//!
+//! Reports are delimited as follows. A head line (see `detect`) opens a report. Lines
+//! are routed to the open report of the same printk caller id (`[T85]`/`[C1]`) so
+//! interleaved output of several CPUs is untangled when `CONFIG_PRINTK_CALLER` is on;
+//! without caller ids there is one stream. A report ends at the next head line of its
+//! stream, at a closing `=====` separator (sanitizer reports), at a boot banner (cut
+//! off), at the first line after its call trace that is plainly not report text, or
+//! at `finish`.
+//!
+//! Panics: `Kernel panic - not syncing:` that follows a report (while it is open, or
+//! within `PANIC_ABSORB_LINES` lines after it closed in the same boot, or any
+//! `Fatal exception` after a report in this boot) is part of that report (it is how
+//! the oops, `panic_on_warn`, `hung_task_panic`, `softlockup_panic` end) and yields no
+//! finding of its own. A panic standing alone is a `panic` finding.
+
+use std::borrow::Cow;
+
+use super::detect::{self, Head, Start};
+use super::frame::{is_skipped, normalize, parse_frame, parse_marker};
+use super::line::{self, Caller};
+use super::{Finding, Frame, Kind};
+
+const PANIC_ABSORB_LINES: usize = 100;
+const MAX_REPORT_LINES: usize = 4000;
+const MAX_NOISE_BEFORE_TRACE: usize = 300;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TraceState {
+    NotStarted,
+    InProgress { depth: u32, nonframe: u32 },
+    Done,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Close {
+    /// Ended by its own format (trailer seen, or plain text after the trace).
+    Normal,
+    /// Another report started in the same stream.
+    NewReport,
+    /// Boot banner, end of input, or size limit.
+    Cut,
+}
+
+#[derive(Debug)]
+struct Report {
+    head: Head,
+    caller: Option<Caller>,
+    line: usize,
+    timestamp: Option<f64>,
+    text: String,
+    lines: usize,
+    noise: usize,
+    trace_state: TraceState,
+    trace: Vec<Frame>,
+    head_frames: Vec<Frame>,
+    rip: Option<Frame>,
+    at_frames: Vec<Frame>,
+    chain0: Vec<Frame>,
+    in_chain0: bool,
+    pending_at: bool,
+    prev_ends_colon: bool,
+    explicit_end: bool,
+    task: Option<String>,
+    pid: Option<u32>,
+    cpu: Option<u32>,
+    access: Option<&'static str>,
+    src_hint: Option<String>,
+}
+
+enum Step {
+    Keep,
+    /// Close; the line is not part of the report.
+    CloseBefore,
+    /// Close; the line was the report's last.
+    CloseAfter,
+}
+
+fn is_separator(t: &str) -> bool {
+    t.len() >= 10 && t.bytes().all(|b| b == b'=')
+}
+
+fn is_trace_header(t: &str) -> bool {
+    let t = t.trim();
+    t == "Call Trace:"
+        || t == "Call trace:"
+        || t == "Backtrace:"
+        || t == "backtrace:"
+        || (t.starts_with("backtrace (crc ") && t.ends_with("):"))
+}
+
+/// Lines that belong in a report after its trace: indented text, register dumps, known
+/// trailers. Anything else (userspace output, ordinary kernel messages) ends it.
+fn is_reportish(t: &str) -> bool {
+    const PREFIXES: &[&str] = &[
+        "Modules linked in",
+        "---[",
+        "Kernel Offset",
+        "CPU: ",
+        "Hardware name",
+        "Workqueue:",
+        "Call Trace",
+        "Call trace",
+        "Showing ",
+        "NMI backtrace",
+        "Sending NMI",
+        "INFO: lockdep",
+        "Allocated by",
+        "Freed by",
+        "Last potentially",
+        "Second to last",
+        "The buggy address",
+        "Memory state",
+        "Disabling lock debugging",
+        "irq event stamp",
+        "hardirqs ",
+        "softirqs ",
+        "pc :",
+        "lr :",
+        "sp :",
+        "pstate:",
+        "Mem abort info",
+        "Data abort info",
+        "user pgtable",
+        "swapper pgtable",
+        "[",
+        "#PF:",
+        "PGD ",
+        "Oops",
+        "Internal error",
+        "note:",
+        "Kernel panic",
+        "rcu: ",
+        "task:",
+        "Reported by",
+        "value changed",
+        "other info",
+        "stack backtrace",
+        "Fixing recursive fault",
+        "Dumping ftrace",
+        "page:",
+        "page dumped",
+        "flags:",
+        "raw:",
+        "head:",
+        "Object ",
+        "Redzone ",
+        "Padding ",
+        "Bytes b4",
+        "Slab ",
+        "kfence-#",
+        "allocated by",
+        "freed by",
+        "Uninit was",
+        "Local variable",
+        "Memory ",
+        "Code:",
+        "ESR",
+        "EC ",
+        "IL ",
+        "SET ",
+        "FAR ",
+        "CM ",
+        "WnR ",
+        "Preemption disabled",
+        "in_atomic()",
+        "preempt_count",
+        "RIP:",
+        "Register ",
+        "Read of size",
+        "Write of size",
+        "Free of addr",
+        "Call Trace",
+        "Stack:",
+        "Process ",
+        "LR is at",
+        "PC is at",
+        "psr:",
+        "sched: RT throttling",
+        "Showing busy",
+        "workqueue ",
+        "pool ",
+        "tainted",
+        "Tainted",
+        "NMI watchdog",
+        "watchdog:",
+        "list_",
+        "ODEBUG",
+        "refcount_t",
+        "CR2:",
+        "Dumping",
+    ];
+    let b = t.as_bytes();
+    if b.is_empty() || b[0] == b' ' || b[0] == b'\t' {
+        return true;
+    }
+    if PREFIXES.iter().any(|p| t.starts_with(p)) {
+        return true;
+    }
+    // x86 registers `RAX: …`, `R08: …`, `FS:  …`; arm64 `x29: …`.
+    if let Some(colon) = t.find(':') {
+        let reg = &t[..colon];
+        if (2..=5).contains(&reg.len())
+            && (reg
+                .bytes()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+                || (reg.starts_with('x') && reg[1..].bytes().all(|c| c.is_ascii_digit())))
+        {
+            return true;
+        }
+    }
+    // `1 lock held by probe/85:`, lockdep scenario tables, `*** DEADLOCK ***`.
+    b[0].is_ascii_digit() || t.contains(" held by ") || t.contains("lock(") || t.starts_with("***")
+}
+
+impl Report {
+    fn new(start: Start, caller: Option<Caller>, line: usize, ts: Option<f64>, raw: &str) -> Self {
+        let mut text = String::with_capacity(raw.len() + 1024);
+        text.push_str(raw);
+        text.push('\n');
+        Report {
+            head: start.head,
+            caller,
+            line,
+            timestamp: ts,
+            text,
+            lines: 1,
+            noise: 0,
+            trace_state: TraceState::NotStarted,
+            trace: Vec::new(),
+            head_frames: start.frames,
+            rip: None,
+            at_frames: Vec::new(),
+            chain0: Vec::new(),
+            in_chain0: false,
+            pending_at: false,
+            prev_ends_colon: true,
+            explicit_end: false,
+            task: start.task,
+            pid: start.pid,
+            cpu: start.cpu,
+            access: None,
+            src_hint: None,
+        }
+    }
+
+    fn kind(&self) -> Kind {
+        self.head.kind()
+    }
+
+    fn sanitizer(&self) -> bool {
+        matches!(
+            self.head,
+            Head::Kasan(_) | Head::Kfence(_) | Head::Kmsan(_) | Head::Kcsan(_)
+        )
+    }
+
+    fn expects_frame(&self) -> bool {
+        !matches!(
+            self.head,
+            Head::Panic(_) | Head::Other(_) | Head::LockdepFixed(_)
+        )
+    }
+
+    fn push(&mut self, raw: &str) {
+        self.text.push_str(raw);
+        self.text.push('\n');
+        self.lines += 1;
+    }
+
+    /// Feeds a line of this report's stream (or a foreign stream when it is the only
+    /// open report; such lines never end it).
+    fn add(&mut self, raw: &str, t: &str, foreign: bool) -> Step {
+        if self.lines >= MAX_REPORT_LINES {
+            return Step::CloseBefore;
+        }
+        let trimmed = t.trim_start();
+        if trimmed.starts_with("---[ end trace") {
+            self.explicit_end = true;
+            if matches!(self.trace_state, TraceState::InProgress { .. }) {
+                self.trace_state = TraceState::Done;
+            }
+            self.push(raw);
+            return Step::Keep;
+        }
+        if is_separator(t) {
+            if matches!(self.head, Head::Ubsan(_)) || self.sanitizer() {
+                self.explicit_end = true;
+                self.push(raw);
+                return Step::CloseAfter;
+            }
+            if self.trace_state == TraceState::Done && !foreign {
+                return Step::CloseBefore;
+            }
+            self.push(raw);
+            return Step::Keep;
+        }
+        if let TraceState::InProgress { depth, nonframe } = self.trace_state {
+            if let Some((name, open)) = parse_marker(trimmed) {
+                let depth = if open {
+                    depth + 1
+                } else {
+                    depth.saturating_sub(1)
+                };
+                self.trace_state = if !open && depth == 0 && name == "TASK" {
+                    TraceState::Done
+                } else {
+                    TraceState::InProgress { depth, nonframe: 0 }
+                };
+                self.push(raw);
+                return Step::Keep;
+            }
+            if let Some((frame, unreliable)) = parse_frame(t) {
+                if !unreliable {
+                    self.trace.push(frame);
+                }
+                self.trace_state = TraceState::InProgress { depth, nonframe: 0 };
+                self.push(raw);
+                return Step::Keep;
+            }
+            if depth > 0 && nonframe < 40 {
+                self.trace_state = TraceState::InProgress {
+                    depth,
+                    nonframe: nonframe + 1,
+                };
+                self.scan(t, trimmed);
+                self.push(raw);
+                return Step::Keep;
+            }
+            if foreign && !t.is_empty() && !t.ends_with(':') {
+                // Someone else's line in the middle of our trace: tolerate.
+                self.push(raw);
+                return Step::Keep;
+            }
+            self.trace_state = TraceState::Done;
+        }
+        if self.trace_state == TraceState::NotStarted {
+            if is_trace_header(t) {
+                self.trace_state = TraceState::InProgress {
+                    depth: 0,
+                    nonframe: 0,
+                };
+                self.in_chain0 = false;
+                self.push(raw);
+                return Step::Keep;
+            }
+            let implicit = !matches!(
+                self.head,
+                Head::Lockdep { .. } | Head::LockdepFixed(_) | Head::SuspiciousRcu | Head::Kasan(_)
+            );
+            if implicit && self.prev_ends_colon && t.starts_with([' ', '\t']) {
+                if let Some((frame, unreliable)) = parse_frame(t) {
+                    if !unreliable {
+                        self.trace.push(frame);
+                    }
+                    self.trace_state = TraceState::InProgress {
+                        depth: 0,
+                        nonframe: 0,
+                    };
+                    self.push(raw);
+                    return Step::Keep;
+                }
+            }
+        }
+        self.scan(t, trimmed);
+        if !foreign && !is_reportish(t) {
+            match self.trace_state {
+                TraceState::Done => return Step::CloseBefore,
+                _ if !self.expects_frame() && self.trace_state == TraceState::NotStarted => {
+                    return Step::CloseBefore
+                }
+                _ => {
+                    self.noise += 1;
+                    if self.noise > MAX_NOISE_BEFORE_TRACE {
+                        return Step::CloseBefore;
+                    }
+                }
+            }
+        }
+        self.prev_ends_colon = t.trim_end().ends_with(':') || self.lines == 1;
+        self.push(raw);
+        Step::Keep
+    }
+
+    /// Picks details out of non-frame lines.
+    fn scan(&mut self, t: &str, trimmed: &str) {
+        if self.rip.is_none() {
+            let reg = trimmed
+                .strip_prefix("RIP: ")
+                .and_then(|r| r.split_once(':').map(|(_, f)| f))
+                .or_else(|| trimmed.strip_prefix("pc : "))
+                .or_else(|| trimmed.strip_prefix("PC is at "));
+            if let Some(r) = reg {
+                if let Some((f, _)) = parse_frame(r) {
+                    self.rip = Some(f);
+                }
+                return;
+            }
+        }
+        if self.cpu.is_none() || self.task.is_none() {
+            if let Some(r) = trimmed.strip_prefix("CPU: ") {
+                if self.cpu.is_none() {
+                    self.cpu = detect::num_after(trimmed, "CPU: ");
+                }
+                if self.task.is_none() {
+                    self.pid = detect::num_after(r, "PID: ").or(self.pid);
+                    if let Some((_, comm)) = r.split_once("Comm: ") {
+                        let end = [" Not tainted", " Tainted:", " Tainted "]
+                            .iter()
+                            .filter_map(|p| comm.find(p))
+                            .min()
+                            .unwrap_or(comm.len());
+                        self.task = Some(comm[..end].trim().to_string());
+                    }
+                }
+                return;
+            }
+        }
+        if let Head::Kasan(_) = self.head {
+            if self.access.is_none() {
+                if trimmed.starts_with("Read of size") {
+                    self.access = Some("Read");
+                } else if trimmed.starts_with("Write of size") {
+                    self.access = Some("Write");
+                }
+                if self.access.is_some() {
+                    self.task_from_by_task(trimmed);
+                    return;
+                }
+            }
+        }
+        if matches!(self.head, Head::Kmemleak) && self.task.is_none() {
+            if let Some(r) = trimmed.strip_prefix("comm \"") {
+                if let Some((name, rest)) = r.split_once('"') {
+                    self.task = Some(name.to_string());
+                    self.pid = detect::num_after(rest, "pid ");
+                }
+                return;
+            }
+        }
+        if matches!(self.head, Head::SleepInvalid) && self.task.is_none() {
+            if let Some((_, r)) = trimmed.split_once(" pid: ") {
+                self.pid = r.split(',').next().and_then(|p| p.trim().parse().ok());
+                if let Some((_, name)) = r.split_once("name: ") {
+                    self.task = Some(name.trim().to_string());
+                }
+                return;
+            }
+        }
+        if matches!(self.head, Head::SuspiciousRcu) && self.src_hint.is_none() {
+            if let Some((loc, rest)) = trimmed.split_once(' ') {
+                if rest.starts_with("suspicious ") && loc.contains(':') && loc.contains('.') {
+                    self.src_hint = Some(loc.to_string());
+                    return;
+                }
+            }
+        }
+        if let Head::Lockdep { at_first: true, .. } = self.head {
+            if self.trace_state == TraceState::NotStarted {
+                self.lockdep_line(t, trimmed);
+            }
+        }
+    }
+
+    fn task_from_by_task(&mut self, t: &str) {
+        if let Some((_, r)) = t.split_once(" by task ") {
+            if let Some((name, pid)) = r.trim().rsplit_once('/') {
+                if self.task.is_none() {
+                    self.task = Some(name.to_string());
+                    self.pid = pid.trim().parse().ok();
+                }
+            }
+        }
+    }
+
+    fn lockdep_line(&mut self, t: &str, trimmed: &str) {
+        if let Some(r) = trimmed.strip_prefix("-> #") {
+            self.in_chain0 = r.starts_with("0 ");
+            self.pending_at = false;
+            return;
+        }
+        if self.pending_at {
+            self.pending_at = false;
+            if let Some((f, _)) = parse_frame(t) {
+                self.at_frames.push(f);
+                return;
+            }
+        }
+        if self.in_chain0 {
+            if let Some((f, _)) = parse_frame(t) {
+                self.chain0.push(f);
+                return;
+            }
+            if !trimmed.is_empty() {
+                self.in_chain0 = false;
+            }
+        }
+        if let Some(i) = trimmed.rfind(" at:") {
+            let after = &trimmed[i + 4..];
+            if after.trim().is_empty() {
+                self.pending_at = true;
+            } else if let Some((f, _)) = parse_frame(after) {
+                self.at_frames.push(f);
+            }
+        }
+    }
+
+    fn guilty(&self) -> Option<String> {
+        let trace = self.trace.iter();
+        let head = self.head_frames.iter();
+        let rip = self.rip.iter();
+        let cands: Vec<&Frame> = match &self.head {
+            Head::Lockdep { at_first: true, .. } => self
+                .at_frames
+                .iter()
+                .take(2)
+                .chain(self.chain0.iter())
+                .chain(trace)
+                .collect(),
+            Head::Warning => head.chain(rip).chain(trace).collect(),
+            Head::Kasan(_) | Head::Kfence(_) | Head::Kmsan(_) | Head::Kcsan(_) => {
+                head.chain(trace).collect()
+            }
+            Head::NullDeref
+            | Head::PagingFault
+            | Head::Gpf
+            | Head::Bug
+            | Head::SoftLockup
+            | Head::HardLockup
+            | Head::RcuStall
+            | Head::Other(_) => rip.chain(trace).collect(),
+            _ => trace.collect(),
+        };
+        cands
+            .into_iter()
+            .find(|f| !is_skipped(&f.function))
+            .map(|f| normalize(&f.function).to_string())
+    }
+
+    fn title(&self, frame: Option<&str>) -> String {
+        let base: Cow<str> = match &self.head {
+            Head::Lockdep { prefix, .. } => Cow::Borrowed(prefix),
+            Head::LockdepFixed(t) => return t.clone(),
+            Head::SuspiciousRcu => match &self.src_hint {
+                Some(src) => return format!("suspicious RCU usage at {src}"),
+                None => Cow::Borrowed("suspicious RCU usage"),
+            },
+            Head::SleepInvalid => {
+                Cow::Borrowed("BUG: sleeping function called from invalid context")
+            }
+            Head::SchedAtomic => Cow::Borrowed("BUG: scheduling while atomic"),
+            Head::HungTask => Cow::Borrowed("INFO: task hung"),
+            Head::NullDeref => {
+                Cow::Borrowed("BUG: unable to handle kernel NULL pointer dereference")
+            }
+            Head::PagingFault => Cow::Borrowed("BUG: unable to handle kernel paging request"),
+            Head::Gpf => Cow::Borrowed("general protection fault"),
+            Head::Bug => Cow::Borrowed("kernel BUG"),
+            Head::Warning => Cow::Borrowed("WARNING"),
+            Head::Kasan(t) => match self.access {
+                Some(a) => Cow::Owned(format!("KASAN: {t} {a}")),
+                None => Cow::Owned(format!("KASAN: {t}")),
+            },
+            Head::Kfence(t) => Cow::Owned(format!("KFENCE: {t}")),
+            Head::Kmsan(t) => Cow::Owned(format!("KMSAN: {t}")),
+            Head::Kcsan(t) => return t.clone(),
+            Head::Ubsan(t) => Cow::Owned(format!("UBSAN: {t}")),
+            Head::Kmemleak => Cow::Borrowed("memory leak"),
+            Head::RcuStall => Cow::Borrowed("INFO: rcu detected stall"),
+            Head::SoftLockup => Cow::Borrowed("BUG: soft lockup"),
+            Head::HardLockup => Cow::Borrowed("BUG: hard lockup"),
+            Head::Panic(m) => return format!("kernel panic: {m}"),
+            Head::Other(t) => Cow::Borrowed(t.as_str()),
+        };
+        match frame {
+            Some(f) => format!("{base} in {f}"),
+            None => base.into_owned(),
+        }
+    }
+
+    fn into_finding(self, why: Close) -> Finding {
+        let frame = self.guilty();
+        let unclosed_trace =
+            matches!(self.trace_state, TraceState::InProgress { depth, .. } if depth > 0);
+        let complete = if self.sanitizer() {
+            self.explicit_end || (why == Close::Normal && self.trace_state == TraceState::Done)
+        } else if self.expects_frame() {
+            self.explicit_end || self.trace_state == TraceState::Done || why == Close::Normal
+        } else {
+            !unclosed_trace
+        };
+        let corrupted = !complete || (self.expects_frame() && frame.is_none());
+        let title = self.title(frame.as_deref());
+        let kind = self.kind();
+        let mut report = self.text;
+        if report.ends_with('\n') {
+            report.pop();
+        }
+        Finding {
+            kind,
+            title,
+            frame,
+            corrupted,
+            trace: self.trace,
+            task: self.task,
+            pid: self.pid,
+            cpu: self.cpu,
+            timestamp: self.timestamp,
+            line: self.line,
+            report,
+        }
+    }
+}
+
+/// Streaming console parser. Feed lines (without the newline) with [`Parser::feed`];
+/// call [`Parser::finish`] at the end of the log.
+#[derive(Debug, Default)]
+pub struct Parser {
+    line_no: usize,
+    open: Vec<Report>,
+    last_closed: Option<usize>,
+    boot_had_report: bool,
+}
+
+impl Parser {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Feeds one console line; returns the findings that this line completed.
+    pub fn feed(&mut self, raw: &[u8]) -> Vec<Finding> {
+        self.line_no += 1;
+        let l = line::split(raw);
+        let msg = l.msg;
+        let could_start = detect::may_start(msg);
+        if self.open.is_empty() && !could_start && !msg.starts_with(b"Linux version") {
+            return Vec::new();
+        }
+        let mut out = Vec::new();
+        if detect::is_banner(msg) {
+            self.close_all(Close::Cut, &mut out);
+            self.last_closed = None;
+            self.boot_had_report = false;
+            return out;
+        }
+        let msg_s = String::from_utf8_lossy(msg);
+        let start = if could_start {
+            detect::detect(&msg_s)
+        } else {
+            None
+        };
+        if start.is_none() && self.open.is_empty() {
+            return out;
+        }
+        let raw_s = String::from_utf8_lossy(raw);
+        let raw_s = raw_s.trim_end_matches(['\r', '\n']);
+        let route = self.route(l.caller);
+        if let Some(start) = start {
+            if let Head::Panic(_) = start.head {
+                if let Some((i, _)) = route {
+                    self.open[i].push(raw_s);
+                    return out;
+                }
+                let recent = self
+                    .last_closed
+                    .is_some_and(|c| self.line_no - c <= PANIC_ABSORB_LINES);
+                if self.boot_had_report && (recent || msg_s.contains("Fatal exception")) {
+                    return out;
+                }
+            }
+            if start.oops_line {
+                if let Some((i, _)) = route {
+                    let r = &self.open[i];
+                    let continues = matches!(
+                        r.head,
+                        Head::NullDeref
+                            | Head::PagingFault
+                            | Head::Bug
+                            | Head::Ubsan(_)
+                            | Head::Warning
+                            | Head::Kasan(_)
+                    ) && r.trace_state == TraceState::NotStarted
+                        && r.rip.is_none();
+                    if continues {
+                        self.open[i].push(raw_s);
+                        return out;
+                    }
+                }
+            }
+            if let Some((i, false)) = route {
+                let r = self.open.remove(i);
+                self.emit(r, Close::NewReport, &mut out);
+            }
+            self.boot_had_report = true;
+            self.open
+                .push(Report::new(start, l.caller, self.line_no, l.ts, raw_s));
+            return out;
+        }
+        if let Some((i, foreign)) = route {
+            match self.open[i].add(raw_s, &msg_s, foreign) {
+                Step::Keep => {}
+                Step::CloseBefore | Step::CloseAfter => {
+                    let r = self.open.remove(i);
+                    self.emit(r, Close::Normal, &mut out);
+                }
+            }
+        }
+        out
+    }
+
+    /// Flushes reports still open at the end of the log (marked corrupted when they
+    /// look cut off).
+    pub fn finish(mut self) -> Vec<Finding> {
+        let mut out = Vec::new();
+        self.close_all(Close::Cut, &mut out);
+        out
+    }
+
+    fn route(&self, caller: Option<Caller>) -> Option<(usize, bool)> {
+        if self.open.is_empty() {
+            return None;
+        }
+        if let Some(i) = self.open.iter().rposition(|r| r.caller == caller) {
+            return Some((i, false));
+        }
+        if self.open.len() == 1 {
+            return Some((0, caller.is_some()));
+        }
+        None
+    }
+
+    fn emit(&mut self, r: Report, why: Close, out: &mut Vec<Finding>) {
+        self.last_closed = Some(self.line_no);
+        out.push(r.into_finding(why));
+    }
+
+    fn close_all(&mut self, why: Close, out: &mut Vec<Finding>) {
+        let open = std::mem::take(&mut self.open);
+        for r in open {
+            self.emit(r, why, out);
+        }
+    }
+}
