@@ -311,7 +311,12 @@ impl Report {
                 return Step::Keep;
             }
             if let Some((frame, unreliable)) = parse_frame(t) {
-                if !unreliable {
+                // arm64 prints the LR-derived caller twice (`(L)` then plain).
+                let dup = self
+                    .trace
+                    .last()
+                    .is_some_and(|l| l.function == frame.function && l.offset == frame.offset);
+                if !unreliable && !dup {
                     self.trace.push(frame);
                 }
                 self.trace_state = TraceState::InProgress { depth, nonframe: 0 };
@@ -582,10 +587,19 @@ impl Report {
         let frame = self.guilty();
         let unclosed_trace =
             matches!(self.trace_state, TraceState::InProgress { depth, .. } if depth > 0);
+        // A marker-less (arm64, old x86) trace still "in progress" is whole if another
+        // report followed it or it reached a bottom-of-stack frame.
+        let trace_whole = match self.trace_state {
+            TraceState::Done => true,
+            TraceState::InProgress { depth: 0, .. } => {
+                why == Close::NewReport || self.trace.last().is_some_and(|f| is_bottom(&f.function))
+            }
+            _ => false,
+        };
         let complete = if self.sanitizer() {
-            self.explicit_end || (why == Close::Normal && self.trace_state == TraceState::Done)
+            self.explicit_end || (why == Close::Normal && trace_whole)
         } else if self.expects_frame() {
-            self.explicit_end || self.trace_state == TraceState::Done || why == Close::Normal
+            self.explicit_end || trace_whole || why == Close::Normal
         } else {
             !unclosed_trace
         };
@@ -610,6 +624,32 @@ impl Report {
             report,
         }
     }
+}
+
+/// Frames a stack walk ends at: task entry from user space, kthreads, idle/boot.
+fn is_bottom(name: &str) -> bool {
+    let n = normalize(name);
+    n.starts_with("el0t_")
+        || n.starts_with("entry_SYSCALL")
+        || n.starts_with("ret_from_fork")
+        || n.starts_with("entry_SYSENTER")
+        || n.starts_with("asm_exc_")
+        || n.starts_with("asm_sysvec_")
+        || matches!(
+            n,
+            "kthread"
+                | "cpu_startup_entry"
+                | "secondary_start_kernel"
+                | "start_kernel"
+                | "rest_init"
+                | "__primary_switched"
+                | "start_secondary"
+                | "common_startup_64"
+                | "x86_64_start_kernel"
+                | "x86_64_start_reservations"
+                | "el1h_64_irq"
+                | "el1h_64_sync"
+        )
 }
 
 /// Streaming console parser. Feed lines (without the newline) with [`Parser::feed`];
