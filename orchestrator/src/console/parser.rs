@@ -370,7 +370,7 @@ impl Report {
         self.scan(t, trimmed);
         if !foreign && !is_reportish(t) {
             match self.trace_state {
-                TraceState::Done => return Step::CloseBefore,
+                TraceState::Done if !self.sanitizer() => return Step::CloseBefore,
                 _ if !self.expects_frame() && self.trace_state == TraceState::NotStarted => {
                     return Step::CloseBefore
                 }
@@ -400,6 +400,41 @@ impl Report {
                     self.rip = Some(f);
                 }
                 return;
+            }
+        }
+        if self.rip.is_none() {
+            if let Some(r) = trimmed.strip_prefix("IP: ") {
+                self.rip = parse_frame(r).map(|(f, _)| f);
+                return;
+            }
+        }
+        if self.task.is_none() {
+            // Old kernels: `Pid: 2411, comm: probe Not tainted 2.6.39 #1`.
+            if let Some(r) = trimmed.strip_prefix("Pid: ") {
+                self.pid = r.split(',').next().and_then(|p| p.trim().parse().ok());
+                if let Some((_, comm)) = r.split_once("comm: ") {
+                    let end = [" Not tainted", " Tainted:", " Tainted "]
+                        .iter()
+                        .filter_map(|p| comm.find(p))
+                        .min()
+                        .unwrap_or(comm.len());
+                    self.task = Some(comm[..end].trim().to_string());
+                }
+                return;
+            }
+            // Lockdep: `probe/85 is trying to acquire lock:`.
+            if self.kind() == Kind::Lockdep {
+                if let Some((who, _)) = trimmed.split_once(" is ") {
+                    if let Some((name, pid)) = who.rsplit_once('/') {
+                        if let Ok(pid) = pid.parse() {
+                            if !name.is_empty() && !name.contains(' ') {
+                                self.task = Some(name.to_string());
+                                self.pid = Some(pid);
+                                return;
+                            }
+                        }
+                    }
+                }
             }
         }
         if self.cpu.is_none() || self.task.is_none() {
@@ -596,13 +631,19 @@ impl Report {
             }
             _ => false,
         };
-        let complete = if self.sanitizer() {
-            self.explicit_end || (why == Close::Normal && trace_whole)
-        } else if self.expects_frame() {
-            self.explicit_end || trace_whole || why == Close::Normal
-        } else {
-            !unclosed_trace
-        };
+        // Some lockdep reports (lock held when returning to user space) carry no stack
+        // trace at all: their `at:` frame is the whole story.
+        let at_only = matches!(self.head, Head::Lockdep { at_first: true, .. })
+            && !self.at_frames.is_empty()
+            && why != Close::Cut;
+        let complete = at_only
+            || if self.sanitizer() {
+                self.explicit_end || (why == Close::Normal && trace_whole)
+            } else if self.expects_frame() {
+                self.explicit_end || trace_whole || why == Close::Normal
+            } else {
+                !unclosed_trace
+            };
         let corrupted = !complete || (self.expects_frame() && frame.is_none());
         let title = self.title(frame.as_deref());
         let kind = self.kind();
@@ -720,7 +761,7 @@ impl Parser {
                             | Head::Warning
                             | Head::Kasan(_)
                     ) && r.trace_state == TraceState::NotStarted
-                        && r.rip.is_none();
+                        && r.lines < 40;
                     if continues {
                         self.open[i].push(raw_s);
                         return out;
@@ -728,6 +769,14 @@ impl Parser {
                 }
             }
             if let Some((i, false)) = route {
+                // syzkaller-style symbolised logs repeat the head line once per inlined
+                // frame (`BUG: KASAN: ... in inlined_fn file:line [inline]`, then the
+                // outer function): keep the first, treat the rest as continuation.
+                let r = &self.open[i];
+                if r.lines == 1 && r.head == start.head {
+                    self.open[i].push(raw_s);
+                    return out;
+                }
                 let r = self.open.remove(i);
                 self.emit(r, Close::NewReport, &mut out);
             }
