@@ -264,8 +264,8 @@ pub(crate) fn detect(msg: &str) -> Option<Start> {
         ("invalid opcode: ", "invalid opcode"),
         ("Oops: divide error", "divide error"),
         ("divide error: ", "divide error"),
-        ("Oops: stack segment", "stack segment"),
-        ("stack segment: ", "stack segment"),
+        ("Oops: stack segment", "stack segment fault"),
+        ("stack segment: ", "stack segment fault"),
         ("Oops: int3", "int3"),
         ("Oops: ", "Oops"),
         ("Internal error: ", ""),
@@ -282,6 +282,23 @@ pub(crate) fn detect(msg: &str) -> Option<Start> {
             s.oops_line = true;
             return Some(s);
         }
+    }
+    // SLUB debugging: `BUG kmalloc-64 (Not tainted): Object already free`.
+    if let Some(rest) = msg.strip_prefix("BUG ") {
+        let (cache, tail) = rest.split_once(' ')?;
+        if !cache.is_empty() && tail.starts_with('(') {
+            let (_, what) = tail.split_once("): ")?;
+            let t = sanitize(what, false);
+            if !t.is_empty() {
+                return Some(Start::new(Head::Other(format!("BUG: {t}"))));
+            }
+        }
+        return None;
+    }
+    if msg.starts_with("unregister_netdevice: waiting for ") && msg.contains("to become free") {
+        return Some(Start::new(Head::Other(
+            "unregister_netdevice: waiting for DEV to become free".into(),
+        )));
     }
     if msg.starts_with("Insufficient stack space to handle exception") {
         return Some(Start::new(Head::Other("kernel stack overflow".into())));
@@ -394,6 +411,12 @@ fn bug(rest: &str) -> Option<Start> {
     }
     if let Some(s) = lockdep_head(rest) {
         return Some(s);
+    }
+    if rest.contains("still has locks held") {
+        return Some(Start::new(Head::Lockdep {
+            prefix: "BUG: still has locks held",
+            at_first: true,
+        }));
     }
     if rest.starts_with("MAX_LOCK")
         || rest.starts_with("looking up invalid subclass")
@@ -582,6 +605,30 @@ mod tests {
         assert_eq!(
             head("BUG: workqueue lockup - pool cpus=0 node=0 flags=0x0 nice=0 stuck for 33s!"),
             Head::Other("BUG: workqueue lockup - pool".into())
+        );
+    }
+
+    #[test]
+    fn more_heads() {
+        assert_eq!(
+            head("BUG kmalloc-64 (Tainted: G    B  ): Object already free"),
+            Head::Other("BUG: Object already free".into())
+        );
+        assert_eq!(
+            head("unregister_netdevice: waiting for lo to become free. Usage count = 2"),
+            Head::Other("unregister_netdevice: waiting for DEV to become free".into())
+        );
+        assert_eq!(
+            head("BUG: probe/85 still has locks held!").kind(),
+            Kind::Lockdep
+        );
+        assert_eq!(
+            head("stack segment: 0000 [#1] SMP"),
+            Head::Other("stack segment fault".into())
+        );
+        assert_eq!(
+            head("Internal error: Oops - Undefined instruction: 0000000002000000 [#1] SMP"),
+            Head::Other("Internal error: Oops - Undefined instruction".into())
         );
     }
 

@@ -369,6 +369,9 @@ impl Report {
         }
         self.scan(t, trimmed);
         if !foreign && !is_reportish(t) {
+            if self.explicit_end && !self.sanitizer() {
+                return Step::CloseBefore;
+            }
             match self.trace_state {
                 TraceState::Done if !self.sanitizer() => return Step::CloseBefore,
                 _ if !self.expects_frame() && self.trace_state == TraceState::NotStarted => {
@@ -569,6 +572,35 @@ impl Report {
             | Head::HardLockup
             | Head::RcuStall
             | Head::Other(_) => rip.chain(trace).collect(),
+            Head::HungTask => {
+                // Hangs on RCU grace periods or rtnl show up at random victim stacks:
+                // bucket them by the thing waited for.
+                for f in &self.trace {
+                    let n = normalize(&f.function);
+                    if n.starts_with("rtnl_lock") {
+                        return Some("rtnl_lock".into());
+                    }
+                    if ["synchronize_rcu", "synchronize_srcu", "synchronize_net"]
+                        .iter()
+                        .any(|a| n.starts_with(a))
+                    {
+                        return Some("synchronize_rcu".into());
+                    }
+                }
+                return self
+                    .trace
+                    .iter()
+                    .find(|f| {
+                        let n = normalize(&f.function);
+                        !is_skipped(n)
+                            && !["wait", "completion", "_slowpath", "_lock"]
+                                .iter()
+                                .any(|p| n.contains(p))
+                            || n.starts_with("lock_vma")
+                            || n.starts_with("lock_mm")
+                    })
+                    .map(|f| normalize(&f.function).to_string());
+            }
             _ => trace.collect(),
         };
         cands
@@ -644,7 +676,10 @@ impl Report {
             } else {
                 !unclosed_trace
             };
-        let corrupted = !complete || (self.expects_frame() && frame.is_none());
+        // A panic that names the end of another report, standing alone, means the
+        // report itself was lost.
+        let orphan_panic = matches!(&self.head, Head::Panic(m) if ["Fatal exception", "panic_on_warn set", "hung_task: blocked tasks", "softlockup: hung tasks", "Hard LOCKUP", "RCU Stall"].iter().any(|p| m.contains(p)));
+        let corrupted = orphan_panic || !complete || (self.expects_frame() && frame.is_none());
         let title = self.title(frame.as_deref());
         let kind = self.kind();
         let mut report = self.text;
@@ -828,5 +863,93 @@ impl Parser {
         for r in open {
             self.emit(r, why, out);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(lines: &[&str]) -> Vec<Finding> {
+        let mut p = Parser::new();
+        let mut out = Vec::new();
+        for l in lines {
+            out.extend(p.feed(l.as_bytes()));
+        }
+        out.extend(p.finish());
+        out
+    }
+
+    #[test]
+    fn orphan_fatal_exception_is_corrupted_panic() {
+        let f = run(&[
+            "[ 1.0] Kernel panic - not syncing: Fatal exception",
+            "[ 1.1] Kernel Offset: disabled",
+        ]);
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].kind, Kind::Panic);
+        assert!(f[0].corrupted);
+    }
+
+    #[test]
+    fn crlf_and_no_timestamps() {
+        let f = run(&[
+            "WARNING: CPU: 0 PID: 1 at mm/x.c:1 foo_bar+0x1/0x2\r",
+            "Call Trace:\r",
+            " <TASK>\r",
+            " foo_caller+0x3/0x4\r",
+            " </TASK>\r",
+            "---[ end trace 0000000000000000 ]---\r",
+            "login: \r",
+        ]);
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].title, "WARNING in foo_bar");
+        assert!(!f[0].corrupted);
+        assert_eq!(f[0].trace.len(), 1);
+    }
+
+    #[test]
+    fn warning_words_outside_reports_are_ignored() {
+        let f = run(&[
+            "[ 0.1] Spectre V2 : WARNING: Unprivileged eBPF is enabled",
+            "[ 0.2] WARNING: kernel not compiled with CPU_FREQ.",
+            "[ 0.3] Freeing unused kernel image (initmem) memory: 2660K",
+            "[ 0.4]   Good, all 261 testcases passed! |",
+        ]);
+        assert!(f.is_empty(), "{f:?}");
+    }
+
+    #[test]
+    fn report_text_keeps_prefixes() {
+        let f = run(&[
+            "[   5.000001] kernel BUG at mm/mmap.c:1!",
+            "[   5.000002] RIP: 0010:foo+0x1/0x2",
+            "[   5.000003] ---[ end trace 0000000000000000 ]---",
+            "[   5.000004] ordinary line",
+        ]);
+        assert_eq!(f[0].title, "kernel BUG in foo");
+        assert_eq!(f[0].timestamp, Some(5.000001));
+        assert!(f[0].report.starts_with("[   5.000001] kernel BUG"));
+        assert!(!f[0].report.contains("ordinary"));
+    }
+
+    #[test]
+    fn hung_task_buckets_synchronize_rcu() {
+        let f = run(&[
+            "INFO: task kworker/0:1:12 blocked for more than 143 seconds.",
+            "Call Trace:",
+            " <TASK>",
+            " __schedule+0x1/0x2",
+            " schedule+0x1/0x2",
+            " schedule_timeout+0x1/0x2",
+            " wait_for_completion+0x1/0x2",
+            " __wait_rcu_gp+0x1/0x2",
+            " synchronize_rcu+0x1/0x2",
+            " some_subsys_teardown+0x1/0x2",
+            " </TASK>",
+        ]);
+        assert_eq!(f[0].title, "INFO: task hung in synchronize_rcu");
+        assert_eq!(f[0].task.as_deref(), Some("kworker/0:1"));
+        assert_eq!(f[0].pid, Some(12));
     }
 }
