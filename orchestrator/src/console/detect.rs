@@ -467,7 +467,8 @@ pub(crate) fn num_after(s: &str, pat: &str) -> Option<u32> {
 /// an address, number, `key=value` or `task/pid`, and drops dangling prepositions.
 pub(crate) fn sanitize(s: &str, cut_in: bool) -> String {
     let s = if cut_in {
-        s.split(" in process ").next().unwrap_or(s)
+        let s = s.split(" in process ").next().unwrap_or(s);
+        s.split(" - ").next().unwrap_or(s)
     } else {
         s
     };
@@ -604,7 +605,7 @@ mod tests {
         );
         assert_eq!(
             head("BUG: workqueue lockup - pool cpus=0 node=0 flags=0x0 nice=0 stuck for 33s!"),
-            Head::Other("BUG: workqueue lockup - pool".into())
+            Head::Other("BUG: workqueue lockup".into())
         );
     }
 

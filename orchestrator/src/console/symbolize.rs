@@ -164,6 +164,73 @@ mod tests {
         assert_eq!(parse_addr2line("??:?"), None);
     }
 
+    fn finding(frames: Vec<Frame>) -> Finding {
+        Finding {
+            kind: Kind::Warning,
+            title: "WARNING in foo".into(),
+            frame: Some("foo".into()),
+            corrupted: false,
+            trace: frames,
+            task: None,
+            pid: None,
+            cpu: None,
+            timestamp: None,
+            line: 1,
+            report: String::new(),
+        }
+    }
+
+    fn frame(function: &str, offset: u64, module: Option<&str>) -> Frame {
+        Frame {
+            function: function.into(),
+            offset: Some(offset),
+            size: Some(0x40),
+            module: module.map(str::to_string),
+            source: None,
+        }
+    }
+
+    /// End to end with the host's binutils on a small C program (skipped when no C
+    /// compiler or binutils are installed).
+    #[test]
+    fn symbolizes_with_host_binutils() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = dir.path().join("vmlinux_like.c");
+        std::fs::write(
+            &c,
+            "int helper(int x)\n{\n\treturn x * 3;\n}\n\nint main(void)\n{\n\treturn helper(2);\n}\n",
+        )
+        .unwrap();
+        let exe = dir.path().join("vmlinux_like");
+        let built = Command::new("cc")
+            .args(["-g", "-O0", "-o"])
+            .arg(&exe)
+            .arg(&c)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !built || Command::new("addr2line").arg("--version").output().is_err() {
+            eprintln!("skipping: no cc/binutils");
+            return;
+        }
+        let mut fs = vec![
+            finding(vec![frame("helper", 4, None), frame("main", 9, None)]),
+            finding(vec![
+                frame("helper", 4, Some("mod")),
+                frame("no_such_symbol", 1, None),
+            ]),
+        ];
+        symbolize(&mut fs, &exe, "").unwrap();
+        let src = fs[0].trace[0].source.clone().expect("helper symbolised");
+        assert!(src.contains("vmlinux_like.c:"), "{src}");
+        assert!(fs[0].trace[1]
+            .source
+            .as_deref()
+            .unwrap()
+            .contains("vmlinux_like.c:"));
+        assert_eq!(fs[1].trace[0].source, None, "module frames are left alone");
+        assert_eq!(fs[1].trace[1].source, None);
+    }
+
     #[test]
     fn missing_tools_is_an_error() {
         let mut fs = vec![Finding {
