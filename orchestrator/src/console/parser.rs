@@ -593,7 +593,7 @@ impl Report {
                     .find(|f| {
                         let n = normalize(&f.function);
                         !is_skipped(n)
-                            && !["wait", "completion", "_slowpath", "_lock"]
+                            && !["wait", "completion", "_slowpath", "_lock", "sched"]
                                 .iter()
                                 .any(|p| n.contains(p))
                             || n.starts_with("lock_vma")
@@ -931,6 +931,46 @@ mod tests {
         assert_eq!(f[0].timestamp, Some(5.000001));
         assert!(f[0].report.starts_with("[   5.000001] kernel BUG"));
         assert!(!f[0].report.contains("ordinary"));
+    }
+
+    #[test]
+    fn symbolised_arm64_hung_task_and_new_warning_format() {
+        let f = run(&[
+            "INFO: task udevd:61 blocked for more than 143 seconds.",
+            "      Not tainted 6.7.0 #0",
+            "task:udevd           state:D stack:0     pid:61  tgid:61  ppid:57   flags:0x0000000d",
+            "Call trace:",
+            " __switch_to+0x314/0x560 arch/arm64/kernel/process.c:556",
+            " context_switch kernel/sched/core.c:5376 [inline]",
+            " __schedule+0x1354/0x2360 kernel/sched/core.c:6688",
+            " __schedule_loop kernel/sched/core.c:6763 [inline]",
+            " schedule+0xb8/0x19c kernel/sched/core.c:6778",
+            " io_schedule+0x8c/0x12c kernel/sched/core.c:8998",
+            " folio_wait_bit_common+0x65c/0xb90 mm/filemap.c:1273",
+            " __folio_lock mm/filemap.c:1611 [inline]",
+            " folio_lock include/linux/pagemap.h:1031 [inline]",
+            " vma_reader_path+0x1e4/0xa60 mm/probe.c:10",
+            " el0t_64_sync+0x190/0x194 arch/arm64/kernel/entry.S:595",
+            "------------[ cut here ]------------",
+            "WARNING: mm/probe.c:3938 at vma_check+0x17e/0x1e0 mm/probe.c:3938, CPU#1: syz.0.18/5892",
+            "Modules linked in:",
+            "RIP: 0010:vma_check+0x17e/0x1e0 mm/probe.c:3938",
+            "Call Trace:",
+            " <TASK>",
+            " folio_mark_dirty+0x10a/0x200 mm/page-writeback.c:2792",
+            " </TASK>",
+        ]);
+        assert_eq!(f.len(), 2, "{f:?}");
+        assert_eq!(f[0].title, "INFO: task hung in vma_reader_path");
+        assert_eq!(
+            f[0].trace[1].source.as_deref(),
+            Some("kernel/sched/core.c:5376")
+        );
+        assert_eq!(f[1].title, "WARNING in vma_check");
+        assert_eq!(
+            (f[1].task.as_deref(), f[1].pid, f[1].cpu),
+            (Some("syz.0.18"), Some(5892), Some(1))
+        );
     }
 
     #[test]
