@@ -332,8 +332,19 @@ impl Report {
                 self.push(raw);
                 return Step::Keep;
             }
-            if foreign && !t.is_empty() && !t.ends_with(':') {
+            let structural = t.is_empty() || t.trim_end().ends_with(':') || is_reportish(t);
+            if foreign && !structural {
                 // Someone else's line in the middle of our trace: tolerate.
+                self.push(raw);
+                return Step::Keep;
+            }
+            if !structural && nonframe < 3 && !self.trace.is_empty() {
+                // An unrelated message landed inside a marker-less (arm64) trace;
+                // the trace may go on after it.
+                self.trace_state = TraceState::InProgress {
+                    depth,
+                    nonframe: nonframe + 1,
+                };
                 self.push(raw);
                 return Step::Keep;
             }
