@@ -295,6 +295,12 @@ const SKIP: &[&str] = &[
     "debug_object_*",
     "__debug_object_*",
     "debug_check_no_obj_freed",
+    "debug_objects_*",
+    "debug_rcu_head_*",
+    "fill_pool",
+    "kmem_alloc_batch",
+    "call_rcu*",
+    "__call_rcu*",
     "__debug_check_no_obj_freed",
     // sanitizers
     "kasan_*",

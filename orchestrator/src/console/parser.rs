@@ -54,7 +54,10 @@ struct Report {
     trace_state: TraceState,
     trace: Vec<Frame>,
     head_frames: Vec<Frame>,
-    rip: Option<Frame>,
+    /// Frames of the first register dump's `RIP:`/`pc :` lines (several when the
+    /// log is symbolised with inlining), innermost first.
+    rips: Vec<Frame>,
+    rips_done: bool,
     at_frames: Vec<Frame>,
     chain0: Vec<Frame>,
     in_chain0: bool,
@@ -229,7 +232,8 @@ impl Report {
             trace_state: TraceState::NotStarted,
             trace: Vec::new(),
             head_frames: start.frames,
-            rip: None,
+            rips: Vec::new(),
+            rips_done: false,
             at_frames: Vec::new(),
             chain0: Vec::new(),
             in_chain0: false,
@@ -403,22 +407,30 @@ impl Report {
 
     /// Picks details out of non-frame lines.
     fn scan(&mut self, t: &str, trimmed: &str) {
-        if self.rip.is_none() {
+        if !self.rips_done {
             let reg = trimmed
                 .strip_prefix("RIP: ")
                 .and_then(|r| r.split_once(':').map(|(_, f)| f))
                 .or_else(|| trimmed.strip_prefix("pc : "))
-                .or_else(|| trimmed.strip_prefix("PC is at "));
+                .or_else(|| trimmed.strip_prefix("PC is at "))
+                .or_else(|| trimmed.strip_prefix("IP: "));
             if let Some(r) = reg {
                 if let Some((f, _)) = parse_frame(r) {
-                    self.rip = Some(f);
+                    self.rips.push(f);
                 }
                 return;
             }
+            if !self.rips.is_empty() {
+                self.rips_done = true;
+            }
         }
-        if self.rip.is_none() {
-            if let Some(r) = trimmed.strip_prefix("IP: ") {
-                self.rip = parse_frame(r).map(|(f, _)| f);
+        if self.task.is_none() {
+            // `task:syz-executor    state:R  running task     stack:0 pid:5788 ...`
+            if let Some(r) = trimmed.strip_prefix("task:") {
+                if let Some((name, rest)) = r.split_once(" state:") {
+                    self.task = Some(name.trim().to_string());
+                    self.pid = detect::num_after(rest, " pid:");
+                }
                 return;
             }
         }
@@ -562,7 +574,7 @@ impl Report {
     fn guilty(&self) -> Option<String> {
         let trace = self.trace.iter();
         let head = self.head_frames.iter();
-        let rip = self.rip.iter();
+        let rip = self.rips.iter();
         let cands: Vec<&Frame> = match &self.head {
             Head::Lockdep { at_first: true, .. } => self
                 .at_frames
