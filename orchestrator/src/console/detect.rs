@@ -120,6 +120,8 @@ pub(crate) fn is_banner(msg: &[u8]) -> bool {
         || msg.starts_with(b"Booting Linux on physical CPU")
         || msg.starts_with(b"SeaBIOS (version")
         || msg.starts_with(b"U-Boot ")
+        || msg.starts_with(b"EFI stub: Booting Linux Kernel")
+        || msg.starts_with(b"Booting the kernel")
 }
 
 const LOCKDEP_HEADS: &[(&str, &str, bool)] = &[

@@ -484,9 +484,12 @@ impl Report {
         }
         if let Head::Kasan(_) = self.head {
             if self.access.is_none() {
-                if trimmed.starts_with("Read of size") {
+                // Generic/SW-tags KASAN: `Read of size 4 at addr ...`; HW-tags: `Read at addr`.
+                if trimmed.starts_with("Read of size") || trimmed.starts_with("Read at addr") {
                     self.access = Some("Read");
-                } else if trimmed.starts_with("Write of size") {
+                } else if trimmed.starts_with("Write of size")
+                    || trimmed.starts_with("Write at addr")
+                {
                     self.access = Some("Write");
                 }
                 if self.access.is_some() {
@@ -994,6 +997,38 @@ mod tests {
             (f[1].task.as_deref(), f[1].pid, f[1].cpu),
             (Some("syz.0.18"), Some(5892), Some(1))
         );
+    }
+
+    #[test]
+    fn arm64_hw_tags_kasan() {
+        let f = run(&[
+            "==================================================================",
+            "BUG: KASAN: invalid-access in vma_start_read+0x2c/0x180",
+            "Read at addr f2ff000003a4c540 by task probe/85",
+            "Pointer tag: [f2], memory tag: [fe]",
+            "",
+            "CPU: 1 UID: 0 PID: 85 Comm: probe Not tainted 6.12.0 #1",
+            "Call trace:",
+            " show_stack+0x20/0x38 (C)",
+            " dump_stack_lvl+0x8c/0xd0",
+            " print_report+0x118/0x5d0",
+            " kasan_report+0xc8/0x118",
+            " __do_kernel_fault+0x17c/0x1e8",
+            " do_tag_check_fault+0x78/0x90",
+            " do_mem_abort+0x48/0xa0",
+            " el1_abort+0x40/0x60",
+            " el1h_64_sync_handler+0xd8/0xe8",
+            " el1h_64_sync+0x64/0x68",
+            " vma_start_read+0x2c/0x180 (P)",
+            " lock_vma_under_rcu+0xf4/0x1c0",
+            "",
+            "The buggy address belongs to the object at ffff000003a4c500",
+            "==================================================================",
+        ]);
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].title, "KASAN: invalid-access Read in vma_start_read");
+        assert_eq!((f[0].task.as_deref(), f[0].pid), (Some("probe"), Some(85)));
+        assert!(!f[0].corrupted);
     }
 
     #[test]
