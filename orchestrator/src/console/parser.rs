@@ -58,6 +58,8 @@ struct Report {
     /// log is symbolised with inlining), innermost first.
     rips: Vec<Frame>,
     rips_done: bool,
+    /// Only head lines so far (symbolised logs repeat the head once per inlined frame).
+    heads_only: bool,
     at_frames: Vec<Frame>,
     chain0: Vec<Frame>,
     in_chain0: bool,
@@ -234,6 +236,7 @@ impl Report {
             head_frames: start.frames,
             rips: Vec::new(),
             rips_done: false,
+            heads_only: true,
             at_frames: Vec::new(),
             chain0: Vec::new(),
             in_chain0: false,
@@ -275,6 +278,7 @@ impl Report {
     /// Feeds a line of this report's stream (or a foreign stream when it is the only
     /// open report; such lines never end it).
     fn add(&mut self, raw: &str, t: &str, foreign: bool) -> Step {
+        self.heads_only = false;
         if self.lines >= MAX_REPORT_LINES {
             return Step::CloseBefore;
         }
@@ -834,7 +838,7 @@ impl Parser {
                 // frame (`BUG: KASAN: ... in inlined_fn file:line [inline]`, then the
                 // outer function): keep the first, treat the rest as continuation.
                 let r = &self.open[i];
-                if r.lines == 1 && r.head == start.head {
+                if r.heads_only && r.head == start.head {
                     self.open[i].push(raw_s);
                     return out;
                 }
