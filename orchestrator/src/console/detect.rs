@@ -21,7 +21,9 @@ pub(crate) enum Head {
     PagingFault,
     Gpf,
     Bug,
-    Warning,
+    /// `WARNING:` from `__warn`; `Some(class)` for warnings raised by generic checkers
+    /// (`ODEBUG bug`, `refcount bug`, ...) whose callers are the interesting frame.
+    Warning(Option<&'static str>),
     Kasan(String),
     Kfence(String),
     Kmsan(String),
@@ -46,7 +48,7 @@ impl Head {
             Head::PagingFault => Kind::PagingFault,
             Head::Gpf => Kind::Gpf,
             Head::Bug => Kind::Bug,
-            Head::Warning => Kind::Warning,
+            Head::Warning(_) => Kind::Warning,
             Head::Kasan(_) => Kind::Kasan,
             Head::Kfence(_) => Kind::Kfence,
             Head::Kmsan(_) => Kind::Kmsan,
@@ -135,12 +137,16 @@ const LOCKDEP_HEADS: &[(&str, &str, bool)] = &[
         "possible recursive locking",
         true,
     ),
-    ("inconsistent lock state", "inconsistent lock state", false),
-    ("bad unlock balance detected", "bad unlock balance", true),
-    ("held lock freed", "held lock freed", false),
+    ("inconsistent lock state", "inconsistent lock state", true),
+    (
+        "bad unlock balance detected",
+        "WARNING: bad unlock balance",
+        true,
+    ),
+    ("held lock freed", "WARNING: held lock freed", true),
     (
         "lock held when returning to user space",
-        "lock held when returning to user space",
+        "WARNING: lock held when returning to user space",
         true,
     ),
     (
@@ -320,7 +326,18 @@ fn warning(msg: &str, rest: &str) -> Option<Start> {
     if !(cpu_fmt || (rest.contains(" at ") && rest.contains("+0x"))) {
         return None;
     }
-    let mut s = Start::new(Head::Warning);
+    // Warnings raised inside generic checkers are titled by class, syzkaller-style.
+    let class = [
+        ("lib/debugobjects.c", "ODEBUG bug"),
+        ("lib/refcount.c", "refcount bug"),
+        ("kernel/locking/lockdep.c", "locking bug"),
+        ("lib/kobject.c", "kobject bug"),
+        ("mm/usercopy.c", "bad usercopy"),
+    ]
+    .iter()
+    .find(|(file, _)| rest.contains(&format!("{file}:")))
+    .map(|&(_, c)| c);
+    let mut s = Start::new(Head::Warning(class));
     s.cpu = num_after(msg, "CPU: ").or_else(|| num_after(msg, "CPU#"));
     s.pid = num_after(msg, "PID: ");
     for (i, tok) in rest.split_whitespace().enumerate() {
@@ -353,7 +370,11 @@ fn bug(rest: &str) -> Option<Start> {
     ] {
         if let Some(r) = rest.strip_prefix(p) {
             let (typ, func) = r.split_once(" in ").unwrap_or((r, ""));
-            let mut s = Start::new(mk(typ.trim().to_string()));
+            let typ = match typ.trim() {
+                "double-free or invalid-free" => "invalid-free",
+                t => t,
+            };
+            let mut s = Start::new(mk(typ.to_string()));
             if let Some((f, _)) = parse_frame(func) {
                 s.frames.push(f);
             }
@@ -476,6 +497,14 @@ pub(crate) fn sanitize(s: &str, cut_in: bool) -> String {
     };
     let mut words: Vec<&str> = Vec::new();
     for tok in s.split_whitespace() {
+        // `[00000000]` (preempt count and the like) carries no meaning: skip it.
+        if tok.len() > 2
+            && tok.starts_with('[')
+            && tok.ends_with(']')
+            && tok[1..tok.len() - 1].bytes().all(|b| b.is_ascii_hexdigit())
+        {
+            continue;
+        }
         if tok
             .bytes()
             .any(|b| b.is_ascii_digit() || b == b'=' || b == b'/' || b == b'#')
@@ -604,6 +633,18 @@ mod tests {
         assert_eq!(
             head("BUG: Bad rss-counter state mm:00000000c2b1 type:MM_ANONPAGES val:1"),
             Head::Other("BUG: Bad rss-counter state".into())
+        );
+        assert_eq!(
+            head("BUG: using __this_cpu_read() in preemptible [00000000] code: syz/123"),
+            Head::Other("BUG: using __this_cpu_read() in preemptible code".into())
+        );
+        assert_eq!(
+            head("WARNING: CPU: 0 PID: 1 at lib/refcount.c:28 refcount_warn_saturate+0x1/0x2"),
+            Head::Warning(Some("refcount bug"))
+        );
+        assert_eq!(
+            head("BUG: KASAN: double-free or invalid-free in kfree+0x1/0x2"),
+            Head::Kasan("invalid-free".into())
         );
         assert_eq!(
             head("BUG: workqueue lockup - pool cpus=0 node=0 flags=0x0 nice=0 stuck for 33s!"),

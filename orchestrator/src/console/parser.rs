@@ -590,7 +590,7 @@ impl Report {
                 .chain(self.chain0.iter())
                 .chain(trace)
                 .collect(),
-            Head::Warning => head.chain(rip).chain(trace).collect(),
+            Head::Warning(_) => head.chain(rip).chain(trace).collect(),
             Head::Kasan(_) | Head::Kfence(_) | Head::Kmsan(_) | Head::Kcsan(_) => {
                 head.chain(trace).collect()
             }
@@ -633,19 +633,66 @@ impl Report {
             }
             _ => trace.collect(),
         };
+        let extra = self.extra_skip();
         cands
             .into_iter()
-            .find(|f| !is_skipped(&f.function))
+            .find(|f| {
+                let n = normalize(&f.function);
+                !is_skipped(n) && !extra.iter().any(|p| n.contains(p))
+            })
             .map(|f| normalize(&f.function).to_string())
+    }
+
+    /// Per-report-type substrings of frames that are plumbing for that type.
+    fn extra_skip(&self) -> &'static [&'static str] {
+        match &self.head {
+            Head::Warning(Some("ODEBUG bug")) => &[
+                "debug_", "rcu", "hrtimer_", "timer_", "work_", "percpu_", "kmem_", "slab_",
+                "kfree", "vunmap", "vfree", "__free_", "kobject_",
+            ],
+            Head::Warning(Some("refcount bug")) => &["refcount", "kobject_"],
+            Head::Warning(Some("locking bug")) => &["lock_sock", "release_sock"],
+            Head::Warning(Some("kobject bug")) => &["kobject_"],
+            Head::Warning(Some("bad usercopy")) => &["usercopy", "__check"],
+            // rcu_* wrappers are skipped globally; `foo_rcu` callers stay candidates.
+            Head::SuspiciousRcu => &[
+                "lockdep_rcu",
+                "kmem",
+                "slab",
+                "kmalloc",
+                "vmalloc",
+                "kcalloc",
+                "kzalloc",
+            ],
+            Head::Kmemleak => &[
+                "kmemleak",
+                "kmalloc",
+                "kcalloc",
+                "kzalloc",
+                "vmalloc",
+                "kmem",
+                "slab",
+                "alloc",
+                "create_object",
+                "kasprintf",
+                "strdup",
+                "strndup",
+                "memdup",
+            ],
+            Head::Kasan(t) if t == "invalid-free" || t == "double-free" => {
+                &["kmem_", "slab_", "kfree", "vunmap", "vfree"]
+            }
+            _ => &[],
+        }
     }
 
     fn title(&self, frame: Option<&str>) -> String {
         let base: Cow<str> = match &self.head {
             Head::Lockdep { prefix, .. } => Cow::Borrowed(prefix),
             Head::LockdepFixed(t) => return t.clone(),
-            Head::SuspiciousRcu => match &self.src_hint {
-                Some(src) => return format!("suspicious RCU usage at {src}"),
-                None => Cow::Borrowed("suspicious RCU usage"),
+            Head::SuspiciousRcu => match (&self.src_hint, frame) {
+                (Some(src), None) => return format!("WARNING: suspicious RCU usage at {src}"),
+                _ => Cow::Borrowed("WARNING: suspicious RCU usage"),
             },
             Head::SleepInvalid => {
                 Cow::Borrowed("BUG: sleeping function called from invalid context")
@@ -658,7 +705,8 @@ impl Report {
             Head::PagingFault => Cow::Borrowed("BUG: unable to handle kernel paging request"),
             Head::Gpf => Cow::Borrowed("general protection fault"),
             Head::Bug => Cow::Borrowed("kernel BUG"),
-            Head::Warning => Cow::Borrowed("WARNING"),
+            Head::Warning(None) => Cow::Borrowed("WARNING"),
+            Head::Warning(Some(class)) => Cow::Owned(format!("WARNING: {class}")),
             Head::Kasan(t) => match self.access {
                 Some(a) => Cow::Owned(format!("KASAN: {t} {a}")),
                 None => Cow::Owned(format!("KASAN: {t}")),
@@ -823,7 +871,7 @@ impl Parser {
                             | Head::PagingFault
                             | Head::Bug
                             | Head::Ubsan(_)
-                            | Head::Warning
+                            | Head::Warning(_)
                             | Head::Kasan(_)
                     ) && r.trace_state == TraceState::NotStarted
                         && r.lines < 40;
