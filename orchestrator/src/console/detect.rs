@@ -20,7 +20,8 @@ pub(crate) enum Head {
     NullDeref,
     PagingFault,
     Gpf,
-    Bug,
+    /// `kernel BUG at file:line!`; `Some(title)` for checkers (`BUG: corrupted list`).
+    Bug(Option<&'static str>),
     /// `WARNING:` from `__warn`; `Some(class)` for warnings raised by generic checkers
     /// (`ODEBUG bug`, `refcount bug`, ...) whose callers are the interesting frame.
     Warning(Option<&'static str>),
@@ -47,7 +48,7 @@ impl Head {
             Head::NullDeref => Kind::NullDeref,
             Head::PagingFault => Kind::PagingFault,
             Head::Gpf => Kind::Gpf,
-            Head::Bug => Kind::Bug,
+            Head::Bug(_) => Kind::Bug,
             Head::Warning(_) => Kind::Warning,
             Head::Kasan(_) => Kind::Kasan,
             Head::Kfence(_) => Kind::Kfence,
@@ -254,8 +255,15 @@ pub(crate) fn detect(msg: &str) -> Option<Start> {
         s.oops_line = true;
         return Some(s);
     }
-    if msg.starts_with("kernel BUG at ") {
-        return Some(Start::new(Head::Bug));
+    if let Some(rest) = msg.strip_prefix("kernel BUG at ") {
+        let class = if rest.starts_with("lib/list_debug.c") {
+            Some("BUG: corrupted list")
+        } else if rest.starts_with("mm/usercopy.c") {
+            Some("BUG: bad usercopy")
+        } else {
+            None
+        };
+        return Some(Start::new(Head::Bug(class)));
     }
     if let Some(rest) = msg.strip_prefix("UBSAN: ") {
         let typ = rest.split_once(" in ").map_or(rest, |(t, _)| t);
@@ -569,7 +577,11 @@ mod tests {
         );
         assert_eq!(head("general protection fault, probably for non-canonical address 0xdffffc0000000001: 0000 [#1] PREEMPT SMP KASAN NOPTI"), Head::Gpf);
         assert_eq!(head("Oops: general protection fault, probably for non-canonical address 0xdffffc0000000001: 0000 [#1] SMP"), Head::Gpf);
-        assert_eq!(head("kernel BUG at mm/mmap.c:3310!"), Head::Bug);
+        assert_eq!(head("kernel BUG at mm/mmap.c:3310!"), Head::Bug(None));
+        assert_eq!(
+            head("kernel BUG at lib/list_debug.c:62!"),
+            Head::Bug(Some("BUG: corrupted list"))
+        );
         assert_eq!(
             head("UBSAN: shift-out-of-bounds in mm/foo.c:12:34"),
             Head::Ubsan("shift-out-of-bounds".into())

@@ -79,6 +79,8 @@ enum Step {
     CloseBefore,
     /// Close; the line was the report's last.
     CloseAfter,
+    /// Close as cut off: the report grew past `MAX_REPORT_LINES`.
+    Overflow,
 }
 
 fn is_separator(t: &str) -> bool {
@@ -280,7 +282,7 @@ impl Report {
     fn add(&mut self, raw: &str, t: &str, foreign: bool) -> Step {
         self.heads_only = false;
         if self.lines >= MAX_REPORT_LINES {
-            return Step::CloseBefore;
+            return Step::Overflow;
         }
         let trimmed = t.trim_start();
         if trimmed.starts_with("---[ end trace") {
@@ -597,7 +599,7 @@ impl Report {
             Head::NullDeref
             | Head::PagingFault
             | Head::Gpf
-            | Head::Bug
+            | Head::Bug(None)
             | Head::SoftLockup
             | Head::HardLockup
             | Head::RcuStall
@@ -653,7 +655,10 @@ impl Report {
             Head::Warning(Some("refcount bug")) => &["refcount", "kobject_"],
             Head::Warning(Some("locking bug")) => &["lock_sock", "release_sock"],
             Head::Warning(Some("kobject bug")) => &["kobject_"],
-            Head::Warning(Some("bad usercopy")) => &["usercopy", "__check"],
+            Head::Warning(Some("bad usercopy")) | Head::Bug(Some("BUG: bad usercopy")) => {
+                &["usercopy", "__check"]
+            }
+            Head::Bug(Some(_)) => &["list_", "__list_"],
             // rcu_* wrappers are skipped globally; `foo_rcu` callers stay candidates.
             Head::SuspiciousRcu => &[
                 "lockdep_rcu",
@@ -704,7 +709,8 @@ impl Report {
             }
             Head::PagingFault => Cow::Borrowed("BUG: unable to handle kernel paging request"),
             Head::Gpf => Cow::Borrowed("general protection fault"),
-            Head::Bug => Cow::Borrowed("kernel BUG"),
+            Head::Bug(None) => Cow::Borrowed("kernel BUG"),
+            Head::Bug(Some(t)) => Cow::Borrowed(*t),
             Head::Warning(None) => Cow::Borrowed("WARNING"),
             Head::Warning(Some(class)) => Cow::Owned(format!("WARNING: {class}")),
             Head::Kasan(t) => match self.access {
@@ -869,7 +875,7 @@ impl Parser {
                         r.head,
                         Head::NullDeref
                             | Head::PagingFault
-                            | Head::Bug
+                            | Head::Bug(_)
                             | Head::Ubsan(_)
                             | Head::Warning(_)
                             | Head::Kasan(_)
@@ -904,6 +910,10 @@ impl Parser {
                 Step::CloseBefore | Step::CloseAfter => {
                     let r = self.open.remove(i);
                     self.emit(r, Close::Normal, &mut out);
+                }
+                Step::Overflow => {
+                    let r = self.open.remove(i);
+                    self.emit(r, Close::Cut, &mut out);
                 }
             }
         }
