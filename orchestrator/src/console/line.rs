@@ -25,12 +25,15 @@ pub(crate) fn split(raw: &[u8]) -> Line<'_> {
     while let [b'\r' | b'\0', rest @ ..] = s {
         s = rest;
     }
+    // syslog / journal: `Mar 12 10:00:00 host kernel: [   12.3] BUG: ...`.
+    s = strip_syslog(s);
     // `<4>` syslog level (e.g. from /dev/kmsg dumps).
     if s.len() >= 3 && s[0] == b'<' && s[1].is_ascii_digit() && s[2] == b'>' {
         s = &s[3..];
     }
     let mut ts = None;
     let mut caller = None;
+    let mut human = false;
     for _ in 0..2 {
         let Some((inner, rest)) = bracket(s) else {
             break;
@@ -42,6 +45,12 @@ pub(crate) fn split(raw: &[u8]) -> Line<'_> {
                 continue;
             }
         }
+        if ts.is_none() && caller.is_none() && is_human_time(inner) {
+            // `dmesg -T`: `[Tue Mar 12 10:00:00 2024]`.
+            s = rest;
+            human = true;
+            continue;
+        }
         if caller.is_none() {
             if let Some(c) = parse_caller(inner) {
                 caller = Some(c);
@@ -51,7 +60,7 @@ pub(crate) fn split(raw: &[u8]) -> Line<'_> {
         }
         break;
     }
-    if ts.is_some() || caller.is_some() {
+    if ts.is_some() || caller.is_some() || human {
         if let [b' ', rest @ ..] = s {
             s = rest;
         }
@@ -63,8 +72,35 @@ fn bracket(s: &[u8]) -> Option<(&[u8], &[u8])> {
     if s.first() != Some(&b'[') {
         return None;
     }
-    let end = s.iter().take(24).position(|&b| b == b']')?;
+    let end = s.iter().take(32).position(|&b| b == b']')?;
     Some((&s[1..end], &s[end + 1..]))
+}
+
+/// Strips a syslog/journal prefix ending in ` kernel: ` when the line starts like a
+/// syslog date (`Mar 12 ...`, `2024-03-12T...`). Cheap: looks at two bytes first.
+fn strip_syslog(s: &[u8]) -> &[u8] {
+    // `Mar 12 10:00:00` / `Mar  2 10:00:00` or `2024-03-12T10:00:00`.
+    let looks_dated = s.len() > 16
+        && ((s[0].is_ascii_uppercase() && s[3] == b' ' && s[9] == b':' && s[12] == b':')
+            || (s[..4].iter().all(u8::is_ascii_digit) && s[4] == b'-' && s[13] == b':'));
+    if !looks_dated {
+        return s;
+    }
+    let window = &s[..s.len().min(96)];
+    match window.windows(9).position(|w| w == b" kernel: ") {
+        Some(i) => &s[i + 9..],
+        None => s,
+    }
+}
+
+fn is_human_time(inner: &[u8]) -> bool {
+    // `Tue Mar 12 10:00:00 2024`
+    inner.len() == 24
+        && inner[0].is_ascii_uppercase()
+        && inner[3] == b' '
+        && inner[7] == b' '
+        && inner[13] == b':'
+        && inner[16] == b':'
 }
 
 fn trim_spaces(mut s: &[u8]) -> &[u8] {
@@ -142,6 +178,21 @@ mod tests {
         assert_eq!(l.msg, b" frame+0x1/0x2");
         let l = split(b"<4>[ 5.5] x");
         assert_eq!(l.ts, Some(5.5));
+    }
+
+    #[test]
+    fn syslog_and_dmesg_t() {
+        let l = split(b"Mar 12 10:00:00 host kernel: [   12.500000] BUG: foo");
+        assert_eq!(l.ts, Some(12.5));
+        assert_eq!(l.msg, b"BUG: foo");
+        let l = split(b"2024-03-12T10:00:00+0000 host kernel: WARNING: CPU: 0 PID: 1 at x");
+        assert_eq!(l.msg, b"WARNING: CPU: 0 PID: 1 at x");
+        let l = split(b"[Tue Mar 12 10:00:00 2024] kernel BUG at mm/mmap.c:1!");
+        assert_eq!(l.msg, b"kernel BUG at mm/mmap.c:1!");
+        assert_eq!(
+            split(b"Mar is a month: kernel: no").msg,
+            b"Mar is a month: kernel: no"
+        );
     }
 
     #[test]
