@@ -7,6 +7,27 @@
 //! Submodules: `line` (printk prefixes), `detect` (report head lines), `frame` (stack
 //! frames and the skip list for guilty frames), `parser` (the state machine; its module
 //! docs say how reports are delimited and how panics are attributed), `symbolize`.
+//!
+//! Titles follow the kernel developers' / syzkaller conventions, `{what} in {frame}`:
+//! `possible deadlock in X` (circular, irq inversion, safe->unsafe lock order),
+//! `possible recursive locking in X`, `inconsistent lock state in X`,
+//! `WARNING: bad unlock balance in X`, `WARNING: suspicious RCU usage in X`,
+//! `INFO: task hung in X`, `BUG: unable to handle kernel NULL pointer dereference in X`,
+//! `BUG: unable to handle kernel paging request in X`, `general protection fault in X`,
+//! `kernel BUG in X` (`BUG: corrupted list in X` for list_debug), `WARNING in X`
+//! (`WARNING: refcount bug in X` etc. for generic checkers), `KASAN: {type} {Read|Write}
+//! in X`, `KFENCE:/KMSAN:/UBSAN: {type} in X`, `KCSAN: data-race in A / B`,
+//! `memory leak in X`, `INFO: rcu detected stall in X`, `BUG: soft lockup in X`,
+//! `BUG: hard lockup in X`, `BUG: sleeping function called from invalid context in X`,
+//! `BUG: scheduling while atomic in X`, `kernel panic: {message}`; other `BUG:` lines keep
+//! their stable words (`BUG: Bad rss-counter state`).
+//!
+//! The guilty frame is, by report type, the lock site named by lockdep's `at:` lines, the
+//! function on the head line (WARNING location, KASAN/KFENCE/KMSAN/KCSAN `in func`), the
+//! faulting `RIP:`/`pc :` (oopses, lockups, stalls) and then the call trace, always
+//! skipping generic frames (see `frame::SKIP`) and dropping unreliable `? ` frames.
+//! A finding is `corrupted` when it was cut off (end of log, reboot, another report before
+//! its trace finished) or when no guilty frame could be found for a type that needs one.
 
 mod detect;
 mod frame;
