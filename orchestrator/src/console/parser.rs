@@ -308,7 +308,7 @@ impl Report {
         if let TraceState::InProgress { depth, nonframe } = self.trace_state {
             if let Some((name, open)) = parse_marker(trimmed) {
                 let depth = if open {
-                    depth + 1
+                    depth.saturating_add(1)
                 } else {
                     depth.saturating_sub(1)
                 };
