@@ -10,9 +10,11 @@
 //!
 //! Panics: `Kernel panic - not syncing:` that follows a report (while it is open, or
 //! within `PANIC_ABSORB_LINES` lines after it closed in the same boot, or any
-//! `Fatal exception` after a report in this boot) is part of that report (it is how
-//! the oops, `panic_on_warn`, `hung_task_panic`, `softlockup_panic` end) and yields no
-//! finding of its own. A panic standing alone is a `panic` finding.
+//! consequence panic — `Fatal exception`, `panic_on_warn set`, `hung_task: blocked
+//! tasks`, lockup/stall panics — after a report in this boot) is part of that report
+//! (it is how the oops, `panic_on_warn`, `hung_task_panic`, `softlockup_panic` end) and
+//! yields no finding of its own. A panic standing alone is a `panic` finding, marked
+//! `corrupted` when it is a consequence panic (the report it ended was lost).
 
 use std::borrow::Cow;
 
@@ -762,7 +764,7 @@ impl Report {
             };
         // A panic that names the end of another report, standing alone, means the
         // report itself was lost.
-        let orphan_panic = matches!(&self.head, Head::Panic(m) if ["Fatal exception", "panic_on_warn set", "hung_task: blocked tasks", "softlockup: hung tasks", "Hard LOCKUP", "RCU Stall"].iter().any(|p| m.contains(p)));
+        let orphan_panic = matches!(&self.head, Head::Panic(m) if is_consequence_panic(m));
         let corrupted = orphan_panic || !complete || (self.expects_frame() && frame.is_none());
         let title = self.title(frame.as_deref());
         let kind = self.kind();
@@ -784,6 +786,23 @@ impl Report {
             report,
         }
     }
+}
+
+/// Panic messages that only ever end another report (oops, `panic_on_warn`, hung task,
+/// lockup and stall panics). After a report in the same boot they belong to it however
+/// far away they are printed; alone they mean that report was lost.
+fn is_consequence_panic(msg: &str) -> bool {
+    [
+        "Fatal exception",
+        "panic_on_warn set",
+        "hung_task: blocked tasks",
+        "softlockup: hung tasks",
+        "Hard LOCKUP",
+        "hard LOCKUP",
+        "RCU Stall",
+    ]
+    .iter()
+    .any(|p| msg.contains(p))
 }
 
 /// Frames a stack walk ends at: task entry from user space, kthreads, idle/boot.
@@ -864,7 +883,7 @@ impl Parser {
                 let recent = self
                     .last_closed
                     .is_some_and(|c| self.line_no - c <= PANIC_ABSORB_LINES);
-                if self.boot_had_report && (recent || msg_s.contains("Fatal exception")) {
+                if self.boot_had_report && (recent || is_consequence_panic(&msg_s)) {
                     return out;
                 }
             }
