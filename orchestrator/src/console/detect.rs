@@ -1,0 +1,708 @@
+//! Recognising the first line of a kernel report.
+
+use super::frame::parse_frame;
+use super::{Frame, Kind};
+
+/// What kind of report a head line starts; decides kind, title and guilty-frame rules.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Head {
+    /// Lockdep report titled `{prefix} in X`; `at_first` prefers the `at:` frames.
+    Lockdep {
+        prefix: &'static str,
+        at_first: bool,
+    },
+    /// Lockdep-family report with a fixed title (no frame appended).
+    LockdepFixed(String),
+    SuspiciousRcu,
+    SleepInvalid,
+    SchedAtomic,
+    HungTask,
+    NullDeref,
+    PagingFault,
+    Gpf,
+    /// `kernel BUG at file:line!`; `Some(title)` for checkers (`BUG: corrupted list`).
+    Bug(Option<&'static str>),
+    /// `WARNING:` from `__warn`; `Some(class)` for warnings raised by generic checkers
+    /// (`ODEBUG bug`, `refcount bug`, ...) whose callers are the interesting frame.
+    Warning(Option<&'static str>),
+    Kasan(String),
+    Kfence(String),
+    Kmsan(String),
+    Kcsan(String),
+    Ubsan(String),
+    Kmemleak,
+    RcuStall,
+    SoftLockup,
+    HardLockup,
+    Panic(String),
+    /// Anything else that is clearly a report: title base; frame appended when found.
+    Other(String),
+}
+
+impl Head {
+    pub fn kind(&self) -> Kind {
+        match self {
+            Head::Lockdep { .. } | Head::LockdepFixed(_) | Head::SuspiciousRcu => Kind::Lockdep,
+            Head::SleepInvalid | Head::SchedAtomic => Kind::SleepInAtomic,
+            Head::HungTask => Kind::HungTask,
+            Head::NullDeref => Kind::NullDeref,
+            Head::PagingFault => Kind::PagingFault,
+            Head::Gpf => Kind::Gpf,
+            Head::Bug(_) => Kind::Bug,
+            Head::Warning(_) => Kind::Warning,
+            Head::Kasan(_) => Kind::Kasan,
+            Head::Kfence(_) => Kind::Kfence,
+            Head::Kmsan(_) => Kind::Kmsan,
+            Head::Kcsan(_) => Kind::Kcsan,
+            Head::Ubsan(_) => Kind::Ubsan,
+            Head::Kmemleak => Kind::Kmemleak,
+            Head::RcuStall => Kind::RcuStall,
+            Head::SoftLockup => Kind::SoftLockup,
+            Head::HardLockup => Kind::HardLockup,
+            Head::Panic(_) => Kind::Panic,
+            Head::Other(_) => Kind::Other,
+        }
+    }
+}
+
+/// A recognised report head line.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Start {
+    pub head: Head,
+    pub task: Option<String>,
+    pub pid: Option<u32>,
+    pub cpu: Option<u32>,
+    /// Functions named on the head line itself (WARNING location, KASAN `in func`).
+    pub frames: Vec<Frame>,
+    /// An `Oops:`/`Internal error:`/`invalid opcode:` line: continues an open oops.
+    pub oops_line: bool,
+}
+
+impl Start {
+    fn new(head: Head) -> Self {
+        Start {
+            head,
+            task: None,
+            pid: None,
+            cpu: None,
+            frames: Vec::new(),
+            oops_line: false,
+        }
+    }
+}
+
+/// Cheap pre-filter on the first message byte: every head line starts with one of these.
+#[inline]
+pub(crate) fn may_start(msg: &[u8]) -> bool {
+    matches!(
+        msg.first(),
+        Some(
+            b'W' | b'B'
+                | b'I'
+                | b'U'
+                | b'g'
+                | b'k'
+                | b'K'
+                | b'u'
+                | b'r'
+                | b'w'
+                | b'N'
+                | b'O'
+                | b'i'
+                | b'd'
+                | b's'
+                | b'['
+                | b't'
+        )
+    )
+}
+
+/// Boot banners: whatever report was open has been cut off by a reboot.
+pub(crate) fn is_banner(msg: &[u8]) -> bool {
+    msg.starts_with(b"Linux version ")
+        || msg.starts_with(b"Booting Linux on physical CPU")
+        || msg.starts_with(b"SeaBIOS (version")
+        || msg.starts_with(b"U-Boot ")
+        || msg.starts_with(b"EFI stub: Booting Linux Kernel")
+        || msg.starts_with(b"Booting the kernel")
+}
+
+const LOCKDEP_HEADS: &[(&str, &str, bool)] = &[
+    (
+        "possible circular locking dependency detected",
+        "possible deadlock",
+        true,
+    ),
+    (
+        "possible recursive locking detected",
+        "possible recursive locking",
+        true,
+    ),
+    ("inconsistent lock state", "inconsistent lock state", true),
+    (
+        "bad unlock balance detected",
+        "WARNING: bad unlock balance",
+        true,
+    ),
+    ("held lock freed", "WARNING: held lock freed", true),
+    (
+        "lock held when returning to user space",
+        "WARNING: lock held when returning to user space",
+        true,
+    ),
+    (
+        "possible irq lock inversion dependency detected",
+        "possible deadlock",
+        true,
+    ),
+    (
+        "nested lock was not taken",
+        "nested lock was not taken",
+        false,
+    ),
+    ("bad contention detected", "bad contention", false),
+    ("Invalid wait context", "BUG: Invalid wait context", false),
+    (
+        "trying to register non-static key",
+        "INFO: trying to register non-static key",
+        false,
+    ),
+];
+
+fn lockdep_head(rest: &str) -> Option<Start> {
+    for &(pat, prefix, at_first) in LOCKDEP_HEADS {
+        if rest.starts_with(pat) {
+            return Some(Start::new(Head::Lockdep { prefix, at_first }));
+        }
+    }
+    if rest.starts_with("suspicious RCU usage") {
+        return Some(Start::new(Head::SuspiciousRcu));
+    }
+    if rest.contains("-safe -> ") && rest.contains("-unsafe lock order detected") {
+        return Some(Start::new(Head::Lockdep {
+            prefix: "possible deadlock",
+            at_first: true,
+        }));
+    }
+    None
+}
+
+/// Recognises a report head line. `msg` is the line without printk prefixes.
+pub(crate) fn detect(msg: &str) -> Option<Start> {
+    let msg = msg.trim_end();
+    if let Some(rest) = msg.strip_prefix("WARNING: ") {
+        if let Some(s) = lockdep_head(rest) {
+            return Some(s);
+        }
+        return warning(msg, rest);
+    }
+    if let Some(rest) = msg.strip_prefix("BUG: ") {
+        return bug(rest);
+    }
+    if let Some(rest) = msg
+        .strip_prefix("[ BUG: ")
+        .or_else(|| msg.strip_prefix("[ INFO: "))
+    {
+        return lockdep_head(rest.trim_end_matches(" ]"));
+    }
+    if let Some(rest) = msg.strip_prefix("INFO: ") {
+        if let Some(task) = rest.strip_prefix("task ") {
+            let (name_pid, _) = task.split_once(" blocked for more than ")?;
+            let mut s = Start::new(Head::HungTask);
+            if let Some((name, pid)) = name_pid.rsplit_once(':') {
+                s.task = Some(name.to_string());
+                s.pid = pid.parse().ok();
+            }
+            return Some(s);
+        }
+        if rest.starts_with("rcu") && rest.contains("stall") {
+            return Some(Start::new(Head::RcuStall));
+        }
+        return lockdep_head(rest);
+    }
+    if let Some(rest) = msg.strip_prefix("rcu: INFO: ") {
+        if rest.contains("stall") {
+            return Some(Start::new(Head::RcuStall));
+        }
+        return None;
+    }
+    for p in ["watchdog: ", "NMI watchdog: "] {
+        if let Some(rest) = msg.strip_prefix(p) {
+            if let Some(r) = rest.strip_prefix("BUG: soft lockup") {
+                return Some(soft_lockup(r));
+            }
+            if rest.starts_with("Watchdog detected hard LOCKUP on cpu") {
+                return Some(hard_lockup(rest));
+            }
+            return None;
+        }
+    }
+    if msg.starts_with("Watchdog detected hard LOCKUP on cpu") {
+        return Some(hard_lockup(msg));
+    }
+    if let Some(rest) = msg.strip_prefix("Unable to handle kernel ") {
+        let head = if rest.starts_with("NULL pointer dereference") {
+            Head::NullDeref
+        } else {
+            Head::PagingFault
+        };
+        return Some(Start::new(head));
+    }
+    if msg.starts_with("general protection fault")
+        || msg.starts_with("Oops: general protection fault")
+    {
+        let mut s = Start::new(Head::Gpf);
+        s.oops_line = true;
+        return Some(s);
+    }
+    if let Some(rest) = msg.strip_prefix("kernel BUG at ") {
+        let class = if rest.starts_with("lib/list_debug.c") {
+            Some("BUG: corrupted list")
+        } else if rest.starts_with("mm/usercopy.c") {
+            Some("BUG: bad usercopy")
+        } else {
+            None
+        };
+        return Some(Start::new(Head::Bug(class)));
+    }
+    if let Some(rest) = msg.strip_prefix("UBSAN: ") {
+        let typ = rest.split_once(" in ").map_or(rest, |(t, _)| t);
+        return Some(Start::new(Head::Ubsan(typ.trim().to_string())));
+    }
+    if msg.starts_with("unreferenced object 0x") {
+        return Some(Start::new(Head::Kmemleak));
+    }
+    if let Some(rest) = msg.strip_prefix("Kernel panic - not syncing: ") {
+        return Some(Start::new(Head::Panic(sanitize(rest, false))));
+    }
+    for (p, title) in [
+        ("Oops: invalid opcode", "invalid opcode"),
+        ("invalid opcode: ", "invalid opcode"),
+        ("Oops: divide error", "divide error"),
+        ("divide error: ", "divide error"),
+        ("Oops: stack segment", "stack segment fault"),
+        ("stack segment: ", "stack segment fault"),
+        ("Oops: int3", "int3"),
+        ("Oops: ", "Oops"),
+        ("Internal error: ", ""),
+    ] {
+        if let Some(rest) = msg.strip_prefix(p) {
+            let title = if title.is_empty() {
+                let what = rest.split(": ").next().unwrap_or(rest);
+                let what = what.split(" [#").next().unwrap_or(what).trim();
+                format!("Internal error: {}", sanitize(what, false))
+            } else {
+                title.to_string()
+            };
+            let mut s = Start::new(Head::Other(title));
+            s.oops_line = true;
+            return Some(s);
+        }
+    }
+    // SLUB debugging: `BUG kmalloc-64 (Not tainted): Object already free`.
+    if let Some(rest) = msg.strip_prefix("BUG ") {
+        let (cache, tail) = rest.split_once(' ')?;
+        if !cache.is_empty() && tail.starts_with('(') {
+            let (_, what) = tail.split_once("): ")?;
+            let t = sanitize(what, false);
+            if !t.is_empty() {
+                return Some(Start::new(Head::Other(format!("BUG: {t}"))));
+            }
+        }
+        return None;
+    }
+    if msg.starts_with("unregister_netdevice: waiting for ") && msg.contains("to become free") {
+        return Some(Start::new(Head::Other(
+            "unregister_netdevice: waiting for DEV to become free".into(),
+        )));
+    }
+    if msg.starts_with("Insufficient stack space to handle exception") {
+        return Some(Start::new(Head::Other("kernel stack overflow".into())));
+    }
+    if let Some(rest) = msg.strip_prefix("traps: PANIC: double fault") {
+        let _ = rest;
+        return Some(Start::new(Head::Other("double fault".into())));
+    }
+    None
+}
+
+fn warning(msg: &str, rest: &str) -> Option<Start> {
+    // `WARNING: CPU: 1 PID: 85 at mm/mmap.c:123 func+0x12/0x40 [mod]`,
+    // `WARNING: at mm/mmap.c:123 func+0x12/0x40()` (old) or
+    // `WARNING: mm/mmap.c:123 at func+0x12/0x40, CPU#1: probe/85` (newer).
+    let cpu_fmt = rest.starts_with("CPU: ") || rest.starts_with("at ");
+    if !(cpu_fmt || (rest.contains(" at ") && rest.contains("+0x"))) {
+        return None;
+    }
+    // Warnings raised inside generic checkers are titled by class, syzkaller-style.
+    let class = [
+        ("lib/debugobjects.c", "ODEBUG bug"),
+        ("lib/refcount.c", "refcount bug"),
+        ("kernel/locking/lockdep.c", "locking bug"),
+        ("lib/kobject.c", "kobject bug"),
+        ("mm/usercopy.c", "bad usercopy"),
+    ]
+    .iter()
+    .find(|(file, _)| rest.contains(&format!("{file}:")))
+    .map(|&(_, c)| c);
+    let mut s = Start::new(Head::Warning(class));
+    s.cpu = num_after(msg, "CPU: ").or_else(|| num_after(msg, "CPU#"));
+    s.pid = num_after(msg, "PID: ");
+    for (i, tok) in rest.split_whitespace().enumerate() {
+        if tok.contains("+0x") {
+            if let Some((f, _)) = parse_frame(tok.trim_end_matches("()")) {
+                s.frames.push(f);
+                break;
+            }
+        }
+        if i > 12 {
+            break;
+        }
+    }
+    if let Some((_, tail)) = rest.split_once(", CPU#") {
+        if let Some((_, task)) = tail.split_once(": ") {
+            if let Some((name, pid)) = task.trim().rsplit_once('/') {
+                s.task = Some(name.to_string());
+                s.pid = pid.parse().ok();
+            }
+        }
+    }
+    Some(s)
+}
+
+fn bug(rest: &str) -> Option<Start> {
+    for (p, mk) in [
+        ("KASAN: ", Head::Kasan as fn(String) -> Head),
+        ("KFENCE: ", Head::Kfence),
+        ("KMSAN: ", Head::Kmsan),
+    ] {
+        if let Some(r) = rest.strip_prefix(p) {
+            let (typ, func) = r.split_once(" in ").unwrap_or((r, ""));
+            let typ = match typ.trim() {
+                "double-free or invalid-free" => "invalid-free",
+                t => t,
+            };
+            let mut s = Start::new(mk(typ.to_string()));
+            if let Some((f, _)) = parse_frame(func) {
+                s.frames.push(f);
+            }
+            return Some(s);
+        }
+    }
+    if let Some(r) = rest.strip_prefix("KCSAN: ") {
+        let (typ, funcs) = r.split_once(" in ").unwrap_or((r, ""));
+        let mut s = Start::new(Head::Kcsan(String::new()));
+        let mut names = Vec::new();
+        for part in funcs.split(" / ") {
+            let part = part.trim();
+            let name = match parse_frame(part) {
+                Some((f, _)) => f.function,
+                None => part.split_whitespace().next().unwrap_or("").to_string(),
+            };
+            if !name.is_empty() {
+                names.push(super::frame::normalize(&name).to_string());
+                s.frames.push(Frame {
+                    function: name,
+                    offset: None,
+                    size: None,
+                    module: None,
+                    source: None,
+                });
+            }
+        }
+        s.head = Head::Kcsan(if names.is_empty() {
+            format!("KCSAN: {}", typ.trim())
+        } else {
+            format!("KCSAN: {} in {}", typ.trim(), names.join(" / "))
+        });
+        return Some(s);
+    }
+    if rest.starts_with("sleeping function called from invalid context") {
+        return Some(Start::new(Head::SleepInvalid));
+    }
+    if let Some(r) = rest.strip_prefix("scheduling while atomic: ") {
+        let mut s = Start::new(Head::SchedAtomic);
+        // `probe/85/0x00000002`
+        let mut it = r.trim().rsplitn(3, '/');
+        let _preempt = it.next();
+        s.pid = it.next().and_then(|p| p.parse().ok());
+        s.task = it.next().map(str::to_string);
+        return Some(s);
+    }
+    if rest.starts_with("kernel NULL pointer dereference")
+        || rest.starts_with("unable to handle kernel NULL pointer dereference")
+    {
+        return Some(Start::new(Head::NullDeref));
+    }
+    if rest.starts_with("unable to handle ") {
+        return Some(Start::new(Head::PagingFault));
+    }
+    if let Some(r) = rest.strip_prefix("soft lockup") {
+        return Some(soft_lockup(r));
+    }
+    if let Some(s) = lockdep_head(rest) {
+        return Some(s);
+    }
+    if rest.contains("still has locks held") {
+        return Some(Start::new(Head::Lockdep {
+            prefix: "BUG: still has locks held",
+            at_first: true,
+        }));
+    }
+    if rest.starts_with("MAX_LOCK")
+        || rest.starts_with("looking up invalid subclass")
+        || (rest.starts_with("key ") && rest.contains("has not been registered"))
+    {
+        return Some(Start::new(Head::LockdepFixed(format!(
+            "BUG: {}",
+            sanitize(rest, true)
+        ))));
+    }
+    let t = sanitize(rest, true);
+    if t.is_empty() {
+        return None;
+    }
+    Some(Start::new(Head::Other(format!("BUG: {t}"))))
+}
+
+fn soft_lockup(r: &str) -> Start {
+    // ` - CPU#0 stuck for 22s! [probe:85]`
+    let mut s = Start::new(Head::SoftLockup);
+    s.cpu = num_after(r, "CPU#");
+    if let Some(open) = r.rfind('[') {
+        let inner = r[open + 1..].trim_end_matches(']');
+        if let Some((name, pid)) = inner.rsplit_once(':') {
+            s.task = Some(name.to_string());
+            s.pid = pid.parse().ok();
+        }
+    }
+    s
+}
+
+fn hard_lockup(r: &str) -> Start {
+    let mut s = Start::new(Head::HardLockup);
+    s.cpu = num_after(r, "on cpu ");
+    s
+}
+
+pub(crate) fn num_after(s: &str, pat: &str) -> Option<u32> {
+    let i = s.find(pat)? + pat.len();
+    let digits: &str = &s[i..];
+    let end = digits
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(digits.len());
+    digits[..end].parse().ok()
+}
+
+/// Keeps the stable words of a free-form report line: stops at the first token carrying
+/// an address, number, `key=value` or `task/pid`, and drops dangling prepositions.
+pub(crate) fn sanitize(s: &str, cut_in: bool) -> String {
+    let s = if cut_in {
+        let s = s.split(" in process ").next().unwrap_or(s);
+        s.split(" - ").next().unwrap_or(s)
+    } else {
+        s
+    };
+    let mut words: Vec<&str> = Vec::new();
+    for tok in s.split_whitespace() {
+        // `[00000000]` (preempt count and the like) carries no meaning: skip it.
+        if tok.len() > 2
+            && tok.starts_with('[')
+            && tok.ends_with(']')
+            && tok[1..tok.len() - 1].bytes().all(|b| b.is_ascii_hexdigit())
+        {
+            continue;
+        }
+        if tok
+            .bytes()
+            .any(|b| b.is_ascii_digit() || b == b'=' || b == b'/' || b == b'#')
+            || tok.starts_with('[')
+            || tok.starts_with('(')
+            || words.len() >= 10
+        {
+            break;
+        }
+        words.push(tok);
+    }
+    while let Some(last) = words.last() {
+        let l = last.trim_end_matches([',', ':', ';', '-']);
+        if l.is_empty()
+            || matches!(
+                l,
+                "in" | "at" | "on" | "for" | "of" | "by" | "from" | "to" | "process"
+            )
+        {
+            words.pop();
+        } else {
+            break;
+        }
+    }
+    let mut out = words.join(" ");
+    while out.ends_with([',', ':', ';', '-', ' ']) {
+        out.pop();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn head(s: &str) -> Head {
+        detect(s).unwrap_or_else(|| panic!("no start: {s}")).head
+    }
+
+    #[test]
+    fn heads() {
+        assert_eq!(
+            head("WARNING: possible circular locking dependency detected").kind(),
+            Kind::Lockdep
+        );
+        assert_eq!(
+            head("BUG: sleeping function called from invalid context at mm/memory.c:6000").kind(),
+            Kind::SleepInAtomic
+        );
+        assert_eq!(
+            head("BUG: kernel NULL pointer dereference, address: 0000000000000008"),
+            Head::NullDeref
+        );
+        assert_eq!(
+            head("BUG: unable to handle page fault for address: ffffc90000a3b000"),
+            Head::PagingFault
+        );
+        assert_eq!(head("Unable to handle kernel NULL pointer dereference at virtual address 0000000000000008"), Head::NullDeref);
+        assert_eq!(
+            head("Unable to handle kernel paging request at virtual address dead000000000108"),
+            Head::PagingFault
+        );
+        assert_eq!(head("general protection fault, probably for non-canonical address 0xdffffc0000000001: 0000 [#1] PREEMPT SMP KASAN NOPTI"), Head::Gpf);
+        assert_eq!(head("Oops: general protection fault, probably for non-canonical address 0xdffffc0000000001: 0000 [#1] SMP"), Head::Gpf);
+        assert_eq!(head("kernel BUG at mm/mmap.c:3310!"), Head::Bug(None));
+        assert_eq!(
+            head("kernel BUG at lib/list_debug.c:62!"),
+            Head::Bug(Some("BUG: corrupted list"))
+        );
+        assert_eq!(
+            head("UBSAN: shift-out-of-bounds in mm/foo.c:12:34"),
+            Head::Ubsan("shift-out-of-bounds".into())
+        );
+        assert_eq!(
+            head("unreferenced object 0xffff888104d3a000 (size 64):"),
+            Head::Kmemleak
+        );
+        assert_eq!(
+            head("rcu: INFO: rcu_preempt self-detected stall on CPU"),
+            Head::RcuStall
+        );
+        assert_eq!(
+            head("rcu: INFO: rcu_sched detected stalls on CPUs/tasks:"),
+            Head::RcuStall
+        );
+        assert_eq!(
+            head("INFO: rcu_sched detected stalls on CPUs/tasks:"),
+            Head::RcuStall
+        );
+        assert_eq!(
+            head("NMI watchdog: Watchdog detected hard LOCKUP on cpu 1"),
+            Head::HardLockup
+        );
+        assert_eq!(
+            head("Kernel panic - not syncing: Attempted to kill init! exitcode=0x0000000b"),
+            Head::Panic("Attempted to kill init!".into())
+        );
+        assert_eq!(head("[ BUG: Invalid wait context ]").kind(), Kind::Lockdep);
+    }
+
+    #[test]
+    fn head_details() {
+        let s =
+            detect("WARNING: CPU: 1 PID: 85 at mm/mmap.c:123 vma_foo+0x12/0x40 [kmod]").unwrap();
+        assert_eq!((s.cpu, s.pid), (Some(1), Some(85)));
+        assert_eq!(s.frames[0].function, "vma_foo");
+        let s = detect("WARNING: mm/mmap.c:123 at vma_foo+0x12/0x40, CPU#3: probe/85").unwrap();
+        assert_eq!(
+            (s.cpu, s.pid, s.task.as_deref()),
+            (Some(3), Some(85), Some("probe"))
+        );
+        assert_eq!(s.frames[0].function, "vma_foo");
+        let s = detect("INFO: task probe:85 blocked for more than 122 seconds.").unwrap();
+        assert_eq!((s.task.as_deref(), s.pid), (Some("probe"), Some(85)));
+        let s = detect("watchdog: BUG: soft lockup - CPU#0 stuck for 22s! [probe:85]").unwrap();
+        assert_eq!(
+            (s.task.as_deref(), s.pid, s.cpu),
+            (Some("probe"), Some(85), Some(0))
+        );
+        let s = detect("BUG: scheduling while atomic: probe/85/0x00000002").unwrap();
+        assert_eq!((s.task.as_deref(), s.pid), (Some("probe"), Some(85)));
+        let s = detect("BUG: KCSAN: data-race in vma_start_read / vma_start_write.part.0").unwrap();
+        assert_eq!(
+            s.head,
+            Head::Kcsan("KCSAN: data-race in vma_start_read / vma_start_write".into())
+        );
+        let s = detect("BUG: KASAN: slab-use-after-free in vma_start_read+0x2c/0x180").unwrap();
+        assert_eq!(s.head, Head::Kasan("slab-use-after-free".into()));
+        assert_eq!(s.frames[0].function, "vma_start_read");
+        assert_eq!(
+            head("BUG: Bad rss-counter state mm:00000000c2b1 type:MM_ANONPAGES val:1"),
+            Head::Other("BUG: Bad rss-counter state".into())
+        );
+        assert_eq!(
+            head("BUG: using __this_cpu_read() in preemptible [00000000] code: syz/123"),
+            Head::Other("BUG: using __this_cpu_read() in preemptible code".into())
+        );
+        assert_eq!(
+            head("WARNING: CPU: 0 PID: 1 at lib/refcount.c:28 refcount_warn_saturate+0x1/0x2"),
+            Head::Warning(Some("refcount bug"))
+        );
+        assert_eq!(
+            head("BUG: KASAN: double-free or invalid-free in kfree+0x1/0x2"),
+            Head::Kasan("invalid-free".into())
+        );
+        assert_eq!(
+            head("BUG: workqueue lockup - pool cpus=0 node=0 flags=0x0 nice=0 stuck for 33s!"),
+            Head::Other("BUG: workqueue lockup".into())
+        );
+    }
+
+    #[test]
+    fn more_heads() {
+        assert_eq!(
+            head("BUG kmalloc-64 (Tainted: G    B  ): Object already free"),
+            Head::Other("BUG: Object already free".into())
+        );
+        assert_eq!(
+            head("unregister_netdevice: waiting for lo to become free. Usage count = 2"),
+            Head::Other("unregister_netdevice: waiting for DEV to become free".into())
+        );
+        assert_eq!(
+            head("BUG: probe/85 still has locks held!").kind(),
+            Kind::Lockdep
+        );
+        assert_eq!(
+            head("stack segment: 0000 [#1] SMP"),
+            Head::Other("stack segment fault".into())
+        );
+        assert_eq!(
+            head("Internal error: Oops - Undefined instruction: 0000000002000000 [#1] SMP"),
+            Head::Other("Internal error: Oops - Undefined instruction".into())
+        );
+    }
+
+    #[test]
+    fn ordinary_lines() {
+        for s in [
+            "Freeing unused kernel image (initmem) memory: 2660K",
+            "Kernel command line: console=ttyS0 panic_on_warn=1",
+            "WARNING: kernel not compiled with CPU_FREQ.",
+            "INFO: NMI handler (perf_event_nmi_handler) took too long to run: 1.2 msecs",
+            "rcu: Hierarchical RCU implementation.",
+            "watchdog: Delayed init of the lockup detector failed: -19",
+            "  Good, all 261 testcases passed! |",
+            "traps: probe[85] general protection fault ip:401000 sp:7ffd error:0",
+            "INFO: lockdep is turned off.",
+            "random: crng init done",
+        ] {
+            assert!(detect(s).is_none(), "{s}");
+        }
+    }
+}

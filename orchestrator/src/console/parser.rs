@@ -1,0 +1,1134 @@
+//! The streaming state machine: one console line in, completed findings out.
+//!
+//! Reports are delimited as follows. A head line (see `detect`) opens a report. Lines
+//! are routed to the open report of the same printk caller id (`[T85]`/`[C1]`) so
+//! interleaved output of several CPUs is untangled when `CONFIG_PRINTK_CALLER` is on;
+//! without caller ids there is one stream. A report ends at the next head line of its
+//! stream, at a closing `=====` separator (sanitizer reports), at a boot banner (cut
+//! off), at the first line after its call trace that is plainly not report text, or
+//! at `finish`.
+//!
+//! Panics: `Kernel panic - not syncing:` that follows a report (while it is open, or
+//! within `PANIC_ABSORB_LINES` lines after it closed in the same boot, or any
+//! consequence panic — `Fatal exception`, `panic_on_warn set`, `hung_task: blocked
+//! tasks`, lockup/stall panics — after a report in this boot) is part of that report
+//! (it is how the oops, `panic_on_warn`, `hung_task_panic`, `softlockup_panic` end) and
+//! yields no finding of its own. A panic standing alone is a `panic` finding, marked
+//! `corrupted` when it is a consequence panic (the report it ended was lost).
+
+use std::borrow::Cow;
+
+use super::detect::{self, Head, Start};
+use super::frame::{is_skipped, normalize, parse_frame, parse_marker};
+use super::line::{self, Caller};
+use super::{Finding, Frame, Kind};
+
+const PANIC_ABSORB_LINES: usize = 100;
+const MAX_REPORT_LINES: usize = 4000;
+const MAX_NOISE_BEFORE_TRACE: usize = 300;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TraceState {
+    NotStarted,
+    InProgress { depth: u32, nonframe: u32 },
+    Done,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Close {
+    /// Ended by its own format (trailer seen, or plain text after the trace).
+    Normal,
+    /// Another report started in the same stream.
+    NewReport,
+    /// Boot banner, end of input, or size limit.
+    Cut,
+}
+
+#[derive(Debug)]
+struct Report {
+    head: Head,
+    caller: Option<Caller>,
+    line: usize,
+    timestamp: Option<f64>,
+    text: String,
+    lines: usize,
+    noise: usize,
+    trace_state: TraceState,
+    trace: Vec<Frame>,
+    head_frames: Vec<Frame>,
+    /// Frames of the first register dump's `RIP:`/`pc :` lines (several when the
+    /// log is symbolised with inlining), innermost first.
+    rips: Vec<Frame>,
+    rips_done: bool,
+    /// Only head lines so far (symbolised logs repeat the head once per inlined frame).
+    heads_only: bool,
+    at_frames: Vec<Frame>,
+    chain0: Vec<Frame>,
+    in_chain0: bool,
+    pending_at: bool,
+    prev_ends_colon: bool,
+    explicit_end: bool,
+    task: Option<String>,
+    pid: Option<u32>,
+    cpu: Option<u32>,
+    access: Option<&'static str>,
+    src_hint: Option<String>,
+}
+
+enum Step {
+    Keep,
+    /// Close; the line is not part of the report.
+    CloseBefore,
+    /// Close; the line was the report's last.
+    CloseAfter,
+    /// Close as cut off: the report grew past `MAX_REPORT_LINES`.
+    Overflow,
+}
+
+fn is_separator(t: &str) -> bool {
+    t.len() >= 10 && t.bytes().all(|b| b == b'=')
+}
+
+fn is_trace_header(t: &str) -> bool {
+    let t = t.trim();
+    t == "Call Trace:"
+        || t == "Call trace:"
+        || t == "Backtrace:"
+        || t == "backtrace:"
+        || (t.starts_with("backtrace (crc ") && t.ends_with("):"))
+}
+
+/// Lines that belong in a report after its trace: indented text, register dumps, known
+/// trailers. Anything else (userspace output, ordinary kernel messages) ends it.
+fn is_reportish(t: &str) -> bool {
+    const PREFIXES: &[&str] = &[
+        "Modules linked in",
+        "---[",
+        "Kernel Offset",
+        "CPU: ",
+        "Hardware name",
+        "Workqueue:",
+        "Call Trace",
+        "Call trace",
+        "Showing ",
+        "NMI backtrace",
+        "Sending NMI",
+        "INFO: lockdep",
+        "Allocated by",
+        "Freed by",
+        "Last potentially",
+        "Second to last",
+        "The buggy address",
+        "Memory state",
+        "Disabling lock debugging",
+        "irq event stamp",
+        "hardirqs ",
+        "softirqs ",
+        "pc :",
+        "lr :",
+        "sp :",
+        "pstate:",
+        "Mem abort info",
+        "Data abort info",
+        "user pgtable",
+        "swapper pgtable",
+        "[",
+        "#PF:",
+        "PGD ",
+        "Oops",
+        "Internal error",
+        "note:",
+        "Kernel panic",
+        "rcu: ",
+        "task:",
+        "Reported by",
+        "value changed",
+        "other info",
+        "stack backtrace",
+        "Fixing recursive fault",
+        "Dumping ftrace",
+        "page:",
+        "page dumped",
+        "flags:",
+        "raw:",
+        "head:",
+        "Object ",
+        "Redzone ",
+        "Padding ",
+        "Bytes b4",
+        "Slab ",
+        "kfence-#",
+        "allocated by",
+        "freed by",
+        "Uninit was",
+        "Local variable",
+        "Memory ",
+        "Code:",
+        "ESR",
+        "EC ",
+        "IL ",
+        "SET ",
+        "FAR ",
+        "CM ",
+        "WnR ",
+        "Preemption disabled",
+        "in_atomic()",
+        "preempt_count",
+        "RIP:",
+        "Register ",
+        "Read of size",
+        "Write of size",
+        "Free of addr",
+        "Call Trace",
+        "Stack:",
+        "Process ",
+        "LR is at",
+        "PC is at",
+        "psr:",
+        "sched: RT throttling",
+        "Showing busy",
+        "workqueue ",
+        "pool ",
+        "tainted",
+        "Tainted",
+        "NMI watchdog",
+        "watchdog:",
+        "list_",
+        "ODEBUG",
+        "refcount_t",
+        "CR2:",
+        "Dumping",
+    ];
+    let b = t.as_bytes();
+    if b.is_empty() || b[0] == b' ' || b[0] == b'\t' {
+        return true;
+    }
+    if PREFIXES.iter().any(|p| t.starts_with(p)) {
+        return true;
+    }
+    // x86 registers `RAX: …`, `R08: …`, `FS:  …`; arm64 `x29: …`.
+    if let Some(colon) = t.find(':') {
+        let reg = &t[..colon];
+        if (2..=5).contains(&reg.len())
+            && (reg
+                .bytes()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+                || (reg.starts_with('x') && reg[1..].bytes().all(|c| c.is_ascii_digit())))
+        {
+            return true;
+        }
+    }
+    // `1 lock held by probe/85:`, lockdep scenario tables, `*** DEADLOCK ***`.
+    b[0].is_ascii_digit() || t.contains(" held by ") || t.contains("lock(") || t.starts_with("***")
+}
+
+impl Report {
+    fn new(start: Start, caller: Option<Caller>, line: usize, ts: Option<f64>, raw: &str) -> Self {
+        let mut text = String::with_capacity(raw.len() + 1024);
+        text.push_str(raw);
+        text.push('\n');
+        Report {
+            head: start.head,
+            caller,
+            line,
+            timestamp: ts,
+            text,
+            lines: 1,
+            noise: 0,
+            trace_state: TraceState::NotStarted,
+            trace: Vec::new(),
+            head_frames: start.frames,
+            rips: Vec::new(),
+            rips_done: false,
+            heads_only: true,
+            at_frames: Vec::new(),
+            chain0: Vec::new(),
+            in_chain0: false,
+            pending_at: false,
+            prev_ends_colon: true,
+            explicit_end: false,
+            task: start.task,
+            pid: start.pid,
+            cpu: start.cpu,
+            access: None,
+            src_hint: None,
+        }
+    }
+
+    fn kind(&self) -> Kind {
+        self.head.kind()
+    }
+
+    fn sanitizer(&self) -> bool {
+        matches!(
+            self.head,
+            Head::Kasan(_) | Head::Kfence(_) | Head::Kmsan(_) | Head::Kcsan(_)
+        )
+    }
+
+    fn expects_frame(&self) -> bool {
+        !matches!(
+            self.head,
+            Head::Panic(_) | Head::Other(_) | Head::LockdepFixed(_)
+        )
+    }
+
+    fn push(&mut self, raw: &str) {
+        self.text.push_str(raw);
+        self.text.push('\n');
+        self.lines += 1;
+    }
+
+    /// Feeds a line of this report's stream (or a foreign stream when it is the only
+    /// open report; such lines never end it).
+    fn add(&mut self, raw: &str, t: &str, foreign: bool) -> Step {
+        self.heads_only = false;
+        if self.lines >= MAX_REPORT_LINES {
+            return Step::Overflow;
+        }
+        let trimmed = t.trim_start();
+        if trimmed.starts_with("---[ end trace") {
+            self.explicit_end = true;
+            if matches!(self.trace_state, TraceState::InProgress { .. }) {
+                self.trace_state = TraceState::Done;
+            }
+            self.push(raw);
+            return Step::Keep;
+        }
+        if is_separator(t) {
+            if matches!(self.head, Head::Ubsan(_)) || self.sanitizer() {
+                self.explicit_end = true;
+                self.push(raw);
+                return Step::CloseAfter;
+            }
+            if self.trace_state == TraceState::Done && !foreign {
+                return Step::CloseBefore;
+            }
+            self.push(raw);
+            return Step::Keep;
+        }
+        if let TraceState::InProgress { depth, nonframe } = self.trace_state {
+            if let Some((name, open)) = parse_marker(trimmed) {
+                let depth = if open {
+                    depth.saturating_add(1)
+                } else {
+                    depth.saturating_sub(1)
+                };
+                self.trace_state = if !open && depth == 0 && name == "TASK" {
+                    TraceState::Done
+                } else {
+                    TraceState::InProgress { depth, nonframe: 0 }
+                };
+                self.push(raw);
+                return Step::Keep;
+            }
+            if let Some((frame, unreliable)) = parse_frame(t) {
+                // arm64 prints the LR-derived caller twice (`(L)` then plain).
+                let dup = self
+                    .trace
+                    .last()
+                    .is_some_and(|l| l.function == frame.function && l.offset == frame.offset);
+                if !unreliable && !dup {
+                    self.trace.push(frame);
+                }
+                self.trace_state = TraceState::InProgress { depth, nonframe: 0 };
+                self.push(raw);
+                return Step::Keep;
+            }
+            if depth > 0 && nonframe < 40 {
+                self.trace_state = TraceState::InProgress {
+                    depth,
+                    nonframe: nonframe + 1,
+                };
+                self.scan(t, trimmed);
+                self.push(raw);
+                return Step::Keep;
+            }
+            let structural = t.is_empty() || t.trim_end().ends_with(':') || is_reportish(t);
+            if foreign && !structural {
+                // Someone else's line in the middle of our trace: tolerate.
+                self.push(raw);
+                return Step::Keep;
+            }
+            if !structural && nonframe < 3 && !self.trace.is_empty() {
+                // An unrelated message landed inside a marker-less (arm64) trace;
+                // the trace may go on after it.
+                self.trace_state = TraceState::InProgress {
+                    depth,
+                    nonframe: nonframe + 1,
+                };
+                self.push(raw);
+                return Step::Keep;
+            }
+            self.trace_state = TraceState::Done;
+        }
+        if self.trace_state == TraceState::NotStarted {
+            if is_trace_header(t) {
+                self.trace_state = TraceState::InProgress {
+                    depth: 0,
+                    nonframe: 0,
+                };
+                self.in_chain0 = false;
+                self.push(raw);
+                return Step::Keep;
+            }
+            let implicit = !matches!(
+                self.head,
+                Head::Lockdep { .. } | Head::LockdepFixed(_) | Head::SuspiciousRcu | Head::Kasan(_)
+            );
+            if implicit && self.prev_ends_colon && t.starts_with([' ', '\t']) {
+                if let Some((frame, unreliable)) = parse_frame(t) {
+                    if !unreliable {
+                        self.trace.push(frame);
+                    }
+                    self.trace_state = TraceState::InProgress {
+                        depth: 0,
+                        nonframe: 0,
+                    };
+                    self.push(raw);
+                    return Step::Keep;
+                }
+            }
+        }
+        self.scan(t, trimmed);
+        if !foreign && !is_reportish(t) {
+            if self.explicit_end && !self.sanitizer() {
+                return Step::CloseBefore;
+            }
+            match self.trace_state {
+                TraceState::Done if !self.sanitizer() => return Step::CloseBefore,
+                _ if !self.expects_frame() && self.trace_state == TraceState::NotStarted => {
+                    return Step::CloseBefore
+                }
+                _ => {
+                    self.noise += 1;
+                    if self.noise > MAX_NOISE_BEFORE_TRACE {
+                        return Step::CloseBefore;
+                    }
+                }
+            }
+        }
+        self.prev_ends_colon = t.trim_end().ends_with(':') || self.lines == 1;
+        self.push(raw);
+        Step::Keep
+    }
+
+    /// Picks details out of non-frame lines.
+    fn scan(&mut self, t: &str, trimmed: &str) {
+        if !self.rips_done {
+            let reg = trimmed
+                .strip_prefix("RIP: ")
+                .and_then(|r| r.split_once(':').map(|(_, f)| f))
+                .or_else(|| trimmed.strip_prefix("pc : "))
+                .or_else(|| trimmed.strip_prefix("PC is at "))
+                .or_else(|| trimmed.strip_prefix("IP: "));
+            if let Some(r) = reg {
+                if let Some((f, _)) = parse_frame(r) {
+                    self.rips.push(f);
+                }
+                return;
+            }
+            if !self.rips.is_empty() {
+                self.rips_done = true;
+            }
+        }
+        if self.task.is_none() {
+            // `task:syz-executor    state:R  running task     stack:0 pid:5788 ...`
+            if let Some(r) = trimmed.strip_prefix("task:") {
+                if let Some((name, rest)) = r.split_once(" state:") {
+                    self.task = Some(name.trim().to_string());
+                    self.pid = detect::num_after(rest, " pid:");
+                }
+                return;
+            }
+        }
+        if self.task.is_none() {
+            // Old kernels: `Pid: 2411, comm: probe Not tainted 2.6.39 #1`.
+            if let Some(r) = trimmed.strip_prefix("Pid: ") {
+                self.pid = r.split(',').next().and_then(|p| p.trim().parse().ok());
+                if let Some((_, comm)) = r.split_once("comm: ") {
+                    let end = [" Not tainted", " Tainted:", " Tainted "]
+                        .iter()
+                        .filter_map(|p| comm.find(p))
+                        .min()
+                        .unwrap_or(comm.len());
+                    self.task = Some(comm[..end].trim().to_string());
+                }
+                return;
+            }
+            // Lockdep: `probe/85 is trying to acquire lock:`.
+            if self.kind() == Kind::Lockdep {
+                if let Some((who, _)) = trimmed.split_once(" is ") {
+                    if let Some((name, pid)) = who.rsplit_once('/') {
+                        if let Ok(pid) = pid.parse() {
+                            if !name.is_empty() && !name.contains(' ') {
+                                self.task = Some(name.to_string());
+                                self.pid = Some(pid);
+                                return;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        if self.cpu.is_none() || self.task.is_none() {
+            if let Some(r) = trimmed.strip_prefix("CPU: ") {
+                if self.cpu.is_none() {
+                    self.cpu = detect::num_after(trimmed, "CPU: ");
+                }
+                if self.task.is_none() {
+                    self.pid = detect::num_after(r, "PID: ").or(self.pid);
+                    if let Some((_, comm)) = r.split_once("Comm: ") {
+                        let end = [" Not tainted", " Tainted:", " Tainted "]
+                            .iter()
+                            .filter_map(|p| comm.find(p))
+                            .min()
+                            .unwrap_or(comm.len());
+                        self.task = Some(comm[..end].trim().to_string());
+                    }
+                }
+                return;
+            }
+        }
+        if let Head::Kasan(_) = self.head {
+            if self.access.is_none() {
+                // Generic/SW-tags KASAN: `Read of size 4 at addr ...`; HW-tags: `Read at addr`.
+                if trimmed.starts_with("Read of size") || trimmed.starts_with("Read at addr") {
+                    self.access = Some("Read");
+                } else if trimmed.starts_with("Write of size")
+                    || trimmed.starts_with("Write at addr")
+                {
+                    self.access = Some("Write");
+                }
+                if self.access.is_some() {
+                    self.task_from_by_task(trimmed);
+                    return;
+                }
+            }
+        }
+        if matches!(self.head, Head::Kmemleak) && self.task.is_none() {
+            if let Some(r) = trimmed.strip_prefix("comm \"") {
+                if let Some((name, rest)) = r.split_once('"') {
+                    self.task = Some(name.to_string());
+                    self.pid = detect::num_after(rest, "pid ");
+                }
+                return;
+            }
+        }
+        if matches!(self.head, Head::SleepInvalid) && self.task.is_none() {
+            if let Some((_, r)) = trimmed.split_once(" pid: ") {
+                self.pid = r.split(',').next().and_then(|p| p.trim().parse().ok());
+                if let Some((_, name)) = r.split_once("name: ") {
+                    self.task = Some(name.trim().to_string());
+                }
+                return;
+            }
+        }
+        if matches!(self.head, Head::SuspiciousRcu) && self.src_hint.is_none() {
+            if let Some((loc, rest)) = trimmed.split_once(' ') {
+                if rest.starts_with("suspicious ") && loc.contains(':') && loc.contains('.') {
+                    self.src_hint = Some(loc.to_string());
+                    return;
+                }
+            }
+        }
+        if let Head::Lockdep { at_first: true, .. } = self.head {
+            if self.trace_state == TraceState::NotStarted {
+                self.lockdep_line(t, trimmed);
+            }
+        }
+    }
+
+    fn task_from_by_task(&mut self, t: &str) {
+        if let Some((_, r)) = t.split_once(" by task ") {
+            if let Some((name, pid)) = r.trim().rsplit_once('/') {
+                if self.task.is_none() {
+                    self.task = Some(name.to_string());
+                    self.pid = pid.trim().parse().ok();
+                }
+            }
+        }
+    }
+
+    fn lockdep_line(&mut self, t: &str, trimmed: &str) {
+        if let Some(r) = trimmed.strip_prefix("-> #") {
+            self.in_chain0 = r.starts_with("0 ");
+            self.pending_at = false;
+            return;
+        }
+        if self.pending_at {
+            self.pending_at = false;
+            if let Some((f, _)) = parse_frame(t) {
+                self.at_frames.push(f);
+                return;
+            }
+        }
+        if self.in_chain0 {
+            if let Some((f, _)) = parse_frame(t) {
+                self.chain0.push(f);
+                return;
+            }
+            if !trimmed.is_empty() {
+                self.in_chain0 = false;
+            }
+        }
+        if let Some(i) = trimmed.rfind(" at:") {
+            let after = &trimmed[i + 4..];
+            if after.trim().is_empty() {
+                self.pending_at = true;
+            } else if let Some((f, _)) = parse_frame(after) {
+                self.at_frames.push(f);
+            }
+        }
+    }
+
+    fn guilty(&self) -> Option<String> {
+        let trace = self.trace.iter();
+        let head = self.head_frames.iter();
+        let rip = self.rips.iter();
+        let cands: Vec<&Frame> = match &self.head {
+            Head::Lockdep { at_first: true, .. } => self
+                .at_frames
+                .iter()
+                .take(2)
+                .chain(self.chain0.iter())
+                .chain(trace)
+                .collect(),
+            Head::Warning(_) => head.chain(rip).chain(trace).collect(),
+            Head::Kasan(_) | Head::Kfence(_) | Head::Kmsan(_) | Head::Kcsan(_) => {
+                head.chain(trace).collect()
+            }
+            Head::NullDeref
+            | Head::PagingFault
+            | Head::Gpf
+            | Head::Bug(None)
+            | Head::SoftLockup
+            | Head::HardLockup
+            | Head::RcuStall
+            | Head::Other(_) => rip.chain(trace).collect(),
+            Head::HungTask => {
+                // Hangs on RCU grace periods or rtnl show up at random victim stacks:
+                // bucket them by the thing waited for.
+                for f in &self.trace {
+                    let n = normalize(&f.function);
+                    if n.starts_with("rtnl_lock") {
+                        return Some("rtnl_lock".into());
+                    }
+                    if ["synchronize_rcu", "synchronize_srcu", "synchronize_net"]
+                        .iter()
+                        .any(|a| n.starts_with(a))
+                    {
+                        return Some("synchronize_rcu".into());
+                    }
+                }
+                return self
+                    .trace
+                    .iter()
+                    .find(|f| {
+                        let n = normalize(&f.function);
+                        !is_skipped(n)
+                            && !["wait", "completion", "_slowpath", "_lock", "sched"]
+                                .iter()
+                                .any(|p| n.contains(p))
+                            || n.starts_with("lock_vma")
+                            || n.starts_with("lock_mm")
+                    })
+                    .map(|f| normalize(&f.function).to_string());
+            }
+            _ => trace.collect(),
+        };
+        let extra = self.extra_skip();
+        cands
+            .into_iter()
+            .find(|f| {
+                let n = normalize(&f.function);
+                !is_skipped(n) && !extra.iter().any(|p| n.contains(p))
+            })
+            .map(|f| normalize(&f.function).to_string())
+    }
+
+    /// Per-report-type substrings of frames that are plumbing for that type.
+    fn extra_skip(&self) -> &'static [&'static str] {
+        match &self.head {
+            Head::Warning(Some("ODEBUG bug")) => &[
+                "debug_", "rcu", "hrtimer_", "timer_", "work_", "percpu_", "kmem_", "slab_",
+                "kfree", "vunmap", "vfree", "__free_", "kobject_",
+            ],
+            Head::Warning(Some("refcount bug")) => &["refcount", "kobject_"],
+            Head::Warning(Some("locking bug")) => &["lock_sock", "release_sock"],
+            Head::Warning(Some("kobject bug")) => &["kobject_"],
+            Head::Warning(Some("bad usercopy")) | Head::Bug(Some("BUG: bad usercopy")) => {
+                &["usercopy", "__check"]
+            }
+            Head::Bug(Some(_)) => &["list_", "__list_"],
+            // rcu_* wrappers are skipped globally; `foo_rcu` callers stay candidates.
+            Head::SuspiciousRcu => &[
+                "lockdep_rcu",
+                "kmem",
+                "slab",
+                "kmalloc",
+                "vmalloc",
+                "kcalloc",
+                "kzalloc",
+            ],
+            Head::Kmemleak => &[
+                "kmemleak",
+                "kmalloc",
+                "kcalloc",
+                "kzalloc",
+                "vmalloc",
+                "kmem",
+                "slab",
+                "alloc",
+                "create_object",
+                "kasprintf",
+                "strdup",
+                "strndup",
+                "memdup",
+            ],
+            Head::Kasan(t) if t == "invalid-free" || t == "double-free" => {
+                &["kmem_", "slab_", "kfree", "vunmap", "vfree"]
+            }
+            _ => &[],
+        }
+    }
+
+    fn title(&self, frame: Option<&str>) -> String {
+        let base: Cow<str> = match &self.head {
+            Head::Lockdep { prefix, .. } => Cow::Borrowed(prefix),
+            Head::LockdepFixed(t) => return t.clone(),
+            Head::SuspiciousRcu => match (&self.src_hint, frame) {
+                (Some(src), None) => return format!("WARNING: suspicious RCU usage at {src}"),
+                _ => Cow::Borrowed("WARNING: suspicious RCU usage"),
+            },
+            Head::SleepInvalid => {
+                Cow::Borrowed("BUG: sleeping function called from invalid context")
+            }
+            Head::SchedAtomic => Cow::Borrowed("BUG: scheduling while atomic"),
+            Head::HungTask => Cow::Borrowed("INFO: task hung"),
+            Head::NullDeref => {
+                Cow::Borrowed("BUG: unable to handle kernel NULL pointer dereference")
+            }
+            Head::PagingFault => Cow::Borrowed("BUG: unable to handle kernel paging request"),
+            Head::Gpf => Cow::Borrowed("general protection fault"),
+            Head::Bug(None) => Cow::Borrowed("kernel BUG"),
+            Head::Bug(Some(t)) => Cow::Borrowed(*t),
+            Head::Warning(None) => Cow::Borrowed("WARNING"),
+            Head::Warning(Some(class)) => Cow::Owned(format!("WARNING: {class}")),
+            Head::Kasan(t) => match self.access {
+                Some(a) => Cow::Owned(format!("KASAN: {t} {a}")),
+                None => Cow::Owned(format!("KASAN: {t}")),
+            },
+            Head::Kfence(t) => Cow::Owned(format!("KFENCE: {t}")),
+            Head::Kmsan(t) => Cow::Owned(format!("KMSAN: {t}")),
+            Head::Kcsan(t) => return t.clone(),
+            Head::Ubsan(t) => Cow::Owned(format!("UBSAN: {t}")),
+            Head::Kmemleak => Cow::Borrowed("memory leak"),
+            Head::RcuStall => Cow::Borrowed("INFO: rcu detected stall"),
+            Head::SoftLockup => Cow::Borrowed("BUG: soft lockup"),
+            Head::HardLockup => Cow::Borrowed("BUG: hard lockup"),
+            Head::Panic(m) => return format!("kernel panic: {m}"),
+            Head::Other(t) => Cow::Borrowed(t.as_str()),
+        };
+        match frame {
+            Some(f) => format!("{base} in {f}"),
+            None => base.into_owned(),
+        }
+    }
+
+    fn into_finding(self, why: Close) -> Finding {
+        let frame = self.guilty();
+        let unclosed_trace =
+            matches!(self.trace_state, TraceState::InProgress { depth, .. } if depth > 0);
+        // A marker-less (arm64, old x86) trace still "in progress" is whole if another
+        // report followed it or it reached a bottom-of-stack frame.
+        let trace_whole = match self.trace_state {
+            TraceState::Done => true,
+            TraceState::InProgress { depth: 0, .. } => {
+                why == Close::NewReport || self.trace.last().is_some_and(|f| is_bottom(&f.function))
+            }
+            _ => false,
+        };
+        // Some lockdep reports (lock held when returning to user space) carry no stack
+        // trace at all: their `at:` frame is the whole story.
+        let at_only = matches!(self.head, Head::Lockdep { at_first: true, .. })
+            && !self.at_frames.is_empty()
+            && why != Close::Cut;
+        let complete = at_only
+            || if self.sanitizer() {
+                self.explicit_end || (why == Close::Normal && trace_whole)
+            } else if self.expects_frame() {
+                self.explicit_end || trace_whole || why == Close::Normal
+            } else {
+                !unclosed_trace
+            };
+        // A panic that names the end of another report, standing alone, means the
+        // report itself was lost.
+        let orphan_panic = matches!(&self.head, Head::Panic(m) if is_consequence_panic(m));
+        let corrupted = orphan_panic || !complete || (self.expects_frame() && frame.is_none());
+        let title = self.title(frame.as_deref());
+        let kind = self.kind();
+        let mut report = self.text;
+        if report.ends_with('\n') {
+            report.pop();
+        }
+        Finding {
+            kind,
+            title,
+            frame,
+            corrupted,
+            trace: self.trace,
+            task: self.task,
+            pid: self.pid,
+            cpu: self.cpu,
+            timestamp: self.timestamp,
+            line: self.line,
+            report,
+        }
+    }
+}
+
+/// Panic messages that only ever end another report (oops, `panic_on_warn`, hung task,
+/// lockup and stall panics). After a report in the same boot they belong to it however
+/// far away they are printed; alone they mean that report was lost.
+fn is_consequence_panic(msg: &str) -> bool {
+    [
+        "Fatal exception",
+        "panic_on_warn set",
+        "hung_task: blocked tasks",
+        "softlockup: hung tasks",
+        "Hard LOCKUP",
+        "hard LOCKUP",
+        "RCU Stall",
+    ]
+    .iter()
+    .any(|p| msg.contains(p))
+}
+
+/// Frames a stack walk ends at: task entry from user space, kthreads, idle/boot.
+fn is_bottom(name: &str) -> bool {
+    let n = normalize(name);
+    n.starts_with("el0t_")
+        || n.starts_with("entry_SYSCALL")
+        || n.starts_with("ret_from_fork")
+        || n.starts_with("entry_SYSENTER")
+        || n.starts_with("asm_exc_")
+        || n.starts_with("asm_sysvec_")
+        || matches!(
+            n,
+            "kthread"
+                | "cpu_startup_entry"
+                | "secondary_start_kernel"
+                | "start_kernel"
+                | "rest_init"
+                | "__primary_switched"
+                | "start_secondary"
+                | "common_startup_64"
+                | "x86_64_start_kernel"
+                | "x86_64_start_reservations"
+                | "el1h_64_irq"
+                | "el1h_64_sync"
+        )
+}
+
+/// Streaming console parser. Feed lines (without the newline) with [`Parser::feed`];
+/// call [`Parser::finish`] at the end of the log.
+#[derive(Debug, Default)]
+pub struct Parser {
+    line_no: usize,
+    open: Vec<Report>,
+    last_closed: Option<usize>,
+    boot_had_report: bool,
+}
+
+impl Parser {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Feeds one console line; returns the findings that this line completed.
+    pub fn feed(&mut self, raw: &[u8]) -> Vec<Finding> {
+        self.line_no += 1;
+        let l = line::split(raw);
+        let msg = l.msg;
+        let could_start = detect::may_start(msg);
+        if self.open.is_empty() && !could_start && !msg.starts_with(b"Linux version") {
+            return Vec::new();
+        }
+        let mut out = Vec::new();
+        if detect::is_banner(msg) {
+            self.close_all(Close::Cut, &mut out);
+            self.last_closed = None;
+            self.boot_had_report = false;
+            return out;
+        }
+        let msg_s = String::from_utf8_lossy(msg);
+        let start = if could_start {
+            detect::detect(&msg_s)
+        } else {
+            None
+        };
+        if start.is_none() && self.open.is_empty() {
+            return out;
+        }
+        let raw_s = String::from_utf8_lossy(raw);
+        let raw_s = raw_s.trim_end_matches(['\r', '\n']);
+        let route = self.route(l.caller);
+        if let Some(start) = start {
+            if let Head::Panic(_) = start.head {
+                if let Some((i, _)) = route {
+                    self.open[i].push(raw_s);
+                    return out;
+                }
+                let recent = self
+                    .last_closed
+                    .is_some_and(|c| self.line_no - c <= PANIC_ABSORB_LINES);
+                if self.boot_had_report && (recent || is_consequence_panic(&msg_s)) {
+                    return out;
+                }
+            }
+            if start.oops_line {
+                if let Some((i, _)) = route {
+                    let r = &self.open[i];
+                    let continues = matches!(
+                        r.head,
+                        Head::NullDeref
+                            | Head::PagingFault
+                            | Head::Bug(_)
+                            | Head::Ubsan(_)
+                            | Head::Warning(_)
+                            | Head::Kasan(_)
+                    ) && r.trace_state == TraceState::NotStarted
+                        && r.lines < 40;
+                    if continues {
+                        self.open[i].push(raw_s);
+                        return out;
+                    }
+                }
+            }
+            if let Some((i, false)) = route {
+                // syzkaller-style symbolised logs repeat the head line once per inlined
+                // frame (`BUG: KASAN: ... in inlined_fn file:line [inline]`, then the
+                // outer function): keep the first, treat the rest as continuation.
+                let r = &self.open[i];
+                if r.heads_only && r.head == start.head {
+                    self.open[i].push(raw_s);
+                    return out;
+                }
+                let r = self.open.remove(i);
+                self.emit(r, Close::NewReport, &mut out);
+            }
+            self.boot_had_report = true;
+            self.open
+                .push(Report::new(start, l.caller, self.line_no, l.ts, raw_s));
+            return out;
+        }
+        if let Some((i, foreign)) = route {
+            match self.open[i].add(raw_s, &msg_s, foreign) {
+                Step::Keep => {}
+                Step::CloseBefore | Step::CloseAfter => {
+                    let r = self.open.remove(i);
+                    self.emit(r, Close::Normal, &mut out);
+                }
+                Step::Overflow => {
+                    let r = self.open.remove(i);
+                    self.emit(r, Close::Cut, &mut out);
+                }
+            }
+        }
+        out
+    }
+
+    /// Flushes reports still open at the end of the log (marked corrupted when they
+    /// look cut off).
+    pub fn finish(mut self) -> Vec<Finding> {
+        let mut out = Vec::new();
+        self.close_all(Close::Cut, &mut out);
+        out
+    }
+
+    fn route(&self, caller: Option<Caller>) -> Option<(usize, bool)> {
+        if self.open.is_empty() {
+            return None;
+        }
+        if let Some(i) = self.open.iter().rposition(|r| r.caller == caller) {
+            return Some((i, false));
+        }
+        if self.open.len() == 1 {
+            return Some((0, caller.is_some()));
+        }
+        None
+    }
+
+    fn emit(&mut self, r: Report, why: Close, out: &mut Vec<Finding>) {
+        self.last_closed = Some(self.line_no);
+        out.push(r.into_finding(why));
+    }
+
+    fn close_all(&mut self, why: Close, out: &mut Vec<Finding>) {
+        let open = std::mem::take(&mut self.open);
+        for r in open {
+            self.emit(r, why, out);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(lines: &[&str]) -> Vec<Finding> {
+        let mut p = Parser::new();
+        let mut out = Vec::new();
+        for l in lines {
+            out.extend(p.feed(l.as_bytes()));
+        }
+        out.extend(p.finish());
+        out
+    }
+
+    #[test]
+    fn orphan_fatal_exception_is_corrupted_panic() {
+        let f = run(&[
+            "[ 1.0] Kernel panic - not syncing: Fatal exception",
+            "[ 1.1] Kernel Offset: disabled",
+        ]);
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].kind, Kind::Panic);
+        assert!(f[0].corrupted);
+    }
+
+    #[test]
+    fn crlf_and_no_timestamps() {
+        let f = run(&[
+            "WARNING: CPU: 0 PID: 1 at mm/x.c:1 foo_bar+0x1/0x2\r",
+            "Call Trace:\r",
+            " <TASK>\r",
+            " foo_caller+0x3/0x4\r",
+            " </TASK>\r",
+            "---[ end trace 0000000000000000 ]---\r",
+            "login: \r",
+        ]);
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].title, "WARNING in foo_bar");
+        assert!(!f[0].corrupted);
+        assert_eq!(f[0].trace.len(), 1);
+    }
+
+    #[test]
+    fn warning_words_outside_reports_are_ignored() {
+        let f = run(&[
+            "[ 0.1] Spectre V2 : WARNING: Unprivileged eBPF is enabled",
+            "[ 0.2] WARNING: kernel not compiled with CPU_FREQ.",
+            "[ 0.3] Freeing unused kernel image (initmem) memory: 2660K",
+            "[ 0.4]   Good, all 261 testcases passed! |",
+        ]);
+        assert!(f.is_empty(), "{f:?}");
+    }
+
+    #[test]
+    fn report_text_keeps_prefixes() {
+        let f = run(&[
+            "[   5.000001] kernel BUG at mm/mmap.c:1!",
+            "[   5.000002] RIP: 0010:foo+0x1/0x2",
+            "[   5.000003] ---[ end trace 0000000000000000 ]---",
+            "[   5.000004] ordinary line",
+        ]);
+        assert_eq!(f[0].title, "kernel BUG in foo");
+        assert_eq!(f[0].timestamp, Some(5.000001));
+        assert!(f[0].report.starts_with("[   5.000001] kernel BUG"));
+        assert!(!f[0].report.contains("ordinary"));
+    }
+
+    #[test]
+    fn symbolised_arm64_hung_task_and_new_warning_format() {
+        let f = run(&[
+            "INFO: task udevd:61 blocked for more than 143 seconds.",
+            "      Not tainted 6.7.0 #0",
+            "task:udevd           state:D stack:0     pid:61  tgid:61  ppid:57   flags:0x0000000d",
+            "Call trace:",
+            " __switch_to+0x314/0x560 arch/arm64/kernel/process.c:556",
+            " context_switch kernel/sched/core.c:5376 [inline]",
+            " __schedule+0x1354/0x2360 kernel/sched/core.c:6688",
+            " __schedule_loop kernel/sched/core.c:6763 [inline]",
+            " schedule+0xb8/0x19c kernel/sched/core.c:6778",
+            " io_schedule+0x8c/0x12c kernel/sched/core.c:8998",
+            " folio_wait_bit_common+0x65c/0xb90 mm/filemap.c:1273",
+            " __folio_lock mm/filemap.c:1611 [inline]",
+            " folio_lock include/linux/pagemap.h:1031 [inline]",
+            " vma_reader_path+0x1e4/0xa60 mm/probe.c:10",
+            " el0t_64_sync+0x190/0x194 arch/arm64/kernel/entry.S:595",
+            "------------[ cut here ]------------",
+            "WARNING: mm/probe.c:3938 at vma_check+0x17e/0x1e0 mm/probe.c:3938, CPU#1: syz.0.18/5892",
+            "Modules linked in:",
+            "RIP: 0010:vma_check+0x17e/0x1e0 mm/probe.c:3938",
+            "Call Trace:",
+            " <TASK>",
+            " folio_mark_dirty+0x10a/0x200 mm/page-writeback.c:2792",
+            " </TASK>",
+        ]);
+        assert_eq!(f.len(), 2, "{f:?}");
+        assert_eq!(f[0].title, "INFO: task hung in vma_reader_path");
+        assert_eq!(
+            f[0].trace[1].source.as_deref(),
+            Some("kernel/sched/core.c:5376")
+        );
+        assert_eq!(f[1].title, "WARNING in vma_check");
+        assert_eq!(
+            (f[1].task.as_deref(), f[1].pid, f[1].cpu),
+            (Some("syz.0.18"), Some(5892), Some(1))
+        );
+    }
+
+    #[test]
+    fn arm64_hw_tags_kasan() {
+        let f = run(&[
+            "==================================================================",
+            "BUG: KASAN: invalid-access in vma_start_read+0x2c/0x180",
+            "Read at addr f2ff000003a4c540 by task probe/85",
+            "Pointer tag: [f2], memory tag: [fe]",
+            "",
+            "CPU: 1 UID: 0 PID: 85 Comm: probe Not tainted 6.12.0 #1",
+            "Call trace:",
+            " show_stack+0x20/0x38 (C)",
+            " dump_stack_lvl+0x8c/0xd0",
+            " print_report+0x118/0x5d0",
+            " kasan_report+0xc8/0x118",
+            " __do_kernel_fault+0x17c/0x1e8",
+            " do_tag_check_fault+0x78/0x90",
+            " do_mem_abort+0x48/0xa0",
+            " el1_abort+0x40/0x60",
+            " el1h_64_sync_handler+0xd8/0xe8",
+            " el1h_64_sync+0x64/0x68",
+            " vma_start_read+0x2c/0x180 (P)",
+            " lock_vma_under_rcu+0xf4/0x1c0",
+            "",
+            "The buggy address belongs to the object at ffff000003a4c500",
+            "==================================================================",
+        ]);
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].title, "KASAN: invalid-access Read in vma_start_read");
+        assert_eq!((f[0].task.as_deref(), f[0].pid), (Some("probe"), Some(85)));
+        assert!(!f[0].corrupted);
+    }
+
+    #[test]
+    fn hung_task_buckets_synchronize_rcu() {
+        let f = run(&[
+            "INFO: task kworker/0:1:12 blocked for more than 143 seconds.",
+            "Call Trace:",
+            " <TASK>",
+            " __schedule+0x1/0x2",
+            " schedule+0x1/0x2",
+            " schedule_timeout+0x1/0x2",
+            " wait_for_completion+0x1/0x2",
+            " __wait_rcu_gp+0x1/0x2",
+            " synchronize_rcu+0x1/0x2",
+            " some_subsys_teardown+0x1/0x2",
+            " </TASK>",
+        ]);
+        assert_eq!(f[0].title, "INFO: task hung in synchronize_rcu");
+        assert_eq!(f[0].task.as_deref(), Some("kworker/0:1"));
+        assert_eq!(f[0].pid, Some(12));
+    }
+}
