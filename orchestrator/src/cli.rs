@@ -62,6 +62,12 @@ pub enum Command {
         /// Print one JSON object with a `findings` array.
         #[arg(long)]
         json: bool,
+        /// The kernel's vmlinux: adds file:line to trace frames (needs debug info).
+        #[arg(long)]
+        vmlinux: Option<PathBuf>,
+        /// Binutils prefix for symbolising, e.g. `aarch64-linux-gnu-` for arm64 kernels.
+        #[arg(long, default_value = "")]
+        tool_prefix: String,
     },
 }
 
@@ -166,17 +172,28 @@ pub async fn main(cli: Cli) -> Result<i32, CliError> {
             println!("{}", crate::report::matrix(&cells));
             Ok(crate::report::exit_code(&cells))
         }
-        Command::Parse { log, json } => {
+        Command::Parse {
+            log,
+            json,
+            vmlinux,
+            tool_prefix,
+        } => {
             let f = std::fs::File::open(&log).map_err(|source| CliError::Io {
                 path: log.clone(),
                 source,
             })?;
-            let findings = crate::console::parse(std::io::BufReader::new(f)).map_err(|source| {
-                CliError::Io {
-                    path: log.clone(),
-                    source,
+            let mut findings =
+                crate::console::parse(std::io::BufReader::new(f)).map_err(|source| {
+                    CliError::Io {
+                        path: log.clone(),
+                        source,
+                    }
+                })?;
+            if let Some(v) = &vmlinux {
+                if let Err(e) = crate::console::symbolize(&mut findings, v, &tool_prefix) {
+                    eprintln!("kmatrix: cannot symbolise with {}: {e}", v.display());
                 }
-            })?;
+            }
             if json {
                 println!(
                     "{}",

@@ -384,6 +384,8 @@ impl Engine {
         let deadline = Instant::now() + self.plan.vm.boot_timeout;
         let session = loop {
             if let Some(st) = vm.qemu.try_wait() {
+                // Collect QEMU's last words before quoting them.
+                let _ = vm.qemu.wait().await;
                 return Err(Stop(
                     Verdict::BootFail,
                     format!("QEMU exited ({st}) before SSH answered"),

@@ -255,19 +255,22 @@ impl Proc {
         }
     }
 
-    /// Wait for exit and for its output to be drained.
+    /// Wait for exit and for its output to be drained (also after `try_wait` saw the exit,
+    /// so that the tail holds the child's last words).
     pub async fn wait(&mut self) -> Result<ExitStatus, ProcError> {
-        if let Some(s) = self.status {
-            return Ok(s);
-        }
-        let s = self.child.wait().await.map_err(|source| ProcError::Wait {
-            cmdline: self.cmdline.clone(),
-            source,
-        })?;
+        let s = match self.status {
+            Some(s) => s,
+            None => self.child.wait().await.map_err(|source| ProcError::Wait {
+                cmdline: self.cmdline.clone(),
+                source,
+            })?,
+        };
         for d in self.drains.drain(..) {
             let _ = d.await;
         }
-        self.reaped(s);
+        if self.status.is_none() {
+            self.reaped(s);
+        }
         Ok(s)
     }
 
@@ -287,8 +290,8 @@ impl Proc {
 
     /// SIGTERM the whole group, give it `grace`, then SIGKILL.
     pub async fn terminate(&mut self, grace: Duration) -> Option<ExitStatus> {
-        if let Some(s) = self.try_wait() {
-            return Some(s);
+        if self.try_wait().is_some() {
+            return self.wait().await.ok();
         }
         let _ = killpg(Pid::from_raw(self.pgid), Signal::SIGTERM);
         if let Ok(Ok(s)) = tokio::time::timeout(grace, self.wait()).await {

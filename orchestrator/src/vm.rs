@@ -349,6 +349,7 @@ impl Vm {
                 return Err(reason);
             }
             if let Some(st) = self.qemu.try_wait() {
+                let _ = self.qemu.wait().await;
                 return Err(format!(
                     "QEMU exited ({st}) before the guest printed anything: {}",
                     self.qemu.tail()
