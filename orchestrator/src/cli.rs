@@ -53,6 +53,15 @@ pub enum Command {
         #[command(flatten)]
         sel: Selection,
     },
+    /// Join the run directories of shards into one run directory with every output.
+    Merge {
+        /// Where the merged run goes.
+        #[arg(long)]
+        out: PathBuf,
+        /// Run directories of the shards.
+        #[arg(required = true)]
+        runs: Vec<PathBuf>,
+    },
     /// Re-render every output (results.json, junit.xml, summary.md, report.html, matrix)
     /// from a run directory.
     Report { run_dir: PathBuf },
@@ -79,6 +88,20 @@ pub struct Selection {
     /// Only cells whose id (arch/config/patchset) matches this glob; repeatable.
     #[arg(long)]
     pub only: Vec<String>,
+    /// Run shard K of N (`--shard 1/3`); shards are balanced by expected cost and are
+    /// joined with `kmatrix merge`.
+    #[arg(long, value_parser = parse_shard)]
+    pub shard: Option<(usize, usize)>,
+}
+
+fn parse_shard(s: &str) -> Result<(usize, usize), String> {
+    let (k, n) = s.split_once('/').ok_or("use K/N, e.g. 1/2")?;
+    let k: usize = k.trim().parse().map_err(|_| "K must be a number")?;
+    let n: usize = n.trim().parse().map_err(|_| "N must be a number")?;
+    if n == 0 || k == 0 || k > n {
+        return Err(format!("shard {k}/{n}: need 1 <= K <= N"));
+    }
+    Ok((k, n))
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -89,6 +112,8 @@ pub enum CliError {
     Glob(String, String),
     #[error("--only {0:?} selects no cell; `kmatrix plan` lists the cell ids")]
     NoCells(Vec<String>),
+    #[error("cannot merge: {0}")]
+    Merge(String),
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
@@ -120,6 +145,9 @@ fn load(sel: &Selection) -> Result<Plan, CliError> {
         if plan.cells.is_empty() {
             return Err(CliError::NoCells(sel.only.clone()));
         }
+    }
+    if let Some((k, n)) = sel.shard {
+        plan.cells = crate::plan::shard(&plan.cells, &plan.tests, k, n);
     }
     Ok(plan)
 }
@@ -157,6 +185,7 @@ pub async fn main(cli: Cli) -> Result<i32, CliError> {
             );
             Ok(exit::PASS)
         }
+        Command::Merge { out, runs } => merge(&out, &runs),
         Command::Report { run_dir } => {
             let (spec, cells) =
                 crate::report::load_results(&run_dir).map_err(|source| CliError::Io {
@@ -246,7 +275,14 @@ pub async fn main(cli: Cli) -> Result<i32, CliError> {
 async fn run(sel: Selection, opts: RunOptions, runs_dir: Option<PathBuf>) -> Result<i32, CliError> {
     let plan = load(&sel)?;
     let runs = runs_dir.unwrap_or_else(|| plan.root.join("runs"));
-    let run_dir = runs.join(timestamp());
+    // Unique even for two invocations in the same second (e.g. shards).
+    let stamp = timestamp();
+    let mut run_dir = runs.join(&stamp);
+    let mut n = 1;
+    while run_dir.exists() {
+        n += 1;
+        run_dir = runs.join(format!("{stamp}-{n}"));
+    }
     std::fs::create_dir_all(&run_dir).map_err(|source| CliError::Io {
         path: run_dir.clone(),
         source,
@@ -269,9 +305,13 @@ async fn run(sel: Selection, opts: RunOptions, runs_dir: Option<PathBuf>) -> Res
             }
         }
     });
-    let reporter = tokio::spawn(crate::report::reporter(rx, plan.spec_path.clone()));
+    let meta = crate::report::RunMeta {
+        spec: plan.spec_path.clone(),
+        spec_hash: plan.spec_hash.clone(),
+        shard: sel.shard.map(|(k, n)| format!("{k}/{n}")),
+    };
+    let reporter = tokio::spawn(crate::report::reporter(rx, meta.clone()));
     let baseline = plan.baseline.clone();
-    let spec_path = plan.spec_path.clone();
     let engine = Engine::new(
         plan,
         Cache::from_env(),
@@ -284,11 +324,69 @@ async fn run(sel: Selection, opts: RunOptions, runs_dir: Option<PathBuf>) -> Res
     let mut cells = reporter.await.unwrap_or_default();
     if let Some(b) = &baseline {
         crate::verdict::mark_baseline(&mut cells, b);
-        let _ = crate::report::write_results(&run_dir, &spec_path, &cells);
+        let _ = crate::report::write_results(&run_dir, &meta, &cells);
     }
     let table = crate::report::matrix(&cells);
     println!("\n{table}");
     println!("results: {}", display_rel(&run_dir.join("results.json")));
+    Ok(crate::report::exit_code(&cells))
+}
+
+/// Join shard run directories: same spec, same kernel source, no cell twice.
+fn merge(out: &Path, runs: &[PathBuf]) -> Result<i32, CliError> {
+    let mut meta: Option<crate::report::RunMeta> = None;
+    let mut source: Option<String> = None;
+    let mut cells: Vec<crate::verdict::CellResult> = Vec::new();
+    for r in runs {
+        let (m, cs) = crate::report::load_results(r).map_err(|source| CliError::Io {
+            path: r.clone(),
+            source,
+        })?;
+        match &meta {
+            None => meta = Some(m),
+            Some(first) if first.spec_hash != m.spec_hash => {
+                return Err(CliError::Merge(format!(
+                    "{} ran a different spec ({}) than {} ({})",
+                    r.display(),
+                    m.spec_hash,
+                    runs[0].display(),
+                    first.spec_hash
+                )))
+            }
+            Some(_) => {}
+        }
+        for c in cs {
+            if let Some(id) = &c.source_id {
+                match &source {
+                    Some(s) if s != id => {
+                        return Err(CliError::Merge(format!(
+                            "{} built from kernel source {id}, others from {s}",
+                            r.display()
+                        )))
+                    }
+                    _ => source = Some(id.clone()),
+                }
+            }
+            if cells.iter().any(|x| x.id == c.id) {
+                return Err(CliError::Merge(format!(
+                    "cell {} appears in more than one run",
+                    c.id
+                )));
+            }
+            cells.push(c);
+        }
+    }
+    let mut meta = meta.ok_or_else(|| CliError::Merge("no runs given".into()))?;
+    meta.shard = None;
+    std::fs::create_dir_all(out).map_err(|source| CliError::Io {
+        path: out.to_owned(),
+        source,
+    })?;
+    crate::report::write_results(out, &meta, &cells).map_err(|source| CliError::Io {
+        path: out.to_owned(),
+        source,
+    })?;
+    println!("{}", crate::report::matrix(&cells));
     Ok(crate::report::exit_code(&cells))
 }
 

@@ -135,6 +135,7 @@ impl Engine {
             self.tree = Some(t);
         }
         let pristine = self.tree.clone().ok_or_else(|| infra("no tree".into()))?;
+        result.source_id = Some(pristine.id.clone());
 
         self.phase(
             cell,
@@ -648,6 +649,7 @@ mod tests {
         };
         let plan = Plan {
             spec_path: dir.join("kmatrix.yaml"),
+            spec_hash: "test".into(),
             root: dir.into(),
             source: SourceSpec::Path(dir.into()),
             cells: vec![cell.clone()],

@@ -153,6 +153,8 @@ pub struct VmSettings {
 #[derive(Debug, Clone)]
 pub struct Plan {
     pub spec_path: PathBuf,
+    /// Hash of the spec text: shards of different specs must not be merged.
+    pub spec_hash: String,
     /// The spec file's folder: relative paths were resolved against it.
     pub root: PathBuf,
     pub source: SourceSpec,
@@ -161,4 +163,99 @@ pub struct Plan {
     pub vm: VmSettings,
     pub baseline: Option<String>,
     pub jobs: usize,
+}
+
+/// Expected relative cost of a cell, for balancing shards: arm64 under TCG is several
+/// times slower to build (cross) and to run; cells that run the probe hold the guest
+/// for its hang control.
+pub fn cost(cell: &Cell, tests: &[TestSpec]) -> u64 {
+    let arch = match cell.arch {
+        Arch::X86_64 => 10,
+        Arch::Arm64 => 25,
+    };
+    let run: u64 = tests
+        .iter()
+        .filter(|t| t.applies_to(cell))
+        .map(|t| t.duration.as_secs())
+        .sum();
+    arch * 30 + run * arch / 10
+}
+
+/// The cells of shard `k` of `n` (1-based): greedy longest-processing-time assignment,
+/// deterministic for a given plan, so separate invocations agree without talking.
+pub fn shard(cells: &[Cell], tests: &[TestSpec], k: usize, n: usize) -> Vec<Cell> {
+    let mut order: Vec<&Cell> = cells.iter().collect();
+    order.sort_by(|a, b| {
+        cost(b, tests)
+            .cmp(&cost(a, tests))
+            .then_with(|| a.id().cmp(&b.id()))
+    });
+    let mut load = vec![0u64; n];
+    let mut mine = Vec::new();
+    for c in order {
+        let (i, _) = load
+            .iter()
+            .enumerate()
+            .min_by_key(|(i, l)| (**l, *i))
+            .unwrap_or((0, &0));
+        load[i] += cost(c, tests);
+        if i + 1 == k {
+            mine.push(c.id());
+        }
+    }
+    // Keep the plan's own order within the shard.
+    cells
+        .iter()
+        .filter(|c| mine.contains(&c.id()))
+        .cloned()
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cells() -> Vec<Cell> {
+        let mut v = Vec::new();
+        for arch in [Arch::X86_64, Arch::Arm64] {
+            for config in ["pvl-on", "pvl-off"] {
+                for patchset in ["base", "v2", "v3"] {
+                    v.push(Cell {
+                        arch,
+                        config: config.into(),
+                        patchset: patchset.into(),
+                        base_config: "tinyconfig".into(),
+                        fragments: vec![],
+                        patches: vec![],
+                    });
+                }
+            }
+        }
+        v
+    }
+
+    #[test]
+    fn shards_partition_the_cells_and_balance_cost() {
+        let cells = cells();
+        let a = shard(&cells, &[], 1, 2);
+        let b = shard(&cells, &[], 2, 2);
+        assert_eq!(a.len() + b.len(), cells.len());
+        for c in &cells {
+            let in_a = a.iter().any(|x| x.id() == c.id());
+            let in_b = b.iter().any(|x| x.id() == c.id());
+            assert!(in_a ^ in_b, "{} in exactly one shard", c.id());
+        }
+        let total = |s: &[Cell]| s.iter().map(|c| cost(c, &[])).sum::<u64>();
+        // Both shards hold arm64 cells: balanced by cost, not by count or order.
+        assert!(a.iter().any(|c| c.arch == Arch::Arm64) && b.iter().any(|c| c.arch == Arch::Arm64));
+        assert_eq!(total(&a), total(&b));
+        // Deterministic.
+        assert_eq!(
+            shard(&cells, &[], 1, 2)
+                .iter()
+                .map(|c| c.id())
+                .collect::<Vec<_>>(),
+            a.iter().map(|c| c.id()).collect::<Vec<_>>()
+        );
+    }
 }

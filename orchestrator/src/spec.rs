@@ -223,7 +223,11 @@ pub fn parse(path: &Path, text: &str) -> Result<Plan, SpecError> {
             message,
         }
     })?;
-    validate(path, text, raw)
+    let mut h = crate::cache::Hasher::new("spec");
+    h.field(text.as_bytes());
+    let mut plan = validate(path, text, raw)?;
+    plan.spec_hash = h.finish();
+    Ok(plan)
 }
 
 fn validate(path: &Path, text: &str, raw: RawSpec) -> Result<Plan, SpecError> {
@@ -465,6 +469,7 @@ fn validate(path: &Path, text: &str, raw: RawSpec) -> Result<Plan, SpecError> {
 
     Ok(Plan {
         spec_path: path.to_owned(),
+        spec_hash: String::new(),
         root,
         source,
         cells,

@@ -119,6 +119,9 @@ pub struct CellResult {
     pub accel: Option<String>,
     /// Set when the accelerator differs from the first choice (e.g. KVM failed here).
     pub accel_note: Option<String>,
+    /// Identity of the kernel source tree (package and version, or path and git state).
+    #[serde(default)]
+    pub source_id: Option<String>,
     pub kernel_cached: Option<bool>,
     pub kernel_key: Option<String>,
     pub tests: Vec<TestResult>,
@@ -155,6 +158,7 @@ impl CellResult {
             details: vec![],
             accel: None,
             accel_note: None,
+            source_id: None,
             kernel_cached: None,
             kernel_key: None,
             tests: vec![],

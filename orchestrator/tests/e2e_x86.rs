@@ -351,3 +351,98 @@ fn ctrl_c_during_a_build_stops_make_and_still_writes_results() {
         serde_json::from_str(&std::fs::read_to_string(dir.join("results.json")).unwrap()).unwrap();
     assert_eq!(results["cells"][0]["verdict"], "INTERRUPTED");
 }
+
+#[test]
+#[ignore = "needs the kernel source; run with --include-ignored"]
+fn two_shards_merged_give_the_same_results_as_one_run() {
+    let spec = spec("shard.yaml");
+    let whole = tempfile::tempdir().unwrap();
+    let one = run("build", &spec, &[], whole.path());
+    let verdicts = |cells: &Value| {
+        let mut v: Vec<(String, String)> = cells
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| {
+                (
+                    c["id"].as_str().unwrap().to_string(),
+                    c["verdict"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(verdicts(&one.results["cells"]).len(), 8);
+
+    let mut dirs = Vec::new();
+    let mut tmp = Vec::new();
+    for k in 1..=2 {
+        let t = tempfile::tempdir().unwrap();
+        let out = kmatrix()
+            .args(["build", "--shard", &format!("{k}/2"), "--spec"])
+            .arg(&spec)
+            .arg("--runs-dir")
+            .arg(t.path())
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        dirs.push(std::fs::canonicalize(t.path().join("latest")).unwrap());
+        tmp.push(t);
+    }
+    let merged = tempfile::tempdir().unwrap();
+    let out = kmatrix()
+        .arg("merge")
+        .arg("--out")
+        .arg(merged.path())
+        .args(&dirs)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let m: Value =
+        serde_json::from_str(&std::fs::read_to_string(merged.path().join("results.json")).unwrap())
+            .unwrap();
+    assert_eq!(verdicts(&m["cells"]), verdicts(&one.results["cells"]));
+    assert!(
+        merged.path().join("junit.xml").is_file() && merged.path().join("report.html").is_file()
+    );
+
+    // A shard of another spec is refused.
+    let other = tempfile::tempdir().unwrap();
+    run(
+        "build",
+        &spec_path_variant(&spec, other.path()),
+        &["x86_64/off/conflict"],
+        other.path(),
+    );
+    let foreign = std::fs::canonicalize(other.path().join("latest")).unwrap();
+    let out = kmatrix()
+        .arg("merge")
+        .arg("--out")
+        .arg(tempfile::tempdir().unwrap().path())
+        .arg(&dirs[0])
+        .arg(&foreign)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("different spec"));
+}
+
+/// The same spec with one comment more, in a folder beside the original's (so relative
+/// paths still resolve): a different spec as far as merge is concerned.
+fn spec_path_variant(spec: &Path, _dir: &Path) -> PathBuf {
+    let text = std::fs::read_to_string(spec).unwrap();
+    let p = spec.with_file_name("shard-variant.yaml");
+    std::fs::write(&p, format!("{text}# variant\n")).unwrap();
+    p
+}

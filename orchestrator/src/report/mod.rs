@@ -16,10 +16,21 @@ use std::time::Instant;
 /// Version of the `results.json` layout (documented in README).
 pub const SCHEMA_VERSION: u32 = 1;
 
+/// What identifies a run besides its cells.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct RunMeta {
+    pub spec: PathBuf,
+    pub spec_hash: String,
+    /// `K/N` when this run is one shard of the matrix.
+    #[serde(default)]
+    pub shard: Option<String>,
+}
+
 #[derive(serde::Serialize)]
 struct ResultsFile<'a> {
     schema: u32,
-    spec: &'a Path,
+    #[serde(flatten)]
+    meta: &'a RunMeta,
     run_dir: &'a Path,
     cells: &'a [CellResult],
 }
@@ -27,12 +38,13 @@ struct ResultsFile<'a> {
 #[derive(serde::Deserialize)]
 struct LoadedResults {
     schema: u32,
-    spec: PathBuf,
+    #[serde(flatten)]
+    meta: RunMeta,
     cells: Vec<CellResult>,
 }
 
 /// Read a run directory's results.json back (for `kmatrix report`, resume, merge).
-pub fn load_results(run_dir: &Path) -> std::io::Result<(PathBuf, Vec<CellResult>)> {
+pub fn load_results(run_dir: &Path) -> std::io::Result<(RunMeta, Vec<CellResult>)> {
     let path = run_dir.join("results.json");
     let text = std::fs::read_to_string(&path)?;
     let r: LoadedResults = serde_json::from_str(&text)
@@ -44,15 +56,15 @@ pub fn load_results(run_dir: &Path) -> std::io::Result<(PathBuf, Vec<CellResult>
             r.schema
         )));
     }
-    Ok((r.spec, r.cells))
+    Ok((r.meta, r.cells))
 }
 
 /// Write every result file of a run: results.json, junit.xml, summary.md, report.html,
 /// matrix.txt; each atomically, so an interrupted run keeps a consistent set.
-pub fn write_results(run_dir: &Path, spec: &Path, cells: &[CellResult]) -> std::io::Result<()> {
+pub fn write_results(run_dir: &Path, meta: &RunMeta, cells: &[CellResult]) -> std::io::Result<()> {
     let json = serde_json::to_vec_pretty(&ResultsFile {
         schema: SCHEMA_VERSION,
-        spec,
+        meta,
         run_dir,
         cells,
     })
@@ -61,7 +73,7 @@ pub fn write_results(run_dir: &Path, spec: &Path, cells: &[CellResult]) -> std::
     w("results.json", &json)?;
     w("junit.xml", junit::render(cells).as_bytes())?;
     w("summary.md", markdown::render(cells).as_bytes())?;
-    let title = format!("kmatrix: {}", spec.display());
+    let title = format!("kmatrix: {}", meta.spec.display());
     w("report.html", html::render(cells, &title).as_bytes())?;
     w("matrix.txt", matrix(cells).as_bytes())
 }
@@ -69,7 +81,7 @@ pub fn write_results(run_dir: &Path, spec: &Path, cells: &[CellResult]) -> std::
 /// Consume events until the run ends; returns the finished cells in order.
 pub async fn reporter(
     mut rx: tokio::sync::mpsc::UnboundedReceiver<Event>,
-    spec: PathBuf,
+    meta: RunMeta,
 ) -> Vec<CellResult> {
     let tty = std::io::stderr().is_terminal();
     let multi = MultiProgress::new();
@@ -132,7 +144,7 @@ pub async fn reporter(
                 }
                 line(msg);
                 done.push(*result);
-                if let Err(e) = write_results(&run_dir, &spec, &done) {
+                if let Err(e) = write_results(&run_dir, &meta, &done) {
                     line(format!(
                         "cannot write {}/results.json: {e}",
                         run_dir.display()
