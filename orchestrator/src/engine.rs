@@ -420,13 +420,10 @@ impl Engine {
             }
             tokio::time::sleep(Duration::from_millis(250)).await;
         };
-        self.note(
-            cell,
-            format!(
-                "ssh ready {:.1}s after QEMU start",
-                vm.started.elapsed().as_secs_f64()
-            ),
-        );
+        let ready = vm.started.elapsed().as_secs_f64();
+        result.ssh_ready_secs = Some(ready);
+        result.kernel_init_secs = kernel_init_time(&vm.console());
+        self.note(cell, format!("ssh ready {ready:.1}s after QEMU start"));
         let session = std::sync::Arc::new(session);
         let tests_dir = dir.join("tests");
         std::fs::create_dir_all(&tests_dir).map_err(|e| infra(e.to_string()))?;
@@ -536,6 +533,16 @@ impl Engine {
         .await;
         Ok(())
     }
+}
+
+/// The kernel's own timestamp of starting init (`[    2.707809] Run /init as init process`).
+pub fn kernel_init_time(console: &str) -> Option<f64> {
+    console
+        .lines()
+        .find(|l| l.contains("Run /init as init process"))
+        .and_then(|l| l.trim_start().strip_prefix('['))
+        .and_then(|l| l.split(']').next())
+        .and_then(|t| t.trim().parse().ok())
 }
 
 /// Has the console, past `from`, a report after which the kernel is damaged (oops, BUG,
@@ -719,6 +726,13 @@ mod tests {
         let mut r = CellResult::new(cell, cdir.clone());
         let out = e.boot_and_test(cell, &cdir, &k, &i, &mut r).await;
         (out, r)
+    }
+
+    #[test]
+    fn kernel_init_time_from_console() {
+        let c = "[    2.672793] Freeing unused kernel image\n[    2.707809] Run /init as init process\n";
+        assert_eq!(kernel_init_time(c), Some(2.707809));
+        assert_eq!(kernel_init_time("no timestamps\n"), None);
     }
 
     #[tokio::test]

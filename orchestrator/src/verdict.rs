@@ -123,6 +123,12 @@ pub struct CellResult {
     #[serde(default)]
     pub source_id: Option<String>,
     pub kernel_cached: Option<bool>,
+    /// Seconds from QEMU's start to an authenticated SSH session.
+    #[serde(default)]
+    pub ssh_ready_secs: Option<f64>,
+    /// The kernel's own timestamp of starting init (console printk time).
+    #[serde(default)]
+    pub kernel_init_secs: Option<f64>,
     pub kernel_key: Option<String>,
     pub tests: Vec<TestResult>,
     pub findings: Vec<Finding>,
@@ -160,6 +166,8 @@ impl CellResult {
             accel_note: None,
             source_id: None,
             kernel_cached: None,
+            ssh_ready_secs: None,
+            kernel_init_secs: None,
             kernel_key: None,
             tests: vec![],
             findings: vec![],
