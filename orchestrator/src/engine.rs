@@ -520,7 +520,11 @@ impl Engine {
             }
             // After a hang or a fatal report the kernel is not fit to judge further tests.
             let stop = tr.timed_out || fatal_since.is_some() || vm.qemu.try_wait().is_some();
+            let hung = tr.timed_out || tr.error.is_some();
             result.tests.push(tr);
+            if hung && vm.qemu.try_wait().is_none() {
+                result.forensics = Some(self.forensics(cell, vm, &target).await);
+            }
             if stop {
                 return Ok(());
             }
@@ -568,6 +572,39 @@ fn fatal_report_since(console: &Path, from: u64) -> bool {
             })
         })
         .unwrap_or(false)
+}
+
+impl Engine {
+    /// Hang forensics: ask the kernel for blocked-task (sysrq w) and all-CPU (sysrq l)
+    /// backtraces over a fresh SSH session, then give its detectors a bounded moment to
+    /// print. The dumps land in console.log. Returns what was done.
+    async fn forensics(&self, cell: &Cell, vm: &mut Vm, target: &Target) -> String {
+        self.note(cell, "collecting hang forensics (sysrq w, l)");
+        let t = target.clone();
+        let done = tokio::task::spawn_blocking(move || {
+            let s = guest::connect(&t, Duration::from_secs(10))?;
+            guest::exec(
+                &s,
+                "echo w > /proc/sysrq-trigger; echo l > /proc/sysrq-trigger",
+                Duration::from_secs(30),
+                None,
+                None,
+            )
+        })
+        .await;
+        let how = match done {
+            Ok(Ok(_)) => "sysrq w and l over ssh".to_string(),
+            Ok(Err(e)) => format!("ssh unreachable for sysrq ({e}); console only"),
+            Err(e) => format!("ssh thread failed ({e}); console only"),
+        };
+        // The hung-task detector and the sysrq dumps print asynchronously.
+        let wait = self.plan.vm.hung_task_timeout.min(Duration::from_secs(15));
+        let until = Instant::now() + wait;
+        while Instant::now() < until && vm.qemu.try_wait().is_none() {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        how
+    }
 }
 
 fn infra(msg: String) -> Stop {

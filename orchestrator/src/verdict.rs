@@ -123,6 +123,9 @@ pub struct CellResult {
     #[serde(default)]
     pub source_id: Option<String>,
     pub kernel_cached: Option<bool>,
+    /// What was collected when a test hung (sysrq dumps over SSH, or console only).
+    #[serde(default)]
+    pub forensics: Option<String>,
     /// Seconds from QEMU's start to an authenticated SSH session.
     #[serde(default)]
     pub ssh_ready_secs: Option<f64>,
@@ -166,6 +169,7 @@ impl CellResult {
             accel_note: None,
             source_id: None,
             kernel_cached: None,
+            forensics: None,
             ssh_ready_secs: None,
             kernel_init_secs: None,
             kernel_key: None,

@@ -238,6 +238,9 @@ pub fn matrix(cells: &[CellResult]) -> String {
         for d in &c.details {
             out.push_str(&format!("  {d}\n"));
         }
+        if let Some(f) = &c.forensics {
+            out.push_str(&format!("  hang forensics: {f} (see console.log)\n"));
+        }
         if !c.vmstat_after.is_empty() {
             let delta = |k: &str| {
                 c.vmstat_after.get(k).copied().unwrap_or(0)
