@@ -1,0 +1,216 @@
+//! Every output of a run (results.json, junit.xml, summary.md, report.html, matrix.txt)
+//! for a matrix holding a passing, a failing, a hanging, a build-failing and a
+//! patch-failing cell; junit.xml is validated against a JUnit schema with xmllint.
+
+use kmatrix::console::{Finding, Frame, Kind};
+use kmatrix::ktap;
+use kmatrix::plan::{Arch, Cell};
+use kmatrix::report::{self, RunMeta};
+use kmatrix::verdict::{CellResult, TestResult, Verdict};
+use std::path::Path;
+
+fn cell(arch: Arch, config: &str, patchset: &str, dir: &Path) -> CellResult {
+    let c = Cell {
+        arch,
+        config: config.into(),
+        patchset: patchset.into(),
+        base_config: "tinyconfig".into(),
+        fragments: vec![],
+        patches: vec![],
+    };
+    CellResult::new(&c, dir.join(c.dir_name()))
+}
+
+fn test(name: &str, ktap_text: &str, status: Option<i32>, timed_out: bool) -> TestResult {
+    TestResult {
+        name: name.into(),
+        exit_status: status,
+        ktap: ktap::parse(ktap_text),
+        timed_out,
+        seconds: 12.0,
+        result_file: None,
+        error: timed_out.then(|| "overran its timeout of 120s".to_string()),
+    }
+}
+
+fn finding(kind: Kind, title: &str, frames: &[&str]) -> Finding {
+    Finding {
+        kind,
+        title: title.into(),
+        frame: frames.first().map(|s| s.to_string()),
+        corrupted: false,
+        trace: frames
+            .iter()
+            .map(|f| Frame {
+                function: f.to_string(),
+                offset: Some(0x3c),
+                size: Some(0x90),
+                module: None,
+                source: None,
+            })
+            .collect(),
+        task: Some("tcp_zerocopy_vs".into()),
+        pid: Some(91),
+        cpu: Some(1),
+        timestamp: Some(31.5),
+        line: 3,
+        report: format!("{title}\n<report body & <b>not html</b>>"),
+    }
+}
+
+const OK: &str = "TAP version 13\n1..2\nok 1 a\nok 2 b\n";
+
+fn matrix(dir: &Path) -> Vec<CellResult> {
+    let mut pass = cell(Arch::X86_64, "pvl-on", "base", dir);
+    pass.verdict = Verdict::Pass;
+    pass.accel = Some("tcg".into());
+    pass.tests = vec![test("faults_vs_writers", OK, Some(0), false)];
+
+    let mut fail = cell(Arch::X86_64, "pvl-on", "v2", dir);
+    fail.verdict = Verdict::Fail;
+    fail.reason = Some(
+        "BUG: unable to handle kernel NULL pointer dereference in vma_start_read_unlocked".into(),
+    );
+    fail.tests = vec![test(
+        "tcp_zerocopy_vs_writers",
+        "TAP version 13\n1..2\nok 1 a\n",
+        None,
+        false,
+    )];
+    fail.findings = vec![finding(
+        Kind::NullDeref,
+        "BUG: unable to handle kernel NULL pointer dereference in vma_start_read_unlocked",
+        &[
+            "vma_start_read_unlocked",
+            "tcp_zerocopy_receive",
+            "do_tcp_getsockopt",
+        ],
+    )];
+    fail.expected_by = vec![None];
+
+    let mut hang = cell(Arch::X86_64, "pvl-on", "v3", dir);
+    hang.verdict = Verdict::Hang;
+    hang.reason = Some("test vma_probe overran its timeout".into());
+    hang.tests = vec![test(
+        "vma_probe",
+        "TAP version 13\n1..5\nok 1 lookup\n",
+        None,
+        true,
+    )];
+    hang.findings = vec![finding(
+        Kind::HungTask,
+        "INFO: task hung in __vma_start_write",
+        &["__vma_start_write", "mprotect_fixup"],
+    )];
+    hang.expected_by = vec![None];
+
+    let mut build = cell(Arch::X86_64, "pvl-off", "v2", dir);
+    build.verdict = Verdict::BuildFail;
+    build.reason = Some("../net/ipv4/tcp.c:2175:35: error: implicit declaration of function 'vma_start_read_unlocked'".into());
+    build.details = vec![
+        "../net/ipv4/tcp.c:2175:35: error: implicit declaration of function 'vma_start_read_unlocked' [-Werror=implicit-function-declaration]".into(),
+    ];
+
+    let mut patch = cell(Arch::X86_64, "pvl-off", "v3", dir);
+    patch.verdict = Verdict::PatchFail;
+    patch.reason = Some("patches/v3/0001-mm.patch does not apply".into());
+    patch.details = vec!["Hunk #1 FAILED at 338.".into()];
+    vec![pass, fail, hang, build, patch]
+}
+
+#[test]
+fn every_output_shows_each_verdict_and_junit_is_schema_valid() {
+    let d = tempfile::tempdir().unwrap();
+    let cells = matrix(d.path());
+    let meta = RunMeta {
+        spec: "kmatrix.yaml".into(),
+        spec_hash: "h".into(),
+        shard: None,
+    };
+    report::write_results(d.path(), &meta, &cells).unwrap();
+
+    // results.json reads back to the same verdicts.
+    let (m, back) = report::load_results(d.path()).unwrap();
+    assert_eq!(m.spec_hash, "h");
+    let verdicts: Vec<&str> = back.iter().map(|c| c.verdict.label()).collect();
+    assert_eq!(
+        verdicts,
+        ["PASS", "FAIL", "HANG", "BUILD-FAIL", "PATCH-FAIL"]
+    );
+
+    // The terminal matrix: rows arch/config, columns patchsets.
+    let text = std::fs::read_to_string(d.path().join("matrix.txt")).unwrap();
+    let rows: Vec<&str> = text.lines().take(4).collect();
+    assert_eq!(
+        rows[0].split_whitespace().collect::<Vec<_>>(),
+        ["arch/config", "base", "v2", "v3"]
+    );
+    assert!(
+        rows[2].starts_with("x86_64/pvl-off")
+            && rows[2].contains("BUILD-FAIL")
+            && rows[2].contains("PATCH-FAIL"),
+        "{text}"
+    );
+    assert!(
+        rows[3].starts_with("x86_64/pvl-on")
+            && rows[3].contains("PASS")
+            && rows[3].contains("FAIL (1 report)")
+            && rows[3].contains("HANG (1 report)"),
+        "{text}"
+    );
+
+    // junit.xml: schema-valid, a failure per problem, the finding's title in it.
+    let junit = d.path().join("junit.xml");
+    let xsd = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/junit.xsd");
+    let out = std::process::Command::new("xmllint")
+        .arg("--noout")
+        .arg("--schema")
+        .arg(&xsd)
+        .arg(&junit)
+        .output()
+        .expect("xmllint (libxml2-utils; scripts/setup-host installs it)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let x = std::fs::read_to_string(&junit).unwrap();
+    assert_eq!(x.matches("<testsuite ").count(), 5);
+    assert!(x.contains("message=\"BUG: unable to handle kernel NULL pointer dereference in vma_start_read_unlocked\""));
+    assert!(x.contains("message=\"BUILD-FAIL: ../net/ipv4/tcp.c:2175:35"));
+    assert!(x.contains("message=\"PATCH-FAIL: patches/v3/0001-mm.patch does not apply\""));
+    assert!(x.contains("name=\"vma_probe\"") && x.contains("overran its timeout"));
+    assert!(
+        x.contains("&lt;b&gt;not html&lt;/b&gt;"),
+        "escaped report text"
+    );
+    let pass_suite = x.split("<testsuite ").nth(1).unwrap();
+    assert!(pass_suite.contains("failures=\"0\""), "{pass_suite}");
+
+    // summary.md: the table and the findings.
+    let md = std::fs::read_to_string(d.path().join("summary.md")).unwrap();
+    assert!(
+        md.contains("| x86_64/pvl-on | **PASS** | **FAIL** (1) | **HANG** (1) |"),
+        "{md}"
+    );
+    assert!(
+        md.contains("| x86_64/pvl-off | - | **BUILD-FAIL** | **PATCH-FAIL** |"),
+        "{md}"
+    );
+    assert!(md.contains(
+        "`BUG: unable to handle kernel NULL pointer dereference in vma_start_read_unlocked`"
+    ));
+
+    // report.html: self-contained (no external resource), matrix, findings with traces.
+    let html = std::fs::read_to_string(d.path().join("report.html")).unwrap();
+    assert!(!html.contains("http://") && !html.contains("https://") && !html.contains("src="));
+    assert!(html.contains("<table id=\"matrix\">"));
+    for v in ["PASS", "FAIL", "HANG", "BUILD-FAIL", "PATCH-FAIL"] {
+        assert!(html.contains(&format!("<b>{v}</b>")), "{v} missing");
+    }
+    assert!(html.contains("<pre class=\"trace\">vma_start_read_unlocked\ntcp_zerocopy_receive"));
+    assert!(
+        html.contains("href=\"#x86_64-pvl-on-v2\"") && html.contains("id=\"x86_64-pvl-on-v2\"")
+    );
+    assert!(!html.contains("<b>not html</b>"));
+}
