@@ -220,7 +220,34 @@ pub async fn build(
         });
     }
 
-    // 5. the build itself.
+    // 5. Files the patches touch first: a compile error there is known in a minute or
+    //    two, not after most of the kernel was built (Kbuild builds net/ near the end).
+    let enabled = kconfig::parse(&final_cfg);
+    let touched: Vec<String> = touched_objects(&cell.patches)
+        .into_iter()
+        .filter(|o| object_enabled(&tree.path, &enabled, o))
+        .collect();
+    if !touched.is_empty() {
+        let refs: Vec<&str> = touched.iter().map(String::as_str).collect();
+        let mut args = vec!["-k"];
+        args.extend(refs);
+        let spec = make(&args, jobs);
+        append(&log, &format!("$ {}\n", spec.display()));
+        if let Ok(mut p) = proc::spawn(&spec) {
+            if let Ok(st) = p.wait().await {
+                let text = std::fs::read_to_string(&log).unwrap_or_default();
+                let errors: Vec<String> = first_errors(&text, 10)
+                    .into_iter()
+                    .filter(|l| l.contains("error:"))
+                    .collect();
+                if !st.success() && !errors.is_empty() {
+                    return Ok(BuildOutcome::Failed { errors, log });
+                }
+            }
+        }
+    }
+
+    // 6. the build itself.
     let (target, image_rel) = cell.arch.image_target();
     let spec = make(&[target], jobs);
     append(&log, &format!("$ {}\n", spec.display()));
@@ -242,7 +269,7 @@ pub async fn build(
         });
     }
 
-    // 6. publish into the cache atomically.
+    // 7. publish into the cache atomically.
     let tmp = out.with_extension("tmp");
     let _ = std::fs::remove_dir_all(&tmp);
     std::fs::create_dir_all(&tmp).map_err(io(&tmp))?;
@@ -300,6 +327,98 @@ fn append(path: &Path, text: &str) {
     {
         let _ = f.write_all(text.as_bytes());
     }
+}
+
+/// Object files for the C files a patch series touches (`+++ b/net/ipv4/tcp.c` ->
+/// `net/ipv4/tcp.o`), in first-seen order.
+pub fn touched_objects(patches: &[PathBuf]) -> Vec<String> {
+    let mut v: Vec<String> = Vec::new();
+    for p in patches {
+        let Ok(text) = std::fs::read_to_string(p) else {
+            continue;
+        };
+        for l in text.lines() {
+            let Some(path) = l.strip_prefix("+++ b/") else {
+                continue;
+            };
+            let path = path.split_whitespace().next().unwrap_or_default();
+            if let Some(stem) = path.strip_suffix(".c") {
+                let o = format!("{stem}.o");
+                if !v.contains(&o) {
+                    v.push(o);
+                }
+            }
+        }
+    }
+    v
+}
+
+/// Is `obj` (e.g. `net/ipv4/tcp.o`) built in this config? Read from the Kbuild
+/// Makefiles: `obj-y += x.o` or `obj-$(CONFIG_X) += x.o` with X=y, and the same for each
+/// folder up to a top-level one. Anything less plain counts as "don't know" (false), since
+/// compiling a file alone that the config leaves out would fail for the wrong reason.
+pub fn object_enabled(
+    tree: &Path,
+    config: &std::collections::BTreeMap<String, String>,
+    obj: &str,
+) -> bool {
+    let mut item = obj.to_string();
+    let mut dir = match Path::new(obj).parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
+        _ => return false,
+    };
+    loop {
+        let name = Path::new(&item)
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let token = if item.ends_with('/') {
+            format!("{name}/")
+        } else {
+            name
+        };
+        let mk = ["Makefile", "Kbuild"]
+            .iter()
+            .find_map(|m| std::fs::read_to_string(tree.join(&dir).join(m)).ok());
+        let Some(mk) = mk else { return false };
+        if !listed_as_enabled(&mk.replace("\\\n", " "), &token, config) {
+            return false;
+        }
+        // Up one folder: the folder itself must be listed in its parent.
+        match dir.parent() {
+            Some(p) if !p.as_os_str().is_empty() => {
+                item = format!("{}/", dir.display());
+                dir = p.to_owned();
+            }
+            _ => return true,
+        }
+    }
+}
+
+fn listed_as_enabled(
+    makefile: &str,
+    token: &str,
+    config: &std::collections::BTreeMap<String, String>,
+) -> bool {
+    for stmt in makefile.lines() {
+        let Some((lhs, rhs)) = stmt.split_once('=') else {
+            continue;
+        };
+        if !rhs.split_whitespace().any(|t| t == token) {
+            continue;
+        }
+        let lhs = lhs.trim().trim_end_matches([':', '+', '?']).trim();
+        if lhs == "obj-y" {
+            return true;
+        }
+        if let Some(sym) = lhs
+            .strip_prefix("obj-$(CONFIG_")
+            .and_then(|r| r.strip_suffix(')'))
+        {
+            return config.get(sym).is_some_and(|v| v == "y");
+        }
+    }
+    false
 }
 
 /// The first compiler/linker errors in a build log (`file:line:col: error: ...`).
@@ -389,6 +508,56 @@ mod tests {
                 "-j4",
                 "Image"
             ]
+        );
+    }
+
+    #[test]
+    fn touched_objects_come_from_the_patch_headers() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("0001.patch");
+        std::fs::write(
+            &p,
+            "--- a/mm/mmap_lock.c\n+++ b/mm/mmap_lock.c\t2026-06-10\n@@\n--- a/include/linux/mmap_lock.h\n+++ b/include/linux/mmap_lock.h\n--- a/net/ipv4/tcp.c\n+++ b/net/ipv4/tcp.c\n",
+        )
+        .unwrap();
+        assert_eq!(touched_objects(&[p]), ["mm/mmap_lock.o", "net/ipv4/tcp.o"]);
+    }
+
+    #[test]
+    fn object_enabled_follows_kbuild_lists_and_config() {
+        let d = tempfile::tempdir().unwrap();
+        let t = d.path();
+        std::fs::create_dir_all(t.join("net/ipv4")).unwrap();
+        std::fs::create_dir_all(t.join("mm")).unwrap();
+        std::fs::write(t.join("net/Makefile"), "obj-$(CONFIG_INET)\t\t+= ipv4/\n").unwrap();
+        std::fs::write(
+            t.join("net/ipv4/Makefile"),
+            "obj-y     := route.o \\\n\t     tcp.o tcp_input.o\nobj-$(CONFIG_TCP_CONG_HTCP) += tcp_htcp.o\n",
+        )
+        .unwrap();
+        std::fs::write(
+            t.join("mm/Makefile"),
+            "obj-$(CONFIG_KMATRIX_VMA_PROBE) += kmatrix_vma_probe.o\nmmu-y := nommu.o\n",
+        )
+        .unwrap();
+        let cfg = crate::kconfig::parse("CONFIG_INET=y\nCONFIG_TCP_CONG_HTCP=m\n");
+        assert!(object_enabled(t, &cfg, "net/ipv4/tcp.o"));
+        assert!(
+            !object_enabled(t, &cfg, "net/ipv4/tcp_htcp.o"),
+            "=m is not built in"
+        );
+        assert!(
+            !object_enabled(t, &cfg, "mm/kmatrix_vma_probe.o"),
+            "symbol unset"
+        );
+        assert!(
+            !object_enabled(t, &cfg, "mm/nommu.o"),
+            "indirect list: don't know"
+        );
+        let no_inet = crate::kconfig::parse("");
+        assert!(
+            !object_enabled(t, &no_inet, "net/ipv4/tcp.o"),
+            "folder not built"
         );
     }
 
