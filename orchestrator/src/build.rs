@@ -238,6 +238,9 @@ pub async fn build(
                 let text = std::fs::read_to_string(&log).unwrap_or_default();
                 let errors: Vec<String> = first_errors(&text, 10)
                     .into_iter()
+                    .map(|l| relative_to(&l, &tree.path))
+                    .collect::<Vec<_>>()
+                    .into_iter()
                     .filter(|l| l.contains("error:"))
                     .collect();
                 if !st.success() && !errors.is_empty() {
@@ -264,7 +267,10 @@ pub async fn build(
     if !status.success() {
         let text = std::fs::read_to_string(&log).unwrap_or_default();
         return Ok(BuildOutcome::Failed {
-            errors: first_errors(&text, 10),
+            errors: first_errors(&text, 10)
+                .into_iter()
+                .map(|l| relative_to(&l, &tree.path))
+                .collect::<Vec<_>>(),
             log,
         });
     }
@@ -419,6 +425,12 @@ fn listed_as_enabled(
         }
     }
     false
+}
+
+/// Compiler messages name files by absolute path inside the (cache) tree; show them as the
+/// kernel's own paths, `net/ipv4/tcp.c:2175:38: error: ...`.
+fn relative_to(line: &str, tree: &Path) -> String {
+    line.replace(&format!("{}/", tree.display()), "")
 }
 
 /// The first compiler/linker errors in a build log (`file:line:col: error: ...`).
