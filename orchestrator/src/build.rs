@@ -296,24 +296,10 @@ pub async fn build(
     }))
 }
 
-/// An exclusive lock on a folder, held until dropped (waits without blocking the runtime).
+/// An exclusive lock on a folder, held until dropped.
 async fn lock_dir(dir: &Path) -> Result<nix::fcntl::Flock<std::fs::File>, BuildError> {
     let path = dir.join(".kmatrix-lock");
-    let mut file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(io(&path))?;
-    loop {
-        match nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock) {
-            Ok(l) => return Ok(l),
-            Err((f, _)) => {
-                file = f;
-                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-            }
-        }
-    }
+    crate::cache::lock(&path).await.map_err(io(&path))
 }
 
 fn copy_evidence(k: &Kernel, cell_dir: &Path) -> Result<(), BuildError> {

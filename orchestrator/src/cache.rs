@@ -53,6 +53,29 @@ impl Hasher {
     }
 }
 
+/// An exclusive advisory lock on `path` (created if missing), held until the guard is
+/// dropped. Two kmatrix runs sharing a cache take turns on shared steps instead of
+/// racing; waiting does not block the async runtime.
+pub async fn lock(path: &Path) -> std::io::Result<nix::fcntl::Flock<std::fs::File>> {
+    if let Some(d) = path.parent() {
+        std::fs::create_dir_all(d)?;
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)?;
+    loop {
+        match nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock) {
+            Ok(l) => return Ok(l),
+            Err((f, _)) => {
+                file = f;
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+        }
+    }
+}
+
 /// Write a file atomically: temp file in the same folder, fsync, rename.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;

@@ -275,18 +275,30 @@ pub async fn main(cli: Cli) -> Result<i32, CliError> {
 async fn run(sel: Selection, opts: RunOptions, runs_dir: Option<PathBuf>) -> Result<i32, CliError> {
     let plan = load(&sel)?;
     let runs = runs_dir.unwrap_or_else(|| plan.root.join("runs"));
-    // Unique even for two invocations in the same second (e.g. shards).
+    // Unique even for two invocations in the same second (e.g. shards): create_dir is
+    // atomic, so two runs never share a folder.
+    std::fs::create_dir_all(&runs).map_err(|source| CliError::Io {
+        path: runs.clone(),
+        source,
+    })?;
     let stamp = timestamp();
     let mut run_dir = runs.join(&stamp);
     let mut n = 1;
-    while run_dir.exists() {
-        n += 1;
-        run_dir = runs.join(format!("{stamp}-{n}"));
+    loop {
+        match std::fs::create_dir(&run_dir) {
+            Ok(()) => break,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                n += 1;
+                run_dir = runs.join(format!("{stamp}-{n}"));
+            }
+            Err(source) => {
+                return Err(CliError::Io {
+                    path: run_dir,
+                    source,
+                })
+            }
+        }
     }
-    std::fs::create_dir_all(&run_dir).map_err(|source| CliError::Io {
-        path: run_dir.clone(),
-        source,
-    })?;
     let latest = runs.join("latest");
     let _ = std::fs::remove_file(&latest);
     let _ = std::os::unix::fs::symlink(run_dir.file_name().unwrap_or_default(), &latest);

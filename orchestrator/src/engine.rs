@@ -128,6 +128,12 @@ impl Engine {
         std::fs::create_dir_all(dir).map_err(|e| infra(format!("{}: {e}", dir.display())))?;
 
         self.phase(cell, Phase::Source, "");
+        // Shared cache steps (download, unpack, patched trees, images) take turns across
+        // concurrent kmatrix runs.
+        let lock_path = self.cache.dir(".prepare.lock");
+        let prepare_lock = crate::cache::lock(&lock_path)
+            .await
+            .map_err(|e| infra(format!("{}: {e}", lock_path.display())))?;
         if self.tree.is_none() {
             let t = source::prepare(&self.plan.source, &self.cache)
                 .await
@@ -165,6 +171,7 @@ impl Engine {
             }
         };
 
+        drop(prepare_lock);
         self.phase(cell, Phase::Build, "make");
         let kernel = match build::build(
             cell,
@@ -210,7 +217,12 @@ impl Engine {
         }
 
         self.phase(cell, Phase::Image, "");
-        let image = self.image(cell.arch).await?;
+        let image = {
+            let _lock = crate::cache::lock(&lock_path)
+                .await
+                .map_err(|e| infra(format!("{}: {e}", lock_path.display())))?;
+            self.image(cell.arch).await?
+        };
 
         self.boot_and_test(cell, dir, &kernel, &image, result).await
     }
