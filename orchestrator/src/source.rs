@@ -13,7 +13,7 @@ pub enum SourceError {
         #[source]
         source: ProcError,
     },
-    #[error("cannot unpack {deb}")]
+    #[error("cannot unpack {}", deb.display())]
     Unpack {
         deb: PathBuf,
         #[source]
@@ -70,7 +70,93 @@ pub async fn prepare(source: &SourceSpec, cache: &Cache) -> Result<Tree, SourceE
             })
         }
         SourceSpec::DebianPackage(pkg) => debian_package(pkg, cache).await,
+        SourceSpec::Tarball(t) => tarball(t, cache).await,
+        SourceSpec::Git { repo, rev } => git(repo, rev, cache).await,
     }
+}
+
+fn unpack_err(path: &Path) -> impl FnOnce(ProcError) -> SourceError + '_ {
+    move |source| SourceError::Unpack {
+        deb: path.to_owned(),
+        source,
+    }
+}
+
+/// A tarball, unpacked once (by content hash) with its top folder stripped.
+async fn tarball(t: &Path, cache: &Cache) -> Result<Tree, SourceError> {
+    let mut h = Hasher::new("tarball");
+    h.file(t).map_err(io(t))?;
+    let id = format!("tarball-{}", h.finish());
+    let tree = cache.dir("src").join(&id);
+    let marker = tree.join(".kmatrix-unpacked");
+    if !marker.exists() {
+        let tmp = cache.dir("src").join(format!(".{id}.tmp"));
+        let _ = std::fs::remove_dir_all(&tmp);
+        std::fs::create_dir_all(&tmp).map_err(io(&tmp))?;
+        proc::run(
+            &ProcSpec::new("tar")
+                .args(["-x", "--strip-components=1", "-f"])
+                .arg(t)
+                .arg("-C")
+                .arg(&tmp),
+        )
+        .await
+        .map_err(unpack_err(t))?;
+        let _ = std::fs::remove_dir_all(&tree);
+        std::fs::rename(&tmp, &tree).map_err(io(&tree))?;
+        std::fs::write(&marker, b"").map_err(io(&marker))?;
+    }
+    Ok(Tree { path: tree, id })
+}
+
+/// A git revision: a cached clone (fetched when the revision is missing) and a detached
+/// worktree per commit; the tree id is the commit hash.
+async fn git(repo: &str, rev: &str, cache: &Cache) -> Result<Tree, SourceError> {
+    let mut h = Hasher::new("git-repo");
+    h.field(repo.as_bytes());
+    let clone = cache.dir("git").join(h.finish());
+    let g = |args: &[&str]| ProcSpec::new("git").arg("-C").arg(&clone).args(args);
+    let clone_err = |source| SourceError::Copy {
+        patchset: format!("git {repo}"),
+        source,
+    };
+    if !clone.join("HEAD").exists() {
+        std::fs::create_dir_all(clone.parent().unwrap_or(Path::new("."))).map_err(io(&clone))?;
+        proc::run(
+            &ProcSpec::new("git")
+                .args(["clone", "--bare", "--quiet", repo])
+                .arg(&clone),
+        )
+        .await
+        .map_err(clone_err)?;
+    }
+    let want = format!("{rev}^{{commit}}");
+    let resolve = g(&["rev-parse", "--verify", &want]);
+    let commit = match proc::output(&resolve).await {
+        Ok(c) => c,
+        Err(_) => {
+            proc::run(&g(&["fetch", "--quiet", "origin", rev]))
+                .await
+                .map_err(clone_err)?;
+            proc::output(&resolve).await.map_err(clone_err)?
+        }
+    };
+    let commit = commit.trim().to_string();
+    let tree = cache.dir("src").join(format!("git-{commit}"));
+    if !tree.join("Makefile").exists() {
+        let _ = proc::run(&g(&["worktree", "prune"])).await;
+        proc::run(
+            &g(&["worktree", "add", "--detach", "--force"])
+                .arg(&tree)
+                .arg(&commit),
+        )
+        .await
+        .map_err(clone_err)?;
+    }
+    Ok(Tree {
+        path: tree,
+        id: format!("git-{commit}"),
+    })
 }
 
 async fn debian_package(pkg: &str, cache: &Cache) -> Result<Tree, SourceError> {
@@ -218,4 +304,62 @@ pub async fn patched_tree(
     std::fs::rename(&tmp, &dir).map_err(io(&dir))?;
     std::fs::write(dir.join(".kmatrix-patched"), b"").map_err(io(&dir))?;
     Ok(Patched::Tree(Tree { path: dir, id }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sh(cmd: &str, dir: &Path) {
+        let ok = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(cmd)
+            .current_dir(dir)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "{cmd}");
+    }
+
+    #[tokio::test]
+    async fn tarball_and_git_sources_unpack_once_with_stable_ids() {
+        let d = tempfile::tempdir().unwrap();
+        let cache = Cache {
+            root: d.path().join("cache"),
+        };
+        sh("mkdir -p linux-7.3/mm && echo 'VERSION = 7' > linux-7.3/Makefile && echo x > linux-7.3/mm/a.c && tar -cJf linux.tar.xz linux-7.3", d.path());
+        let t = prepare(&SourceSpec::Tarball(d.path().join("linux.tar.xz")), &cache)
+            .await
+            .unwrap();
+        assert!(t.path.join("Makefile").is_file() && t.path.join("mm/a.c").is_file());
+        let again = prepare(&SourceSpec::Tarball(d.path().join("linux.tar.xz")), &cache)
+            .await
+            .unwrap();
+        assert_eq!(t.id, again.id);
+
+        sh("cd linux-7.3 && git init -q && git add -A && git -c user.email=t@t -c user.name=t commit -qm one && git tag v1 && echo y > mm/b.c && git add -A && git -c user.email=t@t -c user.name=t commit -qm two", d.path());
+        let repo = d.path().join("linux-7.3").display().to_string();
+        let v1 = prepare(
+            &SourceSpec::Git {
+                repo: repo.clone(),
+                rev: "v1".into(),
+            },
+            &cache,
+        )
+        .await
+        .unwrap();
+        assert!(v1.path.join("mm/a.c").is_file() && !v1.path.join("mm/b.c").exists());
+        let head = prepare(
+            &SourceSpec::Git {
+                repo,
+                rev: "HEAD".into(),
+            },
+            &cache,
+        )
+        .await
+        .unwrap();
+        assert!(head.path.join("mm/b.c").is_file());
+        assert_ne!(v1.id, head.id);
+        assert!(v1.id.starts_with("git-") && v1.id.len() == 44, "{}", v1.id);
+    }
 }

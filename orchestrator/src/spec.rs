@@ -96,6 +96,13 @@ struct RawSource {
     #[serde(default)]
     debian_package: Option<String>,
     #[serde(default)]
+    tarball: Option<String>,
+    #[serde(default)]
+    git: Option<String>,
+    /// Revision for `git` (branch, tag or commit); HEAD when absent.
+    #[serde(default)]
+    rev: Option<String>,
+    #[serde(default)]
     path: Option<String>,
 }
 
@@ -144,6 +151,11 @@ pub enum SourceSpec {
     DebianPackage(String),
     /// A kernel tree already on disk, used in place (never modified).
     Path(PathBuf),
+    /// A release tarball (`linux-7.3.tar.xz`), unpacked once into the cache.
+    Tarball(PathBuf),
+    /// A git repository (path or URL) and a revision, checked out once into the cache as
+    /// a worktree of a cached clone.
+    Git { repo: String, rev: String },
 }
 
 /// Accelerator choice for QEMU.
@@ -244,7 +256,48 @@ fn validate(path: &Path, text: &str, raw: RawSpec) -> Result<Plan, SpecError> {
         message,
     };
 
+    let given = [
+        raw.source.debian_package.is_some(),
+        raw.source.path.is_some(),
+        raw.source.tarball.is_some(),
+        raw.source.git.is_some(),
+    ]
+    .iter()
+    .filter(|b| **b)
+    .count();
+    if given != 1 {
+        return Err(invalid(
+            "source",
+            "give exactly one of `debian-package`, `path`, `tarball` or `git` (with `rev`)".into(),
+        ));
+    }
+    if raw.source.rev.is_some() && raw.source.git.is_none() {
+        return Err(invalid("source.rev", "`rev` goes with `git`".into()));
+    }
     let source = match (raw.source.debian_package, raw.source.path) {
+        _ if raw.source.tarball.is_some() => {
+            let t = root.join(raw.source.tarball.as_deref().unwrap_or_default());
+            if !t.is_file() {
+                return Err(invalid(
+                    "source.tarball",
+                    format!("{} does not exist", t.display()),
+                ));
+            }
+            SourceSpec::Tarball(t)
+        }
+        _ if raw.source.git.is_some() => {
+            let repo = raw.source.git.clone().unwrap_or_default();
+            // A local repository is resolved against the spec's folder; URLs stay as given.
+            let repo = if repo.contains("://") || repo.contains('@') {
+                repo
+            } else {
+                root.join(&repo).display().to_string()
+            };
+            SourceSpec::Git {
+                repo,
+                rev: raw.source.rev.clone().unwrap_or_else(|| "HEAD".into()),
+            }
+        }
         (Some(p), None) => SourceSpec::DebianPackage(p),
         (None, Some(p)) => {
             let p = root.join(p);
