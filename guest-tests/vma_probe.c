@@ -31,6 +31,10 @@
  * the hung-task detector fired is decided from the console by the host.
  *
  * Usage: vma_probe <duration_seconds> [result_file]
+ *
+ * VMA_PROBE_CASES=name[,name...] in the environment runs only those cases
+ * (the others are reported as SKIP), e.g. VMA_PROBE_CASES=fault_same to see
+ * the lockdep report come from fault_same alone.
  */
 #define _GNU_SOURCE
 #include "ktap.h"
@@ -221,6 +225,21 @@ static int case_nolookup(void)
 	return ktap_result(1, "nolookup: vma_start_read_unlocked() on an unmapped address returned NULL");
 }
 
+/* Honour VMA_PROBE_CASES; reports SKIP for a case that is not selected. */
+static int selected(const char *name)
+{
+	const char *list = getenv("VMA_PROBE_CASES");
+	size_t n = strlen(name);
+
+	if (!list || !*list)
+		return 1;
+	for (const char *p = list; p && *p; p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL)
+		if (!strncmp(p, name, n) && (p[n] == ',' || p[n] == '\0'))
+			return 1;
+	ktap_skip("not selected by VMA_PROBE_CASES", "%s", name);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct stat st;
@@ -242,10 +261,15 @@ int main(int argc, char **argv)
 	}
 
 	budget(dur + 30);
-	case_lookup();
-	case_fault_other();
-	case_fault_same();
-	case_hold(dur);
-	case_nolookup();
+	if (selected("lookup"))
+		case_lookup();
+	if (selected("fault_other"))
+		case_fault_other();
+	if (selected("fault_same"))
+		case_fault_same();
+	if (selected("hold"))
+		case_hold(dur);
+	if (selected("nolookup"))
+		case_nolookup();
 	return ktap_end();
 }
