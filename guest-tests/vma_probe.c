@@ -10,7 +10,11 @@
  *   1 lookup       mapped address -> the VMA covering it comes back locked
  *   2 fault_other  VMA A read-locked, copy_to_user() into another VMA B
  *                  (B already has an anon_vma, so the fault completes under
- *                  B's per-VMA lock and never needs mmap_lock)
+ *                  B's per-VMA lock and never needs mmap_lock).  Functionally
+ *                  safe here, but lockdep cannot tell it from fault_same (one
+ *                  vm_lock class, might_fault() annotates mmap_lock), so on a
+ *                  lockdep kernel the circular-dependency report already
+ *                  appears during this case and lockdep is then off
  *   3 fault_same   control: VMA read-locked, copy_to_user() into an
  *                  untouched page of that same fresh anonymous VMA; the
  *                  per-VMA fault needs an anon_vma, retries and takes
@@ -27,6 +31,10 @@
  * the hung-task detector fired is decided from the console by the host.
  *
  * Usage: vma_probe <duration_seconds> [result_file]
+ *
+ * VMA_PROBE_CASES=name[,name...] in the environment runs only those cases
+ * (the others are reported as SKIP), e.g. VMA_PROBE_CASES=fault_same to see
+ * the lockdep report come from fault_same alone.
  */
 #define _GNU_SOURCE
 #include "ktap.h"
@@ -115,6 +123,15 @@ static int case_fault_other(void)
 	a[0] = 1;
 	b[0] = 1;		/* B gets its anon_vma now */
 	dst = (volatile uint64_t *)(b + ps);	/* untouched page of B */
+	/*
+	 * lockdep has one vm_lock class for all VMAs and copy_to_user() does
+	 * might_fault() -> might_lock_read(mmap_lock), so a lockdep kernel
+	 * reports vm_lock -> mmap_lock here already (the order mmap_lock ->
+	 * vm_lock is known since exec).  That is a real hazard, not noise: had
+	 * the fault on B needed the mmap_lock fallback, a writer holding
+	 * mmap_lock and waiting for A's readers would deadlock us.
+	 */
+	ktap_diag("fault_other: on lockdep kernels the first uaccess under a VMA read lock is reported (one vm_lock class + might_fault)");
 	err = probe("fault_other 0x%lx 0x%lx", (unsigned long)a, (unsigned long)dst);
 	if (err)
 		return ktap_result(0, "fault_other: copy_to_user() into another VMA while holding a VMA read lock failed: %s",
@@ -208,6 +225,21 @@ static int case_nolookup(void)
 	return ktap_result(1, "nolookup: vma_start_read_unlocked() on an unmapped address returned NULL");
 }
 
+/* Honour VMA_PROBE_CASES; reports SKIP for a case that is not selected. */
+static int selected(const char *name)
+{
+	const char *list = getenv("VMA_PROBE_CASES");
+	size_t n = strlen(name);
+
+	if (!list || !*list)
+		return 1;
+	for (const char *p = list; p && *p; p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL)
+		if (!strncmp(p, name, n) && (p[n] == ',' || p[n] == '\0'))
+			return 1;
+	ktap_skip("not selected by VMA_PROBE_CASES", "%s", name);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct stat st;
@@ -229,10 +261,15 @@ int main(int argc, char **argv)
 	}
 
 	budget(dur + 30);
-	case_lookup();
-	case_fault_other();
-	case_fault_same();
-	case_hold(dur);
-	case_nolookup();
+	if (selected("lookup"))
+		case_lookup();
+	if (selected("fault_other"))
+		case_fault_other();
+	if (selected("fault_same"))
+		case_fault_same();
+	if (selected("hold"))
+		case_hold(dur);
+	if (selected("nolookup"))
+		case_nolookup();
 	return ktap_end();
 }
