@@ -38,6 +38,9 @@ pub enum Command {
         /// Where run directories go (default: `runs/` next to the spec).
         #[arg(long)]
         runs_dir: Option<PathBuf>,
+        /// Reuse the cells the latest run (of the same spec) finished; run the rest.
+        #[arg(long)]
+        resume: bool,
     },
     /// Build the kernels of the selected cells (no boot).
     Build {
@@ -243,14 +246,17 @@ pub async fn main(cli: Cli) -> Result<i32, CliError> {
             sel,
             rebuild,
             runs_dir,
+            resume,
         } => {
             run(
                 sel,
                 RunOptions {
                     rebuild,
                     build_only: false,
+                    resume: Vec::new(),
                 },
                 runs_dir,
+                resume,
             )
             .await
         }
@@ -264,17 +270,42 @@ pub async fn main(cli: Cli) -> Result<i32, CliError> {
                 RunOptions {
                     rebuild,
                     build_only: true,
+                    resume: Vec::new(),
                 },
                 runs_dir,
+                false,
             )
             .await
         }
     }
 }
 
-async fn run(sel: Selection, opts: RunOptions, runs_dir: Option<PathBuf>) -> Result<i32, CliError> {
+async fn run(
+    sel: Selection,
+    mut opts: RunOptions,
+    runs_dir: Option<PathBuf>,
+    resume: bool,
+) -> Result<i32, CliError> {
     let plan = load(&sel)?;
     let runs = runs_dir.unwrap_or_else(|| plan.root.join("runs"));
+    if resume {
+        // Finished cells of the latest run of this same spec are kept as they are.
+        let latest = runs.join("latest");
+        match crate::report::load_results(&latest) {
+            Ok((meta, cells)) if meta.spec_hash == plan.spec_hash => {
+                opts.resume = cells.into_iter().filter(|c| c.verdict.is_final()).collect();
+                eprintln!(
+                    "kmatrix: resuming {}: {} finished cell(s) reused",
+                    latest.display(),
+                    opts.resume.len()
+                );
+            }
+            Ok(_) => {
+                eprintln!("kmatrix: --resume: the latest run used another spec; running everything")
+            }
+            Err(e) => eprintln!("kmatrix: --resume: nothing to resume ({e}); running everything"),
+        }
+    }
     // Unique even for two invocations in the same second (e.g. shards): create_dir is
     // atomic, so two runs never share a folder.
     std::fs::create_dir_all(&runs).map_err(|source| CliError::Io {

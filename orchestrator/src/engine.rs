@@ -22,6 +22,8 @@ pub struct RunOptions {
     pub rebuild: bool,
     /// Build only: stop each cell after its kernel is built.
     pub build_only: bool,
+    /// Results of an earlier run to reuse instead of running those cells (`--resume`).
+    pub resume: Vec<CellResult>,
 }
 
 pub struct Engine {
@@ -92,6 +94,14 @@ impl Engine {
         let cells = self.plan.cells.clone();
         for cell in &cells {
             let dir = self.run_dir.join(cell.dir_name());
+            if let Some(done) = self.opts.resume.iter().find(|r| r.id == cell.id()) {
+                self.emit(Event::CellStarted { id: cell.id() });
+                self.note(cell, format!("reused from {}", done.dir.display()));
+                self.emit(Event::CellFinished {
+                    result: Box::new(done.clone()),
+                });
+                continue;
+            }
             let mut result = CellResult::new(cell, dir.clone());
             self.emit(Event::CellStarted { id: cell.id() });
             let start = Instant::now();

@@ -69,6 +69,11 @@ pub enum Verdict {
 }
 
 impl Verdict {
+    /// A verdict about the kernel (not about the run being cut short or the host).
+    pub fn is_final(self) -> bool {
+        !matches!(self, Verdict::Interrupted | Verdict::InfraError)
+    }
+
     pub fn label(self) -> &'static str {
         match self {
             Verdict::Pass => "PASS",

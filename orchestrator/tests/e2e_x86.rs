@@ -446,3 +446,77 @@ fn spec_path_variant(spec: &Path, _dir: &Path) -> PathBuf {
     std::fs::write(&p, format!("{text}# variant\n")).unwrap();
     p
 }
+
+#[test]
+#[ignore = "needs the kernel source; run with --include-ignored"]
+fn a_killed_run_resumes_without_redoing_finished_cells() {
+    let spec = spec("shard.yaml");
+    let runs = tempfile::tempdir().unwrap();
+    let mut child = kmatrix()
+        .args(["run", "--spec"])
+        .arg(&spec)
+        .arg("--runs-dir")
+        .arg(runs.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Kill it (no chance to clean up) once two cells are on disk.
+    let results = runs.path().join("latest/results.json");
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        assert!(Instant::now() < deadline, "no cell finished");
+        let n = std::fs::read_to_string(&results)
+            .ok()
+            .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+            .map(|v| v["cells"].as_array().map(|a| a.len()).unwrap_or(0))
+            .unwrap_or(0);
+        if n >= 2 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let first_dir = std::fs::canonicalize(runs.path().join("latest")).unwrap();
+    let first: Value =
+        serde_json::from_str(&std::fs::read_to_string(first_dir.join("results.json")).unwrap())
+            .unwrap();
+    let done: Vec<String> = first["cells"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap().to_string())
+        .collect();
+    assert!(done.len() >= 2 && done.len() < 8, "{done:?}");
+
+    let out = kmatrix()
+        .args(["run", "--resume", "--spec"])
+        .arg(&spec)
+        .arg("--runs-dir")
+        .arg(runs.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("{} finished cell(s) reused", done.len())),
+        "{stderr}"
+    );
+    let second_dir = std::fs::canonicalize(runs.path().join("latest")).unwrap();
+    assert_ne!(first_dir, second_dir);
+    let second: Value =
+        serde_json::from_str(&std::fs::read_to_string(second_dir.join("results.json")).unwrap())
+            .unwrap();
+    let cells = second["cells"].as_array().unwrap();
+    assert_eq!(cells.len(), 8);
+    for c in cells {
+        let id = c["id"].as_str().unwrap();
+        let dir = c["dir"].as_str().unwrap();
+        // Reused cells keep their evidence where it was; the rest ran anew.
+        assert_eq!(
+            dir.starts_with(first_dir.to_str().unwrap()),
+            done.contains(&id.to_string()),
+            "{id}: {dir}"
+        );
+    }
+}

@@ -55,6 +55,9 @@ struct Report {
     noise: usize,
     trace_state: TraceState,
     trace: Vec<Frame>,
+    /// `? ` frames: used only when a trace has no reliable frame at all (kernels built
+    /// with the guessing unwinder, as tinyconfig picks on x86_64).
+    unreliable: Vec<Frame>,
     head_frames: Vec<Frame>,
     /// Frames of the first register dump's `RIP:`/`pc :` lines (several when the
     /// log is symbolised with inlining), innermost first.
@@ -237,6 +240,7 @@ impl Report {
             noise: 0,
             trace_state: TraceState::NotStarted,
             trace: Vec::new(),
+            unreliable: Vec::new(),
             head_frames: start.frames,
             rips: Vec::new(),
             rips_done: false,
@@ -328,7 +332,15 @@ impl Report {
                     .trace
                     .last()
                     .is_some_and(|l| l.function == frame.function && l.offset == frame.offset);
-                if !unreliable && !dup {
+                if unreliable {
+                    let again = self
+                        .unreliable
+                        .last()
+                        .is_some_and(|l| l.function == frame.function);
+                    if !again {
+                        self.unreliable.push(frame);
+                    }
+                } else if !dup {
                     self.trace.push(frame);
                 }
                 self.trace_state = TraceState::InProgress { depth, nonframe: 0 };
@@ -736,7 +748,10 @@ impl Report {
         }
     }
 
-    fn into_finding(self, why: Close) -> Finding {
+    fn into_finding(mut self, why: Close) -> Finding {
+        if self.trace.is_empty() {
+            self.trace = std::mem::take(&mut self.unreliable);
+        }
         let frame = self.guilty();
         let unclosed_trace =
             matches!(self.trace_state, TraceState::InProgress { depth, .. } if depth > 0);
