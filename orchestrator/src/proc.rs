@@ -45,6 +45,22 @@ fn fmt_tail(tail: &str) -> String {
     }
 }
 
+/// Ask the kernel to SIGKILL the child if kmatrix itself dies without cleaning up
+/// (SIGKILL, OOM): the one exit path our own handlers cannot cover.
+#[allow(unsafe_code)]
+fn die_with_parent(cmd: &mut tokio::process::Command) {
+    // SAFETY: the closure runs between fork and exec and only makes the prctl(2)
+    // syscall, which is async-signal-safe; it touches no memory of the parent.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
 /// Process groups started and not yet known dead.
 static GROUPS: Mutex<BTreeSet<i32>> = Mutex::new(BTreeSet::new());
 
@@ -147,6 +163,7 @@ pub fn spawn(spec: &ProcSpec) -> Result<Proc, ProcError> {
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
+    die_with_parent(&mut cmd);
     if let Some(d) = &spec.cwd {
         cmd.current_dir(d);
     }
@@ -326,6 +343,7 @@ pub async fn output(spec: &ProcSpec) -> Result<String, ProcError> {
         .stdin(Stdio::null())
         .process_group(0)
         .kill_on_drop(true);
+    die_with_parent(&mut cmd);
     if let Some(d) = &spec.cwd {
         cmd.current_dir(d);
     }
@@ -398,6 +416,53 @@ mod tests {
         assert!(!alive(leader), "leader survived");
         assert!(!alive(grandchild), "grandchild survived");
         assert!(!live_groups().contains(&leader));
+    }
+
+    #[test]
+    fn a_child_dies_with_kmatrix_even_when_kmatrix_is_sigkilled() {
+        // A stand-in for kmatrix (this test binary's own spawn path would die with the
+        // test runner): a shell that starts `sleep` with the same prctl and is SIGKILLed.
+        let dir = tempfile::tempdir().unwrap();
+        let pidfile = dir.path().join("pid");
+        let mut parent = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "proc::tests::helper_spawn_sleep_and_wait",
+                "--include-ignored",
+                "--nocapture",
+            ])
+            .env("KMATRIX_TEST_PIDFILE", &pidfile)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut child = 0;
+        for _ in 0..200 {
+            if let Some(n) = std::fs::read_to_string(&pidfile)
+                .ok()
+                .and_then(|s| s.trim().parse().ok())
+            {
+                child = n;
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(child > 0, "helper never started its child");
+        parent.kill().unwrap();
+        parent.wait().unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(!alive(child), "child {child} outlived a SIGKILLed parent");
+    }
+
+    #[tokio::test]
+    #[ignore = "helper process for a_child_dies_with_kmatrix_even_when_kmatrix_is_sigkilled"]
+    async fn helper_spawn_sleep_and_wait() {
+        let Some(pidfile) = std::env::var_os("KMATRIX_TEST_PIDFILE") else {
+            return;
+        };
+        let p = spawn(&ProcSpec::new("sleep").arg("60")).unwrap();
+        std::fs::write(pidfile, p.pid().to_string()).unwrap();
+        tokio::time::sleep(Duration::from_secs(60)).await;
     }
 
     #[tokio::test]
