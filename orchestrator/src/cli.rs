@@ -51,6 +51,19 @@ pub enum Command {
         #[arg(long)]
         runs_dir: Option<PathBuf>,
     },
+    /// Boot one cell's kernel (building it if needed) for a developer: run a command over
+    /// SSH, or get an interactive shell; the VM is stopped afterwards.
+    Boot {
+        /// The cell id, e.g. `x86_64/pvl-on/v2`.
+        cell: String,
+        #[arg(short = 'f', long = "spec", default_value = "kmatrix.yaml")]
+        spec: PathBuf,
+        #[arg(long)]
+        runs_dir: Option<PathBuf>,
+        /// Command to run in the guest (after `--`); an interactive shell when absent.
+        #[arg(last = true)]
+        command: Vec<String>,
+    },
     /// Print the cells and what each will build, without doing anything.
     Plan {
         #[command(flatten)]
@@ -189,6 +202,55 @@ pub async fn main(cli: Cli) -> Result<i32, CliError> {
             Ok(exit::PASS)
         }
         Command::Merge { out, runs } => merge(&out, &runs),
+        Command::Boot {
+            cell,
+            spec,
+            runs_dir,
+            command,
+        } => {
+            let plan = crate::spec::load(&spec)?;
+            let Some(c) = plan.cells.iter().find(|c| c.id() == cell).cloned() else {
+                return Err(CliError::NoCells(vec![cell]));
+            };
+            let runs = runs_dir.unwrap_or_else(|| plan.root.join("runs"));
+            let run_dir = runs.join(format!("boot-{}", timestamp()));
+            std::fs::create_dir_all(&run_dir).map_err(|source| CliError::Io {
+                path: run_dir.clone(),
+                source,
+            })?;
+            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+            // Progress as plain lines: the terminal belongs to the shell afterwards.
+            tokio::spawn(async move {
+                while let Some(ev) = rx.recv().await {
+                    match ev {
+                        crate::events::Event::Phase { id, phase, detail } => {
+                            eprintln!("kmatrix: {id}: {} {detail}", phase.label())
+                        }
+                        crate::events::Event::Note { id, message } => {
+                            eprintln!("kmatrix: {id}: {message}")
+                        }
+                        _ => {}
+                    }
+                }
+            });
+            let (_cancel_tx, cancel_rx) = tokio::sync::watch::channel(false);
+            let engine = Engine::new(
+                plan,
+                Cache::from_env(),
+                RunOptions::default(),
+                run_dir,
+                tx,
+                cancel_rx,
+            );
+            let cmd = (!command.is_empty()).then(|| command.join(" "));
+            match engine.boot_shell(&c, cmd).await {
+                Ok(code) => Ok(code),
+                Err(e) => {
+                    eprintln!("kmatrix: {e}");
+                    Ok(exit::FINDINGS)
+                }
+            }
+        }
         Command::Report { run_dir } => {
             let (spec, cells) =
                 crate::report::load_results(&run_dir).map_err(|source| CliError::Io {

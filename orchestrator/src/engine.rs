@@ -129,12 +129,13 @@ impl Engine {
         self.emit(Event::RunFinished);
     }
 
-    async fn run_cell(
+    /// Source, patch, build and image: everything before a VM. `None` for build-only runs.
+    async fn prepare_cell(
         &mut self,
         cell: &Cell,
         dir: &Path,
         result: &mut CellResult,
-    ) -> Result<(), Stop> {
+    ) -> Result<Option<(Kernel, Image)>, Stop> {
         std::fs::create_dir_all(dir).map_err(|e| infra(format!("{}: {e}", dir.display())))?;
 
         self.phase(cell, Phase::Source, "");
@@ -223,7 +224,7 @@ impl Engine {
         if self.opts.build_only {
             result.verdict = Verdict::Pass;
             result.reason = Some("built (build only)".into());
-            return Ok(());
+            return Ok(None);
         }
 
         self.phase(cell, Phase::Image, "");
@@ -233,8 +234,63 @@ impl Engine {
                 .map_err(|e| infra(format!("{}: {e}", lock_path.display())))?;
             self.image(cell.arch).await?
         };
+        Ok(Some((kernel, image)))
+    }
 
-        self.boot_and_test(cell, dir, &kernel, &image, result).await
+    async fn run_cell(
+        &mut self,
+        cell: &Cell,
+        dir: &Path,
+        result: &mut CellResult,
+    ) -> Result<(), Stop> {
+        match self.prepare_cell(cell, dir, result).await? {
+            Some((kernel, image)) => self.boot_and_test(cell, dir, &kernel, &image, result).await,
+            None => Ok(()),
+        }
+    }
+
+    /// `kmatrix boot`: build (or reuse) a cell's kernel, boot it, then run `command` over
+    /// SSH, or hand the terminal to an interactive `ssh` session; the VM is stopped after.
+    /// Returns the command's (or ssh's) exit status.
+    pub async fn boot_shell(mut self, cell: &Cell, command: Option<String>) -> Result<i32, String> {
+        let dir = self.run_dir.join(cell.dir_name());
+        let mut result = CellResult::new(cell, dir.clone());
+        let (kernel, image) = match self.prepare_cell(cell, &dir, &mut result).await {
+            Ok(Some(ki)) => ki,
+            Ok(None) => return Err("build-only run".into()),
+            Err(Stop(v, why, details)) => {
+                return Err(format!("{}: {why}\n{}", v.label(), details.join("\n")))
+            }
+        };
+        let results = dir.join("results");
+        std::fs::create_dir_all(&results).map_err(|e| e.to_string())?;
+        let (mut vm, mut virtiofsd) = self
+            .start_with_fallback(cell, &dir, &kernel, &image, &results, &mut result)
+            .await
+            .map_err(|Stop(v, why, _)| format!("{}: {why}", v.label()))?;
+        let target = target_of(&vm, &image);
+        let outcome = match self.wait_ssh(&mut vm, &target).await {
+            Err(Stop(v, why, details)) => {
+                Err(format!("{}: {why}\n{}", v.label(), details.join("\n")))
+            }
+            Ok(session) => match command {
+                Some(cmd) => tokio::task::spawn_blocking(move || {
+                    guest::exec(&session, &cmd, Duration::from_secs(24 * 3600), None, None)
+                })
+                .await
+                .map_err(|e| e.to_string())
+                .and_then(|r| r.map_err(|e| e.to_string()))
+                .map(|r| {
+                    print!("{}", r.output);
+                    r.exit_status
+                }),
+                None => interactive_ssh(&target, &dir).await,
+            },
+        };
+        eprintln!("kmatrix: console log: {}", vm.spec.console_log.display());
+        vm.stop(Duration::from_secs(1)).await;
+        virtiofsd.terminate(Duration::from_secs(2)).await;
+        outcome
     }
 
     async fn image(&mut self, arch: Arch) -> Result<Image, Stop> {
@@ -321,28 +377,9 @@ impl Engine {
             .map_err(|e| infra(format!("{}: {e}", results.display())))?;
         let _ = std::fs::remove_file(dir.join("qemu.log"));
 
-        let first = vm::initial_accel(self.plan.vm.accel, cell.arch);
-        self.phase(cell, Phase::Boot, first.name());
         let (mut vm, mut virtiofsd) = self
-            .start_vm(cell, dir, kernel, image, first, &results)
+            .start_with_fallback(cell, dir, kernel, image, &results, result)
             .await?;
-        let mut accel = first;
-        if first == Accel::Kvm {
-            if let Err(reason) = vm.early_boot(Duration::from_secs(20)).await {
-                vm.qemu.terminate(Duration::from_secs(2)).await;
-                virtiofsd.terminate(Duration::from_secs(2)).await;
-                let _ = std::fs::rename(dir.join("console.log"), dir.join("console-kvm.log"));
-                let note = format!("KVM failed ({reason}); fell back to TCG");
-                self.note(cell, note.clone());
-                result.accel_note = Some(note);
-                accel = Accel::Tcg;
-                self.phase(cell, Phase::Boot, "tcg");
-                (vm, virtiofsd) = self
-                    .start_vm(cell, dir, kernel, image, accel, &results)
-                    .await?;
-            }
-        }
-        result.accel = Some(accel.name().into());
 
         let outcome = self.drive(cell, dir, &mut vm, image, result).await;
 
@@ -389,23 +426,47 @@ impl Engine {
         Ok(())
     }
 
-    /// Wait for SSH, run the tests, ask the guest to power off.
-    async fn drive(
+    /// Start the VM with the first-choice accelerator; when that is KVM and the guest does
+    /// not really run under it, restart under TCG and record why.
+    async fn start_with_fallback(
         &self,
         cell: &Cell,
         dir: &Path,
-        vm: &mut Vm,
+        kernel: &Kernel,
         image: &Image,
+        results: &Path,
         result: &mut CellResult,
-    ) -> Result<(), Stop> {
-        let target = Target {
-            addr: std::net::SocketAddr::from(([127, 0, 0, 1], vm.spec.ssh_port)),
-            host_key: image.host_key.clone(),
-            key: image.client_key.clone(),
-            public: image.client_pub.clone(),
-        };
+    ) -> Result<(Vm, crate::proc::Proc), Stop> {
+        let first = vm::initial_accel(self.plan.vm.accel, cell.arch);
+        self.phase(cell, Phase::Boot, first.name());
+        let (mut vm, mut virtiofsd) = self
+            .start_vm(cell, dir, kernel, image, first, results)
+            .await?;
+        let mut accel = first;
+        if first == Accel::Kvm {
+            if let Err(reason) = vm.early_boot(Duration::from_secs(20)).await {
+                vm.qemu.terminate(Duration::from_secs(2)).await;
+                virtiofsd.terminate(Duration::from_secs(2)).await;
+                let _ = std::fs::rename(dir.join("console.log"), dir.join("console-kvm.log"));
+                let note = format!("KVM failed ({reason}); fell back to TCG");
+                self.note(cell, note.clone());
+                result.accel_note = Some(note);
+                accel = Accel::Tcg;
+                self.phase(cell, Phase::Boot, "tcg");
+                (vm, virtiofsd) = self
+                    .start_vm(cell, dir, kernel, image, accel, results)
+                    .await?;
+            }
+        }
+        result.accel = Some(accel.name().into());
+
+        Ok((vm, virtiofsd))
+    }
+
+    /// Wait until SSH authenticates with the pinned host key, watching QEMU all along.
+    async fn wait_ssh(&self, vm: &mut Vm, target: &Target) -> Result<ssh2::Session, Stop> {
         let deadline = Instant::now() + self.plan.vm.boot_timeout;
-        let session = loop {
+        loop {
             if let Some(st) = vm.qemu.try_wait() {
                 // Collect QEMU's last words before quoting them.
                 let _ = vm.qemu.wait().await;
@@ -433,7 +494,7 @@ impl Engine {
                 })
                 .await
                 {
-                    Ok(Ok(s)) => break s,
+                    Ok(Ok(s)) => return Ok(s),
                     Ok(Err(e @ guest::SshError::HostKey { .. })) => {
                         return Err(infra(e.to_string()))
                     }
@@ -441,7 +502,20 @@ impl Engine {
                 }
             }
             tokio::time::sleep(Duration::from_millis(250)).await;
-        };
+        }
+    }
+
+    /// Wait for SSH, run the tests, ask the guest to power off.
+    async fn drive(
+        &self,
+        cell: &Cell,
+        dir: &Path,
+        vm: &mut Vm,
+        image: &Image,
+        result: &mut CellResult,
+    ) -> Result<(), Stop> {
+        let target = target_of(vm, image);
+        let session = self.wait_ssh(vm, &target).await?;
         let ready = vm.started.elapsed().as_secs_f64();
         result.ssh_ready_secs = Some(ready);
         result.kernel_init_secs = kernel_init_time(&vm.console());
@@ -627,6 +701,38 @@ impl Engine {
         }
         how
     }
+}
+
+fn target_of(vm: &Vm, image: &Image) -> Target {
+    Target {
+        addr: std::net::SocketAddr::from(([127, 0, 0, 1], vm.spec.ssh_port)),
+        host_key: image.host_key.clone(),
+        key: image.client_key.clone(),
+        public: image.client_pub.clone(),
+    }
+}
+
+/// Hand the terminal to OpenSSH's client, pinned to the guest's host key.
+async fn interactive_ssh(t: &Target, dir: &Path) -> Result<i32, String> {
+    let known = dir.join("known_hosts");
+    std::fs::write(
+        &known,
+        format!("[127.0.0.1]:{} ssh-ed25519 {}\n", t.addr.port(), t.host_key),
+    )
+    .map_err(|e| e.to_string())?;
+    eprintln!("kmatrix: guest is up; exit the shell to stop it");
+    let status = tokio::process::Command::new("ssh")
+        .arg("-i")
+        .arg(&t.key)
+        .arg("-p")
+        .arg(t.addr.port().to_string())
+        .arg("-o")
+        .arg(format!("UserKnownHostsFile={}", known.display()))
+        .args(["-o", "StrictHostKeyChecking=yes", "root@127.0.0.1"])
+        .status()
+        .await
+        .map_err(|e| format!("cannot start ssh: {e}"))?;
+    Ok(status.code().unwrap_or(1))
 }
 
 fn infra(msg: String) -> Stop {

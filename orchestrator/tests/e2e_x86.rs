@@ -190,6 +190,20 @@ fn base_cell_builds_boots_passes_every_stress_test_and_reruns_from_cache() {
     }
     assert!(processes_mentioning(&r.dir.to_string_lossy()).is_empty());
 
+    // `kmatrix boot` brings the same cell up for a developer and runs a command in it.
+    let out = kmatrix()
+        .args(["boot", "x86_64/pvl-on/base", "--spec"])
+        .arg(project().join("kmatrix.yaml"))
+        .arg("--runs-dir")
+        .arg(runs.path())
+        .args(["--", "cat", "/proc/version;", "grep", "-c", "results", "/proc/mounts"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.starts_with("Linux version 7.3"), "{text}");
+    assert!(processes_mentioning(&runs.path().to_string_lossy()).is_empty());
+
     // A second run with nothing changed runs no make at all.
     let start = Instant::now();
     let r2 = run(
