@@ -118,6 +118,53 @@ fn matrix(dir: &Path) -> Vec<CellResult> {
     vec![pass, fail, hang, build, patch]
 }
 
+/// report.html in headless Chromium (no network): the rendered DOM holds the matrix and
+/// a finding's stack trace, and the screenshot is a real picture.
+#[test]
+#[ignore = "needs Debian's chromium (scripts/setup-host installs it); run with --include-ignored"]
+fn report_html_renders_in_headless_chromium() {
+    let d = tempfile::tempdir().unwrap();
+    let cells = matrix(d.path());
+    let meta = RunMeta {
+        spec: "kmatrix.yaml".into(),
+        spec_hash: "h".into(),
+        shard: None,
+    };
+    report::write_results(d.path(), &meta, &cells).unwrap();
+    let page = format!("file://{}", d.path().join("report.html").display());
+    let profile = d.path().join("profile");
+    let chromium = |extra: &[&str]| {
+        let out = std::process::Command::new("chromium")
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+                "--window-size=1200,900",
+            ])
+            .arg(format!("--user-data-dir={}", profile.display()))
+            .args(extra)
+            .arg(&page)
+            .current_dir(d.path())
+            .output()
+            .expect("chromium");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let dom = chromium(&["--dump-dom"]);
+    assert!(dom.contains("<table id=\"matrix\">"), "{dom}");
+    assert!(dom.contains("x86_64/pvl-on") && dom.contains("BUILD-FAIL"));
+    assert!(dom.contains("vma_start_read_unlocked\ntcp_zerocopy_receive"), "stack trace in the page");
+    let shot = d.path().join("report.png");
+    chromium(&[&format!("--screenshot={}", shot.display())]);
+    let png = std::fs::read(&shot).unwrap();
+    assert_eq!(&png[1..4], b"PNG");
+    assert!(png.len() > 10_000, "screenshot of {} bytes is blank", png.len());
+}
+
 #[test]
 fn every_output_shows_each_verdict_and_junit_is_schema_valid() {
     let d = tempfile::tempdir().unwrap();

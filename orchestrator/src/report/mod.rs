@@ -20,6 +20,7 @@ pub const SCHEMA_VERSION: u32 = 1;
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct RunMeta {
     pub spec: PathBuf,
+    #[serde(default)]
     pub spec_hash: String,
     /// `K/N` when this run is one shard of the matrix.
     #[serde(default)]
