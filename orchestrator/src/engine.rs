@@ -501,7 +501,7 @@ impl Engine {
                     _ => {}
                 }
             }
-            tokio::time::sleep(Duration::from_millis(250)).await;
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 
