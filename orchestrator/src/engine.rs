@@ -606,7 +606,20 @@ impl Engine {
                     tr.error = Some("abandoned after a fatal kernel report".into());
                 }
                 Ok(Err(e)) => {
-                    tr.error = Some(if vm.qemu.try_wait().is_some() {
+                    let status = vm.qemu.try_wait();
+                    // QEMU killed by a signal from outside (not a guest reboot or panic,
+                    // which make QEMU exit normally) is the host's problem, not the kernel's.
+                    if let Some(sig) = status.and_then(|s| {
+                        use std::os::unix::process::ExitStatusExt;
+                        s.signal()
+                    }) {
+                        result.tests.push(tr);
+                        return Err(infra(format!(
+                            "QEMU was killed by signal {sig} during {} (not by the guest)",
+                            t.name
+                        )));
+                    }
+                    tr.error = Some(if status.is_some() {
                         format!("guest died during the test ({e})")
                     } else {
                         e.to_string()

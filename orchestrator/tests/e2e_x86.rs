@@ -196,11 +196,24 @@ fn base_cell_builds_boots_passes_every_stress_test_and_reruns_from_cache() {
         .arg(project().join("kmatrix.yaml"))
         .arg("--runs-dir")
         .arg(runs.path())
-        .args(["--", "cat", "/proc/version;", "grep", "-c", "results", "/proc/mounts"])
+        .args([
+            "--",
+            "cat",
+            "/proc/version;",
+            "grep",
+            "-c",
+            "results",
+            "/proc/mounts",
+        ])
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(text.starts_with("Linux version 7.3"), "{text}");
     assert!(processes_mentioning(&runs.path().to_string_lossy()).is_empty());
 
@@ -533,4 +546,65 @@ fn a_killed_run_resumes_without_redoing_finished_cells() {
             "{id}: {dir}"
         );
     }
+}
+
+#[test]
+#[ignore = "boots a real kernel; run with --include-ignored"]
+fn qemu_killed_mid_test_is_an_infra_error_with_evidence_and_no_leftovers() {
+    let runs = tempfile::tempdir().unwrap();
+    let child = kmatrix()
+        .args(["run", "--spec"])
+        .arg(spec("drill-long.yaml"))
+        .arg("--runs-dir")
+        .arg(runs.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Once the test streams output, kill QEMU from outside.
+    let ktap = runs
+        .path()
+        .join("latest/x86_64-pvl-on-base/tests/faults_vs_writers.ktap");
+    let deadline = Instant::now() + Duration::from_secs(1800);
+    while std::fs::metadata(&ktap).map(|m| m.len()).unwrap_or(0) == 0 {
+        assert!(Instant::now() < deadline, "the test never started");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let run_dir = std::fs::canonicalize(runs.path().join("latest")).unwrap();
+    let qemu: Vec<u32> = processes_mentioning(&run_dir.to_string_lossy())
+        .into_iter()
+        .filter(|(_, c)| c.contains("qemu-system"))
+        .map(|(p, _)| p)
+        .collect();
+    assert_eq!(qemu.len(), 1, "one QEMU for the cell");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(qemu[0] as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(3), "infrastructure error exit code");
+    let results: Value =
+        serde_json::from_str(&std::fs::read_to_string(run_dir.join("results.json")).unwrap())
+            .unwrap();
+    let cell = &results["cells"][0];
+    assert_eq!(cell["verdict"], "INFRA-ERROR", "{cell:#}");
+    assert!(
+        cell["reason"]
+            .as_str()
+            .unwrap()
+            .contains("killed by signal 9"),
+        "{cell:#}"
+    );
+    // What was collected before the kill is kept.
+    assert!(
+        std::fs::read_to_string(run_dir.join("x86_64-pvl-on-base/console.log"))
+            .unwrap()
+            .contains("kmatrix-guest: ready")
+    );
+    assert!(std::fs::metadata(&ktap).unwrap().len() > 0);
+    assert!(
+        processes_mentioning(&run_dir.to_string_lossy()).is_empty(),
+        "virtiofsd left behind"
+    );
 }

@@ -151,18 +151,29 @@ fn report_html_renders_in_headless_chromium() {
             .current_dir(d.path())
             .output()
             .expect("chromium");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
     let dom = chromium(&["--dump-dom"]);
     assert!(dom.contains("<table id=\"matrix\">"), "{dom}");
     assert!(dom.contains("x86_64/pvl-on") && dom.contains("BUILD-FAIL"));
-    assert!(dom.contains("vma_start_read_unlocked\ntcp_zerocopy_receive"), "stack trace in the page");
+    assert!(
+        dom.contains("vma_start_read_unlocked\ntcp_zerocopy_receive"),
+        "stack trace in the page"
+    );
     let shot = d.path().join("report.png");
     chromium(&[&format!("--screenshot={}", shot.display())]);
     let png = std::fs::read(&shot).unwrap();
     assert_eq!(&png[1..4], b"PNG");
-    assert!(png.len() > 10_000, "screenshot of {} bytes is blank", png.len());
+    assert!(
+        png.len() > 10_000,
+        "screenshot of {} bytes is blank",
+        png.len()
+    );
 }
 
 #[test]
