@@ -41,6 +41,9 @@ pub enum Command {
         /// Reuse the cells the latest run (of the same spec) finished; run the rest.
         #[arg(long)]
         resume: bool,
+        /// Boot and test every cell N times (fresh boots); findings get failure rates.
+        #[arg(long, default_value_t = 1)]
+        repeat: u32,
     },
     /// Build the kernels of the selected cells (no boot).
     Build {
@@ -309,6 +312,7 @@ pub async fn main(cli: Cli) -> Result<i32, CliError> {
             rebuild,
             runs_dir,
             resume,
+            repeat,
         } => {
             run(
                 sel,
@@ -316,6 +320,7 @@ pub async fn main(cli: Cli) -> Result<i32, CliError> {
                     rebuild,
                     build_only: false,
                     resume: Vec::new(),
+                    repeat,
                 },
                 runs_dir,
                 resume,
@@ -333,6 +338,7 @@ pub async fn main(cli: Cli) -> Result<i32, CliError> {
                     rebuild,
                     build_only: true,
                     resume: Vec::new(),
+                    repeat: 1,
                 },
                 runs_dir,
                 false,

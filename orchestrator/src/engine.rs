@@ -24,6 +24,8 @@ pub struct RunOptions {
     pub build_only: bool,
     /// Results of an earlier run to reuse instead of running those cells (`--resume`).
     pub resume: Vec<CellResult>,
+    /// Boot and test each cell this many times (`--repeat N`).
+    pub repeat: u32,
 }
 
 pub struct Engine {
@@ -243,10 +245,33 @@ impl Engine {
         dir: &Path,
         result: &mut CellResult,
     ) -> Result<(), Stop> {
-        match self.prepare_cell(cell, dir, result).await? {
-            Some((kernel, image)) => self.boot_and_test(cell, dir, &kernel, &image, result).await,
-            None => Ok(()),
+        let Some((kernel, image)) = self.prepare_cell(cell, dir, result).await? else {
+            return Ok(());
+        };
+        let n = self.opts.repeat.max(1);
+        if n == 1 {
+            return self.boot_and_test(cell, dir, &kernel, &image, result).await;
         }
+        // --repeat: fresh boots, each in its own folder; the cell reports the worst
+        // verdict and how often each finding appeared.
+        let mut runs = Vec::new();
+        for i in 1..=n {
+            self.note(cell, format!("repeat {i}/{n}"));
+            let sub = dir.join(format!("repeat-{i}"));
+            let mut r = CellResult::new(cell, sub.clone());
+            r.source_id = result.source_id.clone();
+            let out = self
+                .boot_and_test(cell, &sub, &kernel, &image, &mut r)
+                .await;
+            if let Err(Stop(v, why, details)) = out {
+                r.verdict = v;
+                r.reason = Some(why);
+                r.details = details;
+            }
+            runs.push(r);
+        }
+        verdict::combine_repeats(result, runs);
+        Ok(())
     }
 
     /// `kmatrix boot`: build (or reuse) a cell's kernel, boot it, then run `command` over

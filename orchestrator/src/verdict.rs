@@ -6,6 +6,57 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+impl Verdict {
+    /// Ordering for combining repeated runs: the verdict that says most about the kernel.
+    fn severity(self) -> u8 {
+        match self {
+            Verdict::Fail => 9,
+            Verdict::Hang => 8,
+            Verdict::BootFail => 7,
+            Verdict::Inconclusive => 6,
+            Verdict::InfraError => 5,
+            Verdict::Interrupted => 4,
+            Verdict::BuildFail | Verdict::PatchFail | Verdict::ConfigMismatch => 3,
+            Verdict::Pass => 0,
+        }
+    }
+}
+
+/// Fold N repeated boots of one cell into its result: the worst verdict (its reason and
+/// evidence), every distinct finding once, and per finding how many boots showed it.
+pub fn combine_repeats(into: &mut CellResult, runs: Vec<CellResult>) {
+    into.repeats = runs.len() as u32;
+    let Some(worst) = runs.iter().max_by_key(|r| r.verdict.severity()) else {
+        return;
+    };
+    into.verdict = worst.verdict;
+    into.reason = worst.reason.clone().map(|r| {
+        let times = runs.iter().filter(|x| x.verdict == worst.verdict).count();
+        format!("{r} ({times}/{} boots)", runs.len())
+    });
+    into.details = worst.details.clone();
+    into.accel = worst.accel.clone();
+    into.accel_note = worst.accel_note.clone();
+    into.tests = worst.tests.clone();
+    into.controls = worst.controls.clone();
+    into.vmstat_before = worst.vmstat_before.clone();
+    into.vmstat_after = worst.vmstat_after.clone();
+    into.forensics = worst.forensics.clone();
+    for r in &runs {
+        let mut seen = std::collections::BTreeSet::new();
+        for (i, f) in r.findings.iter().enumerate() {
+            if seen.insert(f.title.clone()) {
+                *into.finding_rates.entry(f.title.clone()).or_default() += 1;
+            }
+            if !into.findings.iter().any(|g| g.title == f.title) {
+                into.findings.push(f.clone());
+                into.expected_by
+                    .push(r.expected_by.get(i).cloned().flatten());
+            }
+        }
+    }
+}
+
 /// `name value` lines of /proc/vmstat.
 pub fn parse_vmstat(text: &str) -> BTreeMap<String, u64> {
     text.lines()
@@ -153,6 +204,11 @@ pub struct CellResult {
     pub vmstat_before: BTreeMap<String, u64>,
     #[serde(default)]
     pub vmstat_after: BTreeMap<String, u64>,
+    /// With `--repeat N`: how many of the N boots showed each finding (by title), and N.
+    #[serde(default)]
+    pub finding_rates: BTreeMap<String, u32>,
+    #[serde(default)]
+    pub repeats: u32,
     /// Titles of findings also seen in the baseline cell of the same arch and config.
     #[serde(default)]
     pub in_baseline: Vec<String>,
@@ -185,6 +241,8 @@ impl CellResult {
             vmstat_before: BTreeMap::new(),
             vmstat_after: BTreeMap::new(),
             in_baseline: vec![],
+            finding_rates: BTreeMap::new(),
+            repeats: 0,
             dir,
             seconds: 0.0,
         }
@@ -408,6 +466,43 @@ mod tests {
         mark_baseline(&mut cells, "base");
         assert_eq!(cells[1].in_baseline, ["WARNING in foo"]);
         assert!(cells[0].in_baseline.is_empty());
+    }
+
+    #[test]
+    fn repeats_keep_the_worst_verdict_and_count_findings_per_boot() {
+        let mk = |v: Verdict, titles: &[&str]| {
+            let mut c = CellResult::new(
+                &crate::plan::Cell {
+                    arch: crate::plan::Arch::X86_64,
+                    config: "pvl-on".into(),
+                    patchset: "v2".into(),
+                    base_config: "tinyconfig".into(),
+                    fragments: vec![],
+                    patches: vec![],
+                },
+                "/tmp".into(),
+            );
+            c.verdict = v;
+            c.reason = (v != Verdict::Pass).then(|| "oops".to_string());
+            c.findings = titles.iter().map(|t| finding(Kind::NullDeref, t)).collect();
+            c.expected_by = vec![None; titles.len()];
+            c
+        };
+        let mut into = mk(Verdict::InfraError, &[]);
+        combine_repeats(
+            &mut into,
+            vec![
+                mk(Verdict::Pass, &[]),
+                mk(Verdict::Fail, &["BUG in a", "BUG in a"]),
+                mk(Verdict::Fail, &["BUG in a", "BUG in b"]),
+            ],
+        );
+        assert_eq!(into.verdict, Verdict::Fail);
+        assert_eq!(into.repeats, 3);
+        assert_eq!(into.reason.as_deref(), Some("oops (2/3 boots)"));
+        assert_eq!(into.finding_rates["BUG in a"], 2);
+        assert_eq!(into.finding_rates["BUG in b"], 1);
+        assert_eq!(into.findings.len(), 2);
     }
 
     #[test]
