@@ -272,3 +272,31 @@ fn every_output_shows_each_verdict_and_junit_is_schema_valid() {
     );
     assert!(!html.contains("<b>not html</b>"));
 }
+
+#[test]
+fn expected_findings_of_positive_controls_are_labelled_as_such() {
+    let d = tempfile::tempdir().unwrap();
+    let mut v3 = cell(Arch::X86_64, "pvl-on", "v3", d.path());
+    v3.verdict = Verdict::Pass;
+    v3.findings = vec![
+        finding(
+            Kind::Lockdep,
+            "possible deadlock in lock_vma_under_rcu",
+            &["lock_vma_under_rcu"],
+        ),
+        finding(
+            Kind::HungTask,
+            "INFO: task hung in __vma_start_exclude_readers",
+            &["__vma_start_exclude_readers"],
+        ),
+    ];
+    v3.expected_by = vec![Some("vma_probe".into()), Some("vma_probe".into())];
+    let text = report::matrix(&[v3.clone()]);
+    assert!(text.contains("x86_64/pvl-on  PASS (2 expected)"), "{text}");
+    assert!(text.contains("possible deadlock in lock_vma_under_rcu [Lockdep] at console line 3 (expected: positive control of vma_probe)"), "{text}");
+    let junit = kmatrix::report::junit::render(&[v3]);
+    assert!(
+        !junit.contains("<failure"),
+        "expected findings are not failures: {junit}"
+    );
+}

@@ -171,15 +171,19 @@ pub fn matrix(cells: &[CellResult]) -> String {
             .insert(&c.patchset, c);
     }
     let cell_text = |c: &CellResult| {
-        let n = c.findings.len();
+        let expected = c.expected_by.iter().filter(|e| e.is_some()).count();
+        let n = c.findings.len().saturating_sub(expected);
+        let mut parts = Vec::new();
         if n > 0 {
-            format!(
-                "{} ({n} report{})",
-                c.verdict.label(),
-                if n == 1 { "" } else { "s" }
-            )
-        } else {
+            parts.push(format!("{n} report{}", if n == 1 { "" } else { "s" }));
+        }
+        if expected > 0 {
+            parts.push(format!("{expected} expected"));
+        }
+        if parts.is_empty() {
             c.verdict.label().to_string()
+        } else {
+            format!("{} ({})", c.verdict.label(), parts.join(", "))
         }
     };
     let head: Vec<String> = std::iter::once("arch/config".to_string())
@@ -278,10 +282,25 @@ pub fn matrix(cells: &[CellResult]) -> String {
                     .unwrap_or_default()
             ));
         }
-        for f in &c.findings {
+        for (i, f) in c.findings.iter().enumerate() {
+            let note = match c.expected_by.get(i) {
+                Some(Some(t)) => format!(" (expected: positive control of {t})"),
+                _ if c.in_baseline.contains(&f.title) => " (also in baseline)".to_string(),
+                _ => String::new(),
+            };
+            let rate = match c.finding_rates.get(&f.title) {
+                Some(k) if c.repeats > 1 => format!(" in {k}/{} boots", c.repeats),
+                _ => String::new(),
+            };
             out.push_str(&format!(
-                "  report: {} [{:?}] at console line {}\n",
+                "  report: {} [{:?}] at console line {}{rate}{note}\n",
                 f.title, f.kind, f.line
+            ));
+        }
+        for ctl in c.controls.iter().filter(|c| !c.fired) {
+            out.push_str(&format!(
+                "  control of {} stayed silent: expected a {:?} report\n",
+                ctl.test, ctl.expect.kind
             ));
         }
         out.push_str(&format!("  dir: {}\n", c.dir.display()));
