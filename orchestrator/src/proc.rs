@@ -144,6 +144,24 @@ impl ProcSpec {
     }
 }
 
+/// The command for a spec: stdin null, own process group, killed on drop and when
+/// kmatrix dies.
+fn command(spec: &ProcSpec) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(&spec.program);
+    cmd.args(&spec.args)
+        .stdin(Stdio::null())
+        .process_group(0)
+        .kill_on_drop(true);
+    die_with_parent(&mut cmd);
+    if let Some(d) = &spec.cwd {
+        cmd.current_dir(d);
+    }
+    for (k, v) in &spec.env {
+        cmd.env(k, v);
+    }
+    cmd
+}
+
 /// A running child in its own process group.
 pub struct Proc {
     child: tokio::process::Child,
@@ -156,20 +174,8 @@ pub struct Proc {
 
 pub fn spawn(spec: &ProcSpec) -> Result<Proc, ProcError> {
     let cmdline = spec.display();
-    let mut cmd = tokio::process::Command::new(&spec.program);
-    cmd.args(&spec.args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .kill_on_drop(true);
-    die_with_parent(&mut cmd);
-    if let Some(d) = &spec.cwd {
-        cmd.current_dir(d);
-    }
-    for (k, v) in &spec.env {
-        cmd.env(k, v);
-    }
+    let mut cmd = command(spec);
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
     let log = match &spec.log {
         Some(p) => Some(
             std::fs::OpenOptions::new()
@@ -338,22 +344,13 @@ pub async fn run(spec: &ProcSpec) -> Result<(), ProcError> {
 /// Run to completion and return stdout (stderr goes to the tail only).
 pub async fn output(spec: &ProcSpec) -> Result<String, ProcError> {
     let cmdline = spec.display();
-    let mut cmd = tokio::process::Command::new(&spec.program);
-    cmd.args(&spec.args)
-        .stdin(Stdio::null())
-        .process_group(0)
-        .kill_on_drop(true);
-    die_with_parent(&mut cmd);
-    if let Some(d) = &spec.cwd {
-        cmd.current_dir(d);
-    }
-    for (k, v) in &spec.env {
-        cmd.env(k, v);
-    }
-    let out = cmd.output().await.map_err(|source| ProcError::Spawn {
-        cmdline: cmdline.clone(),
-        source,
-    })?;
+    let out = command(spec)
+        .output()
+        .await
+        .map_err(|source| ProcError::Spawn {
+            cmdline: cmdline.clone(),
+            source,
+        })?;
     if !out.status.success() {
         return Err(ProcError::Failed {
             cmdline,

@@ -2,8 +2,8 @@
 //! verdict, tests, findings with stack traces and a console excerpt, behind click-through.
 
 use super::junit::escape;
+use super::{grid, Grid};
 use crate::verdict::{CellResult, Verdict};
-use std::collections::BTreeMap;
 
 fn class(v: Verdict) -> &'static str {
     match v {
@@ -34,16 +34,7 @@ fn excerpt(c: &CellResult, line: usize) -> String {
 }
 
 pub fn render(cells: &[CellResult], title: &str) -> String {
-    let mut patchsets: Vec<&str> = Vec::new();
-    let mut rows: BTreeMap<(String, String), BTreeMap<&str, &CellResult>> = BTreeMap::new();
-    for c in cells {
-        if !patchsets.contains(&c.patchset.as_str()) {
-            patchsets.push(&c.patchset);
-        }
-        rows.entry((c.arch.clone(), c.config.clone()))
-            .or_default()
-            .insert(&c.patchset, c);
-    }
+    let Grid { patchsets, rows } = grid(cells);
     let mut o = String::new();
     o.push_str("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n");
     o.push_str(&format!("<title>{}</title>\n", escape(title)));

@@ -1,19 +1,10 @@
 //! `summary.md`: the matrix and the findings, for a CI job summary.
 
+use super::{grid, Grid};
 use crate::verdict::CellResult;
-use std::collections::BTreeMap;
 
 pub fn render(cells: &[CellResult]) -> String {
-    let mut patchsets: Vec<&str> = Vec::new();
-    let mut rows: BTreeMap<(String, String), BTreeMap<&str, &CellResult>> = BTreeMap::new();
-    for c in cells {
-        if !patchsets.contains(&c.patchset.as_str()) {
-            patchsets.push(&c.patchset);
-        }
-        rows.entry((c.arch.clone(), c.config.clone()))
-            .or_default()
-            .insert(&c.patchset, c);
-    }
+    let Grid { patchsets, rows } = grid(cells);
     let md = |s: &str| s.replace('|', "\\|");
     let mut o = String::from("## kmatrix results\n\n| arch/config |");
     for p in &patchsets {

@@ -158,18 +158,32 @@ pub async fn reporter(
     done
 }
 
-/// The result matrix: rows arch/config, columns patchsets; then the details per cell.
-pub fn matrix(cells: &[CellResult]) -> String {
-    let mut patchsets: Vec<&str> = Vec::new();
-    let mut rows: BTreeMap<(String, String), BTreeMap<&str, &CellResult>> = BTreeMap::new();
+/// Cells laid out as the matrix: rows (arch, config), columns patchsets in spec order.
+pub struct Grid<'a> {
+    pub patchsets: Vec<&'a str>,
+    pub rows: BTreeMap<(String, String), BTreeMap<&'a str, &'a CellResult>>,
+}
+
+pub fn grid(cells: &[CellResult]) -> Grid<'_> {
+    let mut g = Grid {
+        patchsets: Vec::new(),
+        rows: BTreeMap::new(),
+    };
     for c in cells {
-        if !patchsets.contains(&c.patchset.as_str()) {
-            patchsets.push(&c.patchset);
+        if !g.patchsets.contains(&c.patchset.as_str()) {
+            g.patchsets.push(&c.patchset);
         }
-        rows.entry((c.arch.clone(), c.config.clone()))
+        g.rows
+            .entry((c.arch.clone(), c.config.clone()))
             .or_default()
             .insert(&c.patchset, c);
     }
+    g
+}
+
+/// The result matrix: rows arch/config, columns patchsets; then the details per cell.
+pub fn matrix(cells: &[CellResult]) -> String {
+    let Grid { patchsets, rows } = grid(cells);
     let cell_text = |c: &CellResult| {
         let expected = c.expected_by.iter().filter(|e| e.is_some()).count();
         let n = c.findings.len().saturating_sub(expected);
