@@ -438,6 +438,11 @@ async fn run(
         let _ = crate::report::write_results(&run_dir, &meta, &cells);
     }
     let table = crate::report::matrix(&cells);
+    let table = if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+        crate::report::colorize(&table)
+    } else {
+        table
+    };
     println!("\n{table}");
     println!("results: {}", display_rel(&run_dir.join("results.json")));
     Ok(crate::report::exit_code(&cells))

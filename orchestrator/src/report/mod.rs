@@ -322,6 +322,44 @@ pub fn matrix(cells: &[CellResult]) -> String {
     out
 }
 
+/// The matrix text with verdicts in colour, for a terminal (files stay plain).
+pub fn colorize(text: &str) -> String {
+    const LABELS: &[(&str, &str)] = &[
+        ("CONFIG-MISMATCH", "33"),
+        ("INFRA-ERROR", "35"),
+        ("INCONCLUSIVE", "33"),
+        ("INTERRUPTED", "35"),
+        ("BUILD-FAIL", "31"),
+        ("PATCH-FAIL", "31"),
+        ("BOOT-FAIL", "31"),
+        ("PASS", "32"),
+        ("FAIL", "31;1"),
+        ("HANG", "31;1"),
+    ];
+    let mut out = String::with_capacity(text.len() + 256);
+    let mut rest = text;
+    'outer: while !rest.is_empty() {
+        for (label, code) in LABELS {
+            if let Some(after) = rest.strip_prefix(label) {
+                // Whole words only: FAIL inside BUILD-FAIL was matched as BUILD-FAIL.
+                let prev_ok = !out.ends_with(|c: char| c.is_ascii_alphanumeric() || c == '-');
+                let next_ok = !after.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '-');
+                if prev_ok && next_ok {
+                    out.push_str(&format!("\x1b[{code}m{label}\x1b[0m"));
+                    rest = after;
+                    continue 'outer;
+                }
+            }
+        }
+        let mut chars = rest.chars();
+        if let Some(c) = chars.next() {
+            out.push(c);
+        }
+        rest = chars.as_str();
+    }
+    out
+}
+
 /// Exit code for a finished run (documented in README).
 pub fn exit_code(cells: &[CellResult]) -> i32 {
     if cells.iter().any(|c| c.verdict == Verdict::Interrupted) {
@@ -332,5 +370,20 @@ pub fn exit_code(cells: &[CellResult]) -> i32 {
         0
     } else {
         1
+    }
+}
+
+#[cfg(test)]
+mod colour_tests {
+    use super::colorize;
+
+    #[test]
+    fn verdicts_are_coloured_as_whole_words() {
+        let c =
+            colorize("x86_64/pvl-off  BUILD-FAIL  PASS (2 expected)  FAIL (1 report)\nPASSWORD");
+        assert!(c.contains("\x1b[31mBUILD-FAIL\x1b[0m"));
+        assert!(c.contains("\x1b[32mPASS\x1b[0m (2 expected)"));
+        assert!(c.contains("\x1b[31;1mFAIL\x1b[0m (1 report)"));
+        assert!(c.ends_with("PASSWORD"), "not inside words");
     }
 }
