@@ -609,3 +609,25 @@ fn qemu_killed_mid_test_is_an_infra_error_with_evidence_and_no_leftovers() {
         "virtiofsd left behind"
     );
 }
+
+#[test]
+#[ignore = "boots a real kernel; run with --include-ignored"]
+fn a_test_that_overruns_is_hang_with_sysrq_forensics_and_no_leftovers() {
+    let runs = tempfile::tempdir().unwrap();
+    let r = run("run", &spec("drill-hang.yaml"), &[], runs.path());
+    assert_eq!(r.code, 1);
+    let c = r.cell("x86_64/pvl-on/base");
+    assert_eq!(c["verdict"], "HANG", "{c:#}");
+    assert!(
+        c["reason"].as_str().unwrap().contains("drill_hang overran"),
+        "{c:#}"
+    );
+    assert_eq!(c["forensics"], "sysrq w and l over ssh", "{c:#}");
+    let console = std::fs::read_to_string(r.dir.join("x86_64-pvl-on-base/console.log")).unwrap();
+    assert!(
+        console.contains("Show Blocked State"),
+        "sysrq w output on the console"
+    );
+    assert!(c["tests"][0]["timed_out"] == true);
+    assert!(processes_mentioning(&r.dir.to_string_lossy()).is_empty());
+}
