@@ -94,18 +94,6 @@ static void wait_go(void)
 		sched_yield();
 }
 
-/* Record the first message of its kind only (later ones are just counted). */
-static void note(char *dst, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (dst[0])
-		return;
-	va_start(ap, fmt);
-	vsnprintf(dst, 256, fmt, ap);
-	va_end(ap);
-}
-
 static inline uint64_t pat(int slot, uint64_t gen, size_t page, int which)
 {
 	return 0x4b4d000000000000ull ^ ((uint64_t)slot << 40) ^ (gen << 12) ^

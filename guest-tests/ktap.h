@@ -384,4 +384,16 @@ static inline uint64_t ktap_rand(uint64_t *s)
 	return *s = x;
 }
 
+/* Record the first message of its kind only (later ones are just counted). */
+static inline void note(char *dst, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (dst[0])
+		return;
+	va_start(ap, fmt);
+	vsnprintf(dst, 256, fmt, ap);
+	va_end(ap);
+}
+
 #endif /* KMATRIX_KTAP_H */

@@ -66,17 +66,6 @@ static struct rstat st_pvr, st_mem;
 static pid_t child;
 static atomic_int go;
 
-static void note(char *dst, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (dst[0])
-		return;
-	va_start(ap, fmt);
-	vsnprintf(dst, 256, fmt, ap);
-	va_end(ap);
-}
-
 static inline int running(void)
 {
 	return ktap_now() < deadline;

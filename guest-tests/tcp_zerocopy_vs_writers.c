@@ -102,17 +102,6 @@ static struct {
 	char first_err[256];
 } wst;
 
-static void note(char *dst, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (dst[0])
-		return;
-	va_start(ap, fmt);
-	vsnprintf(dst, 256, fmt, ap);
-	va_end(ap);
-}
-
 static inline int running(void)
 {
 	return ktap_now() < deadline;
