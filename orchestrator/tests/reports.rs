@@ -118,19 +118,23 @@ fn matrix(dir: &Path) -> Vec<CellResult> {
     vec![pass, fail, hang, build, patch]
 }
 
+/// Write every output of the five-verdict fixture into `dir`.
+fn write_fixture(dir: &Path) {
+    let meta = RunMeta {
+        spec: "kmatrix.yaml".into(),
+        spec_hash: "h".into(),
+        shard: None,
+    };
+    report::write_results(dir, &meta, &matrix(dir)).unwrap();
+}
+
 /// report.html in headless Chromium (no network): the rendered DOM holds the matrix and
 /// a finding's stack trace, and the screenshot is a real picture.
 #[test]
 #[ignore = "needs Debian's chromium (scripts/setup-host installs it); run with --include-ignored"]
 fn report_html_renders_in_headless_chromium() {
     let d = tempfile::tempdir().unwrap();
-    let cells = matrix(d.path());
-    let meta = RunMeta {
-        spec: "kmatrix.yaml".into(),
-        spec_hash: "h".into(),
-        shard: None,
-    };
-    report::write_results(d.path(), &meta, &cells).unwrap();
+    write_fixture(d.path());
     let page = format!("file://{}", d.path().join("report.html").display());
     let profile = d.path().join("profile");
     let chromium = |extra: &[&str]| {
@@ -179,13 +183,7 @@ fn report_html_renders_in_headless_chromium() {
 #[test]
 fn every_output_shows_each_verdict_and_junit_is_schema_valid() {
     let d = tempfile::tempdir().unwrap();
-    let cells = matrix(d.path());
-    let meta = RunMeta {
-        spec: "kmatrix.yaml".into(),
-        spec_hash: "h".into(),
-        shard: None,
-    };
-    report::write_results(d.path(), &meta, &cells).unwrap();
+    write_fixture(d.path());
 
     // results.json reads back to the same verdicts.
     let (m, back) = report::load_results(d.path()).unwrap();
