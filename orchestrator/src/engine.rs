@@ -631,7 +631,14 @@ impl Engine {
                     tr.error = Some("abandoned after a fatal kernel report".into());
                 }
                 Ok(Err(e)) => {
-                    let status = vm.qemu.try_wait();
+                    // The SSH connection can drop a moment before QEMU's exit is visible.
+                    let status = match vm.qemu.try_wait() {
+                        Some(st) => Some(st),
+                        None => tokio::time::timeout(Duration::from_secs(2), vm.qemu.wait())
+                            .await
+                            .ok()
+                            .and_then(|r| r.ok()),
+                    };
                     // QEMU killed by a signal from outside (not a guest reboot or panic,
                     // which make QEMU exit normally) is the host's problem, not the kernel's.
                     if let Some(sig) = status.and_then(|s| {
