@@ -37,6 +37,8 @@ pub struct Engine {
     pub cancel: watch::Receiver<bool>,
     images: HashMap<Arch, Image>,
     tree: Option<Tree>,
+    /// The phase (and its detail) the current cell is in: an interruption says where.
+    current: std::sync::Mutex<String>,
     /// Substitute programs (tests use fakes for failure paths).
     pub qemu_override: Option<PathBuf>,
     pub virtiofsd_override: Option<PathBuf>,
@@ -63,6 +65,7 @@ impl Engine {
             cancel,
             images: HashMap::new(),
             tree: None,
+            current: std::sync::Mutex::new(String::new()),
             qemu_override: None,
             virtiofsd_override: None,
         }
@@ -72,10 +75,17 @@ impl Engine {
         let _ = self.tx.send(e);
     }
     fn phase(&self, cell: &Cell, phase: Phase, detail: impl Into<String>) {
+        let detail = detail.into();
+        if let Ok(mut c) = self.current.lock() {
+            *c = match detail.as_str() {
+                "" => phase.label().to_string(),
+                d => format!("{} ({d})", phase.label()),
+            };
+        }
         self.emit(Event::Phase {
             id: cell.id(),
             phase,
-            detail: detail.into(),
+            detail,
         });
     }
     fn note(&self, cell: &Cell, message: impl Into<String>) {
@@ -116,7 +126,17 @@ impl Engine {
                     r = self.run_cell(cell, &dir, &mut result) => r,
                     _ = cancel.wait_for(|c| *c) => Err(Stop(Verdict::Interrupted, "interrupted (Ctrl-C)".into(), vec![])),
                 };
-                if let Err(Stop(v, why, details)) = outcome {
+                if let Err(Stop(v, mut why, details)) = outcome {
+                    if v == Verdict::Interrupted {
+                        let at = self.current.lock().map(|c| c.clone()).unwrap_or_default();
+                        why = format!("{why} during {at}");
+                        // The cell's VM went with its future; what its console already
+                        // says is still evidence.
+                        if let Ok(console) = std::fs::read(dir.join("console.log")) {
+                            result.findings =
+                                crate::console::parse(&console[..]).unwrap_or_default();
+                        }
+                    }
                     result.verdict = v;
                     result.reason = Some(why);
                     result.details.extend(details);
@@ -378,12 +398,14 @@ impl Engine {
             memory_mib: self.plan.vm.memory_mib,
             cpus: self.plan.vm.cpus,
             console_log: dir.join("console.log"),
+            console_socket: dir.join("console.sock"),
             qmp_socket: dir.join("qmp.sock"),
             ssh_port: vm::free_port().map_err(|e| infra(format!("no free port: {e}")))?,
             shares: vec![("results".into(), sock)],
             hung_task_secs: self.plan.vm.hung_task_timeout.as_secs(),
         };
         let _ = std::fs::remove_file(&spec.console_log);
+        let _ = std::fs::remove_file(&spec.console_socket);
         let vm = Vm::start(spec, &dir.join("qemu.log")).map_err(|e| infra(chain(&e)))?;
         append(&dir.join("qemu.log"), &format!("$ {}\n", vm.cmdline));
         Ok((vm, virtiofsd))
@@ -406,7 +428,9 @@ impl Engine {
             .start_with_fallback(cell, dir, kernel, image, &results, result)
             .await?;
 
-        let outcome = self.drive(cell, dir, &mut vm, image, result).await;
+        let outcome = self
+            .drive(cell, dir, &mut vm, &mut virtiofsd, image, result)
+            .await;
 
         // Shutdown: the guest was asked to reboot (-no-reboot turns it into an exit);
         // whatever happened, QEMU and virtiofsd are gone after this.
@@ -536,6 +560,7 @@ impl Engine {
         cell: &Cell,
         dir: &Path,
         vm: &mut Vm,
+        virtiofsd: &mut crate::proc::Proc,
         image: &Image,
         result: &mut CellResult,
     ) -> Result<(), Stop> {
@@ -599,6 +624,39 @@ impl Engine {
                     r = &mut task => break r,
                     _ = tokio::time::sleep(Duration::from_secs(1)) => {}
                 }
+                // Without virtiofsd the guest's file I/O to /results blocks for good:
+                // the host's fault, and no later test could be judged.
+                if let Some(st) = virtiofsd.try_wait() {
+                    abandon.store(true, std::sync::atomic::Ordering::Relaxed);
+                    let _ = tokio::time::timeout(Duration::from_secs(5), &mut task).await;
+                    let _ = virtiofsd.wait().await;
+                    result.tests.push(TestResult {
+                        name: t.name.clone(),
+                        exit_status: None,
+                        ktap: crate::ktap::parse(
+                            &std::fs::read_to_string(tests_dir.join(format!("{}.ktap", t.name)))
+                                .unwrap_or_default(),
+                        ),
+                        timed_out: false,
+                        unresponsive: false,
+                        seconds: start.elapsed().as_secs_f64(),
+                        result_file: None,
+                        error: Some("abandoned: virtiofsd exited".into()),
+                    });
+                    return Err(Stop(
+                        Verdict::InfraError,
+                        format!(
+                            "virtiofsd (results share) exited ({st}) during {}, not by the guest",
+                            t.name
+                        ),
+                        virtiofsd
+                            .tail()
+                            .lines()
+                            .filter(|l| !l.is_empty())
+                            .map(|l| format!("virtiofsd| {l}"))
+                            .collect(),
+                    ));
+                }
                 if fatal_since.is_none() && fatal_report_since(&vm.spec.console_log, console_from) {
                     self.note(
                         cell,
@@ -617,6 +675,7 @@ impl Engine {
                 exit_status: None,
                 ktap: crate::ktap::parse(&text),
                 timed_out: false,
+                unresponsive: false,
                 seconds: start.elapsed().as_secs_f64(),
                 result_file: None,
                 error: None,
@@ -651,16 +710,25 @@ impl Engine {
                             t.name
                         )));
                     }
-                    tr.error = Some(if status.is_some() {
-                        format!("guest died during the test ({e})")
-                    } else {
-                        e.to_string()
+                    tr.error = Some(match status {
+                        // panic=-1 and -no-reboot: a panicking guest ends QEMU by itself.
+                        Some(_) if vm.console().contains("Kernel panic - not syncing") => {
+                            "the kernel panicked during the test (QEMU exited by itself)".into()
+                        }
+                        Some(_) => format!("guest died during the test ({e})"),
+                        None => {
+                            tr.unresponsive = true;
+                            format!("the guest stopped answering SSH during the test ({e})")
+                        }
                     })
                 }
                 Err(e) => tr.error = Some(format!("ssh thread: {e}")),
             }
             // After a hang or a fatal report the kernel is not fit to judge further tests.
-            let stop = tr.timed_out || fatal_since.is_some() || vm.qemu.try_wait().is_some();
+            let stop = tr.timed_out
+                || tr.unresponsive
+                || fatal_since.is_some()
+                || vm.qemu.try_wait().is_some();
             let hung = tr.timed_out || tr.error.is_some();
             result.tests.push(tr);
             if hung && vm.qemu.try_wait().is_none() {
@@ -716,27 +784,41 @@ fn fatal_report_since(console: &Path, from: u64) -> bool {
 }
 
 impl Engine {
-    /// Hang forensics: ask the kernel for blocked-task (sysrq w) and all-CPU (sysrq l)
-    /// backtraces over a fresh SSH session, then give its detectors a bounded moment to
-    /// print. The dumps land in console.log. Returns what was done.
+    /// Hang forensics: ask the kernel for blocked tasks (sysrq w), every task (t) and
+    /// all-CPU backtraces (l), over a fresh SSH session or, when SSH is dead, as BREAKs
+    /// on the serial console; then give its detectors a bounded moment to print. The
+    /// dumps land in console.log. Returns what was done.
     async fn forensics(&self, cell: &Cell, vm: &mut Vm, target: &Target) -> String {
-        self.note(cell, "collecting hang forensics (sysrq w, l)");
+        self.note(cell, "collecting hang forensics (sysrq w, t, l)");
         let t = target.clone();
         let done = tokio::task::spawn_blocking(move || {
             let s = guest::connect(&t, Duration::from_secs(10))?;
             guest::exec(
                 &s,
-                "echo w > /proc/sysrq-trigger; echo l > /proc/sysrq-trigger",
+                "for k in w t l; do echo $k > /proc/sysrq-trigger; done",
                 Duration::from_secs(30),
                 None,
                 None,
             )
         })
         .await;
-        let how = match done {
-            Ok(Ok(_)) => "sysrq w and l over ssh".to_string(),
-            Ok(Err(e)) => format!("ssh unreachable for sysrq ({e}); console only"),
-            Err(e) => format!("ssh thread failed ({e}); console only"),
+        let ssh_error = match done {
+            Ok(Ok(_)) => None,
+            Ok(Err(e)) => Some(e.to_string()),
+            Err(e) => Some(format!("ssh thread failed: {e}")),
+        };
+        let how = match ssh_error {
+            None => "sysrq w, t and l over ssh".to_string(),
+            Some(e) => {
+                self.note(
+                    cell,
+                    format!("ssh unreachable ({e}); sysrq over the serial console"),
+                );
+                match vm::serial_sysrq(&vm.spec.console_socket, b"wtl", Duration::from_secs(30)).await {
+                    Ok(()) => format!("sysrq w, t and l over the serial console (ssh unreachable: {e})"),
+                    Err(se) => format!("no sysrq: ssh unreachable ({e}), serial console failed ({se}); console only"),
+                }
+            }
         };
         // The hung-task detector and the sysrq dumps print asynchronously.
         let wait = self.plan.vm.hung_task_timeout.min(Duration::from_secs(15));

@@ -148,6 +148,9 @@ pub struct TestResult {
     pub exit_status: Option<i32>,
     pub ktap: ktap::Report,
     pub timed_out: bool,
+    /// SSH stopped answering while QEMU still ran (sshd dead or userspace stuck).
+    #[serde(default)]
+    pub unresponsive: bool,
     pub seconds: f64,
     /// The result file came back through the virtiofs share.
     pub result_file: Option<PathBuf>,
@@ -328,6 +331,12 @@ pub fn decide(
     if let Some(f) = hang_report {
         return (Verdict::Hang, Some(f.title.clone()));
     }
+    if let Some(t) = tests.iter().find(|t| t.unresponsive) {
+        return (
+            Verdict::Hang,
+            Some(format!("the guest stopped answering SSH during {}", t.name)),
+        );
+    }
     if let Some(t) = tests.iter().find(|t| !t.passed()) {
         let why = if let Some(e) = &t.error {
             e.clone()
@@ -369,6 +378,7 @@ mod tests {
             exit_status: Some(status),
             ktap: crate::ktap::parse(ktap),
             timed_out: false,
+            unresponsive: false,
             seconds: 1.0,
             result_file: None,
             error: None,
@@ -427,6 +437,18 @@ mod tests {
         let mut t = test("t", "", -1);
         t.timed_out = true;
         assert_eq!(plain(&[t], &[]), Verdict::Hang);
+    }
+
+    #[test]
+    fn a_guest_that_stops_answering_ssh_is_hang_but_a_real_report_wins() {
+        let mut t = test("drill", "", -1);
+        t.error = Some("the guest stopped answering SSH".into());
+        t.unresponsive = true;
+        let (v, why) = decide(std::slice::from_ref(&t), &[], &[], &[]);
+        assert_eq!(v, Verdict::Hang);
+        assert_eq!(why.unwrap(), "the guest stopped answering SSH during drill");
+        let f = [finding(Kind::Bug, "kernel BUG in x")];
+        assert_eq!(plain(&[t], &f), Verdict::Fail);
     }
 
     fn expect(kind: Kind, title: Option<&str>) -> (String, crate::plan::Expectation) {

@@ -66,6 +66,8 @@ pub struct VmSpec {
     pub memory_mib: u64,
     pub cpus: u32,
     pub console_log: PathBuf,
+    /// The serial line as a telnet socket: the way in for sysrq when SSH is dead.
+    pub console_socket: PathBuf,
     pub qmp_socket: PathBuf,
     pub ssh_port: u16,
     /// (tag, vhost-user socket) per virtiofs share.
@@ -127,8 +129,15 @@ pub fn qemu_args(spec: &VmSpec) -> Vec<OsString> {
         spec.initrd.display().to_string(),
         "-append".into(),
         kernel_cmdline(spec),
+        // The serial console is a telnet socket (a BREAK from a client reaches the
+        // guest's UART: sysrq without SSH) whose every byte QEMU also logs to the file,
+        // client or not.
         "-chardev".into(),
-        format!("file,id=con0,path={}", spec.console_log.display()),
+        format!(
+            "socket,id=con0,path={},server=on,wait=off,telnet=on,logfile={}",
+            spec.console_socket.display(),
+            spec.console_log.display()
+        ),
         "-serial".into(),
         "chardev:con0".into(),
         "-qmp".into(),
@@ -306,6 +315,42 @@ pub async fn qmp(
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "QMP did not answer"))?
 }
 
+/// Telnet's "interrupt process"-less BREAK: IAC BRK. QEMU turns it into a break on the
+/// UART, and a Linux serial console reads the next character as a sysrq command.
+const TELNET_BREAK: [u8; 2] = [255, 243];
+
+/// Send sysrq `keys` through the serial console's telnet socket, one BREAK + key each,
+/// spaced so the kernel handles one before the next arrives. What QEMU sends back (its
+/// telnet options and the console output) is read and dropped meanwhile: an unread
+/// client would stall the guest's console, and the log file gets it all anyway.
+pub async fn serial_sysrq(socket: &Path, keys: &[u8], timeout: Duration) -> std::io::Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let work = async {
+        let stream = tokio::net::UnixStream::connect(socket).await?;
+        let (mut r, mut w) = stream.into_split();
+        let drain = tokio::spawn(async move {
+            let mut buf = [0u8; 4096];
+            while matches!(r.read(&mut buf).await, Ok(n) if n > 0) {}
+        });
+        for &k in keys {
+            w.write_all(&TELNET_BREAK).await?;
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            w.write_all(&[k]).await?;
+            // Dumps of every task take a while to print under emulation.
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+        }
+        drop(w);
+        drain.abort();
+        Ok(())
+    };
+    tokio::time::timeout(timeout, work).await.map_err(|_| {
+        std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "serial console did not take the keys",
+        )
+    })?
+}
+
 /// A running QEMU.
 pub struct Vm {
     pub spec: VmSpec,
@@ -410,6 +455,7 @@ mod tests {
             memory_mib: 1024,
             cpus: 2,
             console_log: "/r/console.log".into(),
+            console_socket: "/r/console.sock".into(),
             qmp_socket: "/r/qmp.sock".into(),
             ssh_port: 2222,
             shares: vec![("results".into(), "/r/results.sock".into())],
@@ -433,7 +479,10 @@ mod tests {
         assert!(a.contains("-append console=ttyS0 panic=-1"), "{a}");
         assert!(a.contains("-no-reboot"));
         assert!(a.contains("memory-backend-memfd,id=mem,size=1024M,share=on"));
-        assert!(a.contains("-chardev file,id=con0,path=/r/console.log -serial chardev:con0"));
+        assert!(a.contains(
+            "-chardev socket,id=con0,path=/r/console.sock,server=on,wait=off,telnet=on,\
+             logfile=/r/console.log -serial chardev:con0"
+        ));
         assert!(a.contains("vhost-user-fs-pci,queue-size=1024,chardev=fs0,tag=results"));
     }
 
@@ -500,6 +549,27 @@ mod tests {
         let seen = server.await.unwrap();
         assert!(seen[0].contains("qmp_capabilities"), "{seen:?}");
         assert!(seen[1].contains("quit"));
+    }
+
+    #[tokio::test]
+    async fn serial_sysrq_sends_a_break_before_each_key_and_drains_the_console() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let d = tempfile::tempdir().unwrap();
+        let sock = d.path().join("console.sock");
+        let listener = tokio::net::UnixListener::bind(&sock).unwrap();
+        let server = tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            // Like QEMU: telnet options, then a flood of console output.
+            s.write_all(&[255, 251, 1, 255, 251, 3]).await.unwrap();
+            s.write_all(&vec![b'x'; 1 << 20]).await.unwrap();
+            let mut got = Vec::new();
+            s.read_to_end(&mut got).await.unwrap();
+            got
+        });
+        serial_sysrq(&sock, b"wl", Duration::from_secs(20))
+            .await
+            .unwrap();
+        assert_eq!(server.await.unwrap(), [255, 243, b'w', 255, 243, b'l']);
     }
 
     #[test]

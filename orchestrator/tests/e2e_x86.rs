@@ -622,7 +622,7 @@ fn a_test_that_overruns_is_hang_with_sysrq_forensics_and_no_leftovers() {
         c["reason"].as_str().unwrap().contains("drill_hang overran"),
         "{c:#}"
     );
-    assert_eq!(c["forensics"], "sysrq w and l over ssh", "{c:#}");
+    assert_eq!(c["forensics"], "sysrq w, t and l over ssh", "{c:#}");
     let console = std::fs::read_to_string(r.dir.join("x86_64-pvl-on-base/console.log")).unwrap();
     assert!(
         console.contains("Show Blocked State"),
@@ -630,4 +630,200 @@ fn a_test_that_overruns_is_hang_with_sysrq_forensics_and_no_leftovers() {
     );
     assert!(c["tests"][0]["timed_out"] == true);
     assert!(processes_mentioning(&r.dir.to_string_lossy()).is_empty());
+}
+
+/// Start `kmatrix run` on a drill spec in the background.
+fn spawn_run(spec_name: &str, runs: &Path) -> std::process::Child {
+    kmatrix()
+        .args(["run", "--spec"])
+        .arg(spec(spec_name))
+        .arg("--runs-dir")
+        .arg(runs)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn wait_until(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !cond() {
+        assert!(Instant::now() < deadline, "{what} never happened");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn results_of(run_dir: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(run_dir.join("results.json")).unwrap()).unwrap()
+}
+
+fn ktap_started(runs: &Path, test: &str) -> bool {
+    std::fs::metadata(
+        runs.join("latest/x86_64-pvl-on-base/tests")
+            .join(format!("{test}.ktap")),
+    )
+    .map(|m| m.len() > 0)
+    .unwrap_or(false)
+}
+
+#[test]
+#[ignore = "boots a real kernel; run with --include-ignored"]
+fn a_guest_panic_ends_qemu_by_itself_and_is_reported_as_a_panic() {
+    let runs = tempfile::tempdir().unwrap();
+    let start = Instant::now();
+    let r = run("run", &spec("drill-panic.yaml"), &[], runs.path());
+    assert_eq!(r.code, 1, "findings exit code");
+    let c = r.cell("x86_64/pvl-on/base");
+    assert_eq!(c["verdict"], "FAIL", "{c:#}");
+    assert_eq!(c["reason"], "kernel panic: sysrq triggered crash", "{c:#}");
+    assert_eq!(
+        c["tests"][0]["error"],
+        "the kernel panicked during the test (QEMU exited by itself)"
+    );
+    // QEMU went by itself (panic=-1, -no-reboot): no forensics, no stop timeout waited out.
+    assert!(c["forensics"].is_null(), "{c:#}");
+    assert!(start.elapsed() < Duration::from_secs(600));
+    let console = std::fs::read_to_string(r.dir.join("x86_64-pvl-on-base/console.log")).unwrap();
+    assert!(console.contains("Kernel panic - not syncing: sysrq triggered crash"));
+    assert!(processes_mentioning(&r.dir.to_string_lossy()).is_empty());
+}
+
+#[test]
+#[ignore = "boots a real kernel; run with --include-ignored"]
+fn sshd_dead_with_userspace_frozen_is_hang_with_sysrq_over_the_serial_console() {
+    let runs = tempfile::tempdir().unwrap();
+    let r = run("run", &spec("drill-sshd-dead.yaml"), &[], runs.path());
+    assert_eq!(r.code, 1);
+    let c = r.cell("x86_64/pvl-on/base");
+    assert_eq!(c["verdict"], "HANG", "{c:#}");
+    assert_eq!(
+        c["reason"], "the guest stopped answering SSH during drill_sshd_dead",
+        "{c:#}"
+    );
+    let how = c["forensics"].as_str().unwrap();
+    assert!(
+        how.starts_with("sysrq w, t and l over the serial console (ssh unreachable"),
+        "{how}"
+    );
+    // The dumps came through the serial line: blocked tasks, every task (the frozen
+    // drill among them), all CPUs; and reading them found no kernel report.
+    let console = std::fs::read_to_string(r.dir.join("x86_64-pvl-on-base/console.log")).unwrap();
+    for dump in [
+        "sysrq: Show Blocked State",
+        "sysrq: Show State",
+        "sysrq: Show backtrace of all active CPUs",
+    ] {
+        assert!(console.contains(dump), "no `{dump}` on the console");
+    }
+    assert!(console.contains("task:drill_sshd_dead"));
+    assert_eq!(titles(c), Vec::<String>::new());
+    assert!(processes_mentioning(&r.dir.to_string_lossy()).is_empty());
+}
+
+#[test]
+#[ignore = "boots a real kernel; run with --include-ignored"]
+fn virtiofsd_killed_mid_test_is_an_infra_error_with_evidence_and_no_leftovers() {
+    let runs = tempfile::tempdir().unwrap();
+    let child = spawn_run("drill-long.yaml", runs.path());
+    wait_until(
+        "faults_vs_writers output",
+        Duration::from_secs(1800),
+        || ktap_started(runs.path(), "faults_vs_writers"),
+    );
+    let run_dir = std::fs::canonicalize(runs.path().join("latest")).unwrap();
+    let fsd: Vec<u32> = processes_mentioning(&run_dir.to_string_lossy())
+        .into_iter()
+        .filter(|(_, c)| c.contains("virtiofsd"))
+        .map(|(p, _)| p)
+        .collect();
+    assert!(!fsd.is_empty(), "virtiofsd runs for the cell");
+    for p in fsd {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(p as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(3), "infrastructure error exit code");
+    let results = results_of(&run_dir);
+    let cell = &results["cells"][0];
+    assert_eq!(cell["verdict"], "INFRA-ERROR", "{cell:#}");
+    let why = cell["reason"].as_str().unwrap();
+    assert!(
+        why.contains("virtiofsd (results share) exited")
+            && why.contains("during faults_vs_writers"),
+        "{why}"
+    );
+    // What the test printed before is kept, and the test is on record as abandoned.
+    assert_eq!(cell["tests"][0]["error"], "abandoned: virtiofsd exited");
+    assert!(std::fs::read_to_string(
+        run_dir.join("x86_64-pvl-on-base/tests/faults_vs_writers.ktap")
+    )
+    .unwrap()
+    .contains("TAP version"));
+    assert!(processes_mentioning(&run_dir.to_string_lossy()).is_empty());
+}
+
+/// Ctrl-C (SIGINT) a run once `ready` says so; it must exit 130 with the cell
+/// INTERRUPTED in results.json, the console kept, and no QEMU or virtiofsd left.
+fn ctrl_c_when(ready: impl Fn(&Path) -> bool) -> (PathBuf, Value) {
+    let runs = tempfile::tempdir().unwrap();
+    let child = spawn_run("drill-long.yaml", runs.path());
+    wait_until("the moment to interrupt", Duration::from_secs(1800), || {
+        ready(runs.path())
+    });
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let start = Instant::now();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130));
+    assert!(start.elapsed() < Duration::from_secs(30), "slow to stop");
+    let run_dir = std::fs::canonicalize(runs.path().join("latest")).unwrap();
+    let left = processes_mentioning(&run_dir.to_string_lossy());
+    assert!(left.is_empty(), "left behind: {left:?}");
+    let results = results_of(&run_dir);
+    let cell = results["cells"][0].clone();
+    assert_eq!(cell["verdict"], "INTERRUPTED", "{cell:#}");
+    assert!(run_dir.join("x86_64-pvl-on-base/console.log").is_file());
+    std::mem::forget(runs); // the caller reads the run folder
+    (run_dir, cell)
+}
+
+#[test]
+#[ignore = "boots a real kernel; run with --include-ignored"]
+fn ctrl_c_during_boot_stops_qemu_and_virtiofsd_and_writes_results() {
+    let (_, cell) = ctrl_c_when(|runs| {
+        let Ok(dir) = std::fs::canonicalize(runs.join("latest")) else {
+            return false;
+        };
+        // QEMU started, SSH not yet answering.
+        processes_mentioning(&dir.to_string_lossy())
+            .iter()
+            .any(|(_, c)| c.contains("qemu-system"))
+            && !std::fs::read_to_string(dir.join("x86_64-pvl-on-base/console.log"))
+                .unwrap_or_default()
+                .contains("kmatrix-guest: ready")
+    });
+    assert_eq!(cell["tests"].as_array().unwrap().len(), 0, "{cell:#}");
+    let why = cell["reason"].as_str().unwrap();
+    assert!(why.starts_with("interrupted (Ctrl-C) during boot"), "{why}");
+}
+
+#[test]
+#[ignore = "boots a real kernel; run with --include-ignored"]
+fn ctrl_c_during_a_test_stops_everything_and_keeps_what_was_collected() {
+    let (run_dir, cell) = ctrl_c_when(|runs| ktap_started(runs, "faults_vs_writers"));
+    assert_eq!(
+        cell["reason"], "interrupted (Ctrl-C) during test (faults_vs_writers)",
+        "{cell:#}"
+    );
+    assert!(cell["ssh_ready_secs"].as_f64().is_some(), "{cell:#}");
+    assert!(std::fs::read_to_string(
+        run_dir.join("x86_64-pvl-on-base/tests/faults_vs_writers.ktap")
+    )
+    .unwrap()
+    .contains("TAP version"));
 }

@@ -27,6 +27,7 @@ fn test(name: &str, ktap_text: &str, status: Option<i32>, timed_out: bool) -> Te
         exit_status: status,
         ktap: ktap::parse(ktap_text),
         timed_out,
+        unresponsive: false,
         seconds: 12.0,
         result_file: None,
         error: timed_out.then(|| "overran its timeout of 120s".to_string()),
