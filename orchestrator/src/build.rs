@@ -9,7 +9,7 @@ use crate::source::Tree;
 use std::path::{Path, PathBuf};
 
 /// Bump when the build recipe changes in a way that changes outputs.
-const RECIPE: &str = "kmatrix-build-v1";
+const RECIPE: &str = "kmatrix-build-v2";
 
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
@@ -60,6 +60,52 @@ pub struct Kernel {
     pub key: String,
     /// True when no `make` ran (cache hit).
     pub cached: bool,
+    /// Out-of-tree modules built against this kernel.
+    pub modules: Vec<ModuleBuild>,
+}
+
+/// One out-of-tree module built against a kernel: its `.ko`, or why it did not build
+/// (modpost's `undefined!` for a symbol the kernel does not export, say).
+#[derive(Debug, Clone)]
+pub struct ModuleBuild {
+    pub name: String,
+    pub ko: Option<PathBuf>,
+    pub errors: Vec<String>,
+}
+
+/// A module to build: its name (`<name>.ko`) and source folder.
+pub type ModuleSource = (String, PathBuf);
+
+/// The modules' results as stored in a cached kernel's folder.
+fn load_modules(out: &Path, modules: &[ModuleSource]) -> Vec<ModuleBuild> {
+    modules
+        .iter()
+        .map(|(name, _)| {
+            let ko = out.join("modules").join(format!("{name}.ko"));
+            let errors =
+                std::fs::read_to_string(out.join("modules").join(format!("{name}.errors")))
+                    .map(|t| t.lines().map(str::to_string).collect())
+                    .unwrap_or_default();
+            ModuleBuild {
+                name: name.clone(),
+                ko: ko.is_file().then_some(ko),
+                errors,
+            }
+        })
+        .collect()
+}
+
+/// The lines of a module build's output that say why it failed: modpost's verdicts
+/// (`ERROR: modpost: "sym" [...] undefined!`) and compiler errors.
+pub fn module_errors(log: &str) -> Vec<String> {
+    let mut v: Vec<String> = log
+        .lines()
+        .filter(|l| l.contains("ERROR: modpost:") || l.contains("error:"))
+        .map(|l| l.trim().to_string())
+        .collect();
+    v.dedup();
+    v.truncate(10);
+    v
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> BuildError + '_ {
@@ -111,7 +157,11 @@ pub fn make_args(
 
 /// The cache key: tree identity, patches (already in the tree id), base config, fragment
 /// contents in order, arch, compiler version, recipe.
-pub async fn cache_key(cell: &Cell, tree: &Tree) -> Result<String, BuildError> {
+pub async fn cache_key(
+    cell: &Cell,
+    tree: &Tree,
+    modules: &[ModuleSource],
+) -> Result<String, BuildError> {
     let cc = format!("{}gcc", cell.arch.cross_prefix());
     let version = proc::output(&ProcSpec::new(&cc).arg("--version"))
         .await
@@ -127,6 +177,13 @@ pub async fn cache_key(cell: &Cell, tree: &Tree) -> Result<String, BuildError> {
     for f in &cell.fragments {
         h.file(f).map_err(io(f))?;
     }
+    for (name, dir) in modules {
+        h.field(name.as_bytes());
+        for f in module_files(dir)? {
+            h.field(f.file_name().unwrap_or_default().as_encoded_bytes());
+            h.file(&f).map_err(io(&f))?;
+        }
+    }
     Ok(h.finish())
 }
 
@@ -139,8 +196,9 @@ pub async fn build(
     jobs: usize,
     cell_dir: &Path,
     rebuild: bool,
+    modules: &[ModuleSource],
 ) -> Result<BuildOutcome, BuildError> {
-    let key = cache_key(cell, tree).await?;
+    let key = cache_key(cell, tree, modules).await?;
     let out = cache.dir("kernels").join(&key);
     let kernel = Kernel {
         image: out.join("image"),
@@ -149,6 +207,7 @@ pub async fn build(
         log: out.join("build.log"),
         key: key.clone(),
         cached: true,
+        modules: load_modules(&out, modules),
     };
     std::fs::create_dir_all(cell_dir).map_err(io(cell_dir))?;
     if !rebuild && out.join(".complete").exists() {
@@ -252,7 +311,14 @@ pub async fn build(
 
     // 6. the build itself.
     let (target, image_rel) = cell.arch.image_target();
-    let spec = make(&[target], jobs);
+    // With out-of-tree modules to build, `modules` writes Module.symvers: without it
+    // modpost only warns about symbols the kernel does not export.
+    let targets: &[&str] = if modules.is_empty() {
+        &[target]
+    } else {
+        &[target, "modules"]
+    };
+    let spec = make(targets, jobs);
     append(&log, &format!("$ {}\n", spec.display()));
     let mut p = proc::spawn(&spec).map_err(|e| BuildError::Config {
         target: target.into(),
@@ -278,7 +344,46 @@ pub async fn build(
     // 7. publish into the cache atomically.
     let tmp = out.with_extension("tmp");
     let _ = std::fs::remove_dir_all(&tmp);
-    std::fs::create_dir_all(&tmp).map_err(io(&tmp))?;
+    std::fs::create_dir_all(tmp.join("modules")).map_err(io(&tmp))?;
+
+    // 8. out-of-tree modules against this kernel. One that does not build is a result
+    //    (a test reports it), not a failed kernel.
+    for (name, src) in modules {
+        let mdir = objdir.join("kmatrix-modules").join(name);
+        let _ = std::fs::remove_dir_all(&mdir);
+        std::fs::create_dir_all(&mdir).map_err(io(&mdir))?;
+        for f in module_files(src)? {
+            let dst = mdir.join(f.file_name().unwrap_or_default());
+            std::fs::copy(&f, &dst).map_err(io(&f))?;
+        }
+        let mlog = mdir.join("build.log");
+        let m = format!("M={}", mdir.display());
+        let spec = ProcSpec::new("make")
+            .args(make_args(
+                cell,
+                &tree.path,
+                &objdir,
+                &cc,
+                jobs,
+                &[&m, "modules"],
+            ))
+            .log(&mlog);
+        append(&log, &format!("$ {}\n", spec.display()));
+        let ok = proc::run(&spec).await.is_ok();
+        let text = std::fs::read_to_string(&mlog).unwrap_or_default();
+        append(&log, &text);
+        let ko = mdir.join(format!("{name}.ko"));
+        if ok && ko.is_file() {
+            std::fs::copy(&ko, tmp.join("modules").join(format!("{name}.ko"))).map_err(io(&ko))?;
+        } else {
+            let mut errors = module_errors(&text);
+            if errors.is_empty() {
+                errors.push(format!("make M=... modules failed; see {}", log.display()));
+            }
+            let f = tmp.join("modules").join(format!("{name}.errors"));
+            std::fs::write(&f, errors.join("\n")).map_err(io(&f))?;
+        }
+    }
     for (from, to) in [
         (objdir.join(image_rel), "image"),
         (objdir.join("vmlinux"), "vmlinux"),
@@ -292,8 +397,21 @@ pub async fn build(
     std::fs::rename(&tmp, &out).map_err(io(&out))?;
     Ok(BuildOutcome::Built(Kernel {
         cached: false,
+        modules: load_modules(&out, modules),
         ..kernel
     }))
+}
+
+/// A module folder's files (flat, sorted: Kbuild and sources).
+fn module_files(dir: &Path) -> Result<Vec<PathBuf>, BuildError> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(io(dir))?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_file())
+        .collect();
+    v.sort();
+    Ok(v)
 }
 
 /// An exclusive lock on a folder, held until dropped.
@@ -580,17 +698,43 @@ mod tests {
             path: d.path().into(),
             id: "linux-7.3".into(),
         };
-        let k0 = cache_key(&c, &tree).await.unwrap();
-        assert_eq!(k0, cache_key(&c, &tree).await.unwrap(), "stable");
+        let k0 = cache_key(&c, &tree, &[]).await.unwrap();
+        assert_eq!(k0, cache_key(&c, &tree, &[]).await.unwrap(), "stable");
         std::fs::write(&f, "CONFIG_A=n\n").unwrap();
-        let k1 = cache_key(&c, &tree).await.unwrap();
+        let k1 = cache_key(&c, &tree, &[]).await.unwrap();
         assert_ne!(k0, k1, "fragment content");
         let tree2 = Tree {
             id: "linux-7.3+patch".into(),
             ..tree.clone()
         };
-        assert_ne!(k1, cache_key(&c, &tree2).await.unwrap(), "tree/patches");
+        assert_ne!(
+            k1,
+            cache_key(&c, &tree2, &[]).await.unwrap(),
+            "tree/patches"
+        );
+        let m = d.path().join("vma_user");
+        std::fs::create_dir_all(&m).unwrap();
+        std::fs::write(m.join("Kbuild"), "obj-m := vma_user.o\n").unwrap();
+        let mods = [("vma_user".to_string(), m.clone())];
+        let k2 = cache_key(&c, &tree, &mods).await.unwrap();
+        assert_ne!(k1, k2, "a module to build");
+        std::fs::write(m.join("vma_user.c"), "int x;\n").unwrap();
+        assert_ne!(
+            k2,
+            cache_key(&c, &tree, &mods).await.unwrap(),
+            "module source"
+        );
         c.base_config = "defconfig".into();
-        assert_ne!(k1, cache_key(&c, &tree).await.unwrap(), "base config");
+        assert_ne!(k1, cache_key(&c, &tree, &[]).await.unwrap(), "base config");
+    }
+
+    #[test]
+    fn module_errors_keep_modposts_verdict() {
+        // As 7.3's modpost says it (older ones quote the symbol and the path).
+        let log = "  MODPOST Module.symvers\nERROR: modpost: vma_user.ko: symbol 'vma_start_read_unlocked' undefined!\nmake[3]: *** [../scripts/Makefile.modpost:147: Module.symvers] Error 1\n";
+        assert_eq!(
+            module_errors(log),
+            ["ERROR: modpost: vma_user.ko: symbol 'vma_start_read_unlocked' undefined!"]
+        );
     }
 }

@@ -206,6 +206,13 @@ impl Engine {
 
         drop(prepare_lock);
         self.phase(cell, Phase::Build, "make");
+        let modules: Vec<build::ModuleSource> = self
+            .plan
+            .tests
+            .iter()
+            .filter(|t| t.applies_to(cell))
+            .filter_map(|t| Some((t.module_name()?, t.module.clone()?)))
+            .collect();
         let kernel = match build::build(
             cell,
             &tree,
@@ -213,6 +220,7 @@ impl Engine {
             self.plan.jobs,
             dir,
             self.opts.rebuild,
+            &modules,
         )
         .await
         .map_err(|e| infra(chain(&e)))?
@@ -309,6 +317,14 @@ impl Engine {
         };
         let results = dir.join("results");
         std::fs::create_dir_all(&results).map_err(|e| e.to_string())?;
+        let tests: Vec<_> = self
+            .plan
+            .tests
+            .iter()
+            .filter(|t| t.applies_to(cell))
+            .collect();
+        fill_share(&dir.join("share"), &image, &kernel, &tests)
+            .map_err(|Stop(v, why, _)| format!("{}: {why}", v.label()))?;
         let (mut vm, mut virtiofsd) = self
             .start_with_fallback(cell, &dir, &kernel, &image, &results, &mut result)
             .await
@@ -334,7 +350,7 @@ impl Engine {
         };
         eprintln!("kmatrix: console log: {}", vm.spec.console_log.display());
         vm.stop(Duration::from_secs(1)).await;
-        virtiofsd.terminate(Duration::from_secs(2)).await;
+        virtiofsd.stop().await;
         outcome
     }
 
@@ -359,7 +375,9 @@ impl Engine {
         Ok(img)
     }
 
-    /// Start virtiofsd + QEMU with an accelerator; for KVM, check the guest really runs.
+    /// Start the virtiofsd daemons + QEMU with an accelerator. The console log is
+    /// started afresh for a cell's first boot and appended to for a reboot.
+    #[allow(clippy::too_many_arguments)]
     async fn start_vm(
         &self,
         cell: &Cell,
@@ -368,24 +386,33 @@ impl Engine {
         image: &Image,
         accel: Accel,
         results: &Path,
-    ) -> Result<(Vm, crate::proc::Proc), Stop> {
-        let sock = dir.join("results.sock");
+        fresh_console: bool,
+    ) -> Result<(Vm, Shares), Stop> {
         let bin = match &self.virtiofsd_override {
             Some(b) => b.clone(),
             None => {
                 vm::find_virtiofsd().ok_or_else(|| infra(vm::VmError::NoVirtiofsd.to_string()))?
             }
         };
-        let virtiofsd = vm::start_virtiofsd(
-            &bin,
-            "results",
-            &sock,
-            results,
-            false,
-            &dir.join("virtiofsd.log"),
-        )
-        .await
-        .map_err(|e| infra(chain(&e)))?;
+        // The cell's results folder, writable; the test programs and modules, read-only.
+        let mut shares = Shares::default();
+        for (tag, folder, readonly) in [
+            ("results", results.to_path_buf(), false),
+            ("tests", dir.join("share"), true),
+        ] {
+            let sock = dir.join(format!("{tag}.sock"));
+            let p = vm::start_virtiofsd(
+                &bin,
+                tag,
+                &sock,
+                &folder,
+                readonly,
+                &dir.join(format!("virtiofsd-{tag}.log")),
+            )
+            .await
+            .map_err(|e| infra(chain(&e)))?;
+            shares.0.push((tag.to_string(), sock, p));
+        }
         let spec = VmSpec {
             qemu: self
                 .qemu_override
@@ -401,14 +428,20 @@ impl Engine {
             console_socket: dir.join("console.sock"),
             qmp_socket: dir.join("qmp.sock"),
             ssh_port: vm::free_port().map_err(|e| infra(format!("no free port: {e}")))?,
-            shares: vec![("results".into(), sock)],
+            shares: shares
+                .0
+                .iter()
+                .map(|(tag, sock, _)| (tag.clone(), sock.clone()))
+                .collect(),
             hung_task_secs: self.plan.vm.hung_task_timeout.as_secs(),
         };
-        let _ = std::fs::remove_file(&spec.console_log);
+        if fresh_console {
+            let _ = std::fs::remove_file(&spec.console_log);
+        }
         let _ = std::fs::remove_file(&spec.console_socket);
         let vm = Vm::start(spec, &dir.join("qemu.log")).map_err(|e| infra(chain(&e)))?;
         append(&dir.join("qemu.log"), &format!("$ {}\n", vm.cmdline));
-        Ok((vm, virtiofsd))
+        Ok((vm, shares))
     }
 
     async fn boot_and_test(
@@ -423,22 +456,80 @@ impl Engine {
         std::fs::create_dir_all(&results)
             .map_err(|e| infra(format!("{}: {e}", results.display())))?;
         let _ = std::fs::remove_file(dir.join("qemu.log"));
+        let tests: Vec<&crate::plan::TestSpec> = self
+            .plan
+            .tests
+            .iter()
+            .filter(|t| t.applies_to(cell))
+            .collect();
+        fill_share(&dir.join("share"), image, kernel, &tests)?;
 
-        let (mut vm, mut virtiofsd) = self
-            .start_with_fallback(cell, dir, kernel, image, &results, result)
-            .await?;
-
-        let outcome = self
-            .drive(cell, dir, &mut vm, &mut virtiofsd, image, result)
-            .await;
-
-        // Shutdown: the guest was asked to reboot (-no-reboot turns it into an exit);
-        // whatever happened, QEMU and virtiofsd are gone after this.
-        vm.stop(Duration::from_secs(10)).await;
-        virtiofsd.terminate(Duration::from_secs(2)).await;
+        // A fatal report (oops, BUG, panic) leaves the kernel unfit for more tests, but
+        // the tests after it can still find other bugs: they get a fresh boot, whose
+        // console is appended to the same log.
+        let mut done = 0;
+        let mut boot = 1;
+        let outcome = loop {
+            let (mut vm, mut shares) = if boot == 1 {
+                self.start_with_fallback(cell, dir, kernel, image, &results, result)
+                    .await?
+            } else {
+                let accel = match result.accel.as_deref() {
+                    Some("kvm") => Accel::Kvm,
+                    _ => Accel::Tcg,
+                };
+                append(
+                    &dir.join("console.log"),
+                    &format!(
+                        "\nkmatrix: boot {boot}, a fresh kernel for the tests after {}\n",
+                        tests[done - 1].name
+                    ),
+                );
+                self.phase(cell, Phase::Boot, format!("{} (boot {boot})", accel.name()));
+                self.start_vm(cell, dir, kernel, image, accel, &results, false)
+                    .await?
+            };
+            let out = self
+                .drive(
+                    cell,
+                    dir,
+                    &mut vm,
+                    &mut shares,
+                    image,
+                    kernel,
+                    &tests[done..],
+                    result,
+                )
+                .await;
+            // Shutdown: the guest was asked to reboot (-no-reboot turns it into an exit);
+            // whatever happened, QEMU and virtiofsd are gone after this.
+            vm.stop(Duration::from_secs(10)).await;
+            shares.stop().await;
+            match out {
+                Ok(n) if done + n < tests.len() && n > 0 && boot < MAX_BOOTS => {
+                    let stopped = result.tests.last().map(|t| t.timed_out || t.unresponsive);
+                    // After a hang the guest was stopped with forensics; tests after it
+                    // are not what the cell is about any more.
+                    if stopped == Some(true) {
+                        break Ok(());
+                    }
+                    self.note(
+                        cell,
+                        format!(
+                            "rebooting for the {} test(s) after {}",
+                            tests.len() - done - n,
+                            tests[done + n - 1].name
+                        ),
+                    );
+                    done += n;
+                    boot += 1;
+                }
+                other => break other.map(|_| ()),
+            }
+        };
 
         self.phase(cell, Phase::Collect, "console");
-        let console = std::fs::read(&vm.spec.console_log).unwrap_or_default();
+        let console = std::fs::read(dir.join("console.log")).unwrap_or_default();
         let findings = crate::console::parse(&console[..]).unwrap_or_default();
         let _ = crate::cache::write_atomic(
             &dir.join("findings.json"),
@@ -485,31 +576,31 @@ impl Engine {
         image: &Image,
         results: &Path,
         result: &mut CellResult,
-    ) -> Result<(Vm, crate::proc::Proc), Stop> {
+    ) -> Result<(Vm, Shares), Stop> {
         let first = vm::initial_accel(self.plan.vm.accel, cell.arch);
         self.phase(cell, Phase::Boot, first.name());
-        let (mut vm, mut virtiofsd) = self
-            .start_vm(cell, dir, kernel, image, first, results)
+        let (mut vm, mut shares) = self
+            .start_vm(cell, dir, kernel, image, first, results, true)
             .await?;
         let mut accel = first;
         if first == Accel::Kvm {
             if let Err(reason) = vm.early_boot(Duration::from_secs(20)).await {
                 vm.qemu.terminate(Duration::from_secs(2)).await;
-                virtiofsd.terminate(Duration::from_secs(2)).await;
+                shares.stop().await;
                 let _ = std::fs::rename(dir.join("console.log"), dir.join("console-kvm.log"));
                 let note = format!("KVM failed ({reason}); fell back to TCG");
                 self.note(cell, note.clone());
                 result.accel_note = Some(note);
                 accel = Accel::Tcg;
                 self.phase(cell, Phase::Boot, "tcg");
-                (vm, virtiofsd) = self
-                    .start_vm(cell, dir, kernel, image, accel, results)
+                (vm, shares) = self
+                    .start_vm(cell, dir, kernel, image, accel, results, true)
                     .await?;
             }
         }
         result.accel = Some(accel.name().into());
 
-        Ok((vm, virtiofsd))
+        Ok((vm, shares))
     }
 
     /// Wait until SSH authenticates with the pinned host key, watching QEMU all along.
@@ -554,22 +645,37 @@ impl Engine {
         }
     }
 
-    /// Wait for SSH, run the tests, ask the guest to power off.
+    /// Wait for SSH, run `tests` in order, ask the guest to power off. Returns how many
+    /// of them ran: fewer than all when one left the kernel unfit to judge the rest (a
+    /// fatal report, a hang, the guest gone).
+    #[allow(clippy::too_many_arguments)]
     async fn drive(
         &self,
         cell: &Cell,
         dir: &Path,
         vm: &mut Vm,
-        virtiofsd: &mut crate::proc::Proc,
+        shares: &mut Shares,
         image: &Image,
+        kernel: &Kernel,
+        tests: &[&crate::plan::TestSpec],
         result: &mut CellResult,
-    ) -> Result<(), Stop> {
+    ) -> Result<usize, Stop> {
         let target = target_of(vm, image);
         let session = self.wait_ssh(vm, &target).await?;
         let ready = vm.started.elapsed().as_secs_f64();
-        result.ssh_ready_secs = Some(ready);
-        result.kernel_init_secs = kernel_init_time(&vm.console());
+        if result.ssh_ready_secs.is_none() {
+            result.ssh_ready_secs = Some(ready);
+            result.kernel_init_secs = kernel_init_time(&vm.console());
+        }
         self.note(cell, format!("ssh ready {ready:.1}s after QEMU start"));
+        if vm
+            .console()
+            .contains("kmatrix-guest: tests share NOT mounted")
+        {
+            return Err(infra(
+                "the guest could not mount the tests share (virtiofs); see console.log".into(),
+            ));
+        }
         let session = std::sync::Arc::new(session);
         let tests_dir = dir.join("tests");
         std::fs::create_dir_all(&tests_dir).map_err(|e| infra(e.to_string()))?;
@@ -593,7 +699,26 @@ impl Engine {
             .unwrap_or_default()
         };
         result.vmstat_before = vmstat(session.clone()).await;
-        for t in self.plan.tests.iter().filter(|t| t.applies_to(cell)) {
+        for (i, t) in tests.iter().enumerate() {
+            // A test whose module did not build against this kernel fails with modpost's
+            // (or the compiler's) words; there is nothing to load.
+            if let Some(m) = t
+                .module_name()
+                .and_then(|n| kernel.modules.iter().find(|m| m.name == n))
+                .filter(|m| m.ko.is_none())
+            {
+                result.tests.push(TestResult {
+                    name: t.name.clone(),
+                    exit_status: None,
+                    ktap: crate::ktap::parse(""),
+                    timed_out: false,
+                    unresponsive: false,
+                    seconds: 0.0,
+                    result_file: None,
+                    error: Some(module_failure(m)),
+                });
+                continue;
+            }
             self.phase(cell, Phase::Test, t.name.clone());
             let secs = t.duration.as_secs().max(1);
             let cmd = format!(
@@ -624,12 +749,11 @@ impl Engine {
                     r = &mut task => break r,
                     _ = tokio::time::sleep(Duration::from_secs(1)) => {}
                 }
-                // Without virtiofsd the guest's file I/O to /results blocks for good:
+                // Without virtiofsd the guest's file I/O to its shares blocks for good:
                 // the host's fault, and no later test could be judged.
-                if let Some(st) = virtiofsd.try_wait() {
+                if let Some((tag, st, tail)) = shares.exited().await {
                     abandon.store(true, std::sync::atomic::Ordering::Relaxed);
                     let _ = tokio::time::timeout(Duration::from_secs(5), &mut task).await;
-                    let _ = virtiofsd.wait().await;
                     result.tests.push(TestResult {
                         name: t.name.clone(),
                         exit_status: None,
@@ -646,12 +770,10 @@ impl Engine {
                     return Err(Stop(
                         Verdict::InfraError,
                         format!(
-                            "virtiofsd (results share) exited ({st}) during {}, not by the guest",
+                            "virtiofsd ({tag} share) exited ({st}) during {}, not by the guest",
                             t.name
                         ),
-                        virtiofsd
-                            .tail()
-                            .lines()
+                        tail.lines()
                             .filter(|l| !l.is_empty())
                             .map(|l| format!("virtiofsd| {l}"))
                             .collect(),
@@ -735,7 +857,7 @@ impl Engine {
                 result.forensics = Some(self.forensics(cell, vm, &target).await);
             }
             if stop {
-                return Ok(());
+                return Ok(i + 1);
             }
         }
         result.vmstat_after = vmstat(session.clone()).await;
@@ -744,8 +866,77 @@ impl Engine {
             guest::fire(&s, "sync; umount /results; reboot -f")
         })
         .await;
-        Ok(())
+        Ok(tests.len())
     }
+}
+
+/// How many times a cell boots at most (a fresh kernel after each fatal report).
+const MAX_BOOTS: u32 = 4;
+
+/// The virtiofsd daemons of one VM: (tag, socket, process).
+#[derive(Default)]
+struct Shares(Vec<(String, PathBuf, crate::proc::Proc)>);
+
+impl Shares {
+    /// The first daemon that exited: its tag, status and last words.
+    async fn exited(&mut self) -> Option<(String, std::process::ExitStatus, String)> {
+        for (tag, _, p) in &mut self.0 {
+            if let Some(st) = p.try_wait() {
+                let _ = p.wait().await;
+                return Some((tag.clone(), st, p.tail()));
+            }
+        }
+        None
+    }
+    async fn stop(&mut self) {
+        for (_, _, p) in &mut self.0 {
+            p.terminate(Duration::from_secs(2)).await;
+        }
+    }
+}
+
+/// The tests share of a cell: the guest test programs that run in it and the modules
+/// built against its kernel, hard-linked from the cache where possible.
+fn fill_share(
+    share: &Path,
+    image: &Image,
+    kernel: &Kernel,
+    tests: &[&crate::plan::TestSpec],
+) -> Result<(), Stop> {
+    let _ = std::fs::remove_dir_all(share);
+    std::fs::create_dir_all(share).map_err(|e| infra(format!("{}: {e}", share.display())))?;
+    let mut files: Vec<(PathBuf, String)> = image
+        .tests
+        .iter()
+        .filter(|(n, _)| tests.iter().any(|t| &t.name == n))
+        .map(|(n, p)| (p.clone(), n.clone()))
+        .collect();
+    for m in &kernel.modules {
+        if let Some(ko) = &m.ko {
+            files.push((ko.clone(), format!("{}.ko", m.name)));
+        }
+    }
+    for (from, name) in files {
+        let to = share.join(&name);
+        if std::fs::hard_link(&from, &to).is_err() {
+            std::fs::copy(&from, &to).map_err(|e| infra(format!("{}: {e}", from.display())))?;
+        }
+    }
+    Ok(())
+}
+
+/// A module build failure as one line, modpost's `undefined!` explained.
+fn module_failure(m: &build::ModuleBuild) -> String {
+    let first = m.errors.first().cloned().unwrap_or_default();
+    let hint = if first.contains("undefined!") {
+        " (the kernel does not export that symbol to modules)"
+    } else {
+        ""
+    };
+    format!(
+        "module {}.ko did not build against this kernel: {first}{hint}",
+        m.name
+    )
 }
 
 /// The kernel's own timestamp of starting init (`[    2.707809] Run /init as init process`).
@@ -990,12 +1181,14 @@ mod tests {
                 log: dir.join("build.log"),
                 key: "k".into(),
                 cached: true,
+                modules: vec![],
             },
             Image {
                 initramfs: dir.join("initramfs"),
                 host_key: "AAAA".into(),
                 client_key: dir.join("key"),
                 client_pub: dir.join("key.pub"),
+                tests: vec![],
             },
         )
     }

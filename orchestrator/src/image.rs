@@ -64,6 +64,9 @@ pub struct Image {
     pub host_key: String,
     pub client_key: PathBuf,
     pub client_pub: PathBuf,
+    /// Guest test programs (name, binary): not in the initramfs but shared read-only
+    /// with each VM, so a changed test needs no new image.
+    pub tests: Vec<(String, PathBuf)>,
 }
 
 /// Client key pair, made once per cache.
@@ -193,7 +196,8 @@ pub async fn build_tests(
     Ok(out)
 }
 
-/// Assemble (or reuse) the initramfs for an arch with these test binaries.
+/// Assemble (or reuse) the initramfs for an arch; the test binaries ride along in the
+/// returned `Image` for the VM's read-only share.
 pub async fn prepare(
     arch: Arch,
     tests: &[(String, PathBuf)],
@@ -201,13 +205,9 @@ pub async fn prepare(
 ) -> Result<Image, ImageError> {
     let (client_key, client_pub) = client_key(cache).await?;
     let root = userland(arch, cache).await?;
-    let mut h = Hasher::new("image-v1");
+    let mut h = Hasher::new("image-v2");
     h.field(arch.name().as_bytes()).field(INIT.as_bytes());
     h.file(&client_pub).map_err(io(&client_pub))?;
-    for (name, bin) in tests {
-        h.field(name.as_bytes());
-        h.file(bin).map_err(io(bin))?;
-    }
     let dir = cache
         .dir("images")
         .join(format!("{}-{}", arch.name(), h.finish()));
@@ -233,7 +233,7 @@ pub async fn prepare(
             })?;
         let authorized = std::fs::read(&client_pub).map_err(io(&client_pub))?;
         let hostkey_bytes = std::fs::read(&host_key).map_err(io(&host_key))?;
-        let bytes = assemble(arch, &root, tests, &authorized, &hostkey_bytes)?;
+        let bytes = assemble(arch, &root, &authorized, &hostkey_bytes)?;
         crate::cache::write_atomic(&initramfs, &bytes).map_err(io(&initramfs))?;
         std::fs::write(&host_pub, public).map_err(io(&host_pub))?;
     }
@@ -248,13 +248,13 @@ pub async fn prepare(
         host_key,
         client_key,
         client_pub,
+        tests: tests.to_vec(),
     })
 }
 
 fn assemble(
     arch: Arch,
     root: &Path,
-    tests: &[(String, PathBuf)],
     authorized_keys: &[u8],
     host_key: &[u8],
 ) -> Result<Vec<u8>, ImageError> {
@@ -297,13 +297,6 @@ fn assemble(
     w.file("etc/shells", 0o644, b"/bin/sh\n");
     w.file("root/.ssh/authorized_keys", 0o600, authorized_keys);
     w.file("etc/dropbear/host_key", 0o600, host_key);
-    for (name, bin) in tests {
-        w.file(
-            &format!("tests/{name}"),
-            0o755,
-            &std::fs::read(bin).map_err(io(bin))?,
-        );
-    }
     // Shared libraries dropbear needs, and the dynamic loader.
     for libdir in [
         format!("lib/{}", arch.triplet()),

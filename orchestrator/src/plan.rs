@@ -117,6 +117,9 @@ pub struct Expectation {
 pub struct TestSpec {
     pub name: String,
     pub source: PathBuf,
+    /// Out-of-tree module folder built against the cell's kernel (its basename is the
+    /// module's name: `<name>.ko`).
+    pub module: Option<PathBuf>,
     pub args: Vec<String>,
     pub duration: Duration,
     pub timeout: Duration,
@@ -127,6 +130,14 @@ pub struct TestSpec {
 }
 
 impl TestSpec {
+    /// The module's name (`vma_user` for `guest-tests/modules/vma_user`).
+    pub fn module_name(&self) -> Option<String> {
+        self.module
+            .as_ref()
+            .and_then(|m| m.file_name())
+            .map(|n| n.to_string_lossy().into_owned())
+    }
+
     /// Does this test run in that cell?
     pub fn applies_to(&self, cell: &Cell) -> bool {
         self.patchsets

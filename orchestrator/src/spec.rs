@@ -126,6 +126,10 @@ struct RawTest {
     /// Kernel reports this test provokes on purpose (positive controls).
     #[serde(default)]
     expect: Vec<RawExpect>,
+    /// An out-of-tree kernel module (a folder with a Kbuild file) built against each
+    /// cell's kernel and shared with the guest, which the test loads.
+    #[serde(default)]
+    module: Option<String>,
 }
 fn default_duration() -> String {
     "20s".into()
@@ -451,9 +455,27 @@ fn validate(path: &Path, text: &str, raw: RawSpec) -> Result<Plan, SpecError> {
                 title: e.title.clone(),
             });
         }
+        let module = match &t.module {
+            None => None,
+            Some(m) => {
+                let dir = root.join(m);
+                if !dir.join("Kbuild").is_file() {
+                    return Err(invalid(
+                        &format!("{key}.module"),
+                        format!(
+                            "{} is not a module source folder: it needs a Kbuild file with `obj-m := {}.o`",
+                            dir.display(),
+                            dir.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()
+                        ),
+                    ));
+                }
+                Some(dir)
+            }
+        };
         tests.push(TestSpec {
             name: t.name.clone(),
             source: src,
+            module,
             args: t.args.clone(),
             duration,
             timeout,

@@ -134,7 +134,7 @@ pub fn qemu_args(spec: &VmSpec) -> Vec<OsString> {
         // client or not.
         "-chardev".into(),
         format!(
-            "socket,id=con0,path={},server=on,wait=off,telnet=on,logfile={}",
+            "socket,id=con0,path={},server=on,wait=off,telnet=on,logfile={},logappend=on",
             spec.console_socket.display(),
             spec.console_log.display()
         ),
@@ -357,25 +357,34 @@ pub struct Vm {
     pub qemu: Proc,
     pub started: Instant,
     pub cmdline: String,
+    /// Where this boot's output starts in the console log (a reboot appends to it).
+    pub console_from: u64,
 }
 
 impl Vm {
     pub fn start(spec: VmSpec, log: &Path) -> Result<Vm, VmError> {
         let ps = ProcSpec::new(&spec.qemu).args(qemu_args(&spec)).log(log);
         let cmdline = ps.display();
+        let console_from = std::fs::metadata(&spec.console_log)
+            .map(|m| m.len())
+            .unwrap_or(0);
         let qemu = proc::spawn(&ps).map_err(VmError::Qemu)?;
         Ok(Vm {
             spec,
             qemu,
             started: Instant::now(),
             cmdline,
+            console_from,
         })
     }
 
-    /// The console so far (lossy UTF-8).
+    /// This boot's console so far (lossy UTF-8).
     pub fn console(&self) -> String {
         std::fs::read(&self.spec.console_log)
-            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .map(|b| {
+                let from = (self.console_from as usize).min(b.len());
+                String::from_utf8_lossy(&b[from..]).into_owned()
+            })
             .unwrap_or_default()
     }
 
@@ -401,7 +410,7 @@ impl Vm {
                 ));
             }
             if std::fs::metadata(&self.spec.console_log)
-                .map(|m| m.len() > 0)
+                .map(|m| m.len() > self.console_from)
                 .unwrap_or(false)
             {
                 // Give QEMU a moment to report an internal error after first output.
@@ -481,7 +490,7 @@ mod tests {
         assert!(a.contains("memory-backend-memfd,id=mem,size=1024M,share=on"));
         assert!(a.contains(
             "-chardev socket,id=con0,path=/r/console.sock,server=on,wait=off,telnet=on,\
-             logfile=/r/console.log -serial chardev:con0"
+             logfile=/r/console.log,logappend=on -serial chardev:con0"
         ));
         assert!(a.contains("vhost-user-fs-pci,queue-size=1024,chardev=fs0,tag=results"));
     }

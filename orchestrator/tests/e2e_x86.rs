@@ -248,28 +248,54 @@ fn seed_v2_oopses_and_breaks_the_pvl_off_build_while_v3_passes_with_live_control
     );
     assert_eq!(r.code, 1, "findings exit code");
 
-    // v2, per-VMA locks on: the slow path's NULL vma oopses in vma_start_read_unlocked.
+    // v2, per-VMA locks on: the slow path's NULL vma oopses in vma_start_read_unlocked,
+    // reached twice: from the converted caller (TCP zero-copy receive) and, in the fresh
+    // boot kmatrix gives the tests after an oops, from the probe's no-VMA mode.
     let v2 = r.cell("x86_64/pvl-on/v2");
     assert_eq!(v2["verdict"], "FAIL", "{v2:#}");
-    let oops = v2["findings"]
+    let traces: Vec<Vec<String>> = v2["findings"]
         .as_array()
         .unwrap()
         .iter()
-        .find(|f| f["kind"] == "null_deref")
-        .unwrap_or_else(|| panic!("no NULL deref in {:?}", titles(v2)));
-    let trace: Vec<&str> = oops["trace"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f["function"].as_str().unwrap_or_default())
-        .collect();
-    assert!(
-        trace.contains(&"vma_start_read_unlocked")
-            || oops["title"]
-                .as_str()
+        .filter(|f| f["kind"] == "null_deref")
+        .map(|f| {
+            f["trace"]
+                .as_array()
                 .unwrap()
-                .contains("vma_start_read_unlocked"),
-        "{oops:#}"
+                .iter()
+                .map(|fr| fr["function"].as_str().unwrap_or_default().to_string())
+                .collect()
+        })
+        .collect();
+    let oops_via = |caller: &str| {
+        traces.iter().any(|t| {
+            t.iter().any(|f| f == "vma_start_read_unlocked") && t.iter().any(|f| f == caller)
+        })
+    };
+    assert!(oops_via("tcp_zerocopy_receive"), "{traces:?}");
+    assert!(oops_via("vma_probe_write"), "{traces:?}");
+    let console = std::fs::read_to_string(r.dir.join("x86_64-pvl-on-v2/console.log")).unwrap();
+    assert!(console
+        .contains("kmatrix: boot 2, a fresh kernel for the tests after tcp_zerocopy_vs_writers"));
+    let probe = &v2["tests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "vma_probe");
+    assert!(probe.is_some(), "the probe ran after the reboot: {v2:#}");
+    // ... and the function is not exported: a module using it does not link.
+    let module = v2["tests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "vma_module")
+        .unwrap();
+    let why = module["error"].as_str().unwrap();
+    assert!(
+        why.contains("'vma_start_read_unlocked'")
+            && why.contains("undefined!")
+            && why.contains("does not export"),
+        "{why}"
     );
 
     // v2, per-VMA locks off: the converted caller does not compile.
@@ -284,6 +310,19 @@ fn seed_v2_oopses_and_breaks_the_pvl_off_build_while_v3_passes_with_live_control
     // v3 passes, and both positive controls fired: lockdep and the hung-task detector.
     let v3 = r.cell("x86_64/pvl-on/v3");
     assert_eq!(v3["verdict"], "PASS", "{v3:#}");
+    // v3 exports the function: the module links, loads and its lookups answer right.
+    let module = v3["tests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "vma_module")
+        .unwrap();
+    let lines = module["ktap"]["cases"].to_string();
+    assert!(
+        lines.contains("vma_start_read_unlocked() from a module"),
+        "{module:#}"
+    );
+    assert!(r.dir.join("x86_64-pvl-on-v3/share/vma_user.ko").is_file());
     let controls = v3["controls"].as_array().unwrap();
     assert_eq!(controls.len(), 2, "{v3:#}");
     assert!(controls.iter().all(|c| c["fired"] == true), "{controls:?}");
