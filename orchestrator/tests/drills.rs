@@ -179,32 +179,15 @@ impl Mount {
             };
         }
         eprintln!("drill: no loop device for ext4; using a 1 MiB tmpfs as the small disk");
-        assert!(sh(
-            "mount",
-            &[
-                "-t",
-                "tmpfs",
-                "-o",
-                "size=1M",
-                "tmpfs",
-                dir.path().to_str().unwrap()
-            ]
-        ));
-        Mount { dir, _image: None }
+        Mount::tmpfs("size=1M")
     }
 
-    fn read_only() -> Mount {
+    fn tmpfs(options: &str) -> Mount {
         let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().to_str().unwrap();
         assert!(sh(
             "mount",
-            &[
-                "-t",
-                "tmpfs",
-                "-o",
-                "ro",
-                "tmpfs",
-                dir.path().to_str().unwrap()
-            ]
+            &["-t", "tmpfs", "-o", options, "tmpfs", target]
         ));
         Mount { dir, _image: None }
     }
@@ -308,7 +291,7 @@ fn drill_missing_cross_compiler_is_an_infra_error_naming_it_before_any_make() {
 #[ignore = "needs root (mounts a read-only tmpfs); run with --include-ignored"]
 fn drill_read_only_results_folder_is_an_infra_error_before_any_work() {
     let p = Project::new("x86_64", "base");
-    let ro = Mount::read_only();
+    let ro = Mount::tmpfs("ro");
     let start = Instant::now();
     let r = ran(p.kmatrix(&["run"], ro.path()).output().unwrap());
     assert_eq!(r.code, 3, "infrastructure error exit code");
