@@ -26,9 +26,12 @@ pub enum BuildError {
         #[source]
         source: ProcError,
     },
-    #[error("toolchain `{cc}` not usable (install it: `sudo scripts/setup-host`)")]
+    #[error(
+        "toolchain `{cc}` not usable: install Debian's {package} (`sudo scripts/setup-host` does)"
+    )]
     Toolchain {
         cc: String,
+        package: &'static str,
         #[source]
         source: ProcError,
     },
@@ -167,6 +170,7 @@ pub async fn cache_key(
         .await
         .map_err(|source| BuildError::Toolchain {
             cc: cc.clone(),
+            package: cell.arch.compiler_package(),
             source,
         })?;
     let mut h = Hasher::new(RECIPE);

@@ -139,12 +139,24 @@ pub enum CliError {
         #[source]
         source: std::io::Error,
     },
+    #[error("cannot create the run folder {path}: {source}; pass a writable --runs-dir")]
+    RunDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A result file could not be written (disk full, read-only): the error names it.
+    #[error("{error}; {hint}")]
+    Write {
+        error: std::io::Error,
+        hint: &'static str,
+    },
 }
 
 impl CliError {
     pub fn exit_code(&self) -> i32 {
         match self {
-            CliError::Io { .. } => exit::INFRA,
+            CliError::Io { .. } | CliError::RunDir { .. } | CliError::Write { .. } => exit::INFRA,
             _ => exit::USAGE,
         }
     }
@@ -217,7 +229,7 @@ pub async fn main(cli: Cli) -> Result<i32, CliError> {
             };
             let runs = runs_dir.unwrap_or_else(|| plan.root.join("runs"));
             let run_dir = runs.join(format!("boot-{}", timestamp()));
-            std::fs::create_dir_all(&run_dir).map_err(|source| CliError::Io {
+            std::fs::create_dir_all(&run_dir).map_err(|source| CliError::RunDir {
                 path: run_dir.clone(),
                 source,
             })?;
@@ -260,10 +272,10 @@ pub async fn main(cli: Cli) -> Result<i32, CliError> {
                     path: run_dir.clone(),
                     source,
                 })?;
-            crate::report::write_results(&run_dir, &spec, &cells).map_err(|source| {
-                CliError::Io {
-                    path: run_dir.clone(),
-                    source,
+            crate::report::write_results(&run_dir, &spec, &cells).map_err(|error| {
+                CliError::Write {
+                    error,
+                    hint: "the files already there are unchanged; free space and rerun",
                 }
             })?;
             println!("{}", crate::report::matrix(&cells));
@@ -376,7 +388,7 @@ async fn run(
     }
     // Unique even for two invocations in the same second (e.g. shards): create_dir is
     // atomic, so two runs never share a folder.
-    std::fs::create_dir_all(&runs).map_err(|source| CliError::Io {
+    std::fs::create_dir_all(&runs).map_err(|source| CliError::RunDir {
         path: runs.clone(),
         source,
     })?;
@@ -391,7 +403,7 @@ async fn run(
                 run_dir = runs.join(format!("{stamp}-{n}"));
             }
             Err(source) => {
-                return Err(CliError::Io {
+                return Err(CliError::RunDir {
                     path: run_dir,
                     source,
                 })
@@ -432,10 +444,10 @@ async fn run(
         cancel_rx,
     );
     engine.run().await;
-    let mut cells = reporter.await.unwrap_or_default();
+    let (mut cells, mut write_error) = reporter.await.unwrap_or_default();
     if let Some(b) = &baseline {
         crate::verdict::mark_baseline(&mut cells, b);
-        let _ = crate::report::write_results(&run_dir, &meta, &cells);
+        write_error = crate::report::write_results(&run_dir, &meta, &cells).err();
     }
     let table = crate::report::matrix(&cells);
     let table = if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
@@ -444,6 +456,13 @@ async fn run(
         table
     };
     println!("\n{table}");
+    // The matrix above is complete even when the files are not: say which one failed.
+    if let Some(error) = write_error {
+        return Err(CliError::Write {
+            error,
+            hint: "the cells' logs are kept there; free space or pass another --runs-dir",
+        });
+    }
     println!("results: {}", display_rel(&run_dir.join("results.json")));
     Ok(crate::report::exit_code(&cells))
 }
@@ -498,9 +517,9 @@ fn merge(out: &Path, runs: &[PathBuf]) -> Result<i32, CliError> {
         path: out.to_owned(),
         source,
     })?;
-    crate::report::write_results(out, &meta, &cells).map_err(|source| CliError::Io {
-        path: out.to_owned(),
-        source,
+    crate::report::write_results(out, &meta, &cells).map_err(|error| CliError::Write {
+        error,
+        hint: "free space or pass another --out",
     })?;
     println!("{}", crate::report::matrix(&cells));
     Ok(crate::report::exit_code(&cells))

@@ -38,6 +38,13 @@ impl Arch {
             Arch::Arm64 => "aarch64-linux-gnu-",
         }
     }
+    /// The Debian package with the kernel's compiler for this arch (for error hints).
+    pub fn compiler_package(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "gcc",
+            Arch::Arm64 => "gcc-aarch64-linux-gnu",
+        }
+    }
     /// The boot image make target and its path under the build directory.
     pub fn image_target(self) -> (&'static str, &'static str) {
         match self {

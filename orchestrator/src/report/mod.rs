@@ -70,7 +70,13 @@ pub fn write_results(run_dir: &Path, meta: &RunMeta, cells: &[CellResult]) -> st
         cells,
     })
     .map_err(std::io::Error::other)?;
-    let w = |name: &str, bytes: &[u8]| crate::cache::write_atomic(&run_dir.join(name), bytes);
+    // The error names the file: with a full disk, which one failed is the first question.
+    let w = |name: &str, bytes: &[u8]| {
+        let path = run_dir.join(name);
+        crate::cache::write_atomic(&path, bytes).map_err(|e| {
+            std::io::Error::new(e.kind(), format!("cannot write {}: {e}", path.display()))
+        })
+    };
     w("results.json", &json)?;
     w("junit.xml", junit::render(cells).as_bytes())?;
     w("summary.md", markdown::render(cells).as_bytes())?;
@@ -79,17 +85,19 @@ pub fn write_results(run_dir: &Path, meta: &RunMeta, cells: &[CellResult]) -> st
     w("matrix.txt", matrix(cells).as_bytes())
 }
 
-/// Consume events until the run ends; returns the finished cells in order.
+/// Consume events until the run ends; returns the finished cells in order and the error
+/// of the last result write, if it failed (the files on disk are then incomplete).
 pub async fn reporter(
     mut rx: tokio::sync::mpsc::UnboundedReceiver<Event>,
     meta: RunMeta,
-) -> Vec<CellResult> {
+) -> (Vec<CellResult>, Option<std::io::Error>) {
     let tty = std::io::stderr().is_terminal();
     let multi = MultiProgress::new();
     let mut bars: HashMap<String, ProgressBar> = HashMap::new();
     let start = Instant::now();
     let mut run_dir = PathBuf::new();
     let mut done: Vec<CellResult> = Vec::new();
+    let mut write_error = None;
     let line = |msg: String| {
         let t = start.elapsed().as_secs();
         eprintln!("[{:>3}:{:02}] {msg}", t / 60, t % 60);
@@ -145,17 +153,16 @@ pub async fn reporter(
                 }
                 line(msg);
                 done.push(*result);
-                if let Err(e) = write_results(&run_dir, &meta, &done) {
-                    line(format!(
-                        "cannot write {}/results.json: {e}",
-                        run_dir.display()
-                    ));
+                // Each write replaces every file, so only the last one decides.
+                write_error = write_results(&run_dir, &meta, &done).err();
+                if let Some(e) = &write_error {
+                    line(e.to_string());
                 }
             }
             Event::RunFinished => break,
         }
     }
-    done
+    (done, write_error)
 }
 
 /// Cells laid out as the matrix: rows (arch, config), columns patchsets in spec order.
