@@ -167,10 +167,15 @@ pub fn virtiofsd_args(socket: &Path, dir: &Path, readonly: bool) -> Vec<OsString
         format!("--socket-path={}", socket.display()).into(),
         format!("--shared-dir={}", dir.display()).into(),
         "--sandbox=namespace".into(),
-        "--cache=never".into(),
     ];
     if readonly {
-        a.push("--readonly".into());
+        // Nothing changes under a read-only share while the VM runs, and programs run
+        // from it: with the guest's page cache (direct I/O made exec'd binaries
+        // fault at random).
+        a.extend(["--cache=always".into(), "--readonly".into()]);
+    } else {
+        // Results are read on the host while the guest may still write them.
+        a.push("--cache=never".into());
     }
     a
 }
@@ -586,5 +591,9 @@ mod tests {
         let a = virtiofsd_args(Path::new("/s"), Path::new("/d"), true);
         assert!(a.contains(&OsString::from("--readonly")));
         assert!(a.contains(&OsString::from("--sandbox=namespace")));
+        assert!(a.contains(&OsString::from("--cache=always")));
+        let rw = virtiofsd_args(Path::new("/s"), Path::new("/d"), false);
+        assert!(rw.contains(&OsString::from("--cache=never")));
+        assert!(!rw.contains(&OsString::from("--readonly")));
     }
 }
