@@ -22,6 +22,11 @@ const PACKAGES: &[&str] = &[
     "zlib1g",
 ];
 
+/// Busybox applets linked in the initramfs itself: init's and the host's commands.
+const BOOT_APPLETS: &[&str] = &[
+    "mkdir", "mount", "umount", "cat", "ip", "sleep", "sync", "reboot", "grep",
+];
+
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {
     #[error("{path}: {source}")]
@@ -286,6 +291,10 @@ fn assemble(
     let bb = root.join("bin/busybox");
     w.file("bin/busybox", 0o755, &std::fs::read(&bb).map_err(io(&bb))?);
     w.symlink("bin/sh", "busybox");
+    // What init and kmatrix's own commands need before `busybox --install` is done.
+    for applet in BOOT_APPLETS {
+        w.symlink(&format!("bin/{applet}"), "busybox");
+    }
     let db = root.join("usr/sbin/dropbear");
     w.file(
         "usr/sbin/dropbear",
