@@ -554,6 +554,16 @@ impl Engine {
         let (expected_by, controls) = verdict::match_expectations(&expectations, &result.findings);
         result.expected_by = expected_by;
         result.controls = controls;
+        // QEMU drops console output it cannot write: a guest that "never booted" on a
+        // full disk is the host's problem, not the kernel's.
+        let outcome = match outcome {
+            Err(Stop(Verdict::BootFail, why, details)) if disk_full(dir) => Err(infra(format!(
+                "{why}; the disk holding {} is full, so the console could not be written",
+                dir.display()
+            ))
+            .with_details(details)),
+            other => other,
+        };
         outcome?;
         let (v, why) = verdict::decide(
             &result.tests,
@@ -1055,6 +1065,20 @@ async fn interactive_ssh(t: &Target, dir: &Path) -> Result<i32, String> {
 
 fn infra(msg: String) -> Stop {
     Stop(Verdict::InfraError, msg, vec![])
+}
+
+impl Stop {
+    fn with_details(mut self, details: Vec<String>) -> Stop {
+        self.2 = details;
+        self
+    }
+}
+
+/// Less than 1 MiB left for an unprivileged writer on the filesystem holding `path`.
+fn disk_full(path: &Path) -> bool {
+    nix::sys::statvfs::statvfs(path)
+        .map(|st| st.blocks_available() * st.fragment_size() < 1 << 20)
+        .unwrap_or(false)
 }
 
 /// An error and its sources on one line.
