@@ -838,13 +838,14 @@ fn ctrl_c_during_boot_stops_qemu_and_virtiofsd_and_writes_results() {
         let Ok(dir) = std::fs::canonicalize(runs.join("latest")) else {
             return false;
         };
-        // QEMU started, SSH not yet answering.
+        // QEMU started and printing, SSH not yet answering.
+        let console =
+            std::fs::read_to_string(dir.join("x86_64-pvl-on-base/console.log")).unwrap_or_default();
         processes_mentioning(&dir.to_string_lossy())
             .iter()
             .any(|(_, c)| c.contains("qemu-system"))
-            && !std::fs::read_to_string(dir.join("x86_64-pvl-on-base/console.log"))
-                .unwrap_or_default()
-                .contains("kmatrix-guest: ready")
+            && console.contains("Linux version")
+            && !console.contains("kmatrix-guest: ready")
     });
     assert_eq!(cell["tests"].as_array().unwrap().len(), 0, "{cell:#}");
     let why = cell["reason"].as_str().unwrap();
