@@ -616,7 +616,13 @@ impl Engine {
     /// Wait until SSH authenticates with the pinned host key, watching QEMU all along.
     async fn wait_ssh(&self, vm: &mut Vm, target: &Target) -> Result<ssh2::Session, Stop> {
         let deadline = Instant::now() + self.plan.vm.boot_timeout;
+        let mut session: Option<ssh2::Session> = None;
         loop {
+            if session.is_some() && vm.console().contains("kmatrix-guest: ready") {
+                if let Some(s) = session.take() {
+                    return Ok(s);
+                }
+            }
             if let Some(st) = vm.qemu.try_wait() {
                 // Collect QEMU's last words before quoting them.
                 let _ = vm.qemu.wait().await;
@@ -636,22 +642,24 @@ impl Engine {
                     tail_lines(&vm.console_tail(15), &vm.qemu.tail()),
                 ));
             }
-            // Only knock once init says sshd is up; saves futile handshakes.
-            if vm.console().contains("kmatrix-guest: ready") {
+            // Only knock once init says sshd is up (saves futile handshakes); the
+            // handshake overlaps init's share mounts, and the session is handed out
+            // once init says it is ready.
+            if session.is_none() && vm.console().contains("kmatrix-guest: sshd up") {
                 let t = target.clone();
                 match tokio::task::spawn_blocking(move || {
                     guest::connect(&t, Duration::from_secs(10))
                 })
                 .await
                 {
-                    Ok(Ok(s)) => return Ok(s),
+                    Ok(Ok(s)) => session = Some(s),
                     Ok(Err(e @ guest::SshError::HostKey { .. })) => {
                         return Err(infra(e.to_string()))
                     }
                     _ => {}
                 }
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 
