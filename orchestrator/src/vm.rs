@@ -383,14 +383,17 @@ impl Vm {
         })
     }
 
-    /// This boot's console so far (lossy UTF-8).
+    /// This boot's console so far (lossy UTF-8). Polled often while booting, so it
+    /// reads from where this boot starts, not the earlier boots' output before it.
     pub fn console(&self) -> String {
-        std::fs::read(&self.spec.console_log)
-            .map(|b| {
-                let from = (self.console_from as usize).min(b.len());
-                String::from_utf8_lossy(&b[from..]).into_owned()
-            })
-            .unwrap_or_default()
+        use std::io::{Read, Seek, SeekFrom};
+        let mut bytes = Vec::new();
+        if let Ok(mut f) = std::fs::File::open(&self.spec.console_log) {
+            if f.seek(SeekFrom::Start(self.console_from)).is_ok() {
+                let _ = f.read_to_end(&mut bytes);
+            }
+        }
+        String::from_utf8_lossy(&bytes).into_owned()
     }
 
     pub fn console_tail(&self, lines: usize) -> String {
