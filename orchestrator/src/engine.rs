@@ -872,7 +872,13 @@ impl Engine {
             let hung = tr.timed_out || tr.error.is_some();
             result.tests.push(tr);
             if hung && vm.qemu.try_wait().is_none() {
-                result.forensics = Some(self.forensics(cell, vm, &target).await);
+                // After an oops the dumps still show who is stuck on the locks it left held.
+                let after = if fatal_since.is_some() {
+                    "a fatal kernel report"
+                } else {
+                    "a hang"
+                };
+                result.forensics = Some(self.forensics(cell, vm, &target, after).await);
             }
             if stop {
                 return Ok(i + 1);
@@ -993,12 +999,15 @@ fn fatal_report_since(console: &Path, from: u64) -> bool {
 }
 
 impl Engine {
-    /// Hang forensics: ask the kernel for blocked tasks (sysrq w), every task (t) and
+    /// Forensics after a hang or a fatal report: ask the kernel for blocked tasks (sysrq w), every task (t) and
     /// all-CPU backtraces (l), over a fresh SSH session or, when SSH is dead, as BREAKs
     /// on the serial console; then give its detectors a bounded moment to print. The
     /// dumps land in console.log. Returns what was done.
-    async fn forensics(&self, cell: &Cell, vm: &mut Vm, target: &Target) -> String {
-        self.note(cell, "collecting hang forensics (sysrq w, t, l)");
+    async fn forensics(&self, cell: &Cell, vm: &mut Vm, target: &Target, after: &str) -> String {
+        self.note(
+            cell,
+            format!("collecting forensics after {after} (sysrq w, t, l)"),
+        );
         let t = target.clone();
         let done = tokio::task::spawn_blocking(move || {
             let s = guest::connect(&t, Duration::from_secs(10))?;

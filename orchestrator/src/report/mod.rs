@@ -265,7 +265,7 @@ pub fn matrix(cells: &[CellResult]) -> String {
             out.push_str(&format!("  {d}\n"));
         }
         if let Some(f) = &c.forensics {
-            out.push_str(&format!("  hang forensics: {f} (see console.log)\n"));
+            out.push_str(&format!("  forensics: {f} (see console.log)\n"));
         }
         if !c.vmstat_after.is_empty() {
             let delta = |k: &str| {
