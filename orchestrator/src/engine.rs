@@ -999,10 +999,10 @@ fn fatal_report_since(console: &Path, from: u64) -> bool {
 }
 
 impl Engine {
-    /// Forensics after a hang or a fatal report: ask the kernel for blocked tasks (sysrq w), every task (t) and
-    /// all-CPU backtraces (l), over a fresh SSH session or, when SSH is dead, as BREAKs
-    /// on the serial console; then give its detectors a bounded moment to print. The
-    /// dumps land in console.log. Returns what was done.
+    /// Forensics after a hang or a fatal report: ask the kernel for blocked tasks (sysrq
+    /// w), every task (t) and all-CPU backtraces (l), over a fresh SSH session or, when
+    /// SSH is dead, as BREAKs on the serial console; then give its detectors a bounded
+    /// moment to print. The dumps land in console.log. Returns what was done.
     async fn forensics(&self, cell: &Cell, vm: &mut Vm, target: &Target, after: &str) -> String {
         self.note(
             cell,
