@@ -397,6 +397,7 @@ mod tests {
             timestamp: None,
             line: 1,
             report: String::new(),
+            ..Default::default()
         }
     }
     const OK: &str = "TAP version 13\n1..1\nok 1 a\n";

@@ -56,6 +56,7 @@ fn finding(kind: Kind, title: &str, frames: &[&str]) -> Finding {
         timestamp: Some(31.5),
         line: 3,
         report: format!("{title}\n<report body & <b>not html</b>>"),
+        ..Default::default()
     }
 }
 

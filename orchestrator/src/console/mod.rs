@@ -43,7 +43,7 @@ use std::collections::HashMap;
 use std::io::BufRead;
 
 /// Stable vocabulary of report kinds (extend, never rename).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Kind {
     Lockdep,
@@ -64,6 +64,7 @@ pub enum Kind {
     HardLockup,
     SleepInAtomic,
     Panic,
+    #[default]
     Other,
 }
 
@@ -79,7 +80,7 @@ pub struct Frame {
 }
 
 /// One kernel report found in a console log.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Finding {
     pub kind: Kind,
     pub title: String,
@@ -95,6 +96,14 @@ pub struct Finding {
     pub line: usize,
     /// The report's text as printed (timestamps kept).
     pub report: String,
+    /// The guest test that was running when the kernel printed the report (from the
+    /// markers kmatrix writes to /dev/kmsg around each test); None outside any test.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub during: Option<String>,
+    /// The test whose positive control this report is (it happened inside that test and
+    /// matched its expectation); None for a real finding.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_by: Option<String>,
 }
 
 /// Parse a whole console log. Findings come back in the order their reports started.
@@ -156,6 +165,7 @@ mod tests {
             timestamp: None,
             line,
             report: String::new(),
+            ..Default::default()
         }
     }
 

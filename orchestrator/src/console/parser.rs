@@ -799,6 +799,7 @@ impl Report {
             timestamp: self.timestamp,
             line: self.line,
             report,
+            ..Default::default()
         }
     }
 }

@@ -177,6 +177,7 @@ mod tests {
             timestamp: None,
             line: 1,
             report: String::new(),
+            ..Default::default()
         }
     }
 
@@ -251,6 +252,7 @@ mod tests {
             timestamp: None,
             line: 1,
             report: String::new(),
+            ..Default::default()
         }];
         let err = symbolize(
             &mut fs,
