@@ -133,6 +133,9 @@ pub enum CliError {
     NoCells(Vec<String>),
     #[error("cannot merge: {0}")]
     Merge(String),
+    /// kmatrix itself failed (a task panicked): exit 3, never a silent pass.
+    #[error("internal error: {0}")]
+    Internal(String),
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
@@ -156,7 +159,10 @@ pub enum CliError {
 impl CliError {
     pub fn exit_code(&self) -> i32 {
         match self {
-            CliError::Io { .. } | CliError::RunDir { .. } | CliError::Write { .. } => exit::INFRA,
+            CliError::Io { .. }
+            | CliError::RunDir { .. }
+            | CliError::Write { .. }
+            | CliError::Internal(_) => exit::INFRA,
             _ => exit::USAGE,
         }
     }
@@ -228,42 +234,44 @@ pub async fn main(cli: Cli) -> Result<i32, CliError> {
                 return Err(CliError::NoCells(vec![cell]));
             };
             let runs = runs_dir.unwrap_or_else(|| plan.root.join("runs"));
-            let run_dir = runs.join(format!("boot-{}", timestamp()));
-            std::fs::create_dir_all(&run_dir).map_err(|source| CliError::RunDir {
-                path: run_dir.clone(),
-                source,
-            })?;
-            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+            let run_dir = unique_dir(&runs, &format!("boot-{}", timestamp()))?;
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+            let (cancel_tx, cancel_rx) = tokio::sync::watch::channel(false);
+            on_signals(cancel_tx);
             // Progress as plain lines: the terminal belongs to the shell afterwards.
-            tokio::spawn(async move {
-                while let Some(ev) = rx.recv().await {
-                    match ev {
-                        crate::events::Event::Phase { id, phase, detail } => {
-                            eprintln!("kmatrix: {id}: {} {detail}", phase.label())
-                        }
-                        crate::events::Event::Note { id, message } => {
-                            eprintln!("kmatrix: {id}: {message}")
-                        }
-                        _ => {}
-                    }
-                }
-            });
-            let (_cancel_tx, cancel_rx) = tokio::sync::watch::channel(false);
+            let state = crate::report::RunState {
+                meta: crate::report::RunMeta {
+                    spec: plan.spec_path.clone(),
+                    spec_hash: plan.spec_hash.clone(),
+                    shard: None,
+                },
+                run_dir: run_dir.clone(),
+                cells: vec![],
+                baseline: None,
+            };
+            let sinks: Vec<Box<dyn crate::report::Sink>> = vec![Box::new(
+                crate::report::terminal::Terminal::new(true, false),
+            )];
+            tokio::spawn(crate::report::reporter(rx, state, sinks));
             let engine = Engine::new(
                 plan,
                 Cache::from_env(),
                 RunOptions::default(),
                 run_dir,
                 tx,
-                cancel_rx,
+                cancel_rx.clone(),
             );
             let cmd = (!command.is_empty()).then(|| command.join(" "));
-            match engine.boot_shell(&c, cmd).await {
-                Ok(code) => Ok(code),
-                Err(e) => {
-                    eprintln!("kmatrix: {e}");
-                    Ok(exit::FINDINGS)
-                }
+            let mut cancel = cancel_rx;
+            tokio::select! {
+                r = engine.boot_shell(&c, cmd) => match r {
+                    Ok(code) => Ok(code),
+                    Err(e) => {
+                        eprintln!("kmatrix: {}", crate::report::visible(&e));
+                        Ok(exit::FINDINGS)
+                    }
+                },
+                _ = cancel.wait_for(|c| *c) => Ok(exit::INTERRUPTED),
             }
         }
         Command::Report { run_dir } => {
@@ -279,7 +287,7 @@ pub async fn main(cli: Cli) -> Result<i32, CliError> {
                 }
             })?;
             println!("{}", crate::report::matrix(&cells));
-            Ok(crate::report::exit_code(&cells))
+            Ok(crate::verdict::exit_code(&cells))
         }
         Command::Parse {
             log,
@@ -386,55 +394,31 @@ async fn run(
             Err(e) => eprintln!("kmatrix: --resume: nothing to resume ({e}); running everything"),
         }
     }
-    // Unique even for two invocations in the same second (e.g. shards): create_dir is
-    // atomic, so two runs never share a folder.
-    std::fs::create_dir_all(&runs).map_err(|source| CliError::RunDir {
-        path: runs.clone(),
-        source,
-    })?;
-    let stamp = timestamp();
-    let mut run_dir = runs.join(&stamp);
-    let mut n = 1;
-    loop {
-        match std::fs::create_dir(&run_dir) {
-            Ok(()) => break,
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                n += 1;
-                run_dir = runs.join(format!("{stamp}-{n}"));
-            }
-            Err(source) => {
-                return Err(CliError::RunDir {
-                    path: run_dir,
-                    source,
-                })
-            }
-        }
-    }
+    let run_dir = unique_dir(&runs, &timestamp())?;
     let latest = runs.join("latest");
     let _ = std::fs::remove_file(&latest);
     let _ = std::os::unix::fs::symlink(run_dir.file_name().unwrap_or_default(), &latest);
 
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let (cancel_tx, cancel_rx) = tokio::sync::watch::channel(false);
-    // First Ctrl-C: stop scheduling, shut VMs down, still write results.
-    // Second: kill every process group we started and leave.
-    tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!("kmatrix: interrupted; stopping (Ctrl-C again to kill everything)");
-            let _ = cancel_tx.send(true);
-            if tokio::signal::ctrl_c().await.is_ok() {
-                crate::proc::kill_all();
-                std::process::exit(exit::INTERRUPTED);
-            }
-        }
-    });
+    on_signals(cancel_tx);
     let meta = crate::report::RunMeta {
         spec: plan.spec_path.clone(),
         spec_hash: plan.spec_hash.clone(),
         shard: sel.shard.map(|(k, n)| format!("{k}/{n}")),
     };
-    let reporter = tokio::spawn(crate::report::reporter(rx, meta.clone()));
-    let baseline = plan.baseline.clone();
+    let state = crate::report::RunState {
+        meta,
+        run_dir: run_dir.clone(),
+        cells: vec![],
+        baseline: plan.baseline.clone(),
+    };
+    let sinks: Vec<Box<dyn crate::report::Sink>> = vec![
+        Box::new(crate::report::terminal::Terminal::new(false, true)),
+        Box::new(crate::report::ResultsJson),
+        Box::new(crate::report::FinalReports),
+    ];
+    let reporter = tokio::spawn(crate::report::reporter(rx, state, sinks));
     let engine = Engine::new(
         plan,
         Cache::from_env(),
@@ -443,19 +427,13 @@ async fn run(
         tx,
         cancel_rx,
     );
-    engine.run().await;
-    let (mut cells, mut write_error) = reporter.await.unwrap_or_default();
-    if let Some(b) = &baseline {
-        crate::verdict::mark_baseline(&mut cells, b);
-        write_error = crate::report::write_results(&run_dir, &meta, &cells).err();
-    }
-    let table = crate::report::matrix(&cells);
-    let table = if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
-        crate::report::colorize(&table)
-    } else {
-        table
-    };
-    println!("\n{table}");
+    // A panic in any task is kmatrix's own failure: exit 3 with its message, never a
+    // run that "passed" with no cells.
+    let ran = tokio::spawn(engine.run()).await;
+    let (cells, write_error) = reporter
+        .await
+        .map_err(|e| CliError::Internal(format!("the reporter failed: {e}")))?;
+    ran.map_err(|e| CliError::Internal(format!("the engine failed: {e}")))?;
     // The matrix above is complete even when the files are not: say which one failed.
     if let Some(error) = write_error {
         return Err(CliError::Write {
@@ -464,7 +442,81 @@ async fn run(
         });
     }
     println!("results: {}", display_rel(&run_dir.join("results.json")));
-    Ok(crate::report::exit_code(&cells))
+    Ok(crate::verdict::exit_code(&cells))
+}
+
+/// A new folder `<runs>/<name>`, unique even for two invocations in the same second
+/// (e.g. shards, or two `kmatrix boot`s): create_dir is atomic. Private to the invoking
+/// user: it holds what guests wrote.
+fn unique_dir(runs: &Path, name: &str) -> Result<PathBuf, CliError> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::create_dir_all(runs).map_err(|source| CliError::RunDir {
+        path: runs.to_owned(),
+        source,
+    })?;
+    let mut dir = runs.join(name);
+    let mut n = 1;
+    loop {
+        match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                n += 1;
+                dir = runs.join(format!("{name}-{n}"));
+            }
+            Err(source) => return Err(CliError::RunDir { path: dir, source }),
+        }
+    }
+}
+
+/// SIGINT, SIGTERM and SIGHUP: the first stops scheduling, shuts VMs down and still
+/// writes results; the second kills every process group kmatrix started and leaves.
+pub fn on_signals(cancel: tokio::sync::watch::Sender<bool>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let kinds = [
+        SignalKind::interrupt(),
+        SignalKind::terminate(),
+        SignalKind::hangup(),
+    ];
+    let mut streams: Vec<_> = kinds.iter().filter_map(|k| signal(*k).ok()).collect();
+    tokio::spawn(async move {
+        let mut seen = 0;
+        loop {
+            let any = futures_like_select(&mut streams).await;
+            if !any {
+                return;
+            }
+            seen += 1;
+            if seen == 1 {
+                eprintln!("kmatrix: interrupted; stopping (again to kill everything)");
+                let _ = cancel.send(true);
+            } else {
+                crate::proc::kill_all();
+                std::process::exit(exit::INTERRUPTED);
+            }
+        }
+    });
+}
+
+/// Wait for the first of several signal streams (false if all ended).
+async fn futures_like_select(streams: &mut [tokio::signal::unix::Signal]) -> bool {
+    use std::future::poll_fn;
+    use std::task::Poll;
+    poll_fn(|cx| {
+        let mut open = false;
+        for s in streams.iter_mut() {
+            match s.poll_recv(cx) {
+                Poll::Ready(Some(())) => return Poll::Ready(true),
+                Poll::Ready(None) => {}
+                Poll::Pending => open = true,
+            }
+        }
+        if open {
+            Poll::Pending
+        } else {
+            Poll::Ready(false)
+        }
+    })
+    .await
 }
 
 /// Join shard run directories: same spec, same kernel source, no cell twice.
@@ -522,7 +574,7 @@ fn merge(out: &Path, runs: &[PathBuf]) -> Result<i32, CliError> {
         hint: "free space or pass another --out",
     })?;
     println!("{}", crate::report::matrix(&cells));
-    Ok(crate::report::exit_code(&cells))
+    Ok(crate::verdict::exit_code(&cells))
 }
 
 fn display_rel(p: &Path) -> String {

@@ -39,7 +39,7 @@ pub enum SshError {
     },
     #[error("`{command}` did not finish within {}s", timeout.as_secs())]
     Timeout { command: String, timeout: Duration },
-    #[error("`{command}` abandoned: the kernel reported a fatal error while it ran")]
+    #[error("`{command}` abandoned")]
     Abandoned { command: String },
     #[error("{path}: {source}")]
     Io {
@@ -91,25 +91,52 @@ pub fn connect(t: &Target, timeout: Duration) -> Result<ssh2::Session, SshError>
 #[derive(Debug, Clone)]
 pub struct ExecResult {
     pub exit_status: i32,
+    /// The first `keep` bytes of its output (lossy UTF-8).
     pub output: String,
+    /// All the bytes it printed, kept or not.
+    pub bytes: u64,
+    /// The output file stopped at its limit.
+    pub truncated: bool,
     pub elapsed: Duration,
 }
 
-/// Run `command` (stderr merged into stdout), streaming its output to `out` as it
-/// arrives; give up after `timeout`, or soon after `abandon` is set by the caller.
-pub fn exec(
-    s: &ssh2::Session,
-    command: &str,
-    timeout: Duration,
-    out: Option<&Path>,
-    abandon: Option<&std::sync::atomic::AtomicBool>,
-) -> Result<ExecResult, SshError> {
+/// How to run a command: its deadline, where its output streams, what is kept.
+#[derive(Clone, Copy)]
+pub struct Exec<'a> {
+    pub timeout: Duration,
+    /// Stream the output here as it arrives...
+    pub out: Option<&'a Path>,
+    /// ...up to this many bytes, then a truncation line (the guest is untrusted).
+    pub out_limit: u64,
+    /// Bytes of output kept in memory for the caller.
+    pub keep: usize,
+    /// Give up soon after the caller sets this.
+    pub abandon: Option<&'a std::sync::atomic::AtomicBool>,
+}
+
+impl Exec<'_> {
+    /// A short command whose output the caller reads (up to 1 MiB kept).
+    pub fn quick(timeout: Duration) -> Exec<'static> {
+        Exec {
+            timeout,
+            out: None,
+            out_limit: 0,
+            keep: 1 << 20,
+            abandon: None,
+        }
+    }
+}
+
+/// Run `command` (stderr merged into stdout), streaming its output to `how.out` as it
+/// arrives; give up after the timeout, or soon after `abandon` is set by the caller.
+/// Neither the file nor the memory kept grows past its limit, whatever the guest prints.
+pub fn exec(s: &ssh2::Session, command: &str, how: Exec) -> Result<ExecResult, SshError> {
     let start = Instant::now();
     let exec_err = |source| SshError::Exec {
         command: command.to_string(),
         source,
     };
-    let mut file = match out {
+    let mut file = match how.out {
         Some(p) => Some(std::fs::File::create(p).map_err(|source| SshError::Io {
             path: p.to_owned(),
             source,
@@ -121,16 +148,27 @@ pub fn exec(
     let mut ch = s.channel_session().map_err(exec_err)?;
     ch.exec(&format!("{command} 2>&1")).map_err(exec_err)?;
     let mut output = Vec::new();
+    let mut bytes = 0u64;
+    let mut truncated = false;
     let mut buf = [0u8; 16384];
     loop {
         match ch.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => {
-                output.extend_from_slice(&buf[..n]);
+                let room = how.keep.saturating_sub(output.len());
+                output.extend_from_slice(&buf[..n.min(room)]);
                 if let Some(f) = file.as_mut() {
-                    let _ = f.write_all(&buf[..n]);
+                    let left = how.out_limit.saturating_sub(bytes) as usize;
+                    let _ = f.write_all(&buf[..n.min(left)]);
+                    if n > left && !truncated {
+                        truncated = true;
+                        let _ = f.write_all(
+                            b"\n# kmatrix: output truncated here (the test output limit)\n",
+                        );
+                    }
                     let _ = f.flush();
                 }
+                bytes += n as u64;
             }
             Err(e) if e.kind() == std::io::ErrorKind::TimedOut || is_ssh_timeout(&e) => {}
             Err(source) => {
@@ -140,13 +178,16 @@ pub fn exec(
                 })
             }
         }
-        if start.elapsed() > timeout {
+        if start.elapsed() > how.timeout {
             return Err(SshError::Timeout {
                 command: command.to_string(),
-                timeout,
+                timeout: how.timeout,
             });
         }
-        if abandon.is_some_and(|a| a.load(std::sync::atomic::Ordering::Relaxed)) {
+        if how
+            .abandon
+            .is_some_and(|a| a.load(std::sync::atomic::Ordering::Relaxed))
+        {
             return Err(SshError::Abandoned {
                 command: command.to_string(),
             });
@@ -157,8 +198,15 @@ pub fn exec(
     Ok(ExecResult {
         exit_status,
         output: String::from_utf8_lossy(&output).into_owned(),
+        bytes,
+        truncated,
         elapsed: start.elapsed(),
     })
+}
+
+/// `arg` as one word for the guest's shell: single-quoted, `'` written as `'\''`.
+pub fn shell_quote(arg: &str) -> String {
+    format!("'{}'", arg.replace('\'', "'\\''"))
 }
 
 fn is_ssh_timeout(e: &std::io::Error) -> bool {
@@ -174,5 +222,28 @@ pub fn fire(s: &ssh2::Session, command: &str) {
         let _ = ch.exec(command);
         let mut sink = Vec::new();
         let _ = ch.read_to_end(&mut sink);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arguments_are_quoted_for_the_guest_shell() {
+        assert_eq!(shell_quote("a b"), "'a b'");
+        assert_eq!(shell_quote("$(reboot)"), "'$(reboot)'");
+        assert_eq!(shell_quote("it's"), "'it'\\''s'");
+        // What sh makes of it.
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "printf '%s|' {} {}",
+                shell_quote("it's; echo x"),
+                shell_quote("$HOME")
+            ))
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "it's; echo x|$HOME|");
     }
 }

@@ -1,26 +1,77 @@
-//! The validated plan: the cells of the matrix (arch x config x patchset) and what each runs.
+//! The validated plan: the cells of the matrix (arch x config x patchset) and what each runs,
+//! plus the small vocabulary types (arch, accelerator, source) the rest of kmatrix shares.
+//! It depends on nothing but the console's report kinds; `spec` builds it.
 
-use crate::spec::{AccelChoice, SourceSpec};
 use std::path::PathBuf;
 use std::time::Duration;
 
 /// Guest architectures kmatrix can build and boot.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub enum Arch {
     #[serde(rename = "x86_64")]
     X86_64,
-    #[serde(rename = "arm64")]
+    #[serde(rename = "arm64", alias = "aarch64")]
     Arm64,
 }
 
-impl Arch {
-    pub fn from_name(s: &str) -> Option<Arch> {
-        match s {
-            "x86_64" => Some(Arch::X86_64),
-            "arm64" | "aarch64" => Some(Arch::Arm64),
-            _ => None,
+impl std::fmt::Display for Arch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Where the kernel tree comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourceSpec {
+    /// A Debian binary package shipping `/usr/src/<name>.tar.xz` (e.g. `linux-source-7.3`).
+    DebianPackage(String),
+    /// A kernel tree already on disk, used in place (never modified).
+    Path(PathBuf),
+    /// A release tarball (`linux-7.3.tar.xz`), unpacked once into the cache.
+    Tarball(PathBuf),
+    /// A git repository (path or URL) and a revision, checked out once into the cache as
+    /// a worktree of a cached clone.
+    Git { repo: String, rev: String },
+}
+
+/// Accelerator choice for QEMU, as the spec says it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AccelChoice {
+    #[default]
+    Auto,
+    Kvm,
+    Tcg,
+}
+
+/// The accelerator a guest really ran under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Accel {
+    Kvm,
+    Tcg,
+}
+
+impl Accel {
+    pub fn name(self) -> &'static str {
+        match self {
+            Accel::Kvm => "kvm",
+            Accel::Tcg => "tcg",
         }
     }
+    /// How much slower than KVM we expect a guest to be (timeouts scale with it).
+    pub fn slowdown(self, arch: Arch) -> u32 {
+        match (self, arch) {
+            (Accel::Kvm, _) => 1,
+            (Accel::Tcg, Arch::X86_64) => 4,
+            (Accel::Tcg, Arch::Arm64) => 8,
+        }
+    }
+}
+
+impl Arch {
     pub fn name(self) -> &'static str {
         match self {
             Arch::X86_64 => "x86_64",
@@ -105,9 +156,13 @@ impl Cell {
     pub fn id(&self) -> String {
         format!("{}/{}/{}", self.arch.name(), self.config, self.patchset)
     }
-    /// The id as a single path component.
-    pub fn dir_name(&self) -> String {
-        self.id().replace('/', "-")
+    /// The cell's folder inside a run folder: `x86_64/pvl-on/v2`. One level per part, so
+    /// distinct cells never share a folder (`a-b` + `c` and `a` + `b-c` would, joined by
+    /// `-`); spec validation keeps every part a plain name.
+    pub fn rel_dir(&self) -> PathBuf {
+        PathBuf::from(self.arch.name())
+            .join(&self.config)
+            .join(&self.patchset)
     }
 }
 
@@ -167,6 +222,28 @@ pub struct VmSettings {
     pub hung_task_timeout: Duration,
 }
 
+/// Caps on what a guest can make kmatrix keep: the guest is untrusted, and a kernel that
+/// prints a warning per fault would fill the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Console bytes written to console.log per cell (all boots together).
+    pub console_bytes: u64,
+    /// Output bytes kept per guest test (the `.ktap` stream).
+    pub test_output_bytes: u64,
+    /// Bytes of regular files kept from the guest's results share per cell.
+    pub results_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            console_bytes: 64 << 20,
+            test_output_bytes: 16 << 20,
+            results_bytes: 256 << 20,
+        }
+    }
+}
+
 /// Everything a run needs, validated.
 #[derive(Debug, Clone)]
 pub struct Plan {
@@ -179,6 +256,7 @@ pub struct Plan {
     pub cells: Vec<Cell>,
     pub tests: Vec<TestSpec>,
     pub vm: VmSettings,
+    pub limits: Limits,
     pub baseline: Option<String>,
     pub jobs: usize,
 }
@@ -230,8 +308,20 @@ pub fn shard(cells: &[Cell], tests: &[TestSpec], k: usize, n: usize) -> Vec<Cell
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// A cell with no fragments or patches, for tests elsewhere.
+    pub fn cell(arch: Arch, config: &str, patchset: &str) -> Cell {
+        Cell {
+            arch,
+            config: config.into(),
+            patchset: patchset.into(),
+            base_config: "tinyconfig".into(),
+            fragments: vec![],
+            patches: vec![],
+        }
+    }
 
     fn cells() -> Vec<Cell> {
         let mut v = Vec::new();

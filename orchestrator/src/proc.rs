@@ -29,6 +29,12 @@ pub enum ProcError {
         status: ExitStatus,
         tail: String,
     },
+    #[error("`{cmdline}` did not finish within {}s and was killed{}", limit.as_secs(), fmt_tail(tail))]
+    Timeout {
+        cmdline: String,
+        limit: Duration,
+        tail: String,
+    },
     #[error("waiting for `{cmdline}`: {source}")]
     Wait {
         cmdline: String,
@@ -45,14 +51,19 @@ fn fmt_tail(tail: &str) -> String {
     }
 }
 
-/// Ask the kernel to SIGKILL the child if kmatrix itself dies without cleaning up
-/// (SIGKILL, OOM): the one exit path our own handlers cannot cover.
+/// Put the child in a session (and process group) of its own, without a controlling
+/// terminal: nothing it starts can stop on a tty prompt, and the group is kmatrix's to
+/// kill. Also ask the kernel to SIGKILL the child if kmatrix itself dies without
+/// cleaning up (SIGKILL, OOM); the guard process (`guard`) takes the rest of the group.
 #[allow(unsafe_code)]
 fn die_with_parent(cmd: &mut tokio::process::Command) {
-    // SAFETY: the closure runs between fork and exec and only makes the prctl(2)
-    // syscall, which is async-signal-safe; it touches no memory of the parent.
+    // SAFETY: the closure runs between fork and exec and only makes the setsid(2) and
+    // prctl(2) syscalls, which are async-signal-safe; it touches no memory of the parent.
     unsafe {
         cmd.pre_exec(|| {
+            if libc::setsid() == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
             if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) == -1 {
                 return Err(std::io::Error::last_os_error());
             }
@@ -92,6 +103,7 @@ pub struct ProcSpec {
     cwd: Option<PathBuf>,
     env: Vec<(OsString, OsString)>,
     log: Option<PathBuf>,
+    timeout: Option<Duration>,
 }
 
 impl ProcSpec {
@@ -102,6 +114,7 @@ impl ProcSpec {
             cwd: None,
             env: Vec::new(),
             log: None,
+            timeout: None,
         }
     }
     pub fn arg(mut self, a: impl AsRef<OsStr>) -> Self {
@@ -127,6 +140,12 @@ impl ProcSpec {
         self.log = Some(file.as_ref().to_owned());
         self
     }
+    /// Kill the whole group if it has not finished after `limit` (`run`, `output` and
+    /// `Proc::wait_success` then fail with `ProcError::Timeout`).
+    pub fn timeout(mut self, limit: Duration) -> Self {
+        self.timeout = Some(limit);
+        self
+    }
     /// The command line as a shell would show it.
     pub fn display(&self) -> String {
         std::iter::once(&self.program)
@@ -148,14 +167,18 @@ impl ProcSpec {
 /// kmatrix dies.
 fn command(spec: &ProcSpec) -> tokio::process::Command {
     let mut cmd = tokio::process::Command::new(&spec.program);
-    cmd.args(&spec.args)
-        .stdin(Stdio::null())
-        .process_group(0)
-        .kill_on_drop(true);
+    cmd.args(&spec.args).stdin(Stdio::null()).kill_on_drop(true);
     die_with_parent(&mut cmd);
     if let Some(d) = &spec.cwd {
         cmd.current_dir(d);
     }
+    // Nothing kmatrix starts may wait for a person: git and ssh would otherwise ask for
+    // credentials on the terminal while a background process holds a cache lock.
+    cmd.env("GIT_TERMINAL_PROMPT", "0")
+        .env("GIT_ASKPASS", "/bin/false")
+        .env("SSH_ASKPASS", "/bin/false")
+        .env("GIT_SSH_COMMAND", "ssh -o BatchMode=yes")
+        .env("DEBIAN_FRONTEND", "noninteractive");
     for (k, v) in &spec.env {
         cmd.env(k, v);
     }
@@ -167,6 +190,7 @@ pub struct Proc {
     child: tokio::process::Child,
     pgid: i32,
     cmdline: String,
+    timeout: Option<Duration>,
     tail: Arc<Mutex<VecDeque<String>>>,
     drains: Vec<JoinHandle<()>>,
     status: Option<ExitStatus>,
@@ -210,6 +234,7 @@ pub fn spawn(spec: &ProcSpec) -> Result<Proc, ProcError> {
         child,
         pgid,
         cmdline,
+        timeout: spec.timeout,
         tail,
         drains,
         status: None,
@@ -297,9 +322,23 @@ impl Proc {
         Ok(s)
     }
 
-    /// Wait and turn a non-zero exit into an error carrying the child's own words.
+    /// Wait (up to the spec's timeout, if any) and turn a non-zero exit into an error
+    /// carrying the child's own words.
     pub async fn wait_success(&mut self) -> Result<(), ProcError> {
-        let status = self.wait().await?;
+        let status = match self.timeout {
+            None => self.wait().await?,
+            Some(limit) => match tokio::time::timeout(limit, self.wait()).await {
+                Ok(r) => r?,
+                Err(_) => {
+                    self.terminate(Duration::from_secs(2)).await;
+                    return Err(ProcError::Timeout {
+                        cmdline: self.cmdline.clone(),
+                        limit,
+                        tail: self.tail(),
+                    });
+                }
+            },
+        };
         if status.success() {
             Ok(())
         } else {
@@ -344,13 +383,45 @@ pub async fn run(spec: &ProcSpec) -> Result<(), ProcError> {
 /// Run to completion and return stdout (stderr goes to the tail only).
 pub async fn output(spec: &ProcSpec) -> Result<String, ProcError> {
     let cmdline = spec.display();
-    let out = command(spec)
-        .output()
-        .await
+    let child = command(spec)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .map_err(|source| ProcError::Spawn {
             cmdline: cmdline.clone(),
             source,
         })?;
+    let pgid = child.id().unwrap_or(0) as i32;
+    if let Ok(mut g) = GROUPS.lock() {
+        g.insert(pgid);
+    }
+    let done = child.wait_with_output();
+    let out = match spec.timeout {
+        None => done.await,
+        Some(limit) => match tokio::time::timeout(limit, done).await {
+            Ok(r) => r,
+            Err(_) => {
+                // The future dropped the child (kill_on_drop); take its group too.
+                let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
+                if let Ok(mut g) = GROUPS.lock() {
+                    g.remove(&pgid);
+                }
+                return Err(ProcError::Timeout {
+                    cmdline,
+                    limit,
+                    tail: String::new(),
+                });
+            }
+        },
+    };
+    let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
+    if let Ok(mut g) = GROUPS.lock() {
+        g.remove(&pgid);
+    }
+    let out = out.map_err(|source| ProcError::Wait {
+        cmdline: cmdline.clone(),
+        source,
+    })?;
     if !out.status.success() {
         return Err(ProcError::Failed {
             cmdline,
@@ -469,6 +540,35 @@ mod tests {
         drop(p);
         tokio::time::sleep(Duration::from_millis(100)).await;
         assert!(!alive(pid));
+    }
+
+    #[tokio::test]
+    async fn a_command_past_its_deadline_is_killed_with_its_group() {
+        let start = std::time::Instant::now();
+        let err = run(&ProcSpec::new("sh")
+            .args(["-c", "sleep 30 & echo started; wait"])
+            .timeout(Duration::from_millis(300)))
+        .await
+        .unwrap_err();
+        assert!(matches!(err, ProcError::Timeout { .. }), "{err}");
+        assert!(err.to_string().contains("started"), "{err}");
+        let err = output(
+            &ProcSpec::new("sleep")
+                .arg("30")
+                .timeout(Duration::from_millis(300)),
+        )
+        .await
+        .unwrap_err();
+        assert!(matches!(err, ProcError::Timeout { .. }), "{err}");
+        assert!(start.elapsed() < Duration::from_secs(10));
+    }
+
+    #[tokio::test]
+    async fn children_never_prompt() {
+        let out = output(&ProcSpec::new("sh").args(["-c", "echo $GIT_TERMINAL_PROMPT"]))
+            .await
+            .unwrap();
+        assert_eq!(out.trim(), "0");
     }
 
     #[test]

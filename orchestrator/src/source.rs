@@ -1,9 +1,16 @@
-//! Kernel tree acquisition (Debian source package or a local tree) and patch application.
+//! Kernel tree acquisition: a Debian source package, a tarball, a git revision (each
+//! unpacked once into the cache as an [`Entry`](crate::cache::Entry)), or a developer's
+//! own tree used in place. Every tree has a content identity for cache keys: a tree kmatrix
+//! unpacked is named by what it came from; a developer's tree by its git state (HEAD, the
+//! diff against it and the untracked files) or, without git, by a walk of every file's
+//! path, size and mtime.
 
 use crate::cache::{Cache, Hasher};
+use crate::plan::SourceSpec;
 use crate::proc::{self, ProcError, ProcSpec};
-use crate::spec::SourceSpec;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
@@ -13,9 +20,9 @@ pub enum SourceError {
         #[source]
         source: ProcError,
     },
-    #[error("cannot unpack {}", deb.display())]
+    #[error("cannot unpack {}", what.display())]
     Unpack {
-        deb: PathBuf,
+        what: PathBuf,
         #[source]
         source: ProcError,
     },
@@ -25,20 +32,24 @@ pub enum SourceError {
         #[source]
         source: std::io::Error,
     },
-    #[error("cannot copy tree for patchset `{patchset}`")]
-    Copy {
-        patchset: String,
+    #[error("git {repo}: cannot {step}")]
+    Git {
+        repo: String,
+        step: &'static str,
         #[source]
         source: ProcError,
     },
 }
 
-/// A pristine kernel tree and a stable identity for cache keys.
+/// A pristine kernel tree and its content identity.
 #[derive(Debug, Clone)]
 pub struct Tree {
     pub path: PathBuf,
-    /// Identifies the tree's content (package and version, or path and git state).
+    /// Identifies the tree's content (package and version, tarball hash, commit, or a
+    /// developer tree's git state or stat walk).
     pub id: String,
+    /// A developer's tree, which changes between runs (kmatrix's own trees never do).
+    pub mutable: bool,
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> SourceError + '_ {
@@ -48,38 +59,101 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> SourceError + '_ {
     }
 }
 
+/// Deadlines for the external steps: none of them may wait forever.
+const DOWNLOAD: Duration = Duration::from_secs(30 * 60);
+const UNPACK: Duration = Duration::from_secs(20 * 60);
+const CLONE: Duration = Duration::from_secs(2 * 3600);
+const GIT_QUICK: Duration = Duration::from_secs(10 * 60);
+
 /// Make the pristine tree available, fetching and unpacking it once.
 pub async fn prepare(source: &SourceSpec, cache: &Cache) -> Result<Tree, SourceError> {
     match source {
-        SourceSpec::Path(p) => {
-            let rev = proc::output(&ProcSpec::new("git").arg("-C").arg(p).args([
-                "describe",
-                "--always",
-                "--dirty",
-                "--abbrev=40",
-            ]))
-            .await
-            .map(|s| s.trim().to_string())
-            .unwrap_or_else(|_| "no-git".into());
-            let mut h = Hasher::new("path-tree");
-            h.field(p.to_string_lossy().as_bytes())
-                .field(rev.as_bytes());
-            Ok(Tree {
-                path: p.clone(),
-                id: format!("path-{}", h.finish()),
-            })
-        }
+        SourceSpec::Path(p) => Ok(Tree {
+            path: p.clone(),
+            id: tree_identity(p).await?,
+            mutable: true,
+        }),
         SourceSpec::DebianPackage(pkg) => debian_package(pkg, cache).await,
         SourceSpec::Tarball(t) => tarball(t, cache).await,
         SourceSpec::Git { repo, rev } => git(repo, rev, cache).await,
     }
 }
 
-fn unpack_err(path: &Path) -> impl FnOnce(ProcError) -> SourceError + '_ {
-    move |source| SourceError::Unpack {
-        deb: path.to_owned(),
-        source,
+/// A developer's tree, by content: git HEAD plus the binary diff against it plus the
+/// untracked (not ignored) files; without git, every file's path, size and mtime (ns).
+pub async fn tree_identity(p: &Path) -> Result<String, SourceError> {
+    let g = |args: &[&str]| {
+        ProcSpec::new("git")
+            .arg("-C")
+            .arg(p)
+            .args(args)
+            .timeout(GIT_QUICK)
+    };
+    let mut h = Hasher::new("path-tree-v2");
+    h.field(p.as_os_str().as_encoded_bytes());
+    let is_git = proc::output(&g(&["rev-parse", "--show-toplevel"]))
+        .await
+        .is_ok_and(|top| Path::new(top.trim()) == p.canonicalize().unwrap_or_default());
+    if is_git {
+        let head = proc::output(&g(&["rev-parse", "--verify", "HEAD^{commit}"]))
+            .await
+            .unwrap_or_default();
+        h.field(head.trim().as_bytes());
+        let diff = proc::output(&g(&["diff", "--binary", "--no-ext-diff", "HEAD", "--"]))
+            .await
+            .map_err(|source| SourceError::Git {
+                repo: p.display().to_string(),
+                step: "diff the tree against HEAD",
+                source,
+            })?;
+        h.field(diff.as_bytes());
+        let untracked = proc::output(&g(&["ls-files", "-z", "--others", "--exclude-standard"]))
+            .await
+            .unwrap_or_default();
+        for f in untracked.split('\0').filter(|f| !f.is_empty()) {
+            h.field(f.as_bytes());
+            let _ = h.file(&p.join(f));
+        }
+        return Ok(format!("path-{}", h.finish()));
     }
+    let root = p.to_owned();
+    let walked = tokio::task::spawn_blocking(move || stat_walk(&root))
+        .await
+        .map_err(|e| SourceError::Io {
+            path: p.to_owned(),
+            source: std::io::Error::other(e),
+        })?;
+    h.field(walked.as_bytes());
+    Ok(format!("path-{}", h.finish()))
+}
+
+/// Path, size and mtime (ns) of every file under `root`, sorted: changes whenever any
+/// file's content is rewritten, without reading the contents.
+pub fn stat_walk(root: &Path) -> String {
+    let mut rows = Vec::new();
+    let mut stack = vec![PathBuf::new()];
+    while let Some(rel) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(root.join(&rel)) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let r = rel.join(e.file_name());
+            let Ok(m) = e.metadata() else { continue };
+            if m.is_dir() {
+                stack.push(r);
+            } else {
+                rows.push(format!(
+                    "{}\t{}\t{}.{:09}",
+                    r.display(),
+                    m.size(),
+                    m.mtime(),
+                    m.mtime_nsec()
+                ));
+            }
+        }
+    }
+    rows.sort();
+    rows.join("\n")
 }
 
 /// A tarball, unpacked once (by content hash) with its top folder stripped.
@@ -87,75 +161,115 @@ async fn tarball(t: &Path, cache: &Cache) -> Result<Tree, SourceError> {
     let mut h = Hasher::new("tarball");
     h.file(t).map_err(io(t))?;
     let id = format!("tarball-{}", h.finish());
-    let tree = cache.dir("src").join(&id);
-    let marker = tree.join(".kmatrix-unpacked");
-    if !marker.exists() {
-        let tmp = cache.dir("src").join(format!(".{id}.tmp"));
-        let _ = std::fs::remove_dir_all(&tmp);
-        std::fs::create_dir_all(&tmp).map_err(io(&tmp))?;
-        proc::run(
-            &ProcSpec::new("tar")
-                .args(["-x", "--strip-components=1", "-f"])
-                .arg(t)
-                .arg("-C")
-                .arg(&tmp),
-        )
-        .await
-        .map_err(unpack_err(t))?;
-        let _ = std::fs::remove_dir_all(&tree);
-        std::fs::rename(&tmp, &tree).map_err(io(&tree))?;
-        std::fs::write(&marker, b"").map_err(io(&marker))?;
+    let entry = cache.entry("src", &id);
+    if let Some(path) = entry.resolve() {
+        return Ok(Tree {
+            path,
+            id,
+            mutable: false,
+        });
     }
-    Ok(Tree { path: tree, id })
+    let staging = entry.staging().map_err(io(&entry.path))?;
+    proc::run(
+        &ProcSpec::new("tar")
+            .args(["-x", "--strip-components=1", "-f"])
+            .arg(t)
+            .arg("-C")
+            .arg(staging.path())
+            .timeout(UNPACK),
+    )
+    .await
+    .map_err(|source| SourceError::Unpack {
+        what: t.to_owned(),
+        source,
+    })?;
+    let path = entry.publish(staging, false).map_err(io(&entry.path))?;
+    Ok(Tree {
+        path,
+        id,
+        mutable: false,
+    })
 }
 
-/// A git revision: a cached clone (fetched when the revision is missing) and a detached
-/// worktree per commit; the tree id is the commit hash.
+/// A git revision: a cached bare clone (fetched when the revision is missing) and the
+/// commit's files exported once into the cache; the tree id is the commit hash.
 async fn git(repo: &str, rev: &str, cache: &Cache) -> Result<Tree, SourceError> {
     let mut h = Hasher::new("git-repo");
     h.field(repo.as_bytes());
-    let clone = cache.dir("git").join(h.finish());
-    let g = |args: &[&str]| ProcSpec::new("git").arg("-C").arg(&clone).args(args);
-    let clone_err = |source| SourceError::Copy {
-        patchset: format!("git {repo}"),
-        source,
+    let clone_entry = cache.entry("git", &h.finish());
+    let err = |step: &'static str| {
+        move |source| SourceError::Git {
+            repo: repo.to_string(),
+            step,
+            source,
+        }
     };
-    if !clone.join("HEAD").exists() {
-        std::fs::create_dir_all(clone.parent().unwrap_or(Path::new("."))).map_err(io(&clone))?;
-        proc::run(
-            &ProcSpec::new("git")
-                .args(["clone", "--bare", "--quiet", repo])
-                .arg(&clone),
-        )
-        .await
-        .map_err(clone_err)?;
+    let clone = match clone_entry.resolve() {
+        Some(c) => c,
+        None => {
+            let staging = clone_entry.staging().map_err(io(&clone_entry.path))?;
+            proc::run(
+                &ProcSpec::new("git")
+                    .args(["clone", "--bare", "--quiet", "--", repo])
+                    .arg(staging.path().join("repo.git"))
+                    .timeout(CLONE),
+            )
+            .await
+            .map_err(err("clone"))?;
+            clone_entry
+                .publish(staging, false)
+                .map_err(io(&clone_entry.path))?
+        }
     }
+    .join("repo.git");
+    let g = |args: &[&str]| {
+        ProcSpec::new("git")
+            .arg("-C")
+            .arg(&clone)
+            .args(args)
+            .timeout(GIT_QUICK)
+    };
     let want = format!("{rev}^{{commit}}");
-    let resolve = g(&["rev-parse", "--verify", &want]);
+    let resolve = g(&["rev-parse", "--verify", "--end-of-options", &want]);
     let commit = match proc::output(&resolve).await {
         Ok(c) => c,
         Err(_) => {
-            proc::run(&g(&["fetch", "--quiet", "origin", rev]))
+            proc::run(&g(&["fetch", "--quiet", "origin", "--", rev]).timeout(CLONE))
                 .await
-                .map_err(clone_err)?;
-            proc::output(&resolve).await.map_err(clone_err)?
+                .map_err(err("fetch the revision"))?;
+            proc::output(&resolve)
+                .await
+                .map_err(err("find the revision"))?
         }
     };
     let commit = commit.trim().to_string();
-    let tree = cache.dir("src").join(format!("git-{commit}"));
-    if !tree.join("Makefile").exists() {
-        let _ = proc::run(&g(&["worktree", "prune"])).await;
-        proc::run(
-            &g(&["worktree", "add", "--detach", "--force"])
-                .arg(&tree)
-                .arg(&commit),
-        )
-        .await
-        .map_err(clone_err)?;
+    let id = format!("git-{commit}");
+    let entry = cache.entry("src", &id);
+    if let Some(path) = entry.resolve() {
+        return Ok(Tree {
+            path,
+            id,
+            mutable: false,
+        });
     }
+    // An export, not a worktree: a checkout killed half-way never looks complete.
+    let staging = entry.staging().map_err(io(&entry.path))?;
+    let script = "set -o pipefail; git -C \"$1\" archive --format=tar \"$2\" | tar -x -C \"$3\"";
+    proc::run(
+        &ProcSpec::new("bash")
+            .args(["-c", script, "export"])
+            .arg(&clone)
+            .arg(&commit)
+            .arg(staging.path())
+            .timeout(UNPACK),
+    )
+    .await
+    .map_err(err("export the commit"))?;
+    let path = entry.publish(staging, false).map_err(io(&entry.path))?;
     Ok(Tree {
-        path: tree,
-        id: format!("git-{commit}"),
+        path,
+        id,
+        mutable: false,
     })
 }
 
@@ -168,12 +282,10 @@ async fn debian_package(pkg: &str, cache: &Cache) -> Result<Tree, SourceError> {
             .flatten()
             .map(|e| e.path())
             .filter(|p| {
-                p.file_name()
-                    .map(|n| {
-                        let n = n.to_string_lossy();
-                        n.starts_with(&format!("{pkg}_")) && n.ends_with(".deb")
-                    })
-                    .unwrap_or(false)
+                p.file_name().is_some_and(|n| {
+                    let n = n.to_string_lossy();
+                    n.starts_with(&format!("{pkg}_")) && n.ends_with(".deb")
+                })
             })
             .collect();
         found.sort();
@@ -185,7 +297,8 @@ async fn debian_package(pkg: &str, cache: &Cache) -> Result<Tree, SourceError> {
             proc::run(
                 &ProcSpec::new("apt-get")
                     .args(["download", "-q", pkg])
-                    .cwd(&debs),
+                    .cwd(&debs)
+                    .timeout(DOWNLOAD),
             )
             .await
             .map_err(|source| SourceError::Download {
@@ -202,108 +315,37 @@ async fn debian_package(pkg: &str, cache: &Cache) -> Result<Tree, SourceError> {
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let tree = cache.dir("src").join(&stem);
-    let marker = tree.join(".kmatrix-unpacked");
-    if !marker.exists() {
-        let tmp = cache.dir("src").join(format!(".{stem}.tmp"));
-        let _ = std::fs::remove_dir_all(&tmp);
-        std::fs::create_dir_all(&tmp).map_err(io(&tmp))?;
-        // The package ships /usr/src/<pkg>.tar.xz whose top folder is <pkg>/.
-        let script = format!(
-            "set -o pipefail; dpkg-deb --fsys-tarfile \"$1\" | tar -xO ./usr/src/{pkg}.tar.xz | tar -xJ -C \"$2\" --strip-components=1"
-        );
-        proc::run(
-            &ProcSpec::new("bash")
-                .args(["-c", &script, "unpack"])
-                .arg(&deb)
-                .arg(&tmp),
-        )
-        .await
-        .map_err(|source| SourceError::Unpack {
-            deb: deb.clone(),
-            source,
-        })?;
-        let _ = std::fs::remove_dir_all(&tree);
-        std::fs::rename(&tmp, &tree).map_err(io(&tree))?;
-        std::fs::write(&marker, b"").map_err(io(&marker))?;
+    let entry = cache.entry("src", &stem);
+    if let Some(path) = entry.resolve() {
+        return Ok(Tree {
+            path,
+            id: stem,
+            mutable: false,
+        });
     }
+    let staging = entry.staging().map_err(io(&entry.path))?;
+    // The package ships /usr/src/<pkg>.tar.xz whose top folder is <pkg>/.
+    let script = format!(
+        "set -o pipefail; dpkg-deb --fsys-tarfile \"$1\" | tar -xO ./usr/src/{pkg}.tar.xz | tar -xJ -C \"$2\" --strip-components=1"
+    );
+    proc::run(
+        &ProcSpec::new("bash")
+            .args(["-c", &script, "unpack"])
+            .arg(&deb)
+            .arg(staging.path())
+            .timeout(UNPACK),
+    )
+    .await
+    .map_err(|source| SourceError::Unpack {
+        what: deb.clone(),
+        source,
+    })?;
+    let path = entry.publish(staging, false).map_err(io(&entry.path))?;
     Ok(Tree {
-        path: tree,
+        path,
         id: stem,
+        mutable: false,
     })
-}
-
-/// Outcome of applying a patch series.
-#[derive(Debug)]
-pub enum Patched {
-    Tree(Tree),
-    /// A patch did not apply: which one, and `patch`'s own words (the failed hunks).
-    Failed {
-        patch: PathBuf,
-        output: String,
-    },
-}
-
-/// The tree for a patchset: the pristine tree when there are no patches, else a
-/// hard-linked copy (patch writes new files, so the pristine tree stays intact) with
-/// the patches applied in order. Cached by the hash of the patches.
-pub async fn patched_tree(
-    pristine: &Tree,
-    patchset: &str,
-    patches: &[PathBuf],
-    cache: &Cache,
-) -> Result<Patched, SourceError> {
-    if patches.is_empty() {
-        return Ok(Patched::Tree(pristine.clone()));
-    }
-    let mut h = Hasher::new("patched-tree");
-    h.field(pristine.id.as_bytes());
-    for p in patches {
-        h.file(p).map_err(io(p))?;
-    }
-    let key = h.finish();
-    let dir = cache
-        .dir("trees")
-        .join(format!("{}-{patchset}-{key}", pristine.id));
-    let id = format!("{}+{key}", pristine.id);
-    if dir.join(".kmatrix-patched").exists() {
-        return Ok(Patched::Tree(Tree { path: dir, id }));
-    }
-    let tmp = dir.with_extension("tmp");
-    let _ = std::fs::remove_dir_all(&tmp);
-    std::fs::create_dir_all(tmp.parent().unwrap_or(Path::new("."))).map_err(io(&tmp))?;
-    proc::run(&ProcSpec::new("cp").arg("-al").arg(&pristine.path).arg(&tmp))
-        .await
-        .map_err(|source| SourceError::Copy {
-            patchset: patchset.to_string(),
-            source,
-        })?;
-    let _ = std::fs::remove_file(tmp.join(".kmatrix-unpacked"));
-    for p in patches {
-        let out = proc::output(
-            &ProcSpec::new("patch")
-                .args(["-p1", "-N", "--no-backup-if-mismatch", "-i"])
-                .arg(p)
-                .arg("-d")
-                .arg(&tmp),
-        )
-        .await;
-        if let Err(e) = out {
-            let _ = std::fs::remove_dir_all(&tmp);
-            let output = match e {
-                ProcError::Failed { tail, .. } => tail,
-                other => other.to_string(),
-            };
-            return Ok(Patched::Failed {
-                patch: p.clone(),
-                output,
-            });
-        }
-    }
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::rename(&tmp, &dir).map_err(io(&dir))?;
-    std::fs::write(dir.join(".kmatrix-patched"), b"").map_err(io(&dir))?;
-    Ok(Patched::Tree(Tree { path: dir, id }))
 }
 
 #[cfg(test)]
@@ -321,6 +363,8 @@ mod tests {
         assert!(ok, "{cmd}");
     }
 
+    const GIT: &str = "git -c user.email=t@t -c user.name=t";
+
     #[tokio::test]
     async fn tarball_and_git_sources_unpack_once_with_stable_ids() {
         let d = tempfile::tempdir().unwrap();
@@ -335,9 +379,9 @@ mod tests {
         let again = prepare(&SourceSpec::Tarball(d.path().join("linux.tar.xz")), &cache)
             .await
             .unwrap();
-        assert_eq!(t.id, again.id);
+        assert_eq!((t.id.as_str(), &t.path), (again.id.as_str(), &again.path));
 
-        sh("cd linux-7.3 && git init -q && git add -A && git -c user.email=t@t -c user.name=t commit -qm one && git tag v1 && echo y > mm/b.c && git add -A && git -c user.email=t@t -c user.name=t commit -qm two", d.path());
+        sh(&format!("cd linux-7.3 && git init -q && git add -A && {GIT} commit -qm one && git tag v1 && echo y > mm/b.c && git add -A && {GIT} commit -qm two"), d.path());
         let repo = d.path().join("linux-7.3").display().to_string();
         let v1 = prepare(
             &SourceSpec::Git {
@@ -361,5 +405,32 @@ mod tests {
         assert!(head.path.join("mm/b.c").is_file());
         assert_ne!(v1.id, head.id);
         assert!(v1.id.starts_with("git-") && v1.id.len() == 44, "{}", v1.id);
+    }
+
+    #[tokio::test]
+    async fn a_developers_tree_is_identified_by_its_content() {
+        // Issue #17: two different uncommitted edits used to share one key.
+        let d = tempfile::tempdir().unwrap();
+        let t = d.path().join("linux");
+        sh(&format!("mkdir -p linux/mm && cd linux && echo 'VERSION = 7' > Makefile && echo 'int a;' > mm/a.c && git init -q && git add -A && {GIT} commit -qm one"), d.path());
+        let clean = tree_identity(&t).await.unwrap();
+        assert_eq!(clean, tree_identity(&t).await.unwrap(), "stable");
+        std::fs::write(t.join("mm/a.c"), "int a = 1;\n").unwrap();
+        let edit1 = tree_identity(&t).await.unwrap();
+        std::fs::write(t.join("mm/a.c"), "int a = 2;\n").unwrap();
+        let edit2 = tree_identity(&t).await.unwrap();
+        assert!(clean != edit1 && edit1 != edit2 && clean != edit2);
+        std::fs::write(t.join("mm/new.c"), "int n;\n").unwrap();
+        assert_ne!(edit2, tree_identity(&t).await.unwrap(), "untracked file");
+        // Without git: a stat walk sees a rewrite too.
+        let plain = d.path().join("plain");
+        sh(
+            "mkdir -p plain/mm && echo x > plain/Makefile && echo 'int a;' > plain/mm/a.c",
+            d.path(),
+        );
+        let a = tree_identity(&plain).await.unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        std::fs::write(plain.join("mm/a.c"), "int b;\n").unwrap();
+        assert_ne!(a, tree_identity(&plain).await.unwrap());
     }
 }

@@ -6,7 +6,7 @@ use kmatrix::console::{Finding, Frame, Kind};
 use kmatrix::ktap;
 use kmatrix::plan::{Arch, Cell};
 use kmatrix::report::{self, RunMeta};
-use kmatrix::verdict::{CellResult, TestResult, Verdict};
+use kmatrix::verdict::{CellResult, TestOutcome, TestResult, Verdict};
 use std::path::Path;
 
 fn cell(arch: Arch, config: &str, patchset: &str, dir: &Path) -> CellResult {
@@ -18,19 +18,23 @@ fn cell(arch: Arch, config: &str, patchset: &str, dir: &Path) -> CellResult {
         fragments: vec![],
         patches: vec![],
     };
-    CellResult::new(&c, dir.join(c.dir_name()))
+    CellResult::new(&c, dir.join(c.rel_dir()))
 }
 
 fn test(name: &str, ktap_text: &str, status: Option<i32>, timed_out: bool) -> TestResult {
+    let outcome = match (status, timed_out) {
+        (_, true) => TestOutcome::TimedOut {
+            message: "overran its timeout of 120s".into(),
+        },
+        (Some(status), false) => TestOutcome::Exited { status },
+        (None, false) => TestOutcome::Abandoned {
+            message: "abandoned after a fatal kernel report".into(),
+        },
+    };
     TestResult {
-        name: name.into(),
-        exit_status: status,
         ktap: ktap::parse(ktap_text),
-        timed_out,
-        unresponsive: false,
         seconds: 12.0,
-        result_file: None,
-        error: timed_out.then(|| "overran its timeout of 120s".to_string()),
+        ..TestResult::new(name, outcome)
     }
 }
 
@@ -65,7 +69,7 @@ const OK: &str = "TAP version 13\n1..2\nok 1 a\nok 2 b\n";
 fn matrix(dir: &Path) -> Vec<CellResult> {
     let mut pass = cell(Arch::X86_64, "pvl-on", "base", dir);
     pass.verdict = Verdict::Pass;
-    pass.accel = Some("tcg".into());
+    pass.accel = Some(kmatrix::plan::Accel::Tcg);
     pass.tests = vec![test("faults_vs_writers", OK, Some(0), false)];
 
     let mut fail = cell(Arch::X86_64, "pvl-on", "v2", dir);
@@ -88,7 +92,6 @@ fn matrix(dir: &Path) -> Vec<CellResult> {
             "do_tcp_getsockopt",
         ],
     )];
-    fail.expected_by = vec![None];
 
     let mut hang = cell(Arch::X86_64, "pvl-on", "v3", dir);
     hang.verdict = Verdict::Hang;
@@ -104,7 +107,6 @@ fn matrix(dir: &Path) -> Vec<CellResult> {
         "INFO: task hung in __vma_start_write",
         &["__vma_start_write", "mprotect_fixup"],
     )];
-    hang.expected_by = vec![None];
 
     let mut build = cell(Arch::X86_64, "pvl-off", "v2", dir);
     build.verdict = Verdict::BuildFail;
@@ -255,9 +257,12 @@ fn every_output_shows_each_verdict_and_junit_is_schema_valid() {
         md.contains("| x86_64/pvl-off | - | **BUILD-FAIL** | **PATCH-FAIL** |"),
         "{md}"
     );
-    assert!(md.contains(
-        "`BUG: unable to handle kernel NULL pointer dereference in vma_start_read_unlocked`"
-    ));
+    assert!(
+        md.contains(
+            "- BUG\\: unable to handle kernel NULL pointer dereference in vma\\_start\\_read\\_unlocked\n"
+        ),
+        "{md}"
+    );
 
     // report.html: self-contained (no external resource), matrix, findings with traces.
     let html = std::fs::read_to_string(d.path().join("report.html")).unwrap();
@@ -268,7 +273,8 @@ fn every_output_shows_each_verdict_and_junit_is_schema_valid() {
     }
     assert!(html.contains("<pre class=\"trace\">vma_start_read_unlocked\ntcp_zerocopy_receive"));
     assert!(
-        html.contains("href=\"#x86_64-pvl-on-v2\"") && html.contains("id=\"x86_64-pvl-on-v2\"")
+        html.contains("href=\"#x86_64-pvl-on-v2\"") && html.contains("id=\"x86_64-pvl-on-v2\""),
+        "{html}"
     );
     assert!(!html.contains("<b>not html</b>"));
 }
@@ -290,7 +296,9 @@ fn expected_findings_of_positive_controls_are_labelled_as_such() {
             &["__vma_start_exclude_readers"],
         ),
     ];
-    v3.expected_by = vec![Some("vma_probe".into()), Some("vma_probe".into())];
+    for f in &mut v3.findings {
+        f.expected_by = Some("vma_probe".into());
+    }
     let text = report::matrix(&[v3.clone()]);
     assert!(text.contains("x86_64/pvl-on  PASS (2 expected)"), "{text}");
     assert!(text.contains("possible deadlock in lock_vma_under_rcu [Lockdep] at console line 3 (expected: positive control of vma_probe)"), "{text}");

@@ -34,9 +34,11 @@ mod frame;
 mod line;
 mod parser;
 mod symbolize;
+pub mod watcher;
 
 pub use parser::Parser;
 pub use symbolize::symbolize;
+pub use watcher::Watcher;
 
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -104,6 +106,9 @@ pub struct Finding {
     /// matched its expectation); None for a real finding.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expected_by: Option<String>,
+    /// The console lines just before the report, captured when it was found.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub context: Vec<String>,
 }
 
 /// Parse a whole console log. Findings come back in the order their reports started.

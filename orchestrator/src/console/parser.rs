@@ -955,6 +955,12 @@ impl Parser {
         out
     }
 
+    /// The kinds of the reports open right now: their head line was seen, their end not
+    /// yet (a hang report is known at its head, long before its trace is complete).
+    pub fn open_kinds(&self) -> Vec<Kind> {
+        self.open.iter().map(|r| r.kind()).collect()
+    }
+
     /// Flushes reports still open at the end of the log (marked corrupted when they
     /// look cut off).
     pub fn finish(mut self) -> Vec<Finding> {

@@ -1,99 +1,95 @@
-//! `junit.xml`: one testsuite per cell, one testcase per phase and guest test, a failure
-//! per unexpected kernel report. Readable by GitLab, Jenkins and GitHub test reporters.
+//! `junit.xml` (written with `quick-junit`): one testsuite per cell, one testcase per
+//! phase and guest test, a failure per unexpected kernel report or silent control.
+//! Readable by GitLab, Jenkins and GitHub test reporters. Console text can hold anything;
+//! characters XML 1.0 does not allow are replaced, so the file always parses.
 
-use crate::verdict::{CellResult, Verdict};
+use crate::verdict::{CellResult, ControlState, Verdict};
+use quick_junit::{NonSuccessKind, Property, Report, TestCase, TestCaseStatus, TestSuite};
+use std::time::Duration;
 
-pub fn escape(s: &str) -> String {
-    let mut o = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => o.push_str("&amp;"),
-            '<' => o.push_str("&lt;"),
-            '>' => o.push_str("&gt;"),
-            '"' => o.push_str("&quot;"),
-            '\'' => o.push_str("&apos;"),
-            // XML 1.0 forbids most control characters, even escaped.
-            c if (c as u32) < 0x20 && !matches!(c, '\n' | '\r' | '\t') => o.push('?'),
-            c => o.push(c),
-        }
+/// Text made valid XML 1.0 character data: anything outside
+/// `#x9 | #xA | #xD | [#x20-#xD7FF] | [#xE000-#xFFFD] | [#x10000-#x10FFFF]` becomes
+/// U+FFFD (quick-junit drops C0 controls but lets U+FFFE/U+FFFF through).
+pub fn xml_text(s: &str) -> String {
+    s.chars()
+        .map(|c| match c {
+            '\t' | '\n' | '\r' => c,
+            '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..='\u{10FFFF}' => c,
+            _ => '\u{FFFD}',
+        })
+        .collect()
+}
+
+fn failure(message: &str, description: &str) -> TestCaseStatus {
+    let mut st = TestCaseStatus::non_success(NonSuccessKind::Failure);
+    st.set_message(xml_text(message)).set_type("kmatrix");
+    if !description.is_empty() {
+        st.set_description(xml_text(description));
     }
-    o
+    st
 }
 
-struct Case {
-    name: String,
-    time: f64,
-    failures: Vec<(String, String)>,
-    skipped: Option<String>,
+fn case(name: &str, status: TestCaseStatus, classname: &str, secs: f64) -> TestCase {
+    let mut t = TestCase::new(xml_text(name), status);
+    t.set_classname(xml_text(classname))
+        .set_time(Duration::from_secs_f64(secs.max(0.0)));
+    t
 }
 
-fn cases(c: &CellResult) -> Vec<Case> {
-    let mut v = Vec::new();
+fn suite(c: &CellResult) -> TestSuite {
+    let mut s = TestSuite::new(xml_text(&c.id));
+    s.set_time(Duration::from_secs_f64(c.seconds.max(0.0)));
+    s.add_property(Property::new("verdict", c.verdict.label()));
+    s.add_property(Property::new(
+        "accel",
+        c.accel.map(|a| a.name()).unwrap_or("-"),
+    ));
+    let reason = c.reason.clone().unwrap_or_default();
     let early = matches!(
         c.verdict,
         Verdict::PatchFail | Verdict::BuildFail | Verdict::ConfigMismatch
     );
-    let reason = c.reason.clone().unwrap_or_default();
-    v.push(Case {
-        name: "build".into(),
-        time: 0.0,
-        failures: if early {
-            vec![(
-                format!("{}: {reason}", c.verdict.label()),
-                c.details.join("\n"),
-            )]
-        } else {
-            vec![]
-        },
-        skipped: None,
-    });
+    let build = if early {
+        failure(
+            &format!("{}: {reason}", c.verdict.label()),
+            &c.details.join("\n"),
+        )
+    } else {
+        TestCaseStatus::success()
+    };
+    s.add_test_case(case("build", build, &c.id, 0.0));
     if early {
-        return v;
+        return s;
     }
     if c.verdict == Verdict::BootFail || (c.verdict == Verdict::InfraError && c.tests.is_empty()) {
-        v.push(Case {
-            name: "boot".into(),
-            time: 0.0,
-            failures: vec![(
-                format!("{}: {reason}", c.verdict.label()),
-                c.details.join("\n"),
-            )],
-            skipped: None,
-        });
-        return v;
+        s.add_test_case(case(
+            "boot",
+            failure(
+                &format!("{}: {reason}", c.verdict.label()),
+                &c.details.join("\n"),
+            ),
+            &c.id,
+            0.0,
+        ));
+        return s;
     }
     for t in &c.tests {
-        let mut failures = Vec::new();
-        if !t.passed() {
-            let msg = t
-                .error
-                .clone()
-                .or_else(|| {
-                    t.ktap
-                        .failed()
-                        .next()
-                        .map(|f| format!("not ok {} {}", f.number, f.description))
-                })
-                .unwrap_or_else(|| format!("exit status {:?}, KTAP incomplete", t.exit_status));
-            let body: Vec<String> = t
-                .ktap
-                .failed()
-                .map(|f| format!("not ok {} {}", f.number, f.description))
-                .collect();
-            failures.push((msg, body.join("\n")));
-        }
-        v.push(Case {
-            name: t.name.clone(),
-            time: t.seconds,
-            failures,
-            skipped: None,
-        });
+        let status = match t.failure() {
+            None => TestCaseStatus::success(),
+            Some(msg) => {
+                let body: Vec<String> = t
+                    .ktap
+                    .failed()
+                    .map(|f| format!("not ok {} {}", f.number, f.description))
+                    .collect();
+                failure(&msg, &body.join("\n"))
+            }
+        };
+        s.add_test_case(case(&t.name, status, &c.id, t.seconds));
     }
+    // One case for the kernel's reports: a failure for each real one.
     let mut reports = Vec::new();
-    for (i, f) in c.findings.iter().enumerate() {
-        if matches!(c.expected_by.get(i), Some(Some(_))) {
-            continue;
-        }
+    for f in c.real_findings() {
         let note = if c.in_baseline.contains(&f.title) {
             " (also in baseline)"
         } else {
@@ -101,74 +97,66 @@ fn cases(c: &CellResult) -> Vec<Case> {
         };
         reports.push((format!("{}{note}", f.title), f.report.clone()));
     }
-    for ctl in c.controls.iter().filter(|c| !c.fired) {
-        reports.push((
-            format!(
-                "positive control of {} stayed silent ({:?})",
-                ctl.test, ctl.expect.kind
-            ),
-            String::new(),
+    for ctl in &c.controls {
+        match &ctl.state {
+            ControlState::Fired { .. } => {}
+            ControlState::Silent => reports.push((
+                format!(
+                    "positive control of {} stayed silent ({:?})",
+                    ctl.test, ctl.expect.kind
+                ),
+                String::new(),
+            )),
+            ControlState::NotJudged { why } => reports.push((
+                format!(
+                    "positive control of {} ({:?}) not judged",
+                    ctl.test, ctl.expect.kind
+                ),
+                why.clone(),
+            )),
+        }
+    }
+    if reports.is_empty() {
+        s.add_test_case(case(
+            "kernel reports",
+            TestCaseStatus::success(),
+            &c.id,
+            0.0,
         ));
     }
-    v.push(Case {
-        name: "kernel reports".into(),
-        time: 0.0,
-        failures: reports,
-        skipped: None,
-    });
-    v
+    // JUnit has one failure per case: a case per report keeps each readable.
+    for (i, (msg, body)) in reports.iter().enumerate() {
+        let name = if reports.len() == 1 {
+            "kernel reports".to_string()
+        } else {
+            format!("kernel reports #{}", i + 1)
+        };
+        s.add_test_case(case(&name, failure(msg, body), &c.id, 0.0));
+    }
+    s
 }
 
 pub fn render(cells: &[CellResult]) -> String {
-    let all: Vec<(&CellResult, Vec<Case>)> = cells.iter().map(|c| (c, cases(c))).collect();
-    let total: usize = all.iter().map(|(_, cs)| cs.len()).sum();
-    let failed: usize = all
-        .iter()
-        .map(|(_, cs)| cs.iter().filter(|c| !c.failures.is_empty()).count())
-        .sum();
-    let mut o = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-    o.push_str(&format!(
-        "<testsuites name=\"kmatrix\" tests=\"{total}\" failures=\"{failed}\" errors=\"0\">\n"
-    ));
-    for (c, cs) in &all {
-        let f = cs.iter().filter(|c| !c.failures.is_empty()).count();
-        o.push_str(&format!(
-            "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{f}\" errors=\"0\" skipped=\"0\" time=\"{:.1}\">\n",
-            escape(&c.id),
-            cs.len(),
-            c.seconds
-        ));
-        o.push_str(&format!(
-            "    <properties><property name=\"verdict\" value=\"{}\"/><property name=\"accel\" value=\"{}\"/></properties>\n",
-            c.verdict.label(),
-            escape(c.accel.as_deref().unwrap_or("-"))
-        ));
-        for case in cs {
-            o.push_str(&format!(
-                "    <testcase classname=\"{}\" name=\"{}\" time=\"{:.1}\"",
-                escape(&c.id),
-                escape(&case.name),
-                case.time
-            ));
-            if case.failures.is_empty() && case.skipped.is_none() {
-                o.push_str("/>\n");
-                continue;
-            }
-            o.push_str(">\n");
-            if let Some(s) = &case.skipped {
-                o.push_str(&format!("      <skipped message=\"{}\"/>\n", escape(s)));
-            }
-            for (msg, body) in &case.failures {
-                o.push_str(&format!(
-                    "      <failure message=\"{}\" type=\"kmatrix\">{}</failure>\n",
-                    escape(msg),
-                    escape(body)
-                ));
-            }
-            o.push_str("    </testcase>\n");
-        }
-        o.push_str("  </testsuite>\n");
+    let mut r = Report::new("kmatrix");
+    r.add_test_suites(cells.iter().map(suite));
+    r.to_string().unwrap_or_else(|e| {
+        format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<!-- cannot render: {} -->\n<testsuites/>\n", xml_text(&e.to_string()).replace("--", "- -"))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn characters_xml_forbids_are_replaced() {
+        assert_eq!(
+            xml_text("a\u{FFFE}b\u{FFFF}c\u{1}d\te"),
+            "a\u{FFFD}b\u{FFFD}c\u{FFFD}d\te"
+        );
+        assert_eq!(
+            xml_text("vma_start_read_unlocked"),
+            "vma_start_read_unlocked"
+        );
     }
-    o.push_str("</testsuites>\n");
-    o
 }

@@ -1,36 +1,15 @@
 //! QEMU and virtiofsd: pure argument builders, accelerator choice with KVM-failure
-//! fallback, and a running VM whose every wait also watches the QEMU process.
+//! detection, the serial console task (`console`), and a running VM whose every wait
+//! also watches the QEMU process.
 
-use crate::plan::Arch;
+pub mod console;
+
+pub use crate::plan::Accel;
+use crate::plan::{AccelChoice, Arch};
 use crate::proc::{self, Proc, ProcError, ProcSpec};
-use crate::spec::AccelChoice;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Accel {
-    Kvm,
-    Tcg,
-}
-
-impl Accel {
-    pub fn name(self) -> &'static str {
-        match self {
-            Accel::Kvm => "kvm",
-            Accel::Tcg => "tcg",
-        }
-    }
-    /// How much slower than KVM we expect a guest to be (timeouts scale with it).
-    pub fn slowdown(self, arch: Arch) -> u32 {
-        match (self, arch) {
-            (Accel::Kvm, _) => 1,
-            (Accel::Tcg, Arch::X86_64) => 4,
-            (Accel::Tcg, Arch::Arm64) => 8,
-        }
-    }
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum VmError {
@@ -65,7 +44,6 @@ pub struct VmSpec {
     pub initrd: PathBuf,
     pub memory_mib: u64,
     pub cpus: u32,
-    pub console_log: PathBuf,
     /// The serial line as a telnet socket: the way in for sysrq when SSH is dead.
     pub console_socket: PathBuf,
     pub qmp_socket: PathBuf,
@@ -130,13 +108,12 @@ pub fn qemu_args(spec: &VmSpec) -> Vec<OsString> {
         "-append".into(),
         kernel_cmdline(spec),
         // The serial console is a telnet socket (a BREAK from a client reaches the
-        // guest's UART: sysrq without SSH) whose every byte QEMU also logs to the file,
-        // client or not.
+        // guest's UART: sysrq without SSH). QEMU waits for kmatrix to connect, so not a
+        // byte is lost; kmatrix writes console.log (bounded) and parses it as it arrives.
         "-chardev".into(),
         format!(
-            "socket,id=con0,path={},server=on,wait=off,telnet=on,logfile={},logappend=on",
+            "socket,id=con0,path={},server=on,wait=on,telnet=on",
             spec.console_socket.display(),
-            spec.console_log.display()
         ),
         "-serial".into(),
         "chardev:con0".into(),
@@ -241,10 +218,17 @@ pub fn kvm_failure(qemu_output: &str) -> Option<String> {
         .map(|l| l.trim().to_string())
 }
 
-/// A free TCP port on 127.0.0.1 for the SSH forward.
+/// A free TCP port on 127.0.0.1 for the SSH forward. Another process can take it
+/// before QEMU binds it: [`port_taken`] recognises that, and the boot is retried with
+/// another port (never judged as a KVM or boot failure).
 pub fn free_port() -> std::io::Result<u16> {
     let l = std::net::TcpListener::bind("127.0.0.1:0")?;
     Ok(l.local_addr()?.port())
+}
+
+/// QEMU's words when the SSH forward's port was taken between choosing and binding it.
+pub fn port_taken(qemu_output: &str) -> bool {
+    qemu_output.contains("Could not set up host forwarding rule")
 }
 
 /// Start virtiofsd for a share and wait for its socket, watching the process.
@@ -320,122 +304,26 @@ pub async fn qmp(
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "QMP did not answer"))?
 }
 
-/// Telnet's "interrupt process"-less BREAK: IAC BRK. QEMU turns it into a break on the
-/// UART, and a Linux serial console reads the next character as a sysrq command.
-const TELNET_BREAK: [u8; 2] = [255, 243];
-
-/// Send sysrq `keys` through the serial console's telnet socket, one BREAK + key each,
-/// spaced so the kernel handles one before the next arrives. What QEMU sends back (its
-/// telnet options and the console output) is read and dropped meanwhile: an unread
-/// client would stall the guest's console, and the log file gets it all anyway.
-pub async fn serial_sysrq(socket: &Path, keys: &[u8], timeout: Duration) -> std::io::Result<()> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let work = async {
-        let stream = tokio::net::UnixStream::connect(socket).await?;
-        let (mut r, mut w) = stream.into_split();
-        let drain = tokio::spawn(async move {
-            let mut buf = [0u8; 4096];
-            while matches!(r.read(&mut buf).await, Ok(n) if n > 0) {}
-        });
-        for &k in keys {
-            w.write_all(&TELNET_BREAK).await?;
-            tokio::time::sleep(Duration::from_millis(200)).await;
-            w.write_all(&[k]).await?;
-            // Dumps of every task take a while to print under emulation.
-            tokio::time::sleep(Duration::from_millis(1500)).await;
-        }
-        drop(w);
-        drain.abort();
-        Ok(())
-    };
-    tokio::time::timeout(timeout, work).await.map_err(|_| {
-        std::io::Error::new(
-            std::io::ErrorKind::TimedOut,
-            "serial console did not take the keys",
-        )
-    })?
-}
-
 /// A running QEMU.
 pub struct Vm {
     pub spec: VmSpec,
     pub qemu: Proc,
     pub started: Instant,
     pub cmdline: String,
-    /// Where this boot's output starts in the console log (a reboot appends to it).
-    pub console_from: u64,
 }
 
 impl Vm {
     pub fn start(spec: VmSpec, log: &Path) -> Result<Vm, VmError> {
         let ps = ProcSpec::new(&spec.qemu).args(qemu_args(&spec)).log(log);
         let cmdline = ps.display();
-        let console_from = std::fs::metadata(&spec.console_log)
-            .map(|m| m.len())
-            .unwrap_or(0);
+        let _ = std::fs::remove_file(&spec.console_socket);
         let qemu = proc::spawn(&ps).map_err(VmError::Qemu)?;
         Ok(Vm {
             spec,
             qemu,
             started: Instant::now(),
             cmdline,
-            console_from,
         })
-    }
-
-    /// This boot's console so far (lossy UTF-8). Polled often while booting, so it
-    /// reads from where this boot starts, not the earlier boots' output before it.
-    pub fn console(&self) -> String {
-        use std::io::{Read, Seek, SeekFrom};
-        let mut bytes = Vec::new();
-        if let Ok(mut f) = std::fs::File::open(&self.spec.console_log) {
-            if f.seek(SeekFrom::Start(self.console_from)).is_ok() {
-                let _ = f.read_to_end(&mut bytes);
-            }
-        }
-        String::from_utf8_lossy(&bytes).into_owned()
-    }
-
-    pub fn console_tail(&self, lines: usize) -> String {
-        let c = self.console();
-        let v: Vec<&str> = c.lines().collect();
-        v[v.len().saturating_sub(lines)..].join("\n")
-    }
-
-    /// Early-boot check for KVM: Ok(()) once the guest prints anything; Err(reason) when
-    /// QEMU reports a KVM failure, exits, or the console stays silent.
-    pub async fn early_boot(&mut self, silent_limit: Duration) -> Result<(), String> {
-        let deadline = Instant::now() + silent_limit;
-        loop {
-            if let Some(reason) = kvm_failure(&self.qemu.tail()) {
-                return Err(reason);
-            }
-            if let Some(st) = self.qemu.try_wait() {
-                let _ = self.qemu.wait().await;
-                return Err(format!(
-                    "QEMU exited ({st}) before the guest printed anything: {}",
-                    self.qemu.tail()
-                ));
-            }
-            if std::fs::metadata(&self.spec.console_log)
-                .map(|m| m.len() > self.console_from)
-                .unwrap_or(false)
-            {
-                // Give QEMU a moment to report an internal error after first output.
-                tokio::time::sleep(Duration::from_millis(300)).await;
-                if let Some(reason) = kvm_failure(&self.qemu.tail()) {
-                    return Err(reason);
-                }
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                return Err(format!(
-                    "guest printed nothing in {}s",
-                    silent_limit.as_secs()
-                ));
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
     }
 
     /// Stop QEMU: wait briefly for a guest-initiated exit, then QMP `quit`, then SIGTERM,
@@ -471,7 +359,6 @@ mod tests {
             initrd: "/k/initrd".into(),
             memory_mib: 1024,
             cpus: 2,
-            console_log: "/r/console.log".into(),
             console_socket: "/r/console.sock".into(),
             qmp_socket: "/r/qmp.sock".into(),
             ssh_port: 2222,
@@ -497,8 +384,7 @@ mod tests {
         assert!(a.contains("-no-reboot"));
         assert!(a.contains("memory-backend-memfd,id=mem,size=1024M,share=on"));
         assert!(a.contains(
-            "-chardev socket,id=con0,path=/r/console.sock,server=on,wait=off,telnet=on,\
-             logfile=/r/console.log,logappend=on -serial chardev:con0"
+            "-chardev socket,id=con0,path=/r/console.sock,server=on,wait=on,telnet=on -serial chardev:con0"
         ));
         assert!(a.contains("vhost-user-fs-pci,queue-size=1024,chardev=fs0,tag=results"));
     }
@@ -512,6 +398,14 @@ mod tests {
         );
         assert!(a.contains("-machine virt"));
         assert!(a.contains("console=ttyAMA0"));
+    }
+
+    #[test]
+    fn a_stolen_ssh_port_is_recognised() {
+        assert!(port_taken(
+            "qemu-system-x86_64: -netdev user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:2222-:22: Could not set up host forwarding rule 'tcp:127.0.0.1:2222-:22'"
+        ));
+        assert!(!port_taken("qemu-system-x86_64: terminating on signal 15"));
     }
 
     #[test]
@@ -566,27 +460,6 @@ mod tests {
         let seen = server.await.unwrap();
         assert!(seen[0].contains("qmp_capabilities"), "{seen:?}");
         assert!(seen[1].contains("quit"));
-    }
-
-    #[tokio::test]
-    async fn serial_sysrq_sends_a_break_before_each_key_and_drains_the_console() {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let d = tempfile::tempdir().unwrap();
-        let sock = d.path().join("console.sock");
-        let listener = tokio::net::UnixListener::bind(&sock).unwrap();
-        let server = tokio::spawn(async move {
-            let (mut s, _) = listener.accept().await.unwrap();
-            // Like QEMU: telnet options, then a flood of console output.
-            s.write_all(&[255, 251, 1, 255, 251, 3]).await.unwrap();
-            s.write_all(&vec![b'x'; 1 << 20]).await.unwrap();
-            let mut got = Vec::new();
-            s.read_to_end(&mut got).await.unwrap();
-            got
-        });
-        serial_sysrq(&sock, b"wl", Duration::from_secs(20))
-            .await
-            .unwrap();
-        assert_eq!(server.await.unwrap(), [255, 243, b'w', 255, 243, b'l']);
     }
 
     #[test]

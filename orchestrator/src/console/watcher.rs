@@ -1,0 +1,295 @@
+//! The console of one cell as it arrives: bytes in, lines to the [`Parser`], and what the
+//! engine's waits need out (init's markers, the test markers kmatrix writes to
+//! /dev/kmsg, findings so far, reports still open). Synchronous: the VM side owns the
+//! socket and calls [`Watcher::feed`]; nothing ever rereads the log.
+//!
+//! Findings are placed between the test markers
+//! (`kmatrix-test[NONCE]: start NAME` / `... end NAME`), so each knows the test it
+//! happened in. What a guest can make kmatrix keep is bounded: a line, the findings
+//! stored per title, the findings in all.
+
+use super::{line, Finding, Kind, Parser};
+use std::collections::{BTreeMap, VecDeque};
+
+/// Init's progress lines on the console (images/init prints them).
+pub const SSHD_UP: &str = "kmatrix-guest: sshd up";
+pub const READY: &str = "kmatrix-guest: ready";
+pub const TESTS_SHARE_FAILED: &str = "kmatrix-guest: tests share NOT mounted";
+pub const RESULTS_SHARE_FAILED: &str = "kmatrix-guest: results share NOT mounted";
+
+/// A console line longer than this is cut (a guest can print without newlines).
+const MAX_LINE: usize = 64 << 10;
+/// Findings of one title kept in full; further ones are only counted.
+const PER_TITLE: usize = 10;
+/// Findings kept in full per cell.
+const MAX_FINDINGS: usize = 200;
+/// Console lines kept before a report, for its excerpt.
+const CONTEXT: usize = 6;
+/// Recent lines kept for excerpts and for quoting a console's last words.
+const RING: usize = 512;
+
+/// Where a test's markers put it on the console.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TestSpan {
+    pub test: String,
+    /// Console line of the start marker.
+    pub start: usize,
+    /// Console line of the end marker, once seen.
+    pub end: Option<usize>,
+}
+
+#[derive(Debug)]
+pub struct Watcher {
+    parser: Parser,
+    nonce: String,
+    /// Lines of earlier boots in the same console.log (findings' lines are absolute).
+    offset: usize,
+    lines: usize,
+    partial: Vec<u8>,
+    pub spans: Vec<TestSpan>,
+    pub sshd_up: bool,
+    pub ready: bool,
+    pub tests_share_failed: bool,
+    pub results_share_failed: bool,
+    /// The kernel's own timestamp of starting init.
+    pub init_secs: Option<f64>,
+    pub panicked: bool,
+    pub findings: Vec<Finding>,
+    /// Findings seen but not kept (over the per-title or total cap), by title.
+    pub dropped: BTreeMap<String, u64>,
+    per_title: BTreeMap<String, usize>,
+    ring: VecDeque<(usize, String)>,
+    pub bytes: u64,
+    /// console.log stopped keeping text at the cell's limit (the watcher still saw it).
+    pub truncated: bool,
+}
+
+impl Watcher {
+    /// A watcher for a boot whose console starts after `offset` lines of earlier boots;
+    /// `nonce` is the one in the test markers kmatrix writes in this boot.
+    pub fn new(offset: usize, nonce: &str) -> Watcher {
+        Watcher {
+            parser: Parser::new(),
+            nonce: nonce.to_string(),
+            offset,
+            lines: 0,
+            partial: Vec::new(),
+            spans: Vec::new(),
+            sshd_up: false,
+            ready: false,
+            tests_share_failed: false,
+            results_share_failed: false,
+            init_secs: None,
+            panicked: false,
+            findings: Vec::new(),
+            dropped: BTreeMap::new(),
+            per_title: BTreeMap::new(),
+            ring: VecDeque::new(),
+            bytes: 0,
+            truncated: false,
+        }
+    }
+
+    /// The marker line kmatrix writes to /dev/kmsg around a test (`what`: start or end).
+    pub fn marker(nonce: &str, what: &str, test: &str) -> String {
+        format!("kmatrix-test[{nonce}]: {what} {test}")
+    }
+
+    /// Absolute console line of the last line fed.
+    pub fn line(&self) -> usize {
+        self.offset + self.lines
+    }
+
+    /// Feed bytes as they arrive (any split).
+    pub fn feed(&mut self, bytes: &[u8]) {
+        self.bytes += bytes.len() as u64;
+        for &b in bytes {
+            if b == b'\n' {
+                let l = std::mem::take(&mut self.partial);
+                self.line_done(&l);
+            } else if self.partial.len() < MAX_LINE {
+                self.partial.push(b);
+            } else {
+                let l = std::mem::take(&mut self.partial);
+                self.line_done(&l);
+                self.partial.push(b);
+            }
+        }
+    }
+
+    /// The console ended (QEMU exited): flush the last line and the reports still open.
+    pub fn finish(&mut self) {
+        if !self.partial.is_empty() {
+            let l = std::mem::take(&mut self.partial);
+            self.line_done(&l);
+        }
+        let parser = std::mem::take(&mut self.parser);
+        for f in parser.finish() {
+            self.keep(f);
+        }
+    }
+
+    fn line_done(&mut self, raw: &[u8]) {
+        self.lines += 1;
+        let no = self.line();
+        let text = String::from_utf8_lossy(raw);
+        let text = text.trim_end_matches('\r');
+        self.observe(text, no);
+        if self.ring.len() == RING {
+            self.ring.pop_front();
+        }
+        self.ring.push_back((no, text.to_string()));
+        for f in self.parser.feed(raw) {
+            self.keep(f);
+        }
+    }
+
+    fn observe(&mut self, text: &str, no: usize) {
+        let msg = line::split(text.as_bytes()).msg;
+        let msg = String::from_utf8_lossy(msg);
+        let msg = msg.trim();
+        match msg {
+            SSHD_UP => self.sshd_up = true,
+            READY => self.ready = true,
+            TESTS_SHARE_FAILED => self.tests_share_failed = true,
+            RESULTS_SHARE_FAILED => self.results_share_failed = true,
+            _ => {}
+        }
+        if self.init_secs.is_none() && msg.starts_with("Run /init as init process") {
+            self.init_secs = line::split(text.as_bytes()).ts;
+        }
+        if msg.starts_with("Kernel panic - not syncing") {
+            self.panicked = true;
+        }
+        let prefix = format!("kmatrix-test[{}]: ", self.nonce);
+        if let Some(rest) = msg.strip_prefix(&prefix) {
+            if let Some(test) = rest.strip_prefix("start ") {
+                self.spans.push(TestSpan {
+                    test: test.trim().to_string(),
+                    start: no,
+                    end: None,
+                });
+            } else if let Some(test) = rest.strip_prefix("end ") {
+                if let Some(s) = self
+                    .spans
+                    .iter_mut()
+                    .rev()
+                    .find(|s| s.test == test.trim() && s.end.is_none())
+                {
+                    s.end = Some(no);
+                }
+            }
+        }
+    }
+
+    /// The test running at absolute console line `no`, by the markers.
+    pub fn test_at(&self, no: usize) -> Option<&str> {
+        self.spans
+            .iter()
+            .rev()
+            .find(|s| s.start <= no && s.end.is_none_or(|e| no <= e))
+            .map(|s| s.test.as_str())
+    }
+
+    fn keep(&mut self, mut f: Finding) {
+        f.line += self.offset;
+        f.during = self.test_at(f.line).map(str::to_string);
+        let n = self.per_title.entry(f.title.clone()).or_default();
+        *n += 1;
+        if *n > PER_TITLE || self.findings.len() >= MAX_FINDINGS {
+            *self.dropped.entry(f.title).or_default() += 1;
+            return;
+        }
+        f.context = self
+            .ring
+            .iter()
+            .filter(|(no, _)| *no < f.line && *no + CONTEXT >= f.line)
+            .map(|(_, l)| l.clone())
+            .collect();
+        self.findings.push(f);
+    }
+
+    /// Reports whose head was seen and that have not ended yet (a hang report is known
+    /// at its head line, long before its trace is complete).
+    pub fn open_kinds(&self) -> Vec<Kind> {
+        self.parser.open_kinds()
+    }
+
+    /// The last `n` console lines seen, for quoting.
+    pub fn tail(&self, n: usize) -> Vec<String> {
+        let skip = self.ring.len().saturating_sub(n);
+        self.ring
+            .iter()
+            .skip(skip)
+            .map(|(_, l)| l.clone())
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OOPS: &str =
+        "[   20.100000] BUG: kernel NULL pointer dereference, address: 0000000000000000\n\
+[   20.100100] #PF: supervisor read access in kernel mode\n\
+[   20.100200] Oops: Oops: 0000 [#1] SMP\n\
+[   20.100300] CPU: 1 UID: 0 PID: 312 Comm: vma_probe Not tainted 7.3.4 #1\n\
+[   20.100400] RIP: 0010:vma_start_read_locked_nested+0x10/0x60\n\
+[   20.100500] Call Trace:\n\
+[   20.100600]  <TASK>\n\
+[   20.100700]  vma_start_read_unlocked+0x3c/0x90\n\
+[   20.100800]  vma_probe_write+0x51/0x120\n\
+[   20.100900]  </TASK>\n\
+[   20.101000] ---[ end trace 0000000000000000 ]---\n";
+
+    #[test]
+    fn markers_place_findings_in_their_test_whatever_the_chunking() {
+        let log = format!(
+            "[    2.7] Run /init as init process\nkmatrix-guest: sshd up\nkmatrix-guest: ready\n\
+             [   10.0] kmatrix-test[n1]: start faults_vs_writers\n[   15.0] kmatrix-test[n1]: end faults_vs_writers\n\
+             [   19.0] kmatrix-test[n1]: start vma_probe\n{OOPS}"
+        );
+        for chunk in [1, 7, 4096] {
+            let mut w = Watcher::new(100, "n1");
+            for c in log.as_bytes().chunks(chunk) {
+                w.feed(c);
+            }
+            w.finish();
+            assert!(w.sshd_up && w.ready, "chunk {chunk}");
+            assert_eq!(w.init_secs, Some(2.7));
+            assert_eq!(w.findings.len(), 1, "chunk {chunk}");
+            let f = &w.findings[0];
+            assert_eq!(f.during.as_deref(), Some("vma_probe"));
+            assert_eq!(f.line, 107, "absolute line (100 lines of earlier boots)");
+            assert_eq!(f.context.len(), CONTEXT, "the lines just before the report");
+            assert!(f.context.last().unwrap().contains("start vma_probe"));
+            assert_eq!(w.spans[0].end, Some(105));
+        }
+    }
+
+    #[test]
+    fn a_marker_with_another_nonce_is_ignored() {
+        let mut w = Watcher::new(0, "n1");
+        w.feed(format!("kmatrix-test[forged]: start vma_probe\n{OOPS}").as_bytes());
+        w.finish();
+        assert_eq!(w.findings[0].during, None);
+    }
+
+    #[test]
+    fn a_flood_is_counted_not_stored_and_lines_are_bounded() {
+        let mut w = Watcher::new(0, "n");
+        for i in 0..50 {
+            w.feed(OOPS.replace("20.1", &format!("{}.1", 30 + i)).as_bytes());
+        }
+        w.feed(&vec![b'x'; 1 << 20]);
+        w.finish();
+        assert_eq!(w.findings.len(), PER_TITLE);
+        assert_eq!(w.dropped.values().sum::<u64>(), 40);
+        assert!(w.tail(1)[0].len() <= MAX_LINE);
+        assert!(
+            w.lines > 11 * 50,
+            "a megabyte without newline was cut into lines"
+        );
+    }
+}

@@ -1,0 +1,471 @@
+//! A boot of a cell's kernel: the virtiofsd daemons for its shares, QEMU (KVM when it
+//! really runs guests here, else TCG), the console task that reads the serial line as
+//! it arrives, and the SSH session once init says it is ready. Every wait watches QEMU.
+
+use super::cell::CellRun;
+use super::prepare::Prepared;
+use super::{append, infra_err, Stop};
+use crate::console::watcher::Watcher;
+use crate::events::Phase;
+use crate::guest::{self, Target};
+use crate::plan::Accel;
+use crate::verdict::Verdict;
+use crate::vm::console::{Budget, Console};
+use crate::vm::{self, Vm, VmSpec};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// A booted guest: everything that lives as long as the VM.
+pub(crate) struct BootSession {
+    pub vm: Vm,
+    pub shares: Shares,
+    pub console: Console,
+    pub target: Target,
+    pub ssh: Arc<ssh2::Session>,
+    /// The nonce in this boot's test markers.
+    pub nonce: String,
+}
+
+/// The virtiofsd daemons of one VM: (tag, socket, process).
+#[derive(Default)]
+pub(crate) struct Shares(Vec<(String, PathBuf, crate::proc::Proc)>);
+
+impl Shares {
+    /// The first daemon that exited: its tag, status and last words.
+    pub async fn exited(&mut self) -> Option<(String, std::process::ExitStatus, String)> {
+        for (tag, _, p) in &mut self.0 {
+            if let Some(st) = p.try_wait() {
+                let _ = p.wait().await;
+                return Some((tag.clone(), st, p.tail()));
+            }
+        }
+        None
+    }
+    pub async fn stop(&mut self) {
+        for (_, _, p) in &mut self.0 {
+            p.terminate(Duration::from_secs(2)).await;
+        }
+    }
+}
+
+/// A VM that is up to the point of the console task, before SSH.
+struct Started {
+    vm: Vm,
+    shares: Shares,
+    console: Console,
+}
+
+/// What a boot needs from the cell besides the kernel and image.
+pub(crate) struct BootPlan {
+    /// 1 for the cell's first boot (a fresh console.log), then 2, 3, ...
+    pub n: u32,
+    /// The line written before this boot's console (a reboot's reason).
+    pub preamble: Option<String>,
+    /// Console lines already in console.log from earlier boots.
+    pub offset: usize,
+    pub budget: Budget,
+}
+
+/// A per-boot nonce for the test markers, so nothing else on the console is taken for one.
+fn nonce() -> String {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos() ^ (d.as_secs() as u32))
+        .unwrap_or(0);
+    format!("{:08x}{:04x}", t, std::process::id() & 0xffff)
+}
+
+/// Why a start did not give a running guest.
+enum StartError {
+    Stop(Stop),
+    /// Another process took the SSH port between choosing and binding it: start again
+    /// with another port. Never a boot or KVM verdict.
+    PortTaken(u16),
+}
+
+impl From<Stop> for StartError {
+    fn from(s: Stop) -> Self {
+        StartError::Stop(s)
+    }
+}
+
+/// How often a boot is retried after losing its port.
+const PORT_ATTEMPTS: u32 = 5;
+
+impl CellRun<'_> {
+    /// Boot and wait for SSH. On failure the VM is already gone; the watcher with what
+    /// the console showed is handed back with the stop.
+    pub async fn boot(
+        &mut self,
+        p: &Prepared,
+        plan: BootPlan,
+    ) -> Result<BootSession, (Stop, Option<Watcher>)> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let nonce = nonce();
+            let fresh = plan.n == 1 && attempt == 1;
+            let mut s = match self.start_with_fallback(p, &plan, &nonce, fresh).await {
+                Ok(s) => s,
+                Err(StartError::Stop(stop)) => return Err((stop, None)),
+                Err(StartError::PortTaken(port)) if attempt < PORT_ATTEMPTS => {
+                    self.note(format!(
+                        "port {port} was taken before QEMU bound it; retrying with another"
+                    ));
+                    continue;
+                }
+                Err(StartError::PortTaken(port)) => {
+                    return Err((
+                        Stop::infra(format!(
+                            "the SSH port was taken {attempt} times in a row (last {port})"
+                        )),
+                        None,
+                    ))
+                }
+            };
+            let target = Target {
+                addr: std::net::SocketAddr::from(([127, 0, 0, 1], s.vm.spec.ssh_port)),
+                host_key: p.image.host_key.clone(),
+                key: p.image.client_key.clone(),
+                public: p.image.client_pub.clone(),
+            };
+            match self.wait_ssh(&mut s, &target).await {
+                Ok(ssh) => {
+                    let ready = s.vm.started.elapsed().as_secs_f64();
+                    if self.result.ssh_ready_secs.is_none() {
+                        self.result.ssh_ready_secs = Some(ready);
+                        self.result.kernel_init_secs = s.console.with(|w| w.init_secs);
+                    }
+                    self.note(format!("ssh ready {ready:.1}s after QEMU start"));
+                    return Ok(BootSession {
+                        vm: s.vm,
+                        shares: s.shares,
+                        console: s.console,
+                        target,
+                        ssh: Arc::new(ssh),
+                        nonce,
+                    });
+                }
+                Err(stop) => {
+                    let port = s.vm.spec.ssh_port;
+                    let taken = s.vm.qemu.try_wait().is_some() && vm::port_taken(&s.vm.qemu.tail());
+                    let w = shutdown(s.vm, s.shares, s.console, Duration::ZERO).await;
+                    if taken && attempt < PORT_ATTEMPTS {
+                        self.note(format!(
+                            "port {port} was taken before QEMU bound it; retrying with another"
+                        ));
+                        continue;
+                    }
+                    return Err((stop, Some(w)));
+                }
+            }
+        }
+    }
+
+    /// Start with the first-choice accelerator. When that is KVM and the guest does not
+    /// really run under it, restart under TCG, record why, and tell the rest of the run.
+    async fn start_with_fallback(
+        &mut self,
+        p: &Prepared,
+        plan: &BootPlan,
+        nonce: &str,
+        fresh: bool,
+    ) -> Result<Started, StartError> {
+        let mut first = vm::initial_accel(self.sh.plan.vm.accel, self.cell.arch);
+        if first == Accel::Kvm && self.sh.plan.vm.accel == crate::plan::AccelChoice::Auto {
+            let known_bad = self.sh.kvm_failed.lock().ok().and_then(|k| k.clone());
+            if let Some(why) = known_bad {
+                first = Accel::Tcg;
+                self.result.accel_note = Some(format!(
+                    "KVM failed on this host earlier ({why}); TCG without a new attempt"
+                ));
+            }
+        }
+        let label = |a: Accel| match plan.n {
+            1 => a.name().to_string(),
+            n => format!("{} (boot {n})", a.name()),
+        };
+        self.phase(Phase::Boot, label(first));
+        let mut s = self.start_vm(p, first, plan, nonce, fresh).await?;
+        if first != Accel::Kvm {
+            self.result.accel = Some(first);
+            return Ok(s);
+        }
+        let reason = match early_boot(&mut s, Duration::from_secs(20)).await {
+            Early::Printed => {
+                self.result.accel = Some(Accel::Kvm);
+                return Ok(s);
+            }
+            Early::PortTaken => {
+                let port = s.vm.spec.ssh_port;
+                let _ = shutdown(s.vm, s.shares, s.console, Duration::ZERO).await;
+                return Err(StartError::PortTaken(port));
+            }
+            Early::KvmFailed(reason) => reason,
+        };
+        let _ = shutdown(s.vm, s.shares, s.console, Duration::ZERO).await;
+        let _ = std::fs::rename(
+            self.dir.join("console.log"),
+            self.dir.join("console-kvm.log"),
+        );
+        let note = format!("KVM failed ({reason}); fell back to TCG");
+        self.note(note.clone());
+        self.result.accel_note = Some(note);
+        if let Ok(mut k) = self.sh.kvm_failed.lock() {
+            *k = Some(reason);
+        }
+        self.phase(Phase::Boot, label(Accel::Tcg));
+        let s = self.start_vm(p, Accel::Tcg, plan, nonce, true).await?;
+        self.result.accel = Some(Accel::Tcg);
+        Ok(s)
+    }
+
+    /// virtiofsd for each share, then QEMU, then the console task (QEMU waits for it).
+    async fn start_vm(
+        &self,
+        p: &Prepared,
+        accel: Accel,
+        plan: &BootPlan,
+        nonce: &str,
+        fresh: bool,
+    ) -> Result<Started, Stop> {
+        let shares = self.start_shares().await?;
+        let spec = VmSpec {
+            qemu: self
+                .sh
+                .overrides
+                .qemu
+                .clone()
+                .unwrap_or_else(|| self.cell.arch.qemu_binary().into()),
+            arch: self.cell.arch,
+            accel,
+            kernel: p.kernel.image.clone(),
+            initrd: p.image.initramfs.clone(),
+            memory_mib: self.sh.plan.vm.memory_mib,
+            cpus: self.sh.plan.vm.cpus,
+            console_socket: self.dir.join("console.sock"),
+            qmp_socket: self.dir.join("qmp.sock"),
+            ssh_port: vm::free_port().map_err(|e| Stop::infra(format!("no free port: {e}")))?,
+            shares: shares
+                .0
+                .iter()
+                .map(|(tag, sock, _)| (tag.clone(), sock.clone()))
+                .collect(),
+            hung_task_secs: self.sh.plan.vm.hung_task_timeout.as_secs(),
+        };
+        let log = self.dir.join("console.log");
+        if fresh {
+            let _ = std::fs::remove_file(&log);
+            let _ = std::fs::remove_file(self.dir.join("qemu.log"));
+        }
+        let vm = Vm::start(spec, &self.dir.join("qemu.log")).map_err(|e| infra_err(&e))?;
+        append(&self.dir.join("qemu.log"), &format!("$ {}\n", vm.cmdline));
+        let console = Console::spawn(
+            &vm.spec.console_socket,
+            &log,
+            Watcher::new(plan.offset, nonce),
+            plan.budget.clone(),
+            plan.preamble.clone(),
+        );
+        Ok(Started {
+            vm,
+            shares,
+            console,
+        })
+    }
+
+    /// The cell's results folder, writable; its test programs and modules, read-only.
+    async fn start_shares(&self) -> Result<Shares, Stop> {
+        let bin = match &self.sh.overrides.virtiofsd {
+            Some(b) => b.clone(),
+            None => vm::find_virtiofsd()
+                .ok_or_else(|| Stop::infra(vm::VmError::NoVirtiofsd.to_string()))?,
+        };
+        let mut shares = Shares::default();
+        for (tag, folder, readonly) in [
+            ("results", self.dir.join("results"), false),
+            ("tests", self.dir.join("share"), true),
+        ] {
+            let sock = self.dir.join(format!("{tag}.sock"));
+            let p = vm::start_virtiofsd(
+                &bin,
+                tag,
+                &sock,
+                &folder,
+                readonly,
+                &self.dir.join(format!("virtiofsd-{tag}.log")),
+            )
+            .await
+            .map_err(|e| infra_err(&e))?;
+            shares.0.push((tag.to_string(), sock, p));
+        }
+        Ok(shares)
+    }
+
+    /// Wait until SSH authenticates with the pinned host key, watching QEMU all along.
+    async fn wait_ssh(&self, s: &mut Started, target: &Target) -> Result<ssh2::Session, Stop> {
+        let limit = self.sh.plan.vm.boot_timeout;
+        let deadline = Instant::now() + limit;
+        let mut session: Option<ssh2::Session> = None;
+        loop {
+            let (sshd_up, ready, tests_failed) = s
+                .console
+                .with(|w| (w.sshd_up, w.ready, w.tests_share_failed));
+            if tests_failed {
+                return Err(Stop::infra(
+                    "the guest could not mount the tests share (virtiofs); see console.log",
+                ));
+            }
+            if ready {
+                if let Some(ssh) = session.take() {
+                    return Ok(ssh);
+                }
+            }
+            if let Some(st) = s.vm.qemu.try_wait() {
+                // Collect QEMU's last words before quoting them.
+                let _ = s.vm.qemu.wait().await;
+                return Err(Stop::new(
+                    Verdict::BootFail,
+                    format!("QEMU exited ({st}) before SSH answered"),
+                )
+                .details(tail_lines(s)));
+            }
+            if Instant::now() > deadline {
+                return Err(Stop::new(
+                    Verdict::BootFail,
+                    format!("SSH did not answer within {}s", limit.as_secs()),
+                )
+                .details(tail_lines(s)));
+            }
+            // Only knock once init says sshd is up (saves futile handshakes); the
+            // handshake overlaps init's share mounts, and the session is handed out
+            // once init says it is ready.
+            if session.is_none() && sshd_up {
+                let t = target.clone();
+                match tokio::task::spawn_blocking(move || {
+                    guest::connect(&t, Duration::from_secs(10))
+                })
+                .await
+                {
+                    Ok(Ok(ssh)) => session = Some(ssh),
+                    Ok(Err(e @ guest::SshError::HostKey { .. })) => {
+                        return Err(Stop::infra(e.to_string()))
+                    }
+                    _ => {}
+                }
+                continue;
+            }
+            s.console.changed(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+enum Early {
+    Printed,
+    KvmFailed(String),
+    PortTaken,
+}
+
+/// Early-boot check for KVM: the guest printed something, or QEMU reported a KVM
+/// failure, exited, or the console stayed silent.
+async fn early_boot(s: &mut Started, silent_limit: Duration) -> Early {
+    let deadline = Instant::now() + silent_limit;
+    loop {
+        if let Some(reason) = vm::kvm_failure(&s.vm.qemu.tail()) {
+            return Early::KvmFailed(reason);
+        }
+        if let Some(st) = s.vm.qemu.try_wait() {
+            let _ = s.vm.qemu.wait().await;
+            if vm::port_taken(&s.vm.qemu.tail()) {
+                return Early::PortTaken;
+            }
+            return Early::KvmFailed(format!(
+                "QEMU exited ({st}) before the guest printed anything: {}",
+                s.vm.qemu.tail()
+            ));
+        }
+        if s.console.received() > 0 {
+            // Give QEMU a moment to report an internal error after first output.
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            if let Some(reason) = vm::kvm_failure(&s.vm.qemu.tail()) {
+                return Early::KvmFailed(reason);
+            }
+            return Early::Printed;
+        }
+        if Instant::now() > deadline {
+            return Early::KvmFailed(format!(
+                "guest printed nothing in {}s",
+                silent_limit.as_secs()
+            ));
+        }
+        s.console.changed(Duration::from_millis(100)).await;
+    }
+}
+
+fn tail_lines(s: &Started) -> Vec<String> {
+    let mut v: Vec<String> = s
+        .console
+        .with(|w| w.tail(15))
+        .into_iter()
+        .map(|l| format!("console| {l}"))
+        .collect();
+    v.extend(
+        s.vm.qemu
+            .tail()
+            .lines()
+            .filter(|l| !l.is_empty())
+            .map(|l| format!("qemu| {l}")),
+    );
+    v
+}
+
+/// Stop QEMU (after `wait` for a guest-initiated exit), the shares, and the console
+/// task; returns what the console showed.
+pub(crate) async fn shutdown(
+    mut vm: Vm,
+    mut shares: Shares,
+    console: Console,
+    wait: Duration,
+) -> Watcher {
+    vm.stop(wait).await;
+    shares.stop().await;
+    console.finish(Duration::from_secs(5)).await
+}
+
+impl BootSession {
+    pub async fn shutdown(self, wait: Duration) -> Watcher {
+        shutdown(self.vm, self.shares, self.console, wait).await
+    }
+}
+
+/// The tests share of a cell: the guest test programs that run in it and the modules
+/// built against its kernel, hard-linked from the cache where possible.
+pub(crate) fn fill_share(
+    share: &Path,
+    p: &Prepared,
+    tests: &[&crate::plan::TestSpec],
+) -> Result<(), Stop> {
+    let _ = std::fs::remove_dir_all(share);
+    std::fs::create_dir_all(share).map_err(|e| Stop::infra(format!("{}: {e}", share.display())))?;
+    let mut files: Vec<(PathBuf, String)> = p
+        .image
+        .tests
+        .iter()
+        .filter(|(n, _)| tests.iter().any(|t| &t.name == n))
+        .map(|(n, path)| (path.clone(), n.clone()))
+        .collect();
+    for m in &p.kernel.modules {
+        if let Some(ko) = &m.ko {
+            files.push((ko.clone(), format!("{}.ko", m.name)));
+        }
+    }
+    for (from, name) in files {
+        let to = share.join(&name);
+        if std::fs::hard_link(&from, &to).is_err() {
+            std::fs::copy(&from, &to)
+                .map_err(|e| Stop::infra(format!("{}: {e}", from.display())))?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,190 @@
+//! One cell's run: prepare, then boot and test (once, or `--repeat N` times on fresh
+//! boots), then the verdict. The phases return `Result<_, Stop>`; the facts they gather
+//! go into the cell's result as they are found, and [`CellRun::finish`] is the one
+//! place a stop becomes the cell's verdict.
+
+use super::prepare::Prepared;
+use super::{Shared, Stop};
+use crate::events::{Event, Phase};
+use crate::plan::Cell;
+use crate::verdict::{self, CellResult, Verdict};
+use std::path::PathBuf;
+use std::time::Instant;
+
+/// How many times a cell boots at most (a fresh kernel after each fatal report).
+pub(super) const MAX_BOOTS: u32 = 4;
+
+pub(crate) struct CellRun<'a> {
+    pub sh: &'a Shared,
+    pub cell: &'a Cell,
+    /// The folder of this run of the cell (`repeat-N/` inside it with `--repeat`).
+    pub dir: PathBuf,
+    pub result: CellResult,
+}
+
+impl<'a> CellRun<'a> {
+    pub fn new(sh: &'a Shared, cell: &'a Cell) -> CellRun<'a> {
+        let dir = sh.run_dir.join(cell.rel_dir());
+        CellRun {
+            sh,
+            cell,
+            result: CellResult::new(cell, dir.clone()),
+            dir,
+        }
+    }
+
+    pub fn phase(&self, phase: Phase, detail: impl Into<String>) {
+        let detail = detail.into();
+        if let Ok(mut c) = self.sh.current.lock() {
+            *c = match detail.as_str() {
+                "" => phase.label().to_string(),
+                d => format!("{} ({d})", phase.label()),
+            };
+        }
+        self.sh.emit(Event::Phase {
+            id: self.cell.id(),
+            phase,
+            detail,
+        });
+    }
+
+    pub fn note(&self, message: impl Into<String>) {
+        self.sh.emit(Event::Note {
+            id: self.cell.id(),
+            message: message.into(),
+        });
+    }
+
+    /// The whole cell, cancellable at any await: the VM goes with the future, and what
+    /// its console already said is still read.
+    pub async fn run(mut self) -> CellResult {
+        let start = Instant::now();
+        let outcome = if self.sh.cancelled() {
+            Err(Stop::new(
+                Verdict::Interrupted,
+                "run interrupted before this cell started",
+            ))
+        } else {
+            let mut cancel = self.sh.cancel.clone();
+            tokio::select! {
+                r = self.phases() => r,
+                _ = cancel.wait_for(|c| *c) => Err(Stop::new(Verdict::Interrupted, "interrupted (Ctrl-C)")),
+            }
+        };
+        let mut result = self.finish(outcome);
+        result.seconds = start.elapsed().as_secs_f64();
+        result
+    }
+
+    async fn phases(&mut self) -> Result<(), Stop> {
+        std::fs::create_dir_all(&self.dir)
+            .map_err(|e| Stop::infra(format!("{}: {e}", self.dir.display())))?;
+        write_repro(self);
+        let Some(prepared) = self.prepare().await? else {
+            self.result.verdict = Verdict::Pass;
+            self.result.reason = Some("built (build only)".into());
+            return Ok(());
+        };
+        let n = self.sh.opts.repeat.max(1);
+        if n == 1 {
+            return self.attempt(&prepared).await;
+        }
+        // --repeat: fresh boots, each in its own folder; the cell reports the worst
+        // verdict and how often each finding appeared.
+        let mut runs = Vec::new();
+        for i in 1..=n {
+            self.note(format!("repeat {i}/{n}"));
+            let mut sub = CellRun {
+                sh: self.sh,
+                cell: self.cell,
+                dir: self.dir.join(format!("repeat-{i}")),
+                result: CellResult::new(self.cell, self.dir.join(format!("repeat-{i}"))),
+            };
+            sub.result.source_id = self.result.source_id.clone();
+            let out = sub.attempt(&prepared).await;
+            runs.push(sub.finish(out));
+        }
+        verdict::combine_repeats(&mut self.result, runs);
+        Ok(())
+    }
+
+    /// Boot and test once, then judge.
+    async fn attempt(&mut self, p: &Prepared) -> Result<(), Stop> {
+        let ran = self.boot_and_test(p).await;
+        self.judge(ran)
+    }
+
+    /// The verdict from what was collected; an early stop keeps its own verdict, but
+    /// the findings and controls are recorded either way.
+    fn judge(&mut self, ran: Result<(), Stop>) -> Result<(), Stop> {
+        let expectations: Vec<(String, crate::plan::Expectation)> = self
+            .sh
+            .plan
+            .tests
+            .iter()
+            .filter(|t| self.result.tests.iter().any(|r| r.name == t.name))
+            .flat_map(|t| t.expect.iter().map(|e| (t.name.clone(), e.clone())))
+            .collect();
+        let r = &mut self.result;
+        r.controls = verdict::attribute(&mut r.findings, &expectations, &r.tests, &r.boot_lines);
+        let _ = crate::cache::write_atomic(
+            &self.dir.join("findings.json"),
+            serde_json::to_string_pretty(&crate::console::findings_json(&r.findings))
+                .unwrap_or_default()
+                .as_bytes(),
+        );
+        ran?;
+        let (v, why) = verdict::decide(&r.tests, &r.findings, &r.controls);
+        r.verdict = v;
+        r.reason = why;
+        Ok(())
+    }
+
+    /// The one place a stop meets the facts: the cell's verdict and reason.
+    fn finish(mut self, outcome: Result<(), Stop>) -> CellResult {
+        if let Err(stop) = outcome {
+            let mut reason = stop.reason;
+            if stop.verdict == Verdict::Interrupted {
+                let at = self
+                    .sh
+                    .current
+                    .lock()
+                    .map(|c| c.clone())
+                    .unwrap_or_default();
+                if !at.is_empty()
+                    && !self.result.id.is_empty()
+                    && reason.starts_with("interrupted (")
+                {
+                    reason = format!("{reason} during {at}");
+                }
+                self.collect_after_interrupt();
+            }
+            self.result.verdict = stop.verdict;
+            self.result.reason = Some(reason);
+            self.result.details.extend(stop.details);
+        }
+        self.result
+    }
+
+    /// An interrupted cell's VM went with its future; its console log (bounded) is read
+    /// once for the reports it holds.
+    fn collect_after_interrupt(&mut self) {
+        if !self.result.findings.is_empty() {
+            return;
+        }
+        if let Ok(f) = std::fs::File::open(self.dir.join("console.log")) {
+            self.result.findings =
+                crate::console::parse(std::io::BufReader::new(f)).unwrap_or_default();
+        }
+    }
+}
+
+/// One line that reproduces this cell alone.
+fn write_repro(c: &CellRun) {
+    let line = format!(
+        "kmatrix run --spec {} --only '{}'\n",
+        c.sh.plan.spec_path.display(),
+        c.cell.id()
+    );
+    let _ = std::fs::write(c.dir.join("repro.txt"), line);
+}

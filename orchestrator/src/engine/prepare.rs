@@ -1,0 +1,200 @@
+//! Everything before a VM: the pristine tree, the cell's kernel (from the cache, or
+//! patched and built in the cell's build slot), and the guest image of its arch.
+
+use super::cell::CellRun;
+use super::{infra_err, Stop};
+use crate::build::{self, BuildJob, BuildOutcome, Kernel, ModuleSource, Slot};
+use crate::events::Phase;
+use crate::image::{self, Image};
+use crate::source::Tree;
+use crate::verdict::Verdict;
+use std::time::Duration;
+
+/// What a cell needs to boot.
+pub(crate) struct Prepared {
+    pub kernel: Kernel,
+    pub image: Image,
+}
+
+/// Shared cache steps (download, unpack, images) take turns across concurrent runs;
+/// a holder that takes longer than this is stuck.
+const PREPARE_WAIT: Duration = Duration::from_secs(3600);
+
+impl CellRun<'_> {
+    /// `None` for build-only runs.
+    pub async fn prepare(&mut self) -> Result<Option<Prepared>, Stop> {
+        self.phase(Phase::Source, "");
+        let tree = self.tree().await?;
+        self.result.source_id = Some(tree.id.clone());
+        let kernel = self.kernel(&tree).await?;
+        self.result.kernel_cached = Some(kernel.cached);
+        self.result.kernel_key = Some(kernel.key.clone());
+        if self.sh.opts.build_only {
+            return Ok(None);
+        }
+        self.phase(Phase::Image, "");
+        let image = self.image().await?;
+        Ok(Some(Prepared { kernel, image }))
+    }
+
+    async fn prepare_lock(&self) -> Result<crate::cache::Lock, Stop> {
+        let path = self.sh.cache.dir(".prepare.lock");
+        crate::cache::lock(&path, "the shared cache steps", PREPARE_WAIT, |m| {
+            self.note(m)
+        })
+        .await
+        .map_err(|e| infra_err(&e))
+    }
+
+    async fn tree(&self) -> Result<Tree, Stop> {
+        self.sh
+            .tree
+            .get_or_try_init(|| async {
+                let _lock = self.prepare_lock().await?;
+                crate::source::prepare(&self.sh.plan.source, &self.sh.cache)
+                    .await
+                    .map_err(|e| infra_err(&e))
+            })
+            .await
+            .cloned()
+    }
+
+    fn modules(&self) -> Vec<ModuleSource> {
+        self.sh
+            .plan
+            .tests
+            .iter()
+            .filter(|t| t.applies_to(self.cell))
+            .filter_map(|t| Some((t.module_name()?, t.module.clone()?)))
+            .collect()
+    }
+
+    /// The cell's kernel: from the cache when nothing that decides it changed, else
+    /// built in the cell's slot (one after the other with the slot's other cells).
+    async fn kernel(&mut self, tree: &Tree) -> Result<Kernel, Stop> {
+        let modules = self.modules();
+        let key = build::cache_key(self.cell, tree, &modules)
+            .await
+            .map_err(|e| infra_err(&e))?;
+        let rebuild = self.sh.opts.rebuild;
+        if !rebuild {
+            if let Some(k) = build::cached(&self.sh.cache, &key, &modules) {
+                self.note(format!("kernel {key} from cache (no make)"));
+                build::copy_evidence(&k, &self.dir).map_err(|e| infra_err(&e))?;
+                return Ok(k);
+            }
+        }
+        self.phase(
+            Phase::Patch,
+            format!("{} patch(es)", self.cell.patches.len()),
+        );
+        let slot_name = format!("{}-{}", self.cell.arch.name(), self.cell.config);
+        let slot = Slot::open(&self.sh.cache, tree, &slot_name, |m| self.note(m))
+            .await
+            .map_err(|e| infra_err(&e))?;
+        // Someone else may have built it while we waited for the slot.
+        if !rebuild {
+            if let Some(k) = build::cached(&self.sh.cache, &key, &modules) {
+                build::copy_evidence(&k, &self.dir).map_err(|e| infra_err(&e))?;
+                return Ok(k);
+            }
+        }
+        let changed = match slot
+            .sync(tree, &self.cell.patches, tree.mutable)
+            .await
+            .map_err(|e| infra_err(&e))?
+        {
+            Ok(changed) => changed,
+            Err(f) => return Err(patch_fail(f)),
+        };
+        self.phase(
+            Phase::Build,
+            format!("make ({} file(s) changed in the slot)", changed.len()),
+        );
+        let job = BuildJob {
+            cell: self.cell,
+            slot: &slot,
+            cache: &self.sh.cache,
+            key: &key,
+            jobs: self.sh.plan.jobs,
+            cell_dir: &self.dir,
+            rebuild,
+            modules: &modules,
+        };
+        match job.run().await.map_err(|e| infra_err(&e))? {
+            BuildOutcome::Built(k) => Ok(k),
+            BuildOutcome::ConfigMismatch { mismatches, .. } => Err(Stop::new(
+                Verdict::ConfigMismatch,
+                format!(
+                    "{} requested symbol(s) not honoured, e.g. CONFIG_{}",
+                    mismatches.len(),
+                    mismatches[0].symbol
+                ),
+            )
+            .details(mismatches.iter().map(|m| m.to_string()).collect())),
+            BuildOutcome::Failed {
+                errors,
+                log,
+                infra: Some(why),
+            } => Err(Stop::infra(format!(
+                "the build failed because of the host, not the code: {why} (log: {})",
+                log.display()
+            ))
+            .details(errors)),
+            BuildOutcome::Failed {
+                errors,
+                log,
+                infra: None,
+            } => {
+                let first = errors.first().cloned().unwrap_or_default();
+                Err(Stop::new(
+                    Verdict::BuildFail,
+                    format!("{first} (log: {})", log.display()),
+                )
+                .details(errors))
+            }
+        }
+    }
+
+    async fn image(&self) -> Result<Image, Stop> {
+        let arch = self.cell.arch;
+        let mut images = self.sh.images.lock().await;
+        if let Some(i) = images.get(&arch) {
+            return Ok(i.clone());
+        }
+        let _lock = self.prepare_lock().await?;
+        let tests: Vec<_> = self
+            .sh
+            .plan
+            .tests
+            .iter()
+            .filter(|t| t.arches.as_ref().is_none_or(|a| a.contains(&arch)))
+            .cloned()
+            .collect();
+        let bins = image::build_tests(arch, &tests, &self.sh.cache)
+            .await
+            .map_err(|e| infra_err(&e))?;
+        let img = image::prepare(arch, &bins, &self.sh.cache)
+            .await
+            .map_err(|e| infra_err(&e))?;
+        images.insert(arch, img.clone());
+        Ok(img)
+    }
+}
+
+/// PATCH-FAIL keeps `patch`'s own words about the hunks.
+fn patch_fail(f: build::PatchFailure) -> Stop {
+    let details = f
+        .output
+        .lines()
+        .filter(|l| {
+            l.contains("FAILED") || l.contains("can't find file") || l.contains("malformed")
+        })
+        .map(str::to_string)
+        .collect();
+    Stop::new(
+        Verdict::PatchFail,
+        format!("{} does not apply", f.patch.display()),
+    )
+    .details(details)
+}

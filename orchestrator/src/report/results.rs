@@ -1,0 +1,324 @@
+//! `results.json`: schema 2 written; schemas 1 and 2 read (`kmatrix report` and `merge`
+//! work on run folders of older versions).
+
+use crate::verdict::CellResult;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// Version of the `results.json` layout (documented in README).
+pub const SCHEMA_VERSION: u32 = 2;
+
+/// What identifies a run besides its cells.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunMeta {
+    pub spec: PathBuf,
+    #[serde(default)]
+    pub spec_hash: String,
+    /// `K/N` when this run is one shard of the matrix.
+    #[serde(default)]
+    pub shard: Option<String>,
+}
+
+#[derive(Serialize)]
+struct ResultsFile<'a> {
+    schema: u32,
+    spec: &'a Path,
+    spec_hash: &'a str,
+    shard: &'a Option<String>,
+    run_dir: &'a Path,
+    cells: &'a [CellResult],
+}
+
+#[derive(Deserialize)]
+struct Header {
+    schema: u32,
+    spec: PathBuf,
+    #[serde(default)]
+    spec_hash: String,
+    #[serde(default)]
+    shard: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Cells<T> {
+    cells: Vec<T>,
+}
+
+pub fn write(run_dir: &Path, meta: &RunMeta, cells: &[CellResult]) -> std::io::Result<()> {
+    let json = serde_json::to_vec_pretty(&ResultsFile {
+        schema: SCHEMA_VERSION,
+        spec: &meta.spec,
+        spec_hash: &meta.spec_hash,
+        shard: &meta.shard,
+        run_dir,
+        cells,
+    })
+    .map_err(std::io::Error::other)?;
+    super::write(run_dir, "results.json", &json)
+}
+
+/// Read a run directory's results.json back (for `kmatrix report`, resume, merge).
+pub fn load_results(run_dir: &Path) -> std::io::Result<(RunMeta, Vec<CellResult>)> {
+    let path = run_dir.join("results.json");
+    let text = std::fs::read_to_string(&path)?;
+    let bad = |e: serde_json::Error| std::io::Error::other(format!("{}: {e}", path.display()));
+    let h: Header = serde_json::from_str(&text).map_err(bad)?;
+    let meta = RunMeta {
+        spec: h.spec,
+        spec_hash: h.spec_hash,
+        shard: h.shard,
+    };
+    let cells = match h.schema {
+        2 => {
+            serde_json::from_str::<Cells<CellResult>>(&text)
+                .map_err(bad)?
+                .cells
+        }
+        1 => serde_json::from_str::<Cells<v1::CellResult>>(&text)
+            .map_err(bad)?
+            .cells
+            .into_iter()
+            .map(CellResult::from)
+            .collect(),
+        n => {
+            return Err(std::io::Error::other(format!(
+                "{}: schema {n} but this kmatrix reads schemas 1 and {SCHEMA_VERSION}",
+                path.display()
+            )))
+        }
+    };
+    Ok((meta, cells))
+}
+
+/// Schema 1, as kmatrix wrote it before typed outcomes and attributed findings.
+mod v1 {
+    use crate::console::Finding;
+    use crate::ktap;
+    use crate::plan::{Accel, Arch, Expectation};
+    use crate::verdict::{self, ControlState, TestOutcome, Verdict};
+    use serde::Deserialize;
+    use std::collections::BTreeMap;
+    use std::path::PathBuf;
+
+    #[derive(Deserialize)]
+    pub struct TestResult {
+        name: String,
+        exit_status: Option<i32>,
+        ktap: ktap::Report,
+        timed_out: bool,
+        #[serde(default)]
+        unresponsive: bool,
+        seconds: f64,
+        result_file: Option<PathBuf>,
+        error: Option<String>,
+    }
+
+    #[derive(Deserialize)]
+    struct Control {
+        test: String,
+        expect: Expectation,
+        fired: bool,
+    }
+
+    #[derive(Deserialize)]
+    pub struct CellResult {
+        id: String,
+        arch: Arch,
+        config: String,
+        patchset: String,
+        verdict: Verdict,
+        reason: Option<String>,
+        details: Vec<String>,
+        accel: Option<String>,
+        accel_note: Option<String>,
+        #[serde(default)]
+        source_id: Option<String>,
+        kernel_cached: Option<bool>,
+        #[serde(default)]
+        forensics: Option<String>,
+        #[serde(default)]
+        ssh_ready_secs: Option<f64>,
+        #[serde(default)]
+        kernel_init_secs: Option<f64>,
+        kernel_key: Option<String>,
+        tests: Vec<TestResult>,
+        findings: Vec<Finding>,
+        #[serde(default)]
+        expected_by: Vec<Option<String>>,
+        #[serde(default)]
+        controls: Vec<Control>,
+        #[serde(default)]
+        vmstat_before: BTreeMap<String, u64>,
+        #[serde(default)]
+        vmstat_after: BTreeMap<String, u64>,
+        #[serde(default)]
+        finding_rates: BTreeMap<String, u32>,
+        #[serde(default)]
+        repeats: u32,
+        #[serde(default)]
+        in_baseline: Vec<String>,
+        dir: PathBuf,
+        seconds: f64,
+    }
+
+    fn outcome(t: &TestResult) -> TestOutcome {
+        let message = t.error.clone().unwrap_or_default();
+        if t.timed_out {
+            TestOutcome::TimedOut { message }
+        } else if t.unresponsive {
+            TestOutcome::Unresponsive { message }
+        } else if let Some(e) = &t.error {
+            if e.starts_with("module ") {
+                TestOutcome::NotRun { message }
+            } else if e.starts_with("abandoned") {
+                TestOutcome::Abandoned { message }
+            } else if e.contains("panicked") || e.starts_with("guest died") {
+                TestOutcome::GuestDied { message }
+            } else {
+                TestOutcome::HostError { message }
+            }
+        } else if let Some(status) = t.exit_status {
+            TestOutcome::Exited { status }
+        } else {
+            TestOutcome::HostError {
+                message: "no exit status recorded".into(),
+            }
+        }
+    }
+
+    impl From<CellResult> for verdict::CellResult {
+        fn from(c: CellResult) -> Self {
+            let mut findings = c.findings;
+            for (f, by) in findings.iter_mut().zip(c.expected_by) {
+                f.expected_by = by;
+            }
+            let controls = c
+                .controls
+                .into_iter()
+                .map(|ctl| {
+                    let line = findings
+                        .iter()
+                        .find(|f| {
+                            f.expected_by.as_deref() == Some(ctl.test.as_str())
+                                && f.kind == ctl.expect.kind
+                        })
+                        .map(|f| f.line)
+                        .unwrap_or(0);
+                    verdict::Control {
+                        test: ctl.test,
+                        expect: ctl.expect,
+                        state: if ctl.fired {
+                            ControlState::Fired { line }
+                        } else {
+                            ControlState::Silent
+                        },
+                    }
+                })
+                .collect();
+            let tests = c
+                .tests
+                .iter()
+                .map(|t| verdict::TestResult {
+                    ktap: t.ktap.clone(),
+                    seconds: t.seconds,
+                    result_file: t.result_file.clone(),
+                    ..verdict::TestResult::new(&t.name, outcome(t))
+                })
+                .collect();
+            verdict::CellResult {
+                id: c.id,
+                arch: c.arch,
+                config: c.config,
+                patchset: c.patchset,
+                verdict: c.verdict,
+                reason: c.reason,
+                details: c.details,
+                accel: c.accel.and_then(|a| match a.as_str() {
+                    "kvm" => Some(Accel::Kvm),
+                    "tcg" => Some(Accel::Tcg),
+                    _ => None,
+                }),
+                accel_note: c.accel_note,
+                source_id: c.source_id,
+                kernel_key: c.kernel_key,
+                kernel_cached: c.kernel_cached,
+                forensics: c.forensics,
+                ssh_ready_secs: c.ssh_ready_secs,
+                kernel_init_secs: c.kernel_init_secs,
+                boot_lines: vec![1],
+                tests,
+                findings,
+                controls,
+                vmstat_before: c.vmstat_before,
+                vmstat_after: c.vmstat_after,
+                finding_rates: c.finding_rates,
+                repeats: c.repeats,
+                in_baseline: c.in_baseline,
+                notes: vec![],
+                dir: c.dir,
+                seconds: c.seconds,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::verdict::{TestOutcome, Verdict};
+
+    /// A results.json as kmatrix wrote it in schema 1 (trimmed from a real run).
+    const V1: &str = r#"{
+  "schema": 1, "spec": "kmatrix.yaml", "spec_hash": "abc", "shard": null, "run_dir": "/r",
+  "cells": [{
+    "id": "x86_64/pvl-on/v3", "arch": "x86_64", "config": "pvl-on", "patchset": "v3",
+    "verdict": "PASS", "reason": null, "details": [], "accel": "tcg",
+    "accel_note": "KVM failed (guest printed nothing in 20s); fell back to TCG",
+    "source_id": "linux-source-7.3_7.3.4-1~bpo13+1_all", "kernel_cached": true,
+    "forensics": null, "ssh_ready_secs": 4.2, "kernel_init_secs": 2.7, "kernel_key": "k",
+    "tests": [
+      {"name": "faults_vs_writers", "exit_status": 0, "ktap": {"header": true, "planned": 1, "cases": [{"number": 1, "description": "a", "status": "ok", "reason": null}]}, "timed_out": false, "unresponsive": false, "seconds": 10.5, "result_file": null, "error": null},
+      {"name": "vma_probe", "exit_status": null, "ktap": {"header": true, "planned": 1, "cases": []}, "timed_out": true, "seconds": 200, "result_file": null, "error": "overran its timeout of 180s"}
+    ],
+    "findings": [{"kind": "lockdep", "title": "possible deadlock in lock_vma_under_rcu", "frame": "lock_vma_under_rcu", "corrupted": false, "trace": [], "task": "vma_probe", "pid": 1, "cpu": 0, "timestamp": 40.1, "line": 300, "report": "x"}],
+    "expected_by": ["vma_probe"],
+    "controls": [{"test": "vma_probe", "expect": {"kind": "lockdep", "title": null}, "fired": true},
+                 {"test": "vma_probe", "expect": {"kind": "hung_task", "title": null}, "fired": false}],
+    "vmstat_before": {}, "vmstat_after": {}, "finding_rates": {}, "repeats": 0, "in_baseline": [],
+    "dir": "/r/x86_64-pvl-on-v3", "seconds": 300.0
+  }]
+}"#;
+
+    #[test]
+    fn schema_1_results_are_read_into_schema_2() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("results.json"), V1).unwrap();
+        let (meta, cells) = load_results(d.path()).unwrap();
+        assert_eq!(meta.spec_hash, "abc");
+        let c = &cells[0];
+        assert_eq!(c.verdict, Verdict::Pass);
+        assert_eq!(c.accel, Some(crate::plan::Accel::Tcg));
+        assert_eq!(c.tests[0].outcome, TestOutcome::Exited { status: 0 });
+        assert!(matches!(c.tests[1].outcome, TestOutcome::TimedOut { .. }));
+        assert_eq!(c.findings[0].expected_by.as_deref(), Some("vma_probe"));
+        assert!(c.controls[0].fired() && !c.controls[1].fired());
+        // And written back as schema 2, which reads back the same.
+        write(d.path(), &meta, &cells).unwrap();
+        let text = std::fs::read_to_string(d.path().join("results.json")).unwrap();
+        assert!(text.contains("\"schema\": 2"));
+        let (_, again) = load_results(d.path()).unwrap();
+        assert_eq!(again[0].findings, cells[0].findings);
+    }
+
+    #[test]
+    fn an_unknown_schema_is_refused_by_number() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(
+            d.path().join("results.json"),
+            r#"{"schema": 9, "spec": "x", "cells": []}"#,
+        )
+        .unwrap();
+        let e = load_results(d.path()).unwrap_err().to_string();
+        assert!(e.contains("schema 9"), "{e}");
+    }
+}

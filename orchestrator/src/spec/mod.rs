@@ -1,0 +1,256 @@
+//! The YAML matrix spec: raw serde structs (`raw`), then `validate` into a typed
+//! [`Plan`](crate::plan::Plan).
+//!
+//! Two stages so that serde reports syntax, unknown keys and unknown enum values with a
+//! line and column, and our own checks report semantic problems with the key path (and
+//! its line when found). `spec` depends on `plan`, never the reverse.
+
+mod raw;
+mod validate;
+
+pub use raw::{parse_duration, parse_size};
+
+use crate::plan::Plan;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SpecError {
+    #[error("cannot read spec {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}:{column}: {message}")]
+    Syntax {
+        path: PathBuf,
+        line: u64,
+        column: u64,
+        message: String,
+    },
+    #[error("{path}{}: `{key}`: {message}", line.map(|l| format!(":{l}")).unwrap_or_default())]
+    Invalid {
+        path: PathBuf,
+        line: Option<usize>,
+        key: String,
+        message: String,
+    },
+}
+
+/// Load and validate a spec file.
+pub fn load(path: &Path) -> Result<Plan, SpecError> {
+    let text = std::fs::read_to_string(path).map_err(|source| SpecError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    parse(path, &text)
+}
+
+/// Parse and validate spec text; `path` names the file in errors and anchors relative paths.
+pub fn parse(path: &Path, text: &str) -> Result<Plan, SpecError> {
+    let raw: raw::RawSpec = serde_saphyr::from_str(text).map_err(|e| {
+        let (line, column) = e
+            .location()
+            .map(|l| (l.line(), l.column()))
+            .unwrap_or((0, 0));
+        // The library's message can carry a rendered snippet; keep its first line.
+        let message = e.to_string().lines().next().unwrap_or_default().to_string();
+        SpecError::Syntax {
+            path: path.to_owned(),
+            line,
+            column,
+            message,
+        }
+    })?;
+    let mut h = crate::cache::Hasher::new("spec");
+    h.field(text.as_bytes());
+    let mut plan = validate::validate(path, text, raw)?;
+    plan.spec_hash = h.finish();
+    Ok(plan)
+}
+
+/// One rule for every spec name that becomes part of a path, a cell id or a command line
+/// (configs, patchsets, tests): letters, digits, `-`, `_` and `.`, not starting with `.`
+/// or `-` (so never `..`, a hidden file or an option).
+pub fn check_name(what: &str, name: &str) -> Result<(), String> {
+    let plain = !name.is_empty()
+        && name.len() <= 64
+        && !name.starts_with(['.', '-'])
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.');
+    if plain {
+        Ok(())
+    } else {
+        Err(format!(
+            "{what} name `{name}` may use only letters, digits, `-`, `_` and `.`, not start with `.` or `-`, and be at most 64 long (it becomes part of a path and a cell id)"
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::AccelChoice;
+    use std::time::Duration;
+
+    fn project() -> tempfile::TempDir {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join("kconfigs")).unwrap();
+        std::fs::create_dir_all(d.path().join("guest-tests")).unwrap();
+        for f in ["guest", "lockdep", "x86_64", "pvl-on", "pvl-off"] {
+            std::fs::write(d.path().join(format!("kconfigs/{f}.config")), "").unwrap();
+        }
+        std::fs::write(d.path().join("guest-tests/faults_vs_writers.c"), "").unwrap();
+        d
+    }
+
+    const GOOD: &str = "\
+source:
+  debian-package: linux-source-7.3
+fragments: [guest, lockdep]
+arches: [x86_64, arm64]
+configs:
+  pvl-on: [pvl-on]
+  pvl-off: [pvl-off]
+patchsets:
+  base: []
+tests:
+  - name: faults_vs_writers
+    duration: 20s
+    timeout: 2m
+vm:
+  accel: tcg
+  memory: 1G
+";
+
+    fn err(text: &str) -> String {
+        let d = project();
+        parse(&d.path().join("kmatrix.yaml"), text)
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn expands_cells_arch_config_patchset_with_stable_ids() {
+        let d = project();
+        let plan = parse(&d.path().join("kmatrix.yaml"), GOOD).unwrap();
+        let ids: Vec<String> = plan.cells.iter().map(|c| c.id()).collect();
+        assert_eq!(
+            ids,
+            [
+                "x86_64/pvl-off/base",
+                "x86_64/pvl-on/base",
+                "arm64/pvl-off/base",
+                "arm64/pvl-on/base"
+            ]
+        );
+        // Common fragments first, then the arch's, then the config's own: later wins.
+        let names: Vec<String> = plan.cells[1]
+            .fragments
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "guest.config",
+                "lockdep.config",
+                "x86_64.config",
+                "pvl-on.config"
+            ]
+        );
+        assert_eq!(plan.tests[0].duration, Duration::from_secs(20));
+        assert_eq!(plan.vm.accel, AccelChoice::Tcg);
+        assert_eq!(plan.vm.memory_mib, 1024);
+        assert_eq!(plan.limits.console_bytes, 64 << 20, "default cap");
+    }
+
+    #[test]
+    fn unknown_key_is_a_syntax_error_with_line() {
+        let msg = err(&GOOD.replace("  memory: 1G", "  memory: 1G\n  memroy: 2G"));
+        assert!(msg.contains("kmatrix.yaml:17"), "{msg}");
+        assert!(msg.contains("memroy"), "{msg}");
+    }
+
+    #[test]
+    fn unknown_arch_names_line_and_value() {
+        let msg = err(&GOOD.replace("[x86_64, arm64]", "[x86_64, riscv]"));
+        assert!(msg.contains("kmatrix.yaml:4:"), "{msg}");
+        assert!(msg.contains("riscv"), "{msg}");
+        assert!(msg.contains("x86_64") && msg.contains("arm64"), "{msg}");
+    }
+
+    #[test]
+    fn arch_listed_twice_and_aarch64_alias() {
+        let msg = err(&GOOD.replace("[x86_64, arm64]", "[arm64, aarch64]"));
+        assert!(msg.contains("`arches`") && msg.contains("twice"), "{msg}");
+    }
+
+    #[test]
+    fn unknown_report_kind_and_accel_name_the_line() {
+        let text = GOOD.replace(
+            "    timeout: 2m\n",
+            "    timeout: 2m\n    expect: [{ kind: lockdeep }]\n",
+        );
+        let msg = err(&text);
+        assert!(
+            msg.contains("kmatrix.yaml:14:") && msg.contains("lockdeep"),
+            "{msg}"
+        );
+        let msg = err(&GOOD.replace("accel: tcg", "accel: hvf"));
+        assert!(
+            msg.contains("kmatrix.yaml:15:") && msg.contains("hvf"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn missing_fragment_names_the_expected_file() {
+        let msg = err(&GOOD.replace("pvl-off: [pvl-off]", "pvl-off: [pvl-of]"));
+        assert!(msg.contains("`configs.pvl-off`"), "{msg}");
+        assert!(msg.contains("pvl-of.config"), "{msg}");
+        assert!(msg.contains(":7:"), "{msg}");
+    }
+
+    #[test]
+    fn missing_patch_and_test_source_are_errors() {
+        let msg = err(&GOOD.replace("base: []", "base: []\n  v2: [patches/nope.patch]"));
+        assert!(
+            msg.contains("`patchsets.v2`") && msg.contains("nope.patch"),
+            "{msg}"
+        );
+        let msg = err(&GOOD.replace("name: faults_vs_writers", "name: nosuch"));
+        assert!(
+            msg.contains("`tests[0]`") && msg.contains("nosuch.c"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn names_that_would_leave_their_folder_are_refused() {
+        for bad in ["/etc/passwd", "../up", "..", ".hidden", "-rf", "a b"] {
+            let msg = err(&GOOD.replace("name: faults_vs_writers", &format!("name: '{bad}'")));
+            assert!(
+                msg.contains("`tests[0]`") && msg.contains("may use only"),
+                "{bad}: {msg}"
+            );
+            let msg = err(&GOOD.replace("  base: []", &format!("  '{bad}': []")));
+            assert!(
+                msg.contains("patchsets") && msg.contains("may use only"),
+                "{bad}: {msg}"
+            );
+        }
+    }
+
+    #[test]
+    fn durations_must_make_sense() {
+        let msg = err(&GOOD.replace("timeout: 2m", "timeout: 10s"));
+        assert!(msg.contains("must exceed duration"), "{msg}");
+        let msg = err(&GOOD.replace("timeout: 2m", "timeout: soon"));
+        assert!(
+            msg.contains("kmatrix.yaml:13:") && msg.contains("soon"),
+            "{msg}"
+        );
+    }
+}
