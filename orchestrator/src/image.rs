@@ -7,6 +7,7 @@ use crate::plan::{Arch, TestSpec};
 use crate::proc::{self, ProcError, ProcSpec};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 const INIT: &str = include_str!("../../images/init");
 
@@ -94,11 +95,11 @@ async fn client_key(cache: &Cache) -> Result<(PathBuf, PathBuf), ImageError> {
     Ok((key, public))
 }
 
-/// Download (once) and unpack the arch's packages into a staging root.
+/// Download (once) and unpack the arch's packages into a cached root.
 async fn userland(arch: Arch, cache: &Cache) -> Result<PathBuf, ImageError> {
     let debs = cache.dir("debs").join(arch.deb_arch());
-    let root = cache.dir("userland").join(arch.deb_arch());
-    if root.join(".complete").exists() {
+    let entry = cache.entry("userland", arch.deb_arch());
+    if let Some(root) = entry.resolve() {
         return Ok(root);
     }
     std::fs::create_dir_all(&debs).map_err(io(&debs))?;
@@ -122,7 +123,8 @@ async fn userland(arch: Arch, cache: &Cache) -> Result<PathBuf, ImageError> {
             &ProcSpec::new("apt-get")
                 .args(["download", "-q"])
                 .args(&missing)
-                .cwd(&debs),
+                .cwd(&debs)
+                .timeout(Duration::from_secs(30 * 60)),
         )
         .await
         .map_err(|source| ImageError::Download {
@@ -130,24 +132,25 @@ async fn userland(arch: Arch, cache: &Cache) -> Result<PathBuf, ImageError> {
             source,
         })?;
     }
-    let tmp = root.with_extension("tmp");
-    let _ = std::fs::remove_dir_all(&tmp);
-    std::fs::create_dir_all(&tmp).map_err(io(&tmp))?;
+    let staging = entry.staging().map_err(io(&entry.path))?;
     for e in std::fs::read_dir(&debs).map_err(io(&debs))?.flatten() {
         let p = e.path();
         if p.extension().is_some_and(|x| x == "deb") {
-            proc::run(&ProcSpec::new("dpkg-deb").arg("-x").arg(&p).arg(&tmp))
-                .await
-                .map_err(|source| ImageError::Download {
-                    arch: arch.name(),
-                    source,
-                })?;
+            proc::run(
+                &ProcSpec::new("dpkg-deb")
+                    .arg("-x")
+                    .arg(&p)
+                    .arg(staging.path())
+                    .timeout(Duration::from_secs(600)),
+            )
+            .await
+            .map_err(|source| ImageError::Download {
+                arch: arch.name(),
+                source,
+            })?;
         }
     }
-    std::fs::write(tmp.join(".complete"), b"").map_err(io(&tmp))?;
-    let _ = std::fs::remove_dir_all(&root);
-    std::fs::rename(&tmp, &root).map_err(io(&root))?;
-    Ok(root)
+    entry.publish(staging, false).map_err(io(&entry.path))
 }
 
 /// gcc flags for guest programs: static, so the initramfs needs no extra libraries.
@@ -182,21 +185,26 @@ pub async fn build_tests(
                 h.file(&header).map_err(io(&header))?;
             }
         }
-        let dir = cache.dir("guest-bin").join(arch.name()).join(h.finish());
-        let bin = dir.join(&t.name);
-        if !bin.exists() {
-            std::fs::create_dir_all(&dir).map_err(io(&dir))?;
-            let tmp = dir.join(format!("{}.tmp", t.name));
-            proc::run(&ProcSpec::new(arch.cc()).args(guest_cc_args(&t.source, &tmp)))
+        let entry = cache.entry(&format!("guest-bin/{}", arch.name()), &h.finish());
+        let dir = match entry.resolve() {
+            Some(d) => d,
+            None => {
+                let staging = entry.staging().map_err(io(&entry.path))?;
+                proc::run(
+                    &ProcSpec::new(arch.cc())
+                        .args(guest_cc_args(&t.source, &staging.path().join(&t.name)))
+                        .timeout(Duration::from_secs(300)),
+                )
                 .await
                 .map_err(|source| ImageError::Compile {
                     test: t.name.clone(),
                     arch: arch.name(),
                     source,
                 })?;
-            std::fs::rename(&tmp, &bin).map_err(io(&bin))?;
-        }
-        out.push((t.name.clone(), bin));
+                entry.publish(staging, false).map_err(io(&entry.path))?
+            }
+        };
+        out.push((t.name.clone(), dir.join(&t.name)));
     }
     Ok(out)
 }
@@ -213,35 +221,17 @@ pub async fn prepare(
     let mut h = Hasher::new("image-v2");
     h.field(arch.name().as_bytes()).field(INIT.as_bytes());
     h.file(&client_pub).map_err(io(&client_pub))?;
-    let dir = cache
-        .dir("images")
-        .join(format!("{}-{}", arch.name(), h.finish()));
+    let entry = cache.entry("images", &format!("{}-{}", arch.name(), h.finish()));
+    let dir = match entry.resolve() {
+        Some(d) => d,
+        None => {
+            let staging = entry.staging().map_err(io(&entry.path))?;
+            build_image(arch, &root, &client_pub, staging.path()).await?;
+            entry.publish(staging, false).map_err(io(&entry.path))?
+        }
+    };
     let initramfs = dir.join("initramfs.cpio.gz");
     let host_pub = dir.join("host_key.pub");
-    if !initramfs.exists() || !host_pub.exists() {
-        std::fs::create_dir_all(&dir).map_err(io(&dir))?;
-        // Host key made per image; the host pins its public half.
-        let host_key = dir.join("host_key");
-        let _ = std::fs::remove_file(&host_key);
-        let out = proc::output(
-            &ProcSpec::new("dropbearkey")
-                .args(["-t", "ed25519", "-f"])
-                .arg(&host_key),
-        )
-        .await
-        .map_err(ImageError::Keys)?;
-        let public = out
-            .lines()
-            .find(|l| l.starts_with("ssh-ed25519 "))
-            .ok_or_else(|| {
-                ImageError::Other(format!("dropbearkey printed no public key:\n{out}"))
-            })?;
-        let authorized = std::fs::read(&client_pub).map_err(io(&client_pub))?;
-        let hostkey_bytes = std::fs::read(&host_key).map_err(io(&host_key))?;
-        let bytes = assemble(arch, &root, &authorized, &hostkey_bytes)?;
-        crate::cache::write_atomic(&initramfs, &bytes).map_err(io(&initramfs))?;
-        std::fs::write(&host_pub, public).map_err(io(&host_pub))?;
-    }
     let public = std::fs::read_to_string(&host_pub).map_err(io(&host_pub))?;
     let host_key = public
         .split_whitespace()
@@ -255,6 +245,40 @@ pub async fn prepare(
         client_pub,
         tests: tests.to_vec(),
     })
+}
+
+/// The initramfs and its SSH host key (made per image; the host pins its public half).
+async fn build_image(
+    arch: Arch,
+    root: &Path,
+    client_pub: &Path,
+    dir: &Path,
+) -> Result<(), ImageError> {
+    let initramfs = dir.join("initramfs.cpio.gz");
+    let host_pub = dir.join("host_key.pub");
+    {
+        let host_key = dir.join("host_key");
+        let out = proc::output(
+            &ProcSpec::new("dropbearkey")
+                .args(["-t", "ed25519", "-f"])
+                .arg(&host_key)
+                .timeout(Duration::from_secs(60)),
+        )
+        .await
+        .map_err(ImageError::Keys)?;
+        let public = out
+            .lines()
+            .find(|l| l.starts_with("ssh-ed25519 "))
+            .ok_or_else(|| {
+                ImageError::Other(format!("dropbearkey printed no public key:\n{out}"))
+            })?;
+        let authorized = std::fs::read(client_pub).map_err(io(client_pub))?;
+        let hostkey_bytes = std::fs::read(&host_key).map_err(io(&host_key))?;
+        let bytes = assemble(arch, root, &authorized, &hostkey_bytes)?;
+        std::fs::write(&initramfs, &bytes).map_err(io(&initramfs))?;
+        std::fs::write(&host_pub, public).map_err(io(&host_pub))?;
+    }
+    Ok(())
 }
 
 fn assemble(

@@ -365,7 +365,7 @@ pub struct Control {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "state", rename_all = "snake_case")]
+#[serde(tag = "kind", rename_all = "snake_case")]
 pub enum ControlState {
     /// The report came, inside the test, at this console line.
     Fired { line: usize },

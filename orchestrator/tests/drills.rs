@@ -429,12 +429,12 @@ fn drill_missing_virtiofsd_is_an_infra_error_with_the_install_hint() {
     );
     // Everything before the boot was kept: the kernel's config is in the cell folder.
     assert!(
-        std::fs::read_to_string(run_dir.join("x86_64-pvl-on-base/config"))
+        std::fs::read_to_string(run_dir.join("x86_64/pvl-on/base/config"))
             .unwrap()
             .contains("CONFIG_PER_VMA_LOCK=y")
     );
     assert!(
-        !run_dir.join("x86_64-pvl-on-base/console.log").exists(),
+        !run_dir.join("x86_64/pvl-on/base/console.log").exists(),
         "no QEMU was started without its share"
     );
     assert!(leftovers(&run_dir.to_string_lossy()).is_empty());

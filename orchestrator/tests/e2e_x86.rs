@@ -143,7 +143,7 @@ fn base_cell_builds_boots_passes_every_stress_test_and_reruns_from_cache() {
         "the probe only runs in patchsets that have vma_start_read_unlocked()"
     );
     for t in tests {
-        assert_eq!(t["exit_status"], 0, "{t:#}");
+        assert_eq!(t["outcome"], serde_json::json!({"kind": "exited", "status": 0}), "{t:#}");
         let cases = t["ktap"]["cases"].as_array().unwrap();
         assert!(cases.len() >= 3, "{t:#}");
         assert_eq!(t["ktap"]["planned"].as_u64().unwrap() as usize, cases.len());
@@ -168,7 +168,7 @@ fn base_cell_builds_boots_passes_every_stress_test_and_reruns_from_cache() {
     );
 
     // The evidence on disk.
-    let dir = r.dir.join("x86_64-pvl-on-base");
+    let dir = r.dir.join("x86_64/pvl-on/base");
     let config = std::fs::read_to_string(dir.join("config")).unwrap();
     assert!(config.contains("CONFIG_PROVE_LOCKING=y") && config.contains("CONFIG_PER_VMA_LOCK=y"));
     assert!(std::fs::metadata(dir.join("build.log")).unwrap().len() > 0);
@@ -274,7 +274,7 @@ fn seed_v2_oopses_and_breaks_the_pvl_off_build_while_v3_passes_with_live_control
     };
     assert!(oops_via("tcp_zerocopy_receive"), "{traces:?}");
     assert!(oops_via("vma_probe_write"), "{traces:?}");
-    let console = std::fs::read_to_string(r.dir.join("x86_64-pvl-on-v2/console.log")).unwrap();
+    let console = std::fs::read_to_string(r.dir.join("x86_64/pvl-on/v2/console.log")).unwrap();
     assert!(console
         .contains("kmatrix: boot 2, a fresh kernel for the tests after tcp_zerocopy_vs_writers"));
     let probe = &v2["tests"]
@@ -290,7 +290,8 @@ fn seed_v2_oopses_and_breaks_the_pvl_off_build_while_v3_passes_with_live_control
         .iter()
         .find(|t| t["name"] == "vma_module")
         .unwrap();
-    let why = module["error"].as_str().unwrap();
+    let why = module["outcome"]["message"].as_str().unwrap();
+    assert_eq!(module["outcome"]["kind"], "not_run");
     assert!(
         why.contains("'vma_start_read_unlocked'")
             && why.contains("undefined!")
@@ -304,7 +305,7 @@ fn seed_v2_oopses_and_breaks_the_pvl_off_build_while_v3_passes_with_live_control
     let details = off["details"].to_string();
     assert!(details.contains("net/ipv4/tcp.c"), "{details}");
     assert!(details.contains("vma_start_read_unlocked"), "{details}");
-    let config = std::fs::read_to_string(r.dir.join("x86_64-pvl-off-v2/config")).unwrap();
+    let config = std::fs::read_to_string(r.dir.join("x86_64/pvl-off/v2/config")).unwrap();
     assert!(config.contains("# CONFIG_PER_VMA_LOCK is not set"));
 
     // v3 passes, and both positive controls fired: lockdep and the hung-task detector.
@@ -322,10 +323,13 @@ fn seed_v2_oopses_and_breaks_the_pvl_off_build_while_v3_passes_with_live_control
         lines.contains("vma_start_read_unlocked() from a module"),
         "{module:#}"
     );
-    assert!(r.dir.join("x86_64-pvl-on-v3/share/vma_user.ko").is_file());
+    assert!(r.dir.join("x86_64/pvl-on/v3/share/vma_user.ko").is_file());
     let controls = v3["controls"].as_array().unwrap();
     assert_eq!(controls.len(), 2, "{v3:#}");
-    assert!(controls.iter().all(|c| c["fired"] == true), "{controls:?}");
+    assert!(
+        controls.iter().all(|c| c["state"]["kind"] == "fired"),
+        "{controls:?}"
+    );
     let kinds: Vec<&str> = v3["findings"]
         .as_array()
         .unwrap()
@@ -336,11 +340,12 @@ fn seed_v2_oopses_and_breaks_the_pvl_off_build_while_v3_passes_with_live_control
         kinds.contains(&"lockdep") && kinds.contains(&"hung_task"),
         "{kinds:?}"
     );
-    assert!(v3["expected_by"]
+    // Each control's report happened inside the probe, and is attributed to it.
+    assert!(v3["findings"]
         .as_array()
         .unwrap()
         .iter()
-        .all(|e| e == "vma_probe"));
+        .all(|f| f["expected_by"] == "vma_probe" && f["during"] == "vma_probe"));
 
     // The outputs agree with the verdicts.
     let junit = std::fs::read_to_string(r.dir.join("junit.xml")).unwrap();
@@ -398,7 +403,7 @@ fn ctrl_c_during_a_build_stops_make_and_still_writes_results() {
     // Wait until make really runs, then interrupt as a terminal would.
     // Other tests may hold the shared-cache lock for a while (first unpack of the source).
     let deadline = Instant::now() + Duration::from_secs(900);
-    while processes_mentioning("x86_64-drill-base").is_empty() {
+    while processes_mentioning("x86_64-drill/obj").is_empty() {
         assert!(Instant::now() < deadline, "make never started");
         std::thread::sleep(Duration::from_millis(200));
     }
@@ -411,7 +416,7 @@ fn ctrl_c_during_a_build_stops_make_and_still_writes_results() {
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(130));
     std::thread::sleep(Duration::from_millis(500));
-    let left = processes_mentioning("x86_64-drill-base");
+    let left = processes_mentioning("x86_64-drill/obj");
     assert!(left.is_empty(), "left behind: {left:?}");
     let dir = std::fs::canonicalize(runs.path().join("latest")).unwrap();
     let results: Value =
@@ -604,7 +609,7 @@ fn qemu_killed_mid_test_is_an_infra_error_with_evidence_and_no_leftovers() {
     // Once the test streams output, kill QEMU from outside.
     let ktap = runs
         .path()
-        .join("latest/x86_64-pvl-on-base/tests/faults_vs_writers.ktap");
+        .join("latest/x86_64/pvl-on/base/tests/faults_vs_writers.ktap");
     let deadline = Instant::now() + Duration::from_secs(1800);
     while std::fs::metadata(&ktap).map(|m| m.len()).unwrap_or(0) == 0 {
         assert!(Instant::now() < deadline, "the test never started");
@@ -638,7 +643,7 @@ fn qemu_killed_mid_test_is_an_infra_error_with_evidence_and_no_leftovers() {
     );
     // What was collected before the kill is kept.
     assert!(
-        std::fs::read_to_string(run_dir.join("x86_64-pvl-on-base/console.log"))
+        std::fs::read_to_string(run_dir.join("x86_64/pvl-on/base/console.log"))
             .unwrap()
             .contains("kmatrix-guest: ready")
     );
@@ -662,12 +667,12 @@ fn a_test_that_overruns_is_hang_with_sysrq_forensics_and_no_leftovers() {
         "{c:#}"
     );
     assert_eq!(c["forensics"], "sysrq w, t and l over ssh", "{c:#}");
-    let console = std::fs::read_to_string(r.dir.join("x86_64-pvl-on-base/console.log")).unwrap();
+    let console = std::fs::read_to_string(r.dir.join("x86_64/pvl-on/base/console.log")).unwrap();
     assert!(
         console.contains("Show Blocked State"),
         "sysrq w output on the console"
     );
-    assert!(c["tests"][0]["timed_out"] == true);
+    assert_eq!(c["tests"][0]["outcome"]["kind"], "timed_out");
     assert!(processes_mentioning(&r.dir.to_string_lossy()).is_empty());
 }
 
@@ -698,7 +703,7 @@ fn results_of(run_dir: &Path) -> Value {
 
 fn ktap_started(runs: &Path, test: &str) -> bool {
     std::fs::metadata(
-        runs.join("latest/x86_64-pvl-on-base/tests")
+        runs.join("latest/x86_64/pvl-on/base/tests")
             .join(format!("{test}.ktap")),
     )
     .map(|m| m.len() > 0)
@@ -716,13 +721,13 @@ fn a_guest_panic_ends_qemu_by_itself_and_is_reported_as_a_panic() {
     assert_eq!(c["verdict"], "FAIL", "{c:#}");
     assert_eq!(c["reason"], "kernel panic: sysrq triggered crash", "{c:#}");
     assert_eq!(
-        c["tests"][0]["error"],
+        c["tests"][0]["outcome"]["message"],
         "the kernel panicked during the test (QEMU exited by itself)"
     );
     // QEMU went by itself (panic=-1, -no-reboot): no forensics, no stop timeout waited out.
     assert!(c["forensics"].is_null(), "{c:#}");
     assert!(start.elapsed() < Duration::from_secs(600));
-    let console = std::fs::read_to_string(r.dir.join("x86_64-pvl-on-base/console.log")).unwrap();
+    let console = std::fs::read_to_string(r.dir.join("x86_64/pvl-on/base/console.log")).unwrap();
     assert!(console.contains("Kernel panic - not syncing: sysrq triggered crash"));
     assert!(processes_mentioning(&r.dir.to_string_lossy()).is_empty());
 }
@@ -746,7 +751,7 @@ fn sshd_dead_with_userspace_frozen_is_hang_with_sysrq_over_the_serial_console() 
     );
     // The dumps came through the serial line: blocked tasks, every task (the frozen
     // drill among them), all CPUs; and reading them found no kernel report.
-    let console = std::fs::read_to_string(r.dir.join("x86_64-pvl-on-base/console.log")).unwrap();
+    let console = std::fs::read_to_string(r.dir.join("x86_64/pvl-on/base/console.log")).unwrap();
     for dump in [
         "sysrq: Show Blocked State",
         "sysrq: Show State",
@@ -794,9 +799,12 @@ fn virtiofsd_killed_mid_test_is_an_infra_error_with_evidence_and_no_leftovers() 
         "{why}"
     );
     // What the test printed before is kept, and the test is on record as abandoned.
-    assert_eq!(cell["tests"][0]["error"], "abandoned: virtiofsd exited");
+    assert_eq!(
+        cell["tests"][0]["outcome"]["message"],
+        "abandoned: virtiofsd exited"
+    );
     assert!(std::fs::read_to_string(
-        run_dir.join("x86_64-pvl-on-base/tests/faults_vs_writers.ktap")
+        run_dir.join("x86_64/pvl-on/base/tests/faults_vs_writers.ktap")
     )
     .unwrap()
     .contains("TAP version"));
@@ -826,7 +834,7 @@ fn ctrl_c_when(ready: impl Fn(&Path) -> bool) -> (PathBuf, Value) {
     let results = results_of(&run_dir);
     let cell = results["cells"][0].clone();
     assert_eq!(cell["verdict"], "INTERRUPTED", "{cell:#}");
-    assert!(run_dir.join("x86_64-pvl-on-base/console.log").is_file());
+    assert!(run_dir.join("x86_64/pvl-on/base/console.log").is_file());
     std::mem::forget(runs); // the caller reads the run folder
     (run_dir, cell)
 }
@@ -840,7 +848,7 @@ fn ctrl_c_during_boot_stops_qemu_and_virtiofsd_and_writes_results() {
         };
         // QEMU started and printing, SSH not yet answering.
         let console =
-            std::fs::read_to_string(dir.join("x86_64-pvl-on-base/console.log")).unwrap_or_default();
+            std::fs::read_to_string(dir.join("x86_64/pvl-on/base/console.log")).unwrap_or_default();
         processes_mentioning(&dir.to_string_lossy())
             .iter()
             .any(|(_, c)| c.contains("qemu-system"))
@@ -862,7 +870,7 @@ fn ctrl_c_during_a_test_stops_everything_and_keeps_what_was_collected() {
     );
     assert!(cell["ssh_ready_secs"].as_f64().is_some(), "{cell:#}");
     assert!(std::fs::read_to_string(
-        run_dir.join("x86_64-pvl-on-base/tests/faults_vs_writers.ktap")
+        run_dir.join("x86_64/pvl-on/base/tests/faults_vs_writers.ktap")
     )
     .unwrap()
     .contains("TAP version"));
