@@ -11,6 +11,7 @@ pub mod guest;
 pub mod image;
 pub mod kconfig;
 pub mod ktap;
+pub mod kvm_verdict;
 pub mod plan;
 pub mod proc;
 pub mod report;
