@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 const INIT: &str = include_str!("../../images/init");
 
 /// Debian packages that make up the guest userland.
-const PACKAGES: &[&str] = &[
+pub const PACKAGES: &[&str] = &[
     "busybox-static",
     "dropbear-bin",
     "libc6",

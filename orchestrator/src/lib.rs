@@ -5,6 +5,7 @@ pub mod build;
 pub mod cache;
 pub mod cli;
 pub mod console;
+pub mod doctor;
 pub mod engine;
 pub mod events;
 pub mod guest;
