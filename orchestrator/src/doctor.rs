@@ -1016,44 +1016,79 @@ pub fn find_x86_kernel(cache: &Cache) -> Option<PathBuf> {
     found.pop().map(|(_, p)| p)
 }
 
+/// Why the KVM probe gave no verdict (the probe failed, not KVM).
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("no free port for the SSH forward")]
+    Port(#[source] std::io::Error),
+    #[error("another process took the SSH forward's port {0} three times")]
+    PortTaken(u16),
+    #[error(transparent)]
+    Vm(#[from] crate::vm::VmError),
+}
+
+/// What QEMU says when the SSH forward's port was taken between our check and its bind:
+/// a probe problem, never a KVM verdict.
+fn port_conflict(reason: &str) -> bool {
+    reason.contains("host forwarding rule")
+}
+
 /// Boot `kernel` under KVM the way the engine's first boot does (same QEMU arguments,
 /// an empty initramfs) and judge it the same way: a KVM error from QEMU, QEMU exiting
-/// or a console silent for `KVM_SILENT_LIMIT` means guests fail. Err: the probe itself
-/// could not run (no verdict).
-async fn probe_kvm(kernel: &Path, qemu: &Path, vm: &VmSettings) -> Result<(bool, String), String> {
+/// or a console silent for `KVM_SILENT_LIMIT` means guests fail.
+async fn probe_kvm(
+    kernel: &Path,
+    qemu: &Path,
+    vm: &VmSettings,
+) -> Result<(bool, String), ProbeError> {
     let dir = std::env::temp_dir().join(format!("kmatrix-doctor-{}", std::process::id()));
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| ProbeError::Io { path, source }
+    };
     let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    std::fs::create_dir_all(&dir).map_err(io(&dir))?;
     let result = async {
         let initrd = dir.join("initrd.cpio");
-        std::fs::write(&initrd, crate::image::Cpio::default().finish())
-            .map_err(|e| format!("{}: {e}", initrd.display()))?;
-        let spec = crate::vm::VmSpec {
-            qemu: qemu.to_path_buf(),
-            arch: Arch::X86_64,
-            accel: crate::vm::Accel::Kvm,
-            kernel: kernel.to_path_buf(),
-            initrd,
-            memory_mib: vm.memory_mib,
-            cpus: vm.cpus,
-            console_log: dir.join("console.log"),
-            console_socket: dir.join("console.sock"),
-            qmp_socket: dir.join("qmp.sock"),
-            ssh_port: crate::vm::free_port().map_err(|e| format!("no free port: {e}"))?,
-            shares: Vec::new(),
-            hung_task_secs: vm.hung_task_timeout.as_secs(),
-        };
-        let mut v = crate::vm::Vm::start(spec, &dir.join("qemu.log"))
-            .map_err(|e| crate::engine::chain(&e))?;
-        let r = v.early_boot(KVM_SILENT_LIMIT).await;
-        v.qemu.terminate(Duration::from_secs(2)).await;
-        Ok(match r {
-            Ok(()) => (
-                true,
-                "a kernel printed on its console under KVM".to_string(),
-            ),
-            Err(reason) => (false, reason),
-        })
+        std::fs::write(&initrd, crate::image::Cpio::default().finish()).map_err(io(&initrd))?;
+        let mut port = 0;
+        for _ in 0..3 {
+            port = crate::vm::free_port().map_err(ProbeError::Port)?;
+            let spec = crate::vm::VmSpec {
+                qemu: qemu.to_path_buf(),
+                arch: Arch::X86_64,
+                accel: crate::vm::Accel::Kvm,
+                kernel: kernel.to_path_buf(),
+                initrd: initrd.clone(),
+                memory_mib: vm.memory_mib,
+                cpus: vm.cpus,
+                console_log: dir.join("console.log"),
+                console_socket: dir.join("console.sock"),
+                qmp_socket: dir.join("qmp.sock"),
+                ssh_port: port,
+                shares: Vec::new(),
+                hung_task_secs: vm.hung_task_timeout.as_secs(),
+            };
+            let _ = std::fs::remove_file(&spec.console_log);
+            let mut v = crate::vm::Vm::start(spec, &dir.join("qemu.log"))?;
+            let r = v.early_boot(KVM_SILENT_LIMIT).await;
+            v.qemu.terminate(Duration::from_secs(2)).await;
+            return Ok(match r {
+                Ok(()) => (
+                    true,
+                    "a kernel printed on its console under KVM".to_string(),
+                ),
+                Err(reason) if port_conflict(&reason) => continue,
+                Err(reason) => (false, reason),
+            });
+        }
+        Err(ProbeError::PortTaken(port))
     }
     .await;
     let _ = std::fs::remove_dir_all(&dir);
@@ -1135,7 +1170,10 @@ async fn kvm_facts(
             }
             KvmEvidence::Booted(v, kernel)
         }
-        Err(e) => KvmEvidence::Unknown(format!("the KVM test boot did not start: {e}")),
+        Err(e) => KvmEvidence::Unknown(format!(
+            "the KVM test boot did not start: {}",
+            crate::engine::chain(&e)
+        )),
     };
     facts
 }
@@ -1181,8 +1219,28 @@ fn load_spec(spec: Option<&Path>) -> (Option<Plan>, SpecFacts) {
     }
 }
 
-async fn source_facts(source: &SourceSpec, cache: &Cache) -> SourceFacts {
-    match source {
+/// A guest arch's userland: cached (its folder), else the packages apt has no
+/// candidate for (None: apt-cache cannot run).
+async fn guest_facts(arch: Arch, cache: Cache) -> (Option<PathBuf>, Option<Vec<String>>) {
+    let userland = cache.dir("userland").join(arch.deb_arch());
+    if userland.join(".complete").exists() {
+        return (Some(userland), Some(Vec::new()));
+    }
+    let pkgs: Vec<String> = crate::image::PACKAGES
+        .iter()
+        .map(|p| p.to_string())
+        .collect();
+    let missing = apt_candidates(&pkgs, Some(arch.deb_arch())).await.map(|m| {
+        pkgs.iter()
+            .filter(|p| !matches!(m.get(*p), Some(Some(_))))
+            .cloned()
+            .collect()
+    });
+    (None, missing)
+}
+
+async fn source_facts(source: SourceSpec, cache: Cache) -> SourceFacts {
+    match &source {
         SourceSpec::DebianPackage(pkg) => {
             let prefix = format!("{pkg}_");
             let cached = std::fs::read_dir(cache.dir("debs")).ok().and_then(|rd| {
@@ -1327,6 +1385,13 @@ pub async fn run(spec: Option<&Path>) -> i32 {
     ));
 
     let native = host_arch();
+    let mut guest_queries: Vec<_> = arches
+        .iter()
+        .map(|&a| tokio::spawn(guest_facts(a, cache.clone())))
+        .collect();
+    let source_query = plan
+        .as_ref()
+        .map(|p| tokio::spawn(source_facts(p.source.clone(), cache.clone())));
     let foreign: Vec<String> = output("dpkg", &["--print-foreign-architectures"])
         .await
         .map(|t| t.lines().map(|l| l.trim().to_string()).collect())
@@ -1338,30 +1403,17 @@ pub async fn run(spec: Option<&Path>) -> i32 {
                 foreign.iter().any(|a| a == arch.deb_arch()),
             ));
         }
-        let userland = cache.dir("userland").join(arch.deb_arch());
-        let cached = userland.join(".complete").exists().then_some(userland);
-        let missing_pkgs = if cached.is_some() {
-            Some(Vec::new())
-        } else {
-            let pkgs: Vec<String> = crate::image::PACKAGES
-                .iter()
-                .map(|p| p.to_string())
-                .collect();
-            apt_candidates(&pkgs, Some(arch.deb_arch())).await.map(|m| {
-                pkgs.iter()
-                    .filter(|p| !matches!(m.get(*p), Some(Some(_))))
-                    .cloned()
-                    .collect()
-            })
-        };
+        let (cached, missing_pkgs) = guest_queries.remove(0).await.unwrap_or_default();
         emit(check_guest_packages(
             arch,
             cached.as_deref(),
             missing_pkgs.as_deref(),
         ));
     }
-    if let Some(p) = &plan {
-        emit(check_source(&source_facts(&p.source, &cache).await));
+    if let Some(q) = source_query {
+        if let Ok(facts) = q.await {
+            emit(check_source(&facts));
+        }
     }
     emit(check_kvm(
         &kvm_facts(plan.as_ref(), &arches, &vm, &cache).await,
@@ -1695,6 +1747,17 @@ mod tests {
             exists: false,
         });
         assert_eq!(tar.status, Status::Fail);
+    }
+
+    #[test]
+    fn a_taken_ssh_port_is_not_a_kvm_failure() {
+        assert!(port_conflict(
+            "QEMU exited (exit status: 1) before the guest printed anything: qemu-system-x86_64: \
+             -netdev user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:40000-:22: \
+             Could not set up host forwarding rule 'tcp:127.0.0.1:40000-:22'"
+        ));
+        assert!(!port_conflict("KVM internal error. Suberror: 1"));
+        assert!(!port_conflict("guest printed nothing in 20s"));
     }
 
     #[test]

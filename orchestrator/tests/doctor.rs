@@ -239,3 +239,27 @@ fn doctor_reports_kvm_working_when_the_kernel_prints() {
         serde_json::from_slice(&std::fs::read(cache.join("kvm-verdict.json")).unwrap()).unwrap();
     assert_eq!(v["works"], true);
 }
+
+#[test]
+fn doctor_never_takes_a_stolen_ssh_port_for_a_kvm_failure() {
+    if !kvm_opens() {
+        eprintln!("skipped: /dev/kvm does not open here, so doctor never boots under KVM");
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    // QEMU's own words when another process holds the forward's port.
+    let (path, cache) = fake_host(
+        d.path(),
+        "echo \"qemu-system-x86_64: -netdev user: Could not set up host forwarding rule 'tcp:127.0.0.1:1-:22'\" >&2\nexit 1",
+    );
+    let (_, out) = doctor(&[("PATH", &path), ("KMATRIX_CACHE", cache.as_os_str())]);
+    let kvm = line(&check_lines(&out), "kvm").to_string();
+    assert!(kvm.starts_with("warn"), "{kvm}");
+    assert!(!kvm.contains("guests fail under it"), "{kvm}");
+    assert!(kvm.contains("took the SSH forward's port"), "{kvm}");
+    assert_eq!(boots(d.path()), 3, "retried with a new port each time");
+    assert!(
+        !cache.join("kvm-verdict.json").exists(),
+        "no verdict stored"
+    );
+}
