@@ -178,7 +178,12 @@ pub fn check_spec(f: &SpecFacts) -> Check {
         ),
         SpecFacts::Invalid { path, error } => Check::fail(
             "spec",
-            format!("{}: {error}", path.display()),
+            // Spec errors name their file already.
+            if error.contains(&path.display().to_string()) {
+                error.clone()
+            } else {
+                format!("{}: {error}", path.display())
+            },
             "correct the spec (`kmatrix plan` shows the same error)",
         ),
     }
@@ -1781,6 +1786,7 @@ mod tests {
             error: "k.yaml:3:1: unknown key".into(),
         });
         assert_eq!(s.status, Status::Fail);
+        assert_eq!(s.found, "k.yaml:3:1: unknown key");
     }
 
     #[test]
