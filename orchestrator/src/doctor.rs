@@ -1283,12 +1283,18 @@ async fn source_facts(source: SourceSpec, cache: Cache) -> SourceFacts {
     }
 }
 
+/// A line on stdout; a closed pipe (`kmatrix doctor | head`) is not an error.
+fn say(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stdout(), "{line}");
+}
+
 /// Run every check, print a line for each as it is decided, then the summary; return
 /// the exit code (0 ready, 1 not ready).
 pub async fn run(spec: Option<&Path>) -> i32 {
     let mut checks: Vec<Check> = Vec::new();
     let mut emit = |c: Check| {
-        println!("{}", c.line());
+        say(&c.line());
         checks.push(c);
     };
     let cache = Cache::from_env();
@@ -1425,7 +1431,7 @@ pub async fn run(spec: Option<&Path>) -> i32 {
     ));
 
     let (code, last) = summary(&checks);
-    println!("{last}");
+    say(&last);
     code
 }
 
