@@ -84,6 +84,13 @@ pub enum Command {
     /// Re-render every output (results.json, junit.xml, summary.md, report.html, matrix)
     /// from a run directory.
     Report { run_dir: PathBuf },
+    /// Check every tool and host fact kmatrix relies on (QEMU, compilers, packages,
+    /// KVM, disk, memory); each problem with its fix. Exit 0 when ready.
+    Doctor {
+        /// The matrix spec (default: kmatrix.yaml here; without one, the host only).
+        #[arg(short = 'f', long = "spec")]
+        spec: Option<PathBuf>,
+    },
     /// Find kernel reports in a console log.
     Parse {
         log: PathBuf,
@@ -223,6 +230,7 @@ pub async fn main(cli: Cli) -> Result<i32, CliError> {
             Ok(exit::PASS)
         }
         Command::Merge { out, runs } => merge(&out, &runs),
+        Command::Doctor { spec } => Ok(crate::doctor::run(spec.as_deref()).await),
         Command::Boot {
             cell,
             spec,

@@ -12,7 +12,7 @@ use std::time::Duration;
 const INIT: &str = include_str!("../../images/init");
 
 /// Debian packages that make up the guest userland.
-const PACKAGES: &[&str] = &[
+pub const PACKAGES: &[&str] = &[
     "busybox-static",
     "dropbear-bin",
     "libc6",
