@@ -6,9 +6,9 @@
 
 use crate::cache::Cache;
 use crate::kvm_verdict::{self, KvmVerdict};
+use crate::plan::{AccelChoice, SourceSpec};
 use crate::plan::{Arch, Plan, VmSettings};
 use crate::proc::{self, ProcSpec};
-use crate::spec::{AccelChoice, SourceSpec};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -1073,24 +1073,31 @@ async fn probe_kvm(
                 initrd: initrd.clone(),
                 memory_mib: vm.memory_mib,
                 cpus: vm.cpus,
-                console_log: dir.join("console.log"),
                 console_socket: dir.join("console.sock"),
                 qmp_socket: dir.join("qmp.sock"),
                 ssh_port: port,
                 shares: Vec::new(),
                 hung_task_secs: vm.hung_task_timeout.as_secs(),
             };
-            let _ = std::fs::remove_file(&spec.console_log);
             let mut v = crate::vm::Vm::start(spec, &dir.join("qemu.log"))?;
-            let r = v.early_boot(KVM_SILENT_LIMIT).await;
+            let mut console = crate::vm::console::Console::spawn(
+                &v.spec.console_socket,
+                &dir.join("console.log"),
+                crate::console::Watcher::new(0, ""),
+                crate::vm::console::Budget::new(1 << 20),
+                None,
+            );
+            let r = crate::vm::early_boot(&mut v, &mut console, KVM_SILENT_LIMIT).await;
             v.qemu.terminate(Duration::from_secs(2)).await;
+            let _ = console.finish(Duration::from_secs(2)).await;
             return Ok(match r {
-                Ok(()) => (
+                crate::vm::EarlyBoot::Printed => (
                     true,
                     "a kernel printed on its console under KVM".to_string(),
                 ),
-                Err(reason) if port_conflict(&reason) => continue,
-                Err(reason) => (false, reason),
+                crate::vm::EarlyBoot::PortTaken => continue,
+                crate::vm::EarlyBoot::KvmFailed(reason) if port_conflict(&reason) => continue,
+                crate::vm::EarlyBoot::KvmFailed(reason) => (false, reason),
             });
         }
         Err(ProbeError::PortTaken(port))

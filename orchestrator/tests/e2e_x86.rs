@@ -126,7 +126,10 @@ fn base_cell_builds_boots_passes_every_stress_test_and_reruns_from_cache() {
     assert!(accel == "kvm" || accel == "tcg");
     if accel == "tcg" && Path::new("/dev/kvm").exists() {
         let note = cell["accel_note"].as_str().unwrap_or_default();
-        assert!(note.contains("fell back to TCG"), "accel_note: {note:?}");
+        assert!(
+            note.contains("fell back to TCG") || note.contains("KVM failed on this host"),
+            "accel_note: {note:?}"
+        );
     }
 
     // Every stress test ran over SSH and reported complete, all-ok KTAP.
@@ -143,7 +146,11 @@ fn base_cell_builds_boots_passes_every_stress_test_and_reruns_from_cache() {
         "the probe only runs in patchsets that have vma_start_read_unlocked()"
     );
     for t in tests {
-        assert_eq!(t["outcome"], serde_json::json!({"kind": "exited", "status": 0}), "{t:#}");
+        assert_eq!(
+            t["outcome"],
+            serde_json::json!({"kind": "exited", "status": 0}),
+            "{t:#}"
+        );
         let cases = t["ktap"]["cases"].as_array().unwrap();
         assert!(cases.len() >= 3, "{t:#}");
         assert_eq!(t["ktap"]["planned"].as_u64().unwrap() as usize, cases.len());

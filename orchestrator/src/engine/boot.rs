@@ -8,10 +8,11 @@ use super::{append, infra_err, Stop};
 use crate::console::watcher::Watcher;
 use crate::events::Phase;
 use crate::guest::{self, Target};
+use crate::kvm_verdict;
 use crate::plan::Accel;
 use crate::verdict::Verdict;
 use crate::vm::console::{Budget, Console};
-use crate::vm::{self, Vm, VmSpec};
+use crate::vm::{self, EarlyBoot as Early, Vm, VmSpec};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -173,12 +174,25 @@ impl CellRun<'_> {
         fresh: bool,
     ) -> Result<Started, StartError> {
         let mut first = vm::initial_accel(self.sh.plan.vm.accel, self.cell.arch);
+        let fingerprint = kvm_verdict::fingerprint(self.cell.arch.qemu_binary());
         if first == Accel::Kvm && self.sh.plan.vm.accel == crate::plan::AccelChoice::Auto {
-            let known_bad = self.sh.kvm_failed.lock().ok().and_then(|k| k.clone());
+            // Once KVM failed to run a guest here, later boots (of this run, or of runs
+            // within the verdict's lifetime) go straight to TCG: 20 s saved each.
+            let known_bad = self
+                .sh
+                .kvm_failed
+                .lock()
+                .ok()
+                .and_then(|k| k.clone())
+                .or_else(|| {
+                    kvm_verdict::load(&self.sh.cache, &fingerprint)
+                        .filter(|v| !v.works)
+                        .map(|v| v.reason)
+                });
             if let Some(why) = known_bad {
                 first = Accel::Tcg;
                 self.result.accel_note = Some(format!(
-                    "KVM failed on this host earlier ({why}); TCG without a new attempt"
+                    "KVM failed on this host ({why}); TCG without a new attempt"
                 ));
             }
         }
@@ -194,6 +208,10 @@ impl CellRun<'_> {
         }
         let reason = match early_boot(&mut s, Duration::from_secs(20)).await {
             Early::Printed => {
+                let _ = kvm_verdict::store(
+                    &self.sh.cache,
+                    &kvm_verdict::KvmVerdict::now(true, "a guest printed under KVM", fingerprint),
+                );
                 self.result.accel = Some(Accel::Kvm);
                 return Ok(s);
             }
@@ -212,6 +230,10 @@ impl CellRun<'_> {
         let note = format!("KVM failed ({reason}); fell back to TCG");
         self.note(note.clone());
         self.result.accel_note = Some(note);
+        let _ = kvm_verdict::store(
+            &self.sh.cache,
+            &kvm_verdict::KvmVerdict::now(false, reason.clone(), fingerprint),
+        );
         if let Ok(mut k) = self.sh.kvm_failed.lock() {
             *k = Some(reason);
         }
@@ -361,46 +383,8 @@ impl CellRun<'_> {
     }
 }
 
-enum Early {
-    Printed,
-    KvmFailed(String),
-    PortTaken,
-}
-
-/// Early-boot check for KVM: the guest printed something, or QEMU reported a KVM
-/// failure, exited, or the console stayed silent.
 async fn early_boot(s: &mut Started, silent_limit: Duration) -> Early {
-    let deadline = Instant::now() + silent_limit;
-    loop {
-        if let Some(reason) = vm::kvm_failure(&s.vm.qemu.tail()) {
-            return Early::KvmFailed(reason);
-        }
-        if let Some(st) = s.vm.qemu.try_wait() {
-            let _ = s.vm.qemu.wait().await;
-            if vm::port_taken(&s.vm.qemu.tail()) {
-                return Early::PortTaken;
-            }
-            return Early::KvmFailed(format!(
-                "QEMU exited ({st}) before the guest printed anything: {}",
-                s.vm.qemu.tail()
-            ));
-        }
-        if s.console.received() > 0 {
-            // Give QEMU a moment to report an internal error after first output.
-            tokio::time::sleep(Duration::from_millis(300)).await;
-            if let Some(reason) = vm::kvm_failure(&s.vm.qemu.tail()) {
-                return Early::KvmFailed(reason);
-            }
-            return Early::Printed;
-        }
-        if Instant::now() > deadline {
-            return Early::KvmFailed(format!(
-                "guest printed nothing in {}s",
-                silent_limit.as_secs()
-            ));
-        }
-        s.console.changed(Duration::from_millis(100)).await;
-    }
+    vm::early_boot(&mut s.vm, &mut s.console, silent_limit).await
 }
 
 fn tail_lines(s: &Started) -> Vec<String> {

@@ -304,6 +304,58 @@ pub async fn qmp(
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "QMP did not answer"))?
 }
 
+/// What the first seconds of a KVM boot showed.
+#[derive(Debug, PartialEq, Eq)]
+pub enum EarlyBoot {
+    /// The guest printed on its console.
+    Printed,
+    /// QEMU reported a KVM failure, exited, or the console stayed silent: why.
+    KvmFailed(String),
+    /// QEMU could not bind the SSH forward (another process took the port): start
+    /// again; this says nothing about KVM.
+    PortTaken,
+}
+
+/// Early-boot check for KVM: the guest printed something, or QEMU reported a KVM
+/// failure, exited, or the console stayed silent for `silent_limit`.
+pub async fn early_boot(
+    vm: &mut Vm,
+    console: &mut console::Console,
+    silent_limit: Duration,
+) -> EarlyBoot {
+    let deadline = Instant::now() + silent_limit;
+    loop {
+        if let Some(reason) = kvm_failure(&vm.qemu.tail()) {
+            return EarlyBoot::KvmFailed(reason);
+        }
+        if let Some(st) = vm.qemu.try_wait() {
+            let _ = vm.qemu.wait().await;
+            if port_taken(&vm.qemu.tail()) {
+                return EarlyBoot::PortTaken;
+            }
+            return EarlyBoot::KvmFailed(format!(
+                "QEMU exited ({st}) before the guest printed anything: {}",
+                vm.qemu.tail()
+            ));
+        }
+        if console.received() > 0 {
+            // Give QEMU a moment to report an internal error after first output.
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            if let Some(reason) = kvm_failure(&vm.qemu.tail()) {
+                return EarlyBoot::KvmFailed(reason);
+            }
+            return EarlyBoot::Printed;
+        }
+        if Instant::now() > deadline {
+            return EarlyBoot::KvmFailed(format!(
+                "guest printed nothing in {}s",
+                silent_limit.as_secs()
+            ));
+        }
+        console.changed(Duration::from_millis(100)).await;
+    }
+}
+
 /// A running QEMU.
 pub struct Vm {
     pub spec: VmSpec,
