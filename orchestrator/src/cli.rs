@@ -423,7 +423,7 @@ async fn run(
     };
     let sinks: Vec<Box<dyn crate::report::Sink>> = vec![
         Box::new(crate::report::terminal::Terminal::new(false, true)),
-        Box::new(crate::report::ResultsJson),
+        Box::new(crate::report::ResultsJson::default()),
         Box::new(crate::report::FinalReports),
     ];
     let reporter = tokio::spawn(crate::report::reporter(rx, state, sinks));

@@ -40,13 +40,20 @@ pub fn write(run_dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
         .map_err(|e| std::io::Error::new(e.kind(), format!("cannot write {}: {e}", path.display())))
 }
 
-/// `results.json` after every cell: what a killed run leaves behind.
-pub struct ResultsJson;
+/// `results.json` after every cell: what a killed run leaves behind. Each cell is
+/// rendered once, when it finishes.
+#[derive(Default)]
+pub struct ResultsJson {
+    rendered: Vec<String>,
+}
 
 impl Sink for ResultsJson {
     fn event(&mut self, e: &Event, run: &RunState) -> std::io::Result<()> {
         match e {
-            Event::CellFinished { .. } => results::write(&run.run_dir, &run.meta, &run.cells),
+            Event::CellFinished { result } => {
+                self.rendered.push(results::render_cell(result));
+                results::write_rendered(&run.run_dir, &run.meta, &self.rendered)
+            }
             _ => Ok(()),
         }
     }
