@@ -87,7 +87,11 @@ fn cells(n: usize, dir: &Path) -> Vec<CellResult> {
     (0..n)
         .map(|i| {
             let cell = Cell {
-                arch: if i % 2 == 0 { Arch::X86_64 } else { Arch::Arm64 },
+                arch: if i % 2 == 0 {
+                    Arch::X86_64
+                } else {
+                    Arch::Arm64
+                },
                 config: format!("c{}", i / 6),
                 patchset: format!("p{}", i % 3),
                 base_config: "tinyconfig".into(),
@@ -95,7 +99,11 @@ fn cells(n: usize, dir: &Path) -> Vec<CellResult> {
                 patches: vec![],
             };
             let mut r = CellResult::new(&cell, dir.join(cell.rel_dir()));
-            r.verdict = if i % 3 == 1 { Verdict::Fail } else { Verdict::Pass };
+            r.verdict = if i % 3 == 1 {
+                Verdict::Fail
+            } else {
+                Verdict::Pass
+            };
             r.tests = (0..6)
                 .map(|t| TestResult {
                     ktap: kmatrix::ktap::parse("TAP version 13\n1..3\nok 1 a\nok 2 b\nok 3 c\n"),
@@ -139,13 +147,19 @@ fn reports(n: usize) -> f64 {
 #[tokio::main]
 async fn main() {
     println!("console path (socket -> console.log + watcher):");
-    println!("{:>7} {:>9} {:>9} {:>10}", "MB", "seconds", "MB/s", "findings");
+    println!(
+        "{:>7} {:>9} {:>9} {:>10}",
+        "MB", "seconds", "MB/s", "findings"
+    );
     let mut first = None;
     for mb in [50, 100, 200] {
         let (secs, found) = console(mb).await;
         let rate = mb as f64 / secs;
         let base = *first.get_or_insert(rate);
-        println!("{mb:>7} {secs:>9.2} {rate:>9.1} {found:>10}   (rate x{:.2} of 50 MB)", rate / base);
+        println!(
+            "{mb:>7} {secs:>9.2} {rate:>9.1} {found:>10}   (rate x{:.2} of 50 MB)",
+            rate / base
+        );
     }
     println!("\nreport writing (results.json after each cell, every file at the end):");
     println!("{:>7} {:>9} {:>12}", "cells", "seconds", "ms per cell");
@@ -154,6 +168,9 @@ async fn main() {
         let secs = reports(n);
         let per = secs * 1000.0 / n as f64;
         let base = *first.get_or_insert(per);
-        println!("{n:>7} {secs:>9.3} {per:>12.2}   (x{:.2} of 12 cells)", per / base);
+        println!(
+            "{n:>7} {secs:>9.3} {per:>12.2}   (x{:.2} of 12 cells)",
+            per / base
+        );
     }
 }

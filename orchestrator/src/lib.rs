@@ -16,6 +16,7 @@ pub mod kvm_verdict;
 pub mod plan;
 pub mod proc;
 pub mod report;
+pub mod sanitize;
 pub mod source;
 pub mod spec;
 pub mod verdict;

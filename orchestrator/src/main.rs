@@ -3,7 +3,15 @@
 use clap::Parser;
 
 fn main() {
+    // The guard (see `proc`): a copy of this program that outlives us to kill what we
+    // started, even if we are SIGKILLed.
+    if std::env::args().nth(1).as_deref() == Some("__guard") {
+        std::process::exit(kmatrix::proc::guard_main());
+    }
     let cli = kmatrix::cli::Cli::parse();
+    if let Err(e) = kmatrix::proc::start_guard() {
+        eprintln!("kmatrix: warning: cannot start the guard process ({e}); a SIGKILLed kmatrix may leave compilers behind");
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

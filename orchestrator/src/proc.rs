@@ -75,6 +75,98 @@ fn die_with_parent(cmd: &mut tokio::process::Command) {
 /// Process groups started and not yet known dead.
 static GROUPS: Mutex<BTreeSet<i32>> = Mutex::new(BTreeSet::new());
 
+/// The guard's end of the pipe: each group started is written `+PGID`, each reaped one
+/// `-PGID`. When kmatrix dies in any way (SIGKILL included) the pipe closes and the guard
+/// kills every group still listed: make's compilers too, which PR_SET_PDEATHSIG (direct
+/// children only) cannot reach.
+static GUARD: Mutex<Option<std::process::ChildStdin>> = Mutex::new(None);
+
+fn tell_guard(line: String) {
+    use std::io::Write;
+    if let Ok(mut g) = GUARD.lock() {
+        if let Some(pipe) = g.as_mut() {
+            let _ = pipe.write_all(line.as_bytes());
+        }
+    }
+}
+
+fn register(pgid: i32) {
+    if let Ok(mut g) = GROUPS.lock() {
+        g.insert(pgid);
+    }
+    tell_guard(format!("+{pgid}\n"));
+}
+
+fn unregister(pgid: i32) {
+    if let Ok(mut g) = GROUPS.lock() {
+        g.remove(&pgid);
+    }
+    tell_guard(format!("-{pgid}\n"));
+}
+
+/// Start the guard: this same program, run as `kmatrix __guard`, in a session of its own
+/// (a Ctrl-C to the terminal does not reach it). Called once by the binary's `main`.
+pub fn start_guard() -> std::io::Result<()> {
+    use std::os::unix::process::CommandExt;
+    let exe = std::env::current_exe()?;
+    let mut cmd = std::process::Command::new(exe);
+    cmd.arg("__guard")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    #[allow(unsafe_code)]
+    // SAFETY: only the async-signal-safe setsid(2) runs between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::setsid();
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn()?;
+    if let Ok(mut g) = GUARD.lock() {
+        *g = child.stdin.take();
+    }
+    Ok(())
+}
+
+/// The guard's loop (`kmatrix __guard`): follow the list until the pipe closes, then
+/// kill what is left. Signals that would end it early are ignored.
+pub fn guard_main() -> i32 {
+    use std::io::BufRead;
+    for sig in [
+        Signal::SIGINT,
+        Signal::SIGTERM,
+        Signal::SIGHUP,
+        Signal::SIGPIPE,
+    ] {
+        #[allow(unsafe_code)]
+        // SAFETY: SIG_IGN installs no handler code.
+        unsafe {
+            let _ = nix::sys::signal::signal(sig, nix::sys::signal::SigHandler::SigIgn);
+        }
+    }
+    let mut groups = BTreeSet::new();
+    for line in std::io::stdin().lock().lines() {
+        let Ok(line) = line else { break };
+        let (op, n) = line.split_at(line.len().min(1));
+        if let Ok(pgid) = n.parse::<i32>() {
+            match op {
+                "+" => {
+                    groups.insert(pgid);
+                }
+                "-" => {
+                    groups.remove(&pgid);
+                }
+                _ => {}
+            }
+        }
+    }
+    for g in groups {
+        let _ = killpg(Pid::from_raw(g), Signal::SIGKILL);
+    }
+    0
+}
+
 /// SIGKILL every process group kmatrix started and has not reaped. Returns how many.
 pub fn kill_all() -> usize {
     let groups: Vec<i32> = GROUPS
@@ -218,9 +310,7 @@ pub fn spawn(spec: &ProcSpec) -> Result<Proc, ProcError> {
         source,
     })?;
     let pgid = child.id().unwrap_or(0) as i32;
-    if let Ok(mut g) = GROUPS.lock() {
-        g.insert(pgid);
-    }
+    register(pgid);
     let log = log.map(|f| Arc::new(Mutex::new(f)));
     let tail = Arc::new(Mutex::new(VecDeque::new()));
     let mut drains = Vec::new();
@@ -298,9 +388,7 @@ impl Proc {
         self.status = Some(s);
         // Members of the group may outlive the leader (make's children): kill them too.
         let _ = killpg(Pid::from_raw(self.pgid), Signal::SIGKILL);
-        if let Ok(mut g) = GROUPS.lock() {
-            g.remove(&self.pgid);
-        }
+        unregister(self.pgid);
     }
 
     /// Wait for exit and for its output to be drained (also after `try_wait` saw the exit,
@@ -368,9 +456,7 @@ impl Drop for Proc {
     fn drop(&mut self) {
         if self.status.is_none() {
             let _ = killpg(Pid::from_raw(self.pgid), Signal::SIGKILL);
-            if let Ok(mut g) = GROUPS.lock() {
-                g.remove(&self.pgid);
-            }
+            unregister(self.pgid);
         }
     }
 }
@@ -392,9 +478,7 @@ pub async fn output(spec: &ProcSpec) -> Result<String, ProcError> {
             source,
         })?;
     let pgid = child.id().unwrap_or(0) as i32;
-    if let Ok(mut g) = GROUPS.lock() {
-        g.insert(pgid);
-    }
+    register(pgid);
     let done = child.wait_with_output();
     let out = match spec.timeout {
         None => done.await,
@@ -403,9 +487,7 @@ pub async fn output(spec: &ProcSpec) -> Result<String, ProcError> {
             Err(_) => {
                 // The future dropped the child (kill_on_drop); take its group too.
                 let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
-                if let Ok(mut g) = GROUPS.lock() {
-                    g.remove(&pgid);
-                }
+                unregister(pgid);
                 return Err(ProcError::Timeout {
                     cmdline,
                     limit,
@@ -415,9 +497,7 @@ pub async fn output(spec: &ProcSpec) -> Result<String, ProcError> {
         },
     };
     let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
-    if let Ok(mut g) = GROUPS.lock() {
-        g.remove(&pgid);
-    }
+    unregister(pgid);
     let out = out.map_err(|source| ProcError::Wait {
         cmdline: cmdline.clone(),
         source,

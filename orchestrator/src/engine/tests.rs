@@ -110,6 +110,9 @@ impl CellRun<'_> {
             let w = s.shutdown(Duration::from_secs(10)).await;
             offset = w.line();
             self.absorb(w);
+            // The guest is gone: what it left in its share is made safe to keep.
+            let kept = crate::sanitize::results_folder(&results, self.sh.plan.limits.results_bytes);
+            self.result.notes.extend(kept.notes);
             match ended {
                 Ok(Ended::Fatal(n)) if done + n < all.len() && boot < MAX_BOOTS => {
                     self.note(format!(

@@ -138,8 +138,30 @@ pub fn qemu_args(spec: &VmSpec) -> Vec<OsString> {
     a.into_iter().map(OsString::from).collect()
 }
 
-/// virtiofsd's arguments for one share.
-pub fn virtiofsd_args(socket: &Path, dir: &Path, readonly: bool) -> Vec<OsString> {
+/// The host user the guest's files belong to on the writable share: never root (a
+/// guest-made setuid-root file would be a host root shell), so `nobody` when kmatrix runs
+/// as root, else the invoking user.
+pub fn share_owner() -> (u32, u32) {
+    let (uid, gid) = (
+        nix::unistd::geteuid().as_raw(),
+        nix::unistd::getegid().as_raw(),
+    );
+    if uid == 0 {
+        (65534, 65534)
+    } else {
+        (uid, gid)
+    }
+}
+
+/// virtiofsd's arguments for one share. The writable one carries data, never privilege:
+/// no capability to make device nodes or file capabilities, every guest uid and gid
+/// squashed to `owner` on the host.
+pub fn virtiofsd_args(
+    socket: &Path,
+    dir: &Path,
+    readonly: bool,
+    owner: (u32, u32),
+) -> Vec<OsString> {
     let mut a: Vec<OsString> = vec![
         format!("--socket-path={}", socket.display()).into(),
         format!("--shared-dir={}", dir.display()).into(),
@@ -153,6 +175,9 @@ pub fn virtiofsd_args(socket: &Path, dir: &Path, readonly: bool) -> Vec<OsString
     } else {
         // Results are read on the host while the guest may still write them.
         a.push("--cache=never".into());
+        a.push("--modcaps=-mknod:-setfcap:-fsetid".into());
+        a.push(format!("--translate-uid=squash-guest:0:{}:4294967295", owner.0).into());
+        a.push(format!("--translate-gid=squash-guest:0:{}:4294967295", owner.1).into());
     }
     a
 }
@@ -241,8 +266,17 @@ pub async fn start_virtiofsd(
     log: &Path,
 ) -> Result<Proc, VmError> {
     let _ = std::fs::remove_file(socket);
+    let owner = share_owner();
+    if !readonly {
+        // The squashed guest writes as `owner`: the folder must be its.
+        let _ = nix::unistd::chown(
+            dir,
+            Some(nix::unistd::Uid::from_raw(owner.0)),
+            Some(nix::unistd::Gid::from_raw(owner.1)),
+        );
+    }
     let spec = ProcSpec::new(bin)
-        .args(virtiofsd_args(socket, dir, readonly))
+        .args(virtiofsd_args(socket, dir, readonly, owner))
         .log(log);
     let mut p = proc::spawn(&spec).map_err(|source| VmError::Virtiofsd {
         tag: tag.to_string(),
@@ -516,12 +550,20 @@ mod tests {
 
     #[test]
     fn virtiofsd_args_readonly() {
-        let a = virtiofsd_args(Path::new("/s"), Path::new("/d"), true);
+        let a = virtiofsd_args(Path::new("/s"), Path::new("/d"), true, (65534, 65534));
         assert!(a.contains(&OsString::from("--readonly")));
         assert!(a.contains(&OsString::from("--sandbox=namespace")));
         assert!(a.contains(&OsString::from("--cache=always")));
-        let rw = virtiofsd_args(Path::new("/s"), Path::new("/d"), false);
+        let rw = virtiofsd_args(Path::new("/s"), Path::new("/d"), false, (65534, 65534));
         assert!(rw.contains(&OsString::from("--cache=never")));
         assert!(!rw.contains(&OsString::from("--readonly")));
+        // The writable share carries no privilege.
+        assert!(rw.contains(&OsString::from("--modcaps=-mknod:-setfcap:-fsetid")));
+        assert!(rw.contains(&OsString::from(
+            "--translate-uid=squash-guest:0:65534:4294967295"
+        )));
+        assert!(rw.contains(&OsString::from(
+            "--translate-gid=squash-guest:0:65534:4294967295"
+        )));
     }
 }
