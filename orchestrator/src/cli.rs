@@ -532,11 +532,13 @@ fn merge(out: &Path, runs: &[PathBuf]) -> Result<i32, CliError> {
     let mut meta: Option<crate::report::RunMeta> = None;
     let mut source: Option<String> = None;
     let mut cells: Vec<crate::verdict::CellResult> = Vec::new();
+    let mut shards: Vec<Option<String>> = Vec::new();
     for r in runs {
         let (m, cs) = crate::report::load_results(r).map_err(|source| CliError::Io {
             path: r.clone(),
             source,
         })?;
+        shards.push(m.shard.clone());
         match &meta {
             None => meta = Some(m),
             Some(first) if first.spec_hash != m.spec_hash => {
@@ -572,6 +574,7 @@ fn merge(out: &Path, runs: &[PathBuf]) -> Result<i32, CliError> {
         }
     }
     let mut meta = meta.ok_or_else(|| CliError::Merge("no runs given".into()))?;
+    shards_cover(&shards).map_err(CliError::Merge)?;
     meta.shard = None;
     std::fs::create_dir_all(out).map_err(|source| CliError::Io {
         path: out.to_owned(),
@@ -583,6 +586,43 @@ fn merge(out: &Path, runs: &[PathBuf]) -> Result<i32, CliError> {
     })?;
     println!("{}", crate::report::matrix(&cells));
     Ok(crate::verdict::exit_code(&cells))
+}
+
+/// Shards merged must be exactly 1..N of one N (a report that looks complete but lacks a
+/// shard would hide its cells). Runs that were not shards merge as they are.
+fn shards_cover(shards: &[Option<String>]) -> Result<(), String> {
+    let parsed: Vec<(usize, usize)> = shards
+        .iter()
+        .flatten()
+        .map(|s| parse_shard(s))
+        .collect::<Result<_, _>>()?;
+    if parsed.is_empty() {
+        return Ok(());
+    }
+    if parsed.len() != shards.len() {
+        return Err("some runs are shards and some are not".into());
+    }
+    let n = parsed[0].1;
+    if parsed.iter().any(|(_, m)| *m != n) {
+        return Err("the runs are shards of different splits (K/N with different N)".into());
+    }
+    let mut have: Vec<usize> = parsed.iter().map(|(k, _)| *k).collect();
+    have.sort();
+    if let Some(w) = have.windows(2).find(|w| w[0] == w[1]) {
+        return Err(format!("shard {}/{n} is given twice", w[0]));
+    }
+    let missing: Vec<String> = (1..=n)
+        .filter(|k| !have.contains(k))
+        .map(|k| format!("{k}/{n}"))
+        .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "shard(s) {} missing: pass the run folder of every shard",
+            missing.join(", ")
+        ))
+    }
 }
 
 fn display_rel(p: &Path) -> String {
@@ -615,4 +655,23 @@ pub fn timestamp() -> String {
         rem % 3600 / 60,
         rem % 60
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merged_shards_must_cover_one_to_n() {
+        let s = |v: &[&str]| v.iter().map(|x| Some(x.to_string())).collect::<Vec<_>>();
+        assert!(shards_cover(&s(&["1/3", "3/3", "2/3"])).is_ok());
+        let e = shards_cover(&s(&["1/3", "3/3"])).unwrap_err();
+        assert!(e.contains("2/3 missing"), "{e}");
+        assert!(shards_cover(&s(&["1/2", "1/2"]))
+            .unwrap_err()
+            .contains("twice"));
+        assert!(shards_cover(&s(&["1/2", "2/3"])).is_err());
+        assert!(shards_cover(&[None, None]).is_ok(), "plain runs");
+        assert!(shards_cover(&[Some("1/2".into()), None]).is_err());
+    }
 }
