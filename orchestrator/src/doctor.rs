@@ -1091,10 +1091,9 @@ async fn probe_kvm(
             v.qemu.terminate(Duration::from_secs(2)).await;
             let _ = console.finish(Duration::from_secs(2)).await;
             return Ok(match r {
-                crate::vm::EarlyBoot::Printed => (
-                    true,
-                    "a kernel printed on its console under KVM".to_string(),
-                ),
+                crate::vm::EarlyBoot::ReachedInit => {
+                    (true, "a kernel reached init under KVM".to_string())
+                }
                 crate::vm::EarlyBoot::PortTaken => continue,
                 crate::vm::EarlyBoot::KvmFailed(reason) if port_conflict(&reason) => continue,
                 crate::vm::EarlyBoot::KvmFailed(reason) => (false, reason),

@@ -16,7 +16,7 @@ const FUTURE_SLACK: Duration = Duration::from_secs(300);
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct KvmVerdict {
-    /// A guest kernel printed on its console under KVM and QEMU reported no KVM error.
+    /// A guest kernel reached init under KVM and QEMU reported no KVM error.
     pub works: bool,
     /// Why: QEMU's own KVM error, "guest printed nothing in 20s", or what ran.
     pub reason: String,

@@ -155,7 +155,9 @@ impl Watcher {
             RESULTS_SHARE_FAILED => self.results_share_failed = true,
             _ => {}
         }
-        if self.init_secs.is_none() && msg.starts_with("Run /init as init process") {
+        // `Run /init as init process` (or the fallbacks the kernel tries after it).
+        if self.init_secs.is_none() && msg.starts_with("Run /") && msg.ends_with(" as init process")
+        {
             self.init_secs = line::split(text.as_bytes()).ts;
         }
         if msg.starts_with("Kernel panic - not syncing") {

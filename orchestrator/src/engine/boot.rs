@@ -207,10 +207,14 @@ impl CellRun<'_> {
             return Ok(s);
         }
         let reason = match early_boot(&mut s, Duration::from_secs(20)).await {
-            Early::Printed => {
+            Early::ReachedInit => {
                 let _ = kvm_verdict::store(
                     &self.sh.cache,
-                    &kvm_verdict::KvmVerdict::now(true, "a guest printed under KVM", fingerprint),
+                    &kvm_verdict::KvmVerdict::now(
+                        true,
+                        "a guest kernel reached init under KVM",
+                        fingerprint,
+                    ),
                 );
                 self.result.accel = Some(Accel::Kvm);
                 return Ok(s);

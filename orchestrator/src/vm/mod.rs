@@ -341,8 +341,8 @@ pub async fn qmp(
 /// What the first seconds of a KVM boot showed.
 #[derive(Debug, PartialEq, Eq)]
 pub enum EarlyBoot {
-    /// The guest printed on its console.
-    Printed,
+    /// The kernel reached init: KVM runs guests here.
+    ReachedInit,
     /// QEMU reported a KVM failure, exited, or the console stayed silent: why.
     KvmFailed(String),
     /// QEMU could not bind the SSH forward (another process took the port): start
@@ -350,14 +350,16 @@ pub enum EarlyBoot {
     PortTaken,
 }
 
-/// Early-boot check for KVM: the guest printed something, or QEMU reported a KVM
-/// failure, exited, or the console stayed silent for `silent_limit`.
+/// Early-boot check for KVM: the kernel reached init (`Run /init as init process`), or
+/// QEMU reported a KVM failure, exited, or the guest stayed silent for `silent_limit`
+/// (or printed but did not reach init within three times that). Printing is not enough:
+/// on some hosts a guest prints for a while and then stops with "KVM internal error".
 pub async fn early_boot(
     vm: &mut Vm,
     console: &mut console::Console,
     silent_limit: Duration,
 ) -> EarlyBoot {
-    let deadline = Instant::now() + silent_limit;
+    let start = Instant::now();
     loop {
         if let Some(reason) = kvm_failure(&vm.qemu.tail()) {
             return EarlyBoot::KvmFailed(reason);
@@ -368,22 +370,24 @@ pub async fn early_boot(
                 return EarlyBoot::PortTaken;
             }
             return EarlyBoot::KvmFailed(format!(
-                "QEMU exited ({st}) before the guest printed anything: {}",
+                "QEMU exited ({st}) before the kernel reached init: {}",
                 vm.qemu.tail()
             ));
         }
-        if console.received() > 0 {
-            // Give QEMU a moment to report an internal error after first output.
-            tokio::time::sleep(Duration::from_millis(300)).await;
-            if let Some(reason) = kvm_failure(&vm.qemu.tail()) {
-                return EarlyBoot::KvmFailed(reason);
-            }
-            return EarlyBoot::Printed;
+        if console.with(|w| w.init_secs.is_some() || w.sshd_up) {
+            return EarlyBoot::ReachedInit;
         }
-        if Instant::now() > deadline {
+        let printed = console.received() > 0;
+        if !printed && start.elapsed() > silent_limit {
             return EarlyBoot::KvmFailed(format!(
                 "guest printed nothing in {}s",
                 silent_limit.as_secs()
+            ));
+        }
+        if printed && start.elapsed() > silent_limit * 3 {
+            return EarlyBoot::KvmFailed(format!(
+                "the kernel did not reach init within {}s",
+                (silent_limit * 3).as_secs()
             ));
         }
         console.changed(Duration::from_millis(100)).await;
