@@ -225,6 +225,10 @@ pub struct TestResult {
     /// `vma_lock_*` counters of /proc/vmstat: what the test changed.
     #[serde(default)]
     pub vmstat_delta: BTreeMap<String, u64>,
+    /// Why the test's evidence does not hold although it said ok (the per-VMA lock path
+    /// it stresses did not run).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<String>,
 }
 
 impl TestResult {
@@ -238,10 +242,13 @@ impl TestResult {
             console_line: None,
             overlap: None,
             vmstat_delta: BTreeMap::new(),
+            evidence: None,
         }
     }
     pub fn passed(&self) -> bool {
-        self.outcome == TestOutcome::Exited { status: 0 } && self.ktap.passed()
+        self.outcome == TestOutcome::Exited { status: 0 }
+            && self.ktap.passed()
+            && self.evidence.is_none()
     }
     /// Why it did not pass, in one line.
     pub fn failure(&self) -> Option<String> {
@@ -252,6 +259,8 @@ impl TestResult {
             m.to_string()
         } else if let Some(c) = self.ktap.failed().next() {
             format!("not ok {} {}", c.number, c.description)
+        } else if let Some(e) = &self.evidence {
+            e.clone()
         } else if !self.ktap.complete() {
             "KTAP output incomplete".into()
         } else {
@@ -307,6 +316,10 @@ pub struct CellResult {
     pub repeats: u32,
     /// Titles of findings also seen in the baseline cell of the same arch and config.
     pub in_baseline: Vec<String>,
+    /// Whether lockdep and the hung-task detector were proven alive at the end of the cell
+    /// (None: the cell never booted).
+    #[serde(default)]
+    pub detectors: Option<Detectors>,
     /// Things worth knowing that are not findings (output truncated, guest files refused).
     #[serde(default)]
     pub notes: Vec<String>,
@@ -341,6 +354,7 @@ impl CellResult {
             finding_rates: BTreeMap::new(),
             repeats: 0,
             in_baseline: vec![],
+            detectors: None,
             notes: vec![],
             dir,
             seconds: 0.0,
@@ -353,6 +367,94 @@ impl CellResult {
     }
     pub fn expected_count(&self) -> usize {
         self.findings.len() - self.real_findings().count()
+    }
+}
+
+/// The state of one detector at the end of a cell.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Detector {
+    /// Its tagged liveness report came at the end of the cell.
+    Alive,
+    /// It could not report any more: why.
+    Dead { why: String },
+    /// The kernel was built without it.
+    NotBuilt,
+    /// The liveness step did not run: why (the cell stopped early, the module did not
+    /// build).
+    NotChecked { why: String },
+}
+
+impl Detector {
+    pub fn label(&self) -> String {
+        match self {
+            Detector::Alive => "alive".into(),
+            Detector::Dead { why } => format!("NOT alive ({why})"),
+            Detector::NotBuilt => "not built".into(),
+            Detector::NotChecked { why } => format!("not checked ({why})"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Detectors {
+    pub lockdep: Detector,
+    pub hung_task: Detector,
+}
+
+impl Detectors {
+    /// One line for the outputs: `lockdep alive, hung-task alive`.
+    pub fn summary(&self) -> String {
+        format!(
+            "lockdep {}, hung-task {}",
+            self.lockdep.label(),
+            self.hung_task.label()
+        )
+    }
+}
+
+/// The name kmatrix's own liveness step has among the tests (markers, `during`).
+pub const LIVENESS: &str = "liveness";
+/// The tag every liveness report carries (module, lock and kthread names).
+pub const LIVENESS_TAG: &str = "kmatrix_liveness";
+
+/// A report expected by a control: which test, what, and whether the report must name
+/// one of the test's own tasks (kmatrix's liveness reports are told by their tag).
+#[derive(Debug, Clone)]
+pub struct Expected {
+    pub test: String,
+    pub expect: Expectation,
+    /// Matched against the report's text instead of checking the task.
+    pub tag: Option<String>,
+}
+
+impl Expected {
+    /// The positive controls of a spec test.
+    pub fn of_test(test: &str, expect: &Expectation) -> Expected {
+        Expected {
+            test: test.to_string(),
+            expect: expect.clone(),
+            tag: None,
+        }
+    }
+    /// The liveness step's control for one detector.
+    pub fn liveness(kind: Kind) -> Expected {
+        Expected {
+            test: LIVENESS.to_string(),
+            expect: Expectation { kind, title: None },
+            tag: Some(LIVENESS_TAG.to_string()),
+        }
+    }
+    fn matches(&self, f: &Finding) -> bool {
+        f.during.as_deref() == Some(self.test.as_str())
+            && matches(&self.expect, f)
+            && match &self.tag {
+                Some(tag) => f.report.contains(tag.as_str()) || f.title.contains(tag.as_str()),
+                None => f
+                    .task
+                    .as_deref()
+                    .is_none_or(|task| task == comm(&self.test)),
+            }
     }
 }
 
@@ -401,44 +503,72 @@ fn comm(test: &str) -> &str {
 /// Attribute findings to the positive controls of the tests that ran. A finding is
 /// expected by a test only if it happened while that test ran (`during`, from the
 /// console markers) and matches one of its expectations, and, where the report names a
-/// task, the task is one of the test's. Everything else stays a real finding: a control
-/// never hides a report it did not cause. Returns each control's state.
+/// task, the task is one of the test's (kmatrix's liveness reports: their tag instead).
+/// Everything else stays a real finding: a control never hides a report it did not
+/// cause. Returns each control's state.
 pub fn attribute(
     findings: &mut [Finding],
-    expectations: &[(String, Expectation)],
+    expected: &[Expected],
     tests: &[TestResult],
     boot_lines: &[usize],
 ) -> Vec<Control> {
     for f in findings.iter_mut() {
-        f.expected_by = expectations
+        f.expected_by = expected
             .iter()
-            .find(|(t, e)| {
-                f.during.as_deref() == Some(t.as_str())
-                    && matches(e, f)
-                    && f.task.as_deref().is_none_or(|task| task == comm(t))
-            })
-            .map(|(t, _)| t.clone());
+            .find(|e| e.matches(f))
+            .map(|e| e.test.clone());
     }
-    expectations
+    expected
         .iter()
-        .map(|(t, e)| {
+        .map(|e| {
             let fired = findings
                 .iter()
-                .find(|f| f.expected_by.as_deref() == Some(t.as_str()) && matches(e, f));
+                .find(|f| f.expected_by.as_deref() == Some(e.test.as_str()) && e.matches(f));
             let state = match fired {
                 Some(f) => ControlState::Fired { line: f.line },
-                None => match detector_off_before(findings, e, t, tests, boot_lines) {
-                    Some(why) => ControlState::NotJudged { why },
-                    None => ControlState::Silent,
+                None => match earlier_control(findings, e, tests, boot_lines) {
+                    // lockdep's last possible report was another control's: it was
+                    // alive up to there, and nothing after could be reported.
+                    Some(line) => ControlState::Fired { line },
+                    None => {
+                        match detector_off_before(findings, &e.expect, &e.test, tests, boot_lines) {
+                            Some(why) => ControlState::NotJudged { why },
+                            None => ControlState::Silent,
+                        }
+                    }
                 },
             };
             Control {
-                test: t.clone(),
-                expect: e.clone(),
+                test: e.test.clone(),
+                expect: e.expect.clone(),
                 state,
             }
         })
         .collect()
+}
+
+/// For the liveness step's lockdep control: the line of an expected lockdep report
+/// (another control's) earlier in the same boot, which turned lockdep off on purpose.
+fn earlier_control(
+    findings: &[Finding],
+    e: &Expected,
+    tests: &[TestResult],
+    boot_lines: &[usize],
+) -> Option<usize> {
+    if e.test != LIVENESS || e.expect.kind != Kind::Lockdep {
+        return None;
+    }
+    let start = tests.iter().find(|t| t.name == e.test)?.console_line?;
+    let boot = boot_lines
+        .iter()
+        .copied()
+        .filter(|b| *b <= start)
+        .max()
+        .unwrap_or(0);
+    let f = findings
+        .iter()
+        .find(|f| f.kind == Kind::Lockdep && f.line >= boot && f.line < start)?;
+    f.expected_by.as_ref().map(|_| f.line)
 }
 
 /// Was the detector a control relies on already off when its test started? lockdep
@@ -520,6 +650,22 @@ pub fn decide(
         return (Verdict::Fail, Some(format!("{}: {why}", t.name)));
     }
     if let Some(c) = controls.iter().find(|c| !c.fired()) {
+        if c.test == LIVENESS {
+            let what = match c.expect.kind {
+                Kind::Lockdep => "lockdep",
+                _ => "the hung-task detector",
+            };
+            let why = match &c.state {
+                ControlState::NotJudged { why } => why.clone(),
+                _ => "its tagged liveness report did not come".into(),
+            };
+            return (
+                Verdict::Inconclusive,
+                Some(format!(
+                    "{what} was not proven alive at the end of the cell: {why}"
+                )),
+            );
+        }
         let what = format!(
             "{:?} report{}",
             c.expect.kind,
@@ -543,6 +689,92 @@ pub fn decide(
     (Verdict::Pass, None)
 }
 
+/// What the kernel has, from its final `.config`, that the evidence rules depend on.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KernelFacts {
+    pub lockdep: bool,
+    pub hung_task: bool,
+    pub per_vma_lock: bool,
+    pub per_vma_lock_stats: bool,
+}
+
+impl KernelFacts {
+    pub fn from_config(config: &str) -> KernelFacts {
+        let c = crate::kconfig::parse(config);
+        let on = |s: &str| c.get(s).is_some_and(|v| v == "y");
+        KernelFacts {
+            lockdep: on("PROVE_LOCKING") || on("LOCKDEP"),
+            hung_task: on("DETECT_HUNG_TASK"),
+            per_vma_lock: on("PER_VMA_LOCK"),
+            per_vma_lock_stats: on("PER_VMA_LOCK_STATS"),
+        }
+    }
+}
+
+/// The detectors' state from the liveness controls (`None`: the step did not run, and
+/// `skipped` says why).
+pub fn detectors(controls: &[Control], facts: KernelFacts, skipped: Option<&str>) -> Detectors {
+    let one = |built: bool, kind: Kind| {
+        if !built {
+            return Detector::NotBuilt;
+        }
+        if let Some(why) = skipped {
+            return Detector::NotChecked {
+                why: why.to_string(),
+            };
+        }
+        match controls
+            .iter()
+            .find(|c| c.test == LIVENESS && c.expect.kind == kind)
+            .map(|c| &c.state)
+        {
+            Some(ControlState::Fired { .. }) => Detector::Alive,
+            Some(ControlState::NotJudged { why }) => Detector::Dead { why: why.clone() },
+            Some(ControlState::Silent) => Detector::Dead {
+                why: "its tagged liveness report did not come".into(),
+            },
+            None => Detector::NotChecked {
+                why: "no liveness step".into(),
+            },
+        }
+    };
+    Detectors {
+        lockdep: one(facts.lockdep, Kind::Lockdep),
+        hung_task: one(facts.hung_task, Kind::HungTask),
+    }
+}
+
+/// The stress programs' claim checked against the kernel's own counters: with per-VMA
+/// lock statistics built, a stress test (one that prints overlap evidence) whose run left
+/// `vma_lock_success` unchanged did not exercise the path it is about. Returns the
+/// cell-level contradiction when a kernel built without per-VMA locks shows their
+/// counters (the kernel that ran is not the one configured).
+pub fn check_evidence(
+    tests: &mut [TestResult],
+    facts: KernelFacts,
+    before: &BTreeMap<String, u64>,
+) -> Option<String> {
+    if !facts.per_vma_lock && !before.is_empty() {
+        return Some(
+            "per-VMA lock counters in /proc/vmstat of a kernel configured without CONFIG_PER_VMA_LOCK"
+                .into(),
+        );
+    }
+    if facts.per_vma_lock && facts.per_vma_lock_stats {
+        for t in tests.iter_mut() {
+            let stress = t.overlap.is_some();
+            let ran = matches!(t.outcome, TestOutcome::Exited { .. });
+            if stress && ran && t.vmstat_delta.get("vma_lock_success").copied().unwrap_or(0) == 0 {
+                t.evidence = Some(
+                    "not ok: per-VMA lock path not exercised (vma_lock_success did not move)"
+                        .into(),
+                );
+            }
+        }
+    }
+    None
+}
+
 /// Fold N repeated boots of one cell into its result: the worst verdict (its reason and
 /// evidence), every distinct finding once, and per finding how many boots showed it.
 pub fn combine_repeats(into: &mut CellResult, runs: Vec<CellResult>) {
@@ -563,6 +795,7 @@ pub fn combine_repeats(into: &mut CellResult, runs: Vec<CellResult>) {
     into.vmstat_before = worst.vmstat_before.clone();
     into.vmstat_after = worst.vmstat_after.clone();
     into.forensics = worst.forensics.clone();
+    into.detectors = worst.detectors.clone();
     into.ssh_ready_secs = worst.ssh_ready_secs;
     into.kernel_init_secs = worst.kernel_init_secs;
     for r in &runs {
@@ -717,10 +950,10 @@ mod tests {
         assert_eq!(plain(&[t], &f), Verdict::Fail);
     }
 
-    fn expect(kind: Kind, title: Option<&str>) -> (String, Expectation) {
-        (
-            "vma_probe".into(),
-            Expectation {
+    fn expect(kind: Kind, title: Option<&str>) -> Expected {
+        Expected::of_test(
+            "vma_probe",
+            &Expectation {
                 kind,
                 title: title.map(str::to_string),
             },
@@ -897,6 +1130,110 @@ mod tests {
         let controls = attribute(&mut oops, &exp, &tests, &[1]);
         assert_eq!(oops[0].expected_by, None);
         assert_eq!(decide(&tests, &oops, &controls).0, Verdict::Fail);
+    }
+
+    #[test]
+    fn liveness_reports_are_controls_told_by_their_tag_and_prove_the_detectors() {
+        let mut live = test(LIVENESS, OK, 0);
+        live.console_line = Some(900);
+        let mut tests = probe_run(500);
+        tests.push(live);
+        let tagged = |kind, title: &str, task: &str| {
+            let mut f = during(finding(kind, title), LIVENESS, 910);
+            f.task = Some(task.into());
+            f.report = format!("{title}\n lock(kmatrix_liveness_a);");
+            f
+        };
+        let exp = [
+            Expected::liveness(Kind::Lockdep),
+            Expected::liveness(Kind::HungTask),
+        ];
+        let mut findings = vec![
+            tagged(
+                Kind::Lockdep,
+                "possible deadlock in kmatrix_liveness_lockdep",
+                "insmod",
+            ),
+            tagged(
+                Kind::HungTask,
+                "INFO: task hung in kmatrix_liveness_hung",
+                "kmatrix_livenes",
+            ),
+        ];
+        let controls = attribute(&mut findings, &exp, &tests, &[1]);
+        assert!(findings
+            .iter()
+            .all(|f| f.expected_by.as_deref() == Some(LIVENESS)));
+        let facts = KernelFacts {
+            lockdep: true,
+            hung_task: true,
+            ..Default::default()
+        };
+        let d = detectors(&controls, facts, None);
+        assert_eq!(
+            (d.lockdep.clone(), d.hung_task.clone()),
+            (Detector::Alive, Detector::Alive)
+        );
+        assert_eq!(d.summary(), "lockdep alive, hung-task alive");
+        assert_eq!(decide(&tests, &findings, &controls).0, Verdict::Pass);
+        // An untagged report during the step is a real one.
+        let mut other = vec![during(
+            finding(Kind::Lockdep, "possible deadlock in x"),
+            LIVENESS,
+            910,
+        )];
+        let controls = attribute(&mut other, &exp, &tests, &[1]);
+        assert_eq!(other[0].expected_by, None);
+        assert_eq!(decide(&tests, &other, &controls).0, Verdict::Fail);
+    }
+
+    #[test]
+    fn a_dead_detector_makes_a_clean_cell_inconclusive_and_an_unbuilt_one_is_said() {
+        let mut live = test(LIVENESS, OK, 0);
+        live.console_line = Some(900);
+        let tests = vec![test("faults_vs_writers", OK, 0), live];
+        let exp = [
+            Expected::liveness(Kind::Lockdep),
+            Expected::liveness(Kind::HungTask),
+        ];
+        let controls = attribute(&mut [], &exp, &tests, &[1]);
+        let (v, why) = decide(&tests, &[], &controls);
+        assert_eq!(v, Verdict::Inconclusive);
+        assert!(why.unwrap().starts_with("lockdep was not proven alive"));
+        let d = detectors(&[], KernelFacts::default(), None);
+        assert_eq!(d.summary(), "lockdep not built, hung-task not built");
+    }
+
+    #[test]
+    fn a_stress_test_that_missed_the_per_vma_lock_path_fails() {
+        let facts = KernelFacts {
+            per_vma_lock: true,
+            per_vma_lock_stats: true,
+            ..Default::default()
+        };
+        let mut t = test("faults_vs_writers", OK, 0);
+        t.overlap = Some(Overlap::default());
+        t.vmstat_delta.insert("vma_lock_success".into(), 0);
+        let mut module = test("vma_module", OK, 0);
+        module.vmstat_delta.insert("vma_lock_success".into(), 0);
+        let mut tests = vec![t, module];
+        assert_eq!(check_evidence(&mut tests, facts, &BTreeMap::new()), None);
+        assert!(
+            !tests[0].passed() && tests[1].passed(),
+            "only stress tests need the path"
+        );
+        assert!(tests[0]
+            .failure()
+            .unwrap()
+            .contains("per-VMA lock path not exercised"));
+        // pvl-off: the counters must be absent.
+        let off = KernelFacts::default();
+        let before = parse_vmstat("vma_lock_success 3\n");
+        assert!(check_evidence(&mut [], off, &before)
+            .unwrap()
+            .contains("without CONFIG_PER_VMA_LOCK"));
+        let f = KernelFacts::from_config("CONFIG_PER_VMA_LOCK=y\nCONFIG_PER_VMA_LOCK_STATS=y\nCONFIG_PROVE_LOCKING=y\n# CONFIG_DETECT_HUNG_TASK is not set\n");
+        assert!(f.per_vma_lock && f.per_vma_lock_stats && f.lockdep && !f.hung_task);
     }
 
     #[test]

@@ -159,7 +159,7 @@ fn fake_host(dir: &Path, boot: &str) -> (std::ffi::OsString, PathBuf) {
             "#!/bin/sh\n\
              case \"$1\" in --version) echo 'QEMU emulator version 10.0.2 (fake)'; exit 0;; -L) exit 0;; esac\n\
              echo boot >> '{boots}'\n\
-             for a in \"$@\"; do case \"$a\" in *logfile=*) log=${{a#*logfile=}}; log=${{log%%,*}};; esac; done\n\
+             for a in \"$@\"; do case \"$a\" in socket,id=con0,*) sock=${{a#*path=}}; sock=${{sock%%,*}};; esac; done\n\
              {boot}\n",
             boots = dir.join("boots").display()
         ),
@@ -229,7 +229,8 @@ fn doctor_reports_kvm_working_when_the_kernel_prints() {
     // A guest that prints on its console: what a kernel under a working KVM does.
     let (path, cache) = fake_host(
         d.path(),
-        "echo 'Linux version 7.3.4 (fake)' >> \"$log\"\nexec sleep 60",
+        // Like QEMU's console socket (server, waits for kmatrix): the kernel reaches init.
+        "exec python3 -c 'import socket,sys,time\ns=socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); s.listen(1)\nc,_=s.accept(); c.sendall(b\"Linux version 7.3.4 (fake)\\r\\nRun /init as init process\\r\\n\"); time.sleep(60)' \"$sock\"",
     );
     let (_, out) = doctor(&[("PATH", &path), ("KMATRIX_CACHE", cache.as_os_str())]);
     let kvm = line(&check_lines(&out), "kvm").to_string();

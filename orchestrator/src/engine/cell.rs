@@ -20,6 +20,12 @@ pub(crate) struct CellRun<'a> {
     /// The folder of this run of the cell (`repeat-N/` inside it with `--repeat`).
     pub dir: PathBuf,
     pub result: CellResult,
+    /// What the kernel has (from its config), once it is known.
+    pub facts: verdict::KernelFacts,
+    /// Console line where the liveness step started, if it ran.
+    pub liveness_line: Option<usize>,
+    /// Why the liveness step could not run, if it could not.
+    pub liveness_skipped: Option<String>,
 }
 
 impl<'a> CellRun<'a> {
@@ -30,6 +36,9 @@ impl<'a> CellRun<'a> {
             cell,
             result: CellResult::new(cell, dir.clone()),
             dir,
+            facts: verdict::KernelFacts::default(),
+            liveness_line: None,
+            liveness_skipped: None,
         }
     }
 
@@ -94,12 +103,9 @@ impl<'a> CellRun<'a> {
         let mut runs = Vec::new();
         for i in 1..=n {
             self.note(format!("repeat {i}/{n}"));
-            let mut sub = CellRun {
-                sh: self.sh,
-                cell: self.cell,
-                dir: self.dir.join(format!("repeat-{i}")),
-                result: CellResult::new(self.cell, self.dir.join(format!("repeat-{i}"))),
-            };
+            let mut sub = CellRun::new(self.sh, self.cell);
+            sub.dir = self.dir.join(format!("repeat-{i}"));
+            sub.result = CellResult::new(self.cell, sub.dir.clone());
             sub.result.source_id = self.result.source_id.clone();
             let out = sub.attempt(&prepared).await;
             runs.push(sub.finish(out));
@@ -117,16 +123,45 @@ impl<'a> CellRun<'a> {
     /// The verdict from what was collected; an early stop keeps its own verdict, but
     /// the findings and controls are recorded either way.
     fn judge(&mut self, ran: Result<(), Stop>) -> Result<(), Stop> {
-        let expectations: Vec<(String, crate::plan::Expectation)> = self
+        let mut expectations: Vec<verdict::Expected> = self
             .sh
             .plan
             .tests
             .iter()
             .filter(|t| self.result.tests.iter().any(|r| r.name == t.name))
-            .flat_map(|t| t.expect.iter().map(|e| (t.name.clone(), e.clone())))
+            .flat_map(|t| {
+                t.expect
+                    .iter()
+                    .map(|e| verdict::Expected::of_test(&t.name, e))
+            })
             .collect();
+        expectations.extend(self.liveness_expected());
+        let booted = !self.result.boot_lines.is_empty();
+        let contradiction = verdict::check_evidence(
+            &mut self.result.tests,
+            self.facts,
+            &self.result.vmstat_before,
+        );
+        // The liveness step is placed among the tests by its start marker.
+        let mut placed = self.result.tests.clone();
+        if let Some(line) = self.liveness_line {
+            let mut t = verdict::TestResult::new(
+                verdict::LIVENESS,
+                verdict::TestOutcome::Exited { status: 0 },
+            );
+            t.console_line = Some(line);
+            placed.push(t);
+        }
         let r = &mut self.result;
-        r.controls = verdict::attribute(&mut r.findings, &expectations, &r.tests, &r.boot_lines);
+        r.controls = verdict::attribute(&mut r.findings, &expectations, &placed, &r.boot_lines);
+        if booted {
+            let skipped = match (&self.liveness_skipped, self.liveness_line) {
+                (Some(why), _) => Some(why.as_str()),
+                (None, None) => Some("the cell stopped before its last test"),
+                (None, Some(_)) => None,
+            };
+            r.detectors = Some(verdict::detectors(&r.controls, self.facts, skipped));
+        }
         let _ = crate::cache::write_atomic(
             &self.dir.join("findings.json"),
             serde_json::to_string_pretty(&crate::console::findings_json(&r.findings))
@@ -134,6 +169,9 @@ impl<'a> CellRun<'a> {
                 .as_bytes(),
         );
         ran?;
+        if let Some(why) = contradiction {
+            return Err(Stop::new(Verdict::ConfigMismatch, why));
+        }
         let (v, why) = verdict::decide(&r.tests, &r.findings, &r.controls);
         r.verdict = v;
         r.reason = why;

@@ -15,6 +15,7 @@
 mod boot;
 mod cell;
 mod forensics;
+mod liveness;
 mod prepare;
 mod shell;
 mod tests;

@@ -59,20 +59,25 @@ impl CellRun<'_> {
             .cloned()
     }
 
-    fn modules(&self) -> Vec<ModuleSource> {
-        self.sh
+    /// The out-of-tree modules built against this cell's kernel: the tests' own, and
+    /// the liveness step's.
+    fn modules(&self) -> Result<Vec<ModuleSource>, Stop> {
+        let mut v: Vec<ModuleSource> = self
+            .sh
             .plan
             .tests
             .iter()
             .filter(|t| t.applies_to(self.cell))
             .filter_map(|t| Some((t.module_name()?, t.module.clone()?)))
-            .collect()
+            .collect();
+        v.push(super::liveness::module_source(&self.sh.cache).map_err(|e| infra_err(&e))?);
+        Ok(v)
     }
 
     /// The cell's kernel: from the cache when nothing that decides it changed, else
     /// built in the cell's slot (one after the other with the slot's other cells).
     async fn kernel(&mut self, tree: &Tree) -> Result<Kernel, Stop> {
-        let modules = self.modules();
+        let modules = self.modules()?;
         let key = build::cache_key(self.cell, tree, &modules)
             .await
             .map_err(|e| infra_err(&e))?;

@@ -77,6 +77,7 @@ impl CellRun<'_> {
             .filter(|t| t.applies_to(self.cell))
             .collect();
         fill_share(&self.dir.join("share"), p, &all)?;
+        self.facts = super::liveness::facts(p);
         let budget = Budget::new(self.sh.plan.limits.console_bytes);
         let mut done = 0;
         let mut boot = 1;
@@ -132,6 +133,9 @@ impl CellRun<'_> {
     /// What one boot's console showed becomes the cell's: findings, where each test
     /// started, and what was not kept.
     fn absorb(&mut self, w: Watcher) {
+        if let Some(span) = w.spans.iter().find(|s| s.test == verdict::LIVENESS) {
+            self.liveness_line = Some(span.start);
+        }
         for span in &w.spans {
             if let Some(t) = self
                 .result
@@ -219,6 +223,7 @@ impl CellRun<'_> {
             }
         }
         self.result.vmstat_after = before;
+        self.liveness(s, p).await;
         let ssh = s.ssh.clone();
         let _ = tokio::task::spawn_blocking(move || {
             guest::fire(&ssh, "sync; umount /results; reboot -f")

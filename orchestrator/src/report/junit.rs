@@ -44,6 +44,9 @@ fn suite(c: &CellResult) -> TestSuite {
         "accel",
         c.accel.map(|a| a.name()).unwrap_or("-"),
     ));
+    if let Some(d) = &c.detectors {
+        s.add_property(Property::new("detectors", xml_text(&d.summary())));
+    }
     let reason = c.reason.clone().unwrap_or_default();
     let early = matches!(
         c.verdict,

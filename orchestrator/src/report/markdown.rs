@@ -78,6 +78,20 @@ pub fn render(cells: &[CellResult]) -> String {
         }
         o.push('\n');
     }
+    // What each verdict rests on: were the detectors alive to the end?
+    let booted: Vec<&CellResult> = cells.iter().filter(|c| c.detectors.is_some()).collect();
+    if !booted.is_empty() {
+        o.push_str("\n| cell | detectors |\n|---|---|\n");
+        for c in booted {
+            if let Some(d) = &c.detectors {
+                o.push_str(&format!(
+                    "| {} | {} |\n",
+                    escape(&c.id),
+                    escape(&d.summary())
+                ));
+            }
+        }
+    }
     for c in cells {
         if c.verdict == Verdict::Pass && c.findings.is_empty() {
             continue;

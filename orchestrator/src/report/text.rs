@@ -81,6 +81,9 @@ fn details(c: &CellResult, style: &dyn Fn(Category, &str) -> String) -> String {
             .unwrap_or_default();
         out.push_str(&format!("  accel: {}{note}\n", a.name()));
     }
+    if let Some(d) = &c.detectors {
+        out.push_str(&format!("  detectors: {}\n", visible(&d.summary())));
+    }
     for d in &c.details {
         out.push_str(&format!("  {}\n", visible(d)));
     }

@@ -1,0 +1,134 @@
+//! The liveness step, after the last test of every booted cell, for any spec: prove that
+//! lockdep and the hung-task detector still work. A tiny module built against each
+//! kernel (`guest-tests/modules/kmatrix_live`, embedded in kmatrix) provokes one tagged
+//! lockdep report and one tagged hung-task report; the hung-task timeout is lowered for
+//! the step and restored after it. Both reports are controls, never findings.
+
+use super::boot::BootSession;
+use super::cell::CellRun;
+use super::prepare::Prepared;
+use crate::build::ModuleSource;
+use crate::cache::{Cache, Hasher};
+use crate::console::{watcher::Watcher, Kind};
+use crate::events::Phase;
+use crate::guest::{self, Exec};
+use crate::verdict::{Expected, KernelFacts, LIVENESS, LIVENESS_TAG};
+use std::time::{Duration, Instant};
+
+/// The module's name (`kmatrix_live.ko`).
+pub const MODULE: &str = "kmatrix_live";
+const KBUILD: &str = include_str!("../../../guest-tests/modules/kmatrix_live/Kbuild");
+const SOURCE: &str = include_str!("../../../guest-tests/modules/kmatrix_live/kmatrix_live.c");
+
+/// The hung-task timeout during the step (seconds), and how long the module's kthread
+/// stays blocked: long enough for the detector to look twice.
+const HUNG_SECS: u32 = 2;
+const HOLD_SECS: u32 = 12;
+
+/// The module's source, written once into the cache (it ships inside kmatrix, so any
+/// spec gets it).
+pub fn module_source(cache: &Cache) -> std::io::Result<ModuleSource> {
+    let mut h = Hasher::new("liveness-module");
+    h.field(KBUILD.as_bytes()).field(SOURCE.as_bytes());
+    let dir = cache.dir("liveness").join(h.finish()).join(MODULE);
+    if !dir.join("kmatrix_live.c").is_file() {
+        std::fs::create_dir_all(&dir)?;
+        crate::cache::write_atomic(&dir.join("Kbuild"), KBUILD.as_bytes())?;
+        crate::cache::write_atomic(&dir.join("kmatrix_live.c"), SOURCE.as_bytes())?;
+    }
+    Ok((MODULE.to_string(), dir))
+}
+
+impl CellRun<'_> {
+    /// The controls of the liveness step, for the detectors this kernel has.
+    pub fn liveness_expected(&self) -> Vec<Expected> {
+        if self.liveness_line.is_none() {
+            return vec![];
+        }
+        let mut v = Vec::new();
+        if self.facts.lockdep {
+            v.push(Expected::liveness(Kind::Lockdep));
+        }
+        if self.facts.hung_task {
+            v.push(Expected::liveness(Kind::HungTask));
+        }
+        v
+    }
+
+    /// Run the step in this boot (all tests done). What it finds is judged with the
+    /// rest of the cell's findings; `liveness_skipped` says why when it cannot run.
+    pub async fn liveness(&mut self, s: &mut BootSession, p: &Prepared) {
+        if !self.facts.lockdep && !self.facts.hung_task {
+            return;
+        }
+        let Some(m) = p.kernel.modules.iter().find(|m| m.name == MODULE) else {
+            self.liveness_skipped = Some("no liveness module for this kernel".into());
+            return;
+        };
+        if m.ko.is_none() {
+            self.liveness_skipped = Some(format!(
+                "the liveness module did not build: {}",
+                m.errors.first().cloned().unwrap_or_default()
+            ));
+            return;
+        }
+        self.phase(Phase::Test, "liveness (lockdep, hung-task)");
+        let start = Instant::now();
+        let from = s.console.with(|w| w.line());
+        let begin = format!(
+            "echo {} > /dev/kmsg; old=$(cat /proc/sys/kernel/hung_task_timeout_secs); echo $old > /tmp/kmatrix-hung; \
+             echo {HUNG_SECS} > /proc/sys/kernel/hung_task_timeout_secs; \
+             [ \"$(cat /proc/sys/kernel/hung_task_warnings)\" = 0 ] && echo 1 > /proc/sys/kernel/hung_task_warnings; \
+             insmod /tests/{MODULE}.ko mode=all hold_secs={HOLD_SECS}",
+            guest::shell_quote(&Watcher::marker(&s.nonce, "start", LIVENESS))
+        );
+        if let Err(e) = self.guest(s, begin).await {
+            self.liveness_skipped = Some(format!("could not load the liveness module: {e}"));
+            return;
+        }
+        // The hung-task report comes after the lowered timeout and the detector's next
+        // look; lockdep's at once. Under emulation everything takes longer.
+        let slow = s.vm.spec.accel.slowdown(self.cell.arch).max(4) / 4;
+        let until = Instant::now() + Duration::from_secs(30 * slow as u64);
+        while Instant::now() < until && s.vm.qemu.try_wait().is_none() {
+            let seen = s.console.with(|w| {
+                w.findings.iter().any(|f| {
+                    f.line > from && f.kind == Kind::HungTask && f.report.contains(LIVENESS_TAG)
+                }) || w.open_kinds().contains(&Kind::HungTask)
+            });
+            if seen {
+                break;
+            }
+            s.console.changed(Duration::from_millis(500)).await;
+        }
+        let end = format!(
+            "cat /tmp/kmatrix-hung > /proc/sys/kernel/hung_task_timeout_secs; echo {} > /dev/kmsg",
+            guest::shell_quote(&Watcher::marker(&s.nonce, "end", LIVENESS))
+        );
+        let _ = self.guest(s, end).await;
+        self.note(format!(
+            "liveness step took {:.1}s",
+            start.elapsed().as_secs_f64()
+        ));
+    }
+
+    async fn guest(&self, s: &BootSession, cmd: String) -> Result<(), String> {
+        let ssh = s.ssh.clone();
+        let r = tokio::task::spawn_blocking(move || {
+            guest::exec(&ssh, &cmd, Exec::quick(Duration::from_secs(60)))
+        })
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+        if r.exit_status == 0 {
+            Ok(())
+        } else {
+            Err(format!("exit {}: {}", r.exit_status, r.output.trim()))
+        }
+    }
+}
+
+/// The kernel's facts from its final config.
+pub fn facts(p: &Prepared) -> KernelFacts {
+    KernelFacts::from_config(&std::fs::read_to_string(&p.kernel.config).unwrap_or_default())
+}
