@@ -11,7 +11,10 @@
  * Threads of the parent:
  *   stamp_anon  write a generation stamp into every page of their own slot
  *               of anonymous private memory (3 words a page), read it back;
- *               after every fork each first write is a COW fault
+ *               after every fork each first write is a COW fault; one slot
+ *               is a 2 MiB-aligned, MADV_HUGEPAGE region, so with THP built
+ *               (kconfigs/thp.config) fork copies a huge PMD and the first
+ *               write after it splits or copies a huge page
  *   stamp_shm   the same on a memfd (shared) mapping
  *   fork        fork() in a loop; each child checks its snapshot, writes a
  *               marker into its copy of the anonymous slots and _exit()s at
@@ -50,9 +53,11 @@
 #define MADV_KEEPONFORK 19
 #endif
 
-#define N_ANON		2
+#define N_ANON		3	/* slot 2: one 2 MiB-aligned PMD-sized region (THP when built) */
 #define N_SHM		1
 #define SLOT_PAGES	64
+#define HUGE_SIZE	(2ul << 20)
+#define MAX_APAGES	512	/* pages of the huge slot with 4 KiB pages */
 #define TOG_PAGES	32
 #define TOG_SLOT	7	/* slot id used for stamps in the toggle region */
 #define MAGIC		0x464b000000000000ull	/* "FK" */
@@ -65,6 +70,7 @@ static double deadline;
 static atomic_int go;
 
 static char *anon[N_ANON], *shm[N_SHM], *tog;
+static size_t apages[N_ANON];
 static atomic_ullong shm_gen[N_SHM];
 
 /* Shared with the children (MAP_SHARED): what they found. */
@@ -172,10 +178,10 @@ static void *stamp_anon_thread(void *arg)
 	ktap_overlap_start(ov_anon);
 	for (uint64_t it = 0; ktap_keep_going(deadline, it, !sa[i].rounds); it++) {
 		gen++;
-		stamp_slot(anon[i], i, gen, SLOT_PAGES);
-		sa[i].bad += check_slot(anon[i], i, gen, SLOT_PAGES, sa[i].first_bad);
+		stamp_slot(anon[i], i, gen, apages[i]);
+		sa[i].bad += check_slot(anon[i], i, gen, apages[i], sa[i].first_bad);
 		sa[i].rounds++;
-		sa[i].pages += SLOT_PAGES;
+		sa[i].pages += apages[i];
 		ktap_overlap_op(ov_anon);
 	}
 	ktap_overlap_stop(ov_anon);
@@ -266,7 +272,7 @@ static int tog_state(size_t p, uint64_t v[3])
 
 static __attribute__((noreturn)) void child_main(void)
 {
-	static uint64_t a1[N_ANON][SLOT_PAGES][3], t1[TOG_PAGES][3];
+	static uint64_t a1[N_ANON][MAX_APAGES][3], t1[TOG_PAGES][3];
 	static int ts1[TOG_PAGES];
 	uint64_t sg1[N_SHM][SLOT_PAGES][3];
 	struct sigaction act;
@@ -283,7 +289,7 @@ static __attribute__((noreturn)) void child_main(void)
 
 	/* First look: every anonymous word is a stamp of its place. */
 	for (int i = 0; i < N_ANON; i++)
-		for (size_t p = 0; p < SLOT_PAGES; p++)
+		for (size_t p = 0; p < apages[i]; p++)
 			for (int w = 0; w < 3; w++) {
 				a1[i][p][w] = *wp(anon[i], p, w);
 				if (!is_stamp(a1[i][p][w], i, p, w, NULL))
@@ -308,7 +314,7 @@ static __attribute__((noreturn)) void child_main(void)
 	sched_yield();
 	/* Second look: private memory must not have changed at all. */
 	for (int i = 0; i < N_ANON; i++)
-		for (size_t p = 0; p < SLOT_PAGES; p++)
+		for (size_t p = 0; p < apages[i]; p++)
 			for (int w = 0; w < 3; w++) {
 				uint64_t v = *wp(anon[i], p, w);
 
@@ -334,7 +340,7 @@ static __attribute__((noreturn)) void child_main(void)
 	}
 	/* Write our copies (COW breaks in the child), then leave at once. */
 	for (int i = 0; i < N_ANON; i++)
-		for (size_t p = 0; p < SLOT_PAGES; p++)
+		for (size_t p = 0; p < apages[i]; p++)
 			*wp(anon[i], p, 1) = MARKER | (uint64_t)(getpid() & 0xffffff);
 	atomic_fetch_add(&cres->checked, 1);
 	_exit(atomic_load(&cres->bad) ? 1 : 0);
@@ -456,7 +462,7 @@ static void remote_maps(pid_t c, char *buf, size_t cap)
 
 static void *remote_thread(void *arg)
 {
-	size_t len = SLOT_PAGES * ps;
+	size_t len = MAX_APAGES * ps;
 	char *buf = malloc(len), mbuf[8192];
 	uint64_t rng = 0x4e40;
 
@@ -468,7 +474,7 @@ static void *remote_thread(void *arg)
 	for (uint64_t it = 0; ktap_keep_going(deadline, it, !rm.reads); it++) {
 		pid_t c = atomic_load(&newest_child);
 		int i = ktap_rand(&rng) % N_ANON;
-		struct iovec l = { buf, len }, r = { anon[i], len };
+		struct iovec l = { buf, apages[i] * ps }, r = { anon[i], apages[i] * ps };
 		ssize_t n;
 
 		if (!c) {
@@ -509,6 +515,19 @@ static void *remote_thread(void *arg)
 
 /* ------------------------------------------------------------------ main */
 
+/* THP evidence: AnonHugePages of this process (0 without THP). */
+static void anon_huge_diag(const char *when)
+{
+	FILE *f = fopen("/proc/self/smaps_rollup", "r");
+	char line[256];
+
+	while (f && fgets(line, sizeof(line), f))
+		if (!strncmp(line, "AnonHugePages:", 14))
+			ktap_diag("%s: %.*s", when, (int)strcspn(line, "\n"), line);
+	if (f)
+		fclose(f);
+}
+
 static int setup(void)
 {
 	cres = mmap(NULL, sizeof(*cres), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
@@ -517,13 +536,32 @@ static int setup(void)
 		return -1;
 	}
 	for (int i = 0; i < N_ANON; i++) {
-		anon[i] = mmap(NULL, SLOT_PAGES * ps, PROT_READ | PROT_WRITE,
+		int huge = i == N_ANON - 1;
+		size_t len = huge ? HUGE_SIZE : SLOT_PAGES * ps;
+		char *m = mmap(NULL, huge ? 2 * len : len, PROT_READ | PROT_WRITE,
 			       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-		if (anon[i] == MAP_FAILED) {
+
+		if (m == MAP_FAILED) {
 			ktap_diag("mmap anon: %s", strerror(errno));
 			return -1;
 		}
-		stamp_slot(anon[i], i, 1, SLOT_PAGES);
+		apages[i] = len / ps;
+		anon[i] = m;
+		if (huge) {
+			/* Keep the 2 MiB-aligned middle, so a PMD can map it. */
+			anon[i] = (char *)(((uintptr_t)m + len - 1) & ~(uintptr_t)(len - 1));
+			if (anon[i] > m)
+				munmap(m, anon[i] - m);
+			munmap(anon[i] + len, m + 2 * len - (anon[i] + len));
+			if (apages[i] > MAX_APAGES) {
+				ktap_diag("page size %zu: huge slot has more than %d pages", ps, MAX_APAGES);
+				return -1;
+			}
+			if (madvise(anon[i], len, MADV_HUGEPAGE))
+				ktap_diag("madvise(MADV_HUGEPAGE): %s (no THP in this kernel: the huge slot uses small pages)",
+					  strerror(errno));
+		}
+		stamp_slot(anon[i], i, 1, apages[i]);
 	}
 	for (int i = 0; i < N_SHM; i++) {
 		int fd = memfd_create("kmatrix-fork", MFD_CLOEXEC);
@@ -558,10 +596,11 @@ int main(int argc, char **argv)
 	int nth = 0;
 
 	ps = sysconf(_SC_PAGESIZE);
-	ktap_diag("fork_vs_faults: duration %.1fs, page size %zu, %d anon + %d shmem stamp threads",
+	ktap_diag("fork_vs_faults: duration %.1fs, page size %zu, %d anon (one 2 MiB-aligned) + %d shmem stamp threads",
 		  dur, ps, N_ANON, N_SHM);
 	if (setup())
 		return ktap_bail("not run: setup failed");
+	anon_huge_diag("after setup");
 	ov_anon = ktap_overlap_kind("stamp_anon");
 	ov_shm = ktap_overlap_kind("stamp_shm");
 	ov_fork = ktap_overlap_kind("fork");
@@ -581,6 +620,8 @@ int main(int argc, char **argv)
 	atomic_store(&go, 1);
 	for (int i = 0; i < nth; i++)
 		pthread_join(th[i], NULL);
+
+	anon_huge_diag("at the end");
 
 	/* 1: the parent's private pages hold exactly what it wrote. */
 	for (int i = 0; i < N_ANON; i++) {
