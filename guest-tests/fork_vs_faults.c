@@ -11,6 +11,8 @@
  * Threads of the parent:
  *   stamp_anon  write a generation stamp into every page of their own slot
  *               of anonymous private memory (3 words a page), read it back;
+ *               every 4th round MADV_DONTNEED a random run of it first (in
+ *               7.3 under the per-VMA lock, so it can race dup_mmap());
  *               after every fork each first write is a COW fault; one slot
  *               is a 2 MiB-aligned, MADV_HUGEPAGE region, so with THP built
  *               (kconfigs/thp.config) fork copies a huge PMD and the first
@@ -28,14 +30,14 @@
  * Invariants:
  *   - parent: a page reads back exactly what this thread wrote last (a
  *     child's marker, or a lost write, is corruption);
- *   - child: every anonymous word is a valid stamp of its (slot, page,
- *     word), and reading the whole snapshot twice gives the same bytes (the
+ *   - child: every anonymous word is zero (zapped by the parent's
+ *     MADV_DONTNEED) or a valid stamp of its (slot, page, word), and reading the whole snapshot twice gives the same bytes (the
  *     child is running, so dup_mmap() and its TLB flush are over: any change
  *     is a parent write leaking into the child); shared words are valid
  *     stamps whose generation never goes back; a page of the toggle region is
  *     absent (DONTFORK), zero (WIPEONFORK) or a valid stamp, and stable;
  *   - remote reads of an exiting child fail only with ESRCH/EFAULT/ENOMEM
- *     and return only stamps or markers.
+ *     and return only stamps, markers or zero (zapped) words.
  */
 #define _GNU_SOURCE
 #include "ktap.h"
@@ -83,7 +85,7 @@ struct cres {
 static struct cres *cres;
 
 static struct {
-	uint64_t rounds, pages, bad;
+	uint64_t rounds, pages, zaps, bad;
 	char first_bad[256];
 } sa[N_ANON], ss[N_SHM];
 
@@ -172,12 +174,23 @@ static uint64_t check_slot(char *base, int slot, uint64_t gen, size_t pages, cha
 static void *stamp_anon_thread(void *arg)
 {
 	int i = (int)(uintptr_t)arg;
-	uint64_t gen = 1;	/* setup stamped generation 1 */
+	uint64_t gen = 1, rng = 0xa17 + i;	/* setup stamped generation 1 */
 
 	wait_go();
 	ktap_overlap_start(ov_anon);
 	for (uint64_t it = 0; ktap_keep_going(deadline, it, !sa[i].rounds); it++) {
 		gen++;
+		if ((it & 3) == 3) {
+			/* Zap a run (per-VMA-locked madvise), so a fork can meet it mid-copy. */
+			size_t a = ktap_rand(&rng) % apages[i], n = 1 + ktap_rand(&rng) % (apages[i] - a);
+
+			if (madvise(anon[i] + a * ps, n * ps, MADV_DONTNEED)) {
+				sa[i].bad++;
+				note(sa[i].first_bad, "madvise(MADV_DONTNEED): %s", strerror(errno));
+			} else {
+				sa[i].zaps++;
+			}
+		}
 		stamp_slot(anon[i], i, gen, apages[i]);
 		sa[i].bad += check_slot(anon[i], i, gen, apages[i], sa[i].first_bad);
 		sa[i].rounds++;
@@ -292,7 +305,8 @@ static __attribute__((noreturn)) void child_main(void)
 		for (size_t p = 0; p < apages[i]; p++)
 			for (int w = 0; w < 3; w++) {
 				a1[i][p][w] = *wp(anon[i], p, w);
-				if (!is_stamp(a1[i][p][w], i, p, w, NULL))
+				/* Zero: the parent had just zapped it (MADV_DONTNEED). */
+				if (a1[i][p][w] && !is_stamp(a1[i][p][w], i, p, w, NULL))
 					child_bad("anon word not a stamp", i, p, a1[i][p][w]);
 				atomic_fetch_add(&cres->anon_words, 1);
 			}
@@ -497,7 +511,7 @@ static void *remote_thread(void *arg)
 					uint64_t v;
 
 					memcpy(&v, buf + woff(p, w), 8);
-					if (!is_stamp(v, i, p, w, NULL) &&
+					if (v && !is_stamp(v, i, p, w, NULL) &&
 					    !(w == 1 && (v & 0xffffffffff000000ull) == MARKER)) {
 						rm.bad++;
 						note(rm.first_err, "remote read slot %d page %zu word %d: %#llx",
@@ -625,9 +639,9 @@ int main(int argc, char **argv)
 
 	/* 1: the parent's private pages hold exactly what it wrote. */
 	for (int i = 0; i < N_ANON; i++) {
-		ktap_diag("anon slot %d: rounds %llu, pages stamped %llu, bad %llu", i,
+		ktap_diag("anon slot %d: rounds %llu, pages stamped %llu, zaps %llu, bad %llu", i,
 			  (unsigned long long)sa[i].rounds, (unsigned long long)sa[i].pages,
-			  (unsigned long long)sa[i].bad);
+			  (unsigned long long)sa[i].zaps, (unsigned long long)sa[i].bad);
 		if (sa[i].first_bad[0])
 			ktap_diag("  first mismatch: %s", sa[i].first_bad);
 		bad += sa[i].bad;
