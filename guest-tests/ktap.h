@@ -302,9 +302,11 @@ static inline void ktap_overlap_start(int k)
 	if (atomic_exchange(&ktap_ov->started[k], 1) == 0 &&
 	    atomic_fetch_add(&ktap_ov->nstarted, 1) + 1 == atomic_load(&ktap_ov->nkinds)) {
 		int w = KTAP_OV_WAIT;
+		double t = ktap_now();
 
-		atomic_store(&ktap_ov->t_open, ktap_now());
-		atomic_compare_exchange_strong(&ktap_ov->state, &w, KTAP_OV_OPEN);
+		/* Opens only if no kind has stopped meanwhile (then it stays closed). */
+		if (atomic_compare_exchange_strong(&ktap_ov->state, &w, KTAP_OV_OPEN))
+			atomic_store(&ktap_ov->t_open, t);
 	}
 }
 
