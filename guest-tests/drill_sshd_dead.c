@@ -13,7 +13,7 @@
 
 static int is_dropbear(const char *pid)
 {
-	char path[64], comm[32] = "";
+	char path[300], comm[32] = "";	/* d_name is up to 255 bytes */
 	FILE *f;
 
 	snprintf(path, sizeof(path), "/proc/%s/comm", pid);

@@ -83,6 +83,9 @@ struct pstat {
 };
 static struct pstat prs[N_PROC], pr;	/* per thread, and the sum */
 
+/* Overlap kinds (ktap.h): each kind's ops count only while all kinds run. */
+static int ov_fault[2], ov_mprotect, ov_mmap, ov_mremap, ov_proc;
+
 static inline int running(void)
 {
 	return ktap_now() < deadline;
@@ -147,6 +150,7 @@ static void *fault_thread(void *arg)
 	uint64_t rng = 0x9e3779b97f4a7c15ull * (s->id + 1), gen = 0;
 
 	wait_go();
+	ktap_overlap_start(ov_fault[s->shm]);
 	for (uint64_t it = 0; ktap_keep_going(deadline, it, !s->rounds); it++) {
 		size_t a, n;
 
@@ -173,6 +177,7 @@ static void *fault_thread(void *arg)
 		if (madvise(s->fr + a * ps, n * ps, MADV_DONTNEED)) {
 			s->errors++;
 			note(s->first_err, "madvise(DONTNEED) slot %d: %s", s->id, strerror(errno));
+			ktap_overlap_op(ov_fault[s->shm]);	/* the write faults did happen */
 			continue;
 		}
 		s->dontneed++;
@@ -200,7 +205,9 @@ static void *fault_thread(void *arg)
 					s->bad++;
 			}
 		}
+		ktap_overlap_op(ov_fault[s->shm]);
 	}
+	ktap_overlap_stop(ov_fault[s->shm]);
 	return NULL;
 }
 
@@ -219,6 +226,7 @@ static void *mprotect_thread(void *arg)
 
 	(void)arg;
 	wait_go();
+	ktap_overlap_start(ov_mprotect);
 	for (uint64_t it = 0; ktap_keep_going(deadline, it, !mp.nb_toggles || !mp.nb_splits ||
 						    (!mp.fr_splits && !mp.exec_disabled)); it++) {
 		struct slot *s = &slots[ktap_rand(&rng) % N_SLOTS];
@@ -232,6 +240,7 @@ static void *mprotect_thread(void *arg)
 		if (!do_mprotect(s->nb + ps, ps, PROT_READ, "nb page") &&
 		    !do_mprotect(s->nb + ps, ps, PROT_READ | PROT_WRITE, "nb page"))
 			mp.nb_splits++;
+		ktap_overlap_op(ov_mprotect);
 
 		/* Split the fault VMA itself; it stays readable and writable. */
 		if (mp.exec_disabled)
@@ -253,6 +262,7 @@ static void *mprotect_thread(void *arg)
 		if (!do_mprotect(s->fr + a * ps, n * ps, PROT_READ | PROT_WRITE, "fr RW"))
 			mp.fr_splits++;
 	}
+	ktap_overlap_stop(ov_mprotect);
 	return NULL;
 }
 
@@ -268,6 +278,7 @@ static void *mmap_thread(void *arg)
 		fd = -1;
 	}
 	wait_go();
+	ktap_overlap_start(ov_mmap);
 	for (uint64_t it = 0; ktap_keep_going(deadline, it, !mm.mmaps); it++) {
 		struct slot *s = &slots[ktap_rand(&rng) % N_SLOTS];
 		/* Often start right at the fault region's end so anon VMAs merge. */
@@ -320,7 +331,9 @@ static void *mmap_thread(void *arg)
 		} else {
 			mm.munmaps++;
 		}
+		ktap_overlap_op(ov_mmap);
 	}
+	ktap_overlap_stop(ov_mmap);
 	if (fd >= 0)
 		close(fd);
 	return NULL;
@@ -361,6 +374,7 @@ static void *mremap_thread(void *arg)
 
 	(void)arg;
 	wait_go();
+	ktap_overlap_start(ov_mremap);
 	for (uint64_t it = 0; ktap_keep_going(deadline, it, !mr.moves); it++) {
 		char *p, *q, *t, *r;
 		size_t n = SCRATCH_PAGES;
@@ -413,7 +427,9 @@ static void *mremap_thread(void *arg)
 		check_scratch(r, 0, n / 2, gen);
 		if (munmap(r, n / 2 * ps))
 			MR_FAIL("munmap moved scratch");
+		ktap_overlap_op(ov_mremap);
 	}
+	ktap_overlap_stop(ov_mremap);
 	return NULL;
 }
 
@@ -519,13 +535,16 @@ static void *proc_thread(void *arg)
 	size_t cap = 0;
 
 	wait_go();
+	ktap_overlap_start(ov_proc);
 	for (uint64_t it = 0; ktap_keep_going(deadline, it, !st->maps_reads || !st->smaps_reads); it++) {
 		if (smaps_first)
 			read_smaps(st, &buf, &cap);
 		read_maps(st, &buf, &cap);
 		if (!smaps_first)
 			read_smaps(st, &buf, &cap);
+		ktap_overlap_op(ov_proc);
 	}
+	ktap_overlap_stop(ov_proc);
 	free(buf);
 	return NULL;
 }
@@ -582,7 +601,7 @@ int main(int argc, char **argv)
 {
 	pthread_t th[N_SLOTS + 3 + N_PROC];
 	int nth = 0, ok;
-	double dur = ktap_begin(argc, argv, 7);
+	double dur = ktap_begin(argc, argv, 7 + 6);
 	uint64_t sum_w, sum_c, sum_bad, sum_err, sum_zero, sum_ret, sum_dn, sum_dnbad, sum_alias;
 
 	ps = sysconf(_SC_PAGESIZE);
@@ -592,6 +611,12 @@ int main(int argc, char **argv)
 		ktap_diag("setup failed");
 		return ktap_bail("not run: setup failed");
 	}
+	ov_fault[0] = ktap_overlap_kind("fault_anon");
+	ov_fault[1] = ktap_overlap_kind("fault_shm");
+	ov_mprotect = ktap_overlap_kind("mprotect");
+	ov_mmap = ktap_overlap_kind("mmap");
+	ov_mremap = ktap_overlap_kind("mremap");
+	ov_proc = ktap_overlap_kind("proc");
 	deadline = ktap_now() + dur;
 	for (int i = 0; i < N_SLOTS; i++)
 		if (pthread_create(&th[nth++], NULL, fault_thread, &slots[i]))
@@ -706,6 +731,9 @@ int main(int argc, char **argv)
 		ktap_diag("  first error: %s", pr.first_err);
 	ktap_result(pr.maps_reads > 0 && pr.smaps_reads > 0 && !pr.malformed && !pr.errors,
 		    "proc maps/smaps readers ran, output well-formed");
+
+	/* 8..13: every kind worked while all the others were running. */
+	ktap_overlap_report();
 	return ktap_end();
 
 thread_fail:

@@ -21,11 +21,13 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -234,6 +236,181 @@ static inline int ktap_bail(const char *why)
 	return ktap_end();
 }
 
+/* ------------------------------------------------------ overlap evidence
+ *
+ * A stress test only proves something when its thread kinds really ran at
+ * the same time. Each kind of thread registers once (ktap_overlap_kind()),
+ * brackets its loop with ktap_overlap_start()/ktap_overlap_stop() and calls
+ * ktap_overlap_op() after each operation. An operation counts only while the
+ * window is open: from the moment every kind has a thread in its loop ("all
+ * started") until the first kind has none left ("first stopped"); the window
+ * never reopens. ktap_overlap_report() prints the one line the host parses
+ *   # kmatrix-overlap: window=<s.mmm> <kind>=<ops> ...
+ * and one test per kind, "not ok" when the kind did nothing in the window.
+ *
+ * The state lives in a MAP_SHARED anonymous page set up by ktap_begin(), so
+ * kinds running in a forked child count in the same window.
+ */
+#define KTAP_OVERLAP_MAX	16
+#define KTAP_OVERLAP_NAME	32
+
+enum { KTAP_OV_WAIT, KTAP_OV_OPEN, KTAP_OV_CLOSED };
+
+struct ktap_overlap {
+	_Atomic int state;
+	_Atomic int nkinds;
+	_Atomic int nstarted;		/* kinds that have had a thread in their loop */
+	_Atomic double t_open, t_close;
+	struct {
+		_Atomic uint64_t ops;	/* alone on its cache line: hot */
+		char pad[64 - sizeof(uint64_t)];
+	} k[KTAP_OVERLAP_MAX];
+	_Atomic int active[KTAP_OVERLAP_MAX];
+	_Atomic int started[KTAP_OVERLAP_MAX];
+	char name[KTAP_OVERLAP_MAX][KTAP_OVERLAP_NAME];
+};
+
+static struct ktap_overlap *ktap_ov;
+
+/* Register a kind before any thread of it starts; returns its index. */
+static inline int ktap_overlap_kind(const char *name)
+{
+	int k;
+
+	if (!ktap_ov)
+		return -1;
+	k = atomic_fetch_add(&ktap_ov->nkinds, 1);
+	if (k >= KTAP_OVERLAP_MAX) {
+		fprintf(stderr, "ktap: more than %d overlap kinds\n", KTAP_OVERLAP_MAX);
+		abort();
+	}
+	snprintf(ktap_ov->name[k], KTAP_OVERLAP_NAME, "%s", name);
+	return k;
+}
+
+static inline int ktap_overlap_open(void)
+{
+	return ktap_ov && atomic_load_explicit(&ktap_ov->state, memory_order_relaxed) == KTAP_OV_OPEN;
+}
+
+/* A thread of kind k enters its loop. */
+static inline void ktap_overlap_start(int k)
+{
+	if (!ktap_ov || k < 0)
+		return;
+	atomic_fetch_add(&ktap_ov->active[k], 1);
+	if (atomic_exchange(&ktap_ov->started[k], 1) == 0 &&
+	    atomic_fetch_add(&ktap_ov->nstarted, 1) + 1 == atomic_load(&ktap_ov->nkinds)) {
+		int w = KTAP_OV_WAIT;
+		double t = ktap_now();
+
+		/* Opens only if no kind has stopped meanwhile (then it stays closed). */
+		if (atomic_compare_exchange_strong(&ktap_ov->state, &w, KTAP_OV_OPEN))
+			atomic_store(&ktap_ov->t_open, t);
+	}
+}
+
+/* A thread of kind k leaves its loop; the kind's last one closes the window. */
+static inline void ktap_overlap_stop(int k)
+{
+	if (!ktap_ov || k < 0)
+		return;
+	if (atomic_fetch_sub(&ktap_ov->active[k], 1) == 1) {
+		int st = atomic_load(&ktap_ov->state);
+
+		/* A kind gone before the others started: the window never opens. */
+		while (st != KTAP_OV_CLOSED &&
+		       !atomic_compare_exchange_weak(&ktap_ov->state, &st, KTAP_OV_CLOSED))
+			;
+		if (st == KTAP_OV_OPEN)
+			atomic_store(&ktap_ov->t_close, ktap_now());
+	}
+}
+
+/* One operation of kind k finished; counted only inside the window. */
+static inline void ktap_overlap_add(int k, uint64_t n)
+{
+	if (ktap_overlap_open() && k >= 0)
+		atomic_fetch_add_explicit(&ktap_ov->k[k].ops, n, memory_order_relaxed);
+}
+
+static inline void ktap_overlap_op(int k)
+{
+	ktap_overlap_add(k, 1);
+}
+
+static inline uint64_t ktap_overlap_ops(int k)
+{
+	return ktap_ov && k >= 0 ? atomic_load_explicit(&ktap_ov->k[k].ops, memory_order_relaxed) : 0;
+}
+
+/* 1 while some registered kind has no operation in the window yet. */
+static inline int ktap_overlap_missing(void)
+{
+	int n = ktap_ov ? atomic_load(&ktap_ov->nkinds) : 0;
+
+	for (int k = 0; k < n; k++)
+		if (!ktap_overlap_ops(k))
+			return 1;
+	return 0;
+}
+
+static inline double ktap_overlap_window(void)
+{
+	double o, c;
+
+	if (!ktap_ov || !atomic_load(&ktap_ov->t_open))
+		return 0;
+	o = atomic_load(&ktap_ov->t_open);
+	c = atomic_load(&ktap_ov->t_close);
+	return (c ? c : ktap_now()) - o;
+}
+
+/* The machine line; caller holds ktap_g.lock. */
+static inline void ktap_overlap_line_locked(void)
+{
+	char line[1024];
+	size_t n;
+	int nk;
+
+	if (!ktap_ov)
+		return;
+	nk = atomic_load(&ktap_ov->nkinds);
+	n = snprintf(line, sizeof(line), "kmatrix-overlap: window=%.3f", ktap_overlap_window());
+	for (int k = 0; k < nk && n < sizeof(line); k++)
+		n += snprintf(line + n, sizeof(line) - n, " %s=%llu", ktap_ov->name[k],
+			      (unsigned long long)ktap_overlap_ops(k));
+	ktap_line_locked("# ", "%s", line);
+}
+
+/*
+ * Print the overlap line and one result per kind ("<kind> overlapped the
+ * other kinds"). Call once, after every thread has been joined. Returns the
+ * number of kinds without overlap.
+ */
+static int ktap_overlap_printed;
+
+static inline int ktap_overlap_report(void)
+{
+	int nk = ktap_ov ? atomic_load(&ktap_ov->nkinds) : 0, bad = 0;
+
+	pthread_mutex_lock(&ktap_g.lock);
+	if (!ktap_g.ended)
+		ktap_overlap_line_locked();
+	ktap_overlap_printed = 1;
+	pthread_mutex_unlock(&ktap_g.lock);
+	for (int k = 0; k < nk; k++) {
+		uint64_t ops = ktap_overlap_ops(k);
+
+		if (ops)
+			ktap_result(1, "%s overlapped the other kinds", ktap_ov->name[k]);
+		else
+			ktap_result(0, "%s overlapped the other kinds # none", ktap_ov->name[k]);
+		bad += !ops;
+	}
+	return bad;
+}
+
 static double ktap_watchdog_at;
 
 static void *ktap_watchdog(void *arg)
@@ -254,6 +431,8 @@ static void *ktap_watchdog(void *arg)
 	pthread_mutex_lock(&ktap_g.lock);
 	if (!ktap_g.ended) {
 		ktap_line_locked("# ", "watchdog: run exceeded its time budget, threads stuck (kernel hang?)");
+		if (!ktap_overlap_printed)
+			ktap_overlap_line_locked();
 		ktap_fail_rest_locked("timed out (watchdog)");
 		ktap_g.ended = 1;
 		ktap_write_file_locked();
@@ -339,6 +518,10 @@ static inline double ktap_begin(int argc, char **argv, int planned)
 	}
 	ktap_g.planned = planned;
 	ktap_g.next = 1;
+	ktap_ov = mmap(NULL, sizeof(*ktap_ov), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
+		       -1, 0);
+	if (ktap_ov == MAP_FAILED)
+		ktap_ov = NULL;	/* overlap kinds then count nothing and fail */
 	if (argc == 3) {
 		ktap_g.result_file = argv[2];
 		snprintf(ktap_g.tmp_path, sizeof(ktap_g.tmp_path), "%s.tmp", argv[2]);
@@ -362,15 +545,27 @@ static inline double ktap_begin(int argc, char **argv, int planned)
 }
 
 /*
- * Worker loop condition: run until the deadline, but under very slow
- * emulation still finish a minimum of work (need != 0) so that "did this
- * thread kind run?" checks are meaningful; capped at KTAP_MIN_ITERS loop
- * iterations in total so the runtime stays bounded.
+ * Worker loop condition. Until the deadline: go on. After it, go on only
+ * while the overlap window is still open (extra work after some kind has
+ * stopped proves nothing) and only to fix a shortfall: a kind with no
+ * operation in the window yet, or, for the caller, need != 0 and fewer than
+ * KTAP_MIN_ITERS iterations. Bounded by KTAP_OVERTIME seconds in any case,
+ * well inside the watchdog's KTAP_GRACE. A program with no overlap kinds
+ * keeps the old rule (need && iter < KTAP_MIN_ITERS).
  */
-#define KTAP_MIN_ITERS 200
+#define KTAP_MIN_ITERS	200
+#define KTAP_OVERTIME	1.5
 static inline int ktap_keep_going(double deadline, uint64_t iter, int need)
 {
-	return ktap_now() < deadline || (need && iter < KTAP_MIN_ITERS);
+	double now = ktap_now();
+
+	if (now < deadline)
+		return 1;
+	if (!ktap_ov || !atomic_load(&ktap_ov->nkinds))
+		return need && iter < KTAP_MIN_ITERS;
+	if (!ktap_overlap_open() || now >= deadline + KTAP_OVERTIME)
+		return 0;
+	return ktap_overlap_missing() || (need && iter < KTAP_MIN_ITERS);
 }
 
 /* Small xorshift PRNG, one state per thread. */

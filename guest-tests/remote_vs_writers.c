@@ -66,6 +66,9 @@ static struct rstat st_pvr, st_mem;
 static pid_t child;
 static atomic_int go;
 
+/* Overlap kinds (ktap.h, shared with the child): registered before fork. */
+static int ov_pvr, ov_mem, ov_cmprotect, ov_cchurn;
+
 static inline int running(void)
 {
 	return ktap_now() < deadline;
@@ -99,6 +102,7 @@ static void *child_mprotect_thread(void *arg)
 	uint64_t rng = 0x5151;
 
 	(void)arg;
+	ktap_overlap_start(ov_cmprotect);
 	/* At least a few rounds even if the parent stops us early. */
 	for (uint64_t it = 0; child_running() || (it < KTAP_MIN_ITERS &&
 	     (!ctl->stable_mprotects || !ctl->mprotects)); it++) {
@@ -124,7 +128,9 @@ static void *child_mprotect_thread(void *arg)
 			cerr("mprotect neighbour");
 		else
 			ctl->mprotects++;
+		ktap_overlap_op(ov_cmprotect);
 	}
+	ktap_overlap_stop(ov_cmprotect);
 	return NULL;
 }
 
@@ -256,9 +262,13 @@ static void child_main(void)
 	ctl->churn = (uintptr_t)c_churn;
 	atomic_store(&ctl->ready, 1);
 	/* Random ops: keep going until each kind happened at least once. */
+	ktap_overlap_start(ov_cchurn);
 	for (uint64_t it = 0; child_running() || (it < 5 * KTAP_MIN_ITERS &&
-	     (!ctl->mmaps || !ctl->munmaps || !ctl->mremaps || !ctl->moves)); it++)
+	     (!ctl->mmaps || !ctl->munmaps || !ctl->mremaps || !ctl->moves)); it++) {
 		churn_step(&rng);
+		ktap_overlap_op(ov_cchurn);
+	}
+	ktap_overlap_stop(ov_cchurn);
 	pthread_join(t, NULL);
 	_exit(ctl->errors || ctl->scratch_bad ? 1 : 0);
 }
@@ -330,6 +340,7 @@ static void *reader(void *arg)
 		return NULL;
 	while (!atomic_load(&go))
 		sched_yield();
+	ktap_overlap_start(use_mem ? ov_mem : ov_pvr);
 	for (uint64_t it = 0; ktap_keep_going(deadline, it, !st->stable_reads); it++) {
 		size_t off, len;
 		ssize_t n;
@@ -369,7 +380,9 @@ static void *reader(void *arg)
 			st->churn_bytes += n;
 			check_churn(st, buf, off, n & ~(size_t)7);
 		}
+		ktap_overlap_op(use_mem ? ov_mem : ov_pvr);
 	}
+	ktap_overlap_stop(use_mem ? ov_mem : ov_pvr);
 	free(buf);
 	return NULL;
 }
@@ -397,7 +410,7 @@ static void report_reader(struct rstat *st, const char *name, int *stable_ok, in
 
 int main(int argc, char **argv)
 {
-	double dur = ktap_begin(argc, argv, 5);
+	double dur = ktap_begin(argc, argv, 5 + 4);
 	int status = 0, reaped = 0, s_pvr, c_pvr, s_mem, c_mem;
 	pthread_t t1, t2;
 	char path[64];
@@ -409,6 +422,10 @@ int main(int argc, char **argv)
 		ktap_diag("mmap ctl: %s", strerror(errno));
 		return ktap_bail("not run: mmap failed");
 	}
+	ov_pvr = ktap_overlap_kind("reader_pvr");
+	ov_mem = ktap_overlap_kind("reader_mem");
+	ov_cmprotect = ktap_overlap_kind("child_mprotect");
+	ov_cchurn = ktap_overlap_kind("child_churn");
 	deadline = ktap_now() + dur;
 	child = fork();
 	if (child < 0) {
@@ -495,5 +512,7 @@ int main(int argc, char **argv)
 		ktap_result(s_mem, "/proc/PID/mem stable region intact");
 		ktap_result(c_mem, "/proc/PID/mem churn reads: only expected errors, data plausible");
 	}
+	/* 6..9: readers and the child's writers ran at the same time. */
+	ktap_overlap_report();
 	return ktap_end();
 }

@@ -17,6 +17,20 @@
  * socket, and MAP_FIXED_NOREPLACE anon mmap/munmap in the gap. The zerocopy
  * address (start of the first half) always stays a TCP mapping.
  *
+ * The "whole" writer targets the zerocopy VMA itself. TCP mappings are
+ * VM_MIXEDMAP, so once split they never merge back and the half-mapping
+ * writers above never write-lock the first half again: only luck would make
+ * find_tcp_vma() meet a write-locked VMA. This writer write-locks it on
+ * purpose, over and over: PROT_NONE <-> PROT_READ of the whole mapping, and
+ * MAP_FIXED re-mmap of the whole mapping from the socket (the old VMA is
+ * detached, a new one takes its place). A receive that starts or ends while
+ * it is inside such a call raced it: lock_vma_under_rcu() fails on the
+ * write-locked (or detached) VMA and the lookup takes the slow path (v3:
+ * mmap_read_lock() waits for the writer, then finds the VMA). Those
+ * receives are counted by a sequence count around the writer's calls. The
+ * receiver's copy of the mapped bytes runs under a read lock the whole
+ * writer also takes, so only the lookup races it, not the verification.
+ *
  * Error cases, tried only when >= 1 page is queued (below that the kernel
  * answers before looking at the VMA): an address with no mapping, an
  * anonymous mapping, the racing gap, and an unaligned address must all fail
@@ -99,8 +113,22 @@ static struct {
 
 static struct {
 	uint64_t nb_toggles, split_toggles, gap_mmaps, gap_eexist, sock_remaps, errors;
+	uint64_t whole_prot, whole_remaps;
 	char first_err[256];
 } wst;
+
+/* Odd while the whole writer is inside a syscall on the zerocopy VMA. */
+static atomic_ulong whole_seq;
+/* Receiver copies mapped bytes under read; the whole writer changes under write. */
+static pthread_rwlock_t copy_lock = PTHREAD_RWLOCK_INITIALIZER;
+
+static struct {
+	uint64_t calls, mapped, bytes;	/* receives that raced a whole-mapping write */
+} rc;
+static uint64_t zc_bytes_overlap;	/* mapped + verified while every kind ran */
+
+/* Overlap kinds (ktap.h). */
+static int ov_sender, ov_receiver, ov_mprotect, ov_mmap, ov_whole;
 
 static inline int running(void)
 {
@@ -134,6 +162,7 @@ static void *sender_thread(void *arg)
 
 	(void)arg;
 	wait_go();
+	ktap_overlap_start(ov_sender);
 	for (uint64_t it = 0; ktap_keep_going(deadline, it, !ss.sends); it++) {
 		size_t pos = off % RING_SIZE;
 		size_t len = CHUNK_PAGES * ps;
@@ -159,12 +188,14 @@ static void *sender_thread(void *arg)
 			break;
 		}
 		ss.sends++;
+		ktap_overlap_op(ov_sender);
 		ss.zc_sends += ss.zerocopy;
 		ss.bytes += n;
 		off += n;
 		if (ss.zerocopy && (ss.sends & 15) == 0)
 			drain_completions();
 	}
+	ktap_overlap_stop(ov_sender);
 	if (ss.zerocopy)
 		drain_completions();
 	shutdown(sfd, SHUT_WR);	/* EOF for the receiver */
@@ -284,10 +315,12 @@ static void *receiver_thread(void *arg)
 	}
 	munmap(hole, ps);
 	wait_go();
+	ktap_overlap_start(ov_receiver);
 	/* Keep draining a little past the deadline to reach EOF. */
 	hard_end = deadline + 1.5;
 	while (ktap_now() < hard_end) {
 		struct kz_zc zc = { 0 };
+		unsigned long s1, s2;
 		int inq = 0;
 
 		if (!rs.zc_broken) {
@@ -295,6 +328,7 @@ static void *receiver_thread(void *arg)
 			if (((rs.zc_calls & 7) == 0 || !rs.probe_rounds) && ioctl(rfd, SIOCINQ, &inq) == 0 &&
 			    (size_t)inq >= ps)
 				error_probes(hole, anon);
+			s1 = atomic_load(&whole_seq);
 			if (zc_call((uintptr_t)smap, MAP_PAGES * ps, &zc)) {
 				/* EIO: nothing queued and FIN seen, i.e. end of stream. */
 				if (errno == EIO &&
@@ -309,16 +343,35 @@ static void *receiver_thread(void *arg)
 				continue;
 			}
 			rs.zc_calls++;
+			s2 = atomic_load(&whole_seq);
+			if ((s1 & 1) || s1 != s2) {
+				/* The lookup overlapped a write-lock of the zerocopy VMA. */
+				rc.calls++;
+				rc.mapped += !!zc.length;
+				rc.bytes += zc.length;
+			}
 			if (zc.err) {
 				rs.errors++;
 				note(rs.first_err, "zerocopy reported socket error %d", zc.err);
 			}
 			if (zc.length) {
+				int copied;
+
 				rs.zc_maps++;
-				if (copy_mapped(mbuf, zc.length) == 0)
+				pthread_rwlock_rdlock(&copy_lock);
+				copied = copy_mapped(mbuf, zc.length) == 0;
+				pthread_rwlock_unlock(&copy_lock);
+				if (copied) {
+					uint64_t bad = rs.bad;
+
 					verify(mbuf, zc.length, off, "zerocopy");
-				else
+					if (rs.bad == bad && ktap_overlap_open()) {
+						zc_bytes_overlap += zc.length;
+						ktap_overlap_op(ov_receiver);
+					}
+				} else {
 					rs.unverified += zc.length;
+				}
 				rs.zc_bytes += zc.length;
 				off += zc.length;
 			}
@@ -358,6 +411,7 @@ static void *receiver_thread(void *arg)
 			}
 		}
 	}
+	ktap_overlap_stop(ov_receiver);
 	free(buf);
 	free(mbuf);
 	munmap(anon, MAP_PAGES * ps);
@@ -376,8 +430,9 @@ static void *mprotect_thread(void *arg)
 {
 	(void)arg;
 	wait_go();
-	for (uint64_t it = 0; (running() && !atomic_load(&recv_done)) ||
-	     (it < KTAP_MIN_ITERS && !wst.split_toggles); it++) {
+	ktap_overlap_start(ov_mprotect);
+	for (uint64_t it = 0; !atomic_load(&recv_done) &&
+	     ktap_keep_going(deadline, it, !wst.split_toggles); it++) {
 		if (mprotect(nb, NB_PAGES * ps, PROT_READ) ||
 		    mprotect(nb, NB_PAGES * ps, PROT_READ | PROT_WRITE))
 			WERR("mprotect nb");
@@ -389,8 +444,10 @@ static void *mprotect_thread(void *arg)
 			WERR("mprotect socket second half");
 		else
 			wst.split_toggles++;
+		ktap_overlap_op(ov_mprotect);
 		usleep(50);	/* give the receiver a chance at the whole VMA too */
 	}
+	ktap_overlap_stop(ov_mprotect);
 	return NULL;
 }
 
@@ -400,8 +457,9 @@ static void *mmap_thread(void *arg)
 
 	(void)arg;
 	wait_go();
-	for (uint64_t it = 0; (running() && !atomic_load(&recv_done)) ||
-	     (it < KTAP_MIN_ITERS && (!wst.gap_mmaps || !wst.sock_remaps)); it++) {
+	ktap_overlap_start(ov_mmap);
+	for (uint64_t it = 0; !atomic_load(&recv_done) &&
+	     ktap_keep_going(deadline, it, !wst.gap_mmaps || !wst.sock_remaps); it++) {
 		size_t n = 1 + ktap_rand(&rng) % GAP_PAGES;
 		char *p = mmap(gap, n * ps, PROT_READ | PROT_WRITE,
 			       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
@@ -430,8 +488,48 @@ static void *mmap_thread(void *arg)
 			else
 				wst.sock_remaps++;
 		}
+		ktap_overlap_op(ov_mmap);
 		usleep(50);
 	}
+	ktap_overlap_stop(ov_mmap);
+	return NULL;
+}
+
+/* Write-lock the zerocopy VMA itself: whole-mapping PROT toggles and re-mmap. */
+static void *whole_thread(void *arg)
+{
+	(void)arg;
+	wait_go();
+	ktap_overlap_start(ov_whole);
+	for (uint64_t it = 0; !atomic_load(&recv_done) &&
+	     ktap_keep_going(deadline, it, !wst.whole_prot || !wst.whole_remaps); it++) {
+		int remap = it & 1;
+		char *p;
+		int err;
+
+		pthread_rwlock_wrlock(&copy_lock);
+		atomic_fetch_add(&whole_seq, 1);
+		if (remap) {
+			p = mmap(smap, MAP_PAGES * ps, PROT_READ, MAP_SHARED | MAP_FIXED, rfd, 0);
+			err = p == MAP_FAILED;
+		} else {
+			err = mprotect(smap, MAP_PAGES * ps, PROT_NONE) ||
+			      mprotect(smap, MAP_PAGES * ps, PROT_READ);
+		}
+		atomic_fetch_add(&whole_seq, 1);
+		pthread_rwlock_unlock(&copy_lock);
+		if (err) {
+			WERR(remap ? "re-mmap whole socket mapping" : "mprotect whole socket mapping");
+		} else {
+			if (remap)
+				wst.whole_remaps++;
+			else
+				wst.whole_prot++;
+			ktap_overlap_op(ov_whole);
+		}
+		usleep(100);	/* let receives find the VMA unlocked too */
+	}
+	ktap_overlap_stop(ov_whole);
 	return NULL;
 }
 
@@ -500,8 +598,8 @@ static int setup_layout(void)
 
 int main(int argc, char **argv)
 {
-	double dur = ktap_begin(argc, argv, 5);
-	pthread_t th[4];
+	double dur = ktap_begin(argc, argv, 6 + 5);
+	pthread_t th[5];
 	int nth = 0, ok, probes_ok;
 	struct sigaction sa;
 	uint64_t total;
@@ -528,11 +626,17 @@ int main(int argc, char **argv)
 	}
 	ktap_result(1, "loopback TCP connection and socket mmap set up");
 
+	ov_sender = ktap_overlap_kind("sender");
+	ov_receiver = ktap_overlap_kind("receiver");
+	ov_mprotect = ktap_overlap_kind("mprotect_half");
+	ov_mmap = ktap_overlap_kind("mmap");
+	ov_whole = ktap_overlap_kind("whole");
 	deadline = ktap_now() + dur;
 	if (pthread_create(&th[nth++], NULL, receiver_thread, NULL) ||
 	    pthread_create(&th[nth++], NULL, sender_thread, NULL) ||
 	    pthread_create(&th[nth++], NULL, mprotect_thread, NULL) ||
-	    pthread_create(&th[nth++], NULL, mmap_thread, NULL)) {
+	    pthread_create(&th[nth++], NULL, mmap_thread, NULL) ||
+	    pthread_create(&th[nth++], NULL, whole_thread, NULL)) {
 		nth--;
 		ktap_diag("pthread_create failed");
 	}
@@ -569,8 +673,11 @@ int main(int argc, char **argv)
 	/* Test names stay fixed across runs; the counts go in diagnostics. */
 	ktap_diag("zerocopy bytes received: %llu (%s)", (unsigned long long)rs.zc_bytes,
 		  rs.zc_bytes ? "pages were mapped" : "none mapped: frags not page-sized?");
-	ktap_result(rs.zc_calls > 0 && !rs.zc_broken && !rs.errors,
-		    "TCP_ZEROCOPY_RECEIVE calls succeeded");
+	ktap_diag("zerocopy bytes mapped and verified while every writer ran: %llu",
+		  (unsigned long long)zc_bytes_overlap);
+	/* Zero mapped bytes means find_tcp_vma() never handed out a VMA: no pass. */
+	ktap_result(rs.zc_calls > 0 && !rs.zc_broken && !rs.errors && zc_bytes_overlap > 0,
+		    "TCP_ZEROCOPY_RECEIVE calls succeeded and mapped pages while writers ran");
 
 	probes_ok = rs.probe_rounds > 0;
 	for (int i = 0; i < 4; i++) {
@@ -592,8 +699,19 @@ int main(int argc, char **argv)
 		  (unsigned long long)wst.gap_eexist, (unsigned long long)wst.errors);
 	if (wst.first_err[0])
 		ktap_diag("  writer first error: %s", wst.first_err);
+	ktap_diag("whole-mapping writer: PROT_NONE/PROT_READ toggles %llu, MAP_FIXED re-mmaps %llu",
+		  (unsigned long long)wst.whole_prot, (unsigned long long)wst.whole_remaps);
 	ktap_result(wst.nb_toggles > 0 && wst.split_toggles > 0 && wst.sock_remaps > 0 &&
-		    wst.gap_mmaps > 0 && !wst.errors,
+		    wst.gap_mmaps > 0 && wst.whole_prot > 0 && wst.whole_remaps > 0 && !wst.errors,
 		    "writers ran (mprotect split of TCP VMA, socket re-mmap, gap mmap/munmap)");
+
+	ktap_diag("contended receives: %llu zerocopy calls overlapped a whole-mapping write, %llu of them mapped %llu bytes",
+		  (unsigned long long)rc.calls, (unsigned long long)rc.mapped,
+		  (unsigned long long)rc.bytes);
+	ktap_result(rc.calls > 0,
+		    "zerocopy receives raced write-locks of the zerocopy VMA (contended lookup)");
+
+	/* 7..11: every thread kind worked while all the others ran. */
+	ktap_overlap_report();
 	return ktap_end();
 }

@@ -89,6 +89,9 @@ static struct {
 	char first_err[256];
 } ws[2];
 
+/* Overlap kinds (ktap.h). */
+static int ov_fault, ov_writer[2], ov_handler;
+
 static inline int running(void)
 {
 	return ktap_now() < deadline;
@@ -259,6 +262,7 @@ static void handle_fault(uint64_t fault_addr, char *src_copy, char *src_move)
 		pthread_rwlock_unlock(&reg[r].remap_lock);
 		if (ret == 0) {
 			hs.moves++;
+			ktap_overlap_op(ov_handler);
 			return;
 		}
 		if (errno != EBUSY) {
@@ -277,6 +281,7 @@ static void handle_fault(uint64_t fault_addr, char *src_copy, char *src_move)
 		fill_page(src_copy, r, page);
 		if (ioctl(uffd, UFFDIO_COPY, &cp) == 0) {
 			hs.copies++;
+			ktap_overlap_op(ov_handler);
 			return;
 		}
 		if (resolve_error("UFFDIO_COPY", addr))
@@ -296,6 +301,7 @@ static void *handler_thread(void *arg)
 		return NULL;
 	}
 	/* Runs until told to stop: faulting threads may still be waiting. */
+	ktap_overlap_start(ov_handler);
 	while (!atomic_load(&handler_stop)) {
 		struct pollfd pfd = { .fd = uffd, .events = POLLIN };
 		struct uffd_msg msg;
@@ -319,6 +325,7 @@ static void *handler_thread(void *arg)
 		hs.msgs++;
 		handle_fault(msg.arg.pagefault.address, src_copy, src_move);
 	}
+	ktap_overlap_stop(ov_handler);
 	free(src_copy);
 	munmap(src_move, ps);
 	return NULL;
@@ -354,6 +361,7 @@ static __attribute__((noinline)) void probe_page(struct fstat *st, int r, size_t
 		}
 	}
 	st->pages_ok++;
+	ktap_overlap_op(ov_fault);
 	/* Write fault too (the page may be missing again by now); same value. */
 	w[1] = pat(r, page, 1);
 	st->writes++;
@@ -367,6 +375,7 @@ static void *fault_thread(void *arg)
 
 	while (!atomic_load(&go))
 		sched_yield();
+	ktap_overlap_start(ov_fault);
 	/* Under slow emulation, still see both a COPY and a MOVE through. */
 	for (uint64_t it = 0; ktap_keep_going(deadline, it, !st->pages_ok ||
 	     !__atomic_load_n(&hs.copies, __ATOMIC_RELAXED) ||
@@ -377,6 +386,7 @@ static void *fault_thread(void *arg)
 		if (!atomic_load(&reg[r].dead))
 			probe_page(st, r, page);
 	}
+	ktap_overlap_stop(ov_fault);
 	return NULL;
 }
 
@@ -436,6 +446,7 @@ static void *writer_thread(void *arg)
 
 	while (!atomic_load(&go))
 		sched_yield();
+	ktap_overlap_start(ov_writer[w]);
 	/* The first 10 iterations walk through every op once. */
 	for (uint64_t it = 0; ktap_keep_going(deadline, it, it < 10); it++) {
 		int r = 2 * w + ktap_rand(&rng) % 2;
@@ -448,16 +459,20 @@ static void *writer_thread(void *arg)
 			continue;
 		if (op < 6) {
 			/* Make pages missing again: the next touch is a uffd fault. */
-			if (madvise(base + a * ps, n * ps, MADV_DONTNEED))
+			if (madvise(base + a * ps, n * ps, MADV_DONTNEED)) {
 				WERR(w, "madvise(DONTNEED)");
-			else
+			} else {
 				ws[w].dontneed++;
+				ktap_overlap_op(ov_writer[w]);
+			}
 		} else if (op < 8 && !reg[r].move) {
 			if (mprotect(base + a * ps, n * ps, PROT_READ) ||
-			    mprotect(base + a * ps, n * ps, PROT_READ | PROT_WRITE))
+			    mprotect(base + a * ps, n * ps, PROT_READ | PROT_WRITE)) {
 				WERR(w, "mprotect");
-			else
+			} else {
 				ws[w].mprotects++;
+				ktap_overlap_op(ov_writer[w]);
+			}
 		} else {
 			/* MOVE regions: keep UFFDIO_MOVE off the PROT_NONE window. */
 			if (reg[r].move)
@@ -465,11 +480,13 @@ static void *writer_thread(void *arg)
 			remap_region(w, r, op == 9);
 			if (reg[r].move)
 				pthread_rwlock_unlock(&reg[r].remap_lock);
+			ktap_overlap_op(ov_writer[w]);
 		}
 		/* Let faults through between writer ops (2 vCPUs). */
 		if ((ws[w].dontneed & 15) == 0)
 			sched_yield();
 	}
+	ktap_overlap_stop(ov_writer[w]);
 	return NULL;
 }
 
@@ -494,7 +511,7 @@ static int join_until(pthread_t t, double until)
 
 int main(int argc, char **argv)
 {
-	double dur = ktap_begin(argc, argv, 5);
+	double dur = ktap_begin(argc, argv, 5 + 4);
 	pthread_t fth[N_FAULTERS], wth[2], hth;
 	int stuck = 0, nf = 0, nw = 0, ok;
 	uint64_t ioctls = 0, probes = 0, pages_ok = 0, bad = 0, segv = 0, sigbus = 0;
@@ -540,6 +557,10 @@ int main(int argc, char **argv)
 	}
 	ktap_result(1, "userfaultfd available (syscall + UFFDIO_API + REGISTER)");
 
+	ov_fault = ktap_overlap_kind("fault");
+	ov_writer[0] = ktap_overlap_kind("writer_copy");
+	ov_writer[1] = ktap_overlap_kind(have_move ? "writer_move" : "writer_copy2");
+	ov_handler = ktap_overlap_kind("handler");
 	deadline = ktap_now() + dur;
 	if (pthread_create(&hth, NULL, handler_thread, NULL)) {
 		ktap_diag("pthread_create handler failed");
@@ -617,5 +638,7 @@ int main(int argc, char **argv)
 	ktap_result(ok, "writers ran (dontneed/mprotect/munmap/re-mmap/re-register)");
 	ktap_result(!stuck && nf == N_FAULTERS && probes > 0 && pages_ok > 0,
 		    "fault threads did work and none got stuck");
+	/* 6..9: faults, both writers and the handler ran at the same time. */
+	ktap_overlap_report();
 	return ktap_end();
 }

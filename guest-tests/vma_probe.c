@@ -25,7 +25,18 @@
  *                  vma_start_write(), the hung-task detector must fire
  *                  (hung_task_timeout_secs=10)
  *   5 nolookup     unmapped address -> must return NULL (the v2 slow path
- *                  dereferences a NULL vma here, so this runs last)
+ *                  dereferences a NULL vma here, so it runs after the
+ *                  controls)
+ *   6 contended_keep      the slow path on purpose: the kernel side holds
+ *   7 contended_mprotect  mmap_lock for write with the VMA write-locked
+ *   8 contended_munmap    while a kthread calls vma_start_read_unlocked()
+ *                  and must wait for it (fast path fails, slow path blocks
+ *                  in mmap_read_lock()); then, still under the lock, it
+ *                  keeps the VMA, drops VM_WRITE from all of it, or unmaps
+ *                  it. The lookup must return the same VMA, the VMA without
+ *                  VM_WRITE, or NULL; the kernel checks that, this program
+ *                  checks the mapping afterwards (read-only / gone). v2's
+ *                  slow path oopses here too, in the kthread
  *
  * The controls are "ok" when the kernel call returned; whether lockdep or
  * the hung-task detector fired is decided from the console by the host.
@@ -43,7 +54,7 @@
 #include <sys/stat.h>
 
 #define PROBE_PATH	"/sys/kernel/debug/kmatrix/vma_probe"
-#define N_CASES		5
+#define N_CASES		8
 #define MIN_HOLD	30
 #define MAGIC		0x6b6d6174726978ULL	/* what the probe writes */
 
@@ -210,6 +221,51 @@ static int case_hold(double dur)
 			   secs, w.blocked);
 }
 
+/* Permissions of the maps line covering addr ("rw-p"), or "" if none. */
+static void perms_of(char *addr, char out[8])
+{
+	unsigned long a = (unsigned long)addr, s, e;
+	char line[512], perms[8];
+	FILE *f = fopen("/proc/self/maps", "r");
+
+	out[0] = 0;
+	if (!f)
+		return;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "%lx-%lx %7s", &s, &e, perms) == 3 && s <= a && a < e) {
+			snprintf(out, 8, "%s", perms);
+			break;
+		}
+	fclose(f);
+}
+
+static int case_contended(const char *op)
+{
+	char *v = fresh_vma(2), perms[8];
+	int err;
+
+	if (!v)
+		return ktap_result(0, "contended_%s: mmap failed: %s", op, strerror(errno));
+	v[0] = 1;
+	budget(40);
+	err = probe("contended 0x%lx %s", (unsigned long)(v + ps), op);
+	if (err == -EINVAL)
+		return ktap_result(0, "contended_%s: the kernel probe has no contended mode (EINVAL): harness patch older than this program", op);
+	if (err)
+		return ktap_result(0, "contended_%s: lookup that waited for the writer answered wrong: %s (see the console)",
+				   op, strerror(-err));
+	perms_of(v, perms);
+	if (!strcmp(op, "mprotect") && strcmp(perms, "r--p"))
+		return ktap_result(0, "contended_mprotect: VMA is '%s' afterwards, want r--p", perms);
+	if (!strcmp(op, "munmap") && perms[0])
+		return ktap_result(0, "contended_munmap: VMA still mapped ('%s') afterwards", perms);
+	if (!strcmp(op, "keep") && strcmp(perms, "rw-p"))
+		return ktap_result(0, "contended_keep: VMA is '%s' afterwards, want rw-p", perms);
+	return ktap_result(1, "contended_%s: vma_start_read_unlocked() waited for the writer, then returned %s",
+			   op, !strcmp(op, "munmap") ? "NULL (VMA unmapped meanwhile)" :
+			   !strcmp(op, "mprotect") ? "the VMA without VM_WRITE" : "the same VMA");
+}
+
 static int case_nolookup(void)
 {
 	char *n = mmap(NULL, ps, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -252,7 +308,8 @@ int main(int argc, char **argv)
 
 	if (stat(PROBE_PATH, &st)) {
 		static const char *const names[N_CASES] = {
-			"lookup", "fault_other", "fault_same", "hold", "nolookup"
+			"lookup", "fault_other", "fault_same", "hold", "nolookup",
+			"contended_keep", "contended_mprotect", "contended_munmap"
 		};
 
 		ktap_diag("%s: %s", PROBE_PATH, strerror(errno));
@@ -273,5 +330,11 @@ int main(int argc, char **argv)
 		case_hold(dur);
 	if (selected("nolookup"))
 		case_nolookup();
+	if (selected("contended_keep"))
+		case_contended("keep");
+	if (selected("contended_mprotect"))
+		case_contended("mprotect");
+	if (selected("contended_munmap"))
+		case_contended("munmap");
 	return ktap_end();
 }
