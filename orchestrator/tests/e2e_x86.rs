@@ -141,7 +141,10 @@ fn base_cell_builds_boots_passes_every_stress_test_and_reruns_from_cache() {
             "faults_vs_writers",
             "remote_vs_writers",
             "uffd_vs_writers",
-            "tcp_zerocopy_vs_writers"
+            "tcp_zerocopy_vs_writers",
+            "fork_vs_faults",
+            "replace_vs_faults",
+            "maps_consistency"
         ],
         "the probe only runs in patchsets that have vma_start_read_unlocked()"
     );
@@ -173,6 +176,36 @@ fn base_cell_builds_boots_passes_every_stress_test_and_reruns_from_cache() {
         after > before + 1000,
         "vma_lock_success {before} -> {after}"
     );
+
+    // What the PASS rests on (issue #15): both detectors proven alive by the liveness
+    // step's tagged reports (controls, not findings), and per test the overlap of its
+    // thread kinds and the per-VMA-lock faults it caused.
+    assert_eq!(cell["detectors"]["lockdep"]["kind"], "alive", "{cell:#}");
+    assert_eq!(cell["detectors"]["hung_task"]["kind"], "alive", "{cell:#}");
+    let live: Vec<&Value> = cell["controls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["test"] == "liveness")
+        .collect();
+    assert_eq!(live.len(), 2, "{cell:#}");
+    assert!(
+        live.iter().all(|c| c["state"]["kind"] == "fired"),
+        "{live:?}"
+    );
+    for t in tests {
+        let ops = t["overlap"]["ops"]
+            .as_object()
+            .unwrap_or_else(|| panic!("{t:#}"));
+        assert!(
+            !ops.is_empty() && ops.values().all(|v| v.as_u64() > Some(0)),
+            "{t:#}"
+        );
+        assert!(
+            t["vmstat_delta"]["vma_lock_success"].as_u64() > Some(0),
+            "{t:#}"
+        );
+    }
 
     // The evidence on disk.
     let dir = r.dir.join("x86_64/pvl-on/base");
@@ -332,7 +365,11 @@ fn seed_v2_oopses_and_breaks_the_pvl_off_build_while_v3_passes_with_live_control
     );
     assert!(r.dir.join("x86_64/pvl-on/v3/share/vma_user.ko").is_file());
     let controls = v3["controls"].as_array().unwrap();
-    assert_eq!(controls.len(), 2, "{v3:#}");
+    assert_eq!(
+        controls.len(),
+        4,
+        "probe's two, the liveness step's two: {v3:#}"
+    );
     assert!(
         controls.iter().all(|c| c["state"]["kind"] == "fired"),
         "{controls:?}"
@@ -347,12 +384,14 @@ fn seed_v2_oopses_and_breaks_the_pvl_off_build_while_v3_passes_with_live_control
         kinds.contains(&"lockdep") && kinds.contains(&"hung_task"),
         "{kinds:?}"
     );
-    // Each control's report happened inside the probe, and is attributed to it.
+    // Each control's report happened inside its own step, and is attributed to it.
     assert!(v3["findings"]
         .as_array()
         .unwrap()
         .iter()
-        .all(|f| f["expected_by"] == "vma_probe" && f["during"] == "vma_probe"));
+        .all(|f| f["expected_by"].is_string() && f["expected_by"] == f["during"]));
+    assert_eq!(v3["detectors"]["lockdep"]["kind"], "alive", "{v3:#}");
+    assert_eq!(v3["detectors"]["hung_task"]["kind"], "alive", "{v3:#}");
 
     // The outputs agree with the verdicts.
     let junit = std::fs::read_to_string(r.dir.join("junit.xml")).unwrap();
