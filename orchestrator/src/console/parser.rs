@@ -1314,4 +1314,190 @@ mod tests {
         assert_eq!(f[0].task.as_deref(), Some("kworker/0:1"));
         assert_eq!(f[0].pid, Some(12));
     }
+
+    fn feed_all(p: &mut Parser, lines: &[&str]) -> Vec<Finding> {
+        let mut out = Vec::new();
+        for l in lines {
+            out.extend(p.feed(l.as_bytes()));
+        }
+        out
+    }
+
+    const NULL_DEREF_IN_HELPER: &[&str] = &[
+        "[  5.1] BUG: kernel NULL pointer dereference, address: 0000000000000008",
+        "[  5.1] RIP: 0010:vma_start_read_locked_nested+0x12/0x60",
+        "[  5.1] Call Trace:",
+        "[  5.1]  <TASK>",
+        "[  5.1]  down_read+0x1c/0x40",
+        "[  5.1]  vma_start_read_unlocked+0x5a/0x90",
+        "[  5.1]  tcp_zerocopy_receive+0x1a2/0x7d0",
+        "[  5.1]  </TASK>",
+    ];
+
+    #[test]
+    fn preferred_function_names_the_report() {
+        let plain = run(NULL_DEREF_IN_HELPER);
+        assert_eq!(
+            plain[0].title,
+            "BUG: unable to handle kernel NULL pointer dereference in vma_start_read_locked_nested"
+        );
+        let mut p = Parser::with_preferred(vec!["vma_start_read_unlocked".into()]);
+        let mut f = feed_all(&mut p, NULL_DEREF_IN_HELPER);
+        f.extend(p.finish());
+        assert_eq!(
+            f[0].title,
+            "BUG: unable to handle kernel NULL pointer dereference in vma_start_read_unlocked"
+        );
+        assert_eq!(f[0].frame.as_deref(), Some("vma_start_read_unlocked"));
+    }
+
+    #[test]
+    fn skip_rules_come_before_preference() {
+        // A series that touches down_read() still does not get reports titled after a
+        // lock primitive.
+        let mut p = Parser::with_preferred(vec!["down_read".into(), "tcp_zerocopy_receive".into()]);
+        let mut f = feed_all(&mut p, NULL_DEREF_IN_HELPER);
+        f.extend(p.finish());
+        assert_eq!(f[0].frame.as_deref(), Some("tcp_zerocopy_receive"));
+    }
+
+    #[test]
+    fn syscall_wrappers_are_named_alike_on_both_arches() {
+        let x86 = run(&[
+            "INFO: task probe:85 blocked for more than 10 seconds.",
+            "Call Trace:",
+            " <TASK>",
+            " __schedule+0x1/0x2",
+            " schedule+0x1/0x2",
+            " rwsem_down_write_slowpath+0x1/0x2",
+            " down_write_killable+0x1/0x2",
+            " __x64_sys_mprotect+0x1/0x2",
+            " do_syscall_64+0x1/0x2",
+            " </TASK>",
+        ]);
+        let arm64 = run(&[
+            "INFO: task probe:85 blocked for more than 10 seconds.",
+            "Call trace:",
+            " __switch_to+0x1/0x2",
+            " __schedule+0x1/0x2",
+            " schedule+0x1/0x2",
+            " rwsem_down_write_slowpath+0x1/0x2",
+            " down_write_killable+0x1/0x2",
+            " __arm64_sys_mprotect+0x1/0x2",
+            " invoke_syscall+0x1/0x2",
+            " el0_svc_common.constprop.0+0x1/0x2",
+            " el0t_64_sync+0x1/0x2",
+        ]);
+        assert_eq!(x86[0].title, "INFO: task hung in __do_sys_mprotect");
+        assert_eq!(x86[0].title, arm64[0].title);
+    }
+
+    #[test]
+    fn stall_names_the_interrupted_code_not_the_timer_interrupt() {
+        let f = run(&[
+            "rcu: INFO: rcu_preempt self-detected stall on CPU",
+            "rcu: \t1-....: (21000 ticks this GP) idle=b6c4/1/0x4000000000000000",
+            "CPU: 1 UID: 0 PID: 85 Comm: probe Not tainted 7.3.4 #1",
+            "RIP: 0010:print_cpu_stall_info+0x2a/0x90",
+            "Call Trace:",
+            " <IRQ>",
+            " print_cpu_stall+0x1c0/0x2a0",
+            " check_cpu_stall+0x1a5/0x2b0",
+            " rcu_sched_clock_irq+0x4a/0x90",
+            " update_process_times+0x5e/0x90",
+            " tick_nohz_handler+0x8c/0x130",
+            " __hrtimer_run_queues+0x10f/0x2a0",
+            " hrtimer_interrupt+0xfa/0x230",
+            " __sysvec_apic_timer_interrupt+0x55/0x140",
+            " sysvec_apic_timer_interrupt+0x6c/0xb0",
+            " </IRQ>",
+            " <TASK>",
+            " asm_sysvec_apic_timer_interrupt+0x1a/0x20",
+            "RIP: 0010:vma_start_read+0x6e/0x180",
+            "Code: 48 8b 45 00 eb e8",
+            "RSP: 0018:ffffc900001f7d28 EFLAGS: 00000202",
+            " lock_vma_under_rcu+0x10b/0x1d0",
+            " do_user_addr_fault+0x1a5/0x6a0",
+            " exc_page_fault+0x7e/0x180",
+            " asm_exc_page_fault+0x26/0x30",
+            " </TASK>",
+        ]);
+        assert_eq!(f[0].title, "INFO: rcu detected stall in vma_start_read");
+        assert!(!f[0].corrupted);
+    }
+
+    #[test]
+    fn a_flood_cannot_grow_a_report_without_bound() {
+        let mut p = Parser::new();
+        let mut out = p.feed(b"[  9.0] INFO: task probe:85 blocked for more than 10 seconds.");
+        out.extend(p.feed(b"[  9.0] Call Trace:"));
+        out.extend(p.feed(b"[  9.0]  <TASK>"));
+        // Lines that all belong to the report: frames, then a register-dump-like flood.
+        let frame = format!("[  9.0]  {}+0x1c/0x40", "f".repeat(200));
+        for _ in 0..20_000 {
+            out.extend(p.feed(frame.as_bytes()));
+        }
+        out.extend(p.finish());
+        assert_eq!(out.len(), 1);
+        let f = &out[0];
+        assert!(
+            f.report.len() <= MAX_REPORT_BYTES + 1024,
+            "{} bytes kept",
+            f.report.len()
+        );
+        assert!(f.report.ends_with(TRUNCATED), "the text says it was cut");
+        assert!(f.trace.len() <= MAX_TRACE_FRAMES);
+        assert!(
+            f.corrupted,
+            "a report cut off by the line limit is corrupted"
+        );
+    }
+
+    #[test]
+    fn many_interleaved_callers_keep_a_bounded_number_of_reports_open() {
+        let mut p = Parser::new();
+        let mut out = Vec::new();
+        for t in 0..(3 * MAX_OPEN) {
+            let head =
+                format!("[  9.0][  T{t}] INFO: task probe:{t} blocked for more than 10 seconds.");
+            out.extend(p.feed(head.as_bytes()));
+            assert!(p.open.len() <= MAX_OPEN);
+        }
+        out.extend(p.finish());
+        assert_eq!(out.len(), 3 * MAX_OPEN, "every report still comes out");
+    }
+
+    #[test]
+    fn unwinder_complaint_inside_a_report_is_part_of_it() {
+        let f = run(&[
+            "BUG: sleeping function called from invalid context at mm/memory.c:6000",
+            "in_atomic(): 1, irqs_disabled(): 0, non_block: 0, pid: 85, name: probe",
+            "Call Trace:",
+            " <TASK>",
+            " dump_stack_lvl+0x65/0x8c",
+            "WARNING: kernel stack frame pointer at ffffc90000a3fe28 in probe:85 has bad value 0000000000000001",
+            "unwind stack type:0 next_sp:0000000000000000 mask:0x2 graph_idx:0",
+            "ffffc90000a3fe28: ffffc90000a3fe58 (0xffffc90000a3fe58)",
+            " __might_resched+0x16c/0x1c0",
+            " probe_sleepy+0x1c/0x40",
+            " </TASK>",
+        ]);
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(
+            f[0].title,
+            "BUG: sleeping function called from invalid context in probe_sleepy"
+        );
+        let alone = run(&[
+            "WARNING: kernel stack frame pointer at ffffc90000a3fe28 in probe:85 has bad value 0000000000000001",
+            "unwind stack type:0 next_sp:0000000000000000 mask:0x2 graph_idx:0",
+            "probe: next line",
+        ]);
+        assert_eq!(alone.len(), 1);
+        assert_eq!(alone[0].kind, Kind::Warning);
+        assert_eq!(
+            alone[0].title,
+            "WARNING: kernel stack frame pointer has bad value"
+        );
+        assert!(!alone[0].corrupted);
+    }
 }
