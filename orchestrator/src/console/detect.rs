@@ -48,6 +48,9 @@ pub(crate) enum Head {
     Ubsan(String),
     Kmemleak,
     RcuStall,
+    /// `INFO: rcu_preempt detected stall, but suppressed full report due to a stuck
+    /// CSD-lock.`: a stall with no stack to name (the CSD-lock report has them).
+    RcuStallSuppressed,
     SoftLockup,
     HardLockup,
     Panic(String),
@@ -78,7 +81,7 @@ impl Head {
             Head::Kcsan(_) => Kind::Kcsan,
             Head::Ubsan(_) => Kind::Ubsan,
             Head::Kmemleak => Kind::Kmemleak,
-            Head::RcuStall => Kind::RcuStall,
+            Head::RcuStall | Head::RcuStallSuppressed => Kind::RcuStall,
             Head::SoftLockup => Kind::SoftLockup,
             Head::HardLockup => Kind::HardLockup,
             Head::Panic(_) | Head::Fatal(_) => Kind::Panic,
@@ -270,31 +273,45 @@ fn hung_task(task: &str) -> Option<Start> {
 /// a stall report.
 fn rcu_stall(rest: &str) -> Option<Start> {
     let stall = rest.contains("detected stall") || rest.contains("detected expedited stall");
+    if stall && rest.contains("suppressed full report") {
+        return Some(Start::new(Head::RcuStallSuppressed));
+    }
     stall.then(|| Start::new(Head::RcuStall))
 }
 
 /// Unwinder complaints (arch/x86/kernel/unwind_frame.c, unwind_orc.c, dumpstack_*.c):
 /// printed while some stack is dumped, usually inside another report.
 fn unwinder(rest: &str) -> Option<Start> {
-    // `WARNING: kernel stack regs at %p in %s:%d has bad 'bp' value %p`
-    if rest.starts_with("kernel stack regs at ") && rest.contains(" has bad 'bp' value") {
-        return Some(
-            Start::new(Head::Unwinder(
-                "WARNING: kernel stack regs has bad value".into(),
-            ))
-            .weak(),
-        );
+    // `WARNING: kernel stack regs at %p in %s:%d has bad 'bp' value %p`,
+    // `WARNING: kernel stack frame pointer at %p in %s:%d has bad value %p`.
+    for (what, bad, title) in [
+        (
+            "kernel stack regs at ",
+            " has bad 'bp' value",
+            "WARNING: kernel stack regs has bad value",
+        ),
+        (
+            "kernel stack frame pointer at ",
+            " has bad value",
+            "WARNING: kernel stack frame pointer has bad value",
+        ),
+    ] {
+        if let Some(r) = rest.strip_prefix(what) {
+            let Some((before, _)) = r.split_once(bad) else {
+                continue;
+            };
+            let mut s = Start::new(Head::Unwinder(title.into())).weak();
+            if let Some((_, who)) = before.split_once(" in ") {
+                if let Some((name, pid)) = who.rsplit_once(':') {
+                    s.task = Some(name.to_string());
+                    s.pid = pid.parse().ok();
+                }
+            }
+            return Some(s);
+        }
     }
-    // `WARNING: kernel stack frame pointer at %p in %s:%d has bad value %p`
-    if rest.starts_with("kernel stack frame pointer at ") && rest.contains(" has bad value") {
-        return Some(
-            Start::new(Head::Unwinder(
-                "WARNING: kernel stack frame pointer has bad value".into(),
-            ))
-            .weak(),
-        );
-    }
-    // orc_warn() prefixes its own `WARNING: `, some callers add another.
+    // orc_warn() prefixes its own `WARNING: `, some callers add another. The title is
+    // the complaint's fixed words.
     let r = rest.strip_prefix("WARNING: ").unwrap_or(rest);
     const ORC: &[&str] = &[
         "stack recursion on stack type",
@@ -302,23 +319,20 @@ fn unwinder(rest: &str) -> Option<Start> {
         "bad lookup value",
         "Bad or missing .orc_unwind table",
         "Corrupt .orc_unwind table",
-        "missing AX value at",
-        "missing DX value at",
-        "missing RDI value at",
-        "missing R10 value at",
-        "missing R13 value at",
+        "missing AX value",
+        "missing DX value",
+        "missing RDI value",
+        "missing R10 value",
+        "missing R13 value",
         "unknown SP base reg",
-        "can't access registers at",
-        "can't access iret registers at",
+        "can't access registers",
+        "can't access iret registers",
         "unknown .orc_unwind entry type",
         "unknown BP base reg",
         "stack going in the wrong direction?",
     ];
-    if ORC.iter().any(|p| r.starts_with(p)) {
-        let t = sanitize(r, false);
-        return Some(Start::new(Head::Unwinder(format!("WARNING: {t}"))).weak());
-    }
-    None
+    let what = ORC.iter().find(|p| r.starts_with(*p))?;
+    Some(Start::new(Head::Unwinder(format!("WARNING: {what}"))).weak())
 }
 
 /// Recognises a report head line. `msg` is the line without printk prefixes.
@@ -345,9 +359,9 @@ pub(crate) fn detect(msg: &str) -> Option<Start> {
         }
         if rest.starts_with("Flushing system-wide workqueues will be prohibited") {
             // kernel/workqueue.c __warn_flushing_systemwide_wq: pr_warn + dump_stack.
-            return Some(Start::new(Head::Other(
-                "WARNING: Flushing system-wide workqueues will be prohibited".into(),
-            )));
+            return Some(Start::new(Head::Warning(Some(
+                "Flushing system-wide workqueues will be prohibited",
+            ))));
         }
         return warning(msg, rest);
     }
@@ -709,8 +723,15 @@ fn bug(rest: &str) -> Option<Start> {
             at_first: true,
         }));
     }
+    // `BUG: looking up invalid subclass: %u` then the offender's stack.
+    if rest.starts_with("looking up invalid subclass") {
+        return Some(Start::new(Head::LockDebug(
+            "BUG: looking up invalid subclass".into(),
+        )));
+    }
+    // Capacity limits and unregistered keys: no frame makes them more precise (the
+    // latter is followed by its own `WARNING: ... lockdep.c` report).
     if rest.starts_with("MAX_LOCK")
-        || rest.starts_with("looking up invalid subclass")
         || (rest.starts_with("key ") && rest.contains("has not been registered"))
     {
         return Some(Start::new(Head::LockdepFixed(format!(

@@ -115,7 +115,18 @@ pub(crate) fn parse_marker(s: &str) -> Option<(&str, bool)> {
         Some(n) => (n, false),
         None => (inner, true),
     };
-    if name.is_empty() || name.len() > 8 || !name.bytes().all(|b| b.is_ascii_uppercase()) {
+    // x86 stack types: `TASK`, `IRQ`, `SOFTIRQ`, `NMI`, `#DF`, `#MC`, `#VC2`,
+    // `ENTRY_TRAMPOLINE`, `SYSENTER`.
+    if name.is_empty()
+        || name.len() > 16
+        || !name
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_uppercase() || b == b'#')
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'#' || b == b'_')
+    {
         return None;
     }
     Some((name, open))
@@ -219,6 +230,17 @@ const PLUMBING: &[&str] = &[
     "save_stack",
     "stack_trace_save*",
     "print_report",
+    "dump_page",
+    "__dump_page",
+    "dump_page_owner",
+    "print_bad_page_map",
+    "print_bad_pte",
+    "poison_error",
+    "filemap_unaccount_folio",
+    "__filemap_remove_folio",
+    "filemap_remove_folio",
+    "__check_element",
+    "check_element",
     "print_address_description*",
     "print_trailer",
     "print_track*",
@@ -279,12 +301,18 @@ const LOCKING: &[&str] = &[
     "rwbase_*",
     "__rwbase_*",
     "osq_lock",
+    "call_rwsem_*",
     "osq_unlock",
+    "__raw_spin_lock_init",
+    "__rwlock_init",
+    "__init_rwsem",
+    "__rt_mutex_init",
     "folio_lock*",
     "__folio_lock*",
     "inode_lock*",
     "i_mmap_lock*",
     "anon_vma_lock*",
+    "filemap_invalidate_lock*",
     "mmap_read_lock*",
     "mmap_write_lock*",
     "mmap_read_unlock*",
@@ -359,6 +387,31 @@ const ALLOC: &[&str] = &[
     "do_slab_free",
     "kfree_rcu*",
     "warn_alloc*",
+    // page freeing and its checks (mm/page_alloc.c, mm/swap.c)
+    "bad_page",
+    "free_page_is_bad*",
+    "free_pages_prepare",
+    "free_unref_*",
+    "__free_frozen_pages",
+    "free_frozen_pages",
+    "free_pcppages_bulk",
+    "__folio_put",
+    "folio_put*",
+    "folios_put*",
+    "release_pages",
+    "__put_page",
+    "put_page",
+    "check_new_page*",
+    "rmqueue*",
+    "get_page_from_freelist",
+    "prep_new_page",
+    "mempool_*",
+    "free_debug_processing",
+    "alloc_debug_processing",
+    "check_object",
+    "check_slab",
+    "on_freelist",
+    "free_consistency_checks",
 ];
 
 /// Fault handling and entry code: exceptions, syscalls, interrupts, kthreads and
@@ -511,6 +564,9 @@ const SANITIZERS: &[&str] = &[
     "__sanitizer_*",
     "write_comp_data",
     "kmemleak_*",
+    "mte_check_tfsr*",
+    "mte_*_fault",
+    "do_tag_recovery",
 ];
 
 /// String and user-copy helpers (lib/string.c, arch/*/lib, include/linux/uaccess.h).
@@ -722,6 +778,11 @@ fn matches_pattern(name: &str, p: &str) -> bool {
     }
 }
 
+/// Frames never skipped, whatever the report type.
+pub(crate) fn is_kept(name: &str) -> bool {
+    KEEP.contains(&normalize(name))
+}
+
 pub(crate) fn is_skipped(name: &str) -> bool {
     let name = normalize(name);
     if KEEP.contains(&name) {
@@ -775,8 +836,8 @@ pub(crate) fn kind_skip(head: &Head) -> &'static [&'static str] {
         Head::Kasan(t) if t == "invalid-free" || t == "double-free" => {
             &["kmem_", "slab_", "kfree", "vunmap", "vfree"]
         }
-        // A hung task's stack is mostly the wait it is stuck in.
-        Head::HungTask(_) => &["wait", "completion"],
+        // A hung task's stack is mostly the wait or lock it is stuck in.
+        Head::HungTask(_) => &["wait", "completion", "_slowpath", "_lock", "sched"],
         _ => &[],
     }
 }
@@ -835,6 +896,12 @@ mod tests {
         assert_eq!(parse_marker(" <TASK>"), Some(("TASK", true)));
         assert_eq!(parse_marker(" </IRQ>"), Some(("IRQ", false)));
         assert_eq!(parse_marker(" <task>"), None);
+        assert_eq!(parse_marker(" <#DF>"), Some(("#DF", true)));
+        assert_eq!(
+            parse_marker(" </ENTRY_TRAMPOLINE>"),
+            Some(("ENTRY_TRAMPOLINE", false))
+        );
+        assert_eq!(parse_marker(" <1>"), None);
     }
 
     #[test]

@@ -25,7 +25,9 @@
 use std::borrow::Cow;
 
 use super::detect::{self, Head, Start};
-use super::frame::{is_skipped, kind_skip, normalize, parse_frame, parse_marker, title_name};
+use super::frame::{
+    is_kept, is_skipped, kind_skip, normalize, parse_frame, parse_marker, title_name,
+};
 use super::line::{self, Caller};
 use super::{Finding, Frame, Kind};
 
@@ -105,6 +107,8 @@ struct Report {
     explicit_end: bool,
     /// A sanitizer report's `Memory state around the buggy address` was seen.
     memory_state: bool,
+    /// HW-tags KASAN's `Asynchronous fault: no details available`: no frame to find.
+    no_details: bool,
     task: Option<String>,
     pid: Option<u32>,
     cpu: Option<u32>,
@@ -238,6 +242,22 @@ fn is_reportish(t: &str) -> bool {
         "CR2:",
         "Dumping",
         "caller is ",
+        "Allocated in ",
+        "Freed in ",
+        "object allocation/free stack trace missing",
+        "Mempool ",
+        "addr:",
+        "file:",
+        "pgd:",
+        "memcg:",
+        "page_type:",
+        "anon flags:",
+        "aops:",
+        "mapping:",
+        "FIX ",
+        "turning off the locking correctness validator",
+        "The code is fine but needs lockdep annotation",
+        "you didn't initialize this object",
         "unwind stack type:",
         "Task stack:",
         "IRQ stack:",
@@ -251,9 +271,14 @@ fn is_reportish(t: &str) -> bool {
     if PREFIXES.iter().any(|p| t.starts_with(p)) {
         return true;
     }
+    // SLUB's `-----...-----` under its `BUG kmalloc-64 (...)` line.
+    if t.len() >= 10 && t.bytes().all(|c| c == b'-') {
+        return true;
+    }
     // x86 registers `RAX: …`, `R08: …`, `FS:  …`; arm64 `x29: …`.
     if let Some(colon) = t.find(':') {
-        let reg = &t[..colon];
+        // `x9 : 00000000ffffffff` pads one-digit arm64 registers.
+        let reg = t[..colon].trim_end();
         if (2..=5).contains(&reg.len())
             && (reg
                 .bytes()
@@ -281,6 +306,26 @@ fn rip_frame(trimmed: &str) -> Option<Frame> {
         .or_else(|| trimmed.strip_prefix("PC is at "))
         .or_else(|| trimmed.strip_prefix("IP: "))?;
     parse_frame(reg).map(|(f, _)| f)
+}
+
+/// A frame printed with `%ps` (a bare name) or `%pS` (with offset).
+fn plain_frame(s: &str) -> Option<Frame> {
+    if let Some((f, _)) = parse_frame(s) {
+        return Some(f);
+    }
+    let name = s.split_whitespace().next()?;
+    let ok = !name.is_empty()
+        && !name.as_bytes()[0].is_ascii_digit()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.');
+    ok.then(|| Frame {
+        function: name.to_string(),
+        offset: None,
+        size: None,
+        module: None,
+        source: None,
+    })
 }
 
 /// arm64 exception-entry frames: whatever the unwinder printed before them ran in the
@@ -322,6 +367,7 @@ impl Report {
             prev_ends_colon: true,
             explicit_end: false,
             memory_state: false,
+            no_details: false,
             task: start.task,
             pid: start.pid,
             cpu: start.cpu,
@@ -344,7 +390,11 @@ impl Report {
     fn expects_frame(&self) -> bool {
         !matches!(
             self.head,
-            Head::Panic(_) | Head::Other(_) | Head::LockdepFixed(_) | Head::Unwinder(_)
+            Head::Panic(_)
+                | Head::Other(_)
+                | Head::LockdepFixed(_)
+                | Head::Unwinder(_)
+                | Head::RcuStallSuppressed
         )
     }
 
@@ -421,7 +471,7 @@ impl Report {
                 } else {
                     depth.saturating_sub(1)
                 };
-                if matches!(name, "IRQ" | "NMI" | "SOFTIRQ" | "#DF" | "#MC") {
+                if matches!(name, "IRQ" | "NMI" | "SOFTIRQ" | "#MC" | "#DB") {
                     self.irq_depth = if open {
                         self.irq_depth.saturating_add(1)
                     } else {
@@ -558,6 +608,10 @@ impl Report {
             self.memory_state = true;
             return;
         }
+        if trimmed.starts_with("Asynchronous fault: no details available") {
+            self.no_details = true;
+            return;
+        }
         if let Head::Context(_) = self.head {
             // lib/smp_processor_id.c: `caller is %pS` names the caller of
             // smp_processor_id() / this_cpu_*() directly.
@@ -576,10 +630,10 @@ impl Report {
                     .split_once("workfn=")
                     .map(|(_, f)| f)
                     .or_else(|| trimmed.strip_prefix("last function: "));
-                if let Some((f, _)) = f.and_then(parse_frame) {
+                if let Some(f) = f.and_then(plain_frame) {
                     self.head_frames.push(f);
+                    return;
                 }
-                return;
             }
         }
         if self.task.is_none() {
@@ -786,7 +840,7 @@ impl Report {
         let extra = kind_skip(&self.head);
         let ok = |f: &&Frame| {
             let n = normalize(&f.function);
-            !is_skipped(n) && !extra.iter().any(|p| n.contains(p))
+            is_kept(n) || !is_skipped(n) && !extra.iter().any(|p| n.contains(p))
         };
         let cands = self.candidates();
         // A function the series changes, when the report passes through it.
@@ -854,6 +908,7 @@ impl Report {
             Head::Ubsan(t) => Cow::Owned(format!("UBSAN: {t}")),
             Head::Kmemleak => Cow::Borrowed("memory leak"),
             Head::RcuStall => Cow::Borrowed("INFO: rcu detected stall"),
+            Head::RcuStallSuppressed => return "INFO: rcu detected stall".into(),
             Head::SoftLockup => Cow::Borrowed("BUG: soft lockup"),
             Head::HardLockup => Cow::Borrowed("BUG: hard lockup"),
             Head::Panic(m) => return format!("kernel panic: {m}"),
@@ -907,7 +962,8 @@ impl Report {
         // A panic that names the end of another report, standing alone, means the
         // report itself was lost.
         let orphan_panic = matches!(&self.head, Head::Panic(m) if is_consequence_panic(m));
-        let corrupted = orphan_panic || !complete || (self.expects_frame() && frame.is_none());
+        let frameless = self.expects_frame() && frame.is_none() && !self.no_details;
+        let corrupted = orphan_panic || !complete || frameless;
         let title = self.title(frame.as_deref());
         let kind = self.kind();
         let mut report = self.text;
@@ -1041,7 +1097,11 @@ impl Parser {
         let route = self.route(l.caller);
         if let Some(start) = start {
             if start.weak {
-                if let Some((i, _)) = route {
+                // Part of the open report, unless that is itself an unwinder's
+                // complaint (several in a row are several complaints).
+                if let Some((i, _)) =
+                    route.filter(|&(i, _)| !matches!(self.open[i].head, Head::Unwinder(_)))
+                {
                     self.open[i].push(raw_s);
                     return out;
                 }
@@ -1085,7 +1145,7 @@ impl Parser {
                 // frame (`BUG: KASAN: ... in inlined_fn file:line [inline]`, then the
                 // outer function): keep the first, treat the rest as continuation.
                 let r = &self.open[i];
-                if r.heads_only && r.head == start.head {
+                if r.heads_only && r.head == start.head && !start.frames.is_empty() {
                     self.open[i].push(raw_s);
                     return out;
                 }
