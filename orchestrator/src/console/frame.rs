@@ -836,6 +836,15 @@ pub(crate) fn kind_skip(head: &Head) -> &'static [&'static str] {
         Head::Kasan(t) if t == "invalid-free" || t == "double-free" => {
             &["kmem_", "slab_", "kfree", "vunmap", "vfree"]
         }
+        // A folio still mapped when the page cache dropped it: the truncation path
+        // (mm/truncate.c) is how it got there, its caller what did it.
+        Head::Other(t) if t == "BUG: Bad page cache" => &[
+            "truncate_inode_",
+            "truncate_pagecache",
+            "invalidate_inode_page",
+            "delete_from_page_cache",
+            "mapping_evict_folio",
+        ],
         // A hung task's stack is mostly the wait or lock it is stuck in.
         Head::HungTask(_) => &["wait", "completion", "_slowpath", "_lock", "sched"],
         _ => &[],
