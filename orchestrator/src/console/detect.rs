@@ -335,9 +335,27 @@ fn unwinder(rest: &str) -> Option<Start> {
     Some(Start::new(Head::Unwinder(format!("WARNING: {what}"))).weak())
 }
 
+/// The first four bytes of every head this module recognises: most console lines are
+/// turned away here, before any of the branches below compares whole prefixes.
+const HEAD_STARTS: &[&[u8; 4]] = &[
+    b"WARN", b"BUG:", b"BUG ", b"[ BU", b"[ IN", b"INFO", b"rcu:", b"watc", b"NMI ", b"Watc",
+    b"Unab", b"gene", b"Oops", b"kern", b"UBSA", b"kmem", b"unre", b"Kern", b"PANI", b"trap",
+    b"inva", b"divi", b"stac", b"Inte", b"Insu",
+];
+
+fn head_prefix(b: &[u8]) -> bool {
+    match b.get(..4) {
+        Some(&[a, b1, c, d]) => HEAD_STARTS.contains(&&[a, b1, c, d]),
+        _ => false,
+    }
+}
+
 /// Recognises a report head line. `msg` is the line without printk prefixes.
 pub(crate) fn detect(msg: &str) -> Option<Start> {
     let msg = msg.trim_end();
+    if !head_prefix(msg.as_bytes()) {
+        return None;
+    }
     if let Some(rest) = msg.strip_prefix("WARNING: ") {
         if let Some(s) = lockdep_head(rest) {
             return Some(s);

@@ -64,7 +64,7 @@ pub use symbolize::symbolize;
 
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
-use std::io::BufRead;
+use std::io::{BufRead, Read};
 
 /// Stable vocabulary of report kinds (extend, never rename).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
@@ -156,29 +156,36 @@ fn run<R: BufRead>(mut parser: Parser, mut reader: R) -> std::io::Result<Vec<Fin
 /// `parser::MAX_LINE_BYTES` of it: a console flood without newlines costs no memory.
 /// Returns false at the end of input.
 fn read_line_bounded<R: BufRead>(reader: &mut R, buf: &mut Vec<u8>) -> std::io::Result<bool> {
+    const MAX: usize = parser::MAX_LINE_BYTES;
     buf.clear();
-    let mut any = false;
-    loop {
-        let chunk = match reader.fill_buf() {
-            Ok(c) => c,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        if chunk.is_empty() {
-            return Ok(any);
-        }
-        any = true;
-        let (take, done) = match chunk.iter().position(|&b| b == b'\n') {
-            Some(i) => (i, true),
-            None => (chunk.len(), false),
-        };
-        let room = parser::MAX_LINE_BYTES.saturating_sub(buf.len());
-        buf.extend_from_slice(&chunk[..take.min(room)]);
-        reader.consume(if done { take + 1 } else { take });
-        if done {
-            return Ok(true);
+    if reader
+        .by_ref()
+        .take(MAX as u64 + 1)
+        .read_until(b'\n', buf)?
+        == 0
+    {
+        return Ok(false);
+    }
+    if buf.last() == Some(&b'\n') {
+        buf.pop();
+        return Ok(true);
+    }
+    if buf.len() > MAX {
+        // Too long: keep the start, drop the rest of the line in bounded pieces.
+        buf.truncate(MAX);
+        let mut rest = Vec::new();
+        loop {
+            rest.clear();
+            let n = reader
+                .by_ref()
+                .take(64 * 1024)
+                .read_until(b'\n', &mut rest)?;
+            if n == 0 || rest.last() == Some(&b'\n') {
+                break;
+            }
         }
     }
+    Ok(true)
 }
 
 /// Groups findings by title: the first occurrence of each title and how many there were,

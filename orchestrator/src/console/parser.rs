@@ -23,6 +23,7 @@
 //! looked at up to `MAX_LINE_BYTES`.
 
 use std::borrow::Cow;
+use std::sync::OnceLock;
 
 use super::detect::{self, Head, Start};
 use super::frame::{
@@ -268,7 +269,16 @@ fn is_reportish(t: &str) -> bool {
     if b.is_empty() || b[0] == b' ' || b[0] == b'\t' {
         return true;
     }
-    if PREFIXES.iter().any(|p| t.starts_with(p)) {
+    // The prefixes by first byte, built once: a line is checked against a handful only.
+    static BY_FIRST: OnceLock<Vec<Vec<&'static str>>> = OnceLock::new();
+    let table = BY_FIRST.get_or_init(|| {
+        let mut t = vec![Vec::new(); 256];
+        for p in PREFIXES {
+            t[usize::from(p.as_bytes()[0])].push(*p);
+        }
+        t
+    });
+    if table[usize::from(b[0])].iter().any(|p| t.starts_with(p)) {
         return true;
     }
     // SLUB's `-----...-----` under its `BUG kmalloc-64 (...)` line.
