@@ -428,3 +428,28 @@ fn corpus_figures() {
     assert!(pct(frame_ok) >= 85.0, "frame agreement below 85%");
     assert!(clean_fp <= 3, "{clean_fp} false positives in clean logs");
 }
+
+/// Titles carry nothing that changes between runs (addresses, pids, counts, CPU
+/// numbers), so the same bug deduplicates across cells, repeats and nights.
+#[test]
+fn titles_carry_no_run_specific_numbers() {
+    for log in logs() {
+        for f in parse_bytes(&fs::read(&log).unwrap()) {
+            let bad = f
+                .title
+                .split([' ', ',', ':', '(', ')', '/', '[', ']'])
+                .find(|w| {
+                    w.starts_with("0x")
+                        || (!w.is_empty() && w.bytes().all(|b| b.is_ascii_digit()))
+                        || (w.len() >= 8 && w.bytes().all(|b| b.is_ascii_hexdigit()))
+                        || w.contains('#')
+                });
+            assert!(
+                bad.is_none(),
+                "{}: `{}` carries `{bad:?}`",
+                log.display(),
+                f.title
+            );
+        }
+    }
+}
