@@ -1,7 +1,9 @@
 //! Console parser throughput: builds a large console log in memory (golden report logs
 //! spread through plenty of ordinary boot/userspace lines), parses it and prints MB/s.
 //!
-//! `cargo run --release --example parse_throughput [-- SIZE_MB]` (default 200).
+//! `cargo run --release --example parse_throughput [-- SIZE_MB [LOG_DIR]]` (default 200
+//! MB of the golden logs in tests/data/console; give LOG_DIR to compare two builds of the
+//! parser on the same input).
 
 use std::io::Cursor;
 use std::path::Path;
@@ -30,7 +32,10 @@ fn main() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(200);
     let target = size_mb * 1024 * 1024;
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/console");
+    let dir = std::env::args()
+        .nth(2)
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/console"));
     let mut reports: Vec<Vec<u8>> = std::fs::read_dir(&dir)
         .expect("golden logs")
         .filter_map(|e| e.ok().map(|e| e.path()))

@@ -3,6 +3,7 @@
 //! console_golden` rewrites the expected files. The report text is trimmed to its first
 //! line and a line count to keep the expectations reviewable.
 
+use std::collections::HashMap;
 use std::fs;
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
@@ -265,5 +266,190 @@ fn randomized_never_panics() {
         let _ = parse_bytes(&noise);
         let _ = console::dedup(&found);
         let _ = console::findings_json(&found);
+    }
+}
+
+/// With the seed v2 series' changed functions preferred, the real v2 oops is titled after
+/// the function the series adds (it calls `vma_start_read_locked()` with a NULL VMA), not
+/// after the unchanged helper the fault is in.
+#[test]
+fn series_aware_titles_name_the_changed_function() {
+    let patch = fs::read_to_string(data_dir().join("series/v2.patch")).unwrap();
+    let changed = console::changed_functions(&patch);
+    assert_eq!(changed, ["vma_start_read_unlocked", "find_tcp_vma"]);
+    for log in [
+        "real_x86_v2_tcp_zerocopy_null_deref.log",
+        "real_arm64_v2_tcp_zerocopy_null_deref.log",
+    ] {
+        let data = fs::read(data_dir().join(log)).unwrap();
+        let plain = parse_bytes(&data);
+        assert_eq!(
+            plain[0].title,
+            "BUG: unable to handle kernel NULL pointer dereference in vma_start_read_locked_nested",
+            "{log}"
+        );
+        let aware = console::parse_with(Cursor::new(&data), &changed).unwrap();
+        assert_eq!(aware.len(), plain.len(), "{log}");
+        assert_eq!(
+            aware[0].title,
+            "BUG: unable to handle kernel NULL pointer dereference in vma_start_read_unlocked",
+            "{log}"
+        );
+    }
+}
+
+/// The same bug gives the same titles on x86_64 and arm64 (RIP vs pc, `__x64_sys_*` vs
+/// `__arm64_sys_*`, entry code), in the real logs of both arches.
+#[test]
+fn same_bug_same_titles_on_both_arches() {
+    for (x86, arm64) in [
+        (
+            "real_x86_v2_tcp_zerocopy_null_deref.log",
+            "real_arm64_v2_tcp_zerocopy_null_deref.log",
+        ),
+        (
+            "real_x86_v2_two_boots_tcp_and_probe_null_deref.log",
+            "real_arm64_v2_two_boots_tcp_and_probe_null_deref.log",
+        ),
+        ("x86_hung_task_rwsem.log", "arm64_hung_task_rwsem.log"),
+        ("x86_null_deref_vma.log", "arm64_null_deref_vma.log"),
+    ] {
+        let t = |name: &str| -> Vec<String> {
+            let data = fs::read(data_dir().join(name)).unwrap();
+            let mut v: Vec<String> = parse_bytes(&data).into_iter().map(|f| f.title).collect();
+            v.dedup();
+            v
+        };
+        assert_eq!(t(x86), t(arm64), "{x86} vs {arm64}");
+    }
+}
+
+/// The function a finding's title names (`... in X`), if any.
+fn title_function(f: &Finding) -> Option<&str> {
+    let frame = f.frame.as_deref()?;
+    let named =
+        f.title.ends_with(&format!(" in {frame}")) || f.title.contains(&format!(" in {frame} / "));
+    named.then_some(frame)
+}
+
+/// One reference report: (log, head line, kind, function in the title).
+type RefReport = (String, usize, Kind, Option<String>);
+
+fn reference() -> (Vec<RefReport>, Vec<String>) {
+    let text = fs::read_to_string(data_dir().join("reference.tsv")).unwrap();
+    let mut reports = Vec::new();
+    let mut clean = Vec::new();
+    for (n, l) in text.lines().enumerate() {
+        if l.starts_with('#') || l.trim().is_empty() {
+            continue;
+        }
+        let cols: Vec<&str> = l.split('\t').collect();
+        match cols.as_slice() {
+            [log, "clean"] => clean.push(log.to_string()),
+            [log, line, kind, func] => {
+                let kind: Kind = serde_json::from_value(json!(kind))
+                    .unwrap_or_else(|_| panic!("reference.tsv:{}: kind {kind}", n + 1));
+                let func = (*func != "-").then(|| func.to_string());
+                reports.push((log.to_string(), line.parse().unwrap(), kind, func));
+            }
+            _ => panic!("reference.tsv:{}: malformed", n + 1),
+        }
+    }
+    (reports, clean)
+}
+
+/// The corpus figures of issue 19 on the project's own logs, against the hand-checked
+/// reference: detection (a finding starts on the report's head line), kind (and its kind
+/// is right), frame (and its title names the reference's function, or none when the
+/// reference has none), and false positives (findings no reference report accounts
+/// for; in the clean logs, the issue allows at most 3 in 35). Printed with
+/// `--nocapture`; fails below the issue's goals (97%, 95%, 85%).
+#[test]
+fn corpus_figures() {
+    let (reports, clean) = reference();
+    let mut by_log: HashMap<String, Vec<Finding>> = HashMap::new();
+    for log in logs() {
+        let name = log.file_name().unwrap().to_string_lossy().into_owned();
+        by_log.insert(name, parse_bytes(&fs::read(&log).unwrap()));
+    }
+    for log in by_log.keys() {
+        assert!(
+            clean.contains(log) || reports.iter().any(|r| &r.0 == log),
+            "{log} is not in reference.tsv"
+        );
+    }
+    let (mut detected, mut kind_ok, mut frame_ok) = (0, 0, 0);
+    let mut misses = Vec::new();
+    for (log, line, kind, func) in &reports {
+        let Some(f) = by_log[log].iter().find(|f| f.line == *line) else {
+            misses.push(format!("{log}:{line}: not detected"));
+            continue;
+        };
+        detected += 1;
+        if f.kind == *kind {
+            kind_ok += 1;
+        } else {
+            misses.push(format!("{log}:{line}: kind {:?}, want {kind:?}", f.kind));
+        }
+        if title_function(f) == func.as_deref() {
+            frame_ok += 1;
+        } else {
+            misses.push(format!(
+                "{log}:{line}: `{}`, want function {func:?}",
+                f.title
+            ));
+        }
+    }
+    let mut extra = Vec::new();
+    for (log, fs) in &by_log {
+        for f in fs {
+            if !reports.iter().any(|r| &r.0 == log && r.1 == f.line) {
+                extra.push(format!("{log}:{}: `{}`", f.line, f.title));
+            }
+        }
+    }
+    extra.sort();
+    let clean_fp = clean.iter().map(|l| by_log[l].len()).sum::<usize>();
+    let n = reports.len() as f64;
+    let pct = |k: usize| 100.0 * k as f64 / n;
+    eprintln!(
+        "corpus: {} logs, {} reports, {} clean logs\n  detected {:.1}% ({detected}), right kind {:.1}% ({kind_ok}), title function agrees {:.1}% ({frame_ok})\n  findings not in the reference: {} ({clean_fp} in clean logs)\n{}",
+        by_log.len(),
+        reports.len(),
+        clean.len(),
+        pct(detected),
+        pct(kind_ok),
+        pct(frame_ok),
+        extra.len(),
+        misses.iter().chain(&extra).map(|m| format!("  {m}\n")).collect::<String>()
+    );
+    assert!(pct(detected) >= 97.0, "detection below 97%");
+    assert!(pct(kind_ok) >= 95.0, "kind accuracy below 95%");
+    assert!(pct(frame_ok) >= 85.0, "frame agreement below 85%");
+    assert!(clean_fp <= 3, "{clean_fp} false positives in clean logs");
+}
+
+/// Titles carry nothing that changes between runs (addresses, pids, counts, CPU
+/// numbers), so the same bug deduplicates across cells, repeats and nights.
+#[test]
+fn titles_carry_no_run_specific_numbers() {
+    for log in logs() {
+        for f in parse_bytes(&fs::read(&log).unwrap()) {
+            let bad = f
+                .title
+                .split([' ', ',', ':', '(', ')', '/', '[', ']'])
+                .find(|w| {
+                    w.starts_with("0x")
+                        || (!w.is_empty() && w.bytes().all(|b| b.is_ascii_digit()))
+                        || (w.len() >= 8 && w.bytes().all(|b| b.is_ascii_hexdigit()))
+                        || w.contains('#')
+                });
+            assert!(
+                bad.is_none(),
+                "{}: `{}` carries `{bad:?}`",
+                log.display(),
+                f.title
+            );
+        }
     }
 }

@@ -1,4 +1,9 @@
 //! Recognising the first line of a kernel report.
+//!
+//! Each branch quotes the format strings it handles, from the kernel tree the project
+//! targets (7.3) and from older kernels whose logs still turn up; the census test
+//! (`tests/console_census.rs`) checks that every report head of the target tree is
+//! recognised here with the right kind.
 
 use super::frame::parse_frame;
 use super::{Frame, Kind};
@@ -13,10 +18,18 @@ pub(crate) enum Head {
     },
     /// Lockdep-family report with a fixed title (no frame appended).
     LockdepFixed(String),
+    /// Lock debugging outside lockdep (`BUG: spinlock bad magic`, `BUG: workqueue
+    /// leaked atomic, lock or RCU`): kind lockdep, titled `{title} in X`.
+    LockDebug(String),
     SuspiciousRcu,
     SleepInvalid,
     SchedAtomic,
-    HungTask,
+    /// The other execution-context checks of the scheduler and DEBUG_PREEMPT
+    /// (`BUG: using smp_processor_id() in preemptible code`, `BUG: assuming atomic
+    /// context`): kind sleep_in_atomic, titled `{title} in X`.
+    Context(String),
+    /// Hung task; the title prefix (`INFO: task hung`, `INFO: task can't die`).
+    HungTask(&'static str),
     NullDeref,
     PagingFault,
     Gpf,
@@ -25,6 +38,9 @@ pub(crate) enum Head {
     /// `WARNING:` from `__warn`; `Some(class)` for warnings raised by generic checkers
     /// (`ODEBUG bug`, `refcount bug`, ...) whose callers are the interesting frame.
     Warning(Option<&'static str>),
+    /// An unwinder's complaint (`WARNING: kernel stack regs has bad value`): kind
+    /// warning, fixed title; inside another report it is part of that report.
+    Unwinder(String),
     Kasan(String),
     Kfence(String),
     Kmsan(String),
@@ -32,9 +48,15 @@ pub(crate) enum Head {
     Ubsan(String),
     Kmemleak,
     RcuStall,
+    /// `INFO: rcu_preempt detected stall, but suppressed full report due to a stuck
+    /// CSD-lock.`: a stall with no stack to name (the CSD-lock report has them).
+    RcuStallSuppressed,
     SoftLockup,
     HardLockup,
     Panic(String),
+    /// A report that stops the machine by itself (`PANIC: double fault`): kind panic,
+    /// titled `{title} in X` from the faulting frame.
+    Fatal(String),
     /// Anything else that is clearly a report: title base; frame appended when found.
     Other(String),
 }
@@ -42,24 +64,27 @@ pub(crate) enum Head {
 impl Head {
     pub fn kind(&self) -> Kind {
         match self {
-            Head::Lockdep { .. } | Head::LockdepFixed(_) | Head::SuspiciousRcu => Kind::Lockdep,
-            Head::SleepInvalid | Head::SchedAtomic => Kind::SleepInAtomic,
-            Head::HungTask => Kind::HungTask,
+            Head::Lockdep { .. }
+            | Head::LockdepFixed(_)
+            | Head::LockDebug(_)
+            | Head::SuspiciousRcu => Kind::Lockdep,
+            Head::SleepInvalid | Head::SchedAtomic | Head::Context(_) => Kind::SleepInAtomic,
+            Head::HungTask(_) => Kind::HungTask,
             Head::NullDeref => Kind::NullDeref,
             Head::PagingFault => Kind::PagingFault,
             Head::Gpf => Kind::Gpf,
             Head::Bug(_) => Kind::Bug,
-            Head::Warning(_) => Kind::Warning,
+            Head::Warning(_) | Head::Unwinder(_) => Kind::Warning,
             Head::Kasan(_) => Kind::Kasan,
             Head::Kfence(_) => Kind::Kfence,
             Head::Kmsan(_) => Kind::Kmsan,
             Head::Kcsan(_) => Kind::Kcsan,
             Head::Ubsan(_) => Kind::Ubsan,
             Head::Kmemleak => Kind::Kmemleak,
-            Head::RcuStall => Kind::RcuStall,
+            Head::RcuStall | Head::RcuStallSuppressed => Kind::RcuStall,
             Head::SoftLockup => Kind::SoftLockup,
             Head::HardLockup => Kind::HardLockup,
-            Head::Panic(_) => Kind::Panic,
+            Head::Panic(_) | Head::Fatal(_) => Kind::Panic,
             Head::Other(_) => Kind::Other,
         }
     }
@@ -76,6 +101,9 @@ pub(crate) struct Start {
     pub frames: Vec<Frame>,
     /// An `Oops:`/`Internal error:`/`invalid opcode:` line: continues an open oops.
     pub oops_line: bool,
+    /// A line that starts a report only when none is open in its stream, and is part
+    /// of the open one otherwise (unwinder complaints, SLUB's `INFO: Allocated in`).
+    pub weak: bool,
 }
 
 impl Start {
@@ -87,7 +115,13 @@ impl Start {
             cpu: None,
             frames: Vec::new(),
             oops_line: false,
+            weak: false,
         }
+    }
+
+    fn weak(mut self) -> Self {
+        self.weak = true;
+        self
     }
 }
 
@@ -113,6 +147,7 @@ pub(crate) fn may_start(msg: &[u8]) -> bool {
                 | b's'
                 | b'['
                 | b't'
+                | b'P'
         )
     )
 }
@@ -127,6 +162,8 @@ pub(crate) fn is_banner(msg: &[u8]) -> bool {
         || msg.starts_with(b"Booting the kernel")
 }
 
+/// kernel/locking/lockdep.c heads (`pr_warn("WARNING: possible circular locking
+/// dependency detected\n")` ...): (words after `WARNING: `, title prefix, `at:` first).
 const LOCKDEP_HEADS: &[(&str, &str, bool)] = &[
     (
         "possible circular locking dependency detected",
@@ -155,8 +192,14 @@ const LOCKDEP_HEADS: &[(&str, &str, bool)] = &[
         "possible deadlock",
         true,
     ),
+    // 7.3 capitalises it: `WARNING: Nested lock was not taken`.
     (
         "nested lock was not taken",
+        "nested lock was not taken",
+        false,
+    ),
+    (
+        "Nested lock was not taken",
         "nested lock was not taken",
         false,
     ),
@@ -167,6 +210,8 @@ const LOCKDEP_HEADS: &[(&str, &str, bool)] = &[
         "INFO: trying to register non-static key",
         false,
     ),
+    // `WARNING: chain_key collision` (print_collision, CONFIG_DEBUG_LOCKDEP).
+    ("chain_key collision", "WARNING: chain_key collision", false),
 ];
 
 fn lockdep_head(rest: &str) -> Option<Start> {
@@ -187,12 +232,154 @@ fn lockdep_head(rest: &str) -> Option<Start> {
     None
 }
 
+/// `probe/85` → (`probe`, 85), splitting at the last `/` (task names may hold `/`).
+fn task_pid(s: &str) -> Option<(String, u32)> {
+    let (name, pid) = s.trim().rsplit_once('/')?;
+    let pid = pid
+        .trim_end_matches(|c: char| !c.is_ascii_digit())
+        .parse()
+        .ok()?;
+    (!name.is_empty()).then(|| (name.to_string(), pid))
+}
+
+/// `INFO: task probe:85 blocked for more than 10 seconds.` (7.3 also prints `blocked
+/// in I/O wait for more than`), old kernels' `INFO: task probe:85 can't die for more
+/// than 120 seconds.` Lines naming the lock owner (`INFO: task probe:85 is blocked on
+/// a mutex likely owned by task ...`) are part of the hung-task report, not heads.
+fn hung_task(task: &str) -> Option<Start> {
+    let (who, _) = task.split_once(" for more than ")?;
+    let (name_pid, state) = who.rsplit_once(' ').map_or((who, ""), |(a, b)| (a, b));
+    let (name_pid, prefix) = match state {
+        "blocked" => (name_pid, "INFO: task hung"),
+        "wait" => {
+            let n = name_pid.strip_suffix(" blocked in I/O")?;
+            (n, "INFO: task hung")
+        }
+        "die" => (name_pid.strip_suffix(" can't")?, "INFO: task can't die"),
+        _ => return None,
+    };
+    let mut s = Start::new(Head::HungTask(prefix));
+    if let Some((name, pid)) = name_pid.rsplit_once(':') {
+        s.task = Some(name.to_string());
+        s.pid = pid.parse().ok();
+    }
+    Some(s)
+}
+
+/// RCU stall heads (kernel/rcu/tree_stall.h, tree_exp.h, tasks.h): `INFO: rcu_preempt
+/// detected stalls on CPUs/tasks:`, `self-detected stall on CPU`, `detected expedited
+/// stalls on CPUs/tasks: {`, `rcu_tasks detected stalls on tasks:`, and the CSD-lock
+/// variants. `Expedited stall ended before state dump start` and the like are part of
+/// a stall report.
+fn rcu_stall(rest: &str) -> Option<Start> {
+    let stall = rest.contains("detected stall") || rest.contains("detected expedited stall");
+    if stall && rest.contains("suppressed full report") {
+        return Some(Start::new(Head::RcuStallSuppressed));
+    }
+    stall.then(|| Start::new(Head::RcuStall))
+}
+
+/// Unwinder complaints (arch/x86/kernel/unwind_frame.c, unwind_orc.c, dumpstack_*.c):
+/// printed while some stack is dumped, usually inside another report.
+fn unwinder(rest: &str) -> Option<Start> {
+    // `WARNING: kernel stack regs at %p in %s:%d has bad 'bp' value %p`,
+    // `WARNING: kernel stack frame pointer at %p in %s:%d has bad value %p`.
+    for (what, bad, title) in [
+        (
+            "kernel stack regs at ",
+            " has bad 'bp' value",
+            "WARNING: kernel stack regs has bad value",
+        ),
+        (
+            "kernel stack frame pointer at ",
+            " has bad value",
+            "WARNING: kernel stack frame pointer has bad value",
+        ),
+    ] {
+        if let Some(r) = rest.strip_prefix(what) {
+            let Some((before, _)) = r.split_once(bad) else {
+                continue;
+            };
+            let mut s = Start::new(Head::Unwinder(title.into())).weak();
+            if let Some((_, who)) = before.split_once(" in ") {
+                if let Some((name, pid)) = who.rsplit_once(':') {
+                    s.task = Some(name.to_string());
+                    s.pid = pid.parse().ok();
+                }
+            }
+            return Some(s);
+        }
+    }
+    // orc_warn() prefixes its own `WARNING: `, some callers add another. The title is
+    // the complaint's fixed words.
+    let r = rest.strip_prefix("WARNING: ").unwrap_or(rest);
+    const ORC: &[&str] = &[
+        "stack recursion on stack type",
+        "bad lookup idx",
+        "bad lookup value",
+        "Bad or missing .orc_unwind table",
+        "Corrupt .orc_unwind table",
+        "missing AX value",
+        "missing DX value",
+        "missing RDI value",
+        "missing R10 value",
+        "missing R13 value",
+        "unknown SP base reg",
+        "can't access registers",
+        "can't access iret registers",
+        "unknown .orc_unwind entry type",
+        "unknown BP base reg",
+        "stack going in the wrong direction?",
+    ];
+    let what = ORC.iter().find(|p| r.starts_with(*p))?;
+    Some(Start::new(Head::Unwinder(format!("WARNING: {what}"))).weak())
+}
+
+/// The first four bytes of every head this module recognises: most console lines are
+/// turned away here, before any of the branches below compares whole prefixes.
+const HEAD_STARTS: &[&[u8; 4]] = &[
+    b"WARN", b"BUG:", b"BUG ", b"[ BU", b"[ IN", b"INFO", b"rcu:", b"watc", b"NMI ", b"Watc",
+    b"Unab", b"gene", b"Oops", b"kern", b"UBSA", b"kmem", b"unre", b"Kern", b"PANI", b"trap",
+    b"inva", b"divi", b"stac", b"Inte", b"Insu",
+];
+
+fn head_prefix(b: &[u8]) -> bool {
+    match b.get(..4) {
+        Some(&[a, b1, c, d]) => HEAD_STARTS.contains(&&[a, b1, c, d]),
+        _ => false,
+    }
+}
+
 /// Recognises a report head line. `msg` is the line without printk prefixes.
 pub(crate) fn detect(msg: &str) -> Option<Start> {
     let msg = msg.trim_end();
+    if !head_prefix(msg.as_bytes()) {
+        return None;
+    }
     if let Some(rest) = msg.strip_prefix("WARNING: ") {
         if let Some(s) = lockdep_head(rest) {
             return Some(s);
+        }
+        // `WARNING: %s/%d still has locks held!` (lockdep_print_held_locks on exit).
+        if let Some(who) = rest.strip_suffix(" still has locks held!") {
+            let mut s = Start::new(Head::Lockdep {
+                prefix: "WARNING: still has locks held",
+                at_first: true,
+            });
+            if let Some((name, pid)) = task_pid(who) {
+                s.task = Some(name);
+                s.pid = Some(pid);
+            }
+            return Some(s);
+        }
+        if let Some(s) = unwinder(rest) {
+            return Some(s);
+        }
+        if rest.starts_with("Flushing system-wide workqueues will be prohibited") {
+            // kernel/workqueue.c __warn_flushing_systemwide_wq: pr_warn + dump_stack.
+            return Some(Start::new(Head::Warning(Some(
+                "Flushing system-wide workqueues will be prohibited",
+            ))));
         }
         return warning(msg, rest);
     }
@@ -207,30 +394,32 @@ pub(crate) fn detect(msg: &str) -> Option<Start> {
     }
     if let Some(rest) = msg.strip_prefix("INFO: ") {
         if let Some(task) = rest.strip_prefix("task ") {
-            let (name_pid, _) = task.split_once(" blocked for more than ")?;
-            let mut s = Start::new(Head::HungTask);
-            if let Some((name, pid)) = name_pid.rsplit_once(':') {
-                s.task = Some(name.to_string());
-                s.pid = pid.parse().ok();
-            }
+            return hung_task(task);
+        }
+        if let Some(s) = rcu_stall(rest) {
             return Some(s);
         }
-        if rest.starts_with("rcu") && rest.contains("stall") {
-            return Some(Start::new(Head::RcuStall));
+        // SLUB debugging as KASAN printed it before 4.6 (mm/slub.c print_track:
+        // `INFO: Allocated in %pS age=%lu cpu=%u pid=%d`): part of the open KASAN or
+        // SLUB report; standing alone, its head line was lost.
+        if rest.starts_with("Allocated in ") || rest.starts_with("Freed in ") {
+            return Some(Start::new(Head::Kasan("bad access".into())).weak());
         }
         return lockdep_head(rest);
     }
     if let Some(rest) = msg.strip_prefix("rcu: INFO: ") {
-        if rest.contains("stall") {
-            return Some(Start::new(Head::RcuStall));
-        }
-        return None;
+        return rcu_stall(rest);
     }
     for p in ["watchdog: ", "NMI watchdog: "] {
         if let Some(rest) = msg.strip_prefix(p) {
             if let Some(r) = rest.strip_prefix("BUG: soft lockup") {
                 return Some(soft_lockup(r));
             }
+            // 7.3: `watchdog: CPU%u: Watchdog detected hard LOCKUP on cpu %u`.
+            let rest = match rest.split_once(": ") {
+                Some((cpu, r)) if cpu.starts_with("CPU") => r,
+                _ => rest,
+            };
             if rest.starts_with("Watchdog detected hard LOCKUP on cpu") {
                 return Some(hard_lockup(rest));
             }
@@ -241,6 +430,7 @@ pub(crate) fn detect(msg: &str) -> Option<Start> {
         return Some(hard_lockup(msg));
     }
     if let Some(rest) = msg.strip_prefix("Unable to handle kernel ") {
+        // arm64: `Unable to handle kernel %s at virtual address %016lx`.
         let head = if rest.starts_with("NULL pointer dereference") {
             Head::NullDeref
         } else {
@@ -269,11 +459,34 @@ pub(crate) fn detect(msg: &str) -> Option<Start> {
         let typ = rest.split_once(" in ").map_or(rest, |(t, _)| t);
         return Some(Start::new(Head::Ubsan(typ.trim().to_string())));
     }
-    if msg.starts_with("unreferenced object 0x") {
-        return Some(Start::new(Head::Kmemleak));
+    // mm/kmemleak.c: `unreferenced object%s 0x%08lx (size %zu):` (`%s` is ` (percpu)`
+    // or empty), printed on the console with pr_fmt `kmemleak: ` on every line of the
+    // report, or without it when read from /sys/kernel/debug/kmemleak.
+    if let Some(r) = msg
+        .strip_prefix("kmemleak: ")
+        .unwrap_or(msg)
+        .strip_prefix("unreferenced object ")
+    {
+        if r.starts_with("0x") || r.starts_with('(') {
+            return Some(Start::new(Head::Kmemleak));
+        }
+        return None;
     }
     if let Some(rest) = msg.strip_prefix("Kernel panic - not syncing: ") {
         return Some(Start::new(Head::Panic(sanitize(rest, false))));
+    }
+    // `traps: PANIC: double fault, error_code: 0x0` (x86 traps.c, pr_fmt `traps: `),
+    // `PANIC: invalid or fatal FRED event; ...` (entry_fred.c).
+    if let Some(rest) = msg
+        .strip_prefix("PANIC: ")
+        .or_else(|| msg.strip_prefix("traps: PANIC: "))
+    {
+        let what = rest.split([',', ';']).next().unwrap_or(rest);
+        let t = sanitize(what, false);
+        if !t.is_empty() {
+            return Some(Start::new(Head::Fatal(format!("PANIC: {t}"))));
+        }
+        return None;
     }
     for (p, title) in [
         ("Oops: invalid opcode", "invalid opcode"),
@@ -299,14 +512,18 @@ pub(crate) fn detect(msg: &str) -> Option<Start> {
             return Some(s);
         }
     }
-    // SLUB debugging: `BUG kmalloc-64 (Not tainted): Object already free`.
+    // SLUB debugging (mm/slub.c slab_bug: `BUG %s (%s): %pV`):
+    // `BUG kmalloc-64 (Not tainted): Object already free`.
     if let Some(rest) = msg.strip_prefix("BUG ") {
         let (cache, tail) = rest.split_once(' ')?;
         if !cache.is_empty() && tail.starts_with('(') {
             let (_, what) = tail.split_once("): ")?;
             let t = sanitize(what, false);
             if !t.is_empty() {
-                return Some(Start::new(Head::Other(format!("BUG: {t}"))));
+                let mut s = Start::new(Head::Other(format!("BUG: {t}")));
+                // KASAN before 4.6 printed its object through SLUB inside its report.
+                s.weak = t.starts_with("kasan:");
+                return Some(s);
             }
         }
         return None;
@@ -316,22 +533,23 @@ pub(crate) fn detect(msg: &str) -> Option<Start> {
             "unregister_netdevice: waiting for DEV to become free".into(),
         )));
     }
+    // arm64 handle_bad_stack: `Insufficient stack space to handle exception!`; titled
+    // like x86's `BUG: %s stack guard page was hit` (the same bug on another arch).
     if msg.starts_with("Insufficient stack space to handle exception") {
         return Some(Start::new(Head::Other("kernel stack overflow".into())));
-    }
-    if let Some(rest) = msg.strip_prefix("traps: PANIC: double fault") {
-        let _ = rest;
-        return Some(Start::new(Head::Other("double fault".into())));
     }
     None
 }
 
 fn warning(msg: &str, rest: &str) -> Option<Start> {
-    // `WARNING: CPU: 1 PID: 85 at mm/mmap.c:123 func+0x12/0x40 [mod]`,
-    // `WARNING: at mm/mmap.c:123 func+0x12/0x40()` (old) or
-    // `WARNING: mm/mmap.c:123 at func+0x12/0x40, CPU#1: probe/85` (newer).
-    let cpu_fmt = rest.starts_with("CPU: ") || rest.starts_with("at ");
-    if !(cpu_fmt || (rest.contains(" at ") && rest.contains("+0x"))) {
+    // `WARNING: CPU: 1 PID: 85 at mm/mmap.c:123 func+0x12/0x40 [mod]` (up to 6.x),
+    // `WARNING: at mm/mmap.c:123 func+0x12/0x40()` (2.6/3.x),
+    // kernel/panic.c __warn since 7.x: `WARNING: %s:%d at %pS, CPU#%d: %s/%d` and
+    // `WARNING: at %pS, CPU#%d: %s/%d`; `%pS` of an unknown caller prints `0x0`.
+    let old = rest.starts_with("CPU: ") && rest.contains(" at ");
+    let new = rest.contains(" at ") && rest.contains(", CPU#");
+    let ancient = rest.starts_with("at ") && !new;
+    if !(old || new || ancient) {
         return None;
     }
     // Warnings raised inside generic checkers are titled by class, syzkaller-style.
@@ -350,7 +568,7 @@ fn warning(msg: &str, rest: &str) -> Option<Start> {
     s.pid = num_after(msg, "PID: ");
     for (i, tok) in rest.split_whitespace().enumerate() {
         if tok.contains("+0x") {
-            if let Some((f, _)) = parse_frame(tok.trim_end_matches("()")) {
+            if let Some((f, _)) = parse_frame(tok.trim_end_matches("()").trim_end_matches(',')) {
                 s.frames.push(f);
                 break;
             }
@@ -361,28 +579,42 @@ fn warning(msg: &str, rest: &str) -> Option<Start> {
     }
     if let Some((_, tail)) = rest.split_once(", CPU#") {
         if let Some((_, task)) = tail.split_once(": ") {
-            if let Some((name, pid)) = task.trim().rsplit_once('/') {
-                s.task = Some(name.to_string());
-                s.pid = pid.parse().ok();
+            if let Some((name, pid)) = task_pid(task) {
+                s.task = Some(name);
+                s.pid = Some(pid);
             }
         }
     }
     Some(s)
 }
 
+/// `BUG: KASAN: slab-use-after-free in func+0x1/0x2`; old kernels: `BUG: KASAN: use
+/// after free in func+0x1/0x2 at addr ...`, and 4.3's `BUG: KASan: ...`.
+fn sanitizer_type(typ: &str) -> String {
+    let t = typ.trim();
+    let t = match t {
+        "double-free or invalid-free" => "invalid-free",
+        t => t,
+    };
+    t.replace(' ', "-")
+        .replace("use-after-free-or-out-of-bounds", "use-after-free")
+}
+
 fn bug(rest: &str) -> Option<Start> {
-    for (p, mk) in [
-        ("KASAN: ", Head::Kasan as fn(String) -> Head),
-        ("KFENCE: ", Head::Kfence),
-        ("KMSAN: ", Head::Kmsan),
+    for (p, mk, kasan) in [
+        ("KASAN: ", Head::Kasan as fn(String) -> Head, true),
+        ("KASan: ", Head::Kasan, true),
+        ("KFENCE: ", Head::Kfence, false),
+        ("KMSAN: ", Head::Kmsan, false),
     ] {
         if let Some(r) = rest.strip_prefix(p) {
             let (typ, func) = r.split_once(" in ").unwrap_or((r, ""));
-            let typ = match typ.trim() {
-                "double-free or invalid-free" => "invalid-free",
-                t => t,
+            let typ = if kasan {
+                sanitizer_type(typ)
+            } else {
+                typ.trim().to_string()
             };
-            let mut s = Start::new(mk(typ.to_string()));
+            let mut s = Start::new(mk(typ));
             if let Some((f, _)) = parse_frame(func) {
                 s.frames.push(f);
             }
@@ -429,6 +661,66 @@ fn bug(rest: &str) -> Option<Start> {
         s.task = it.next().map(str::to_string);
         return Some(s);
     }
+    // kernel/sched/core.c: `BUG: scheduling in a non-blocking section: %s/%d/%i`,
+    // `BUG: assuming atomic context at %s:%d` (__cant_sleep), `BUG: assuming non
+    // migratable context at %s:%d` (__cant_migrate).
+    for what in [
+        "scheduling in a non-blocking section",
+        "assuming atomic context",
+        "assuming non migratable context",
+    ] {
+        if rest.starts_with(what) {
+            return Some(Start::new(Head::Context(format!("BUG: {what}"))));
+        }
+    }
+    // lib/smp_processor_id.c: `BUG: using %s%s() in preemptible [%08x] code: %s/%d`,
+    // with `smp_processor_id` or `__this_cpu_` + the operation.
+    if let Some(r) = rest.strip_prefix("using ") {
+        if let Some((what, tail)) = r.split_once("() in preemptible ") {
+            let mut s = Start::new(Head::Context(format!(
+                "BUG: using {what}() in preemptible code"
+            )));
+            if let Some((_, who)) = tail.split_once("code: ") {
+                if let Some((name, pid)) = task_pid(who) {
+                    s.task = Some(name);
+                    s.pid = Some(pid);
+                }
+            }
+            return Some(s);
+        }
+    }
+    // kernel/locking/spinlock_debug.c: `BUG: spinlock %s on CPU#%d, %s/%d` (`bad
+    // magic`, `already unlocked`, `wrong owner`, `wrong CPU`, `recursion`, `lockup
+    // suspected`), `BUG: rwlock %s on CPU#%d, %s/%d, %p`.
+    for lock in ["spinlock ", "rwlock "] {
+        if let Some(r) = rest.strip_prefix(lock) {
+            if let Some((what, tail)) = r.split_once(" on CPU#") {
+                let mut s = Start::new(Head::LockDebug(format!(
+                    "BUG: {lock}{}",
+                    sanitize(what, false)
+                )));
+                s.cpu = num_after(tail, "");
+                if let Some((_, who)) = tail.split_once(", ") {
+                    if let Some((name, pid)) = task_pid(who.split(", ").next().unwrap_or(who)) {
+                        s.task = Some(name);
+                        s.pid = Some(pid);
+                    }
+                }
+                return Some(s);
+            }
+        }
+    }
+    // kernel/workqueue.c: `BUG: workqueue leaked atomic, lock or RCU: %s[%d]` then
+    // `     preempt=0x%08x lock=%d->%d RCU=%d->%d workfn=%ps`; before 6.x
+    // `BUG: workqueue leaked lock or atomic: %s/0x%08x/%d` then `    last function: %ps`.
+    for what in [
+        "workqueue leaked atomic, lock or RCU",
+        "workqueue leaked lock or atomic",
+    ] {
+        if rest.starts_with(what) {
+            return Some(Start::new(Head::LockDebug(format!("BUG: {what}"))));
+        }
+    }
     if rest.starts_with("kernel NULL pointer dereference")
         || rest.starts_with("unable to handle kernel NULL pointer dereference")
     {
@@ -449,14 +741,26 @@ fn bug(rest: &str) -> Option<Start> {
             at_first: true,
         }));
     }
+    // `BUG: looking up invalid subclass: %u` then the offender's stack.
+    if rest.starts_with("looking up invalid subclass") {
+        return Some(Start::new(Head::LockDebug(
+            "BUG: looking up invalid subclass".into(),
+        )));
+    }
+    // Capacity limits and unregistered keys: no frame makes them more precise (the
+    // latter is followed by its own `WARNING: ... lockdep.c` report).
     if rest.starts_with("MAX_LOCK")
-        || rest.starts_with("looking up invalid subclass")
         || (rest.starts_with("key ") && rest.contains("has not been registered"))
     {
         return Some(Start::new(Head::LockdepFixed(format!(
             "BUG: {}",
             sanitize(rest, true)
         ))));
+    }
+    // arch/x86/kernel/traps.c: `BUG: %s stack guard page was hit at %px (stack is
+    // %px..%px)`; titled like arm64's stack overflow.
+    if rest.contains(" stack guard page was hit") {
+        return Some(Start::new(Head::Other("kernel stack overflow".into())));
     }
     let t = sanitize(rest, true);
     if t.is_empty() {
@@ -494,8 +798,9 @@ pub(crate) fn num_after(s: &str, pat: &str) -> Option<u32> {
     digits[..end].parse().ok()
 }
 
-/// Keeps the stable words of a free-form report line: stops at the first token carrying
-/// an address, number, `key=value` or `task/pid`, and drops dangling prepositions.
+/// Keeps the stable words of a free-form report line: skips bare addresses, stops at
+/// the first token carrying a number, `key=value`, `task/pid`, at the end of the first
+/// clause (`;`, a sentence's `.`), and drops dangling prepositions and punctuation.
 pub(crate) fn sanitize(s: &str, cut_in: bool) -> String {
     let s = if cut_in {
         let s = s.split(" in process ").next().unwrap_or(s);
@@ -513,6 +818,10 @@ pub(crate) fn sanitize(s: &str, cut_in: bool) -> String {
         {
             continue;
         }
+        // A bare address (`ffff888004a1b2c0`, `0000000012345678`) in mid-sentence.
+        if tok.len() >= 8 && tok.bytes().all(|b| b.is_ascii_hexdigit()) {
+            continue;
+        }
         if tok
             .bytes()
             .any(|b| b.is_ascii_digit() || b == b'=' || b == b'/' || b == b'#')
@@ -523,9 +832,13 @@ pub(crate) fn sanitize(s: &str, cut_in: bool) -> String {
             break;
         }
         words.push(tok);
+        // End of a clause: `event;`, `table.` (but not `.orc_unwind` or `...`).
+        if tok.len() > 1 && (tok.ends_with(';') || (tok.ends_with('.') && !tok.ends_with(".."))) {
+            break;
+        }
     }
     while let Some(last) = words.last() {
-        let l = last.trim_end_matches([',', ':', ';', '-']);
+        let l = last.trim_end_matches([',', ':', ';', '-', '.']);
         if l.is_empty()
             || matches!(
                 l,
@@ -538,7 +851,7 @@ pub(crate) fn sanitize(s: &str, cut_in: bool) -> String {
         }
     }
     let mut out = words.join(" ");
-    while out.ends_with([',', ':', ';', '-', ' ']) {
+    while out.ends_with([',', ':', ';', '-', ' ', '.']) {
         out.pop();
     }
     out
@@ -648,7 +961,7 @@ mod tests {
         );
         assert_eq!(
             head("BUG: using __this_cpu_read() in preemptible [00000000] code: syz/123"),
-            Head::Other("BUG: using __this_cpu_read() in preemptible code".into())
+            Head::Context("BUG: using __this_cpu_read() in preemptible code".into())
         );
         assert_eq!(
             head("WARNING: CPU: 0 PID: 1 at lib/refcount.c:28 refcount_warn_saturate+0x1/0x2"),

@@ -6,7 +6,8 @@
 //! without caller ids there is one stream. A report ends at the next head line of its
 //! stream, at a closing `=====` separator (sanitizer reports), at a boot banner (cut
 //! off), at the first line after its call trace that is plainly not report text, or
-//! at `finish`.
+//! at `finish`. Some head lines are "weak" (an unwinder's complaint, SLUB's `INFO:
+//! Allocated in`): they open a report only when none is open in their stream.
 //!
 //! Panics: `Kernel panic - not syncing:` that follows a report (while it is open, or
 //! within `PANIC_ABSORB_LINES` lines after it closed in the same boot, or any
@@ -15,17 +16,35 @@
 //! (it is how the oops, `panic_on_warn`, `hung_task_panic`, `softlockup_panic` end) and
 //! yields no finding of its own. A panic standing alone is a `panic` finding, marked
 //! `corrupted` when it is a consequence panic (the report it ended was lost).
+//!
+//! Memory is bounded per report whatever the console does: a report keeps at most
+//! `MAX_REPORT_BYTES` of text and `MAX_TRACE_FRAMES` frames, is cut off after
+//! `MAX_REPORT_LINES` lines, at most `MAX_OPEN` reports are open at once, and a line is
+//! looked at up to `MAX_LINE_BYTES`.
 
 use std::borrow::Cow;
+use std::sync::OnceLock;
 
 use super::detect::{self, Head, Start};
-use super::frame::{is_skipped, normalize, parse_frame, parse_marker};
+use super::frame::{
+    is_kept, is_skipped, kind_skip, normalize, parse_frame, parse_marker, title_name,
+};
 use super::line::{self, Caller};
 use super::{Finding, Frame, Kind};
 
 const PANIC_ABSORB_LINES: usize = 100;
 const MAX_REPORT_LINES: usize = 4000;
 const MAX_NOISE_BEFORE_TRACE: usize = 300;
+/// Text kept per report; the rest is dropped (the finding says so in its text).
+pub(crate) const MAX_REPORT_BYTES: usize = 256 * 1024;
+/// Frames kept per report (trace and candidates alike).
+pub(crate) const MAX_TRACE_FRAMES: usize = 256;
+/// Reports open at once (one per printk caller); the oldest is cut off beyond.
+const MAX_OPEN: usize = 32;
+/// Bytes of a line looked at (printk lines are at most 1 KiB; a flood without newlines
+/// must not grow memory).
+pub(crate) const MAX_LINE_BYTES: usize = 4096;
+const TRUNCATED: &str = "[... report text truncated by kmatrix ...]";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum TraceState {
@@ -44,6 +63,17 @@ enum Close {
     Cut,
 }
 
+/// A frame of the report's first trace as a guilty-frame candidate: where it ran.
+#[derive(Debug, Clone)]
+struct Cand {
+    frame: Frame,
+    /// Inside an `<IRQ>`/`<NMI>`/`<SOFTIRQ>` section (or, on arm64, below an
+    /// `el1h_64_irq` exception frame): the interrupt, not the interrupted task.
+    in_irq: bool,
+    /// A `RIP:`/`pc :` line inside the trace: the interrupted code itself.
+    rip: bool,
+}
+
 #[derive(Debug)]
 struct Report {
     head: Head,
@@ -51,6 +81,7 @@ struct Report {
     line: usize,
     timestamp: Option<f64>,
     text: String,
+    truncated: bool,
     lines: usize,
     noise: usize,
     trace_state: TraceState,
@@ -58,6 +89,10 @@ struct Report {
     /// `? ` frames: used only when a trace has no reliable frame at all (kernels built
     /// with the guessing unwinder, as tinyconfig picks on x86_64).
     unreliable: Vec<Frame>,
+    /// The first trace as candidates, with in-trace `RIP:` lines and their context.
+    cands: Vec<Cand>,
+    /// Depth of `<IRQ>`-like sections in the trace being read.
+    irq_depth: u32,
     head_frames: Vec<Frame>,
     /// Frames of the first register dump's `RIP:`/`pc :` lines (several when the
     /// log is symbolised with inlining), innermost first.
@@ -71,6 +106,10 @@ struct Report {
     pending_at: bool,
     prev_ends_colon: bool,
     explicit_end: bool,
+    /// A sanitizer report's `Memory state around the buggy address` was seen.
+    memory_state: bool,
+    /// HW-tags KASAN's `Asynchronous fault: no details available`: no frame to find.
+    no_details: bool,
     task: Option<String>,
     pid: Option<u32>,
     cpu: Option<u32>,
@@ -116,7 +155,7 @@ fn is_reportish(t: &str) -> bool {
         "Showing ",
         "NMI backtrace",
         "Sending NMI",
-        "INFO: lockdep",
+        "INFO: ",
         "Allocated by",
         "Freed by",
         "Last potentially",
@@ -152,6 +191,8 @@ fn is_reportish(t: &str) -> bool {
         "Dumping ftrace",
         "page:",
         "page dumped",
+        "page_owner",
+        "page last",
         "flags:",
         "raw:",
         "head:",
@@ -201,17 +242,53 @@ fn is_reportish(t: &str) -> bool {
         "refcount_t",
         "CR2:",
         "Dumping",
+        "caller is ",
+        "Allocated in ",
+        "Freed in ",
+        "object allocation/free stack trace missing",
+        "Mempool ",
+        "addr:",
+        "file:",
+        "pgd:",
+        "memcg:",
+        "page_type:",
+        "anon flags:",
+        "aops:",
+        "mapping:",
+        "FIX ",
+        "turning off the locking correctness validator",
+        "The code is fine but needs lockdep annotation",
+        "you didn't initialize this object",
+        "unwind stack type:",
+        "Task stack:",
+        "IRQ stack:",
+        "Overflow stack:",
+        "\"echo 0 > /proc/sys/kernel/hung_task_timeout_secs\"",
     ];
     let b = t.as_bytes();
     if b.is_empty() || b[0] == b' ' || b[0] == b'\t' {
         return true;
     }
-    if PREFIXES.iter().any(|p| t.starts_with(p)) {
+    // The prefixes by first byte, built once: a line is checked against a handful only.
+    static BY_FIRST: OnceLock<Vec<Vec<&'static str>>> = OnceLock::new();
+    let table = BY_FIRST.get_or_init(|| {
+        let mut t = vec![Vec::new(); 256];
+        for p in PREFIXES {
+            t[usize::from(p.as_bytes()[0])].push(*p);
+        }
+        t
+    });
+    if table[usize::from(b[0])].iter().any(|p| t.starts_with(p)) {
+        return true;
+    }
+    // SLUB's `-----...-----` under its `BUG kmalloc-64 (...)` line.
+    if t.len() >= 10 && t.bytes().all(|c| c == b'-') {
         return true;
     }
     // x86 registers `RAX: …`, `R08: …`, `FS:  …`; arm64 `x29: …`.
     if let Some(colon) = t.find(':') {
-        let reg = &t[..colon];
+        // `x9 : 00000000ffffffff` pads one-digit arm64 registers.
+        let reg = t[..colon].trim_end();
         if (2..=5).contains(&reg.len())
             && (reg
                 .bytes()
@@ -220,9 +297,54 @@ fn is_reportish(t: &str) -> bool {
         {
             return true;
         }
+        // unwind_dump's stack words: `ffffc90000a3fe28: ffffffff81234567 (foo+0x1/0x2)`.
+        if colon >= 8 && reg.bytes().all(|c| c.is_ascii_hexdigit()) {
+            return true;
+        }
     }
     // `1 lock held by probe/85:`, lockdep scenario tables, `*** DEADLOCK ***`.
     b[0].is_ascii_digit() || t.contains(" held by ") || t.contains("lock(") || t.starts_with("***")
+}
+
+/// `RIP: 0010:foo+0x1/0x2`, `pc : foo+0x1/0x2`, `PC is at foo+0x1/0x2`, `IP: [<..>] foo`:
+/// the frame of a register dump's instruction pointer (None for user space).
+fn rip_frame(trimmed: &str) -> Option<Frame> {
+    let reg = trimmed
+        .strip_prefix("RIP: ")
+        .and_then(|r| r.split_once(':').map(|(_, f)| f))
+        .or_else(|| trimmed.strip_prefix("pc : "))
+        .or_else(|| trimmed.strip_prefix("PC is at "))
+        .or_else(|| trimmed.strip_prefix("IP: "))?;
+    parse_frame(reg).map(|(f, _)| f)
+}
+
+/// A frame printed with `%ps` (a bare name) or `%pS` (with offset).
+fn plain_frame(s: &str) -> Option<Frame> {
+    if let Some((f, _)) = parse_frame(s) {
+        return Some(f);
+    }
+    let name = s.split_whitespace().next()?;
+    let ok = !name.is_empty()
+        && !name.as_bytes()[0].is_ascii_digit()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.');
+    ok.then(|| Frame {
+        function: name.to_string(),
+        offset: None,
+        size: None,
+        module: None,
+        source: None,
+    })
+}
+
+/// arm64 exception-entry frames: whatever the unwinder printed before them ran in the
+/// interrupt, what follows is the interrupted code.
+fn is_arm64_irq_entry(name: &str) -> bool {
+    matches!(
+        normalize(name),
+        "el1h_64_irq" | "el1h_64_fiq" | "el1h_64_irq_handler" | "el1_interrupt" | "el0t_64_irq"
+    )
 }
 
 impl Report {
@@ -236,11 +358,14 @@ impl Report {
             line,
             timestamp: ts,
             text,
+            truncated: false,
             lines: 1,
             noise: 0,
             trace_state: TraceState::NotStarted,
             trace: Vec::new(),
             unreliable: Vec::new(),
+            cands: Vec::new(),
+            irq_depth: 0,
             head_frames: start.frames,
             rips: Vec::new(),
             rips_done: false,
@@ -251,6 +376,8 @@ impl Report {
             pending_at: false,
             prev_ends_colon: true,
             explicit_end: false,
+            memory_state: false,
+            no_details: false,
             task: start.task,
             pid: start.pid,
             cpu: start.cpu,
@@ -273,14 +400,43 @@ impl Report {
     fn expects_frame(&self) -> bool {
         !matches!(
             self.head,
-            Head::Panic(_) | Head::Other(_) | Head::LockdepFixed(_)
+            Head::Panic(_)
+                | Head::Other(_)
+                | Head::LockdepFixed(_)
+                | Head::Unwinder(_)
+                | Head::RcuStallSuppressed
         )
     }
 
     fn push(&mut self, raw: &str) {
-        self.text.push_str(raw);
-        self.text.push('\n');
         self.lines += 1;
+        if self.text.len() + raw.len() < MAX_REPORT_BYTES {
+            self.text.push_str(raw);
+            self.text.push('\n');
+        } else if !self.truncated {
+            self.truncated = true;
+            self.text.push_str(TRUNCATED);
+            self.text.push('\n');
+        }
+    }
+
+    fn push_frame(&mut self, frame: Frame, rip: bool) {
+        if self.cands.len() >= MAX_TRACE_FRAMES {
+            return;
+        }
+        if !rip && is_arm64_irq_entry(&frame.function) {
+            for c in &mut self.cands {
+                c.in_irq = true;
+            }
+        }
+        if !rip && self.trace.len() < MAX_TRACE_FRAMES {
+            self.trace.push(frame.clone());
+        }
+        self.cands.push(Cand {
+            frame,
+            in_irq: self.irq_depth > 0,
+            rip,
+        });
     }
 
     /// Feeds a line of this report's stream (or a foreign stream when it is the only
@@ -301,9 +457,16 @@ impl Report {
         }
         if is_separator(t) {
             if matches!(self.head, Head::Ubsan(_)) || self.sanitizer() {
-                self.explicit_end = true;
+                // The closing `=====` comes after the trace and memory dump; KASAN before
+                // 4.6 printed SLUB's own `=====` right after its first lines.
+                if self.trace_state != TraceState::NotStarted || self.memory_state || self.lines > 3
+                {
+                    self.explicit_end = true;
+                    self.push(raw);
+                    return Step::CloseAfter;
+                }
                 self.push(raw);
-                return Step::CloseAfter;
+                return Step::Keep;
             }
             if self.trace_state == TraceState::Done && !foreign {
                 return Step::CloseBefore;
@@ -318,6 +481,13 @@ impl Report {
                 } else {
                     depth.saturating_sub(1)
                 };
+                if matches!(name, "IRQ" | "NMI" | "SOFTIRQ" | "#MC" | "#DB") {
+                    self.irq_depth = if open {
+                        self.irq_depth.saturating_add(1)
+                    } else {
+                        self.irq_depth.saturating_sub(1)
+                    };
+                }
                 self.trace_state = if !open && depth == 0 && name == "TASK" {
                     TraceState::Done
                 } else {
@@ -337,15 +507,20 @@ impl Report {
                         .unreliable
                         .last()
                         .is_some_and(|l| l.function == frame.function);
-                    if !again {
+                    if !again && self.unreliable.len() < MAX_TRACE_FRAMES {
                         self.unreliable.push(frame);
                     }
                 } else if !dup {
-                    self.trace.push(frame);
+                    self.push_frame(frame, false);
                 }
                 self.trace_state = TraceState::InProgress { depth, nonframe: 0 };
                 self.push(raw);
                 return Step::Keep;
+            }
+            // The interrupted code inside a trace: `RIP: 0010:vma_start_read+0x6e/0x180`
+            // after `asm_sysvec_apic_timer_interrupt`.
+            if let Some(f) = rip_frame(trimmed) {
+                self.push_frame(f, true);
             }
             if depth > 0 && nonframe < 40 {
                 self.trace_state = TraceState::InProgress {
@@ -391,7 +566,7 @@ impl Report {
             if implicit && self.prev_ends_colon && t.starts_with([' ', '\t']) {
                 if let Some((frame, unreliable)) = parse_frame(t) {
                     if !unreliable {
-                        self.trace.push(frame);
+                        self.push_frame(frame, false);
                     }
                     self.trace_state = TraceState::InProgress {
                         depth: 0,
@@ -428,20 +603,47 @@ impl Report {
     /// Picks details out of non-frame lines.
     fn scan(&mut self, t: &str, trimmed: &str) {
         if !self.rips_done {
-            let reg = trimmed
-                .strip_prefix("RIP: ")
-                .and_then(|r| r.split_once(':').map(|(_, f)| f))
-                .or_else(|| trimmed.strip_prefix("pc : "))
-                .or_else(|| trimmed.strip_prefix("PC is at "))
-                .or_else(|| trimmed.strip_prefix("IP: "));
-            if let Some(r) = reg {
-                if let Some((f, _)) = parse_frame(r) {
+            if let Some(f) = rip_frame(trimmed) {
+                if self.rips.len() < 16 {
                     self.rips.push(f);
                 }
                 return;
             }
-            if !self.rips.is_empty() {
+            let user = trimmed.starts_with("RIP: 0033:") || trimmed.starts_with("pc : 0x");
+            if !self.rips.is_empty() || user {
                 self.rips_done = true;
+            }
+        }
+        if trimmed.starts_with("Memory state around the buggy address") {
+            self.memory_state = true;
+            return;
+        }
+        if trimmed.starts_with("Asynchronous fault: no details available") {
+            self.no_details = true;
+            return;
+        }
+        if let Head::Context(_) = self.head {
+            // lib/smp_processor_id.c: `caller is %pS` names the caller of
+            // smp_processor_id() / this_cpu_*() directly.
+            if let Some(r) = trimmed.strip_prefix("caller is ") {
+                if let Some((f, _)) = parse_frame(r) {
+                    self.head_frames.push(f);
+                }
+                return;
+            }
+        }
+        if let Head::LockDebug(t) = &self.head {
+            if t.starts_with("BUG: workqueue leaked") && self.head_frames.is_empty() {
+                // `     preempt=0x00000000 lock=0->1 RCU=0->0 workfn=probe_work_fn`
+                // (7.x) or `    last function: probe_work_fn` (older).
+                let f = trimmed
+                    .split_once("workfn=")
+                    .map(|(_, f)| f)
+                    .or_else(|| trimmed.strip_prefix("last function: "));
+                if let Some(f) = f.and_then(plain_frame) {
+                    self.head_frames.push(f);
+                    return;
+                }
             }
         }
         if self.task.is_none() {
@@ -527,7 +729,7 @@ impl Report {
                 return;
             }
         }
-        if matches!(self.head, Head::SleepInvalid) && self.task.is_none() {
+        if matches!(self.head, Head::SleepInvalid | Head::Context(_)) && self.task.is_none() {
             if let Some((_, r)) = trimmed.split_once(" pid: ") {
                 self.pid = r.split(',').next().and_then(|p| p.trim().parse().ok());
                 if let Some((_, name)) = r.split_once("name: ") {
@@ -571,13 +773,17 @@ impl Report {
         if self.pending_at {
             self.pending_at = false;
             if let Some((f, _)) = parse_frame(t) {
-                self.at_frames.push(f);
+                if self.at_frames.len() < 64 {
+                    self.at_frames.push(f);
+                }
                 return;
             }
         }
         if self.in_chain0 {
             if let Some((f, _)) = parse_frame(t) {
-                self.chain0.push(f);
+                if self.chain0.len() < MAX_TRACE_FRAMES {
+                    self.chain0.push(f);
+                }
                 return;
             }
             if !trimmed.is_empty() {
@@ -589,16 +795,19 @@ impl Report {
             if after.trim().is_empty() {
                 self.pending_at = true;
             } else if let Some((f, _)) = parse_frame(after) {
-                self.at_frames.push(f);
+                if self.at_frames.len() < 64 {
+                    self.at_frames.push(f);
+                }
             }
         }
     }
 
-    fn guilty(&self) -> Option<String> {
-        let trace = self.trace.iter();
+    /// The candidate frames for the guilty function, in order of preference.
+    fn candidates(&self) -> Vec<&Frame> {
+        let trace = self.cands.iter().filter(|c| !c.rip).map(|c| &c.frame);
         let head = self.head_frames.iter();
         let rip = self.rips.iter();
-        let cands: Vec<&Frame> = match &self.head {
+        match &self.head {
             Head::Lockdep { at_first: true, .. } => self
                 .at_frames
                 .iter()
@@ -610,105 +819,77 @@ impl Report {
             Head::Kasan(_) | Head::Kfence(_) | Head::Kmsan(_) | Head::Kcsan(_) => {
                 head.chain(trace).collect()
             }
+            Head::Context(_) | Head::LockDebug(_) => head.chain(trace).collect(),
+            // Stalls and lockups: what the CPU was stuck in, not the interrupt that
+            // noticed it. In-trace `RIP:` lines of the interrupted task first, then the
+            // register dump, then the task part of the trace.
+            Head::SoftLockup | Head::HardLockup | Head::RcuStall => {
+                let task_rips = self
+                    .cands
+                    .iter()
+                    .filter(|c| c.rip && !c.in_irq)
+                    .map(|c| &c.frame);
+                let task = self
+                    .cands
+                    .iter()
+                    .filter(|c| !c.rip && !c.in_irq)
+                    .map(|c| &c.frame);
+                task_rips.chain(rip).chain(task).collect()
+            }
             Head::NullDeref
             | Head::PagingFault
             | Head::Gpf
             | Head::Bug(None)
-            | Head::SoftLockup
-            | Head::HardLockup
-            | Head::RcuStall
+            | Head::Fatal(_)
             | Head::Other(_) => rip.chain(trace).collect(),
-            Head::HungTask => {
-                // Hangs on RCU grace periods or rtnl show up at random victim stacks:
-                // bucket them by the thing waited for.
-                for f in &self.trace {
-                    let n = normalize(&f.function);
-                    if n.starts_with("rtnl_lock") {
-                        return Some("rtnl_lock".into());
-                    }
-                    if ["synchronize_rcu", "synchronize_srcu", "synchronize_net"]
-                        .iter()
-                        .any(|a| n.starts_with(a))
-                    {
-                        return Some("synchronize_rcu".into());
-                    }
-                }
-                return self
-                    .trace
-                    .iter()
-                    .find(|f| {
-                        let n = normalize(&f.function);
-                        !is_skipped(n)
-                            && !["wait", "completion", "_slowpath", "_lock", "sched"]
-                                .iter()
-                                .any(|p| n.contains(p))
-                            || n.starts_with("lock_vma")
-                            || n.starts_with("lock_mm")
-                    })
-                    .map(|f| normalize(&f.function).to_string());
-            }
             _ => trace.collect(),
-        };
-        let extra = self.extra_skip();
-        cands
-            .into_iter()
-            .find(|f| {
-                let n = normalize(&f.function);
-                !is_skipped(n) && !extra.iter().any(|p| n.contains(p))
-            })
-            .map(|f| normalize(&f.function).to_string())
+        }
     }
 
-    /// Per-report-type substrings of frames that are plumbing for that type.
-    fn extra_skip(&self) -> &'static [&'static str] {
-        match &self.head {
-            Head::Warning(Some("ODEBUG bug")) => &[
-                "debug_", "rcu", "hrtimer_", "timer_", "work_", "percpu_", "kmem_", "slab_",
-                "kfree", "vunmap", "vfree", "__free_", "kobject_",
-            ],
-            Head::Warning(Some("refcount bug")) => &["refcount", "kobject_"],
-            Head::Warning(Some("locking bug")) => &["lock_sock", "release_sock"],
-            Head::Warning(Some("kobject bug")) => &["kobject_"],
-            Head::Warning(Some("bad usercopy")) | Head::Bug(Some("BUG: bad usercopy")) => {
-                &["usercopy", "__check"]
+    fn guilty(&self, preferred: &[String]) -> Option<String> {
+        let extra = kind_skip(&self.head);
+        let ok = |f: &&Frame| {
+            let n = normalize(&f.function);
+            is_kept(n) || !is_skipped(n) && !extra.iter().any(|p| n.contains(p))
+        };
+        let cands = self.candidates();
+        // A function the series changes, when the report passes through it.
+        if !preferred.is_empty() {
+            let pref = cands.iter().filter(|f| ok(f)).find(|f| {
+                let n = normalize(&f.function);
+                preferred.iter().any(|p| p == n)
+            });
+            if let Some(f) = pref {
+                return Some(title_name(&f.function));
             }
-            Head::Bug(Some(_)) => &["list_", "__list_"],
-            // rcu_* wrappers are skipped globally; `foo_rcu` callers stay candidates.
-            Head::SuspiciousRcu => &[
-                "lockdep_rcu",
-                "kmem",
-                "slab",
-                "kmalloc",
-                "vmalloc",
-                "kcalloc",
-                "kzalloc",
-            ],
-            Head::Kmemleak => &[
-                "kmemleak",
-                "kmalloc",
-                "kcalloc",
-                "kzalloc",
-                "vmalloc",
-                "kmem",
-                "slab",
-                "alloc",
-                "create_object",
-                "kasprintf",
-                "strdup",
-                "strndup",
-                "memdup",
-            ],
-            Head::Kasan(t) if t == "invalid-free" || t == "double-free" => {
-                &["kmem_", "slab_", "kfree", "vunmap", "vfree"]
-            }
-            _ => &[],
         }
+        if let Head::HungTask(_) = self.head {
+            // Hangs on RCU grace periods or rtnl show up at random victim stacks:
+            // bucket them by the thing waited for.
+            for f in &self.trace {
+                let n = normalize(&f.function);
+                if n.starts_with("rtnl_lock") {
+                    return Some("rtnl_lock".into());
+                }
+                if ["synchronize_rcu", "synchronize_srcu", "synchronize_net"]
+                    .iter()
+                    .any(|a| n.starts_with(a))
+                {
+                    return Some("synchronize_rcu".into());
+                }
+            }
+        }
+        cands
+            .into_iter()
+            .find(|f| ok(f))
+            .map(|f| title_name(&f.function))
     }
 
     fn title(&self, frame: Option<&str>) -> String {
         let base: Cow<str> = match &self.head {
             Head::Lockdep { prefix, .. } => Cow::Borrowed(prefix),
-            Head::LockdepFixed(t) => return t.clone(),
+            Head::LockdepFixed(t) | Head::Unwinder(t) => return t.clone(),
+            Head::LockDebug(t) | Head::Context(t) | Head::Fatal(t) => Cow::Borrowed(t.as_str()),
             Head::SuspiciousRcu => match (&self.src_hint, frame) {
                 (Some(src), None) => return format!("WARNING: suspicious RCU usage at {src}"),
                 _ => Cow::Borrowed("WARNING: suspicious RCU usage"),
@@ -717,7 +898,7 @@ impl Report {
                 Cow::Borrowed("BUG: sleeping function called from invalid context")
             }
             Head::SchedAtomic => Cow::Borrowed("BUG: scheduling while atomic"),
-            Head::HungTask => Cow::Borrowed("INFO: task hung"),
+            Head::HungTask(p) => Cow::Borrowed(*p),
             Head::NullDeref => {
                 Cow::Borrowed("BUG: unable to handle kernel NULL pointer dereference")
             }
@@ -737,6 +918,7 @@ impl Report {
             Head::Ubsan(t) => Cow::Owned(format!("UBSAN: {t}")),
             Head::Kmemleak => Cow::Borrowed("memory leak"),
             Head::RcuStall => Cow::Borrowed("INFO: rcu detected stall"),
+            Head::RcuStallSuppressed => return "INFO: rcu detected stall".into(),
             Head::SoftLockup => Cow::Borrowed("BUG: soft lockup"),
             Head::HardLockup => Cow::Borrowed("BUG: hard lockup"),
             Head::Panic(m) => return format!("kernel panic: {m}"),
@@ -748,11 +930,21 @@ impl Report {
         }
     }
 
-    fn into_finding(mut self, why: Close) -> Finding {
+    fn into_finding(mut self, why: Close, preferred: &[String]) -> Finding {
         if self.trace.is_empty() {
             self.trace = std::mem::take(&mut self.unreliable);
+            self.cands = self
+                .trace
+                .iter()
+                .map(|f| Cand {
+                    frame: f.clone(),
+                    in_irq: false,
+                    rip: false,
+                })
+                .chain(self.cands.drain(..).filter(|c| c.rip))
+                .collect();
         }
-        let frame = self.guilty();
+        let frame = self.guilty(preferred);
         let unclosed_trace =
             matches!(self.trace_state, TraceState::InProgress { depth, .. } if depth > 0);
         // A marker-less (arm64, old x86) trace still "in progress" is whole if another
@@ -780,7 +972,8 @@ impl Report {
         // A panic that names the end of another report, standing alone, means the
         // report itself was lost.
         let orphan_panic = matches!(&self.head, Head::Panic(m) if is_consequence_panic(m));
-        let corrupted = orphan_panic || !complete || (self.expects_frame() && frame.is_none());
+        let frameless = self.expects_frame() && frame.is_none() && !self.no_details;
+        let corrupted = orphan_panic || !complete || frameless;
         let title = self.title(frame.as_deref());
         let kind = self.kind();
         let mut report = self.text;
@@ -816,6 +1009,8 @@ fn is_consequence_panic(msg: &str) -> bool {
         "Hard LOCKUP",
         "hard LOCKUP",
         "RCU Stall",
+        "Machine halted",
+        "kernel stack overflow",
     ]
     .iter()
     .any(|p| msg.contains(p))
@@ -855,6 +1050,8 @@ pub struct Parser {
     open: Vec<Report>,
     last_closed: Option<usize>,
     boot_had_report: bool,
+    /// Functions the series under test changes (normalised names).
+    preferred: Vec<String>,
 }
 
 impl Parser {
@@ -862,9 +1059,27 @@ impl Parser {
         Self::default()
     }
 
+    /// A parser that names a report after a function the series under test changes
+    /// whenever the report's frames pass through one (after the skip rules), e.g. from
+    /// [`changed_functions`](super::changed_functions) of the series' patches.
+    pub fn with_preferred(functions: Vec<String>) -> Parser {
+        let mut preferred: Vec<String> = Vec::new();
+        for f in functions {
+            let n = normalize(f.trim()).to_string();
+            if !n.is_empty() && !preferred.contains(&n) {
+                preferred.push(n);
+            }
+        }
+        Parser {
+            preferred,
+            ..Self::default()
+        }
+    }
+
     /// Feeds one console line; returns the findings that this line completed.
     pub fn feed(&mut self, raw: &[u8]) -> Vec<Finding> {
         self.line_no += 1;
+        let raw = &raw[..raw.len().min(MAX_LINE_BYTES)];
         let l = line::split(raw);
         let msg = l.msg;
         let could_start = detect::may_start(msg);
@@ -891,6 +1106,16 @@ impl Parser {
         let raw_s = raw_s.trim_end_matches(['\r', '\n']);
         let route = self.route(l.caller);
         if let Some(start) = start {
+            if start.weak {
+                // Part of the open report, unless that is itself an unwinder's
+                // complaint (several in a row are several complaints).
+                if let Some((i, _)) =
+                    route.filter(|&(i, _)| !matches!(self.open[i].head, Head::Unwinder(_)))
+                {
+                    self.open[i].push(raw_s);
+                    return out;
+                }
+            }
             if let Head::Panic(_) = start.head {
                 if let Some((i, _)) = route {
                     self.open[i].push(raw_s);
@@ -906,14 +1131,17 @@ impl Parser {
             if start.oops_line {
                 if let Some((i, _)) = route {
                     let r = &self.open[i];
-                    let continues = matches!(
+                    // `Oops: general protection fault`, `Internal error: Oops - BUG`
+                    // after the report's first lines (the fault's `BUG:` line, a
+                    // KASAN/UBSAN report that panics) continue it.
+                    let continues = !matches!(
                         r.head,
-                        Head::NullDeref
-                            | Head::PagingFault
-                            | Head::Bug(_)
-                            | Head::Ubsan(_)
-                            | Head::Warning(_)
-                            | Head::Kasan(_)
+                        Head::Panic(_)
+                            | Head::HungTask(_)
+                            | Head::Kmemleak
+                            | Head::RcuStall
+                            | Head::Lockdep { .. }
+                            | Head::SuspiciousRcu
                     ) && r.trace_state == TraceState::NotStarted
                         && r.lines < 40;
                     if continues {
@@ -927,7 +1155,7 @@ impl Parser {
                 // frame (`BUG: KASAN: ... in inlined_fn file:line [inline]`, then the
                 // outer function): keep the first, treat the rest as continuation.
                 let r = &self.open[i];
-                if r.heads_only && r.head == start.head {
+                if r.heads_only && r.head == start.head && !start.frames.is_empty() {
                     self.open[i].push(raw_s);
                     return out;
                 }
@@ -935,12 +1163,21 @@ impl Parser {
                 self.emit(r, Close::NewReport, &mut out);
             }
             self.boot_had_report = true;
+            if self.open.len() >= MAX_OPEN {
+                let r = self.open.remove(0);
+                self.emit(r, Close::Cut, &mut out);
+            }
             self.open
                 .push(Report::new(start, l.caller, self.line_no, l.ts, raw_s));
             return out;
         }
         if let Some((i, foreign)) = route {
-            match self.open[i].add(raw_s, &msg_s, foreign) {
+            // kmemleak prints every line of its report with its pr_fmt prefix.
+            let m: &str = match (&self.open[i].head, msg_s.strip_prefix("kmemleak: ")) {
+                (Head::Kmemleak, Some(rest)) => rest,
+                _ => &msg_s,
+            };
+            match self.open[i].add(raw_s, m, foreign) {
                 Step::Keep => {}
                 Step::CloseBefore | Step::CloseAfter => {
                     let r = self.open.remove(i);
@@ -984,7 +1221,7 @@ impl Parser {
 
     fn emit(&mut self, r: Report, why: Close, out: &mut Vec<Finding>) {
         self.last_closed = Some(self.line_no);
-        out.push(r.into_finding(why));
+        out.push(r.into_finding(why, &self.preferred));
     }
 
     fn close_all(&mut self, why: Close, out: &mut Vec<Finding>) {
@@ -1152,5 +1389,191 @@ mod tests {
         assert_eq!(f[0].title, "INFO: task hung in synchronize_rcu");
         assert_eq!(f[0].task.as_deref(), Some("kworker/0:1"));
         assert_eq!(f[0].pid, Some(12));
+    }
+
+    fn feed_all(p: &mut Parser, lines: &[&str]) -> Vec<Finding> {
+        let mut out = Vec::new();
+        for l in lines {
+            out.extend(p.feed(l.as_bytes()));
+        }
+        out
+    }
+
+    const NULL_DEREF_IN_HELPER: &[&str] = &[
+        "[  5.1] BUG: kernel NULL pointer dereference, address: 0000000000000008",
+        "[  5.1] RIP: 0010:vma_start_read_locked_nested+0x12/0x60",
+        "[  5.1] Call Trace:",
+        "[  5.1]  <TASK>",
+        "[  5.1]  down_read+0x1c/0x40",
+        "[  5.1]  vma_start_read_unlocked+0x5a/0x90",
+        "[  5.1]  tcp_zerocopy_receive+0x1a2/0x7d0",
+        "[  5.1]  </TASK>",
+    ];
+
+    #[test]
+    fn preferred_function_names_the_report() {
+        let plain = run(NULL_DEREF_IN_HELPER);
+        assert_eq!(
+            plain[0].title,
+            "BUG: unable to handle kernel NULL pointer dereference in vma_start_read_locked_nested"
+        );
+        let mut p = Parser::with_preferred(vec!["vma_start_read_unlocked".into()]);
+        let mut f = feed_all(&mut p, NULL_DEREF_IN_HELPER);
+        f.extend(p.finish());
+        assert_eq!(
+            f[0].title,
+            "BUG: unable to handle kernel NULL pointer dereference in vma_start_read_unlocked"
+        );
+        assert_eq!(f[0].frame.as_deref(), Some("vma_start_read_unlocked"));
+    }
+
+    #[test]
+    fn skip_rules_come_before_preference() {
+        // A series that touches down_read() still does not get reports titled after a
+        // lock primitive.
+        let mut p = Parser::with_preferred(vec!["down_read".into(), "tcp_zerocopy_receive".into()]);
+        let mut f = feed_all(&mut p, NULL_DEREF_IN_HELPER);
+        f.extend(p.finish());
+        assert_eq!(f[0].frame.as_deref(), Some("tcp_zerocopy_receive"));
+    }
+
+    #[test]
+    fn syscall_wrappers_are_named_alike_on_both_arches() {
+        let x86 = run(&[
+            "INFO: task probe:85 blocked for more than 10 seconds.",
+            "Call Trace:",
+            " <TASK>",
+            " __schedule+0x1/0x2",
+            " schedule+0x1/0x2",
+            " rwsem_down_write_slowpath+0x1/0x2",
+            " down_write_killable+0x1/0x2",
+            " __x64_sys_mprotect+0x1/0x2",
+            " do_syscall_64+0x1/0x2",
+            " </TASK>",
+        ]);
+        let arm64 = run(&[
+            "INFO: task probe:85 blocked for more than 10 seconds.",
+            "Call trace:",
+            " __switch_to+0x1/0x2",
+            " __schedule+0x1/0x2",
+            " schedule+0x1/0x2",
+            " rwsem_down_write_slowpath+0x1/0x2",
+            " down_write_killable+0x1/0x2",
+            " __arm64_sys_mprotect+0x1/0x2",
+            " invoke_syscall+0x1/0x2",
+            " el0_svc_common.constprop.0+0x1/0x2",
+            " el0t_64_sync+0x1/0x2",
+        ]);
+        assert_eq!(x86[0].title, "INFO: task hung in __do_sys_mprotect");
+        assert_eq!(x86[0].title, arm64[0].title);
+    }
+
+    #[test]
+    fn stall_names_the_interrupted_code_not_the_timer_interrupt() {
+        let f = run(&[
+            "rcu: INFO: rcu_preempt self-detected stall on CPU",
+            "rcu: \t1-....: (21000 ticks this GP) idle=b6c4/1/0x4000000000000000",
+            "CPU: 1 UID: 0 PID: 85 Comm: probe Not tainted 7.3.4 #1",
+            "RIP: 0010:print_cpu_stall_info+0x2a/0x90",
+            "Call Trace:",
+            " <IRQ>",
+            " print_cpu_stall+0x1c0/0x2a0",
+            " check_cpu_stall+0x1a5/0x2b0",
+            " rcu_sched_clock_irq+0x4a/0x90",
+            " update_process_times+0x5e/0x90",
+            " tick_nohz_handler+0x8c/0x130",
+            " __hrtimer_run_queues+0x10f/0x2a0",
+            " hrtimer_interrupt+0xfa/0x230",
+            " __sysvec_apic_timer_interrupt+0x55/0x140",
+            " sysvec_apic_timer_interrupt+0x6c/0xb0",
+            " </IRQ>",
+            " <TASK>",
+            " asm_sysvec_apic_timer_interrupt+0x1a/0x20",
+            "RIP: 0010:vma_start_read+0x6e/0x180",
+            "Code: 48 8b 45 00 eb e8",
+            "RSP: 0018:ffffc900001f7d28 EFLAGS: 00000202",
+            " lock_vma_under_rcu+0x10b/0x1d0",
+            " do_user_addr_fault+0x1a5/0x6a0",
+            " exc_page_fault+0x7e/0x180",
+            " asm_exc_page_fault+0x26/0x30",
+            " </TASK>",
+        ]);
+        assert_eq!(f[0].title, "INFO: rcu detected stall in vma_start_read");
+        assert!(!f[0].corrupted);
+    }
+
+    #[test]
+    fn a_flood_cannot_grow_a_report_without_bound() {
+        let mut p = Parser::new();
+        let mut out = p.feed(b"[  9.0] INFO: task probe:85 blocked for more than 10 seconds.");
+        out.extend(p.feed(b"[  9.0] Call Trace:"));
+        out.extend(p.feed(b"[  9.0]  <TASK>"));
+        // Lines that all belong to the report: frames, then a register-dump-like flood.
+        let frame = format!("[  9.0]  {}+0x1c/0x40", "f".repeat(200));
+        for _ in 0..20_000 {
+            out.extend(p.feed(frame.as_bytes()));
+        }
+        out.extend(p.finish());
+        assert_eq!(out.len(), 1);
+        let f = &out[0];
+        assert!(
+            f.report.len() <= MAX_REPORT_BYTES + 1024,
+            "{} bytes kept",
+            f.report.len()
+        );
+        assert!(f.report.ends_with(TRUNCATED), "the text says it was cut");
+        assert!(f.trace.len() <= MAX_TRACE_FRAMES);
+        assert!(
+            f.corrupted,
+            "a report cut off by the line limit is corrupted"
+        );
+    }
+
+    #[test]
+    fn many_interleaved_callers_keep_a_bounded_number_of_reports_open() {
+        let mut p = Parser::new();
+        let mut out = Vec::new();
+        for t in 0..(3 * MAX_OPEN) {
+            let head =
+                format!("[  9.0][  T{t}] INFO: task probe:{t} blocked for more than 10 seconds.");
+            out.extend(p.feed(head.as_bytes()));
+            assert!(p.open.len() <= MAX_OPEN);
+        }
+        out.extend(p.finish());
+        assert_eq!(out.len(), 3 * MAX_OPEN, "every report still comes out");
+    }
+
+    #[test]
+    fn unwinder_complaint_inside_a_report_is_part_of_it() {
+        let f = run(&[
+            "BUG: sleeping function called from invalid context at mm/memory.c:6000",
+            "in_atomic(): 1, irqs_disabled(): 0, non_block: 0, pid: 85, name: probe",
+            "Call Trace:",
+            " <TASK>",
+            " dump_stack_lvl+0x65/0x8c",
+            "WARNING: kernel stack frame pointer at ffffc90000a3fe28 in probe:85 has bad value 0000000000000001",
+            "unwind stack type:0 next_sp:0000000000000000 mask:0x2 graph_idx:0",
+            "ffffc90000a3fe28: ffffc90000a3fe58 (0xffffc90000a3fe58)",
+            " __might_resched+0x16c/0x1c0",
+            " probe_sleepy+0x1c/0x40",
+            " </TASK>",
+        ]);
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(
+            f[0].title,
+            "BUG: sleeping function called from invalid context in probe_sleepy"
+        );
+        let alone = run(&[
+            "WARNING: kernel stack frame pointer at ffffc90000a3fe28 in probe:85 has bad value 0000000000000001",
+            "unwind stack type:0 next_sp:0000000000000000 mask:0x2 graph_idx:0",
+            "probe: next line",
+        ]);
+        assert_eq!(alone.len(), 1);
+        assert_eq!(alone[0].kind, Kind::Warning);
+        assert_eq!(
+            alone[0].title,
+            "WARNING: kernel stack frame pointer has bad value"
+        );
+        assert!(!alone[0].corrupted);
     }
 }
