@@ -152,6 +152,11 @@ pub struct Cell {
 }
 
 impl Cell {
+    /// The patchset's own patches: the series under test, without the harness.
+    pub fn series<'a>(&'a self, plan: &'a Plan) -> impl Iterator<Item = &'a PathBuf> {
+        self.patches.iter().filter(|p| !plan.harness.contains(p))
+    }
+
     /// Stable id, e.g. `arm64/pvl-off/v2`.
     pub fn id(&self) -> String {
         format!("{}/{}/{}", self.arch.name(), self.config, self.patchset)
@@ -257,6 +262,8 @@ pub struct Plan {
     pub tests: Vec<TestSpec>,
     pub vm: VmSettings,
     pub limits: Limits,
+    /// Test-harness patches (applied after a patchset's own; not part of the series).
+    pub harness: Vec<PathBuf>,
     pub baseline: Option<String>,
     pub jobs: usize,
 }

@@ -1006,7 +1006,7 @@ fn kernel_tree() -> PathBuf {
         .build()
         .expect("tokio runtime");
     let cache = kmatrix::cache::Cache::from_env();
-    let spec = kmatrix::spec::SourceSpec::DebianPackage("linux-source-7.3".into());
+    let spec = kmatrix::plan::SourceSpec::DebianPackage("linux-source-7.3".into());
     rt.block_on(kmatrix::source::prepare(&spec, &cache))
         .unwrap_or_else(|e| panic!("cannot prepare the kernel source: {e}"))
         .path

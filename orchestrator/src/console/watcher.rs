@@ -90,6 +90,13 @@ impl Watcher {
         }
     }
 
+    /// Titles name the first frame in one of these functions (the ones the series
+    /// changes) when a report's trace has one.
+    pub fn preferring(mut self, functions: Vec<String>) -> Watcher {
+        self.parser = Parser::with_preferred(functions);
+        self
+    }
+
     /// The marker line kmatrix writes to /dev/kmsg around a test (`what`: start or end).
     pub fn marker(nonce: &str, what: &str, test: &str) -> String {
         format!("kmatrix-test[{nonce}]: {what} {test}")
@@ -123,7 +130,7 @@ impl Watcher {
             let l = std::mem::take(&mut self.partial);
             self.line_done(&l);
         }
-        let parser = std::mem::take(&mut self.parser);
+        let parser = std::mem::replace(&mut self.parser, Parser::new());
         for f in parser.finish() {
             self.keep(f);
         }

@@ -290,7 +290,7 @@ impl CellRun<'_> {
         let console = Console::spawn(
             &vm.spec.console_socket,
             &log,
-            Watcher::new(plan.offset, nonce),
+            Watcher::new(plan.offset, nonce).preferring(self.series_functions()),
             plan.budget.clone(),
             plan.preamble.clone(),
         );

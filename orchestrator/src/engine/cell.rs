@@ -57,6 +57,21 @@ impl<'a> CellRun<'a> {
         });
     }
 
+    /// The functions the cell's series changes: a report's title names the first of them
+    /// in its trace ("in vma_start_read_unlocked", not "in down_read").
+    pub fn series_functions(&self) -> Vec<String> {
+        let mut v: Vec<String> = Vec::new();
+        for p in self.cell.series(&self.sh.plan) {
+            let text = std::fs::read_to_string(p).unwrap_or_default();
+            for f in crate::console::changed_functions(&text) {
+                if !v.contains(&f) {
+                    v.push(f);
+                }
+            }
+        }
+        v
+    }
+
     pub fn note(&self, message: impl Into<String>) {
         self.sh.emit(Event::Note {
             id: self.cell.id(),

@@ -45,6 +45,7 @@ fn engine(dir: &Path, accel: AccelChoice, qemu: PathBuf) -> (Engine, Cell) {
             hung_task_timeout: Duration::from_secs(10),
         },
         limits: Limits::default(),
+        harness: vec![],
         baseline: None,
         jobs: 1,
     };

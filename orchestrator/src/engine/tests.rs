@@ -425,7 +425,12 @@ fn reports_since(w: &Watcher, from: usize) -> (bool, Option<String>) {
     let mut fatal = false;
     let mut hang = None;
     for f in recent {
-        fatal |= is_fatal(f.kind);
+        // Some oopses have no kind of their own (stack overflow, invalid opcode, arm64's
+        // "Internal error"): the kernel's own "Oops" says the same.
+        fatal |= is_fatal(f.kind)
+            || f.report.contains("Oops")
+            || f.title.contains("stack overflow")
+            || f.title.contains("Internal error");
         if hang.is_none() && is_hang(f.kind) {
             hang = Some(f.title.clone());
         }

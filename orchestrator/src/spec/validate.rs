@@ -89,6 +89,7 @@ pub fn validate(path: &Path, text: &str, raw: RawSpec) -> Result<Plan, SpecError
         tests,
         vm,
         limits,
+        harness: harness.iter().map(|(p, _)| p.clone()).collect(),
         baseline: raw.baseline,
         jobs: raw.jobs.unwrap_or_else(|| {
             std::thread::available_parallelism()
