@@ -402,6 +402,51 @@ fn seed_v2_oopses_and_breaks_the_pvl_off_build_while_v3_passes_with_live_control
 }
 
 #[test]
+#[ignore = "builds and boots a real kernel; run with --include-ignored"]
+fn a_real_lock_inversion_is_never_hidden_by_the_probes_control() {
+    // Issue #15: before, the inversion (reported during faults_vs_writers) counted as
+    // "expected by vma_probe" and the cell passed with the probe's control "fired".
+    let runs = tempfile::tempdir().unwrap();
+    let r = run(
+        "run",
+        &spec("inversion.yaml"),
+        &["x86_64/pvl-on/v3-inversion"],
+        runs.path(),
+    );
+    assert_eq!(r.code, 1, "findings exit code");
+    let c = r.cell("x86_64/pvl-on/v3-inversion");
+    assert_eq!(c["verdict"], "FAIL", "{c:#}");
+    let reason = c["reason"].as_str().unwrap();
+    assert!(reason.contains("possible deadlock"), "{reason}");
+    let inversion = c["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["kind"] == "lockdep" && f["during"] == "faults_vs_writers")
+        .unwrap_or_else(|| panic!("the inversion, during faults_vs_writers: {c:#}"));
+    assert!(inversion["expected_by"].is_null(), "{inversion:#}");
+    assert!(
+        inversion["report"]
+            .as_str()
+            .unwrap()
+            .contains("kmatrix_fixture"),
+        "{inversion:#}"
+    );
+    // The probe's lockdep control could not fire: lockdep was already off.
+    let probe_lockdep = c["controls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["test"] == "vma_probe" && k["expect"]["kind"] == "lockdep")
+        .unwrap();
+    assert_eq!(
+        probe_lockdep["state"]["kind"], "not_judged",
+        "{probe_lockdep:#}"
+    );
+    assert!(processes_mentioning(&r.dir.to_string_lossy()).is_empty());
+}
+
+#[test]
 #[ignore = "needs the kernel source; run with --include-ignored"]
 fn pvl_off_without_the_harness_is_a_config_mismatch_not_a_silent_on() {
     let runs = tempfile::tempdir().unwrap();

@@ -148,10 +148,19 @@ pub fn grid(cells: &[CellResult]) -> Grid<'_> {
     g
 }
 
-/// The short text of a cell in the matrix: `FAIL (2 reports, 3 expected)`.
+/// The short text of a cell in the matrix: `FAIL (2 reports, 3 expected)`. The liveness
+/// step's reports are not counted here: the detectors line says what they proved.
 pub fn cell_summary(c: &CellResult) -> String {
-    let expected = c.expected_count();
-    let n = c.findings.len() - expected;
+    let expected = c
+        .findings
+        .iter()
+        .filter(|f| {
+            f.expected_by
+                .as_ref()
+                .is_some_and(|t| t != crate::verdict::LIVENESS)
+        })
+        .count();
+    let n = c.real_findings().count();
     let mut parts = Vec::new();
     if n > 0 {
         parts.push(format!("{n} report{}", if n == 1 { "" } else { "s" }));
