@@ -51,7 +51,9 @@ pub struct Watcher {
     pub ready: bool,
     pub tests_share_failed: bool,
     pub results_share_failed: bool,
-    /// The kernel's own timestamp of starting init.
+    /// The kernel started init (`Run /init as init process`), and its own timestamp of
+    /// it (when printk times are on).
+    pub reached_init: bool,
     pub init_secs: Option<f64>,
     pub panicked: bool,
     pub findings: Vec<Finding>,
@@ -79,6 +81,7 @@ impl Watcher {
             ready: false,
             tests_share_failed: false,
             results_share_failed: false,
+            reached_init: false,
             init_secs: None,
             panicked: false,
             findings: Vec::new(),

@@ -374,7 +374,7 @@ pub async fn early_boot(
                 vm.qemu.tail()
             ));
         }
-        if console.with(|w| w.init_secs.is_some() || w.sshd_up) {
+        if console.with(|w| w.reached_init || w.sshd_up) {
             return EarlyBoot::ReachedInit;
         }
         let printed = console.received() > 0;
