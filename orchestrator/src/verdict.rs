@@ -316,6 +316,9 @@ pub struct CellResult {
     pub repeats: u32,
     /// Titles of findings also seen in the baseline cell of the same arch and config.
     pub in_baseline: Vec<String>,
+    /// Reports seen but not kept in `findings` (over the per-title cap), by title.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub dropped: BTreeMap<String, u64>,
     /// Whether lockdep and the hung-task detector were proven alive at the end of the cell
     /// (None: the cell never booted).
     #[serde(default)]
@@ -354,6 +357,7 @@ impl CellResult {
             finding_rates: BTreeMap::new(),
             repeats: 0,
             in_baseline: vec![],
+            dropped: BTreeMap::new(),
             detectors: None,
             notes: vec![],
             dir,

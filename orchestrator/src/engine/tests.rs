@@ -148,9 +148,7 @@ impl CellRun<'_> {
             }
         }
         for (title, n) in &w.dropped {
-            self.result
-                .notes
-                .push(format!("{n} more report(s) `{title}` counted but not kept"));
+            *self.result.dropped.entry(title.clone()).or_default() += n;
         }
         if w.truncated
             && !self

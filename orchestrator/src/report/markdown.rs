@@ -78,6 +78,20 @@ pub fn render(cells: &[CellResult]) -> String {
         }
         o.push('\n');
     }
+    let titles = super::titles(cells);
+    if !titles.is_empty() {
+        o.push_str("\n| report | count | cells | first |\n|---|---|---|---|\n");
+        for t in &titles {
+            o.push_str(&format!(
+                "| {} | {} | {} | {} line {} |\n",
+                escape(&t.title),
+                t.count,
+                escape(&t.cells.join(", ")),
+                escape(&t.first.cell),
+                t.first.line
+            ));
+        }
+    }
     // What each verdict rests on: were the detectors alive to the end?
     let booted: Vec<&CellResult> = cells.iter().filter(|c| c.detectors.is_some()).collect();
     if !booted.is_empty() {

@@ -175,6 +175,23 @@ pub fn cell_summary(c: &CellResult) -> String {
     }
 }
 
+/// The kernel's real reports across the run, by title: how often (kept or only counted),
+/// in which cells, and where first.
+pub fn titles(cells: &[CellResult]) -> Vec<crate::console::TitleSummary> {
+    let mut sums = crate::console::summarize(
+        cells
+            .iter()
+            .flat_map(|c| c.real_findings().map(move |f| (c.id.as_str(), f))),
+    );
+    for s in &mut sums {
+        s.count += cells
+            .iter()
+            .filter_map(|c| c.dropped.get(&s.title))
+            .sum::<u64>() as usize;
+    }
+    sums
+}
+
 /// Text from the guest or the kernel, made safe to print on a terminal or in a plain
 /// file: control characters (escape sequences that could move the cursor, set the
 /// title or rewrite what was printed) become visible `\xNN`, and a line never runs on.

@@ -280,6 +280,7 @@ mod v1 {
                 finding_rates: c.finding_rates,
                 repeats: c.repeats,
                 in_baseline: c.in_baseline,
+                dropped: Default::default(),
                 detectors: None,
                 notes: vec![],
                 dir: c.dir,

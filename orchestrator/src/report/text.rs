@@ -55,6 +55,20 @@ pub fn styled(cells: &[CellResult], style: &dyn Fn(Category, &str) -> String) ->
             out.push('\n');
         }
     }
+    let titles = super::titles(cells);
+    if !titles.is_empty() {
+        out.push_str("\nreports by title:\n");
+        for t in &titles {
+            out.push_str(&format!(
+                "  {} x{} in {} (first: {} line {})\n",
+                visible(&t.title),
+                t.count,
+                t.cells.join(", "),
+                t.first.cell,
+                t.first.line
+            ));
+        }
+    }
     for c in cells {
         out.push('\n');
         out.push_str(&details(c, style));
