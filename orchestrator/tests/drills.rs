@@ -439,3 +439,68 @@ fn drill_missing_virtiofsd_is_an_infra_error_with_the_install_hint() {
     );
     assert!(leftovers(&run_dir.to_string_lossy()).is_empty());
 }
+
+#[test]
+fn drill_a_git_source_that_asks_for_credentials_fails_at_once_instead_of_waiting() {
+    // Issue #16: a git that prompts stopped on a tty in the background while holding the
+    // cache lock; other runs waited forever. A server that demands credentials:
+    let d = tempfile::tempdir().unwrap();
+    let mut server = Command::new("python3")
+        .args([
+            "-c",
+            r#"
+import http.server
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(401)
+        self.send_header('WWW-Authenticate', 'Basic realm="x"')
+        self.end_headers()
+    def log_message(self, *a):
+        pass
+s = http.server.HTTPServer(('127.0.0.1', 0), H)
+print(s.server_port, flush=True)
+s.serve_forever()
+"#,
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(server.stdout.as_mut().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let port: u16 = line.trim().parse().unwrap();
+    std::fs::create_dir_all(d.path().join("kconfigs")).unwrap();
+    std::fs::write(d.path().join("kconfigs/guest.config"), "").unwrap();
+    let spec = d.path().join("kmatrix.yaml");
+    std::fs::write(
+        &spec,
+        format!("source: {{ git: 'http://127.0.0.1:{port}/linux.git', rev: v7.3 }}\nfragments: [guest]\narches: [x86_64]\nconfigs: {{ c: [] }}\npatchsets: {{ base: [] }}\n"),
+    )
+    .unwrap();
+    let start = Instant::now();
+    let r = ran(kmatrix()
+        .args(["build", "--spec"])
+        .arg(&spec)
+        .arg("--runs-dir")
+        .arg(d.path().join("runs"))
+        .env("KMATRIX_CACHE", d.path().join("cache"))
+        .output()
+        .unwrap());
+    let _ = server.kill();
+    let _ = server.wait();
+    assert!(
+        start.elapsed() < Duration::from_secs(60),
+        "waited {:?}",
+        start.elapsed()
+    );
+    assert_eq!(r.code, 3, "infrastructure error");
+    let results = results_json(&std::fs::canonicalize(d.path().join("runs/latest")).unwrap());
+    let reason = results["cells"][0]["reason"].as_str().unwrap().to_string();
+    assert!(
+        reason.contains(&format!("127.0.0.1:{port}")) && reason.contains("clone"),
+        "{reason}"
+    );
+}

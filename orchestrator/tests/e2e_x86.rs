@@ -905,16 +905,17 @@ fn virtiofsd_killed_mid_test_is_an_infra_error_with_evidence_and_no_leftovers() 
 /// Ctrl-C (SIGINT) a run once `ready` says so; it must exit 130 with the cell
 /// INTERRUPTED in results.json, the console kept, and no QEMU or virtiofsd left.
 fn ctrl_c_when(ready: impl Fn(&Path) -> bool) -> (PathBuf, Value) {
+    signal_when(nix::sys::signal::Signal::SIGINT, ready)
+}
+
+/// `sig` (SIGINT, SIGTERM or SIGHUP: all act as the first Ctrl-C) once `ready` says so.
+fn signal_when(sig: nix::sys::signal::Signal, ready: impl Fn(&Path) -> bool) -> (PathBuf, Value) {
     let runs = tempfile::tempdir().unwrap();
     let child = spawn_run("drill-long.yaml", runs.path());
     wait_until("the moment to interrupt", Duration::from_secs(1800), || {
         ready(runs.path())
     });
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGINT,
-    )
-    .unwrap();
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), sig).unwrap();
     let start = Instant::now();
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(130));
@@ -965,4 +966,273 @@ fn ctrl_c_during_a_test_stops_everything_and_keeps_what_was_collected() {
     )
     .unwrap()
     .contains("TAP version"));
+}
+
+/// QEMU started and printing, SSH not yet answering.
+fn booting(runs: &Path) -> bool {
+    let Ok(dir) = std::fs::canonicalize(runs.join("latest")) else {
+        return false;
+    };
+    let console =
+        std::fs::read_to_string(dir.join("x86_64/pvl-on/base/console.log")).unwrap_or_default();
+    processes_mentioning(&dir.to_string_lossy())
+        .iter()
+        .any(|(_, c)| c.contains("qemu-system"))
+        && console.contains("Linux version")
+        && !console.contains("kmatrix-guest: ready")
+}
+
+#[test]
+#[ignore = "boots a real kernel; run with --include-ignored"]
+fn sigterm_during_a_test_acts_like_ctrl_c() {
+    // Issue #16: a CI runner's SIGTERM used to lose the cell in flight.
+    let (_, cell) = signal_when(nix::sys::signal::Signal::SIGTERM, |runs| {
+        ktap_started(runs, "faults_vs_writers")
+    });
+    assert_eq!(
+        cell["reason"], "interrupted (Ctrl-C) during test (faults_vs_writers)",
+        "{cell:#}"
+    );
+}
+
+#[test]
+#[ignore = "boots a real kernel; run with --include-ignored"]
+fn sighup_during_boot_acts_like_ctrl_c() {
+    let (_, cell) = signal_when(nix::sys::signal::Signal::SIGHUP, booting);
+    assert!(
+        cell["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("interrupted (Ctrl-C) during boot"),
+        "{cell:#}"
+    );
+}
+
+#[test]
+#[ignore = "needs the kernel source; run with --include-ignored"]
+fn sigterm_and_sigkill_during_a_build_leave_no_compiler_behind() {
+    for sig in [
+        nix::sys::signal::Signal::SIGTERM,
+        nix::sys::signal::Signal::SIGKILL,
+    ] {
+        let runs = tempfile::tempdir().unwrap();
+        let mut child = kmatrix()
+            .args(["build", "--rebuild", "--spec"])
+            .arg(spec("interrupt.yaml"))
+            .arg("--runs-dir")
+            .arg(runs.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(900);
+        while processes_mentioning("x86_64-drill/obj").is_empty() {
+            assert!(Instant::now() < deadline, "make never started");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        std::thread::sleep(Duration::from_secs(2));
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), sig).unwrap();
+        let status = child.wait().unwrap();
+        if sig == nix::sys::signal::Signal::SIGTERM {
+            assert_eq!(status.code(), Some(130), "{sig:?}");
+        }
+        // make's compilers too: the guard kills the groups of a SIGKILLed kmatrix.
+        wait_until("no make or compiler left", Duration::from_secs(10), || {
+            processes_mentioning("x86_64-drill/obj").is_empty()
+                && compilers_mentioning("x86_64-drill").is_empty()
+        });
+    }
+}
+
+/// cc1 processes (make's compilers) whose command line mentions `needle`.
+fn compilers_mentioning(needle: &str) -> Vec<u32> {
+    let mut v = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let cmd = std::fs::read(e.path().join("cmdline"))
+            .map(|r| String::from_utf8_lossy(&r).replace('\0', " "))
+            .unwrap_or_default();
+        if (cmd.contains("cc1") || cmd.contains("gcc")) && cmd.contains(needle) {
+            v.push(pid);
+        }
+    }
+    v
+}
+
+#[test]
+#[ignore = "boots a real kernel; run with --include-ignored"]
+fn a_hostile_guest_leaves_nothing_privileged_in_a_private_run_folder() {
+    // Issue #16, as tried: setuid busybox, a device node for the host's disk, a symlink
+    // to /etc/shadow, a FIFO, written into the results share.
+    let runs = tempfile::tempdir().unwrap();
+    let out = kmatrix()
+        .args(["boot", "x86_64/pvl-on/base", "--spec"])
+        .arg(spec("drills-base.yaml"))
+        .arg("--runs-dir")
+        .arg(runs.path())
+        .args([
+            "--",
+            "sh",
+            "-c",
+            "cp /bin/busybox /results/x; chmod 4755 /results/x; mknod /results/dev b 8 0; chmod 666 /results/dev; ln -s /etc/shadow /results/s; mkfifo /results/f; mkdir -p /results/d; chmod 1777 /results/d; echo data > /results/ok; ls -l /results",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    eprintln!("{}\n{stderr}", String::from_utf8_lossy(&out.stdout));
+    let dir = std::fs::read_dir(runs.path())
+        .unwrap()
+        .flatten()
+        .find(|e| e.file_name().to_string_lossy().starts_with("boot-"))
+        .unwrap()
+        .path();
+    use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+    let mode = std::fs::metadata(&dir).unwrap().permissions().mode();
+    assert_eq!(mode & 0o077, 0, "run folder {:o} readable by others", mode);
+    let mut stack = vec![dir.clone()];
+    let mut seen_ok = false;
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let m = std::fs::symlink_metadata(e.path()).unwrap();
+            let t = m.file_type();
+            let p = e.path();
+            assert!(!t.is_symlink(), "symlink {}", p.display());
+            assert!(
+                !t.is_block_device() && !t.is_char_device(),
+                "device {}",
+                p.display()
+            );
+            assert!(!t.is_fifo(), "FIFO {}", p.display());
+            if p.ends_with("results/ok") {
+                seen_ok = true;
+                assert_ne!(m.uid(), 0, "guest files are never root's on the host");
+            }
+            if !p.to_string_lossy().contains(".sock") {
+                assert_eq!(m.mode() & 0o7000, 0, "setuid/setgid/sticky {}", p.display());
+            }
+            if t.is_dir() {
+                stack.push(p);
+            }
+        }
+    }
+    assert!(seen_ok, "the guest's ordinary file is kept");
+    assert!(stderr.contains("symlink at results/s"), "{stderr}");
+    assert!(processes_mentioning(&dir.to_string_lossy()).is_empty());
+}
+
+#[test]
+#[ignore = "boots a real kernel; run with --include-ignored"]
+fn a_hostile_console_keeps_every_output_valid_and_bounded() {
+    let runs = tempfile::tempdir().unwrap();
+    let out = kmatrix()
+        .args(["run", "--spec"])
+        .arg(spec("drill-flood.yaml"))
+        .arg("--runs-dir")
+        .arg(runs.path())
+        .output()
+        .unwrap();
+    let printed = [out.stdout.clone(), out.stderr.clone()].concat();
+    eprintln!("{}", String::from_utf8_lossy(&printed));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        !printed.contains(&0x1b),
+        "an escape sequence reached the terminal"
+    );
+    let dir = std::fs::canonicalize(runs.path().join("latest")).unwrap();
+    let c = &results_of(&dir)["cells"][0];
+    assert_eq!(c["verdict"], "FAIL", "{c:#}");
+    assert!(
+        c["reason"].as_str().unwrap().contains("BUG: kmatrix drill"),
+        "{c:#}"
+    );
+    // Bounded: the console and the test's output stop at their limits, and say so.
+    let console = std::fs::metadata(dir.join("x86_64/pvl-on/base/console.log"))
+        .unwrap()
+        .len();
+    assert!(console < (1 << 20) + 4096, "console.log is {console} bytes");
+    let ktap = std::fs::metadata(dir.join("x86_64/pvl-on/base/tests/drill_flood.ktap"))
+        .unwrap()
+        .len();
+    assert!(ktap < (256 << 10) + 4096, "test output is {ktap} bytes");
+    assert!(
+        c["notes"].to_string().contains("console.log was truncated"),
+        "{c:#}"
+    );
+    // Every output still parses and shows the hostile text as text.
+    let xsd = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/junit.xsd");
+    let lint = Command::new("xmllint")
+        .arg("--noout")
+        .arg("--schema")
+        .arg(&xsd)
+        .arg(dir.join("junit.xml"))
+        .output()
+        .unwrap();
+    assert!(
+        lint.status.success(),
+        "{}",
+        String::from_utf8_lossy(&lint.stderr)
+    );
+    let md = std::fs::read_to_string(dir.join("summary.md")).unwrap();
+    assert!(
+        !md.contains('\u{1b}') && !md.contains("<script>") && !md.contains("```\u{20}<"),
+        "{md}"
+    );
+    let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
+    assert!(
+        !html.contains("<script>") && html.contains("&lt;script&gt;"),
+        "escaped in report.html"
+    );
+    let text = std::fs::read(dir.join("matrix.txt")).unwrap();
+    assert!(!text.contains(&0x1b), "matrix.txt holds an escape sequence");
+    assert!(
+        serde_json::from_slice::<Value>(&std::fs::read(dir.join("results.json")).unwrap()).is_ok()
+    );
+    assert!(processes_mentioning(&dir.to_string_lossy()).is_empty());
+}
+
+#[test]
+#[ignore = "boots a real kernel; run with --include-ignored"]
+fn a_guest_writing_a_gigabyte_is_stopped_at_the_results_limit() {
+    let runs = tempfile::tempdir().unwrap();
+    let r = run("run", &spec("drill-writer.yaml"), &[], runs.path());
+    let c = r.cell("x86_64/pvl-on/base");
+    assert_eq!(c["verdict"], "FAIL", "{c:#}");
+    let msg = c["tests"][0]["outcome"]["message"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(msg.contains("more than the results limit"), "{c:#}");
+    let big = r.dir.join("x86_64/pvl-on/base/results/big");
+    assert!(!big.exists() || std::fs::metadata(&big).unwrap().len() <= 64 << 20);
+    assert!(processes_mentioning(&r.dir.to_string_lossy()).is_empty());
+}
+
+#[test]
+#[ignore = "boots a real kernel; run with --include-ignored"]
+fn a_stolen_ssh_port_is_retried_and_the_cell_still_passes() {
+    // The port kmatrix hands QEMU first is one this test holds.
+    let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = held.local_addr().unwrap().port();
+    let runs = tempfile::tempdir().unwrap();
+    let out = kmatrix()
+        .args(["run", "--spec"])
+        .arg(spec("drills-base.yaml"))
+        .arg("--runs-dir")
+        .arg(runs.path())
+        .env("KMATRIX_SSH_PORT", port.to_string())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    eprintln!("{}\n{stderr}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "a port conflict is never a verdict"
+    );
+    assert!(
+        stderr.contains(&format!("port {port} was taken")),
+        "{stderr}"
+    );
+    drop(held);
 }

@@ -272,7 +272,7 @@ impl CellRun<'_> {
             cpus: self.sh.plan.vm.cpus,
             console_socket: self.dir.join("console.sock"),
             qmp_socket: self.dir.join("qmp.sock"),
-            ssh_port: vm::free_port().map_err(|e| Stop::infra(format!("no free port: {e}")))?,
+            ssh_port: vm::ssh_port().map_err(|e| Stop::infra(format!("no free port: {e}")))?,
             shares: shares
                 .0
                 .iter()

@@ -265,10 +265,25 @@ impl CellRun<'_> {
         };
         let mut fatal_since: Option<Instant> = None;
         let mut hang: Option<String> = None;
+        let mut flood: Option<String> = None;
+        let mut ticks = 0u32;
         let run = loop {
             tokio::select! {
                 r = &mut task => break r,
                 _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+            }
+            ticks += 1;
+            // The share is on the host's disk: a guest that writes without end is
+            // stopped, not allowed to fill it.
+            let limit = self.sh.plan.limits.results_bytes;
+            if ticks % 5 == 0 && flood.is_none() && folder_bytes(&self.dir.join("results")) > limit
+            {
+                let msg = format!(
+                    "the guest wrote more than the results limit of {limit} bytes into results/"
+                );
+                self.note(format!("{msg}; ending the test"));
+                flood = Some(msg);
+                abandon.store(true, Ordering::Relaxed);
             }
             // Without virtiofsd the guest's file I/O to its shares blocks for good:
             // the host's fault, and no later test could be judged.
@@ -337,6 +352,12 @@ impl CellRun<'_> {
                     message: format!("overran its timeout of {}s", timeout.as_secs()),
                 },
                 After::Hang,
+            ),
+            Ok(Err(guest::SshError::Abandoned { .. })) if flood.is_some() => (
+                TestOutcome::Abandoned {
+                    message: flood.clone().unwrap_or_default(),
+                },
+                After::Fatal,
             ),
             Ok(Err(guest::SshError::Abandoned { .. })) => match &hang {
                 Some(title) => (
@@ -440,6 +461,25 @@ fn reports_since(w: &Watcher, from: usize) -> (bool, Option<String>) {
         }
     }
     (fatal, hang)
+}
+
+/// Bytes of regular files under `dir` (the results share; never follows links).
+fn folder_bytes(dir: &std::path::Path) -> u64 {
+    let mut total = 0;
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            match e.file_type() {
+                Ok(t) if t.is_dir() => stack.push(e.path()),
+                Ok(t) if t.is_file() => total += e.metadata().map(|m| m.len()).unwrap_or(0),
+                _ => {}
+            }
+        }
+    }
+    total
 }
 
 /// The guest command of a test: markers around it on the kernel log (so findings can be

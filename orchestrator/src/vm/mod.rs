@@ -251,6 +251,21 @@ pub fn free_port() -> std::io::Result<u16> {
     Ok(l.local_addr()?.port())
 }
 
+/// The port for a boot's SSH forward: `KMATRIX_SSH_PORT` once (the drills use it to hand
+/// QEMU a port they hold), then free ones.
+pub fn ssh_port() -> std::io::Result<u16> {
+    static ASKED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if !ASKED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        if let Some(p) = std::env::var("KMATRIX_SSH_PORT")
+            .ok()
+            .and_then(|p| p.parse().ok())
+        {
+            return Ok(p);
+        }
+    }
+    free_port()
+}
+
 /// QEMU's words when the SSH forward's port was taken between choosing and binding it.
 pub fn port_taken(qemu_output: &str) -> bool {
     qemu_output.contains("Could not set up host forwarding rule")
