@@ -76,10 +76,15 @@ impl Slot {
         name: &str,
         waiting: impl Fn(String),
     ) -> Result<Slot, SlotError> {
-        // Keyed by where the pristine tree is (stable for a developer's own tree whose
-        // content changes), not by its content identity.
+        // A tree kmatrix unpacked is keyed by what it is (the same package, tarball or
+        // commit always gets the same slot, wherever the cache put it); a developer's own
+        // tree by where it is (its content changes, and the slot follows it).
         let mut h = Hasher::new("slot");
-        h.field(pristine.path.as_os_str().as_encoded_bytes());
+        if pristine.mutable {
+            h.field(b"path").field(pristine.path.as_os_str().as_encoded_bytes());
+        } else {
+            h.field(b"id").field(pristine.id.as_bytes());
+        }
         let dir = cache.dir("slots").join(h.finish()).join(name);
         std::fs::create_dir_all(&dir).map_err(io(&dir))?;
         let lock = crate::cache::lock(
