@@ -26,12 +26,18 @@ pub struct Report {
     pub header: bool,
     pub planned: Option<u32>,
     pub cases: Vec<Case>,
+    /// `1..0 # SKIP reason`: the whole program skipped, and why (kselftest's way).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skip_all: Option<String>,
 }
 
 impl Report {
-    /// Every planned case reported, none `not ok`, and there was at least one.
+    /// Every planned case reported, none `not ok`, and there was at least one (or the
+    /// program said why it skipped everything).
     pub fn passed(&self) -> bool {
-        self.complete() && !self.cases.is_empty() && self.failed().next().is_none()
+        self.complete()
+            && (!self.cases.is_empty() || self.skip_all.is_some())
+            && self.failed().next().is_none()
     }
     pub fn complete(&self) -> bool {
         self.header && self.planned == Some(self.cases.len() as u32)
@@ -51,7 +57,12 @@ pub fn parse(text: &str) -> Report {
         if line.starts_with("TAP version") || line.starts_with("KTAP version") {
             r.header = true;
         } else if let Some(n) = line.strip_prefix("1..") {
+            let (n, directive) = n.split_once('#').unwrap_or((n, ""));
             r.planned = n.trim().parse().ok();
+            let d = directive.trim();
+            if r.planned == Some(0) && d.to_ascii_uppercase().starts_with("SKIP") {
+                r.skip_all = Some(d[4..].trim().to_string());
+            }
         } else if let Some(rest) = line.strip_prefix("not ok ") {
             r.cases.push(case(rest, Status::NotOk));
         } else if let Some(rest) = line.strip_prefix("ok ") {
@@ -117,5 +128,9 @@ mod tests {
         assert!(!parse("").passed());
         assert!(!parse("TAP version 13\n1..0\n").passed());
         assert!(parse("KTAP version 1\n1..1\nok 1 - a\n").passed());
+        // kselftest skipping everything, with its reason.
+        let r = parse("TAP version 13\n1..0 # SKIP userfaultfd not available\n");
+        assert!(r.passed());
+        assert_eq!(r.skip_all.as_deref(), Some("userfaultfd not available"));
     }
 }

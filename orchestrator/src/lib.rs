@@ -17,6 +17,7 @@ pub mod plan;
 pub mod proc;
 pub mod report;
 pub mod sanitize;
+pub mod selftests;
 pub mod source;
 pub mod spec;
 pub mod verdict;

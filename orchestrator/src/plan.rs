@@ -194,7 +194,58 @@ pub struct TestSpec {
     pub configs: Option<Vec<String>>,
     pub arches: Option<Vec<Arch>>,
     pub expect: Vec<Expectation>,
+    /// A kernel selftest (`mm/merge`) run from the tests share as it is, instead of a
+    /// kmatrix stress program called with its duration and result file.
+    pub selftest: Option<Selftest>,
 }
+
+/// One of the kernel's own selftests, built from the cell's tree: `suite/name`
+/// (`tools/testing/selftests/<suite>/<name>`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Selftest {
+    pub suite: String,
+    pub name: String,
+}
+
+impl Selftest {
+    /// `mm/merge`.
+    pub fn id(&self) -> String {
+        format!("{}/{}", self.suite, self.name)
+    }
+    /// Its file in the tests share (`selftests/mm-merge`).
+    pub fn file(&self) -> String {
+        format!("selftests/{}-{}", self.suite, self.name)
+    }
+    /// The test this selftest runs as: named `mm-merge` (a plain name: it is part of
+    /// paths), no arguments, the suite's deadline.
+    pub fn as_test(&self, timeout: Duration) -> TestSpec {
+        TestSpec {
+            name: format!("{}-{}", self.suite, self.name),
+            source: PathBuf::new(),
+            module: None,
+            args: vec![],
+            duration: Duration::ZERO,
+            timeout,
+            patchsets: None,
+            configs: None,
+            arches: None,
+            expect: vec![],
+            selftest: Some(self.clone()),
+        }
+    }
+}
+
+/// The selftests every cell runs by default: quick ones that exercise VMA locking
+/// (mremap, merging, populate, mlock, guard regions, userfaultfd, /proc/PID/maps races).
+pub const DEFAULT_SELFTESTS: &[&str] = &[
+    "mm/mremap_test",
+    "mm/merge",
+    "mm/madv_populate",
+    "mm/mlock2-tests",
+    "mm/guard-regions",
+    "mm/uffd-unit-tests",
+    "proc/proc-maps-race",
+];
 
 impl TestSpec {
     /// The module's name (`vma_user` for `guest-tests/modules/vma_user`).
@@ -264,6 +315,9 @@ pub struct Plan {
     pub limits: Limits,
     /// Test-harness patches (applied after a patchset's own; not part of the series).
     pub harness: Vec<PathBuf>,
+    /// The kernel's own selftests every cell runs, and their deadline each.
+    pub selftests: Vec<Selftest>,
+    pub selftest_timeout: Duration,
     pub baseline: Option<String>,
     pub jobs: usize,
 }

@@ -81,7 +81,8 @@ impl Slot {
         // tree by where it is (its content changes, and the slot follows it).
         let mut h = Hasher::new("slot");
         if pristine.mutable {
-            h.field(b"path").field(pristine.path.as_os_str().as_encoded_bytes());
+            h.field(b"path")
+                .field(pristine.path.as_os_str().as_encoded_bytes());
         } else {
             h.field(b"id").field(pristine.id.as_bytes());
         }

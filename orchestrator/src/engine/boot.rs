@@ -448,6 +448,15 @@ pub(crate) fn fill_share(
             files.push((ko.clone(), format!("{}.ko", m.name)));
         }
     }
+    if !p.selftests.programs.is_empty() {
+        std::fs::create_dir_all(share.join("selftests"))
+            .map_err(|e| Stop::infra(format!("{}: {e}", share.display())))?;
+    }
+    for (t, bin) in &p.selftests.programs {
+        if let Ok(bin) = bin {
+            files.push((bin.clone(), t.file()));
+        }
+    }
     for (from, name) in files {
         let to = share.join(&name);
         if std::fs::hard_link(&from, &to).is_err() {

@@ -46,6 +46,8 @@ fn engine(dir: &Path, accel: AccelChoice, qemu: PathBuf) -> (Engine, Cell) {
         },
         limits: Limits::default(),
         harness: vec![],
+        selftests: vec![],
+        selftest_timeout: Duration::from_secs(60),
         baseline: None,
         jobs: 1,
     };
@@ -87,6 +89,7 @@ fn dummies(dir: &Path) -> Prepared {
             client_pub: dir.join("key.pub"),
             tests: vec![],
         },
+        selftests: Default::default(),
     }
 }
 

@@ -87,6 +87,8 @@ pub(crate) struct Shared {
     /// The pristine tree, fetched once per run.
     pub tree: tokio::sync::OnceCell<Tree>,
     pub images: tokio::sync::Mutex<HashMap<Arch, Image>>,
+    /// The kernel selftests of the run's tree, per arch.
+    pub selftests: tokio::sync::Mutex<HashMap<Arch, crate::selftests::Built>>,
     /// Why KVM could not run a guest on this host, once a boot found out: later boots of
     /// the run go straight to TCG.
     pub kvm_failed: std::sync::Mutex<Option<String>>,
@@ -127,6 +129,7 @@ impl Engine {
                 overrides: Overrides::default(),
                 tree: tokio::sync::OnceCell::new(),
                 images: tokio::sync::Mutex::new(HashMap::new()),
+                selftests: tokio::sync::Mutex::new(HashMap::new()),
                 kvm_failed: std::sync::Mutex::new(None),
                 current: std::sync::Mutex::new(String::new()),
             },

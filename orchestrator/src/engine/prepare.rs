@@ -14,6 +14,8 @@ use std::time::Duration;
 pub(crate) struct Prepared {
     pub kernel: Kernel,
     pub image: Image,
+    /// The kernel's own selftests for this arch (built from the cell's source tree).
+    pub selftests: crate::selftests::Built,
 }
 
 /// Shared cache steps (download, unpack, images) take turns across concurrent runs;
@@ -34,7 +36,12 @@ impl CellRun<'_> {
         }
         self.phase(Phase::Image, "");
         let image = self.image().await?;
-        Ok(Some(Prepared { kernel, image }))
+        let selftests = self.selftests(&tree).await?;
+        Ok(Some(Prepared {
+            kernel,
+            image,
+            selftests,
+        }))
     }
 
     async fn prepare_lock(&self) -> Result<crate::cache::Lock, Stop> {
@@ -184,6 +191,25 @@ impl CellRun<'_> {
             .map_err(|e| infra_err(&e))?;
         images.insert(arch, img.clone());
         Ok(img)
+    }
+}
+
+impl CellRun<'_> {
+    async fn selftests(&self, tree: &Tree) -> Result<crate::selftests::Built, Stop> {
+        let arch = self.cell.arch;
+        let mut all = self.sh.selftests.lock().await;
+        if let Some(b) = all.get(&arch) {
+            return Ok(b.clone());
+        }
+        if !self.sh.plan.selftests.is_empty() {
+            self.phase(Phase::Image, "kernel selftests");
+        }
+        let _lock = self.prepare_lock().await?;
+        let b = crate::selftests::build(tree, arch, &self.sh.plan.selftests, &self.sh.cache)
+            .await
+            .map_err(|e| infra_err(&e))?;
+        all.insert(arch, b.clone());
+        Ok(b)
     }
 }
 

@@ -177,6 +177,20 @@ impl CellRun<'_> {
             self.result.vmstat_before = before.clone();
         }
         for (i, t) in tests.iter().enumerate() {
+            // A selftest that did not build against the tree's headers: nothing to run.
+            if let Some(Err(why)) = t
+                .selftest
+                .as_ref()
+                .and_then(|s| p.selftests.programs.get(s))
+            {
+                self.result.tests.push(TestResult::new(
+                    &t.name,
+                    TestOutcome::NotRun {
+                        message: format!("selftest did not build: {why}"),
+                    },
+                ));
+                continue;
+            }
             // A test whose module did not build against this kernel fails with modpost's
             // (or the compiler's) words; there is nothing to load.
             if let Some(m) = t
@@ -487,6 +501,15 @@ fn folder_bytes(dir: &std::path::Path) -> u64 {
 fn command(t: &TestSpec, nonce: &str) -> String {
     let start = Watcher::marker(nonce, "start", &t.name);
     let end = Watcher::marker(nonce, "end", &t.name);
+    if let Some(s) = &t.selftest {
+        // As kselftest runs them: from a scratch folder, no arguments.
+        return format!(
+            "echo {} > /dev/kmsg; cd /tmp && /tests/{}; rc=$?; echo {} > /dev/kmsg; exit $rc",
+            guest::shell_quote(&start),
+            s.file(),
+            guest::shell_quote(&end),
+        );
+    }
     let args: Vec<String> = t.args.iter().map(|a| guest::shell_quote(a)).collect();
     format!(
         "echo {} > /dev/kmsg; /tests/{name} {secs} /results/{name}.ktap {args}; rc=$?; echo {} > /dev/kmsg; exit $rc",
@@ -569,6 +592,7 @@ mod unit {
             configs: None,
             arches: None,
             expect: vec![],
+            selftest: None,
         };
         let c = command(&t, "n1");
         assert!(c.starts_with("echo 'kmatrix-test[n1]: start faults_vs_writers' > /dev/kmsg; /tests/faults_vs_writers 10 /results/faults_vs_writers.ktap 'a b' '$(reboot)'; rc=$?;"), "{c}");

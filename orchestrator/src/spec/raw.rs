@@ -39,6 +39,12 @@ pub struct RawSpec {
     /// Caps on what a guest can make kmatrix store.
     #[serde(default)]
     pub limits: RawLimits,
+    /// The kernel's own selftests to run in every cell (`suite/name`); a default set
+    /// when absent, none with `[]`.
+    #[serde(default)]
+    pub selftests: Option<Vec<String>>,
+    #[serde(default)]
+    pub selftest_timeout: Option<Humane>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -3,7 +3,10 @@
 
 use super::raw::{RawHarness, RawSource, RawSpec, RawTest, RawVm};
 use super::{check_name, SpecError};
-use crate::plan::{Arch, Cell, Expectation, Limits, Plan, SourceSpec, TestSpec, VmSettings};
+use crate::plan::{
+    Arch, Cell, Expectation, Limits, Plan, Selftest, SourceSpec, TestSpec, VmSettings,
+    DEFAULT_SELFTESTS,
+};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -70,6 +73,7 @@ pub fn validate(path: &Path, text: &str, raw: RawSpec) -> Result<Plan, SpecError
             })?;
     let vm = vm(&cx, &raw.vm)?;
     let limits = limits(&raw.limits);
+    let selftests = selftests(&cx, raw.selftests.as_deref())?;
 
     let cells = expand(
         &arches,
@@ -90,6 +94,12 @@ pub fn validate(path: &Path, text: &str, raw: RawSpec) -> Result<Plan, SpecError
         vm,
         limits,
         harness: harness.iter().map(|(p, _)| p.clone()).collect(),
+        selftests,
+        selftest_timeout: raw
+            .selftest_timeout
+            .as_ref()
+            .map(|d| d.0)
+            .unwrap_or(Duration::from_secs(180)),
         baseline: raw.baseline,
         jobs: raw.jobs.unwrap_or_else(|| {
             std::thread::available_parallelism()
@@ -361,6 +371,7 @@ fn test(
                 title: e.title.clone(),
             })
             .collect(),
+        selftest: None,
     })
 }
 
@@ -388,6 +399,35 @@ fn vm(cx: &Ctx, raw: &RawVm) -> Result<VmSettings, SpecError> {
             .map(|d| d.0)
             .unwrap_or(Duration::from_secs(10)),
     })
+}
+
+/// `suite/name` for each selftest: both plain names (they become paths).
+fn selftests(cx: &Ctx, raw: Option<&[String]>) -> Result<Vec<Selftest>, SpecError> {
+    let names: Vec<String> = match raw {
+        Some(v) => v.to_vec(),
+        None => DEFAULT_SELFTESTS.iter().map(|s| s.to_string()).collect(),
+    };
+    let mut out: Vec<Selftest> = Vec::new();
+    for (i, n) in names.iter().enumerate() {
+        let key = format!("selftests[{i}]");
+        let Some((suite, name)) = n.split_once('/') else {
+            return Err(cx.invalid(
+                &key,
+                format!("`{n}`: give `suite/name`, e.g. `mm/merge` for tools/testing/selftests/mm/merge"),
+            ));
+        };
+        check_name("selftest suite", suite).map_err(|m| cx.invalid(&key, m))?;
+        check_name("selftest", name).map_err(|m| cx.invalid(&key, m))?;
+        let t = Selftest {
+            suite: suite.to_string(),
+            name: name.to_string(),
+        };
+        if out.contains(&t) {
+            return Err(cx.invalid(&key, format!("`{n}` listed twice")));
+        }
+        out.push(t);
+    }
+    Ok(out)
 }
 
 fn limits(raw: &super::raw::RawLimits) -> Limits {
