@@ -144,11 +144,39 @@ fn base_cell_builds_boots_passes_every_stress_test_and_reruns_from_cache() {
             "tcp_zerocopy_vs_writers",
             "fork_vs_faults",
             "replace_vs_faults",
-            "maps_consistency"
+            "maps_consistency",
+            "mm-mremap_test",
+            "mm-merge",
+            "mm-madv_populate",
+            "mm-mlock2-tests",
+            "mm-guard-regions",
+            "mm-uffd-unit-tests",
+            "proc-proc-maps-race"
         ],
-        "the probe only runs in patchsets that have vma_start_read_unlocked()"
+        "the probe only runs in patchsets that have vma_start_read_unlocked(); the kernel's \
+         own selftests after the stress programs"
     );
-    for t in tests {
+    // The kernel's own selftests, from the cell's tree, built static and run as KTAP.
+    for t in tests
+        .iter()
+        .filter(|t| t["name"].as_str().unwrap().contains('-'))
+    {
+        assert_eq!(t["outcome"]["kind"], "exited", "{t:#}");
+        assert!(t["ktap"]["header"] == true, "{t:#}");
+        assert!(
+            t["ktap"]["cases"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|c| c["status"] != "notok"),
+            "{t:#}"
+        );
+    }
+    let tests: Vec<&Value> = tests
+        .iter()
+        .filter(|t| !t["name"].as_str().unwrap().contains('-'))
+        .collect();
+    for t in &tests {
         assert_eq!(
             t["outcome"],
             serde_json::json!({"kind": "exited", "status": 0}),
