@@ -80,13 +80,15 @@ pub fn render(cells: &[CellResult]) -> String {
     }
     let titles = super::titles(cells);
     if !titles.is_empty() {
-        o.push_str("\n| report | count | cells | first |\n|---|---|---|---|\n");
-        for t in &titles {
+        let why = super::factors::explain(cells, &titles);
+        o.push_str("\n| report | count | where | cheapest cell | first |\n|---|---|---|---|---|\n");
+        for (t, e) in titles.iter().zip(&why) {
             o.push_str(&format!(
-                "| {} | {} | {} | {} line {} |\n",
+                "| {} | {} | {} | {} | {} line {} |\n",
                 escape(&t.title),
                 t.count,
-                escape(&t.cells.join(", ")),
+                escape(&e.factors),
+                escape(&e.cheapest),
                 escape(&t.first.cell),
                 t.first.line
             ));

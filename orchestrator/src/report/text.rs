@@ -57,15 +57,18 @@ pub fn styled(cells: &[CellResult], style: &dyn Fn(Category, &str) -> String) ->
     }
     let titles = super::titles(cells);
     if !titles.is_empty() {
+        let why = super::factors::explain(cells, &titles);
         out.push_str("\nreports by title:\n");
-        for t in &titles {
+        for (t, e) in titles.iter().zip(&why) {
             out.push_str(&format!(
-                "  {} x{} in {} (first: {} line {})\n",
+                "  {} x{} in {} (first: {} line {})\n    where: {}; cheapest to reproduce: {}\n",
                 visible(&t.title),
                 t.count,
                 t.cells.join(", "),
                 t.first.cell,
-                t.first.line
+                t.first.line,
+                e.factors,
+                e.cheapest
             ));
         }
     }
