@@ -13,6 +13,7 @@ pub mod image;
 pub mod kconfig;
 pub mod ktap;
 pub mod kvm_verdict;
+pub mod lockgraph;
 pub mod plan;
 pub mod proc;
 pub mod report;

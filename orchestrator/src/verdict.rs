@@ -316,6 +316,10 @@ pub struct CellResult {
     pub repeats: u32,
     /// Titles of findings also seen in the baseline cell of the same arch and config.
     pub in_baseline: Vec<String>,
+    /// This cell's lock graph compared with its base cell's (lockdep cells of a patchset
+    /// other than the baseline).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lock_graph: Option<crate::lockgraph::Diff>,
     /// Reports seen but not kept in `findings` (over the per-title cap), by title.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub dropped: BTreeMap<String, u64>,
@@ -357,6 +361,7 @@ impl CellResult {
             finding_rates: BTreeMap::new(),
             repeats: 0,
             in_baseline: vec![],
+            lock_graph: None,
             dropped: BTreeMap::new(),
             detectors: None,
             notes: vec![],

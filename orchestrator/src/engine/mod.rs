@@ -150,6 +150,7 @@ impl Engine {
             cells: sh.plan.cells.len(),
             run_dir: sh.run_dir.clone(),
         });
+        let mut finished: Vec<CellResult> = Vec::new();
         for cell in &sh.plan.cells {
             sh.emit(Event::CellStarted { id: cell.id() });
             if let Some(done) = sh.opts.resume.iter().find(|r| r.id == cell.id()) {
@@ -157,12 +158,15 @@ impl Engine {
                     id: cell.id(),
                     message: format!("reused from {}", done.dir.display()),
                 });
+                finished.push(done.clone());
                 sh.emit(Event::CellFinished {
                     result: Box::new(done.clone()),
                 });
                 continue;
             }
-            let result = cell::CellRun::new(sh, cell).run().await;
+            let mut result = cell::CellRun::new(sh, cell).run().await;
+            compare_lock_graph(sh, cell, &mut result, &finished);
+            finished.push(result.clone());
             sh.emit(Event::CellFinished {
                 result: Box::new(result),
             });
@@ -180,6 +184,68 @@ impl Engine {
     ) -> Result<i32, String> {
         shell::boot_shell(&self.shared, cell, command).await
     }
+}
+
+/// Compare a patched cell's lock graph with its base cell's (same arch and config, run
+/// earlier in this run or reused). A new edge that closes a cycle is a finding, and the
+/// verdict of a cell that otherwise passed is decided again with it.
+fn compare_lock_graph(
+    sh: &Shared,
+    cell: &crate::plan::Cell,
+    result: &mut CellResult,
+    finished: &[CellResult],
+) {
+    let Some(baseline) = &sh.plan.baseline else {
+        return;
+    };
+    if &cell.patchset == baseline {
+        return;
+    }
+    let Some(base) = finished
+        .iter()
+        .find(|c| &c.patchset == baseline && c.arch == cell.arch && c.config == cell.config)
+    else {
+        return;
+    };
+    let read = |d: &std::path::Path| std::fs::read_to_string(d.join("lockdep.txt")).ok();
+    let (Some(b), Some(p)) = (read(&base.dir), read(&result.dir)) else {
+        return;
+    };
+    let declared: Vec<String> = cell
+        .series(&sh.plan)
+        .filter_map(|p| std::fs::read_to_string(p).ok())
+        .flat_map(|t| crate::lockgraph::series_locks(&t))
+        .collect();
+    let d = crate::lockgraph::diff(
+        &base.id,
+        &crate::lockgraph::parse(&b),
+        &crate::lockgraph::parse(&p),
+        &declared,
+    );
+    for c in &d.cycles {
+        result.findings.push(crate::console::Finding {
+            kind: crate::console::Kind::Lockdep,
+            title: format!(
+                "possible deadlock in lock graph: {} -> {} closes a cycle",
+                c[0],
+                c.get(1).cloned().unwrap_or_default()
+            ),
+            report: format!(
+                "kmatrix lock graph: {} takes {} (new in this cell); the graphs of this cell and {} hold the path back:\n  {}",
+                c[0],
+                c.get(1).cloned().unwrap_or_default(),
+                base.id,
+                c.join("\n  -> ")
+            ),
+            ..Default::default()
+        });
+    }
+    if !d.cycles.is_empty() && matches!(result.verdict, Verdict::Pass | Verdict::Inconclusive) {
+        let (v, why) = crate::verdict::decide(&result.tests, &result.findings, &result.controls);
+        result.verdict = v;
+        result.reason = why;
+    }
+    result.lock_graph = Some(d);
 }
 
 /// An error and its sources on one line.

@@ -235,6 +235,7 @@ impl CellRun<'_> {
             }
         }
         self.result.vmstat_after = before;
+        self.save_lock_graph(s).await;
         self.liveness(s, p).await;
         let ssh = s.ssh.clone();
         let _ = tokio::task::spawn_blocking(move || {
@@ -242,6 +243,32 @@ impl CellRun<'_> {
         })
         .await;
         Ok(Ended::All)
+    }
+
+    /// lockdep's dependency graph after the stress (before the liveness step adds its own
+    /// classes), kept in the cell folder for the comparison with the base cell.
+    async fn save_lock_graph(&self, s: &BootSession) {
+        if !self.facts.lockdep {
+            return;
+        }
+        let ssh = s.ssh.clone();
+        let got = tokio::task::spawn_blocking(move || {
+            guest::exec(
+                &ssh,
+                "cat /proc/lockdep",
+                Exec {
+                    keep: 32 << 20,
+                    ..Exec::quick(Duration::from_secs(60))
+                },
+            )
+        })
+        .await;
+        if let Ok(Ok(r)) = got {
+            if r.exit_status == 0 {
+                let _ =
+                    crate::cache::write_atomic(&self.dir.join("lockdep.txt"), r.output.as_bytes());
+            }
+        }
     }
 
     /// One test, watching the console and the share daemons while it runs.

@@ -280,6 +280,7 @@ mod v1 {
                 finding_rates: c.finding_rates,
                 repeats: c.repeats,
                 in_baseline: c.in_baseline,
+                lock_graph: None,
                 dropped: Default::default(),
                 detectors: None,
                 notes: vec![],

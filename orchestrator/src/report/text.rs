@@ -101,6 +101,12 @@ fn details(c: &CellResult, style: &dyn Fn(Category, &str) -> String) -> String {
     if let Some(d) = &c.detectors {
         out.push_str(&format!("  detectors: {}\n", visible(&d.summary())));
     }
+    if let Some(g) = &c.lock_graph {
+        out.push_str(&format!("  {}\n", visible(&g.summary())));
+        for (a, b) in g.new_edges.iter().take(8) {
+            out.push_str(&format!("    new edge: {} -> {}\n", visible(a), visible(b)));
+        }
+    }
     for d in &c.details {
         out.push_str(&format!("  {}\n", visible(d)));
     }

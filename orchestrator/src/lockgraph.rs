@@ -1,0 +1,311 @@
+//! Lock graph diff, base vs patched: lockdep's own dependency graph (`/proc/lockdep`, saved
+//! after the stress in every lockdep cell) compared with the base cell of the same arch
+//! and config. New lock classes, new dependency edges (A -> B that base never took),
+//! locks the series declares that were never acquired (its new path not exercised), and
+//! new edges that close a cycle with edges either graph took: a deadlock waiting for the
+//! right timing, visible before any splat. Synchronous and pure.
+
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+/// Most entries of each list kept in results.json (the graph itself is in the cell folder).
+const SHOWN: usize = 40;
+
+/// lockdep's graph: class names, and direct (distance 1) dependencies A -> B: B was
+/// taken while A was held.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Graph {
+    pub classes: BTreeSet<String>,
+    pub edges: BTreeSet<(String, String)>,
+}
+
+/// A class name as lockdep prints it, made comparable across kernels: the `#N` version of
+/// a name registered more than once depends on registration order, so it goes.
+fn normalize(name: &str) -> String {
+    let n = name.trim();
+    match n.rfind('#') {
+        Some(i)
+            if n[i + 1..]
+                .chars()
+                .take_while(|c| c.is_ascii_digit())
+                .count()
+                > 0 =>
+        {
+            let rest: String = n[i + 1..]
+                .chars()
+                .skip_while(|c| c.is_ascii_digit())
+                .collect();
+            format!("{}{rest}", &n[..i])
+        }
+        _ => n.to_string(),
+    }
+}
+
+/// Parse `/proc/lockdep`:
+/// ```text
+/// all lock classes:
+/// 00000000a1b2c3d4 FD:   31 BD:    1 +.+.: &mm->mmap_lock
+///  -> [00000000deadbeef] &vma->vm_lock
+/// ```
+/// Lines it does not know are skipped; kmatrix's own liveness classes are left out.
+pub fn parse(text: &str) -> Graph {
+    let mut g = Graph::default();
+    let mut current: Option<String> = None;
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix(" -> [") {
+            let Some((_, name)) = rest.split_once("] ") else {
+                continue;
+            };
+            if let Some(from) = &current {
+                let to = normalize(name);
+                if !to.contains(crate::verdict::LIVENESS_TAG) {
+                    g.classes.insert(to.clone());
+                    g.edges.insert((from.clone(), to));
+                }
+            }
+        } else if !line.starts_with(' ') && line.contains(" FD:") {
+            // `KEY FD: n BD: n USAGE: NAME`: the name follows the first ": " after BD.
+            let after_bd = line.split_once(" BD:").map(|(_, r)| r).unwrap_or("");
+            current = after_bd.split_once(": ").map(|(_, name)| normalize(name));
+            if let Some(c) = &current {
+                if c.contains(crate::verdict::LIVENESS_TAG) {
+                    current = None;
+                } else {
+                    g.classes.insert(c.clone());
+                }
+            }
+        } else if line.trim().is_empty() {
+            current = None;
+        }
+    }
+    g
+}
+
+/// The locks a series declares (added lines): `DEFINE_MUTEX(x)` and friends give class
+/// `x`; `mutex_init(&p->lock)` and friends give `&p->lock`, as lockdep names them.
+pub fn series_locks(patch: &str) -> Vec<String> {
+    const STATIC: &[&str] = &[
+        "DEFINE_MUTEX(",
+        "DEFINE_SPINLOCK(",
+        "DEFINE_RAW_SPINLOCK(",
+        "DEFINE_RWLOCK(",
+        "DECLARE_RWSEM(",
+        "DEFINE_RWSEM(",
+        "DEFINE_SEQLOCK(",
+    ];
+    const INIT: &[&str] = &[
+        "mutex_init(",
+        "spin_lock_init(",
+        "raw_spin_lock_init(",
+        "rwlock_init(",
+        "init_rwsem(",
+        "seqlock_init(",
+    ];
+    let mut v: Vec<String> = Vec::new();
+    for l in patch
+        .lines()
+        .filter(|l| l.starts_with('+') && !l.starts_with("+++"))
+    {
+        for m in STATIC.iter().chain(INIT) {
+            if let Some(i) = l.find(m) {
+                let arg: String = l[i + m.len()..]
+                    .chars()
+                    .take_while(|c| *c != ')' && *c != ',')
+                    .collect();
+                let arg = arg.trim().to_string();
+                if !arg.is_empty() && !v.contains(&arg) {
+                    v.push(arg);
+                }
+            }
+        }
+    }
+    v
+}
+
+/// What a patched cell's lock graph has that its base cell's does not.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Diff {
+    /// The base cell compared with.
+    pub base: String,
+    pub new_classes: Vec<String>,
+    pub new_edges: Vec<(String, String)>,
+    /// How many of each there were (the lists keep the first ones).
+    pub new_classes_total: usize,
+    pub new_edges_total: usize,
+    /// Locks the series declares that lockdep never saw taken.
+    pub never_acquired: Vec<String>,
+    /// New edges A -> B for which B already led back to A in the union of both graphs:
+    /// each cycle as the list of classes, A first.
+    pub cycles: Vec<Vec<String>>,
+}
+
+/// Compare `patched` with `base`; `declared` are the series' own locks.
+pub fn diff(base_id: &str, base: &Graph, patched: &Graph, declared: &[String]) -> Diff {
+    let new_classes: Vec<String> = patched.classes.difference(&base.classes).cloned().collect();
+    let new_edges: Vec<(String, String)> = patched.edges.difference(&base.edges).cloned().collect();
+    let mut adj: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for (a, b) in base.edges.iter().chain(patched.edges.iter()) {
+        adj.entry(a.as_str()).or_default().push(b.as_str());
+    }
+    let mut cycles = Vec::new();
+    for (a, b) in &new_edges {
+        if let Some(path) = path(&adj, b, a) {
+            let mut c = vec![a.clone()];
+            c.extend(path);
+            if !cycles.iter().any(|x: &Vec<String>| same_cycle(x, &c)) {
+                cycles.push(c);
+            }
+        }
+    }
+    Diff {
+        base: base_id.to_string(),
+        new_classes_total: new_classes.len(),
+        new_edges_total: new_edges.len(),
+        new_classes: new_classes.into_iter().take(SHOWN).collect(),
+        new_edges: new_edges.into_iter().take(SHOWN).collect(),
+        never_acquired: declared
+            .iter()
+            .filter(|d| !patched.classes.contains(*d))
+            .cloned()
+            .collect(),
+        cycles: cycles.into_iter().take(SHOWN).collect(),
+    }
+}
+
+/// A shortest path from `from` to `to` (both included), breadth first.
+fn path(adj: &BTreeMap<&str, Vec<&str>>, from: &str, to: &str) -> Option<Vec<String>> {
+    let mut prev: BTreeMap<&str, &str> = BTreeMap::new();
+    let mut queue = VecDeque::from([from]);
+    let mut seen = BTreeSet::from([from]);
+    while let Some(n) = queue.pop_front() {
+        if n == to {
+            let mut p = vec![n.to_string()];
+            let mut cur = n;
+            while let Some(&before) = prev.get(cur) {
+                p.push(before.to_string());
+                cur = before;
+            }
+            p.reverse();
+            return Some(p);
+        }
+        for &m in adj.get(n).into_iter().flatten() {
+            if seen.insert(m) {
+                prev.insert(m, n);
+                queue.push_back(m);
+            }
+        }
+    }
+    None
+}
+
+fn same_cycle(a: &[String], b: &[String]) -> bool {
+    let set = |x: &[String]| x.iter().cloned().collect::<BTreeSet<_>>();
+    set(a) == set(b)
+}
+
+impl Diff {
+    /// One line for the outputs.
+    pub fn summary(&self) -> String {
+        let mut s = format!(
+            "lock graph vs {}: {} new class(es), {} new edge(s)",
+            self.base, self.new_classes_total, self.new_edges_total
+        );
+        if !self.never_acquired.is_empty() {
+            s.push_str(&format!(
+                "; never acquired: {}",
+                self.never_acquired.join(", ")
+            ));
+        }
+        if !self.cycles.is_empty() {
+            s.push_str(&format!(
+                "; {} new edge(s) close a cycle",
+                self.cycles.len()
+            ));
+        }
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = "all lock classes:
+00000000a1b2c3d4 FD:    2 BD:    1 +.+.: &mm->mmap_lock
+ -> [00000000deadbeef] &vma->vm_lock
+ -> [00000000feedface] &mapping->i_mmap_rwsem
+
+00000000deadbeef FD:    0 BD:    2 ++++: &vma->vm_lock
+
+00000000feedface FD:    0 BD:    1 +.+.: &mapping->i_mmap_rwsem
+
+00000000aaaaaaaa FD:    1 BD:    1 ....: kmatrix_liveness_a
+ -> [00000000bbbbbbbb] kmatrix_liveness_b
+
+";
+
+    #[test]
+    fn parses_classes_and_direct_edges_without_kmatrixs_own() {
+        let g = parse(BASE);
+        assert_eq!(g.classes.len(), 3);
+        assert!(g
+            .edges
+            .contains(&("&mm->mmap_lock".into(), "&vma->vm_lock".into())));
+        assert!(!g.classes.iter().any(|c| c.contains("kmatrix_liveness")));
+        assert_eq!(normalize("&rq->__lock#2"), "&rq->__lock");
+        assert_eq!(
+            normalize("&sb->s_type->i_lock_key#15/1"),
+            "&sb->s_type->i_lock_key/1"
+        );
+    }
+
+    #[test]
+    fn a_new_edge_that_closes_a_cycle_with_base_is_found_without_a_splat() {
+        let base = parse(BASE);
+        // The patched kernel takes mmap_lock while holding the VMA lock: the reverse of
+        // base's order, never both in one boot, so lockdep itself never saw the cycle.
+        let patched = parse(
+            "all lock classes:
+00000000deadbeef FD:    1 BD:    0 ++++: &vma->vm_lock
+ -> [00000000a1b2c3d4] &mm->mmap_lock
+
+00000000a1b2c3d4 FD:    0 BD:    1 +.+.: &mm->mmap_lock
+
+00000000cccccccc FD:    0 BD:    0 +.+.: kmatrix_fixture_outer
+",
+        );
+        let d = diff(
+            "x86_64/pvl-on/base",
+            &base,
+            &patched,
+            &["new_lock".into(), "kmatrix_fixture_outer".into()],
+        );
+        assert_eq!(d.new_classes, ["kmatrix_fixture_outer"]);
+        assert_eq!(
+            d.new_edges,
+            [("&vma->vm_lock".to_string(), "&mm->mmap_lock".to_string())]
+        );
+        assert_eq!(
+            d.cycles,
+            [vec![
+                "&vma->vm_lock".to_string(),
+                "&mm->mmap_lock".into(),
+                "&vma->vm_lock".into()
+            ]]
+        );
+        assert_eq!(d.never_acquired, ["new_lock"]);
+        assert!(d.summary().contains("1 new edge(s) close a cycle"));
+        // The same graph as base: nothing new.
+        let same = diff("b", &base, &base, &[]);
+        assert!(same.new_edges.is_empty() && same.cycles.is_empty());
+    }
+
+    #[test]
+    fn the_locks_a_series_declares() {
+        let p = "+static DEFINE_MUTEX(kmatrix_fixture_outer);\n+\tmutex_init(&vma->probe_lock);\n-static DEFINE_MUTEX(old);\n+\tspin_lock_init(&x->lock); /* y */\n";
+        assert_eq!(
+            series_locks(p),
+            ["kmatrix_fixture_outer", "&vma->probe_lock", "&x->lock"]
+        );
+    }
+}
