@@ -101,10 +101,11 @@ pub fn validate(path: &Path, text: &str, raw: RawSpec) -> Result<Plan, SpecError
             .map(|d| d.0)
             .unwrap_or(Duration::from_secs(180)),
         baseline: raw.baseline,
+        // One job more than cores: a compile waiting on the disk leaves a core idle.
         jobs: raw.jobs.unwrap_or_else(|| {
             std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(2)
+                .map(|n| n.get() + 1)
+                .unwrap_or(3)
         }),
     })
 }
