@@ -53,13 +53,20 @@ pub struct VmSpec {
     pub hung_task_secs: u64,
 }
 
-/// The guest kernel command line.
+/// The guest kernel command line. Under emulation a loaded host starves the vCPUs, and
+/// the guest's clock keeps running meanwhile: the soft-lockup detector's threshold is
+/// scaled with the expected slowdown so a starved guest is not taken for a locked-up one.
 pub fn kernel_cmdline(spec: &VmSpec) -> String {
-    format!(
+    let mut c = format!(
         "console={} panic=-1 loglevel=7 printk.time=1 rdinit=/init kmatrix.hung_task={}",
         spec.arch.console_device(),
         spec.hung_task_secs
-    )
+    );
+    let slow = spec.accel.slowdown(spec.arch);
+    if slow > 1 {
+        c.push_str(&format!(" watchdog_thresh={}", 10 * slow / 2));
+    }
+    c
 }
 
 /// QEMU's arguments (pure; unit-tested; logged in full before starting).
@@ -486,6 +493,9 @@ mod tests {
         assert!(a.contains("-machine q35"), "{a}");
         assert!(a.contains("-accel tcg,thread=multi -cpu max"), "{a}");
         assert!(a.contains("-append console=ttyS0 panic=-1"), "{a}");
+        assert!(a.contains("watchdog_thresh=20"), "soft lockups scaled for TCG: {a}");
+        let kvm = joined(&spec(Arch::X86_64, Accel::Kvm));
+        assert!(!kvm.contains("watchdog_thresh"), "{kvm}");
         assert!(a.contains("-no-reboot"));
         assert!(a.contains("memory-backend-memfd,id=mem,size=1024M,share=on"));
         assert!(a.contains(
