@@ -42,8 +42,16 @@ impl<'a> CellRun<'a> {
         }
     }
 
-    pub fn phase(&self, phase: Phase, detail: impl Into<String>) {
+    pub fn phase(&mut self, phase: Phase, detail: impl Into<String>) {
         let detail = detail.into();
+        let at = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        self.result.phases.push(verdict::PhaseStart {
+            phase,
+            detail: detail.clone(),
+            at,
+        });
         if let Ok(mut c) = self.sh.current.lock() {
             *c = match detail.as_str() {
                 "" => phase.label().to_string(),
@@ -54,6 +62,29 @@ impl<'a> CellRun<'a> {
             id: self.cell.id(),
             phase,
             detail,
+        });
+    }
+
+    /// The cost model's view as the cell starts, for the run's ETA: this cell's cost and
+    /// that of the cells after it that will run (not those `--resume` reuses).
+    fn expected(&self) {
+        let plan = &self.sh.plan;
+        let id = self.cell.id();
+        let after: Vec<&Cell> = plan
+            .cells
+            .iter()
+            .skip_while(|c| c.id() != id)
+            .skip(1)
+            .filter(|c| !self.sh.opts.resume.iter().any(|r| r.id == c.id()))
+            .collect();
+        self.sh.emit(Event::Expected {
+            cost: crate::plan::cost(self.cell, &plan.tests),
+            after: after
+                .iter()
+                .map(|c| crate::plan::cost(c, &plan.tests))
+                .sum(),
+            cells_after: after.len(),
+            id,
         });
     }
 
@@ -83,6 +114,7 @@ impl<'a> CellRun<'a> {
     /// its console already said is still read.
     pub async fn run(mut self) -> CellResult {
         let start = Instant::now();
+        self.expected();
         let outcome = if self.sh.cancelled() {
             Err(Stop::new(
                 Verdict::Interrupted,

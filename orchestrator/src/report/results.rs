@@ -282,6 +282,7 @@ mod v1 {
                 in_baseline: c.in_baseline,
                 detectors: None,
                 notes: vec![],
+                phases: vec![],
                 dir: c.dir,
                 seconds: c.seconds,
             }
