@@ -5,6 +5,7 @@
 
 pub mod html;
 pub mod junit;
+pub mod kcidb;
 pub mod markdown;
 pub mod results;
 pub mod terminal;
