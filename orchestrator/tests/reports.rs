@@ -132,6 +132,33 @@ fn write_fixture(dir: &Path) {
     report::write_results(dir, &meta, &matrix(dir)).unwrap();
 }
 
+/// Headless Chromium (no network, its own profile) on a page: stdout (`--dump-dom`: the
+/// DOM as rendered) with the flags given.
+fn chromium(page: &Path, profile: &Path, extra: &[&str]) -> String {
+    let out = std::process::Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            "--window-size=1200,900",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .args(extra)
+        .arg(format!("file://{}", page.display()))
+        .output()
+        .expect("chromium");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// report.html in headless Chromium (no network): the rendered DOM holds the matrix and
 /// a finding's stack trace, and the screenshot is a real picture.
 #[test]
@@ -139,34 +166,9 @@ fn write_fixture(dir: &Path) {
 fn report_html_renders_in_headless_chromium() {
     let d = tempfile::tempdir().unwrap();
     write_fixture(d.path());
-    let page = format!("file://{}", d.path().join("report.html").display());
+    let page = d.path().join("report.html");
     let profile = d.path().join("profile");
-    let chromium = |extra: &[&str]| {
-        let out = std::process::Command::new("chromium")
-            .args([
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-                "--window-size=1200,900",
-            ])
-            .arg(format!("--user-data-dir={}", profile.display()))
-            .args(extra)
-            .arg(&page)
-            .current_dir(d.path())
-            .output()
-            .expect("chromium");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
-    let dom = chromium(&["--dump-dom"]);
+    let dom = chromium(&page, &profile, &["--dump-dom"]);
     assert!(dom.contains("<table id=\"matrix\">"), "{dom}");
     assert!(dom.contains("x86_64/pvl-on") && dom.contains("BUILD-FAIL"));
     assert!(
@@ -174,7 +176,11 @@ fn report_html_renders_in_headless_chromium() {
         "stack trace in the page"
     );
     let shot = d.path().join("report.png");
-    chromium(&[&format!("--screenshot={}", shot.display())]);
+    chromium(
+        &page,
+        &profile,
+        &[&format!("--screenshot={}", shot.display())],
+    );
     let png = std::fs::read(&shot).unwrap();
     assert_eq!(&png[1..4], b"PNG");
     assert!(
@@ -182,6 +188,161 @@ fn report_html_renders_in_headless_chromium() {
         "screenshot of {} bytes is blank",
         png.len()
     );
+}
+
+/// Every `href="..."` in a page, as written (entities decoded).
+fn hrefs(dom: &str) -> Vec<String> {
+    dom.split("href=\"")
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next())
+        .map(|h| h.replace("&amp;", "&"))
+        .collect()
+}
+
+/// `%2F` and friends back to bytes.
+fn percent_decode(s: &str) -> Vec<u8> {
+    let b = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        let hex = (b[i] == b'%')
+            .then(|| s.get(i + 1..i + 3))
+            .flatten()
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match hex {
+            Some(v) => {
+                out.push(v);
+                i += 3;
+            }
+            None => {
+                out.push(b[i]);
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
+/// Every link of the rendered page resolves inside `run_dir`: an anchor names an element
+/// of the page; anything else is a relative path, no `..`, to a file that exists and
+/// (symlinks followed) stays in the run folder. Returns the file links.
+fn check_links(dom: &str, run_dir: &Path) -> Vec<String> {
+    use std::os::unix::ffi::OsStrExt;
+    let root = std::fs::canonicalize(run_dir).unwrap();
+    let mut files = Vec::new();
+    for h in hrefs(dom) {
+        if let Some(id) = h.strip_prefix('#') {
+            assert!(
+                dom.contains(&format!("id=\"{id}\"")),
+                "anchor {h} names nothing"
+            );
+            continue;
+        }
+        assert!(
+            !h.contains(':') && !h.starts_with('/') && !h.contains('?'),
+            "{h}: not a relative link"
+        );
+        let rel = std::path::PathBuf::from(std::ffi::OsStr::from_bytes(&percent_decode(&h)));
+        assert!(
+            rel.components()
+                .all(|c| matches!(c, std::path::Component::Normal(_))),
+            "{h} leaves its folder"
+        );
+        let target = run_dir.join(&rel);
+        assert!(
+            target.is_file(),
+            "{h}: no such file in {}",
+            run_dir.display()
+        );
+        let real = std::fs::canonicalize(&target).unwrap();
+        assert!(
+            real.starts_with(&root),
+            "{h} resolves to {}",
+            real.display()
+        );
+        files.push(h);
+    }
+    files
+}
+
+/// A small real run (the project's kmatrix.yaml, the base cell on x86_64: its kernel is
+/// normally cached, so it boots and runs the tests), its folder then moved the way a CI
+/// artifact is unpacked elsewhere: in headless Chromium every link of report.html, as
+/// the run wrote it and as `kmatrix report` re-renders it there, resolves to a file in
+/// the run folder; the cell's timeline and its files are on the page.
+#[test]
+#[ignore = "needs a kernel build or the cache, QEMU and chromium; run with --include-ignored"]
+fn report_links_resolve_inside_a_real_run_folder() {
+    let project = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let d = tempfile::tempdir().unwrap();
+    let runs = d.path().join("runs");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kmatrix"))
+        .arg("run")
+        .arg("--spec")
+        .arg(project.join("kmatrix.yaml"))
+        .args(["--only", "x86_64/pvl-on/base", "--runs-dir"])
+        .arg(&runs)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // PASS, or findings: either way a run whose cell booted; not a usage or host error.
+    assert!(
+        matches!(out.status.code(), Some(0 | 1)),
+        "{}\n{stderr}",
+        out.status
+    );
+    let run = std::fs::canonicalize(runs.join("latest")).unwrap();
+    let (_, cells) = report::load_results(&run).unwrap();
+    assert!(
+        !cells[0].tests.is_empty(),
+        "the cell did not boot: {stderr}"
+    );
+    let phases: Vec<&str> = cells[0].phases.iter().map(|p| p.phase.label()).collect();
+    for p in ["source", "image", "boot", "test"] {
+        assert!(
+            phases.contains(&p),
+            "{p} missing from the timeline {phases:?}"
+        );
+    }
+
+    // Unpacked somewhere else, as from a CI artifact.
+    let moved = d.path().join("artifact").join(run.file_name().unwrap());
+    std::fs::create_dir_all(moved.parent().unwrap()).unwrap();
+    std::fs::rename(&run, &moved).unwrap();
+    let profile = d.path().join("profile");
+    let as_written = chromium(&moved.join("report.html"), &profile, &["--dump-dom"]);
+    let rerender = std::process::Command::new(env!("CARGO_BIN_EXE_kmatrix"))
+        .arg("report")
+        .arg(&moved)
+        .output()
+        .unwrap();
+    assert!(
+        matches!(rerender.status.code(), Some(0 | 1)),
+        "{}",
+        String::from_utf8_lossy(&rerender.stderr)
+    );
+    let rerendered = chromium(&moved.join("report.html"), &profile, &["--dump-dom"]);
+    for dom in [&as_written, &rerendered] {
+        let files = check_links(dom, &moved);
+        for f in [
+            "console.log",
+            "build.log",
+            "config",
+            "findings.json",
+            "repro.txt",
+        ] {
+            assert!(
+                files.contains(&format!("x86_64/pvl-on/base/{f}")),
+                "no link to {f}: {files:?}"
+            );
+        }
+        for t in &cells[0].tests {
+            let ktap = format!("x86_64/pvl-on/base/tests/{}.ktap", t.name);
+            assert!(files.contains(&ktap), "no link to {ktap}: {files:?}");
+        }
+        assert!(dom.contains("class=\"timeline\"") && dom.contains("ph-boot"));
+        assert!(dom.contains("id=\"failing\""), "the failing-only switch");
+    }
 }
 
 #[test]
