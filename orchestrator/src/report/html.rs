@@ -127,7 +127,14 @@ fn timeline(c: &CellResult) -> Markup {
                     };
                     span class={ "ph-" (s.start.phase.label()) }
                         style=(format!("width:{:.2}%", 100.0 * s.seconds / total))
-                        title=(format!("{label} ({})", clock(s.seconds))) { (s.start.phase.label()) }
+                        title=(format!("{label} ({})", clock(s.seconds))) {
+                            // A test's segment is named after the test.
+                            @if s.start.phase == crate::events::Phase::Test && !s.start.detail.is_empty() {
+                                (s.start.detail)
+                            } @else {
+                                (s.start.phase.label())
+                            }
+                        }
                 }
             }
             details class="small" {
