@@ -307,37 +307,12 @@ impl BuildJob<'_> {
         let config = std::fs::read_to_string(&cfg_path).unwrap_or_default();
         let (total, from) = expected_objects(cold, self.slot.object_counts(), &config);
         let mut counter = LogCounter::new(&log);
-        let mut make = proc::spawn(&spec).map_err(|e| BuildError::Config {
+        let make = proc::spawn(&spec).map_err(|e| BuildError::Config {
             target: target.into(),
             log: log.clone(),
             source: e,
         })?;
-        let started = std::time::Instant::now();
-        let status = {
-            // The watch ends with make: it lives in this loop, not in a task of its own.
-            let wait = make.wait_success();
-            tokio::pin!(wait);
-            let mut tick = tokio::time::interval(PROGRESS_EVERY);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-            let mut shown = None;
-            loop {
-                tokio::select! {
-                    r = &mut wait => break r,
-                    _ = tick.tick() => {
-                        let done = counter.poll();
-                        if shown != Some(done) {
-                            shown = Some(done);
-                            (self.progress)(BuildProgress {
-                                done,
-                                total,
-                                from,
-                                elapsed: started.elapsed(),
-                            });
-                        }
-                    }
-                }
-            }
-        };
+        let status = watch(make, &mut counter, (total, from), self.progress).await;
         if let Err(e) = status {
             return Ok(failed(&log, &self.slot.tree, Some(&e)));
         }
@@ -503,6 +478,39 @@ impl BuildJob<'_> {
             }
         }
         Ok(())
+    }
+}
+
+/// Wait for make, telling `progress` how far it is every [`PROGRESS_EVERY`] (when the
+/// count changed). The watch ends with make: it lives in this loop, not in a task.
+async fn watch(
+    mut make: proc::Proc,
+    counter: &mut LogCounter,
+    (total, from): (u64, TotalFrom),
+    progress: &(dyn Fn(BuildProgress) + Send + Sync),
+) -> Result<(), ProcError> {
+    let started = std::time::Instant::now();
+    let wait = make.wait_success();
+    tokio::pin!(wait);
+    let mut tick = tokio::time::interval(PROGRESS_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut shown = None;
+    loop {
+        tokio::select! {
+            r = &mut wait => return r,
+            _ = tick.tick() => {
+                let done = counter.poll();
+                if shown != Some(done) {
+                    shown = Some(done);
+                    progress(BuildProgress {
+                        done,
+                        total,
+                        from,
+                        elapsed: started.elapsed(),
+                    });
+                }
+            }
+        }
     }
 }
 
@@ -853,6 +861,42 @@ mod tests {
         append(&log, "ory.o\n  AS      arch/x86/entry/entry_64.o\n");
         assert_eq!(c.poll(), 3);
         assert_eq!(c.poll(), 3);
+    }
+
+    #[tokio::test]
+    async fn the_watch_reports_progress_while_the_child_runs_and_ends_with_it() {
+        let d = tempfile::tempdir().unwrap();
+        let log = d.path().join("build.log");
+        append(&log, "$ make bzImage\n");
+        // A make that compiles three objects over four seconds, then fails.
+        let spec = ProcSpec::new("sh")
+            .arg("-c")
+            .arg("for o in a b c; do echo \"  CC      mm/$o.o\"; sleep 1.3; done; exit 2")
+            .log(&log);
+        let seen = std::sync::Mutex::new(Vec::new());
+        let record = |p: BuildProgress| seen.lock().unwrap().push(p);
+        let mut counter = LogCounter::new(&log);
+        let started = std::time::Instant::now();
+        let r = watch(
+            proc::spawn(&spec).unwrap(),
+            &mut counter,
+            (3, TotalFrom::Previous),
+            &record,
+        )
+        .await;
+        assert!(matches!(r, Err(ProcError::Failed { .. })), "{r:?}");
+        assert!(
+            started.elapsed() < Duration::from_secs(8),
+            "ended with make"
+        );
+        let seen = seen.into_inner().unwrap();
+        assert!(seen.len() >= 2, "{seen:?}");
+        assert!(
+            seen.windows(2).all(|w| w[0].done < w[1].done),
+            "only changes: {seen:?}"
+        );
+        assert!(seen.iter().all(|p| p.total == 3 && p.done <= 3));
+        assert_eq!(counter.poll(), 3);
     }
 
     #[test]
