@@ -469,3 +469,75 @@ fn expected_findings_of_positive_controls_are_labelled_as_such() {
         "expected findings are not failures: {junit}"
     );
 }
+
+/// A stand-in kernel tree whose Makefile answers the targets kmatrix runs the way Kbuild
+/// does (quiet `  CC  path.o` lines, a bzImage and a vmlinux at the end), compiling six
+/// objects in about four seconds.
+const STAND_IN_MAKEFILE: &str = "\
+O ?= .
+tinyconfig:
+\t@printf 'CONFIG_64BIT=y\\nCONFIG_MMU=y\\nCONFIG_SMP=y\\n' > $(O)/.config
+olddefconfig prepare modules:
+\t@true
+bzImage:
+\t@for o in a b c d e f; do echo \"  CC      mm/$$o.o\"; sleep 0.7; done
+\t@mkdir -p $(O)/arch/x86/boot && echo image > $(O)/arch/x86/boot/bzImage && echo elf > $(O)/vmlinux
+";
+
+/// Without a terminal, a building cell prints its progress (objects compiled out of the
+/// expected total, the build's time left, the run's) as a line: the first build measures
+/// against an estimate from the config (`~`), the next incremental one knows only its
+/// count, and the one after that measures against the count its slot remembered.
+#[test]
+fn a_build_prints_its_progress_against_what_the_slot_remembers() {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path();
+    std::fs::create_dir_all(p.join("kconfigs")).unwrap();
+    std::fs::write(p.join("kconfigs/guest.config"), "CONFIG_TTY=y\n").unwrap();
+    std::fs::create_dir_all(p.join("linux")).unwrap();
+    std::fs::write(p.join("linux/Makefile"), STAND_IN_MAKEFILE).unwrap();
+    std::fs::write(
+        p.join("kmatrix.yaml"),
+        "source: { path: linux }\nfragments: [guest]\narches: [x86_64]\n\
+         configs: { on: [] }\npatchsets: { base: [] }\n",
+    )
+    .unwrap();
+    let build = |extra: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_kmatrix"))
+            .arg("build")
+            .args(extra)
+            .arg("--spec")
+            .arg(p.join("kmatrix.yaml"))
+            .arg("--runs-dir")
+            .arg(p.join("runs"))
+            .env("KMATRIX_CACHE", p.join("cache"))
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(0), "{stderr}");
+        stderr
+            .lines()
+            .filter(|l| l.contains("x86_64/on/base: build") && l.contains(" objects"))
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    let cold = build(&[]);
+    assert_eq!(cold.len(), 1, "one line in the first 30 s: {cold:?}");
+    // Four options enabled: an estimate of six objects.
+    assert!(cold[0].contains("/~6 objects"), "{cold:?}");
+    assert!(
+        cold[0].contains("% [") && cold[0].contains("; run ~"),
+        "{cold:?}"
+    );
+    let first_incremental = build(&["--rebuild"]);
+    assert!(
+        first_incremental[0].contains("objects compiled; run ~"),
+        "{first_incremental:?}"
+    );
+    let known = build(&["--rebuild"]);
+    assert!(known[0].contains("/6 objects"), "{known:?}");
+    assert!(
+        !known[0].contains('~') || known[0].contains("left"),
+        "{known:?}"
+    );
+}

@@ -140,13 +140,14 @@ pub fn progress_text(p: &BuildProgress, build_left: Option<Duration>) -> String 
     t
 }
 
-/// The cell running now: its id, cost, start, and last build progress with its time.
+/// The cell running now: its id, cost, start, and its build's time left as last known
+/// (kept when a build runs past its expected total: it is then about done).
 #[derive(Debug)]
 struct Running {
     id: String,
     cost: u64,
     started: Instant,
-    build: Option<(BuildProgress, Instant)>,
+    build_left: Option<(Duration, Instant)>,
 }
 
 /// The run's ETA as events arrive.
@@ -168,10 +169,9 @@ impl Eta {
             current: self.current.as_ref().map(|r| Current {
                 cost: r.cost,
                 elapsed: now.duration_since(r.started).as_secs_f64(),
-                // The time left as of that progress event, minus what has passed since.
-                build_left: r.build.as_ref().and_then(|(p, at)| {
-                    p.left()
-                        .map(|l| (l.as_secs_f64() - now.duration_since(*at).as_secs_f64()).max(0.0))
+                // The time left as last known, minus what has passed since.
+                build_left: r.build_left.map(|(l, at)| {
+                    (l.as_secs_f64() - now.duration_since(at).as_secs_f64()).max(0.0)
                 }),
             }),
             after: self.after,
@@ -256,15 +256,18 @@ impl Sink for Terminal {
                     id: id.clone(),
                     cost: *cost,
                     started: Instant::now(),
-                    build: None,
+                    build_left: None,
                 });
                 self.eta.after = *after;
                 self.eta.cells_after = *cells_after;
             }
             Event::BuildProgress { id, progress } => {
                 let now = Instant::now();
-                if let Some(r) = self.eta.current.as_mut().filter(|r| r.id == *id) {
-                    r.build = Some((*progress, now));
+                if let (Some(r), Some(left)) = (
+                    self.eta.current.as_mut().filter(|r| r.id == *id),
+                    progress.left(),
+                ) {
+                    r.build_left = Some((left, now));
                 }
                 let msg = format!(
                     "{}; run ~{} left",
@@ -274,10 +277,12 @@ impl Sink for Terminal {
                 match self.bars.as_ref().and_then(|(_, b)| b.get(id)) {
                     Some(pb) => pb.set_message(msg),
                     None => {
-                        let due = self
-                            .last_line
-                            .get(id)
-                            .is_none_or(|t| now.duration_since(*t) >= LINE_EVERY);
+                        // The first line once there is something to say, then every 30 s.
+                        let due = progress.done > 0
+                            && self
+                                .last_line
+                                .get(id)
+                                .is_none_or(|t| now.duration_since(*t) >= LINE_EVERY);
                         if due {
                             self.last_line.insert(id.clone(), now);
                             line(&format!("{id}: {msg}"));
