@@ -536,6 +536,16 @@ fn a_build_prints_its_progress_against_what_the_slot_remembers() {
     );
     let known = build(&["--rebuild"]);
     assert!(known[0].contains("/6 objects"), "{known:?}");
+    // The cell's timeline: when each phase began.
+    let run = std::fs::canonicalize(p.join("runs/latest")).unwrap();
+    let (_, cells) = report::load_results(&run).unwrap();
+    let phases: Vec<&str> = cells[0].phases.iter().map(|x| x.phase.label()).collect();
+    assert_eq!(phases, ["source", "patch", "build"]);
+    let spans = cells[0].phase_spans();
+    assert!(
+        spans[2].seconds > 3.0,
+        "make took its four seconds: {spans:?}"
+    );
     assert!(
         !known[0].contains('~') || known[0].contains("left"),
         "{known:?}"

@@ -26,6 +26,9 @@ pub(crate) struct CellRun<'a> {
     pub liveness_line: Option<usize>,
     /// Why the liveness step could not run, if it could not.
     pub liveness_skipped: Option<String>,
+    /// When each phase began; phases are entered from `&self`, so they are kept here and
+    /// moved into the result when the cell finishes.
+    phases: std::sync::Mutex<Vec<verdict::PhaseStart>>,
 }
 
 impl<'a> CellRun<'a> {
@@ -39,19 +42,22 @@ impl<'a> CellRun<'a> {
             facts: verdict::KernelFacts::default(),
             liveness_line: None,
             liveness_skipped: None,
+            phases: std::sync::Mutex::new(Vec::new()),
         }
     }
 
-    pub fn phase(&mut self, phase: Phase, detail: impl Into<String>) {
+    pub fn phase(&self, phase: Phase, detail: impl Into<String>) {
         let detail = detail.into();
         let at = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0.0, |d| d.as_secs_f64());
-        self.result.phases.push(verdict::PhaseStart {
-            phase,
-            detail: detail.clone(),
-            at,
-        });
+        if let Ok(mut p) = self.phases.lock() {
+            p.push(verdict::PhaseStart {
+                phase,
+                detail: detail.clone(),
+                at,
+            });
+        }
         if let Ok(mut c) = self.sh.current.lock() {
             *c = match detail.as_str() {
                 "" => phase.label().to_string(),
@@ -227,6 +233,11 @@ impl<'a> CellRun<'a> {
 
     /// The one place a stop meets the facts: the cell's verdict and reason.
     fn finish(mut self, outcome: Result<(), Stop>) -> CellResult {
+        // This run's phases come first: with --repeat the boots' own follow them.
+        if let Ok(mut p) = self.phases.lock() {
+            p.append(&mut self.result.phases);
+            self.result.phases = std::mem::take(&mut *p);
+        }
         if let Err(stop) = outcome {
             let mut reason = stop.reason;
             if stop.verdict == Verdict::Interrupted {
