@@ -82,8 +82,20 @@ pub enum Command {
         runs: Vec<PathBuf>,
     },
     /// Re-render every output (results.json, junit.xml, summary.md, report.html, matrix)
-    /// from a run directory.
-    Report { run_dir: PathBuf },
+    /// from a run directory; with `--kcidb`, print the run in KernelCI's KCIDB format
+    /// instead (and write nothing).
+    Report {
+        run_dir: PathBuf,
+        /// Print the run as a KCIDB JSON document (schema 5.3) on stdout.
+        #[arg(long)]
+        kcidb: bool,
+        /// The origin (CI system name) in the KCIDB ids.
+        #[arg(long, default_value = "kmatrix", requires = "kcidb")]
+        kcidb_origin: String,
+        /// Where the run folder is published (e.g. CI artifacts): log and config URLs.
+        #[arg(long, requires = "kcidb")]
+        kcidb_url: Option<String>,
+    },
     /// Check every tool and host fact kmatrix relies on (QEMU, compilers, packages,
     /// KVM, disk, memory); each problem with its fix. Exit 0 when ready.
     Doctor {
@@ -140,6 +152,8 @@ pub enum CliError {
     NoCells(Vec<String>),
     #[error("cannot merge: {0}")]
     Merge(String),
+    #[error(transparent)]
+    Kcidb(#[from] crate::report::kcidb::KcidbError),
     /// kmatrix itself failed (a task panicked): exit 3, never a silent pass.
     #[error("internal error: {0}")]
     Internal(String),
@@ -282,7 +296,13 @@ pub async fn main(cli: Cli) -> Result<i32, CliError> {
                 _ = cancel.wait_for(|c| *c) => Ok(exit::INTERRUPTED),
             }
         }
-        Command::Report { run_dir } => {
+        Command::Report {
+            run_dir,
+            kcidb: true,
+            kcidb_origin,
+            kcidb_url,
+        } => kcidb(&run_dir, &kcidb_origin, kcidb_url),
+        Command::Report { run_dir, .. } => {
             let (spec, cells) =
                 crate::report::load_results(&run_dir).map_err(|source| CliError::Io {
                     path: run_dir.clone(),
@@ -374,6 +394,39 @@ pub async fn main(cli: Cli) -> Result<i32, CliError> {
             .await
         }
     }
+}
+
+/// `kmatrix report --kcidb`: the document on stdout, for `> file` or `| kcidb-submit`.
+/// Exit 0 once it is printed: the verdicts are in the document.
+fn kcidb(run_dir: &Path, origin: &str, url: Option<String>) -> Result<i32, CliError> {
+    let io = |source| CliError::Io {
+        path: run_dir.to_owned(),
+        source,
+    };
+    // `runs/latest` names the run by the folder it points to.
+    let dir = std::fs::canonicalize(run_dir).map_err(io)?;
+    let (meta, cells) = crate::report::load_results(&dir).map_err(io)?;
+    let mut opts = crate::report::kcidb::Options::new(origin);
+    opts.url = url;
+    // The series' patches for the patchset hash, when the spec is still the run's.
+    match crate::spec::load(&meta.spec) {
+        Ok(plan) if plan.spec_hash == meta.spec_hash => {
+            for c in &plan.cells {
+                opts.patchsets
+                    .insert(c.patchset.clone(), c.series(&plan).cloned().collect());
+            }
+        }
+        _ => eprintln!(
+            "kmatrix: {} is not the run's spec any more: checkouts without patchset_hash",
+            meta.spec.display()
+        ),
+    }
+    let doc = crate::report::kcidb::render(&meta, &cells, &dir, &opts)?;
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&doc).map_err(|e| CliError::Internal(e.to_string()))?
+    );
+    Ok(exit::PASS)
 }
 
 async fn run(

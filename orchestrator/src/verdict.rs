@@ -330,11 +330,54 @@ pub struct CellResult {
     /// Things worth knowing that are not findings (output truncated, guest files refused).
     #[serde(default)]
     pub notes: Vec<String>,
+    /// When each phase began, in order (the report's timeline; KCIDB's start times).
+    #[serde(default)]
+    pub phases: Vec<PhaseStart>,
     pub dir: PathBuf,
     pub seconds: f64,
 }
 
+/// A phase of a cell as it began: which (with what it was doing, e.g. the test's name)
+/// and when, in seconds since the Unix epoch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PhaseStart {
+    pub phase: crate::events::Phase,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub detail: String,
+    pub at: f64,
+}
+
+/// A phase with its length: until the next phase began, the last until the cell ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PhaseSpan<'a> {
+    pub start: &'a PhaseStart,
+    /// Seconds since the first phase began.
+    pub offset: f64,
+    pub seconds: f64,
+}
+
 impl CellResult {
+    /// The phases as spans. The cell's `seconds` run from just before its first phase,
+    /// so the last span ends there; clock steps backwards count as zero.
+    pub fn phase_spans(&self) -> Vec<PhaseSpan<'_>> {
+        let Some(first) = self.phases.first() else {
+            return vec![];
+        };
+        let end = first.at + self.seconds;
+        self.phases
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let next = self.phases.get(i + 1).map_or(end, |n| n.at);
+                PhaseSpan {
+                    start: p,
+                    offset: (p.at - first.at).max(0.0),
+                    seconds: (next - p.at).max(0.0),
+                }
+            })
+            .collect()
+    }
+
     pub fn new(cell: &Cell, dir: PathBuf) -> CellResult {
         CellResult {
             id: cell.id(),
@@ -365,6 +408,7 @@ impl CellResult {
             dropped: BTreeMap::new(),
             detectors: None,
             notes: vec![],
+            phases: vec![],
             dir,
             seconds: 0.0,
         }
@@ -809,6 +853,8 @@ pub fn combine_repeats(into: &mut CellResult, runs: Vec<CellResult>) {
     into.kernel_init_secs = worst.kernel_init_secs;
     for r in &runs {
         into.notes.extend(r.notes.iter().cloned());
+        // Each boot's phases follow the shared ones (source to image) on the timeline.
+        into.phases.extend(r.phases.iter().cloned());
         let mut seen = std::collections::BTreeSet::new();
         for f in &r.findings {
             if seen.insert(f.title.clone()) {
@@ -905,6 +951,38 @@ mod tests {
 
     fn plain(tests: &[TestResult], findings: &[Finding]) -> Verdict {
         decide(tests, findings, &[]).0
+    }
+
+    #[test]
+    fn phase_spans_run_to_the_next_phase_and_the_last_to_the_cells_end() {
+        use crate::events::Phase;
+        let mut c = CellResult::new(
+            &crate::plan::tests::cell(Arch::X86_64, "pvl-on", "base"),
+            "/r".into(),
+        );
+        assert!(c.phase_spans().is_empty());
+        let at = |phase, detail: &str, at| PhaseStart {
+            phase,
+            detail: detail.into(),
+            at,
+        };
+        c.phases = vec![
+            at(Phase::Source, "", 1000.0),
+            at(Phase::Build, "make", 1002.0),
+            at(Phase::Boot, "tcg", 1300.0),
+            at(Phase::Test, "faults_vs_writers", 1299.0),
+        ];
+        c.seconds = 320.0;
+        let spans: Vec<(f64, f64)> = c
+            .phase_spans()
+            .iter()
+            .map(|s| (s.offset, s.seconds))
+            .collect();
+        // The clock stepped back at the test: zero, never negative.
+        assert_eq!(
+            spans,
+            [(0.0, 2.0), (2.0, 298.0), (300.0, 0.0), (299.0, 21.0)]
+        );
     }
 
     #[test]

@@ -60,7 +60,18 @@ pub struct Slot {
     pub tree: PathBuf,
     pub objdir: PathBuf,
     state_file: PathBuf,
+    /// How many objects the slot's last cold and incremental builds compiled: the
+    /// next build's progress is measured against them.
+    counts_file: PathBuf,
     _lock: crate::cache::Lock,
+}
+
+/// Objects compiled by the slot's last builds, by kind (a cold build compiles the whole
+/// config; an incremental one what the patchset switch touched).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectCounts {
+    pub cold: Option<u64>,
+    pub incremental: Option<u64>,
 }
 
 /// How long a build waits for another build of the same slot (a cold build of a big
@@ -99,6 +110,7 @@ impl Slot {
             tree: dir.join("tree"),
             objdir: dir.join("obj"),
             state_file: dir.join("state.json"),
+            counts_file: dir.join("objects.json"),
             _lock: lock,
         };
         std::fs::create_dir_all(&slot.objdir).map_err(io(&slot.objdir))?;
@@ -193,6 +205,31 @@ impl Slot {
         )
         .map_err(io(&self.state_file))?;
         Ok(Ok(changed))
+    }
+}
+
+impl Slot {
+    /// What the slot's earlier builds compiled (nothing known: both None).
+    pub fn object_counts(&self) -> ObjectCounts {
+        std::fs::read(&self.counts_file)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default()
+    }
+
+    /// Remember how many objects a finished build compiled (best effort: a lost count
+    /// only makes the next estimate rougher).
+    pub fn remember_objects(&self, cold: bool, compiled: u64) {
+        let mut c = self.object_counts();
+        if cold {
+            c.cold = Some(compiled);
+        } else {
+            c.incremental = Some(compiled);
+        }
+        let _ = crate::cache::write_atomic(
+            &self.counts_file,
+            &serde_json::to_vec(&c).unwrap_or_default(),
+        );
     }
 }
 

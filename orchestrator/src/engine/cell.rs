@@ -26,6 +26,9 @@ pub(crate) struct CellRun<'a> {
     pub liveness_line: Option<usize>,
     /// Why the liveness step could not run, if it could not.
     pub liveness_skipped: Option<String>,
+    /// When each phase began; phases are entered from `&self`, so they are kept here and
+    /// moved into the result when the cell finishes.
+    phases: std::sync::Mutex<Vec<verdict::PhaseStart>>,
 }
 
 impl<'a> CellRun<'a> {
@@ -39,11 +42,22 @@ impl<'a> CellRun<'a> {
             facts: verdict::KernelFacts::default(),
             liveness_line: None,
             liveness_skipped: None,
+            phases: std::sync::Mutex::new(Vec::new()),
         }
     }
 
     pub fn phase(&self, phase: Phase, detail: impl Into<String>) {
         let detail = detail.into();
+        let at = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        if let Ok(mut p) = self.phases.lock() {
+            p.push(verdict::PhaseStart {
+                phase,
+                detail: detail.clone(),
+                at,
+            });
+        }
         if let Ok(mut c) = self.sh.current.lock() {
             *c = match detail.as_str() {
                 "" => phase.label().to_string(),
@@ -54,6 +68,29 @@ impl<'a> CellRun<'a> {
             id: self.cell.id(),
             phase,
             detail,
+        });
+    }
+
+    /// The cost model's view as the cell starts, for the run's ETA: this cell's cost and
+    /// that of the cells after it that will run (not those `--resume` reuses).
+    fn expected(&self) {
+        let plan = &self.sh.plan;
+        let id = self.cell.id();
+        let after: Vec<&Cell> = plan
+            .cells
+            .iter()
+            .skip_while(|c| c.id() != id)
+            .skip(1)
+            .filter(|c| !self.sh.opts.resume.iter().any(|r| r.id == c.id()))
+            .collect();
+        self.sh.emit(Event::Expected {
+            cost: crate::plan::cost(self.cell, &plan.tests),
+            after: after
+                .iter()
+                .map(|c| crate::plan::cost(c, &plan.tests))
+                .sum(),
+            cells_after: after.len(),
+            id,
         });
     }
 
@@ -83,6 +120,7 @@ impl<'a> CellRun<'a> {
     /// its console already said is still read.
     pub async fn run(mut self) -> CellResult {
         let start = Instant::now();
+        self.expected();
         let outcome = if self.sh.cancelled() {
             Err(Stop::new(
                 Verdict::Interrupted,
@@ -195,6 +233,11 @@ impl<'a> CellRun<'a> {
 
     /// The one place a stop meets the facts: the cell's verdict and reason.
     fn finish(mut self, outcome: Result<(), Stop>) -> CellResult {
+        // This run's phases come first: with --repeat the boots' own follow them.
+        if let Ok(mut p) = self.phases.lock() {
+            p.append(&mut self.result.phases);
+            self.result.phases = std::mem::take(&mut *p);
+        }
         if let Err(stop) = outcome {
             let mut reason = stop.reason;
             if stop.verdict == Verdict::Interrupted {

@@ -4,7 +4,7 @@
 use super::cell::CellRun;
 use super::{infra_err, Stop};
 use crate::build::{self, BuildJob, BuildOutcome, Kernel, ModuleSource, Slot};
-use crate::events::Phase;
+use crate::events::{Event, Phase};
 use crate::image::{self, Image};
 use crate::source::Tree;
 use crate::verdict::Verdict;
@@ -123,6 +123,14 @@ impl CellRun<'_> {
             Phase::Build,
             format!("make ({} file(s) changed in the slot)", changed.len()),
         );
+        let tx = self.sh.tx.clone();
+        let id = self.cell.id();
+        let progress = move |progress| {
+            let _ = tx.send(Event::BuildProgress {
+                id: id.clone(),
+                progress,
+            });
+        };
         let job = BuildJob {
             cell: self.cell,
             slot: &slot,
@@ -132,6 +140,7 @@ impl CellRun<'_> {
             cell_dir: &self.dir,
             rebuild,
             modules: &modules,
+            progress: &progress,
         };
         match job.run().await.map_err(|e| infra_err(&e))? {
             BuildOutcome::Built(k) => Ok(k),

@@ -1,13 +1,14 @@
 //! `report.html`: one self-contained page (no network, no script): the matrix, and per
-//! cell its verdict, evidence (accelerator, controls, per-test overlap and per-VMA-lock
-//! counters), tests, findings with stack traces and the console around them, and
-//! relative links to the cell's files. A "failing only" switch hides passing cells (CSS
+//! cell its verdict, a timeline of its phases, evidence (accelerator, controls, per-test
+//! overlap and per-VMA-lock counters), tests, findings with stack traces and the console
+//! around them, and relative links to the cell's files (they resolve inside the run
+//! folder wherever it is unpacked). A "failing only" switch hides passing cells (CSS
 //! only). Templates are `maud`: every interpolation is escaped.
 
 use super::{grid, Grid};
 use crate::verdict::{Category, CellResult, ControlState};
 use maud::{html, Markup, PreEscaped, DOCTYPE};
-use std::path::Path;
+use std::path::{Component, Path, PathBuf};
 
 /// The category's class: one mapping for the matrix, headings and the filter.
 pub fn class(c: Category) -> &'static str {
@@ -31,16 +32,52 @@ th{background:#eee}.pass{background:#d9f2d9}.fail{background:#f7d4d4}.warn{backg
 .infra{background:#ddd}a{color:inherit}pre{background:#f6f6f6;padding:.6em;overflow-x:auto;font-size:90%}
 details{margin:.3em 0}summary{cursor:pointer}.small{color:#555;font-size:90%}
 #failing:checked ~ section.cell.pass{display:none}
+.timeline{display:flex;max-width:60em;height:1.3em;border:1px solid #bbb;margin:.3em 0}
+.timeline span{overflow:hidden;white-space:nowrap;font-size:75%;line-height:1.3em;padding:0 .2em;box-sizing:border-box;border-right:1px solid #fff}
+.ph-source,.ph-patch{background:#c9d7ee}.ph-build{background:#f3d9a4}.ph-image{background:#d8c9ee}
+.ph-boot{background:#b9e0e8}.ph-test{background:#c4e6c0}.ph-collect{background:#ddd}
+table.phases td{padding:.1em .6em;border-color:#ddd}
 ";
+
+/// A cell's folder relative to the run folder: where it was when the run wrote it, or
+/// (the run folder moved: an unpacked CI artifact) the folder its id names. Never a
+/// path that leaves the run folder: results.json may come from anywhere.
+pub fn cell_rel_dir(c: &CellResult, run_dir: &Path) -> Option<PathBuf> {
+    let rel = c
+        .dir
+        .strip_prefix(run_dir)
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|_| PathBuf::from(&c.id));
+    let inside =
+        rel.components().count() > 0 && rel.components().all(|p| matches!(p, Component::Normal(_)));
+    inside.then_some(rel)
+}
+
+/// A relative link (`/`-separated, each part percent-escaped where a URL needs it).
+pub fn href(rel: &Path) -> String {
+    let mut out = String::new();
+    for (i, part) in rel.components().enumerate() {
+        if i > 0 {
+            out.push('/');
+        }
+        for b in part.as_os_str().as_encoded_bytes() {
+            match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                    out.push(*b as char)
+                }
+                _ => out.push_str(&format!("%{b:02X}")),
+            }
+        }
+    }
+    out
+}
 
 /// The files of a cell that exist, as links relative to the run folder (the report works
 /// from an unpacked CI artifact).
 fn files(c: &CellResult, run_dir: &Path) -> Vec<(String, String)> {
-    let rel = c
-        .dir
-        .strip_prefix(run_dir)
-        .map(|p| p.to_path_buf())
-        .unwrap_or_else(|_| c.dir.clone());
+    let Some(rel) = cell_rel_dir(c, run_dir) else {
+        return vec![];
+    };
     [
         "console.log",
         "build.log",
@@ -49,11 +86,73 @@ fn files(c: &CellResult, run_dir: &Path) -> Vec<(String, String)> {
         "repro.txt",
         "qemu.log",
         "console-kvm.log",
+        "virtiofsd-results.log",
+        "virtiofsd-tests.log",
     ]
     .iter()
-    .filter(|f| c.dir.join(f).is_file())
-    .map(|f| (f.to_string(), rel.join(f).display().to_string()))
+    .filter(|f| run_dir.join(&rel).join(f).is_file())
+    .map(|f| (f.to_string(), href(&rel.join(f))))
     .collect()
+}
+
+/// The link to a test's streamed output, when it is there.
+fn ktap_link(c: &CellResult, run_dir: &Path, test: &str) -> Option<String> {
+    let rel = cell_rel_dir(c, run_dir)?
+        .join("tests")
+        .join(format!("{test}.ktap"));
+    let plain = Path::new(test)
+        .components()
+        .all(|p| matches!(p, Component::Normal(_)));
+    (plain && run_dir.join(&rel).is_file()).then(|| href(&rel))
+}
+
+/// `+1m05s`: an offset or a length on the timeline.
+fn clock(secs: f64) -> String {
+    let s = secs.round() as u64;
+    format!("{}m{:02}s", s / 60, s % 60)
+}
+
+/// The cell's phases as one bar (widths by time) and a table of start and length.
+fn timeline(c: &CellResult) -> Markup {
+    let spans = c.phase_spans();
+    let total: f64 = spans.iter().map(|s| s.seconds).sum();
+    html! {
+        @if !spans.is_empty() && total > 0.0 {
+            div class="timeline" {
+                @for s in &spans {
+                    @let label = if s.start.detail.is_empty() {
+                        s.start.phase.label().to_string()
+                    } else {
+                        format!("{}: {}", s.start.phase.label(), s.start.detail)
+                    };
+                    span class={ "ph-" (s.start.phase.label()) }
+                        style=(format!("width:{:.2}%", 100.0 * s.seconds / total))
+                        title=(format!("{label} ({})", clock(s.seconds))) {
+                            // A test's segment is named after the test.
+                            @if s.start.phase == crate::events::Phase::Test && !s.start.detail.is_empty() {
+                                (s.start.detail)
+                            } @else {
+                                (s.start.phase.label())
+                            }
+                        }
+                }
+            }
+            details class="small" {
+                summary { "timeline: " (clock(total)) " in " (spans.len()) " phases" }
+                table class="phases" {
+                    tr { th { "phase" } th { "" } th { "start" } th { "length" } }
+                    @for s in &spans {
+                        tr {
+                            td { (s.start.phase.label()) }
+                            td { (s.start.detail) }
+                            td { "+" (clock(s.offset)) }
+                            td { (clock(s.seconds)) }
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
 fn matrix(cells: &[CellResult]) -> Markup {
@@ -99,6 +198,7 @@ fn cell(c: &CellResult, run_dir: &Path) -> Markup {
                 (format!("{:.0} s", c.seconds))
             }
             @if let Some(d) = &c.detectors { p class="small" { "detectors: " (d.summary()) } }
+            (timeline(c))
             @let links = files(c, run_dir);
             @if !links.is_empty() {
                 p class="small" {
@@ -131,7 +231,11 @@ fn cell(c: &CellResult, run_dir: &Path) -> Markup {
                         @let ok = t.ktap.cases.iter().filter(|x| x.status == crate::ktap::Status::Ok).count();
                         li {
                             @if t.passed() { (PreEscaped("&#10003; ")) } @else { (PreEscaped("&#10007; ")) }
-                            (t.name) ": " (ok) "/" (t.ktap.cases.len()) " ok"
+                            @match ktap_link(c, run_dir, &t.name) {
+                                Some(h) => a href=(h) { (t.name) },
+                                None => (t.name),
+                            }
+                            ": " (ok) "/" (t.ktap.cases.len()) " ok"
                             @if let Some(o) = &t.overlap {
                                 span class="small" {
                                     (format!(" · overlap {:.1}s: ", o.window_secs))

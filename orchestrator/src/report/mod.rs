@@ -6,6 +6,7 @@
 pub mod factors;
 pub mod html;
 pub mod junit;
+pub mod kcidb;
 pub mod markdown;
 pub mod results;
 pub mod terminal;

@@ -284,6 +284,7 @@ mod v1 {
                 dropped: Default::default(),
                 detectors: None,
                 notes: vec![],
+                phases: vec![],
                 dir: c.dir,
                 seconds: c.seconds,
             }
