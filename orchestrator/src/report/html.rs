@@ -198,6 +198,15 @@ fn cell(c: &CellResult, run_dir: &Path) -> Markup {
                 (format!("{:.0} s", c.seconds))
             }
             @if let Some(d) = &c.detectors { p class="small" { "detectors: " (d.summary()) } }
+            @if let Some(g) = &c.lock_graph {
+                details {
+                    summary { (g.summary()) }
+                    ul {
+                        @for (a, b) in &g.new_edges { li { "new edge: " (a) " -> " (b) } }
+                        @for cy in &g.cycles { li { b { "cycle: " } (cy.join(" -> ")) } }
+                    }
+                }
+            }
             (timeline(c))
             @let links = files(c, run_dir);
             @if !links.is_empty() {
@@ -283,6 +292,29 @@ fn cell(c: &CellResult, run_dir: &Path) -> Markup {
     }
 }
 
+/// The real reports across the run, by title: count, where (the factor that explains it),
+/// the cheapest cell to reproduce it, the first occurrence.
+fn titles(cells: &[CellResult]) -> Markup {
+    let titles = super::titles(cells);
+    let why = super::factors::explain(cells, &titles);
+    html! {
+        @if !titles.is_empty() {
+            table id="titles" {
+                tr { th { "report" } th { "count" } th { "where" } th { "cheapest cell" } th { "first" } }
+                @for (t, e) in titles.iter().zip(&why) {
+                    tr {
+                        td { (t.title) }
+                        td { (t.count) }
+                        td { (e.factors) }
+                        td { a href={ "#" (anchor(&e.cheapest)) } { (e.cheapest) } }
+                        td { (t.first.cell) " line " (t.first.line) }
+                    }
+                }
+            }
+        }
+    }
+}
+
 pub fn render(cells: &[CellResult], title: &str, run_dir: &Path) -> String {
     html! {
         (DOCTYPE)
@@ -295,6 +327,7 @@ pub fn render(cells: &[CellResult], title: &str, run_dir: &Path) -> String {
             body {
                 h1 { (title) }
                 (matrix(cells))
+                (titles(cells))
                 input type="checkbox" id="failing";
                 label for="failing" { " failing only" }
                 @for c in cells { (cell(c, run_dir)) }

@@ -493,7 +493,10 @@ mod tests {
         assert!(a.contains("-machine q35"), "{a}");
         assert!(a.contains("-accel tcg,thread=multi -cpu max"), "{a}");
         assert!(a.contains("-append console=ttyS0 panic=-1"), "{a}");
-        assert!(a.contains("watchdog_thresh=20"), "soft lockups scaled for TCG: {a}");
+        assert!(
+            a.contains("watchdog_thresh=20"),
+            "soft lockups scaled for TCG: {a}"
+        );
         let kvm = joined(&spec(Arch::X86_64, Accel::Kvm));
         assert!(!kvm.contains("watchdog_thresh"), "{kvm}");
         assert!(a.contains("-no-reboot"));
