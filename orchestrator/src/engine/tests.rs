@@ -69,14 +69,30 @@ impl CellRun<'_> {
             .map_err(|e| Stop::infra(format!("{}: {e}", results.display())))?;
         std::fs::create_dir_all(self.dir.join("tests"))
             .map_err(|e| Stop::infra(format!("{}: {e}", self.dir.display())))?;
-        let all: Vec<&TestSpec> = self
+        let selftests: Vec<TestSpec> = self
+            .sh
+            .plan
+            .selftests
+            .iter()
+            .map(|s| s.as_test(self.sh.plan.selftest_timeout))
+            .collect();
+        let spec: Vec<&TestSpec> = self
             .sh
             .plan
             .tests
             .iter()
             .filter(|t| t.applies_to(self.cell))
             .collect();
-        fill_share(&self.dir.join("share"), p, &all)?;
+        fill_share(&self.dir.join("share"), p, &spec)?;
+        // The kernel's selftests run after the spec's tests without positive controls and
+        // before those with: a control may turn lockdep off for the rest of the boot.
+        let all: Vec<&TestSpec> = spec
+            .iter()
+            .copied()
+            .filter(|t| t.expect.is_empty())
+            .chain(selftests.iter())
+            .chain(spec.iter().copied().filter(|t| !t.expect.is_empty()))
+            .collect();
         self.facts = super::liveness::facts(p);
         let budget = Budget::new(self.sh.plan.limits.console_bytes);
         let mut done = 0;
