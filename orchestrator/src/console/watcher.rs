@@ -166,8 +166,8 @@ impl Watcher {
             _ => {}
         }
         // `Run /init as init process` (or the fallbacks the kernel tries after it).
-        if self.init_secs.is_none() && msg.starts_with("Run /") && msg.ends_with(" as init process")
-        {
+        if !self.reached_init && msg.starts_with("Run /") && msg.ends_with(" as init process") {
+            self.reached_init = true;
             self.init_secs = line::split(text.as_bytes()).ts;
         }
         if msg.starts_with("Kernel panic - not syncing") {
@@ -268,7 +268,7 @@ mod tests {
                 w.feed(c);
             }
             w.finish();
-            assert!(w.sshd_up && w.ready, "chunk {chunk}");
+            assert!(w.sshd_up && w.ready && w.reached_init, "chunk {chunk}");
             assert_eq!(w.init_secs, Some(2.7));
             assert_eq!(w.findings.len(), 1, "chunk {chunk}");
             let f = &w.findings[0];
