@@ -145,12 +145,10 @@ fn base_cell_builds_boots_passes_every_stress_test_and_reruns_from_cache() {
             "fork_vs_faults",
             "replace_vs_faults",
             "maps_consistency",
-            "mm-mremap_test",
             "mm-merge",
             "mm-madv_populate",
             "mm-mlock2-tests",
             "mm-guard-regions",
-            "mm-uffd-unit-tests",
             "proc-proc-maps-race"
         ],
         "the probe only runs in patchsets that have vma_start_read_unlocked(); the kernel's \
