@@ -48,6 +48,8 @@ fn engine(dir: &Path, accel: AccelChoice, qemu: PathBuf) -> (Engine, Cell) {
         harness: vec![],
         baseline: None,
         jobs: 1,
+        subjects: Default::default(),
+        ranges: vec![],
     };
     let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
     let (ctx, crx) = watch::channel(false);
