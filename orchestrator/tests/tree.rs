@@ -334,6 +334,65 @@ fn a_series_that_git_cannot_give_is_a_usage_error_saying_what_to_do() {
     );
 }
 
+#[test]
+fn a_branch_is_its_base_commit_with_its_commits_applied_before_the_harness() {
+    // `--series` with the project's matrix on a stand-in tree: the source is the base
+    // commit exported from the repository (not the working tree), the two commits apply
+    // on it, and the project's harness patch (which needs a real mm/Kconfig) is the one
+    // that fails: the series went in first.
+    let d = tempfile::tempdir().unwrap();
+    let tree = branch(d.path());
+    std::fs::write(tree.join("mm/uncommitted.c"), "int u;\n").unwrap();
+    let base = String::from_utf8(
+        Command::new("git")
+            .args(["-C", tree.to_str().unwrap(), "rev-parse", "base"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let runs = d.path().join("runs");
+    let ran = Ran::from(
+        Command::new(env!("CARGO_BIN_EXE_kmatrix"))
+            .args(["build", "--spec"])
+            .arg(project().join("kmatrix.yaml"))
+            .args(["--tree", tree.to_str().unwrap(), "--series", "base..HEAD"])
+            .args(["--only", "x86_64/pvl-on/*", "--runs-dir"])
+            .arg(&runs)
+            .env("KMATRIX_CACHE", d.path().join("cache"))
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(ran.code, 1, "{}", ran.stderr);
+    let (_, r) = latest(&runs);
+    for id in ["x86_64/pvl-on/base", "x86_64/pvl-on/series"] {
+        let c = cell(&r, id);
+        assert_eq!(c["source_id"], format!("git-{}", base.trim()), "{c:#}");
+        assert_eq!(c["verdict"], "PATCH-FAIL", "{c:#}");
+        assert!(
+            c["reason"]
+                .as_str()
+                .unwrap()
+                .ends_with("pvl-selectable.patch does not apply"),
+            "{c:#}"
+        );
+    }
+    let series = cell(&r, "x86_64/pvl-on/series");
+    assert_eq!(
+        series["subjects"],
+        serde_json::json!(["mm: add b", "mm: add c"])
+    );
+    let parts = series["inputs"]["parts"].as_object().unwrap();
+    assert!(
+        parts.contains_key("patch 0001-mm-add-b.patch")
+            && parts.contains_key("patch 0002-mm-add-c.patch")
+    );
+    assert_eq!(
+        cell(&r, "x86_64/pvl-on/base")["subjects"],
+        serde_json::json!([])
+    );
+}
+
 // ---- Real builds (x86_64, the shared cache) ----
 
 /// Debian's 7.3 tree as kmatrix unpacks it into the shared cache.
