@@ -61,6 +61,12 @@ pub enum Command {
         cell: String,
         #[arg(short = 'f', long = "spec", default_value = "kmatrix.yaml")]
         spec: PathBuf,
+        /// A developer's tree, as for `run` (the cell is then `ARCH/CONFIG/tree`).
+        #[arg(long, value_name = "PATH")]
+        tree: Option<PathBuf>,
+        /// With --tree: a branch, as for `run` (cells `ARCH/CONFIG/base` and `.../series`).
+        #[arg(long, value_name = "BASE..TIP", requires = "tree")]
+        series: Option<String>,
         #[arg(long)]
         runs_dir: Option<PathBuf>,
         /// Command to run in the guest (after `--`); an interactive shell when absent.
@@ -196,13 +202,16 @@ impl CliError {
 
 /// What the selection tests: the spec, or `--tree` (with `--series`, the range pinned to
 /// commit ids, so the run tests one thing even if the branch moves meanwhile).
-async fn target(sel: &Selection) -> Result<crate::spec::Target, CliError> {
+async fn target(
+    tree: Option<&Path>,
+    series: Option<&str>,
+) -> Result<crate::spec::Target, CliError> {
     use crate::spec::Target;
-    let Some(tree) = &sel.tree else {
+    let Some(tree) = tree else {
         return Ok(Target::Spec);
     };
     let bad = |why: String| CliError::Tree {
-        path: tree.clone(),
+        path: tree.to_owned(),
         why,
     };
     let path = std::path::absolute(tree).map_err(|e| bad(e.to_string()))?;
@@ -211,7 +220,7 @@ async fn target(sel: &Selection) -> Result<crate::spec::Target, CliError> {
             "not a kernel tree (no Makefile): give the top folder of a kernel source tree".into(),
         ));
     }
-    let Some(range) = &sel.series else {
+    let Some(range) = series else {
         return Ok(Target::Tree(path));
     };
     let c = crate::series::commits(&path, range, &format!("--series {range}")).await?;
@@ -224,7 +233,7 @@ async fn target(sel: &Selection) -> Result<crate::spec::Target, CliError> {
 
 /// The plan of a selection, git ranges exported.
 async fn load(sel: &Selection, cache: &Cache) -> Result<Plan, CliError> {
-    let target = target(sel).await?;
+    let target = target(sel.tree.as_deref(), sel.series.as_deref()).await?;
     let mut plan = crate::spec::load_for(&sel.spec, &target)?;
     crate::series::resolve(&mut plan, cache).await?;
     if !sel.only.is_empty() {
@@ -287,10 +296,13 @@ pub async fn main(cli: Cli) -> Result<i32, CliError> {
         Command::Boot {
             cell,
             spec,
+            tree,
+            series,
             runs_dir,
             command,
         } => {
-            let mut plan = crate::spec::load(&spec)?;
+            let target = target(tree.as_deref(), series.as_deref()).await?;
+            let mut plan = crate::spec::load_for(&spec, &target)?;
             crate::series::resolve(&mut plan, &Cache::from_env()).await?;
             let Some(c) = plan.cells.iter().find(|c| c.id() == cell).cloned() else {
                 return Err(CliError::NoCells(vec![cell]));
