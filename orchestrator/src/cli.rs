@@ -61,6 +61,12 @@ pub enum Command {
         cell: String,
         #[arg(short = 'f', long = "spec", default_value = "kmatrix.yaml")]
         spec: PathBuf,
+        /// A developer's tree, as for `run` (the cell is then `ARCH/CONFIG/tree`).
+        #[arg(long, value_name = "PATH")]
+        tree: Option<PathBuf>,
+        /// With --tree: a branch, as for `run` (cells `ARCH/CONFIG/base` and `.../series`).
+        #[arg(long, value_name = "BASE..TIP", requires = "tree")]
+        series: Option<String>,
         #[arg(long)]
         runs_dir: Option<PathBuf>,
         /// Command to run in the guest (after `--`); an interactive shell when absent.
@@ -130,6 +136,14 @@ pub struct Selection {
     /// joined with `kmatrix merge`.
     #[arg(long, value_parser = parse_shard)]
     pub shard: Option<(usize, usize)>,
+    /// Test this kernel tree as it is on disk (uncommitted changes included) with the
+    /// spec's matrix, in place of the spec's source and patchsets: patchset `tree`.
+    #[arg(long, value_name = "PATH")]
+    pub tree: Option<PathBuf>,
+    /// With --tree: test the branch instead, the commits BASE..TIP of the tree's
+    /// repository (one patch each) on the base commit: patchsets `base` and `series`.
+    #[arg(long, value_name = "BASE..TIP", requires = "tree")]
+    pub series: Option<String>,
 }
 
 fn parse_shard(s: &str) -> Result<(usize, usize), String> {
@@ -154,6 +168,10 @@ pub enum CliError {
     Merge(String),
     #[error(transparent)]
     Kcidb(#[from] crate::report::kcidb::KcidbError),
+    #[error("--tree {}: {why}", path.display())]
+    Tree { path: PathBuf, why: String },
+    #[error(transparent)]
+    Series(Box<crate::series::SeriesError>),
     /// kmatrix itself failed (a task panicked): exit 3, never a silent pass.
     #[error("internal error: {0}")]
     Internal(String),
@@ -177,6 +195,12 @@ pub enum CliError {
     },
 }
 
+impl From<crate::series::SeriesError> for CliError {
+    fn from(e: crate::series::SeriesError) -> Self {
+        CliError::Series(Box::new(e))
+    }
+}
+
 impl CliError {
     pub fn exit_code(&self) -> i32 {
         match self {
@@ -184,13 +208,48 @@ impl CliError {
             | CliError::RunDir { .. }
             | CliError::Write { .. }
             | CliError::Internal(_) => exit::INFRA,
+            CliError::Series(e) if !e.is_usage() => exit::INFRA,
             _ => exit::USAGE,
         }
     }
 }
 
-fn load(sel: &Selection) -> Result<Plan, CliError> {
-    let mut plan = crate::spec::load(&sel.spec)?;
+/// What the selection tests: the spec, or `--tree` (with `--series`, the range pinned to
+/// commit ids, so the run tests one thing even if the branch moves meanwhile).
+async fn target(
+    tree: Option<&Path>,
+    series: Option<&str>,
+) -> Result<crate::spec::Target, CliError> {
+    use crate::spec::Target;
+    let Some(tree) = tree else {
+        return Ok(Target::Spec);
+    };
+    let bad = |why: String| CliError::Tree {
+        path: tree.to_owned(),
+        why,
+    };
+    let path = std::path::absolute(tree).map_err(|e| bad(e.to_string()))?;
+    if !path.join("Makefile").is_file() {
+        return Err(bad(
+            "not a kernel tree (no Makefile): give the top folder of a kernel source tree".into(),
+        ));
+    }
+    let Some(range) = series else {
+        return Ok(Target::Tree(path));
+    };
+    let c = crate::series::commits(&path, range, &format!("--series {range}")).await?;
+    Ok(Target::Branch {
+        repo: path,
+        base: c.base.clone(),
+        range: c.pinned(),
+    })
+}
+
+/// The plan of a selection, git ranges exported.
+async fn load(sel: &Selection, cache: &Cache) -> Result<Plan, CliError> {
+    let target = target(sel.tree.as_deref(), sel.series.as_deref()).await?;
+    let mut plan = crate::spec::load_for(&sel.spec, &target)?;
+    crate::series::resolve(&mut plan, cache).await?;
     if !sel.only.is_empty() {
         let mut b = globset::GlobSetBuilder::new();
         for g in &sel.only {
@@ -213,7 +272,7 @@ fn load(sel: &Selection) -> Result<Plan, CliError> {
 pub async fn main(cli: Cli) -> Result<i32, CliError> {
     match cli.command {
         Command::Plan { sel } => {
-            let plan = load(&sel)?;
+            let plan = load(&sel, &Cache::from_env()).await?;
             for c in &plan.cells {
                 let frags: Vec<String> = c
                     .fragments
@@ -231,6 +290,9 @@ pub async fn main(cli: Cli) -> Result<i32, CliError> {
                     frags.join(", "),
                     c.patches.len()
                 );
+                for s in c.subjects(&plan) {
+                    println!("{:<28}   {}", "", crate::report::visible(&s));
+                }
             }
             println!(
                 "{} cell(s); tests: {}",
@@ -248,10 +310,14 @@ pub async fn main(cli: Cli) -> Result<i32, CliError> {
         Command::Boot {
             cell,
             spec,
+            tree,
+            series,
             runs_dir,
             command,
         } => {
-            let plan = crate::spec::load(&spec)?;
+            let target = target(tree.as_deref(), series.as_deref()).await?;
+            let mut plan = crate::spec::load_for(&spec, &target)?;
+            crate::series::resolve(&mut plan, &Cache::from_env()).await?;
             let Some(c) = plan.cells.iter().find(|c| c.id() == cell).cloned() else {
                 return Err(CliError::NoCells(vec![cell]));
             };
@@ -435,22 +501,19 @@ async fn run(
     runs_dir: Option<PathBuf>,
     resume: bool,
 ) -> Result<i32, CliError> {
-    let plan = load(&sel)?;
+    let cache = Cache::from_env();
+    let plan = load(&sel, &cache).await?;
     let runs = runs_dir.unwrap_or_else(|| plan.root.join("runs"));
     if resume {
-        // Finished cells of the latest run of this same spec are kept as they are.
         let latest = runs.join("latest");
         match crate::report::load_results(&latest) {
-            Ok((meta, cells)) if meta.spec_hash == plan.spec_hash => {
-                opts.resume = cells.into_iter().filter(|c| c.verdict.is_final()).collect();
+            Ok((_, cells)) => {
+                opts.resume = resumable(&plan, &cache, &opts, cells).await;
                 eprintln!(
                     "kmatrix: resuming {}: {} finished cell(s) reused",
                     latest.display(),
                     opts.resume.len()
                 );
-            }
-            Ok(_) => {
-                eprintln!("kmatrix: --resume: the latest run used another spec; running everything")
             }
             Err(e) => eprintln!("kmatrix: --resume: nothing to resume ({e}); running everything"),
         }
@@ -480,14 +543,7 @@ async fn run(
         Box::new(crate::report::FinalReports),
     ];
     let reporter = tokio::spawn(crate::report::reporter(rx, state, sinks));
-    let engine = Engine::new(
-        plan,
-        Cache::from_env(),
-        opts,
-        run_dir.clone(),
-        tx,
-        cancel_rx,
-    );
+    let engine = Engine::new(plan, cache, opts, run_dir.clone(), tx, cancel_rx);
     // A panic in any task is kmatrix's own failure: exit 3 with its message, never a
     // run that "passed" with no cells.
     let ran = tokio::spawn(engine.run()).await;
@@ -504,6 +560,85 @@ async fn run(
     }
     println!("results: {}", display_rel(&run_dir.join("results.json")));
     Ok(crate::verdict::exit_code(&cells))
+}
+
+/// `--resume`: the earlier cells that stand for this run's, those whose verdict is final
+/// and whose inputs (the tree, every patch, fragment, test, setting) are unchanged. Says
+/// which cells run again and why.
+async fn resumable(
+    plan: &Plan,
+    cache: &Cache,
+    opts: &RunOptions,
+    earlier: Vec<crate::verdict::CellResult>,
+) -> Vec<crate::verdict::CellResult> {
+    let say = |m: String| eprintln!("kmatrix: {}", crate::report::visible(&m));
+    let mode = crate::identity::Mode {
+        build_only: opts.build_only,
+        repeat: opts.repeat,
+    };
+    let mut missing = Vec::new();
+    let mut candidates = Vec::new();
+    for cell in &plan.cells {
+        match earlier.iter().find(|r| r.id == cell.id()) {
+            Some(r) => candidates.push((cell, r)),
+            None => missing.push(cell.id()),
+        }
+    }
+    if !missing.is_empty() {
+        say(format!(
+            "{} cell(s) not finished in the earlier run: {}",
+            missing.len(),
+            missing.join(", ")
+        ));
+    }
+    if candidates.is_empty() {
+        return vec![];
+    }
+    // The same tree identity the engine computes (a developer's tree: its git state or
+    // a stat walk), under the lock the engine's source step holds.
+    let tree = async {
+        let _lock = crate::cache::lock(
+            &cache.dir(".prepare.lock"),
+            "the shared cache steps",
+            std::time::Duration::from_secs(3600),
+            &say,
+        )
+        .await
+        .map_err(|e| crate::engine::chain(&e))?;
+        crate::source::prepare(&plan.source, cache)
+            .await
+            .map_err(|e| crate::engine::chain(&e))
+    }
+    .await;
+    let tree = match tree {
+        Ok(t) => t,
+        Err(e) => {
+            say(format!(
+                "--resume: cannot identify the kernel tree ({e}); running everything"
+            ));
+            return vec![];
+        }
+    };
+    let mut reuse = Vec::new();
+    for (cell, earlier) in candidates {
+        let inputs = async {
+            let modules = crate::identity::modules(plan, cell, cache).map_err(|e| e.to_string())?;
+            let key = crate::build::cache_key(cell, &tree, &modules)
+                .await
+                .map_err(|e| crate::engine::chain(&e))?;
+            crate::identity::of_cell(plan, cell, &tree.id, &key, mode).map_err(|e| e.to_string())
+        }
+        .await;
+        let verdict = match inputs {
+            Ok(now) => crate::identity::reusable(earlier, &now),
+            Err(e) => Err(format!("its inputs cannot be read ({e})")),
+        };
+        match verdict {
+            Ok(()) => reuse.push(earlier.clone()),
+            Err(why) => say(format!("{} runs again: {why}", cell.id())),
+        }
+    }
+    reuse
 }
 
 /// A new folder `<runs>/<name>`, unique even for two invocations in the same second

@@ -2,7 +2,8 @@
 //! plus the small vocabulary types (arch, accelerator, source) the rest of kmatrix shares.
 //! It depends on nothing but the console's report kinds; `spec` builds it.
 
-use std::path::PathBuf;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// Guest architectures kmatrix can build and boot.
@@ -157,6 +158,14 @@ impl Cell {
         self.patches.iter().filter(|p| !plan.harness.contains(p))
     }
 
+    /// The subjects of the series' patches, in order (`mm: Add vma_start_read_unlocked()`),
+    /// for reports: a git range's commit subjects, or the `Subject:` lines of patch files.
+    pub fn subjects(&self, plan: &Plan) -> Vec<String> {
+        self.series(plan)
+            .flat_map(|p| plan.subjects.get(p).cloned().unwrap_or_default())
+            .collect()
+    }
+
     /// Stable id, e.g. `arm64/pvl-off/v2`.
     pub fn id(&self) -> String {
         format!("{}/{}/{}", self.arch.name(), self.config, self.patchset)
@@ -300,6 +309,53 @@ impl Default for Limits {
     }
 }
 
+/// A patchset given as a git range (`{ git: <repo>, range: <base>..<tip> }`): each commit
+/// becomes one patch, exported by `series::resolve` before anything is built.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GitRange {
+    pub patchset: String,
+    /// A local repository (a checkout or a bare repository).
+    pub repo: PathBuf,
+    pub range: String,
+    /// Where it was given, for errors (`kmatrix.yaml:12: `patchsets.mine``).
+    pub origin: String,
+}
+
+/// The `Subject:` lines of a patch file's mail headers (an mbox has one per patch), folded
+/// lines joined and the `[PATCH v3 1/2]` prefix dropped.
+pub fn patch_subjects(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut in_header = true;
+    let mut lines = text.lines().peekable();
+    while let Some(l) = lines.next() {
+        // An mbox starts each mail with a `From ` line (`git format-patch`: `From <commit>
+        // Mon Sep 17 00:00:00 2001`); a body line like it is escaped as `>From `.
+        if l.starts_with("From ") {
+            in_header = true;
+            continue;
+        }
+        if l.is_empty() {
+            in_header = false;
+            continue;
+        }
+        let Some(first) = l.strip_prefix("Subject:").filter(|_| in_header) else {
+            continue;
+        };
+        let mut subject = first.trim().to_string();
+        while let Some(next) = lines.peek().filter(|n| n.starts_with([' ', '\t'])) {
+            subject.push(' ');
+            subject.push_str(next.trim());
+            lines.next();
+        }
+        let subject = match subject.strip_prefix('[').and_then(|s| s.split_once("] ")) {
+            Some((_, rest)) => rest.to_string(),
+            None => subject,
+        };
+        out.push(subject);
+    }
+    out
+}
+
 /// Everything a run needs, validated.
 #[derive(Debug, Clone)]
 pub struct Plan {
@@ -320,6 +376,20 @@ pub struct Plan {
     pub selftest_timeout: Duration,
     pub baseline: Option<String>,
     pub jobs: usize,
+    /// Subjects of the series' patch files (an mbox holds several), by file.
+    pub subjects: BTreeMap<PathBuf, Vec<String>>,
+    /// Patchsets given as git ranges not exported yet (`series::resolve` empties it).
+    pub ranges: Vec<GitRange>,
+}
+
+impl Plan {
+    /// How a path of the plan is shown: relative to the spec's folder when inside it.
+    pub fn display(&self, p: &Path) -> String {
+        p.strip_prefix(&self.root)
+            .unwrap_or(p)
+            .display()
+            .to_string()
+    }
 }
 
 /// Expected relative cost of a cell, for balancing shards: arm64 under TCG is several

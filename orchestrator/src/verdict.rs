@@ -292,6 +292,13 @@ pub struct CellResult {
     pub source_id: Option<String>,
     pub kernel_key: Option<String>,
     pub kernel_cached: Option<bool>,
+    /// Every input of the cell by content, and one hash over them: `--resume` reuses the
+    /// cell only while it is unchanged.
+    #[serde(default)]
+    pub inputs: Option<crate::identity::Inputs>,
+    /// The subjects of the series' patches, in order (a git range's commit subjects).
+    #[serde(default)]
+    pub subjects: Vec<String>,
     /// What was collected after a hang or fatal report (sysrq dumps over SSH, or the
     /// serial console, or console only).
     pub forensics: Option<String>,
@@ -392,6 +399,8 @@ impl CellResult {
             source_id: None,
             kernel_key: None,
             kernel_cached: None,
+            inputs: None,
+            subjects: vec![],
             forensics: None,
             ssh_ready_secs: None,
             kernel_init_secs: None,

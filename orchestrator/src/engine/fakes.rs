@@ -50,6 +50,8 @@ fn engine(dir: &Path, accel: AccelChoice, qemu: PathBuf) -> (Engine, Cell) {
         selftest_timeout: Duration::from_secs(60),
         baseline: None,
         jobs: 1,
+        subjects: Default::default(),
+        ranges: vec![],
     };
     let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
     let (ctx, crx) = watch::channel(false);

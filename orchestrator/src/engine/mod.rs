@@ -20,6 +20,8 @@ mod prepare;
 mod shell;
 mod tests;
 
+pub use liveness::module_source as liveness_module;
+
 use crate::cache::Cache;
 use crate::events::{Event, Sender};
 use crate::image::Image;

@@ -26,6 +26,7 @@ impl CellRun<'_> {
     /// `None` for build-only runs.
     pub async fn prepare(&mut self) -> Result<Option<Prepared>, Stop> {
         self.phase(Phase::Source, "");
+        self.result.subjects = self.cell.subjects(&self.sh.plan);
         let tree = self.tree().await?;
         self.result.source_id = Some(tree.id.clone());
         let kernel = self.kernel(&tree).await?;
@@ -69,16 +70,8 @@ impl CellRun<'_> {
     /// The out-of-tree modules built against this cell's kernel: the tests' own, and
     /// the liveness step's.
     fn modules(&self) -> Result<Vec<ModuleSource>, Stop> {
-        let mut v: Vec<ModuleSource> = self
-            .sh
-            .plan
-            .tests
-            .iter()
-            .filter(|t| t.applies_to(self.cell))
-            .filter_map(|t| Some((t.module_name()?, t.module.clone()?)))
-            .collect();
-        v.push(super::liveness::module_source(&self.sh.cache).map_err(|e| infra_err(&e))?);
-        Ok(v)
+        crate::identity::modules(&self.sh.plan, self.cell, &self.sh.cache)
+            .map_err(|e| infra_err(&e))
     }
 
     /// The cell's kernel: from the cache when nothing that decides it changed, else
@@ -88,6 +81,17 @@ impl CellRun<'_> {
         let key = build::cache_key(self.cell, tree, &modules)
             .await
             .map_err(|e| infra_err(&e))?;
+        // Recorded before the build: a PATCH-FAIL or BUILD-FAIL is final for `--resume`
+        // only as long as its inputs are unchanged.
+        self.result.kernel_key = Some(key.clone());
+        let mode = crate::identity::Mode {
+            build_only: self.sh.opts.build_only,
+            repeat: self.sh.opts.repeat,
+        };
+        self.result.inputs = Some(
+            crate::identity::of_cell(&self.sh.plan, self.cell, &tree.id, &key, mode)
+                .map_err(|e| infra_err(&e))?,
+        );
         let rebuild = self.sh.opts.rebuild;
         if !rebuild {
             if let Some(k) = build::cached(&self.sh.cache, &key, &modules) {

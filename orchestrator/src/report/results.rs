@@ -268,6 +268,8 @@ mod v1 {
                 source_id: c.source_id,
                 kernel_key: c.kernel_key,
                 kernel_cached: c.kernel_cached,
+                inputs: None,
+                subjects: vec![],
                 forensics: c.forensics,
                 ssh_ready_secs: c.ssh_ready_secs,
                 kernel_init_secs: c.kernel_init_secs,

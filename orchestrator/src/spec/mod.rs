@@ -37,18 +37,48 @@ pub enum SpecError {
     },
 }
 
-/// Load and validate a spec file.
+pub use validate::{BASE_PATCHSET, SERIES_PATCHSET, TREE_PATCHSET};
+
+/// What a run tests: the spec as written, or a developer's tree or branch in place of the
+/// spec's source and patchsets (`kmatrix run --tree PATH [--series RANGE]`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Target {
+    #[default]
+    Spec,
+    /// The tree as it is on disk, uncommitted changes included: one patchset, `tree`.
+    Tree(PathBuf),
+    /// A branch: the range's base commit of `repo` as the source; patchsets `base` (the
+    /// base alone, the baseline) and `series` (the range's commits, one patch each).
+    Branch {
+        repo: PathBuf,
+        base: String,
+        range: String,
+    },
+}
+
+/// Load and validate a spec file. A git range patchset is not exported yet:
+/// `series::resolve` does that (it runs git).
 pub fn load(path: &Path) -> Result<Plan, SpecError> {
+    load_for(path, &Target::Spec)
+}
+
+/// Load a spec file for a target (`--tree`, `--series`).
+pub fn load_for(path: &Path, target: &Target) -> Result<Plan, SpecError> {
     let text = std::fs::read_to_string(path).map_err(|source| SpecError::Read {
         path: path.to_owned(),
         source,
     })?;
-    parse(path, &text)
+    parse_for(path, &text, target)
 }
 
 /// Parse and validate spec text; `path` names the file in errors and anchors relative paths.
 pub fn parse(path: &Path, text: &str) -> Result<Plan, SpecError> {
-    let raw: raw::RawSpec = serde_saphyr::from_str(text).map_err(|e| {
+    parse_for(path, text, &Target::Spec)
+}
+
+/// Parse spec text for a target.
+pub fn parse_for(path: &Path, text: &str, target: &Target) -> Result<Plan, SpecError> {
+    let mut raw: raw::RawSpec = serde_saphyr::from_str(text).map_err(|e| {
         let (line, column) = e
             .location()
             .map(|l| (l.line(), l.column()))
@@ -64,6 +94,11 @@ pub fn parse(path: &Path, text: &str) -> Result<Plan, SpecError> {
     })?;
     let mut h = crate::cache::Hasher::new("spec");
     h.field(text.as_bytes());
+    if *target != Target::Spec {
+        // Another tree or branch is another matrix: shards of both must not merge.
+        h.field(format!("{target:?}").as_bytes());
+    }
+    validate::retarget(&mut raw, target);
     let mut plan = validate::validate(path, text, raw)?;
     plan.spec_hash = h.finish();
     Ok(plan)

@@ -19,7 +19,7 @@ pub struct RawSpec {
     pub fragments: Vec<String>,
     pub arches: Vec<Arch>,
     pub configs: BTreeMap<String, Vec<String>>,
-    pub patchsets: BTreeMap<String, Vec<String>>,
+    pub patchsets: BTreeMap<String, RawPatchset>,
     #[serde(default)]
     pub tests: Vec<RawTest>,
     #[serde(default)]
@@ -45,6 +45,57 @@ pub struct RawSpec {
     pub selftests: Option<Vec<String>>,
     #[serde(default)]
     pub selftest_timeout: Option<Humane>,
+}
+
+/// A patchset: a list of patch files (mboxes, folders with a `series` file), or the
+/// commits of a git range, `{ git: <repo>, range: <base>..<tip> }`.
+#[derive(Debug, Clone)]
+pub enum RawPatchset {
+    Files(Vec<String>),
+    Git { git: String, range: String },
+}
+
+/// The range's two keys; a struct of its own so serde names an unknown or missing key.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRange {
+    git: String,
+    range: String,
+}
+
+impl<'de> Deserialize<'de> for RawPatchset {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        // A visitor rather than an untagged enum, so a wrong shape gets a message that
+        // says both shapes, and an error inside the range keeps its own words.
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = RawPatchset;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str(
+                    "a list of patch files, or `{ git: <repository>, range: <base>..<tip> }`",
+                )
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                a: A,
+            ) -> Result<RawPatchset, A::Error> {
+                Vec::<String>::deserialize(serde::de::value::SeqAccessDeserializer::new(a))
+                    .map(RawPatchset::Files)
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                a: A,
+            ) -> Result<RawPatchset, A::Error> {
+                RawRange::deserialize(serde::de::value::MapAccessDeserializer::new(a)).map(|r| {
+                    RawPatchset::Git {
+                        git: r.git,
+                        range: r.range,
+                    }
+                })
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -74,7 +125,7 @@ fn default_kconfigs() -> String {
     "kconfigs".into()
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct RawSource {
     #[serde(default)]

@@ -1,10 +1,10 @@
 //! Semantic checks of a parsed spec, one function per section, and the expansion into
 //! cells. Every error names the key path (and its line when it can be found).
 
-use super::raw::{RawHarness, RawSource, RawSpec, RawTest, RawVm};
-use super::{check_name, SpecError};
+use super::raw::{RawHarness, RawPatchset, RawSource, RawSpec, RawTest, RawVm};
+use super::{check_name, SpecError, Target};
 use crate::plan::{
-    Arch, Cell, Expectation, Limits, Plan, Selftest, SourceSpec, TestSpec, VmSettings,
+    Arch, Cell, Expectation, GitRange, Limits, Plan, Selftest, SourceSpec, TestSpec, VmSettings,
     DEFAULT_SELFTESTS,
 };
 use std::collections::BTreeMap;
@@ -21,6 +21,14 @@ struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
+    /// `kmatrix.yaml:12: `patchsets.mine``: where a key is, for errors found later.
+    fn origin(&self, key: &str) -> String {
+        let line = find_key_line(self.text, key)
+            .map(|l| format!(":{l}"))
+            .unwrap_or_default();
+        format!("{}{line}: `{key}`", self.path.display())
+    }
+
     fn invalid(&self, key: &str, message: impl Into<String>) -> SpecError {
         SpecError::Invalid {
             path: self.path.to_owned(),
@@ -48,7 +56,15 @@ pub fn validate(path: &Path, text: &str, raw: RawSpec) -> Result<Plan, SpecError
         .collect::<Result<Vec<_>, _>>()?;
     let arches = arches(&cx, &raw.arches)?;
     let configs = configs(&cx, &kconfigs, &raw.kconfigs, &raw.configs)?;
-    let patchsets = patchsets(&cx, &raw.patchsets)?;
+    let (patchsets, ranges) = patchsets(&cx, &raw.patchsets)?;
+    let subjects = patchsets
+        .values()
+        .flatten()
+        .map(|p| {
+            let text = std::fs::read_to_string(p).unwrap_or_default();
+            (p.clone(), crate::plan::patch_subjects(&text))
+        })
+        .collect();
     if let Some(b) = &raw.baseline {
         if !patchsets.contains_key(b) {
             return Err(cx.invalid("baseline", format!("unknown patchset `{b}`")));
@@ -107,7 +123,67 @@ pub fn validate(path: &Path, text: &str, raw: RawSpec) -> Result<Plan, SpecError
                 .map(|n| n.get() + 1)
                 .unwrap_or(3)
         }),
+        subjects,
+        ranges,
     })
+}
+
+/// The patchset `kmatrix run --tree PATH` tests: the tree as it is.
+pub const TREE_PATCHSET: &str = "tree";
+/// With `--series`: the range's base alone, and the range's commits on it.
+pub const BASE_PATCHSET: &str = "base";
+pub const SERIES_PATCHSET: &str = "series";
+
+/// Put a developer's tree or branch in place of the spec's source and patchsets; the
+/// rest of the matrix (arches, configs, fragments, tests, harness, vm) stays. Tests and
+/// harness patches meant only for patchsets that are gone (the seed series' probe) go too.
+pub fn retarget(raw: &mut RawSpec, target: &Target) {
+    let (source, patchsets, baseline) = match target {
+        Target::Spec => return,
+        Target::Tree(tree) => (
+            RawSource {
+                path: Some(tree.display().to_string()),
+                ..RawSource::default()
+            },
+            vec![(TREE_PATCHSET, RawPatchset::Files(vec![]))],
+            None,
+        ),
+        Target::Branch { repo, base, range } => (
+            RawSource {
+                git: Some(repo.display().to_string()),
+                rev: Some(base.clone()),
+                ..RawSource::default()
+            },
+            vec![
+                (BASE_PATCHSET, RawPatchset::Files(vec![])),
+                (
+                    SERIES_PATCHSET,
+                    RawPatchset::Git {
+                        git: repo.display().to_string(),
+                        range: range.clone(),
+                    },
+                ),
+            ],
+            Some(BASE_PATCHSET.to_string()),
+        ),
+    };
+    raw.source = source;
+    raw.patchsets = patchsets
+        .into_iter()
+        .map(|(n, p)| (n.to_string(), p))
+        .collect();
+    raw.baseline = baseline;
+    let names: Vec<String> = raw.patchsets.keys().cloned().collect();
+    // `Some([])` would mean "no patchset": such an entry is dropped instead.
+    let keep = |only: &mut Option<Vec<String>>| match only {
+        None => true,
+        Some(v) => {
+            v.retain(|n| names.contains(n));
+            !v.is_empty()
+        }
+    };
+    raw.tests.retain_mut(|t| keep(&mut t.patchsets));
+    raw.harness.retain_mut(|h| keep(&mut h.patchsets));
 }
 
 fn source(cx: &Ctx, s: &RawSource) -> Result<SourceSpec, SpecError> {
@@ -245,10 +321,12 @@ fn configs(
     Ok(out)
 }
 
+type Patchsets = BTreeMap<String, Vec<PathBuf>>;
+
 fn patchsets(
     cx: &Ctx,
-    raw: &BTreeMap<String, Vec<String>>,
-) -> Result<BTreeMap<String, Vec<PathBuf>>, SpecError> {
+    raw: &BTreeMap<String, RawPatchset>,
+) -> Result<(Patchsets, Vec<GitRange>), SpecError> {
     if raw.is_empty() {
         return Err(cx.invalid(
             "patchsets",
@@ -256,25 +334,65 @@ fn patchsets(
         ));
     }
     let mut out = BTreeMap::new();
+    let mut ranges = Vec::new();
     for (name, patches) in raw {
         let key = format!("patchsets.{name}");
         check_name("patchsets", name).map_err(|m| cx.invalid(&key, m))?;
         let mut files = Vec::new();
-        for p in patches {
-            files.extend(resolve_patches(&cx.root.join(p)).map_err(|m| cx.invalid(&key, m))?);
+        match patches {
+            RawPatchset::Files(list) => {
+                for p in list {
+                    files.extend(
+                        resolve_patches(&cx.root.join(p)).map_err(|m| cx.invalid(&key, m))?,
+                    );
+                }
+            }
+            RawPatchset::Git { git, range } => {
+                ranges.push(git_range(cx, &key, name, git, range)?);
+            }
         }
         out.insert(name.clone(), files);
     }
-    Ok(out)
+    Ok((out, ranges))
+}
+
+/// A git range patchset, checked as far as it can be without running git (that is
+/// `series::resolve`'s job: unknown revisions, empty ranges).
+fn git_range(
+    cx: &Ctx,
+    key: &str,
+    name: &str,
+    git: &str,
+    range: &str,
+) -> Result<GitRange, SpecError> {
+    if git.contains("://") || git.starts_with('-') || git.is_empty() {
+        return Err(cx.invalid(
+            &format!("{key}.git"),
+            format!("`{git}` is not a local repository: a range is read from a checkout on this machine (clone it first)"),
+        ));
+    }
+    let repo = cx.root.join(git);
+    if !repo.is_dir() {
+        return Err(cx.invalid(
+            &format!("{key}.git"),
+            format!(
+                "{} is not a folder: give the folder of a git checkout",
+                repo.display()
+            ),
+        ));
+    }
+    crate::series::check_range(range).map_err(|m| cx.invalid(&format!("{key}.range"), m))?;
+    Ok(GitRange {
+        patchset: name.to_string(),
+        repo,
+        range: range.to_string(),
+        origin: cx.origin(key),
+    })
 }
 
 type Harness = Vec<(PathBuf, Option<Vec<String>>)>;
 
-fn harness(
-    cx: &Ctx,
-    raw: &[RawHarness],
-    patchsets: &BTreeMap<String, Vec<PathBuf>>,
-) -> Result<Harness, SpecError> {
+fn harness(cx: &Ctx, raw: &[RawHarness], patchsets: &Patchsets) -> Result<Harness, SpecError> {
     let mut out = Vec::new();
     for (i, h) in raw.iter().enumerate() {
         let key = format!("harness[{i}]");
@@ -525,14 +643,188 @@ fn find_key_line(text: &str, key: &str) -> Option<usize> {
     let mut found = None;
     for part in key.split('.') {
         let part = part.split('[').next().unwrap_or(part);
-        let (idx, _) = text.lines().enumerate().skip(from).find(|(_, l)| {
+        // A key inside an inline mapping (`mine: { git: r, range: x }`) is not at the
+        // start of a line: the enclosing key's line is the nearest.
+        let Some((idx, _)) = text.lines().enumerate().skip(from).find(|(_, l)| {
             let l = l.trim_start().trim_start_matches("- ");
             l.starts_with(&format!("{part}:"))
                 || l.starts_with(&format!("'{part}':"))
                 || l.starts_with(&format!("\"{part}\":"))
-        })?;
+        }) else {
+            break;
+        };
         from = idx;
         found = Some(idx + 1);
     }
     found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{parse, parse_for, Target};
+    use crate::plan::SourceSpec;
+    use std::path::Path;
+
+    fn sh(cmd: &str, dir: &Path) {
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(cmd)
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{cmd}: {out:?}");
+    }
+
+    /// A project with fragments, two tests (one only for `v2`), a harness patch for all
+    /// patchsets and one only for `v2`, a patch series and a two-commit git repository.
+    fn project() -> tempfile::TempDir {
+        let d = tempfile::tempdir().unwrap();
+        sh("mkdir -p kconfigs guest-tests patches/v2 harness && touch kconfigs/guest.config kconfigs/pvl-on.config guest-tests/stress.c guest-tests/probe.c harness/all.patch harness/probe.patch", d.path());
+        std::fs::write(
+            d.path().join("patches/v2/0001-x.patch"),
+            "From 9d96 Mon Sep 17 00:00:00 2001\nFrom: A <a@b>\nSubject: [PATCH v2 1/1] mm: Add\n a folded subject\n\n---\n",
+        )
+        .unwrap();
+        sh("mkdir -p linux/mm && cd linux && echo 'VERSION = 7' > Makefile && echo 'int a;' > mm/a.c && git init -q && git add -A && git -c user.email=t@t -c user.name=t commit -qm base && git tag base && echo 'int b;' >> mm/a.c && git -c user.email=t@t -c user.name=t commit -qam 'mm: one' && echo 'int c;' >> mm/a.c && git -c user.email=t@t -c user.name=t commit -qam 'mm: two'", d.path());
+        d
+    }
+
+    const SPEC: &str = "\
+source:
+  debian-package: linux-source-7.3
+fragments: [guest]
+arches: [x86_64]
+configs:
+  pvl-on: [pvl-on]
+patchsets:
+  base: []
+  v2: [patches/v2/0001-x.patch]
+  mine: { git: linux, range: base..HEAD }
+harness:
+  - { patch: harness/all.patch }
+  - { patch: harness/probe.patch, patchsets: [v2] }
+baseline: base
+tests:
+  - name: stress
+  - { name: probe, patchsets: [v2] }
+";
+
+    fn err(d: &Path, text: &str) -> String {
+        parse(&d.join("kmatrix.yaml"), text)
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[tokio::test]
+    async fn a_git_range_patchset_becomes_its_commits_before_the_harness() {
+        let d = project();
+        let mut plan = parse(&d.path().join("kmatrix.yaml"), SPEC).unwrap();
+        assert_eq!(plan.ranges.len(), 1);
+        assert_eq!(plan.ranges[0].range, "base..HEAD");
+        assert!(
+            plan.ranges[0]
+                .origin
+                .ends_with("kmatrix.yaml:10: `patchsets.mine`"),
+            "{}",
+            plan.ranges[0].origin
+        );
+        let cache = crate::cache::Cache {
+            root: d.path().join("cache"),
+        };
+        crate::series::resolve(&mut plan, &cache).await.unwrap();
+        assert!(plan.ranges.is_empty());
+        let mine = plan.cells.iter().find(|c| c.patchset == "mine").unwrap();
+        let names: Vec<String> = mine
+            .patches
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            names,
+            ["0001-mm-one.patch", "0002-mm-two.patch", "all.patch"]
+        );
+        assert_eq!(mine.subjects(&plan), ["mm: one", "mm: two"]);
+        // A patch file's own subject, folded line joined, prefix dropped.
+        let v2 = plan.cells.iter().find(|c| c.patchset == "v2").unwrap();
+        assert_eq!(v2.subjects(&plan), ["mm: Add a folded subject"]);
+    }
+
+    #[test]
+    fn a_patchset_of_the_wrong_shape_or_range_says_what_is_expected() {
+        let d = project();
+        let d = d.path();
+        let msg = err(d, &SPEC.replace("base..HEAD }", "base..HEAD, depth: 2 }"));
+        assert!(
+            msg.contains("kmatrix.yaml:10:") && msg.contains("depth"),
+            "{msg}"
+        );
+        let msg = err(d, &SPEC.replace(", range: base..HEAD", ""));
+        assert!(
+            msg.contains("kmatrix.yaml:10:") && msg.contains("range"),
+            "{msg}"
+        );
+        let msg = err(d, &SPEC.replace("{ git: linux, range: base..HEAD }", "3"));
+        assert!(
+            msg.contains("a list of patch files, or `{ git: <repository>, range: <base>..<tip> }`"),
+            "{msg}"
+        );
+        let msg = err(d, &SPEC.replace("base..HEAD", "base"));
+        assert!(
+            msg.contains(":10: `patchsets.mine.range`") && msg.contains("<base>..<tip>"),
+            "{msg}"
+        );
+        let msg = err(d, &SPEC.replace("git: linux", "git: nowhere"));
+        assert!(
+            msg.contains(":10: `patchsets.mine.git`") && msg.contains("is not a folder"),
+            "{msg}"
+        );
+        let msg = err(
+            d,
+            &SPEC.replace("git: linux", "git: 'https://example.org/linux.git'"),
+        );
+        assert!(msg.contains("not a local repository"), "{msg}");
+    }
+
+    #[test]
+    fn a_tree_or_a_branch_replaces_the_source_and_patchsets_and_drops_what_was_only_theirs() {
+        let d = project();
+        let path = d.path().join("kmatrix.yaml");
+        let tree = d.path().join("linux");
+        let spec = parse(&path, SPEC).unwrap();
+        let plan = parse_for(&path, SPEC, &Target::Tree(tree.clone())).unwrap();
+        assert_eq!(plan.source, SourceSpec::Path(tree.clone()));
+        let ids: Vec<String> = plan.cells.iter().map(|c| c.id()).collect();
+        assert_eq!(ids, ["x86_64/pvl-on/tree"]);
+        assert!(plan.ranges.is_empty() && plan.baseline.is_none());
+        // The harness for every patchset stays; the v2-only test and harness go.
+        assert_eq!(plan.harness, [d.path().join("harness/all.patch")]);
+        let tests: Vec<&str> = plan.tests.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(tests, ["stress"]);
+        assert_ne!(plan.spec_hash, spec.spec_hash, "another matrix");
+
+        let branch = Target::Branch {
+            repo: tree.clone(),
+            base: "abc".into(),
+            range: "abc..def".into(),
+        };
+        let plan = parse_for(&path, SPEC, &branch).unwrap();
+        assert_eq!(
+            plan.source,
+            SourceSpec::Git {
+                repo: tree.display().to_string(),
+                rev: "abc".into()
+            }
+        );
+        let ids: Vec<String> = plan.cells.iter().map(|c| c.id()).collect();
+        assert_eq!(ids, ["x86_64/pvl-on/base", "x86_64/pvl-on/series"]);
+        assert_eq!(plan.baseline.as_deref(), Some("base"));
+        assert_eq!(plan.ranges.len(), 1);
+        assert_eq!(
+            (
+                plan.ranges[0].patchset.as_str(),
+                plan.ranges[0].range.as_str()
+            ),
+            ("series", "abc..def")
+        );
+    }
 }
