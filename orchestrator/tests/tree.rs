@@ -472,10 +472,12 @@ fn an_edit_to_a_copied_tree_gives_a_new_kernel_built_incrementally() {
     // cold): what is under test is the tree's identity, not the kernel config; CI pays
     // this build on every fresh machine.
     let spec = root.join("lean.yaml");
+    // No fragment at all (no arch fragment either): plain tinyconfig.
+    std::fs::create_dir_all(root.join("lean-kconfigs")).unwrap();
     std::fs::write(
         &spec,
         format!(
-            "source: {{ debian-package: linux-source-7.3 }}\nkconfigs: {p}/kconfigs\nguest-tests: {p}/guest-tests\nfragments: []\narches: [x86_64]\nconfigs: {{ tiny: [] }}\npatchsets: {{ base: [] }}\nselftests: []\n",
+            "source: {{ debian-package: linux-source-7.3 }}\nkconfigs: lean-kconfigs\nguest-tests: {p}/guest-tests\nfragments: []\narches: [x86_64]\nconfigs: {{ tiny: [] }}\npatchsets: {{ base: [] }}\nselftests: []\n",
             p = project().display()
         ),
     )
