@@ -322,8 +322,9 @@ fn drill_disk_full_while_writing_results_names_the_file_and_keeps_what_was_writt
     let disk = Mount::small_disk();
     let runs = disk.path().join("runs");
 
-    // A finished run on the small disk: one PATCH-FAIL cell.
-    let first = ran(p.kmatrix(&["build"], &runs).output().unwrap());
+    // A finished run on the small disk: one PATCH-FAIL cell (a `run`, so that `run
+    // --resume` below reuses it: a build-only result never stands for a run).
+    let first = ran(p.kmatrix(&["run"], &runs).output().unwrap());
     assert_eq!(first.code, 1, "findings exit code");
     let first_dir = std::fs::canonicalize(runs.join("latest")).unwrap();
     let before = std::fs::read(first_dir.join("results.json")).unwrap();
