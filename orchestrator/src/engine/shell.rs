@@ -73,6 +73,12 @@ pub(super) async fn boot_shell(
         run.dir.join("console.log").display()
     );
     let _ = s.shutdown(Duration::from_secs(1)).await;
+    // What the guest left in its share is data, never privilege.
+    let kept =
+        crate::sanitize::results_folder(&run.dir.join("results"), sh.plan.limits.results_bytes);
+    for n in kept.notes {
+        eprintln!("kmatrix: {}", crate::report::visible(&n));
+    }
     outcome
 }
 

@@ -57,8 +57,10 @@ pub struct VmSpec {
 /// the guest's clock keeps running meanwhile: the soft-lockup detector's threshold is
 /// scaled with the expected slowdown so a starved guest is not taken for a locked-up one.
 pub fn kernel_cmdline(spec: &VmSpec) -> String {
+    // printk.devkmsg=on: writes to /dev/kmsg are not rate-limited, so the markers kmatrix
+    // writes around each test always reach the log (the default drops all but 10 in 5 s).
     let mut c = format!(
-        "console={} panic=-1 loglevel=7 printk.time=1 rdinit=/init kmatrix.hung_task={}",
+        "console={} panic=-1 loglevel=7 printk.time=1 printk.devkmsg=on rdinit=/init kmatrix.hung_task={}",
         spec.arch.console_device(),
         spec.hung_task_secs
     );
