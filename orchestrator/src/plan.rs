@@ -265,6 +265,8 @@ pub struct Plan {
     /// Test-harness patches (applied after a patchset's own; not part of the series).
     pub harness: Vec<PathBuf>,
     pub baseline: Option<String>,
+    /// The known-issues list (`known-issues:`), checked when the spec was loaded.
+    pub known_issues: Option<PathBuf>,
     pub jobs: usize,
 }
 

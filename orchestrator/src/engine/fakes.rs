@@ -47,6 +47,7 @@ fn engine(dir: &Path, accel: AccelChoice, qemu: PathBuf) -> (Engine, Cell) {
         limits: Limits::default(),
         harness: vec![],
         baseline: None,
+        known_issues: None,
         jobs: 1,
     };
     let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();

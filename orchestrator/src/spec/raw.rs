@@ -39,6 +39,9 @@ pub struct RawSpec {
     /// Caps on what a guest can make kmatrix store.
     #[serde(default)]
     pub limits: RawLimits,
+    /// A YAML list of known issues (title pattern, cells, link, why).
+    #[serde(default)]
+    pub known_issues: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
