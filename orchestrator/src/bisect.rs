@@ -1048,4 +1048,66 @@ mod tests {
         std::fs::write(&q, "--- a/x\n+++ b/x\n").unwrap();
         assert_eq!(subject(&q), "plain.diff");
     }
+
+    #[test]
+    fn the_answer_and_steps_are_shown_in_the_terminal_and_the_page_escaped() {
+        let step = |prefix, verdict, judged, seen| Step {
+            prefix,
+            verdict,
+            reason: (verdict != Verdict::Pass).then(|| "WARNING in f".to_string()),
+            judged: Some(judged),
+            why: None,
+            seen,
+            boots: 2,
+            miss_chance: None,
+            seconds: 65.0,
+            kernel_cached: Some(true),
+            dir: PathBuf::from(format!("prefix-{prefix}")),
+        };
+        let mut b = Bisect {
+            schema: SCHEMA,
+            cell: "x86_64/pvl-on/v2".into(),
+            spec: "kmatrix.yaml".into(),
+            repeat: 2,
+            predicate: Some(title()),
+            series: (1..=3)
+                .map(|i| Patch {
+                    index: i,
+                    file: format!("patches/000{i}.patch").into(),
+                    subject: format!("mm: <b>part {i}</b>"),
+                })
+                .collect(),
+            steps: vec![
+                step(3, Verdict::Fail, Judged::Bad, 2),
+                step(1, Verdict::Pass, Judged::Good, 0),
+                step(2, Verdict::Fail, Judged::Bad, 1),
+            ],
+            outcome: Outcome::Found { patch: 2 },
+            rate: None,
+            repro: Some("kmatrix bisect 'x86_64/pvl-on/v2' --prefix 2".into()),
+            seconds: 200.0,
+            dir: "/r/bisect-1".into(),
+        };
+        settle(&mut b);
+        // 3 of 4 boots of the bad steps: a miss in both boots of prefix 1 is 1/16.
+        assert_eq!(b.rate, Some(0.75));
+        assert_eq!(b.steps[1].miss_chance, Some(0.0625));
+        let text = crate::report::text::bisect(&b);
+        assert!(
+            text.contains("first bad patch: 2/3 mm: <b>part 2</b>"),
+            "{text}"
+        );
+        assert!(
+            text.contains("  1/3     PASS     good    0/2   6%"),
+            "{text}"
+        );
+        assert!(text.contains("repro: kmatrix bisect"), "{text}");
+        let html = crate::report::html::bisect_page(&b);
+        assert!(
+            html.contains("First bad patch: 2/3 mm: &lt;b&gt;part 2&lt;/b&gt;"),
+            "{html}"
+        );
+        assert!(html.contains("href=\"prefix-1/report.html\""), "{html}");
+        assert_eq!(b.exit_code(), 0);
+    }
 }
