@@ -123,7 +123,7 @@ impl Predicate {
         )
     }
     /// The outcome can differ between boots (a rate and a miss chance make sense).
-    fn varies(&self) -> bool {
+    pub fn varies(&self) -> bool {
         !self.build_only()
     }
     pub fn describe(&self) -> String {
@@ -405,6 +405,21 @@ fn settle(b: &mut Bisect) {
             _ => None,
         };
     }
+}
+
+/// A path without `.` and `..` (spec paths are joined as written: `tests/specs/../data`).
+fn normalize(p: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            std::path::Component::CurDir => {}
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// The subject of a patch file (`Subject: [PATCH v2 1/2] mm: ...`, folded lines joined,
@@ -696,11 +711,6 @@ pub async fn run(args: Args, cancel: watch::Receiver<bool>) -> Result<i32, Bisec
                 source: std::io::Error::other(other.to_string()),
             },
         })?;
-    let rel_patch = |p: &Path| {
-        p.strip_prefix(&plan.root)
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|_| p.to_owned())
-    };
     let mut b = Bisect {
         schema: SCHEMA,
         cell: cell.id(),
@@ -712,7 +722,7 @@ pub async fn run(args: Args, cancel: watch::Receiver<bool>) -> Result<i32, Bisec
             .enumerate()
             .map(|(i, p)| Patch {
                 index: i + 1,
-                file: rel_patch(p),
+                file: normalize(p),
                 subject: subject(p),
             })
             .collect(),

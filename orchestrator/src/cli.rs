@@ -706,7 +706,7 @@ fn shards_cover(shards: &[Option<String>]) -> Result<(), String> {
     }
 }
 
-fn display_rel(p: &Path) -> String {
+pub(crate) fn display_rel(p: &Path) -> String {
     std::env::current_dir()
         .ok()
         .and_then(|cwd| p.strip_prefix(cwd).ok().map(|r| r.display().to_string()))

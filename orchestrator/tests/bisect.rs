@@ -1,5 +1,6 @@
 //! `kmatrix bisect` end to end on real kernels: the fixture series of tests/data/bisect
-//! (0001 harmless, 0002 a WARNING at every boot, 0003 a compile error) with
+//! (0001 harmless, 0002 a sleeping call in atomic context at every boot, 0003 a
+//! compile error) with
 //! tests/specs/bisect.yaml. The kernel tests are `#[ignore]`d (README command 2 and CI
 //! run them): few real boots (the runtime bisect boots twice, its repro once), the
 //! build-failure bisect boots nothing. Usage errors need no kernel and always run.
@@ -7,6 +8,9 @@
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+/// The report 0002 plants, titled after the function it changes.
+const TITLE: &str = "BUG: sleeping function called from invalid context in kmatrix_fixture_check";
 
 fn kmatrix() -> Command {
     Command::new(env!("CARGO_BIN_EXE_kmatrix"))
@@ -74,19 +78,19 @@ fn steps(b: &Value) -> Vec<(u64, String, String)> {
 
 #[test]
 #[ignore = "builds and boots real kernels; run with --include-ignored"]
-fn bisect_names_the_patch_that_plants_a_boot_warning_and_its_repro_builds_nothing() {
+fn bisect_names_the_patch_that_plants_a_boot_time_bug_and_its_repro_builds_nothing() {
     let runs = tempfile::tempdir().unwrap();
-    let o = bisect(&["x86_64/pvl-on/warn"], runs.path());
+    let o = bisect(&["x86_64/pvl-on/sleep"], runs.path());
     assert_eq!(o.code, 0, "found: exit 0");
     assert!(
         o.stdout
-            .contains("first bad patch: 2/2 kmatrix-fixture: warn on a small machine"),
+            .contains("first bad patch: 2/2 kmatrix-fixture: count CPUs with preemption off"),
         "{}",
         o.stdout
     );
-    assert!(o
-        .stdout
-        .contains("file: tests/data/bisect/0002-kmatrix-fixture-warn-on-a-small-machine.patch"));
+    assert!(o.stdout.contains(
+        "file: tests/data/bisect/0002-kmatrix-fixture-count-cpus-with-preemption-off.patch"
+    ));
     let dir = folders(runs.path()).pop().unwrap();
     let b = json(&dir.join("bisect.json"));
     assert_eq!(
@@ -96,7 +100,7 @@ fn bisect_names_the_patch_that_plants_a_boot_warning_and_its_repro_builds_nothin
     // Looked for the full series' own report, titled after the function 0002 changes.
     assert_eq!(
         b["predicate"],
-        serde_json::json!({"kind": "title", "title": "WARNING in kmatrix_fixture_check"})
+        serde_json::json!({"kind": "title", "title": TITLE})
     );
     // The full series first (bad), then the one prefix between: good, and clean.
     assert_eq!(
@@ -118,20 +122,20 @@ fn bisect_names_the_patch_that_plants_a_boot_warning_and_its_repro_builds_nothin
     for p in [1, 2] {
         let run = dir.join(format!("prefix-{p}"));
         let r = json(&run.join("results.json"));
-        assert_eq!(r["cells"][0]["id"], "x86_64/pvl-on/warn");
-        let repro = std::fs::read_to_string(run.join("x86_64/pvl-on/warn/repro.txt")).unwrap();
+        assert_eq!(r["cells"][0]["id"], "x86_64/pvl-on/sleep");
+        let repro = std::fs::read_to_string(run.join("x86_64/pvl-on/sleep/repro.txt")).unwrap();
         assert!(repro.contains(&format!("--prefix {p}")), "{repro}");
         assert!(run.join("report.html").is_file());
     }
     let console =
-        std::fs::read_to_string(dir.join("prefix-1/x86_64/pvl-on/warn/console.log")).unwrap();
+        std::fs::read_to_string(dir.join("prefix-1/x86_64/pvl-on/sleep/console.log")).unwrap();
     assert!(
-        console.contains("kmatrix-fixture: 2 CPU(s) online"),
+        console.contains("kmatrix-fixture: ") && console.contains(" CPU(s) online"),
         "0001 ran"
     );
     let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
     assert!(
-        html.contains("First bad patch: 2/2 kmatrix-fixture: warn on a small machine")
+        html.contains("First bad patch: 2/2 kmatrix-fixture: count CPUs with preemption off")
             && html.contains("prefix-1/report.html"),
         "{html}"
     );
@@ -140,17 +144,11 @@ fn bisect_names_the_patch_that_plants_a_boot_warning_and_its_repro_builds_nothin
     let repro = b["repro"].as_str().unwrap();
     assert!(
         repro.contains("--prefix 2")
-            && repro.contains("--title 'WARNING in kmatrix_fixture_check'"),
+            && repro.contains("--title 'BUG: sleeping function called from invalid context in kmatrix_fixture_check'"),
         "{repro}"
     );
     let again = bisect(
-        &[
-            "x86_64/pvl-on/warn",
-            "--prefix",
-            "2",
-            "--title",
-            "WARNING in kmatrix_fixture_check",
-        ],
+        &["x86_64/pvl-on/sleep", "--prefix", "2", "--title", TITLE],
         runs.path(),
     );
     assert_eq!(again.code, 1, "a bad prefix has findings: exit 1");
@@ -232,7 +230,7 @@ fn bisect_refuses_a_cell_it_cannot_bisect_naming_it() {
         "{}",
         o.stderr
     );
-    let o = bisect(&["x86_64/pvl-on/warn", "--repeat", "0"], runs.path());
+    let o = bisect(&["x86_64/pvl-on/sleep", "--repeat", "0"], runs.path());
     assert_eq!(o.code, 2, "{}", o.stderr);
     assert!(folders(runs.path()).is_empty(), "nothing ran");
 }

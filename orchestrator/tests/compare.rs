@@ -1,6 +1,6 @@
 //! `kmatrix compare` on run folders, and known issues in a run's outputs. The real test
 //! runs one cell twice (tests/specs/bisect-compare-{old,new}.yaml: the fixture series'
-//! first patch, then its first two, a WARNING at every boot; the new run judged with
+//! first patch, then its first two, a sleeping call in atomic context at every boot; the new run judged with
 //! tests/data/bisect/known-issues.yaml) and compares the two folders every way round.
 //! Folders kmatrix cannot read are refused without any kernel.
 
@@ -65,7 +65,7 @@ fn classes(run: &Path) -> Vec<(String, String)> {
         .collect()
 }
 
-const WARNING: &str = "WARNING in kmatrix_fixture_check";
+const WARNING: &str = "BUG: sleeping function called from invalid context in kmatrix_fixture_check";
 
 #[test]
 #[ignore = "builds and boots real kernels; run with --include-ignored"]
@@ -77,10 +77,10 @@ fn two_real_runs_compare_as_new_known_fixed_and_a_known_issue_gone_is_maybe_fixe
     let (code, new) = run("bisect-compare-new.yaml", runs_new.path());
     assert_eq!(
         code, 1,
-        "the WARNING fails the cell: a known issue is still a failure"
+        "the report fails the cell: a known issue is still a failure"
     );
 
-    // The new run's own outputs show the WARNING as known, and the oops it lists but did
+    // The new run's own outputs show the report as known, and the oops it lists but did
     // not see as maybe fixed.
     assert!(new.join("known-issues.yaml").is_file());
     let summary = std::fs::read_to_string(new.join("summary.md")).unwrap();
@@ -91,8 +91,9 @@ fn two_real_runs_compare_as_new_known_fixed_and_a_known_issue_gone_is_maybe_fixe
     assert!(summary.contains("**maybe fixed**"), "{summary}");
     let matrix = std::fs::read_to_string(new.join("matrix.txt")).unwrap();
     assert!(
-        matrix.contains(&format!("report: {WARNING} [Warning] at console line"))
-            && matrix.contains("(known issue: planted by patch 2"),
+        matrix.contains(&format!(
+            "report: {WARNING} [SleepInAtomic] at console line"
+        )) && matrix.contains("(known issue: planted by patch 2"),
         "{matrix}"
     );
     assert!(
@@ -107,7 +108,7 @@ fn two_real_runs_compare_as_new_known_fixed_and_a_known_issue_gone_is_maybe_fixe
     let html = std::fs::read_to_string(new.join("report.html")).unwrap();
     assert!(
         html.contains("known issue: planted by patch 2")
-            && html.contains("href=\"https://example.org/kmatrix/issues/fixture-warning\""),
+            && html.contains("href=\"https://example.org/kmatrix/issues/fixture-sleep\""),
         "{html}"
     );
 
@@ -132,7 +133,7 @@ fn two_real_runs_compare_as_new_known_fixed_and_a_known_issue_gone_is_maybe_fixe
     let summary = std::fs::read_to_string(new.join("summary.md")).unwrap();
     assert!(summary.starts_with("## kmatrix compare"), "{summary}");
 
-    // Without the known issues, the same WARNING is new: exit 1.
+    // Without the known issues, the same report is new: exit 1.
     let none = data("data/bisect/no-known-issues.yaml");
     let (code, out) = compare(&old, &new, &[Path::new("--known"), &none]);
     assert_eq!(code, 1, "{out}");

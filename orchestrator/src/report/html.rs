@@ -330,7 +330,7 @@ pub fn bisect_page(b: &Bisect) -> String {
                     Outcome::Found { patch } => {
                         @if let Some(p) = b.patch(*patch) {
                             h2 class="fail" { "First bad patch: " (p.index) "/" (n) " " (p.subject) }
-                            p { "file: " code { (p.file.display()) } }
+                            p { "file: " code { (crate::cli::display_rel(&p.file)) } }
                         }
                         @if let Some(r) = b.rate { p class="small" { (format!("failure rate over the bad steps' boots: {:.0}%", r * 100.0)) } }
                     },
@@ -354,7 +354,7 @@ pub fn bisect_page(b: &Bisect) -> String {
                             td { @if let Some(p) = b.patch(s.prefix) { (p.subject) } }
                             td class=(class(s.verdict.category())) { (s.verdict.label()) @if let Some(r) = &s.reason { br; span class="small" { (r) } } }
                             td class=(cls) { (s.judged.map(|j| j.label()).unwrap_or("-")) @if let Some(w) = &s.why { br; span class="small" { (w) } } }
-                            td { @if s.boots > 0 && b.predicate.is_some() { (s.seen) "/" (s.boots) } @else { "-" } }
+                            td { @if s.boots > 0 && b.predicate.as_ref().is_some_and(|p| p.varies()) { (s.seen) "/" (s.boots) } @else { "-" } }
                             td { @if let Some(m) = s.miss_chance { (format!("{:.0}%", m * 100.0)) } @else { "-" } }
                             td { (super::text::minutes(s.seconds)) @if s.kernel_cached == Some(true) { br; span class="small" { "kernel cached" } } }
                             td { a href={ (s.dir.display()) "/report.html" } { (s.dir.display()) } }
@@ -363,7 +363,7 @@ pub fn bisect_page(b: &Bisect) -> String {
                 }
                 h2 { "Series" }
                 ol {
-                    @for p in &b.series { li { (p.subject) " " span class="small" { code { (p.file.display()) } } } }
+                    @for p in &b.series { li { (p.subject) " " span class="small" { code { (crate::cli::display_rel(&p.file)) } } } }
                 }
             }
         }

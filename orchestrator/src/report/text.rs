@@ -355,7 +355,7 @@ pub fn bisect(b: &Bisect) -> String {
                 format!("{}/{n}", s.prefix),
                 s.verdict.label().to_string(),
                 s.judged.map(|j| j.label()).unwrap_or("-").to_string(),
-                if s.boots > 0 && b.predicate.is_some() {
+                if s.boots > 0 && b.predicate.as_ref().is_some_and(|p| p.varies()) {
                     format!("{}/{}", s.seen, s.boots)
                 } else {
                     "-".into()
@@ -419,7 +419,7 @@ pub fn bisect(b: &Bisect) -> String {
                     "first bad patch: {}/{n} {}\n  file: {}\n",
                     p.index,
                     visible(&p.subject),
-                    p.file.display()
+                    crate::cli::display_rel(&p.file)
                 ));
             }
             if let Some(r) = b.rate {
@@ -438,7 +438,7 @@ pub fn bisect(b: &Bisect) -> String {
                     out.push_str(&format!(
                         "  {i}/{n} {} ({})\n",
                         visible(&p.subject),
-                        p.file.display()
+                        crate::cli::display_rel(&p.file)
                     ));
                 }
             }
@@ -454,7 +454,7 @@ pub fn bisect(b: &Bisect) -> String {
     }
     out.push_str(&format!(
         "bisect.json, report.html: {} ({})\n",
-        b.dir.display(),
+        crate::cli::display_rel(&b.dir),
         minutes(b.seconds)
     ));
     out
