@@ -140,7 +140,8 @@ fn bisect_names_the_patch_that_plants_a_boot_time_bug_and_its_repro_builds_nothi
         "{html}"
     );
 
-    // The repro line judges the first bad prefix again: from the cache, no make.
+    // The repro line judges the first bad prefix again: from the cache, no make; with
+    // `--repeat 2`, in two fresh boots, both of which show it.
     let repro = b["repro"].as_str().unwrap();
     assert!(
         repro.contains("--prefix 2")
@@ -148,7 +149,15 @@ fn bisect_names_the_patch_that_plants_a_boot_time_bug_and_its_repro_builds_nothi
         "{repro}"
     );
     let again = bisect(
-        &["x86_64/pvl-on/sleep", "--prefix", "2", "--title", TITLE],
+        &[
+            "x86_64/pvl-on/sleep",
+            "--prefix",
+            "2",
+            "--title",
+            TITLE,
+            "--repeat",
+            "2",
+        ],
         runs.path(),
     );
     assert_eq!(again.code, 1, "a bad prefix has findings: exit 1");
@@ -156,6 +165,14 @@ fn bisect_names_the_patch_that_plants_a_boot_time_bug_and_its_repro_builds_nothi
     assert_eq!(b2["outcome"]["kind"], "judged");
     assert_eq!(steps(&b2), [(2, "FAIL".to_string(), "bad".to_string())]);
     assert_eq!(b2["steps"][0]["kernel_cached"], true, "{b2:#}");
+    assert_eq!(
+        (
+            b2["steps"][0]["seen"].as_u64(),
+            b2["steps"][0]["boots"].as_u64()
+        ),
+        (Some(2), Some(2)),
+        "{b2:#}"
+    );
     assert!(
         again.stderr.contains("from cache (no make)"),
         "{}",
