@@ -264,8 +264,9 @@ pub fn keep_copy(list: &Path, run_dir: &Path) -> std::io::Result<()> {
 }
 
 /// Only addresses a browser opens as a page: `http(s)://...` or a relative path (a
-/// `javascript:` link in a report would run when clicked).
-fn link_is_safe(l: &str) -> bool {
+/// `javascript:` link in a report would run when clicked). Checked when a list loads, and
+/// again by the writers (a `compare.json` could have been edited).
+pub fn link_is_safe(l: &str) -> bool {
     let lower = l.to_ascii_lowercase();
     if lower.starts_with("https://") || lower.starts_with("http://") {
         return !l.chars().any(|c| c.is_whitespace() || c.is_control());

@@ -90,7 +90,7 @@ fn known_note(k: Option<KnownRef>) -> Markup {
         @if let Some(k) = k {
             span class="small known" {
                 " (known issue: " (k.why)
-                @if let Some(l) = &k.link { ", " a href=(l) { (l) } }
+                @if let Some(l) = k.link.as_ref().filter(|l| crate::known::link_is_safe(l)) { ", " a href=(l) { (l) } }
                 ")"
             }
         }

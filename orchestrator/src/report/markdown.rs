@@ -66,6 +66,7 @@ fn known_note(k: Option<&KnownIssue>) -> String {
     let link = k
         .link
         .as_ref()
+        .filter(|l| crate::known::link_is_safe(l))
         .map(|l| format!(" [link]({})", escape_link(l)))
         .unwrap_or_default();
     format!(" _\\(known issue: {}\\)_{link}", escape(&k.why))
@@ -231,6 +232,7 @@ pub fn comparison(c: &Comparison) -> String {
                         escape(&k.why),
                         k.link
                             .as_ref()
+                            .filter(|l| crate::known::link_is_safe(l))
                             .map(|l| format!(" [link]({})", escape_link(l)))
                             .unwrap_or_default()
                     )
