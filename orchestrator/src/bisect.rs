@@ -43,8 +43,6 @@ pub const SCHEMA: u32 = 1;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BisectError {
-    #[error(transparent)]
-    Spec(#[from] crate::spec::SpecError),
     #[error("no cell `{0}` in the spec; `kmatrix plan` lists the cell ids")]
     NoCell(String),
     #[error("{cell}: patchset `{patchset}` has no patches of its own (harness patches are not the series): nothing to bisect")]
@@ -658,9 +656,13 @@ impl Ctx {
 /// `kmatrix bisect`: the whole bisection (or one prefix with `--prefix`); writes
 /// `bisect.json` and `report.html` after each step and prints the result. Returns the
 /// exit code (README "kmatrix bisect").
-pub async fn run(args: Args, cancel: watch::Receiver<bool>) -> Result<i32, BisectError> {
+/// `plan` is the spec as `args.spec` names it, loaded the way every command loads it.
+pub async fn run(
+    plan: Plan,
+    args: Args,
+    cancel: watch::Receiver<bool>,
+) -> Result<i32, BisectError> {
     let start = Instant::now();
-    let plan = crate::spec::load(&args.spec)?;
     let cell = plan
         .cells
         .iter()

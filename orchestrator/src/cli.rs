@@ -276,6 +276,7 @@ pub async fn main(cli: Cli) -> Result<i32, CliError> {
             runs_dir,
             prefix,
         } => {
+            let plan = crate::spec::load(&spec)?;
             let (cancel_tx, cancel_rx) = tokio::sync::watch::channel(false);
             on_signals(cancel_tx);
             let args = crate::bisect::Args {
@@ -286,7 +287,7 @@ pub async fn main(cli: Cli) -> Result<i32, CliError> {
                 runs_dir,
                 prefix,
             };
-            Ok(crate::bisect::run(args, cancel_rx).await?)
+            Ok(crate::bisect::run(plan, args, cancel_rx).await?)
         }
         Command::Compare {
             old_run,
