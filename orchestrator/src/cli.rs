@@ -1,4 +1,5 @@
-//! Command line: `kmatrix run | plan | parse`, and what each does at the top level.
+//! Command line: `kmatrix run | build | boot | plan | merge | report | doctor | parse |
+//! bisect | compare`, and what each does at the top level.
 
 use crate::cache::Cache;
 use crate::engine::{Engine, RunOptions};
@@ -109,6 +110,37 @@ pub enum Command {
         #[arg(short = 'f', long = "spec")]
         spec: Option<PathBuf>,
     },
+    /// Find the first patch of a cell's series at which its failure appears: builds and
+    /// judges prefixes of the series (cached like any kernel), in `runs/bisect-<time>/`.
+    Bisect {
+        /// The cell id, e.g. `x86_64/pvl-on/v2`.
+        cell: String,
+        #[arg(short = 'f', long = "spec", default_value = "kmatrix.yaml")]
+        spec: PathBuf,
+        /// The title of the kernel report to look for (default: the one the full series'
+        /// verdict names; BUILD-FAIL and PATCH-FAIL look for that verdict).
+        #[arg(long)]
+        title: Option<String>,
+        /// Boot each step N times (fresh boots); a step is bad if any boot shows it.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+        repeat: u32,
+        #[arg(long)]
+        runs_dir: Option<PathBuf>,
+        /// Judge only the first K patches (one step, e.g. to reproduce the answer).
+        #[arg(long)]
+        prefix: Option<usize>,
+    },
+    /// What changed from one run to another: per cell, findings new / fixed / still
+    /// failing / flaky, verdict changes, known issues maybe fixed. Writes compare.json
+    /// into NEW_RUN and puts the comparison on top of its summary.md and report.html.
+    /// Exit 1 only for something new.
+    Compare {
+        old_run: PathBuf,
+        new_run: PathBuf,
+        /// Known issues to judge with, instead of NEW_RUN's own list.
+        #[arg(long)]
+        known: Option<PathBuf>,
+    },
     /// Find kernel reports in a console log.
     Parse {
         log: PathBuf,
@@ -160,6 +192,10 @@ fn parse_shard(s: &str) -> Result<(usize, usize), String> {
 pub enum CliError {
     #[error(transparent)]
     Spec(#[from] crate::spec::SpecError),
+    #[error(transparent)]
+    Bisect(#[from] crate::bisect::BisectError),
+    #[error(transparent)]
+    Compare(#[from] crate::compare::CompareError),
     #[error("--only `{0}`: {1}")]
     Glob(String, String),
     #[error("--only {0:?} selects no cell; `kmatrix plan` lists the cell ids")]
@@ -204,6 +240,8 @@ impl From<crate::series::SeriesError> for CliError {
 impl CliError {
     pub fn exit_code(&self) -> i32 {
         match self {
+            CliError::Bisect(e) => e.exit_code(),
+            CliError::Compare(e) => e.exit_code(),
             CliError::Io { .. }
             | CliError::RunDir { .. }
             | CliError::Write { .. }
@@ -306,6 +344,34 @@ pub async fn main(cli: Cli) -> Result<i32, CliError> {
             Ok(exit::PASS)
         }
         Command::Merge { out, runs } => merge(&out, &runs),
+        Command::Bisect {
+            cell,
+            spec,
+            title,
+            repeat,
+            runs_dir,
+            prefix,
+        } => {
+            // Git-range patchsets resolve to their commits' patches, as for `run`.
+            let mut plan = crate::spec::load(&spec)?;
+            crate::series::resolve(&mut plan, &Cache::from_env()).await?;
+            let (cancel_tx, cancel_rx) = tokio::sync::watch::channel(false);
+            on_signals(cancel_tx);
+            let args = crate::bisect::Args {
+                cell,
+                spec,
+                title,
+                repeat,
+                runs_dir,
+                prefix,
+            };
+            Ok(crate::bisect::run(plan, args, cancel_rx).await?)
+        }
+        Command::Compare {
+            old_run,
+            new_run,
+            known,
+        } => Ok(crate::compare::run(&old_run, &new_run, known.as_deref())?),
         Command::Doctor { spec } => Ok(crate::doctor::run(spec.as_deref()).await),
         Command::Boot {
             cell,
@@ -519,6 +585,13 @@ async fn run(
         }
     }
     let run_dir = unique_dir(&runs, &timestamp())?;
+    if let Some(k) = &plan.known_issues {
+        // The run's outputs are judged with this list, also when re-rendered later.
+        crate::known::keep_copy(k, &run_dir).map_err(|error| CliError::Write {
+            error,
+            hint: "pass a writable --runs-dir",
+        })?;
+    }
     let latest = runs.join("latest");
     let _ = std::fs::remove_file(&latest);
     let _ = std::os::unix::fs::symlink(run_dir.file_name().unwrap_or_default(), &latest);
@@ -644,7 +717,7 @@ async fn resumable(
 /// A new folder `<runs>/<name>`, unique even for two invocations in the same second
 /// (e.g. shards, or two `kmatrix boot`s): create_dir is atomic. Private to the invoking
 /// user: it holds what guests wrote.
-fn unique_dir(runs: &Path, name: &str) -> Result<PathBuf, CliError> {
+pub(crate) fn unique_dir(runs: &Path, name: &str) -> Result<PathBuf, CliError> {
     use std::os::unix::fs::DirBuilderExt;
     std::fs::create_dir_all(runs).map_err(|source| CliError::RunDir {
         path: runs.to_owned(),
@@ -768,6 +841,17 @@ fn merge(out: &Path, runs: &[PathBuf]) -> Result<i32, CliError> {
         path: out.to_owned(),
         source,
     })?;
+    // The shards ran one spec, so one known-issues list: keep it with the merged run.
+    if let Some(k) = runs
+        .iter()
+        .map(|r| r.join(crate::known::FILE))
+        .find(|k| k.is_file())
+    {
+        crate::known::keep_copy(&k, out).map_err(|error| CliError::Write {
+            error,
+            hint: "free space or pass another --out",
+        })?;
+    }
     crate::report::write_results(out, &meta, &cells).map_err(|error| CliError::Write {
         error,
         hint: "free space or pass another --out",
@@ -813,7 +897,7 @@ fn shards_cover(shards: &[Option<String>]) -> Result<(), String> {
     }
 }
 
-fn display_rel(p: &Path) -> String {
+pub(crate) fn display_rel(p: &Path) -> String {
     std::env::current_dir()
         .ok()
         .and_then(|cwd| p.strip_prefix(cwd).ok().map(|r| r.display().to_string()))

@@ -299,6 +299,7 @@ mod tests {
             harness: vec![],
             selftests: vec![],
             selftest_timeout: Duration::from_secs(60),
+            known_issues: None,
             baseline: None,
             jobs: 1,
             subjects: BTreeMap::new(),

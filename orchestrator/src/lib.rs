@@ -1,9 +1,11 @@
 //! kmatrix: build patched kernels across a config matrix, boot each in QEMU, stress the
 //! VMA locking paths from the guest and report what the kernel said.
 
+pub mod bisect;
 pub mod build;
 pub mod cache;
 pub mod cli;
+pub mod compare;
 pub mod console;
 pub mod doctor;
 pub mod engine;
@@ -12,6 +14,7 @@ pub mod guest;
 pub mod identity;
 pub mod image;
 pub mod kconfig;
+pub mod known;
 pub mod ktap;
 pub mod kvm_verdict;
 pub mod lockgraph;

@@ -375,6 +375,8 @@ pub struct Plan {
     pub selftests: Vec<Selftest>,
     pub selftest_timeout: Duration,
     pub baseline: Option<String>,
+    /// The known-issues list (`known-issues:`), checked when the spec was loaded.
+    pub known_issues: Option<PathBuf>,
     pub jobs: usize,
     /// Subjects of the series' patch files (an mbox holds several), by file.
     pub subjects: BTreeMap<PathBuf, Vec<String>>,

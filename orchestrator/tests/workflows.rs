@@ -71,6 +71,9 @@ fn allowed_upload(path: &str) -> bool {
         "summary.md",
         "report.html",
         "matrix.txt",
+        // `kmatrix compare`'s result and the known-issues list the run was judged with.
+        "compare.json",
+        "known-issues.yaml",
     ];
     const CELL_FILES: &[&str] = &[
         "build.log",

@@ -49,6 +49,7 @@ fn engine(dir: &Path, accel: AccelChoice, qemu: PathBuf) -> (Engine, Cell) {
         selftests: vec![],
         selftest_timeout: Duration::from_secs(60),
         baseline: None,
+        known_issues: None,
         jobs: 1,
         subjects: Default::default(),
         ranges: vec![],

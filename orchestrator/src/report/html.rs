@@ -6,6 +6,9 @@
 //! only). Templates are `maud`: every interpolation is escaped.
 
 use super::{grid, Grid};
+use crate::bisect::{Bisect, Judged, Outcome};
+use crate::compare::{Class, Comparison};
+use crate::known::{IssueState, KnownIssue, KnownIssues, KnownRef};
 use crate::verdict::{Category, CellResult, ControlState};
 use maud::{html, Markup, PreEscaped, DOCTYPE};
 use std::path::{Component, Path, PathBuf};
@@ -180,12 +183,29 @@ fn matrix(cells: &[CellResult]) -> Markup {
     }
 }
 
-fn cell(c: &CellResult, run_dir: &Path) -> Markup {
+/// `(known issue: why, link)` beside a failure that matches one.
+fn known_note(k: Option<KnownRef>) -> Markup {
+    html! {
+        @if let Some(k) = k {
+            span class="small known" {
+                " (known issue: " (k.why)
+                @if let Some(l) = k.link.as_ref().filter(|l| crate::known::link_is_safe(l)) { ", " a href=(l) { (l) } }
+                ")"
+            }
+        }
+    }
+}
+
+fn reference(k: Option<&KnownIssue>) -> Option<KnownRef> {
+    k.map(KnownIssue::reference)
+}
+
+fn cell(c: &CellResult, run_dir: &Path, known: &KnownIssues) -> Markup {
     let cat = class(c.verdict.category());
     html! {
         section class={ "cell " (cat) } {
             h2 id=(anchor(&c.id)) class=(cat) { (c.id) " — " (c.verdict.label()) }
-            @if let Some(r) = &c.reason { p { (r) } }
+            @if let Some(r) = &c.reason { p { (r) (known_note(reference(known.find_verdict(c)))) } }
             p class="small" {
                 @if let Some(a) = c.accel {
                     "accelerator: " (a.name())
@@ -268,6 +288,8 @@ fn cell(c: &CellResult, run_dir: &Path) -> Markup {
                             span class="small" { " (expected: control of " (t) ")" }
                         } @else if c.in_baseline.contains(&f.title) {
                             span class="small" { " (also in baseline)" }
+                        } @else {
+                            (known_note(reference(known.find(&c.id, &f.title))))
                         }
                     }
                     @if !f.trace.is_empty() {
@@ -316,6 +338,87 @@ fn titles(cells: &[CellResult]) -> Markup {
 }
 
 pub fn render(cells: &[CellResult], title: &str, run_dir: &Path) -> String {
+    render_with(cells, title, run_dir, &KnownIssues::default(), None)
+}
+
+/// Where each known issue stands in this run.
+fn known_section(cells: &[CellResult], known: &KnownIssues) -> Markup {
+    html! {
+        @if !known.is_empty() {
+            section id="known" {
+                h2 { "Known issues" }
+                table {
+                    tr { th { "state" } th { "issue" } th { "cells" } }
+                    @for (k, state) in known.states(cells) {
+                        tr {
+                            @match &state {
+                                IssueState::Seen(ids) => { td class="fail" { "seen" } td { (k.title) (known_note(Some(k.reference()))) } td { (ids.join(", ")) } },
+                                IssueState::MaybeFixed(ids) => { td class="pass" { b { "maybe fixed" } " (not seen)" } td { (k.title) (known_note(Some(k.reference()))) } td { (ids.join(", ")) } },
+                                IssueState::NotJudged => { td { "not judged" } td { (k.title) (known_note(Some(k.reference()))) } td { "-" } },
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The comparison with an earlier run (`kmatrix compare`), on top of the page.
+pub fn comparison(c: &Comparison) -> Markup {
+    let rate = |r: Option<crate::compare::Rate>| r.map(|r| r.to_string()).unwrap_or("-".into());
+    let mut rows: Vec<_> = c.rows.iter().collect();
+    rows.sort_by_key(|r| r.class);
+    html! {
+        section id="compare" {
+            h2 class=(if c.has_new() { "fail" } else { "pass" }) {
+                "Compared with " (c.old.display()) ": " (if c.has_new() { "NEW" } else { "nothing new" })
+            }
+            p { (c.summary()) }
+            @if !rows.is_empty() {
+                table {
+                    tr { th { "change" } th { "cell" } th { "finding" } th { "old" } th { "new" } }
+                    @for r in rows {
+                        @let cls = match r.class { Class::New => "fail", Class::Fixed => "pass", Class::Known | Class::Flaky | Class::StillFailing => "warn", Class::NotJudged => "infra" };
+                        tr {
+                            td class=(cls) { @if r.class == Class::New { b { "new" } } @else { (r.class.label()) } }
+                            td { a href={ "#" (anchor(&r.cell)) } { (r.cell) } }
+                            td { (r.title) (known_note(r.known.clone())) }
+                            td { (rate(r.old)) }
+                            td { (rate(r.new)) }
+                        }
+                    }
+                }
+            }
+            @if !c.verdicts.is_empty() {
+                p { "Verdict changes:" }
+                ul {
+                    @for v in &c.verdicts {
+                        li {
+                            (v.cell) ": " (v.old.map(|x| x.label()).unwrap_or("absent")) " → "
+                            b { (v.new.map(|x| x.label()).unwrap_or("absent")) }
+                            @if let Some(r) = v.reason.as_ref().filter(|_| v.new.is_some_and(|n| n != crate::verdict::Verdict::Pass)) { " — " (r) }
+                            @if v.new_failure { " " b { "(new)" } } @else { (known_note(v.known.clone())) }
+                        }
+                    }
+                }
+            }
+            @for m in &c.maybe_fixed {
+                p { "Known issue " b { "maybe fixed" } ": " (m.known.title) (known_note(Some(m.known.clone()))) ", not seen in " (m.cells.join(", ")) }
+            }
+        }
+    }
+}
+
+/// The report page, with known issues marked (and their section) and, when `kmatrix
+/// compare` made one, the comparison with an earlier run on top.
+pub fn render_with(
+    cells: &[CellResult],
+    title: &str,
+    run_dir: &Path,
+    known: &KnownIssues,
+    compare: Option<&Comparison>,
+) -> String {
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -326,11 +429,79 @@ pub fn render(cells: &[CellResult], title: &str, run_dir: &Path) -> String {
             }
             body {
                 h1 { (title) }
+                @if let Some(c) = compare { (comparison(c)) }
                 (matrix(cells))
+                (known_section(cells, known))
                 (titles(cells))
                 input type="checkbox" id="failing";
                 label for="failing" { " failing only" }
-                @for c in cells { (cell(c, run_dir)) }
+                @for c in cells { (cell(c, run_dir, known)) }
+            }
+        }
+    }
+    .into_string()
+}
+
+/// `report.html` of a bisect folder: the answer, the steps (each linking to its own run's
+/// report), the series and the repro.
+pub fn bisect_page(b: &Bisect) -> String {
+    let n = b.series.len();
+    let title = format!("kmatrix bisect: {}", b.cell);
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                title { (title) }
+                style { (PreEscaped(STYLE)) }
+            }
+            body {
+                h1 { (title) }
+                p {
+                    (n) " patch(es), looking for "
+                    @match &b.predicate { Some(p) => { (p.describe()) }, None => { "its verdict" } }
+                    @if b.repeat > 1 { ", " (b.repeat) " boots a step" }
+                    " · " (super::text::minutes(b.seconds))
+                }
+                @match &b.outcome {
+                    Outcome::Found { patch } => {
+                        @if let Some(p) = b.patch(*patch) {
+                            h2 class="fail" { "First bad patch: " (p.index) "/" (n) " " (p.subject) }
+                            p { "file: " code { (crate::cli::display_rel(&p.file)) } }
+                        }
+                        @if let Some(r) = b.rate { p class="small" { (format!("failure rate over the bad steps' boots: {:.0}%", r * 100.0)) } }
+                    },
+                    Outcome::Range { first, last } => {
+                        h2 class="warn" { "First bad patch: one of " (first) ".." (last) }
+                        p { "The steps in between could not be judged." }
+                    },
+                    Outcome::NotReproduced { why } => { h2 class="warn" { "Not reproduced" } p { (why) } },
+                    Outcome::Stopped { why, .. } => { h2 class="infra" { "Stopped" } p { (why) } },
+                    Outcome::Running => { h2 class="warn" { "Running" } },
+                    Outcome::Judged => { h2 { "One prefix judged" } },
+                }
+                @if let Some(r) = &b.repro { p { "repro: " } pre { (r) } }
+                h2 { "Steps" }
+                table {
+                    tr { th { "prefix" } th { "up to" } th { "verdict" } th { "judged" } th { "seen" } th { "missed?" } th { "time" } th { "run" } }
+                    @for s in &b.steps {
+                        @let cls = match s.judged { Some(Judged::Bad) => "fail", Some(Judged::Good) => "pass", _ => "warn" };
+                        tr {
+                            td { (s.prefix) "/" (n) }
+                            td { @if let Some(p) = b.patch(s.prefix) { (p.subject) } }
+                            td class=(class(s.verdict.category())) { (s.verdict.label()) @if let Some(r) = &s.reason { br; span class="small" { (r) } } }
+                            td class=(cls) { (s.judged.map(|j| j.label()).unwrap_or("-")) @if let Some(w) = &s.why { br; span class="small" { (w) } } }
+                            td { @if s.boots > 0 && b.predicate.as_ref().is_some_and(|p| p.varies()) { (s.seen) "/" (s.boots) } @else { "-" } }
+                            td { @if let Some(m) = s.miss_chance { (format!("{:.0}%", m * 100.0)) } @else { "-" } }
+                            td { (super::text::minutes(s.seconds)) @if s.kernel_cached == Some(true) { br; span class="small" { "kernel cached" } } }
+                            td { a href={ (s.dir.display()) "/report.html" } { (s.dir.display()) } }
+                        }
+                    }
+                }
+                h2 { "Series" }
+                ol {
+                    @for p in &b.series { li { (p.subject) " " span class="small" { code { (crate::cli::display_rel(&p.file)) } } } }
+                }
             }
         }
     }

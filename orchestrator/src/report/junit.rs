@@ -3,6 +3,7 @@
 //! Readable by GitLab, Jenkins and GitHub test reporters. Console text can hold anything;
 //! characters XML 1.0 does not allow are replaced, so the file always parses.
 
+use crate::known::KnownIssues;
 use crate::verdict::{CellResult, ControlState, Verdict};
 use quick_junit::{NonSuccessKind, Property, Report, TestCase, TestCaseStatus, TestSuite};
 use std::time::Duration;
@@ -36,7 +37,22 @@ fn case(name: &str, status: TestCaseStatus, classname: &str, secs: f64) -> TestC
     t
 }
 
-fn suite(c: &CellResult) -> TestSuite {
+/// ` (known issue: why; link)` for a failure that matches one.
+fn known_note(k: Option<&crate::known::KnownIssue>) -> String {
+    k.map(|k| {
+        format!(
+            " (known issue: {}{})",
+            k.why,
+            k.link
+                .as_ref()
+                .map(|l| format!("; {l}"))
+                .unwrap_or_default()
+        )
+    })
+    .unwrap_or_default()
+}
+
+fn suite(c: &CellResult, known: &KnownIssues) -> TestSuite {
     let mut s = TestSuite::new(xml_text(&c.id));
     s.set_time(Duration::from_secs_f64(c.seconds.max(0.0)));
     s.add_property(Property::new("verdict", c.verdict.label()));
@@ -54,7 +70,11 @@ fn suite(c: &CellResult) -> TestSuite {
     );
     let build = if early {
         failure(
-            &format!("{}: {reason}", c.verdict.label()),
+            &format!(
+                "{}: {reason}{}",
+                c.verdict.label(),
+                known_note(known.find_verdict(c))
+            ),
             &c.details.join("\n"),
         )
     } else {
@@ -94,9 +114,9 @@ fn suite(c: &CellResult) -> TestSuite {
     let mut reports = Vec::new();
     for f in c.real_findings() {
         let note = if c.in_baseline.contains(&f.title) {
-            " (also in baseline)"
+            " (also in baseline)".to_string()
         } else {
-            ""
+            known_note(known.find(&c.id, &f.title))
         };
         reports.push((format!("{}{note}", f.title), f.report.clone()));
     }
@@ -140,8 +160,13 @@ fn suite(c: &CellResult) -> TestSuite {
 }
 
 pub fn render(cells: &[CellResult]) -> String {
+    render_with(cells, &KnownIssues::default())
+}
+
+/// [`render`], failures that match a known issue saying so (they still fail).
+pub fn render_with(cells: &[CellResult], known: &KnownIssues) -> String {
     let mut r = Report::new("kmatrix");
-    r.add_test_suites(cells.iter().map(suite));
+    r.add_test_suites(cells.iter().map(|c| suite(c, known)));
     r.to_string().unwrap_or_else(|e| {
         format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<!-- cannot render: {} -->\n<testsuites/>\n", xml_text(&e.to_string()).replace("--", "- -"))
     })

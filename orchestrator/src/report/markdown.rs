@@ -3,6 +3,8 @@
 //! span or fence nor inject HTML, links or table cells into the job summary.
 
 use super::{grid, Grid};
+use crate::compare::{Class, Comparison};
+use crate::known::{IssueState, KnownIssue, KnownIssues};
 use crate::verdict::{CellResult, ControlState, Verdict};
 
 /// Inline text, every Markdown-active character backslash-escaped and HTML's `<` `>`
@@ -55,8 +57,45 @@ pub fn fenced(body: &str) -> String {
 }
 
 pub fn render(cells: &[CellResult]) -> String {
+    render_with(cells, &KnownIssues::default(), None)
+}
+
+/// ` _(known issue: why)_ [link](link)` for a failure that matches one.
+fn known_note(k: Option<&KnownIssue>) -> String {
+    let Some(k) = k else { return String::new() };
+    let link = k
+        .link
+        .as_ref()
+        .filter(|l| crate::known::link_is_safe(l))
+        .map(|l| format!(" [link]({})", escape_link(l)))
+        .unwrap_or_default();
+    format!(" _\\(known issue: {}\\)_{link}", escape(&k.why))
+}
+
+/// A link target (checked safe when the list was loaded) that cannot end the link early.
+fn escape_link(l: &str) -> String {
+    l.chars()
+        .map(|c| match c {
+            '(' => "%28".to_string(),
+            ')' => "%29".to_string(),
+            ' ' => "%20".to_string(),
+            '<' => "%3C".to_string(),
+            '>' => "%3E".to_string(),
+            c => c.to_string(),
+        })
+        .collect()
+}
+
+/// The summary with known issues marked (and their section), and a comparison with an
+/// earlier run on top when `kmatrix compare` made one.
+pub fn render_with(
+    cells: &[CellResult],
+    known: &KnownIssues,
+    compare: Option<&Comparison>,
+) -> String {
     let Grid { patchsets, rows } = grid(cells);
-    let mut o = String::from("## kmatrix results\n\n| arch/config |");
+    let mut o = compare.map(comparison).unwrap_or_default();
+    o.push_str("## kmatrix results\n\n| arch/config |");
     for p in &patchsets {
         o.push_str(&format!(" {} |", escape(p)));
     }
@@ -118,13 +157,17 @@ pub fn render(cells: &[CellResult]) -> String {
             c.verdict.label()
         ));
         if let Some(r) = &c.reason {
-            o.push_str(&format!("{}\n\n", escape(r)));
+            o.push_str(&format!(
+                "{}{}\n\n",
+                escape(r),
+                known_note(known.find_verdict(c))
+            ));
         }
         for f in &c.findings {
             let note = match &f.expected_by {
                 Some(t) => format!(" _\\(expected: control of {}\\)_", escape(t)),
                 None if c.in_baseline.contains(&f.title) => " _\\(also in baseline\\)_".into(),
-                None => String::new(),
+                None => known_note(known.find(&c.id, &f.title)),
             };
             o.push_str(&format!("- {}{note}\n", escape(&f.title)));
         }
@@ -141,6 +184,127 @@ pub fn render(cells: &[CellResult]) -> String {
             o.push('\n');
             o.push_str(&fenced(&c.details.join("\n")));
         }
+    }
+    o.push_str(&known_section(cells, known));
+    o
+}
+
+/// Where each known issue stands in this run (nothing without a list).
+pub fn known_section(cells: &[CellResult], known: &KnownIssues) -> String {
+    if known.is_empty() {
+        return String::new();
+    }
+    let mut o = String::from("\n### Known issues\n\n| state | issue | cells |\n|---|---|---|\n");
+    for (k, state) in known.states(cells) {
+        let (what, ids) = match &state {
+            IssueState::Seen(ids) => ("seen", ids.join(", ")),
+            IssueState::MaybeFixed(ids) => ("**maybe fixed** (not seen)", ids.join(", ")),
+            IssueState::NotJudged => ("not judged", String::new()),
+        };
+        o.push_str(&format!(
+            "| {what} | {}{} | {} |\n",
+            escape(&k.title),
+            known_note(Some(k)),
+            escape(&ids)
+        ));
+    }
+    o
+}
+
+/// The comparison with an earlier run, for the top of the job summary.
+pub fn comparison(c: &Comparison) -> String {
+    let mut o = format!(
+        "## kmatrix compare\n\n{}: {} \\(since {}\\)\n\n",
+        if c.has_new() {
+            "**NEW**"
+        } else {
+            "Nothing new"
+        },
+        escape(&c.summary()),
+        escape(&c.old.display().to_string())
+    );
+    let mut rows: Vec<_> = c
+        .rows
+        .iter()
+        .filter(|r| r.class != Class::StillFailing)
+        .collect();
+    rows.sort_by_key(|r| r.class);
+    let still = c.rows.len() - rows.len();
+    if !rows.is_empty() {
+        o.push_str("| change | cell | finding | old | new |\n|---|---|---|---|---|\n");
+        let rate =
+            |r: Option<crate::compare::Rate>| r.map(|r| r.to_string()).unwrap_or("\\-".into());
+        for r in rows {
+            let what = match r.class {
+                Class::New => "**new**".to_string(),
+                other => other.label().to_string(),
+            };
+            let note = r
+                .known
+                .as_ref()
+                .map(|k| {
+                    format!(
+                        " _\\(known issue: {}\\)_{}",
+                        escape(&k.why),
+                        k.link
+                            .as_ref()
+                            .filter(|l| crate::known::link_is_safe(l))
+                            .map(|l| format!(" [link]({})", escape_link(l)))
+                            .unwrap_or_default()
+                    )
+                })
+                .unwrap_or_default();
+            o.push_str(&format!(
+                "| {what} | {} | {}{note} | {} | {} |\n",
+                escape(&r.cell),
+                escape(&r.title),
+                rate(r.old),
+                rate(r.new)
+            ));
+        }
+        o.push('\n');
+    }
+    if still > 0 {
+        o.push_str(&format!(
+            "{still} finding(s) still failing, as before\\.\n\n"
+        ));
+    }
+    if !c.verdicts.is_empty() {
+        o.push_str("Verdict changes:\n\n");
+        for v in &c.verdicts {
+            let label = |x: Option<Verdict>| x.map(|v| v.label()).unwrap_or("absent");
+            o.push_str(&format!(
+                "- {}: {} → **{}**{}{}\n",
+                escape(&v.cell),
+                escape(label(v.old)),
+                escape(label(v.new)),
+                v.reason
+                    .as_ref()
+                    .filter(|_| v.new.is_some_and(|n| n != Verdict::Pass))
+                    .map(|r| format!(" — {}", escape(r)))
+                    .unwrap_or_default(),
+                if v.new_failure {
+                    " **\\(new\\)**".to_string()
+                } else {
+                    v.known
+                        .as_ref()
+                        .map(|k| format!(" _\\(known issue: {}\\)_", escape(&k.why)))
+                        .unwrap_or_default()
+                }
+            ));
+        }
+        o.push('\n');
+    }
+    for m in &c.maybe_fixed {
+        o.push_str(&format!(
+            "- known issue **maybe fixed**: {} \\({}\\), not seen in {}\n",
+            escape(&m.known.title),
+            escape(&m.known.why),
+            escape(&m.cells.join(", "))
+        ));
+    }
+    if !c.maybe_fixed.is_empty() {
+        o.push('\n');
     }
     o
 }

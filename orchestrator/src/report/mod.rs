@@ -74,18 +74,35 @@ impl Sink for FinalReports {
 }
 
 /// Write every result file of a run: results.json, junit.xml, summary.md, report.html,
-/// matrix.txt; each atomically, so an interrupted run keeps a consistent set.
+/// matrix.txt; each atomically, so an interrupted run keeps a consistent set. The run
+/// folder's own known-issues list (`known-issues.yaml`) marks known findings, and a
+/// comparison `kmatrix compare` left there (`compare.json`) goes on top of summary.md
+/// and report.html.
 pub fn write_results(run_dir: &Path, meta: &RunMeta, cells: &[CellResult]) -> std::io::Result<()> {
+    let known = crate::known::KnownIssues::of_run(run_dir)?;
+    let compare = crate::compare::of_run(run_dir);
     results::write(run_dir, meta, cells)?;
-    write(run_dir, "junit.xml", junit::render(cells).as_bytes())?;
-    write(run_dir, "summary.md", markdown::render(cells).as_bytes())?;
+    write(
+        run_dir,
+        "junit.xml",
+        junit::render_with(cells, &known).as_bytes(),
+    )?;
+    write(
+        run_dir,
+        "summary.md",
+        markdown::render_with(cells, &known, compare.as_ref()).as_bytes(),
+    )?;
     let title = format!("kmatrix: {}", meta.spec.display());
     write(
         run_dir,
         "report.html",
-        html::render(cells, &title, run_dir).as_bytes(),
+        html::render_with(cells, &title, run_dir, &known, compare.as_ref()).as_bytes(),
     )?;
-    write(run_dir, "matrix.txt", text::matrix(cells).as_bytes())
+    write(
+        run_dir,
+        "matrix.txt",
+        text::matrix_with(cells, &known).as_bytes(),
+    )
 }
 
 /// Drive the sinks until the run ends; returns the finished cells in order and the last

@@ -325,10 +325,12 @@ impl Sink for Terminal {
             }
             Event::RunFinished => {
                 if self.matrix {
+                    // The run folder's own list (a bad one was refused when the spec loaded).
+                    let known = crate::known::KnownIssues::of_run(&run.run_dir).unwrap_or_default();
                     let table = if std::io::stdout().is_terminal() {
-                        super::text::styled(&run.cells, &colour)
+                        super::text::styled_with(&run.cells, &known, &colour)
                     } else {
-                        super::text::matrix(&run.cells)
+                        super::text::matrix_with(&run.cells, &known)
                     };
                     println!("\n{table}");
                 }

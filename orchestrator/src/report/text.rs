@@ -2,15 +2,32 @@
 //! arch/config, columns patchsets; then per cell what it is based on.
 
 use super::{cell_summary, grid, visible, Grid};
+use crate::bisect::{Bisect, Outcome};
+use crate::compare::{Class, Comparison};
+use crate::known::{IssueState, KnownIssues};
 use crate::verdict::{Category, CellResult, ControlState};
 
 /// The matrix without colour.
 pub fn matrix(cells: &[CellResult]) -> String {
-    styled(cells, &|_, s| s.to_string())
+    matrix_with(cells, &KnownIssues::default())
+}
+
+/// The matrix without colour, findings matching a known issue marked known.
+pub fn matrix_with(cells: &[CellResult], known: &KnownIssues) -> String {
+    styled_with(cells, known, &|_, s| s.to_string())
 }
 
 /// The matrix with each verdict passed through `style` (its category decides how).
 pub fn styled(cells: &[CellResult], style: &dyn Fn(Category, &str) -> String) -> String {
+    styled_with(cells, &KnownIssues::default(), style)
+}
+
+/// [`styled`], with known issues marked and their section at the end.
+pub fn styled_with(
+    cells: &[CellResult],
+    known: &KnownIssues,
+    style: &dyn Fn(Category, &str) -> String,
+) -> String {
     let Grid { patchsets, rows } = grid(cells);
     let head: Vec<(String, Option<Category>)> = std::iter::once(("arch/config".to_string(), None))
         .chain(patchsets.iter().map(|p| (p.to_string(), None)))
@@ -74,13 +91,55 @@ pub fn styled(cells: &[CellResult], style: &dyn Fn(Category, &str) -> String) ->
     }
     for c in cells {
         out.push('\n');
-        out.push_str(&details(c, style));
+        out.push_str(&details(c, known, style));
+    }
+    out.push_str(&known_section(cells, known));
+    out
+}
+
+/// ` (known issue: why; link)`, for a failure that matches one.
+fn known_note(k: Option<&crate::known::KnownIssue>) -> String {
+    match k {
+        Some(k) => format!(
+            " (known issue: {}{})",
+            visible(&k.why),
+            k.link
+                .as_ref()
+                .map(|l| format!("; {}", visible(l)))
+                .unwrap_or_default()
+        ),
+        None => String::new(),
+    }
+}
+
+/// Where each known issue stands in this run (nothing without a list).
+pub fn known_section(cells: &[CellResult], known: &KnownIssues) -> String {
+    if known.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from("\nknown issues:\n");
+    for (k, state) in known.states(cells) {
+        let (what, ids) = match &state {
+            IssueState::Seen(ids) => ("seen", ids.join(", ")),
+            IssueState::MaybeFixed(ids) => ("MAYBE FIXED, not seen", ids.join(", ")),
+            IssueState::NotJudged => ("not judged", "no cell of it ran far enough".into()),
+        };
+        out.push_str(&format!(
+            "  {what}: {}{} in {}\n",
+            visible(&k.title),
+            known_note(Some(k)),
+            ids
+        ));
     }
     out
 }
 
 /// Everything a cell's verdict rests on, one fact a line.
-fn details(c: &CellResult, style: &dyn Fn(Category, &str) -> String) -> String {
+fn details(
+    c: &CellResult,
+    known: &KnownIssues,
+    style: &dyn Fn(Category, &str) -> String,
+) -> String {
     let mut out = format!(
         "{}: {}",
         c.id,
@@ -89,6 +148,7 @@ fn details(c: &CellResult, style: &dyn Fn(Category, &str) -> String) -> String {
     if let Some(r) = &c.reason {
         out.push_str(&format!(" - {}", visible(r)));
     }
+    out.push_str(&known_note(known.find_verdict(c)));
     out.push('\n');
     if let Some(a) = c.accel {
         let note = c
@@ -158,7 +218,7 @@ fn details(c: &CellResult, style: &dyn Fn(Category, &str) -> String) -> String {
         let note = match &f.expected_by {
             Some(t) => format!(" (expected: positive control of {t})"),
             None if c.in_baseline.contains(&f.title) => " (also in baseline)".to_string(),
-            None => String::new(),
+            None => known_note(known.find(&c.id, &f.title)),
         };
         let rate = match c.finding_rates.get(&f.title) {
             Some(k) if c.repeats > 1 => format!(" in {k}/{} boots", c.repeats),
@@ -195,5 +255,230 @@ fn details(c: &CellResult, style: &dyn Fn(Category, &str) -> String) -> String {
         out.push_str(&format!("  note: {}\n", visible(n)));
     }
     out.push_str(&format!("  dir: {}\n", c.dir.display()));
+    out
+}
+
+/// `kmatrix compare` for the terminal: a line per title that is not simply still
+/// failing, the verdict changes, the known issues maybe fixed, and the counts.
+pub fn comparison(c: &Comparison) -> String {
+    let mut out = format!("compare {} -> {}\n", c.old.display(), c.new.display());
+    let rate = |r: Option<crate::compare::Rate>| r.map(|r| r.to_string()).unwrap_or("-".into());
+    if !c.rows.is_empty() {
+        let w = c
+            .rows
+            .iter()
+            .map(|r| r.cell.len())
+            .max()
+            .unwrap_or(4)
+            .max(4);
+        out.push_str(&format!(
+            "  {:<13}  {:<w$}  {:>5}  {:>5}  finding\n",
+            "", "cell", "old", "new"
+        ));
+        let mut rows: Vec<_> = c.rows.iter().collect();
+        rows.sort_by_key(|r| r.class);
+        for r in rows {
+            let label = match r.class {
+                Class::New => "NEW".to_string(),
+                other => other.label().to_string(),
+            };
+            let note = match (&r.known, r.class) {
+                (Some(k), _) => format!(
+                    " (known issue: {}{})",
+                    visible(&k.why),
+                    k.link
+                        .as_ref()
+                        .map(|l| format!("; {}", visible(l)))
+                        .unwrap_or_default()
+                ),
+                _ => String::new(),
+            };
+            out.push_str(&format!(
+                "  {label:<13}  {:<w$}  {:>5}  {:>5}  {}{note}\n",
+                r.cell,
+                rate(r.old),
+                rate(r.new),
+                visible(&r.title)
+            ));
+        }
+    }
+    if !c.verdicts.is_empty() {
+        out.push_str("verdict changes:\n");
+        for v in &c.verdicts {
+            let label =
+                |x: Option<crate::verdict::Verdict>| x.map(|v| v.label()).unwrap_or("(absent)");
+            out.push_str(&format!(
+                "  {}: {} -> {}{}{}\n",
+                v.cell,
+                label(v.old),
+                label(v.new),
+                v.reason
+                    .as_ref()
+                    .filter(|_| v.new.is_some_and(|n| n != crate::verdict::Verdict::Pass))
+                    .map(|r| format!(" - {}", visible(r)))
+                    .unwrap_or_default(),
+                if v.new_failure {
+                    " [NEW]".to_string()
+                } else if let Some(k) = &v.known {
+                    format!(" (known issue: {})", visible(&k.why))
+                } else {
+                    String::new()
+                }
+            ));
+        }
+    }
+    for m in &c.maybe_fixed {
+        out.push_str(&format!(
+            "known issue maybe fixed: {} ({}) not seen in {}\n",
+            visible(&m.known.title),
+            visible(&m.known.why),
+            m.cells.join(", ")
+        ));
+    }
+    out.push_str(&format!(
+        "{}: {}\n",
+        if c.has_new() { "NEW" } else { "nothing new" },
+        c.summary()
+    ));
+    out
+}
+
+/// A duration as `1m05s`.
+pub fn minutes(secs: f64) -> String {
+    let s = secs.max(0.0).round() as u64;
+    format!("{}m{:02}s", s / 60, s % 60)
+}
+
+/// `kmatrix bisect` for the terminal: the steps, then the answer and its repro.
+pub fn bisect(b: &Bisect) -> String {
+    let n = b.series.len();
+    let mut out = format!(
+        "\nbisect {}: {} patch(es), looking for {}{}\n",
+        b.cell,
+        n,
+        b.predicate
+            .as_ref()
+            .map(|p| visible(&p.describe()))
+            .unwrap_or_else(|| "its verdict".into()),
+        if b.repeat > 1 {
+            format!(", {} boots a step", b.repeat)
+        } else {
+            String::new()
+        }
+    );
+    let rows: Vec<[String; 6]> = b
+        .steps
+        .iter()
+        .map(|s| {
+            let patch = b
+                .patch(s.prefix)
+                .map(|p| visible(&p.subject))
+                .unwrap_or_default();
+            [
+                format!("{}/{n}", s.prefix),
+                s.verdict.label().to_string(),
+                s.judged.map(|j| j.label()).unwrap_or("-").to_string(),
+                if s.boots > 0 && b.predicate.as_ref().is_some_and(|p| p.varies()) {
+                    format!("{}/{}", s.seen, s.boots)
+                } else {
+                    "-".into()
+                },
+                s.miss_chance
+                    .map(|m| format!("{:.0}%", m * 100.0))
+                    .unwrap_or("-".into()),
+                format!("{}  {patch}", minutes(s.seconds)),
+            ]
+        })
+        .collect();
+    let head = [
+        "prefix",
+        "verdict",
+        "judged",
+        "seen",
+        "missed?",
+        "time   up to",
+    ];
+    let widths: Vec<usize> = (0..5)
+        .map(|i| {
+            rows.iter()
+                .map(|r| r[i].len())
+                .chain([head[i].len()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let line = |r: &[&str]| {
+        let mut l = String::from(" ");
+        for (i, c) in r.iter().enumerate() {
+            l.push(' ');
+            if i < 5 {
+                l.push_str(&format!("{c:<w$}", w = widths[i]));
+                l.push(' ');
+            } else {
+                l.push_str(c);
+            }
+        }
+        l.trim_end().to_string() + "\n"
+    };
+    out.push_str(&line(&head));
+    for (r, s) in rows.iter().zip(&b.steps) {
+        out.push_str(&line(&r.iter().map(String::as_str).collect::<Vec<_>>()));
+        if let Some(why) = &s.why {
+            out.push_str(&format!("      skipped: {}\n", visible(why)));
+        } else if s.judged == Some(crate::bisect::Judged::Good) || s.judged.is_none() {
+            if let Some(r) = s
+                .reason
+                .as_ref()
+                .filter(|_| s.verdict != crate::verdict::Verdict::Pass)
+            {
+                out.push_str(&format!("      {}\n", visible(r)));
+            }
+        }
+    }
+    match &b.outcome {
+        Outcome::Found { patch } => {
+            if let Some(p) = b.patch(*patch) {
+                out.push_str(&format!(
+                    "first bad patch: {}/{n} {}\n  file: {}\n",
+                    p.index,
+                    visible(&p.subject),
+                    crate::cli::display_rel(&p.file)
+                ));
+            }
+            if let Some(r) = b.rate {
+                out.push_str(&format!(
+                    "  failure rate over the bad steps' boots: {:.0}%\n",
+                    r * 100.0
+                ));
+            }
+        }
+        Outcome::Range { first, last } => {
+            out.push_str(&format!(
+                "first bad patch: one of {first}..{last} (steps in between could not be judged)\n"
+            ));
+            for i in *first..=*last {
+                if let Some(p) = b.patch(i) {
+                    out.push_str(&format!(
+                        "  {i}/{n} {} ({})\n",
+                        visible(&p.subject),
+                        crate::cli::display_rel(&p.file)
+                    ));
+                }
+            }
+        }
+        Outcome::NotReproduced { why } => {
+            out.push_str(&format!("not reproduced: {}\n", visible(why)))
+        }
+        Outcome::Stopped { why, .. } => out.push_str(&format!("stopped: {}\n", visible(why))),
+        Outcome::Judged | Outcome::Running => {}
+    }
+    if let Some(r) = &b.repro {
+        out.push_str(&format!("repro: {r}\n"));
+    }
+    out.push_str(&format!(
+        "bisect.json, report.html: {} ({})\n",
+        crate::cli::display_rel(&b.dir),
+        minutes(b.seconds)
+    ));
     out
 }

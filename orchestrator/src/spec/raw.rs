@@ -45,6 +45,9 @@ pub struct RawSpec {
     pub selftests: Option<Vec<String>>,
     #[serde(default)]
     pub selftest_timeout: Option<Humane>,
+    /// A YAML list of known issues (title pattern, cells, link, why).
+    #[serde(default)]
+    pub known_issues: Option<String>,
 }
 
 /// A patchset: a list of patch files (mboxes, folders with a `series` file), or the

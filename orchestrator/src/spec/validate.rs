@@ -90,6 +90,7 @@ pub fn validate(path: &Path, text: &str, raw: RawSpec) -> Result<Plan, SpecError
     let vm = vm(&cx, &raw.vm)?;
     let limits = limits(&raw.limits);
     let selftests = selftests(&cx, raw.selftests.as_deref())?;
+    let known_issues = known_issues(&cx, raw.known_issues.as_deref())?;
 
     let cells = expand(
         &arches,
@@ -118,6 +119,7 @@ pub fn validate(path: &Path, text: &str, raw: RawSpec) -> Result<Plan, SpecError
             .unwrap_or(Duration::from_secs(180)),
         baseline: raw.baseline,
         // One job more than cores: a compile waiting on the disk leaves a core idle.
+        known_issues,
         jobs: raw.jobs.unwrap_or_else(|| {
             std::thread::available_parallelism()
                 .map(|n| n.get() + 1)
@@ -549,6 +551,25 @@ fn selftests(cx: &Ctx, raw: Option<&[String]>) -> Result<Vec<Selftest>, SpecErro
     Ok(out)
 }
 
+/// The known-issues list: it must exist and parse now, not when the run's outputs are
+/// written.
+fn known_issues(cx: &Ctx, raw: Option<&str>) -> Result<Option<PathBuf>, SpecError> {
+    let Some(f) = raw else { return Ok(None) };
+    let path = cx.root.join(f);
+    if !path.is_file() {
+        return Err(cx.invalid(
+            "known-issues",
+            format!(
+                "{} does not exist (a YAML list of known issues)",
+                path.display()
+            ),
+        ));
+    }
+    crate::known::KnownIssues::load(&path)
+        .map_err(|e| cx.invalid("known-issues", e.to_string()))?;
+    Ok(Some(path))
+}
+
 fn limits(raw: &super::raw::RawLimits) -> Limits {
     let d = Limits::default();
     Limits {
@@ -826,5 +847,46 @@ tests:
             ),
             ("series", "abc..def")
         );
+    }
+}
+
+#[cfg(test)]
+mod known_tests {
+    const SPEC: &str = "\
+source: { debian-package: linux-source-7.3 }
+arches: [x86_64]
+configs: { on: [] }
+patchsets: { base: [] }
+known-issues: known.yaml
+";
+
+    #[test]
+    fn the_known_issues_list_must_exist_and_parse_when_the_spec_loads() {
+        let d = tempfile::tempdir().unwrap();
+        let spec = d.path().join("kmatrix.yaml");
+        let e = super::super::parse(&spec, SPEC).unwrap_err().to_string();
+        assert!(
+            e.contains("kmatrix.yaml:5: `known-issues`") && e.contains("known.yaml does not exist"),
+            "{e}"
+        );
+        std::fs::write(
+            d.path().join("known.yaml"),
+            "- title: x\n  why: y\n  cell: [a]\n",
+        )
+        .unwrap();
+        let e = super::super::parse(&spec, SPEC).unwrap_err().to_string();
+        assert!(
+            e.contains("`known-issues`") && e.contains("known.yaml:3:") && e.contains("cell"),
+            "{e}"
+        );
+        std::fs::write(d.path().join("known.yaml"), "- title: x\n  why: y\n").unwrap();
+        let plan = super::super::parse(&spec, SPEC).unwrap();
+        assert_eq!(
+            plan.known_issues.as_deref(),
+            Some(d.path().join("known.yaml").as_path())
+        );
+        let plain =
+            super::super::parse(&spec, &SPEC.replace("known-issues: known.yaml\n", "")).unwrap();
+        assert_eq!(plain.known_issues, None::<std::path::PathBuf>);
     }
 }
