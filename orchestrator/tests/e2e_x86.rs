@@ -309,7 +309,12 @@ fn seed_v2_oopses_and_breaks_the_pvl_off_build_while_v3_passes_with_live_control
     let r = run(
         "run",
         &project().join("kmatrix.yaml"),
-        &["x86_64/pvl-on/v2", "x86_64/pvl-on/v3", "x86_64/pvl-off/v2"],
+        &[
+            "x86_64/pvl-on/base",
+            "x86_64/pvl-on/v2",
+            "x86_64/pvl-on/v3",
+            "x86_64/pvl-off/v2",
+        ],
         runs.path(),
     );
     assert_eq!(r.code, 1, "findings exit code");
@@ -425,6 +430,23 @@ fn seed_v2_oopses_and_breaks_the_pvl_off_build_while_v3_passes_with_live_control
     let html = std::fs::read_to_string(r.dir.join("report.html")).unwrap();
     assert!(html.contains("BUILD-FAIL") && html.contains("vma_start_read_unlocked"));
     assert!(processes_mentioning(&r.dir.to_string_lossy()).is_empty());
+
+    // Issue #22: v3's lock graph against base's (the same run): what v3 added, no cycle.
+    let graph = &v3["lock_graph"];
+    assert_eq!(graph["base"], "x86_64/pvl-on/base", "{v3:#}");
+    assert!(graph["new_edges_total"].as_u64() > Some(0), "{graph:#}");
+    assert_eq!(
+        graph["cycles"].as_array().map(|c| c.len()),
+        Some(0),
+        "{graph:#}"
+    );
+    assert!(r.dir.join("x86_64/pvl-on/v3/lockdep.txt").is_file());
+    // And across the matrix: the oops is explained by the patchset.
+    assert!(
+        r.stdout.contains("where: every cell of patchset v2"),
+        "{}",
+        r.stdout
+    );
 
     // Issue #15, on the kernel just built: v3 plus a real lock inversion.
     a_real_lock_inversion_is_never_hidden_by_the_probes_control();
