@@ -229,6 +229,9 @@ pub struct TestResult {
     /// it stresses did not run).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub evidence: Option<String>,
+    /// Race amplification while the test ran (`amplify:`): settings, probes, hits, delays.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amplify: Option<crate::amplify::Amplified>,
 }
 
 impl TestResult {
@@ -243,6 +246,7 @@ impl TestResult {
             overlap: None,
             vmstat_delta: BTreeMap::new(),
             evidence: None,
+            amplify: None,
         }
     }
     pub fn passed(&self) -> bool {

@@ -66,8 +66,8 @@ impl CellRun<'_> {
             .cloned()
     }
 
-    /// The out-of-tree modules built against this cell's kernel: the tests' own, and
-    /// the liveness step's.
+    /// The out-of-tree modules built against this cell's kernel: the tests' own, the
+    /// liveness step's, and the amplifier when a test is amplified in this cell.
     fn modules(&self) -> Result<Vec<ModuleSource>, Stop> {
         let mut v: Vec<ModuleSource> = self
             .sh
@@ -78,6 +78,15 @@ impl CellRun<'_> {
             .filter_map(|t| Some((t.module_name()?, t.module.clone()?)))
             .collect();
         v.push(super::liveness::module_source(&self.sh.cache).map_err(|e| infra_err(&e))?);
+        if self
+            .sh
+            .plan
+            .tests
+            .iter()
+            .any(|t| t.amplified_in(self.cell).is_some())
+        {
+            v.push(crate::amplify::module_source(&self.sh.cache).map_err(|e| infra_err(&e))?);
+        }
         Ok(v)
     }
 

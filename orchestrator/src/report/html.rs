@@ -99,6 +99,7 @@ fn cell(c: &CellResult, run_dir: &Path) -> Markup {
                 (format!("{:.0} s", c.seconds))
             }
             @if let Some(d) = &c.detectors { p class="small" { "detectors: " (d.summary()) } }
+            @if let Some(a) = crate::amplify::summary(c) { p class="small amplified" { (a) } }
             @let links = files(c, run_dir);
             @if !links.is_empty() {
                 p class="small" {

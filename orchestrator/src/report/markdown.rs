@@ -94,6 +94,7 @@ pub fn render(cells: &[CellResult]) -> String {
             ));
         }
     }
+    o.push_str(&crate::amplify::markdown(cells));
     // What each verdict rests on: were the detectors alive to the end?
     let booted: Vec<&CellResult> = cells.iter().filter(|c| c.detectors.is_some()).collect();
     if !booted.is_empty() {

@@ -101,6 +101,9 @@ fn details(c: &CellResult, style: &dyn Fn(Category, &str) -> String) -> String {
     if let Some(d) = &c.detectors {
         out.push_str(&format!("  detectors: {}\n", visible(&d.summary())));
     }
+    if let Some(a) = crate::amplify::summary(c) {
+        out.push_str(&format!("  {}\n", visible(&a)));
+    }
     for d in &c.details {
         out.push_str(&format!("  {}\n", visible(d)));
     }
