@@ -184,6 +184,7 @@ pub fn lock_ops(patch_text: &str) -> Vec<String> {
 pub struct Setup {
     pub delay_us: u32,
     pub percent: u32,
+    pub preempt: bool,
     pub seed: u64,
     /// The functions to delay at entry: the series' changed functions, then the spec's.
     pub targets: Vec<String>,
@@ -232,6 +233,11 @@ impl Setup {
                 targets.push(f.clone());
             }
         }
+        for o in &a.lock_ops {
+            if !ops.contains(o) {
+                ops.push(o.clone());
+            }
+        }
         if targets.is_empty() {
             return None;
         }
@@ -243,6 +249,7 @@ impl Setup {
         Some(Setup {
             delay_us: a.delay_us,
             percent: a.percent,
+            preempt: a.preempt,
             seed: a.seed.unwrap_or_else(seed),
             targets,
             lock_ops,
@@ -254,12 +261,13 @@ impl Setup {
     /// loaded by an earlier test is removed first).
     pub fn load_command(&self) -> String {
         format!(
-            "rmmod {MODULE} 2>/dev/null; insmod /tests/{MODULE}.ko targets={} lockops={} delay_us={} percent={} seed={}",
+            "rmmod {MODULE} 2>/dev/null; insmod /tests/{MODULE}.ko targets={} lockops={} delay_us={} percent={} seed={} resched={}",
             guest::shell_quote(&self.targets.join(",")),
             guest::shell_quote(&self.lock_ops.join(",")),
             self.delay_us,
             self.percent,
-            self.seed
+            self.seed,
+            u8::from(self.preempt)
         )
     }
 
@@ -268,16 +276,19 @@ impl Setup {
         let mut a = Amplified {
             delay_us: self.delay_us,
             percent: self.percent,
+            preempt: self.preempt,
             seed: self.seed,
             targets: self.targets.clone(),
             lock_ops: self.lock_ops.clone(),
             left_out: self.left_out.clone(),
             probes: vec![],
             missing: vec![],
+            cpus: None,
             error: None,
         };
         match stats {
             Ok(text) => {
+                a.cpus = text.lines().next().and_then(cpu_count);
                 (a.probes, a.missing) = parse_stats(text);
                 if a.probes.is_empty() && a.missing.is_empty() {
                     a.error = Some("the module reported no probe".into());
@@ -305,8 +316,25 @@ fn fit(names: Vec<String>, left_out: &mut Vec<String>) -> Vec<String> {
     out
 }
 
-/// The counters are read, then the module removed (its probes go with it).
-const READ_STATS: &str = "cat /sys/module/kmatrix_amplify/parameters/stats";
+/// The guest's online CPUs, then the module's counters (the module is removed after).
+const READ_STATS: &str =
+    "cat /sys/devices/system/cpu/online && cat /sys/module/kmatrix_amplify/parameters/stats";
+
+/// How many CPUs a `/sys/devices/system/cpu/online` list (`0-1,3`) names.
+fn cpu_count(list: &str) -> Option<u32> {
+    let mut n: u32 = 0;
+    for part in list.trim().split(',') {
+        let (a, b) = match part.split_once('-') {
+            Some((a, b)) => (a.parse::<u32>().ok()?, b.parse::<u32>().ok()?),
+            None => {
+                let a = part.parse::<u32>().ok()?;
+                (a, a)
+            }
+        };
+        n = n.checked_add(b.checked_sub(a)?.checked_add(1)?)?;
+    }
+    Some(n)
+}
 
 /// Where a probe sits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -333,6 +361,9 @@ pub struct ProbeStats {
     pub seen: u64,
     /// Calls a target's kretprobe had no instance left for (not delayed).
     pub missed: u64,
+    /// Reschedules asked for after a delay.
+    #[serde(default)]
+    pub resched: u64,
 }
 
 /// A name the module could not probe, and the kernel's errno.
@@ -362,6 +393,9 @@ impl Missing {
 pub struct Amplified {
     pub delay_us: u32,
     pub percent: u32,
+    /// A reschedule was asked for after each delay.
+    #[serde(default)]
+    pub preempt: bool,
     pub seed: u64,
     pub targets: Vec<String>,
     pub lock_ops: Vec<String>,
@@ -369,6 +403,10 @@ pub struct Amplified {
     pub left_out: Vec<String>,
     pub probes: Vec<ProbeStats>,
     pub missing: Vec<Missing>,
+    /// The guest's online CPUs: with one, the other side of a race cannot run while a
+    /// non-preemptible section is delayed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpus: Option<u32>,
     /// Why the counters are missing or incomplete.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -385,13 +423,14 @@ impl Amplified {
     /// One line: the settings, the probes and their effect, what could not be probed.
     pub fn summary(&self) -> String {
         let mut s = format!(
-            "delays 0-{} us{}, seed {}: ",
+            "delays 0-{} us{}{}, seed {}: ",
             self.delay_us,
             if self.percent < 100 {
                 format!(" at {}% of calls", self.percent)
             } else {
                 String::new()
             },
+            if self.preempt { " + reschedule" } else { "" },
             self.seed
         );
         let placed: Vec<String> = self
@@ -414,6 +453,9 @@ impl Amplified {
                 .map(|m| format!("{} ({})", m.name, m.why()))
                 .collect();
             s.push_str(&format!("; not probed: {}", m.join(", ")));
+        }
+        if self.cpus == Some(1) {
+            s.push_str("; the guest had one CPU: nothing else ran during a non-preemptible delay");
         }
         if !self.left_out.is_empty() {
             s.push_str(&format!(
@@ -464,6 +506,7 @@ pub fn parse_stats(text: &str) -> (Vec<ProbeStats>, Vec<Missing>) {
                         delay_us: field("delay_us"),
                         seen: field("seen"),
                         missed: field("missed"),
+                        resched: field("resched"),
                     });
                 }
             }
@@ -575,14 +618,16 @@ mod tests {
     const V3: &str = include_str!("../../patches/v3/0001-mm-add-vma_start_read_unlocked.patch");
     const V3_TCP: &str =
         include_str!("../../patches/v3/0002-tcp-use-vma_start_read_unlocked.patch");
-    const RACE: &str = include_str!("../tests/data/fixtures/vma-lookup-unlocked-race-on-v3.patch");
+    const RACE: &str = include_str!("../tests/data/fixtures/vma-fast-path-no-recheck-on-v3.patch");
 
     fn amp() -> Amplify {
         Amplify {
             delay_us: 100,
             percent: 100,
+            preempt: true,
             seed: Some(7),
             functions: vec![],
+            lock_ops: vec![],
             configs: None,
             patchsets: None,
             arches: None,
@@ -593,29 +638,35 @@ mod tests {
     fn the_fixture_series_asks_for_its_functions_and_the_lock_operations_they_call() {
         let texts = [V3.to_string(), V3_TCP.to_string(), RACE.to_string()];
         let s = Setup::from_series(&texts, &amp(), || 1).unwrap();
-        // The helper that closes the race window is a target: its entry is the window.
+        assert_eq!(s.targets, ["vma_start_read_unlocked", "find_tcp_vma"]);
+        // vma_start_read() closes the fixture's race window: called from a target, it is
+        // delayed there.
         assert_eq!(
-            s.targets,
+            s.lock_ops,
             [
-                "vma_start_read_unlocked",
-                "find_tcp_vma",
-                "vma_start_read_found"
+                "lock_vma_under_rcu",
+                "down_read",
+                "up_read",
+                "vma_start_read"
             ]
         );
-        for op in [
-            "lock_vma_under_rcu",
-            "down_read",
-            "up_read",
-            "vma_start_read",
-        ] {
-            assert!(s.lock_ops.iter().any(|o| o == op), "{op}: {:?}", s.lock_ops);
-        }
-        assert!(
-            !s.lock_ops.iter().any(|o| o.contains("mutex")),
-            "{:?}",
-            s.lock_ops
-        );
         assert_eq!(s.seed, 7);
+        // v3 alone: the same probes but the one the fixture's open-coded path adds,
+        // which the spec can name (v3 reaches it through lock_vma_under_rcu()).
+        let v3 = Setup::from_series(&texts[..2], &amp(), || 1).unwrap();
+        assert_eq!(v3.lock_ops, ["lock_vma_under_rcu", "down_read", "up_read"]);
+        let mut a = amp();
+        a.lock_ops = vec!["vma_start_read".into(), "up_read".into()];
+        let v3 = Setup::from_series(&texts[..2], &a, || 1).unwrap();
+        assert_eq!(
+            v3.lock_ops,
+            [
+                "lock_vma_under_rcu",
+                "down_read",
+                "up_read",
+                "vma_start_read"
+            ]
+        );
     }
 
     #[test]
@@ -653,6 +704,7 @@ mod tests {
         let s = Setup {
             delay_us: 50,
             percent: 30,
+            preempt: false,
             seed: 9,
             targets: vec!["f".into(), "g".into()],
             lock_ops: vec!["mutex_lock_nested|mutex_lock".into()],
@@ -660,7 +712,7 @@ mod tests {
         };
         assert_eq!(
             s.load_command(),
-            "rmmod kmatrix_amplify 2>/dev/null; insmod /tests/kmatrix_amplify.ko targets='f,g' lockops='mutex_lock_nested|mutex_lock' delay_us=50 percent=30 seed=9"
+            "rmmod kmatrix_amplify 2>/dev/null; insmod /tests/kmatrix_amplify.ko targets='f,g' lockops='mutex_lock_nested|mutex_lock' delay_us=50 percent=30 seed=9 resched=0"
         );
     }
 
@@ -712,17 +764,30 @@ mod tests {
     fn the_summary_says_what_was_delayed_and_what_was_not() {
         let s = Setup::from_series(&[RACE.to_string()], &amp(), || 1).unwrap();
         let r = s.result(Ok(
-            "probe vma_start_read_found target hits=10 delayed=9 delay_us=450 seen=0 missed=0\nmissing find_tcp_vma target -2\n",
+            "probe vma_start_read lockop hits=10 delayed=9 delay_us=450 seen=80 missed=0\nmissing find_tcp_vma target -2\n",
         ));
         let line = r.summary();
         assert!(
-            line.starts_with("delays 0-100 us, seed 7: 1 probe(s), 10 hits, 9 delayed, 0.5 ms"),
+            line.starts_with(
+                "delays 0-100 us + reschedule, seed 7: 1 probe(s), 10 hits, 9 delayed, 0.5 ms"
+            ),
             "{line}"
         );
         assert!(
             line.contains("not probed: find_tcp_vma (not a symbol: inlined"),
             "{line}"
         );
+        assert!(!line.contains("one CPU"), "{line}");
+        let r = s.result(Ok("0\nprobe f target hits=1\n"));
+        assert_eq!(r.cpus, Some(1));
+        assert!(
+            r.summary().contains("the guest had one CPU"),
+            "{}",
+            r.summary()
+        );
+        assert_eq!(cpu_count("0-1,3\n"), Some(3));
+        assert_eq!(cpu_count("1-0"), None);
+        assert_eq!(cpu_count("0-4294967295"), None, "no overflow");
         let r = s.result(Err("ssh: timed out".into()));
         assert!(
             r.summary().ends_with("counters: ssh: timed out"),
@@ -779,7 +844,10 @@ tests:
         let plan = parse(SPEC).unwrap();
         let t = &plan.tests[0];
         let a = t.amplify.as_ref().unwrap();
-        assert_eq!((a.delay_us, a.percent, a.seed), (50, 100, None));
+        assert_eq!(
+            (a.delay_us, a.percent, a.preempt, a.seed),
+            (50, 100, true, None)
+        );
         let on: Vec<String> = plan
             .cells
             .iter()
@@ -795,6 +863,13 @@ tests:
             parse(&SPEC.replace("{ delay-us: 50, patchsets: [race-amplified] }", "true")).unwrap();
         let a = plan.tests[0].amplify.as_ref().unwrap();
         assert_eq!(a.delay_us, Amplify::DEFAULT_DELAY_US);
+        let plan = parse(&SPEC.replace(
+            "{ delay-us: 50, patchsets: [race-amplified] }",
+            "{ preempt: false, percent: 25, seed: 3 }",
+        ))
+        .unwrap();
+        let a = plan.tests[0].amplify.as_ref().unwrap();
+        assert_eq!((a.preempt, a.percent, a.seed), (false, 25, Some(3)));
         let plan =
             parse(&SPEC.replace("{ delay-us: 50, patchsets: [race-amplified] }", "false")).unwrap();
         assert_eq!(plan.tests[0].amplify, None);
@@ -836,7 +911,15 @@ tests:
             "{e}"
         );
         let e = with("{ functions: [\"a b\"] }");
-        assert!(e.contains("not a kernel symbol name"), "{e}");
+        assert!(
+            e.contains("`functions`: `a b` is not a kernel symbol name"),
+            "{e}"
+        );
+        let e = with("{ lock-ops: [\"x;reboot\"] }");
+        assert!(
+            e.contains("`lock-ops`: `x;reboot` is not a kernel symbol name"),
+            "{e}"
+        );
         let e = with("{ configs: [plain] }");
         assert!(
             e.contains("amplifies `tcp_zerocopy_vs_writers` in no cell"),

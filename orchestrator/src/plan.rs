@@ -210,10 +210,16 @@ pub struct Amplify {
     pub delay_us: u32,
     /// The share of calls that are delayed at all (1..=100).
     pub percent: u32,
+    /// After a delay, also ask for a reschedule (a `cond_resched()`-style preemption
+    /// point), so the other threads of the delayed CPU run inside the window.
+    pub preempt: bool,
     /// The delays' PRNG seed; derived from the cell and the test when absent.
     pub seed: Option<u64>,
     /// Functions to delay besides the series' own (a base cell changes none).
     pub functions: Vec<String>,
+    /// Lock operations to delay inside them besides those found in the series' hunks
+    /// (one a changed function reaches through another, say).
+    pub lock_ops: Vec<String>,
     /// The cells it is on in (all the test runs in when absent).
     pub configs: Option<Vec<String>>,
     pub patchsets: Option<Vec<String>>,

@@ -1,5 +1,5 @@
 //! Issue #22, race amplification end to end on real kernels: v3 plus a planted race
-//! (`tests/data/fixtures/vma-lookup-unlocked-race-on-v3.patch`) booted `--repeat`
+//! (`tests/data/fixtures/vma-fast-path-no-recheck-on-v3.patch`) booted `--repeat`
 //! times, once plain and once with the stress test amplified; v3 itself amplified is the
 //! control. Slow (three kernels, a boot per cell and repeat), so it is `#[ignore]`d like
 //! the other real tests and, on top of that, only runs with `KMATRIX_SLOW_TESTS=1`: it
@@ -100,23 +100,38 @@ fn amplification_makes_a_race_the_plain_stress_misses_reproducible() {
         "{warning:#}"
     );
 
-    // The correct series under the same amplification: no report, no failed test.
+    // The correct series under the same amplification, delayed at the same place (inside
+    // lock_vma_under_rcu()): no report, no failed test.
     assert_eq!(control["verdict"], "PASS", "{control:#}");
     assert_eq!(race_rate(control), 0);
+    let same_place = control["tests"][0]["amplify"]["probes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "vma_start_read")
+        .unwrap_or_else(|| panic!("the control's window was probed too: {control:#}"));
+    assert!(same_place["delay_us"].as_u64().unwrap() > 0, "{same_place:#}");
 
     // The amplified test's record: settings, the probe at the window, its delays.
     let test = &amplified["tests"][0];
     assert_eq!(test["name"], "tcp_zerocopy_vs_writers");
     let amp = &test["amplify"];
     assert_eq!(amp["delay_us"], 100, "{amp:#}");
+    // The writer runs on the other CPU while the reader is held in its window.
+    assert_eq!(amp["cpus"], 2, "{amp:#}");
     assert!(amp["seed"].as_u64().is_some(), "{amp:#}");
+    // The race window ends where vma_start_read_unlocked() calls vma_start_read().
     let window = amp["probes"]
         .as_array()
         .unwrap()
         .iter()
-        .find(|p| p["name"] == "vma_start_read_found")
-        .unwrap_or_else(|| panic!("the window's function was probed: {amp:#}"));
-    assert_eq!(window["kind"], "target");
+        .find(|p| p["name"] == "vma_start_read")
+        .unwrap_or_else(|| panic!("the window's lock operation was probed: {amp:#}"));
+    assert_eq!(window["kind"], "lockop");
+    assert!(
+        window["seen"].as_u64().unwrap() >= window["hits"].as_u64().unwrap(),
+        "{window:#}"
+    );
     assert!(window["hits"].as_u64().unwrap() > 0, "{window:#}");
     assert!(window["delay_us"].as_u64().unwrap() > 0, "{window:#}");
     // The converted caller is inlined into tcp_zerocopy_receive: said, not hidden.

@@ -137,11 +137,17 @@ pub struct RawAmplifySettings {
     /// The share of calls delayed at all, in percent.
     #[serde(default)]
     pub percent: Option<u32>,
+    /// Also a reschedule after each delay (default true).
+    #[serde(default)]
+    pub preempt: Option<bool>,
     #[serde(default)]
     pub seed: Option<u64>,
     /// Functions to delay besides those the cell's series changes.
     #[serde(default)]
     pub functions: Vec<String>,
+    /// Lock operations to delay when called inside them, besides those found.
+    #[serde(default)]
+    pub lock_ops: Vec<String>,
     /// The cells it is on in (all the test runs in when absent).
     #[serde(default)]
     pub configs: Option<Vec<String>>,

@@ -411,18 +411,20 @@ fn amplify(
             format!("`percent: {percent}`: give 1 to 100 (the share of calls that are delayed)"),
         ));
     }
-    for f in &a.functions {
-        let plain = f.len() <= 128
-            && f.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
-            && f.chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.');
-        if !plain {
-            return Err(cx.invalid(
-                key,
-                format!(
-                    "`functions`: `{f}` is not a kernel symbol name (letters, digits, `_`, `.`)"
-                ),
-            ));
+    for (what, names) in [("functions", &a.functions), ("lock-ops", &a.lock_ops)] {
+        for f in names {
+            let plain = f.len() <= 128
+                && f.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+                && f.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.');
+            if !plain {
+                return Err(cx.invalid(
+                    key,
+                    format!(
+                        "`{what}`: `{f}` is not a kernel symbol name (letters, digits, `_`, `.`)"
+                    ),
+                ));
+            }
         }
     }
     let known =
@@ -439,8 +441,10 @@ fn amplify(
     Ok(Amplify {
         delay_us,
         percent,
+        preempt: a.preempt.unwrap_or(true),
         seed: a.seed,
         functions: a.functions.clone(),
+        lock_ops: a.lock_ops.clone(),
         configs: a.configs.clone(),
         patchsets: a.patchsets.clone(),
         arches: a.arches.clone(),
