@@ -55,6 +55,9 @@ pub fn modules(plan: &Plan, cell: &Cell, cache: &Cache) -> std::io::Result<Vec<M
         .filter_map(|t| Some((t.module_name()?, t.module.clone()?)))
         .collect();
     v.push(crate::engine::liveness_module(cache)?);
+    if plan.tests.iter().any(|t| t.amplified_in(cell).is_some()) {
+        v.push(crate::amplify::module_source(cache)?);
+    }
     Ok(v)
 }
 
@@ -287,6 +290,7 @@ mod tests {
                 arches: None,
                 expect: vec![],
                 selftest: None,
+                amplify: None,
             }],
             vm: VmSettings {
                 accel: Default::default(),

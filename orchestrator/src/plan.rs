@@ -206,6 +206,42 @@ pub struct TestSpec {
     /// A kernel selftest (`mm/merge`) run from the tests share as it is, instead of a
     /// kmatrix stress program called with its duration and result file.
     pub selftest: Option<Selftest>,
+    /// Race amplification while this test runs (`amplify:`), in the cells it names.
+    pub amplify: Option<Amplify>,
+}
+
+/// Race amplification of one test (`amplify: true` or `{ delay-us: N, ... }`): random
+/// delays at entry to the functions the cell's series changes and at the lock
+/// operations they call, while the test runs (`crate::amplify`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Amplify {
+    /// A delayed call waits a random 0..=delay_us microseconds.
+    pub delay_us: u32,
+    /// The share of calls that are delayed at all (1..=100).
+    pub percent: u32,
+    /// After a delay, also ask for a reschedule (a `cond_resched()`-style preemption
+    /// point), so the other threads of the delayed CPU run inside the window.
+    pub preempt: bool,
+    /// The delays' PRNG seed; derived from the cell and the test when absent.
+    pub seed: Option<u64>,
+    /// Functions to delay besides the series' own (a base cell changes none).
+    pub functions: Vec<String>,
+    /// Lock operations to delay inside them besides those found in the series' hunks
+    /// (one a changed function reaches through another, say).
+    pub lock_ops: Vec<String>,
+    /// The cells it is on in (all the test runs in when absent).
+    pub configs: Option<Vec<String>>,
+    pub patchsets: Option<Vec<String>>,
+    pub arches: Option<Vec<Arch>>,
+}
+
+impl Amplify {
+    /// Delays up to this long by default: long enough for the other vCPU to run a whole
+    /// short critical section (a VMA split) inside the window, short enough that a test
+    /// keeps most of its speed.
+    pub const DEFAULT_DELAY_US: u32 = 100;
+    /// Probe handlers busy-wait (they must not sleep): longer delays starve the CPU.
+    pub const MAX_DELAY_US: u32 = 1000;
 }
 
 /// One of the kernel's own selftests, built from the cell's tree: `suite/name`
@@ -240,6 +276,7 @@ impl Selftest {
             arches: None,
             expect: vec![],
             selftest: Some(self.clone()),
+            amplify: None,
         }
     }
 }
@@ -275,6 +312,18 @@ impl TestSpec {
                 .as_ref()
                 .is_none_or(|v| v.contains(&cell.config))
             && self.arches.as_ref().is_none_or(|v| v.contains(&cell.arch))
+    }
+
+    /// The amplification this test runs with in that cell, if any.
+    pub fn amplified_in(&self, cell: &Cell) -> Option<&Amplify> {
+        self.amplify.as_ref().filter(|a| {
+            self.applies_to(cell)
+                && a.configs.as_ref().is_none_or(|v| v.contains(&cell.config))
+                && a.patchsets
+                    .as_ref()
+                    .is_none_or(|v| v.contains(&cell.patchset))
+                && a.arches.as_ref().is_none_or(|v| v.contains(&cell.arch))
+        })
     }
 }
 

@@ -229,6 +229,9 @@ pub struct TestResult {
     /// it stresses did not run).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub evidence: Option<String>,
+    /// Race amplification while the test ran (`amplify:`): settings, probes, hits, delays.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amplify: Option<crate::amplify::Amplified>,
 }
 
 impl TestResult {
@@ -243,6 +246,7 @@ impl TestResult {
             overlap: None,
             vmstat_delta: BTreeMap::new(),
             evidence: None,
+            amplify: None,
         }
     }
     pub fn passed(&self) -> bool {
@@ -306,6 +310,9 @@ pub struct CellResult {
     pub ssh_ready_secs: Option<f64>,
     /// The kernel's own timestamp of starting init (console printk time).
     pub kernel_init_secs: Option<f64>,
+    /// CPUs the guest kernel brought up (its `smp:` line), next to the `vm.cpus` asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guest_cpus: Option<u32>,
     /// Console line where each boot starts (the first is 1).
     #[serde(default)]
     pub boot_lines: Vec<usize>,
@@ -404,6 +411,7 @@ impl CellResult {
             forensics: None,
             ssh_ready_secs: None,
             kernel_init_secs: None,
+            guest_cpus: None,
             boot_lines: vec![],
             tests: vec![],
             findings: vec![],
@@ -860,6 +868,7 @@ pub fn combine_repeats(into: &mut CellResult, runs: Vec<CellResult>) {
     into.detectors = worst.detectors.clone();
     into.ssh_ready_secs = worst.ssh_ready_secs;
     into.kernel_init_secs = worst.kernel_init_secs;
+    into.guest_cpus = worst.guest_cpus;
     for r in &runs {
         into.notes.extend(r.notes.iter().cloned());
         // Each boot's phases follow the shared ones (source to image) on the timeline.

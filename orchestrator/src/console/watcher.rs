@@ -55,6 +55,9 @@ pub struct Watcher {
     /// it (when printk times are on).
     pub reached_init: bool,
     pub init_secs: Option<f64>,
+    /// CPUs the kernel brought up (`smp: Brought up 1 node, 2 CPUs`): fewer than QEMU was
+    /// given means the two sides of a race only ever interleave, never overlap.
+    pub cpus: Option<u32>,
     pub panicked: bool,
     pub findings: Vec<Finding>,
     /// Findings seen but not kept (over the per-title or total cap), by title.
@@ -83,6 +86,7 @@ impl Watcher {
             results_share_failed: false,
             reached_init: false,
             init_secs: None,
+            cpus: None,
             panicked: false,
             findings: Vec::new(),
             dropped: BTreeMap::new(),
@@ -170,6 +174,9 @@ impl Watcher {
             self.reached_init = true;
             self.init_secs = line::split(text.as_bytes()).ts;
         }
+        if self.cpus.is_none() {
+            self.cpus = brought_up(msg);
+        }
         if msg.starts_with("Kernel panic - not syncing") {
             self.panicked = true;
         }
@@ -238,6 +245,13 @@ impl Watcher {
     }
 }
 
+/// The CPU count of `smp: Brought up N node(s), M CPU(s)` (kernel/smp.c).
+fn brought_up(msg: &str) -> Option<u32> {
+    let rest = msg.strip_prefix("smp: Brought up ")?;
+    let (_, cpus) = rest.split_once(", ")?;
+    cpus.split_whitespace().next()?.parse().ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -256,9 +270,17 @@ mod tests {
 [   20.101000] ---[ end trace 0000000000000000 ]---\n";
 
     #[test]
+    fn the_cpu_count_is_read_from_the_smp_line() {
+        assert_eq!(brought_up("smp: Brought up 1 node, 1 CPU"), Some(1));
+        assert_eq!(brought_up("smp: Brought up 2 nodes, 8 CPUs"), Some(8));
+        assert_eq!(brought_up("smp: Bringing up secondary CPUs ..."), None);
+        assert_eq!(brought_up("smp: Brought up 1 node, many CPUs"), None);
+    }
+
+    #[test]
     fn markers_place_findings_in_their_test_whatever_the_chunking() {
         let log = format!(
-            "[    2.7] Run /init as init process\nkmatrix-guest: sshd up\nkmatrix-guest: ready\n\
+            "[    0.5] smp: Brought up 1 node, 2 CPUs\n[    2.7] Run /init as init process\nkmatrix-guest: sshd up\nkmatrix-guest: ready\n\
              [   10.0] kmatrix-test[n1]: start faults_vs_writers\n[   15.0] kmatrix-test[n1]: end faults_vs_writers\n\
              [   19.0] kmatrix-test[n1]: start vma_probe\n{OOPS}"
         );
@@ -270,13 +292,14 @@ mod tests {
             w.finish();
             assert!(w.sshd_up && w.ready && w.reached_init, "chunk {chunk}");
             assert_eq!(w.init_secs, Some(2.7));
+            assert_eq!(w.cpus, Some(2));
             assert_eq!(w.findings.len(), 1, "chunk {chunk}");
             let f = &w.findings[0];
             assert_eq!(f.during.as_deref(), Some("vma_probe"));
-            assert_eq!(f.line, 107, "absolute line (100 lines of earlier boots)");
+            assert_eq!(f.line, 108, "absolute line (100 lines of earlier boots)");
             assert_eq!(f.context.len(), CONTEXT, "the lines just before the report");
             assert!(f.context.last().unwrap().contains("start vma_probe"));
-            assert_eq!(w.spans[0].end, Some(105));
+            assert_eq!(w.spans[0].end, Some(106));
         }
     }
 

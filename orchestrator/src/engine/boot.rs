@@ -137,6 +137,15 @@ impl CellRun<'_> {
                     if self.result.ssh_ready_secs.is_none() {
                         self.result.ssh_ready_secs = Some(ready);
                         self.result.kernel_init_secs = s.console.with(|w| w.init_secs);
+                        self.result.guest_cpus = s.console.with(|w| w.cpus);
+                        let asked = self.sh.plan.vm.cpus;
+                        if let Some(n) = self.result.guest_cpus.filter(|&n| n < asked) {
+                            // Interleaving still happens, overlap on two CPUs does not.
+                            self.result.notes.push(format!(
+                                "the guest kernel brought up {n} of the {asked} CPUs QEMU gave it: \
+                                 the stress threads only interleaved"
+                            ));
+                        }
                     }
                     self.note(format!("ssh ready {ready:.1}s after QEMU start"));
                     return Ok(BootSession {

@@ -67,8 +67,8 @@ impl CellRun<'_> {
             .cloned()
     }
 
-    /// The out-of-tree modules built against this cell's kernel: the tests' own, and
-    /// the liveness step's.
+    /// The out-of-tree modules built against this cell's kernel: the tests' own, the
+    /// liveness step's, and the amplifier when a test is amplified in this cell.
     fn modules(&self) -> Result<Vec<ModuleSource>, Stop> {
         crate::identity::modules(&self.sh.plan, self.cell, &self.sh.cache)
             .map_err(|e| infra_err(&e))

@@ -222,7 +222,30 @@ impl CellRun<'_> {
                 ));
                 continue;
             }
+            // Amplified (`amplify:`): the probes are placed before the test and their
+            // counters read after it.
+            let amp = t.amplified_in(self.cell).and_then(|a| {
+                crate::amplify::Setup::new(self.cell, &self.sh.plan, a, &t.name, &self.dir)
+            });
+            if let Some(a) = &amp {
+                if let Err(why) = crate::amplify::start(&s.ssh, a, &p.kernel.modules).await {
+                    let message = format!("not amplified: {why}");
+                    self.result
+                        .tests
+                        .push(TestResult::new(&t.name, TestOutcome::NotRun { message }));
+                    continue;
+                }
+            } else if t.amplified_in(self.cell).is_some() {
+                self.result.notes.push(format!("{} ran without amplification: the series changes no function and `amplify.functions` names none", t.name));
+            }
             let (mut result, after) = self.run_test(s, t).await;
+            if let Some(a) = &amp {
+                result.amplify = Some(if s.vm.qemu.try_wait().is_none() {
+                    crate::amplify::stop(&s.ssh, a, matches!(after, After::Next)).await
+                } else {
+                    a.result(Err("the guest was gone after the test".into()))
+                });
+            }
             if matches!(after, After::Next) {
                 let now = vmstat(&s.ssh).await;
                 result.vmstat_delta = verdict::vmstat_delta(&before, &now);
@@ -636,6 +659,7 @@ mod unit {
             arches: None,
             expect: vec![],
             selftest: None,
+            amplify: None,
         };
         let c = command(&t, "n1");
         assert!(c.starts_with("echo 'kmatrix-test[n1]: start faults_vs_writers' > /dev/kmsg; /tests/faults_vs_writers 10 /results/faults_vs_writers.ktap 'a b' '$(reboot)'; rc=$?;"), "{c}");

@@ -218,6 +218,7 @@ fn cell(c: &CellResult, run_dir: &Path, known: &KnownIssues) -> Markup {
                 (format!("{:.0} s", c.seconds))
             }
             @if let Some(d) = &c.detectors { p class="small" { "detectors: " (d.summary()) } }
+            @if let Some(a) = crate::amplify::summary(c) { p class="small amplified" { (a) } }
             @if let Some(g) = &c.lock_graph {
                 details {
                     summary { (g.summary()) }

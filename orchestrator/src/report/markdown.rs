@@ -133,6 +133,7 @@ pub fn render_with(
             ));
         }
     }
+    o.push_str(&crate::amplify::markdown(cells));
     // What each verdict rests on: were the detectors alive to the end?
     let booted: Vec<&CellResult> = cells.iter().filter(|c| c.detectors.is_some()).collect();
     if !booted.is_empty() {

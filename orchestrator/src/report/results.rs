@@ -273,6 +273,7 @@ mod v1 {
                 forensics: c.forensics,
                 ssh_ready_secs: c.ssh_ready_secs,
                 kernel_init_secs: c.kernel_init_secs,
+                guest_cpus: None,
                 boot_lines: vec![1],
                 tests,
                 findings,

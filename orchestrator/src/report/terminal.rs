@@ -120,6 +120,12 @@ pub fn human(d: Duration) -> String {
 /// left`; a total that is only an estimate from the config is marked `~`.
 pub fn progress_text(p: &BuildProgress, build_left: Option<Duration>) -> String {
     let mut t = match p.fraction() {
+        // Past the expected total (the config grew since the last build): a count, not a
+        // fraction over a total that is wrong.
+        Some(_) if p.done > p.total => format!(
+            "build 99% [#########-] {} objects, more than the {} expected",
+            p.done, p.total
+        ),
         Some(f) => {
             let filled = (f * 10.0).floor() as usize;
             format!(
@@ -440,6 +446,15 @@ mod tests {
             ..p
         };
         assert_eq!(progress_text(&unknown, None), "build: 467 objects compiled");
+        let grown = BuildProgress {
+            done: 1161,
+            total: 799,
+            ..p
+        };
+        assert_eq!(
+            progress_text(&grown, None),
+            "build 99% [#########-] 1161 objects, more than the 799 expected"
+        );
     }
 
     #[test]

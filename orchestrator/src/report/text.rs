@@ -159,7 +159,14 @@ fn details(
         out.push_str(&format!("  accel: {}{note}\n", a.name()));
     }
     if let Some(d) = &c.detectors {
-        out.push_str(&format!("  detectors: {}\n", visible(&d.summary())));
+        let cpus = c
+            .guest_cpus
+            .map(|n| format!("; guest CPUs: {n}"))
+            .unwrap_or_default();
+        out.push_str(&format!("  detectors: {}{cpus}\n", visible(&d.summary())));
+    }
+    if let Some(a) = crate::amplify::summary(c) {
+        out.push_str(&format!("  {}\n", visible(&a)));
     }
     if let Some(g) = &c.lock_graph {
         out.push_str(&format!("  {}\n", visible(&g.summary())));

@@ -168,6 +168,71 @@ pub struct RawTest {
     /// cell's kernel and shared with the guest, which the test loads.
     #[serde(default)]
     pub module: Option<String>,
+    /// Race amplification while the test runs: `true`, or settings.
+    #[serde(default)]
+    pub amplify: Option<RawAmplify>,
+}
+
+/// `amplify:` on a test: `true` / `false`, or a map of settings. A visitor rather than
+/// an untagged enum, so a wrong value is told what was expected and an unknown key in
+/// the map is named with its line.
+#[derive(Debug)]
+pub enum RawAmplify {
+    Off,
+    On(RawAmplifySettings),
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawAmplifySettings {
+    /// A delayed call waits a random 0..=delay-us microseconds.
+    #[serde(default)]
+    pub delay_us: Option<u32>,
+    /// The share of calls delayed at all, in percent.
+    #[serde(default)]
+    pub percent: Option<u32>,
+    /// Also a reschedule after each delay (default true).
+    #[serde(default)]
+    pub preempt: Option<bool>,
+    #[serde(default)]
+    pub seed: Option<u64>,
+    /// Functions to delay besides those the cell's series changes.
+    #[serde(default)]
+    pub functions: Vec<String>,
+    /// Lock operations to delay when called inside them, besides those found.
+    #[serde(default)]
+    pub lock_ops: Vec<String>,
+    /// The cells it is on in (all the test runs in when absent).
+    #[serde(default)]
+    pub configs: Option<Vec<String>>,
+    #[serde(default)]
+    pub patchsets: Option<Vec<String>>,
+    #[serde(default)]
+    pub arches: Option<Vec<Arch>>,
+}
+
+impl<'de> Deserialize<'de> for RawAmplify {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = RawAmplify;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("`true`, `false` or settings like `{ delay-us: 100 }`")
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<RawAmplify, E> {
+                Ok(if v {
+                    RawAmplify::On(RawAmplifySettings::default())
+                } else {
+                    RawAmplify::Off
+                })
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, m: A) -> Result<RawAmplify, A::Error> {
+                RawAmplifySettings::deserialize(serde::de::value::MapAccessDeserializer::new(m))
+                    .map(RawAmplify::On)
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 fn default_duration() -> Humane {
     Humane(Duration::from_secs(20), "20s".into())

@@ -1,11 +1,13 @@
 //! Semantic checks of a parsed spec, one function per section, and the expansion into
 //! cells. Every error names the key path (and its line when it can be found).
 
-use super::raw::{RawHarness, RawPatchset, RawSource, RawSpec, RawTest, RawVm};
+use super::raw::{
+    RawAmplify, RawAmplifySettings, RawHarness, RawPatchset, RawSource, RawSpec, RawTest, RawVm,
+};
 use super::{check_name, SpecError, Target};
 use crate::plan::{
-    Arch, Cell, Expectation, GitRange, Limits, Plan, Selftest, SourceSpec, TestSpec, VmSettings,
-    DEFAULT_SELFTESTS,
+    Amplify, Arch, Cell, Expectation, GitRange, Limits, Plan, Selftest, SourceSpec, TestSpec,
+    VmSettings, DEFAULT_SELFTESTS,
 };
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -101,6 +103,7 @@ pub fn validate(path: &Path, text: &str, raw: RawSpec) -> Result<Plan, SpecError
         &kconfigs,
         &raw.base_config,
     );
+    amplified_kernels(&cx, &tests, &cells)?;
     Ok(Plan {
         spec_path: path.to_owned(),
         spec_hash: String::new(),
@@ -474,6 +477,16 @@ fn test(
             Some(dir)
         }
     };
+    let amplify = match &t.amplify {
+        None | Some(RawAmplify::Off) => None,
+        Some(RawAmplify::On(a)) => Some(amplify(
+            cx,
+            &format!("{key}.amplify"),
+            a,
+            configs,
+            patchsets,
+        )?),
+    };
     Ok(TestSpec {
         name: t.name.clone(),
         source: src,
@@ -493,7 +506,126 @@ fn test(
             })
             .collect(),
         selftest: None,
+        amplify,
     })
+}
+
+fn amplify(
+    cx: &Ctx,
+    key: &str,
+    a: &RawAmplifySettings,
+    configs: &BTreeMap<String, Vec<PathBuf>>,
+    patchsets: &BTreeMap<String, Vec<PathBuf>>,
+) -> Result<Amplify, SpecError> {
+    let delay_us = a.delay_us.unwrap_or(Amplify::DEFAULT_DELAY_US);
+    if !(1..=Amplify::MAX_DELAY_US).contains(&delay_us) {
+        return Err(cx.invalid(
+            key,
+            format!(
+                "`delay-us: {delay_us}`: give 1 to {} (microseconds a delayed call busy-waits: the probes run where the kernel cannot sleep)",
+                Amplify::MAX_DELAY_US
+            ),
+        ));
+    }
+    let percent = a.percent.unwrap_or(100);
+    if !(1..=100).contains(&percent) {
+        return Err(cx.invalid(
+            key,
+            format!("`percent: {percent}`: give 1 to 100 (the share of calls that are delayed)"),
+        ));
+    }
+    for (what, names) in [("functions", &a.functions), ("lock-ops", &a.lock_ops)] {
+        for f in names {
+            let plain = f.len() <= 128
+                && f.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+                && f.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.');
+            if !plain {
+                return Err(cx.invalid(
+                    key,
+                    format!(
+                        "`{what}`: `{f}` is not a kernel symbol name (letters, digits, `_`, `.`)"
+                    ),
+                ));
+            }
+        }
+    }
+    let known =
+        |what: &str, names: &Option<Vec<String>>, map: &BTreeMap<String, Vec<PathBuf>>| match names
+            .iter()
+            .flatten()
+            .find(|n| !map.contains_key(*n))
+        {
+            Some(n) => Err(cx.invalid(key, format!("unknown {what} `{n}`"))),
+            None => Ok(()),
+        };
+    known("config", &a.configs, configs)?;
+    known("patchset", &a.patchsets, patchsets)?;
+    Ok(Amplify {
+        delay_us,
+        percent,
+        preempt: a.preempt.unwrap_or(true),
+        seed: a.seed,
+        functions: a.functions.clone(),
+        lock_ops: a.lock_ops.clone(),
+        configs: a.configs.clone(),
+        patchsets: a.patchsets.clone(),
+        arches: a.arches.clone(),
+    })
+}
+
+/// Every cell a test is amplified in needs kprobes in its kernel, and a test's
+/// amplification must be on somewhere: both are mistakes better told before any build.
+fn amplified_kernels(cx: &Ctx, tests: &[TestSpec], cells: &[Cell]) -> Result<(), SpecError> {
+    for (i, t) in tests.iter().enumerate() {
+        if t.amplify.is_none() {
+            continue;
+        }
+        let key = format!("tests[{i}].amplify");
+        let on: Vec<&Cell> = cells
+            .iter()
+            .filter(|c| t.amplified_in(c).is_some())
+            .collect();
+        if on.is_empty() {
+            return Err(cx.invalid(
+                &key,
+                format!(
+                    "amplifies `{}` in no cell: its configs/patchsets/arches leave none of the cells the test runs in",
+                    t.name
+                ),
+            ));
+        }
+        for c in on {
+            if !enables(&c.fragments, "CONFIG_KPROBES") {
+                return Err(cx.invalid(
+                    &key,
+                    format!(
+                        "amplifies `{}` in cell {}, whose fragments do not enable CONFIG_KPROBES: add the `amplify` fragment (kconfigs/amplify.config) to `configs.{}`, or limit the cells with `amplify: {{ configs: [...] }}`",
+                        t.name,
+                        c.id(),
+                        c.config
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Does the last word of these fragments (later wins) on `symbol` turn it on?
+fn enables(fragments: &[PathBuf], symbol: &str) -> bool {
+    let mut on = false;
+    for f in fragments {
+        for l in std::fs::read_to_string(f).unwrap_or_default().lines() {
+            let l = l.trim();
+            if let Some(v) = l.strip_prefix(symbol).and_then(|r| r.strip_prefix('=')) {
+                on = v == "y";
+            } else if l == format!("# {symbol} is not set") {
+                on = false;
+            }
+        }
+    }
+    on
 }
 
 fn vm(cx: &Ctx, raw: &RawVm) -> Result<VmSettings, SpecError> {
