@@ -123,7 +123,11 @@ fn base_cell_builds_boots_passes_every_stress_test_and_reruns_from_cache() {
 
     // Every vCPU QEMU was given is online in the guest (x86_64 needs ACPI for that), so
     // the stress threads really ran at the same time.
-    assert_eq!(cell["guest_cpus"], 2, "kmatrix.yaml's vm.cpus; {:#}", cell["notes"]);
+    assert_eq!(
+        cell["guest_cpus"], 2,
+        "kmatrix.yaml's vm.cpus; {:#}",
+        cell["notes"]
+    );
 
     // Acceleration is recorded; where /dev/kvm exists but TCG ran, the fallback is explained.
     let accel = cell["accel"].as_str().unwrap();
