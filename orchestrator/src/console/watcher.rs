@@ -109,6 +109,11 @@ impl Watcher {
         format!("kmatrix-test[{nonce}]: {what} {test}")
     }
 
+    /// The text of the last complete line (the context ring's newest).
+    pub fn last_line(&self) -> Option<String> {
+        self.ring.back().map(|(_, t)| t.clone())
+    }
+
     /// Absolute console line of the last line fed.
     pub fn line(&self) -> usize {
         self.offset + self.lines

@@ -91,6 +91,46 @@ impl From<Stop> for StartError {
     }
 }
 
+/// How long a kernel that has not reached init may print nothing before its boot counts
+/// as stalled (it is booted once more).
+const STALL: Duration = Duration::from_secs(60);
+
+/// Whether a booting kernel has gone quiet: it printed, has not reached init, and has
+/// printed nothing more for `limit`.
+struct Silence {
+    limit: Duration,
+    bytes: u64,
+    since: Instant,
+}
+
+impl Silence {
+    fn new(limit: Duration) -> Silence {
+        Silence {
+            limit,
+            bytes: 0,
+            since: Instant::now(),
+        }
+    }
+
+    fn stalled(&mut self, bytes: u64, reached_init: bool, now: Instant) -> bool {
+        if bytes != self.bytes {
+            self.bytes = bytes;
+            self.since = now;
+            return false;
+        }
+        // Nothing printed at all is the boot timeout's (and KVM detection's) to judge;
+        // after init, userspace may be quiet.
+        bytes > 0 && !reached_init && now.duration_since(self.since) > self.limit
+    }
+}
+
+/// How waiting for SSH ended without a session.
+enum Waited {
+    Stop(Stop),
+    /// The kernel stopped printing before init.
+    Stalled(Stop),
+}
+
 /// How often a boot is retried after losing its port.
 const PORT_ATTEMPTS: u32 = 5;
 
@@ -100,9 +140,10 @@ impl CellRun<'_> {
     pub async fn boot(
         &mut self,
         p: &Prepared,
-        plan: BootPlan,
+        mut plan: BootPlan,
     ) -> Result<BootSession, (Stop, Option<Watcher>)> {
         let mut attempt = 0;
+        let mut stalled_once = false;
         loop {
             attempt += 1;
             let nonce = nonce();
@@ -157,7 +198,28 @@ impl CellRun<'_> {
                         nonce,
                     });
                 }
-                Err(stop) => {
+                Err(Waited::Stalled(stop)) if !stalled_once => {
+                    // Seen under TCG on an overloaded host (a clocksource switch that
+                    // never returned): one fresh boot. A kernel that stalls twice is
+                    // BOOT-FAIL; nothing it printed is lost (console.log keeps both).
+                    stalled_once = true;
+                    let w = shutdown(s.vm, s.shares, s.console, Duration::ZERO).await;
+                    let why = format!(
+                        "boot attempt {attempt}: {}, after: {}; booted again",
+                        stop.reason,
+                        w.last_line().unwrap_or_default()
+                    );
+                    self.note(why.clone());
+                    self.result.notes.push(why);
+                    plan.offset = w.line();
+                    plan.preamble = Some(
+                        "\nkmatrix: the kernel stopped printing before init; booting again\n"
+                            .into(),
+                    );
+                    self.result.boot_lines.push(plan.offset + 2);
+                    continue;
+                }
+                Err(Waited::Stalled(stop)) | Err(Waited::Stop(stop)) => {
                     let port = s.vm.spec.ssh_port;
                     let taken = s.vm.qemu.try_wait().is_some() && vm::port_taken(&s.vm.qemu.tail());
                     let w = shutdown(s.vm, s.shares, s.console, Duration::ZERO).await;
@@ -339,18 +401,32 @@ impl CellRun<'_> {
     }
 
     /// Wait until SSH authenticates with the pinned host key, watching QEMU all along.
-    async fn wait_ssh(&self, s: &mut Started, target: &Target) -> Result<ssh2::Session, Stop> {
+    async fn wait_ssh(&self, s: &mut Started, target: &Target) -> Result<ssh2::Session, Waited> {
         let limit = self.sh.plan.vm.boot_timeout;
         let deadline = Instant::now() + limit;
         let mut session: Option<ssh2::Session> = None;
+        let mut silence = Silence::new(STALL.min(limit / 3));
         loop {
+            let (bytes, init) = s.console.with(|w| (w.bytes, w.reached_init));
+            if silence.stalled(bytes, init, Instant::now()) {
+                return Err(Waited::Stalled(
+                    Stop::new(
+                        Verdict::BootFail,
+                        format!(
+                            "the kernel stopped printing before init ({}s silent)",
+                            silence.limit.as_secs()
+                        ),
+                    )
+                    .details(tail_lines(s)),
+                ));
+            }
             let (sshd_up, ready, tests_failed) = s
                 .console
                 .with(|w| (w.sshd_up, w.ready, w.tests_share_failed));
             if tests_failed {
-                return Err(Stop::infra(
+                return Err(Waited::Stop(Stop::infra(
                     "the guest could not mount the tests share (virtiofs); see console.log",
-                ));
+                )));
             }
             if ready {
                 if let Some(ssh) = session.take() {
@@ -360,18 +436,22 @@ impl CellRun<'_> {
             if let Some(st) = s.vm.qemu.try_wait() {
                 // Collect QEMU's last words before quoting them.
                 let _ = s.vm.qemu.wait().await;
-                return Err(Stop::new(
-                    Verdict::BootFail,
-                    format!("QEMU exited ({st}) before SSH answered"),
-                )
-                .details(tail_lines(s)));
+                return Err(Waited::Stop(
+                    Stop::new(
+                        Verdict::BootFail,
+                        format!("QEMU exited ({st}) before SSH answered"),
+                    )
+                    .details(tail_lines(s)),
+                ));
             }
             if Instant::now() > deadline {
-                return Err(Stop::new(
-                    Verdict::BootFail,
-                    format!("SSH did not answer within {}s", limit.as_secs()),
-                )
-                .details(tail_lines(s)));
+                return Err(Waited::Stop(
+                    Stop::new(
+                        Verdict::BootFail,
+                        format!("SSH did not answer within {}s", limit.as_secs()),
+                    )
+                    .details(tail_lines(s)),
+                ));
             }
             // Only knock once init says sshd is up (saves futile handshakes); the
             // handshake overlaps init's share mounts, and the session is handed out
@@ -385,7 +465,7 @@ impl CellRun<'_> {
                 {
                     Ok(Ok(ssh)) => session = Some(ssh),
                     Ok(Err(e @ guest::SshError::HostKey { .. })) => {
-                        return Err(Stop::infra(e.to_string()))
+                        return Err(Waited::Stop(Stop::infra(e.to_string())))
                     }
                     _ => {}
                 }
@@ -474,4 +554,36 @@ pub(crate) fn fill_share(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_kernel_silent_before_init_is_stalled_but_not_one_that_prints_or_reached_init() {
+        let t0 = Instant::now();
+        let at = |s| t0 + Duration::from_secs(s);
+        let mut q = Silence::new(Duration::from_secs(60));
+        assert!(
+            !q.stalled(0, false, at(100)),
+            "nothing printed yet: the boot timeout's"
+        );
+        assert!(!q.stalled(500, false, at(100)));
+        assert!(!q.stalled(500, false, at(160)), "60 s exactly");
+        assert!(q.stalled(500, false, at(161)));
+        let mut p = Silence::new(Duration::from_secs(60));
+        for s in 0..10 {
+            assert!(
+                !p.stalled(100 * (s + 1), false, at(50 * s)),
+                "it keeps printing"
+            );
+        }
+        let mut i = Silence::new(Duration::from_secs(60));
+        assert!(!i.stalled(500, true, at(1)));
+        assert!(
+            !i.stalled(500, true, at(1000)),
+            "after init, silence is not a stall"
+        );
+    }
 }

@@ -130,6 +130,15 @@ impl CellRun<'_> {
             // The guest is gone: what it left in its share is made safe to keep.
             let kept = crate::sanitize::results_folder(&results, self.sh.plan.limits.results_bytes);
             self.result.notes.extend(kept.notes);
+            // Each test's KTAP as it wrote it to the share (a regular file: the sanitising
+            // above removed links), next to what came back over SSH.
+            for t in &mut self.result.tests {
+                let f = results.join(format!("{}.ktap", t.name));
+                let regular = std::fs::symlink_metadata(&f).is_ok_and(|m| m.is_file());
+                if t.result_file.is_none() && regular {
+                    t.result_file = Some(f);
+                }
+            }
             match ended {
                 Ok(Ended::Fatal(n)) if done + n < all.len() && boot < MAX_BOOTS => {
                     self.note(format!(
