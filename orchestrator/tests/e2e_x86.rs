@@ -1232,7 +1232,10 @@ fn a_hostile_console_keeps_every_output_valid_and_bounded() {
     let console = std::fs::metadata(dir.join("x86_64/pvl-on/base/console.log"))
         .unwrap()
         .len();
-    assert!(console < (256 << 10) + 4096, "console.log is {console} bytes");
+    assert!(
+        console < (256 << 10) + 4096,
+        "console.log is {console} bytes"
+    );
     let ktap = std::fs::metadata(dir.join("x86_64/pvl-on/base/tests/drill_flood.ktap"))
         .unwrap()
         .len();
