@@ -37,7 +37,14 @@ const STRESS: &[(&str, &[&str])] = &[
     ),
     (
         "fork_vs_faults",
-        &["stamp_anon", "stamp_shm", "fork", "toggle", "remote"],
+        &[
+            "stamp_anon",
+            "stamp_shm",
+            "fork",
+            "toggle",
+            "remote",
+            "order",
+        ],
     ),
     ("replace_vs_faults", &["fault", "remap", "advise"]),
     ("maps_consistency", &["split", "remap", "reader", "query"]),
