@@ -29,15 +29,7 @@ const SOURCE: &str = include_str!("../../guest-tests/modules/kmatrix_amplify/kma
 /// The module's source, written once into the cache (it ships inside kmatrix, so any
 /// spec can amplify).
 pub fn module_source(cache: &Cache) -> std::io::Result<ModuleSource> {
-    let mut h = Hasher::new("amplify-module");
-    h.field(KBUILD.as_bytes()).field(SOURCE.as_bytes());
-    let dir = cache.dir("amplify").join(h.finish()).join(MODULE);
-    if !dir.join("kmatrix_amplify.c").is_file() {
-        std::fs::create_dir_all(&dir)?;
-        crate::cache::write_atomic(&dir.join("Kbuild"), KBUILD.as_bytes())?;
-        crate::cache::write_atomic(&dir.join("kmatrix_amplify.c"), SOURCE.as_bytes())?;
-    }
-    Ok((MODULE.to_string(), dir))
+    cache.embedded_module("amplify", MODULE, KBUILD, SOURCE)
 }
 
 /// Lock operations as C code calls them, and what to probe for each: the out-of-line

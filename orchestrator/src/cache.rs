@@ -17,6 +17,27 @@ pub struct Cache {
 }
 
 impl Cache {
+    /// A module whose source ships inside kmatrix (`Kbuild` and `<name>.c`), written once
+    /// into `<folder>/<hash of the source>/<name>` so that any spec can build it.
+    pub fn embedded_module(
+        &self,
+        folder: &str,
+        name: &str,
+        kbuild: &str,
+        source: &str,
+    ) -> std::io::Result<(String, PathBuf)> {
+        let mut h = Hasher::new(&format!("{folder}-module"));
+        h.field(kbuild.as_bytes()).field(source.as_bytes());
+        let dir = self.dir(folder).join(h.finish()).join(name);
+        let c = dir.join(format!("{name}.c"));
+        if !c.is_file() {
+            std::fs::create_dir_all(&dir)?;
+            write_atomic(&dir.join("Kbuild"), kbuild.as_bytes())?;
+            write_atomic(&c, source.as_bytes())?;
+        }
+        Ok((name.to_string(), dir))
+    }
+
     pub fn from_env() -> Cache {
         let root = std::env::var_os("KMATRIX_CACHE")
             .map(PathBuf::from)

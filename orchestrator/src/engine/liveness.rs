@@ -8,7 +8,7 @@ use super::boot::BootSession;
 use super::cell::CellRun;
 use super::prepare::Prepared;
 use crate::build::ModuleSource;
-use crate::cache::{Cache, Hasher};
+use crate::cache::Cache;
 use crate::console::{watcher::Watcher, Kind};
 use crate::events::Phase;
 use crate::guest::{self, Exec};
@@ -28,15 +28,7 @@ const HOLD_SECS: u32 = 12;
 /// The module's source, written once into the cache (it ships inside kmatrix, so any
 /// spec gets it).
 pub fn module_source(cache: &Cache) -> std::io::Result<ModuleSource> {
-    let mut h = Hasher::new("liveness-module");
-    h.field(KBUILD.as_bytes()).field(SOURCE.as_bytes());
-    let dir = cache.dir("liveness").join(h.finish()).join(MODULE);
-    if !dir.join("kmatrix_live.c").is_file() {
-        std::fs::create_dir_all(&dir)?;
-        crate::cache::write_atomic(&dir.join("Kbuild"), KBUILD.as_bytes())?;
-        crate::cache::write_atomic(&dir.join("kmatrix_live.c"), SOURCE.as_bytes())?;
-    }
-    Ok((MODULE.to_string(), dir))
+    cache.embedded_module("liveness", MODULE, KBUILD, SOURCE)
 }
 
 impl CellRun<'_> {
