@@ -11,12 +11,79 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 /// Most entries of each list kept in results.json (the graph itself is in the cell folder).
 const SHOWN: usize = 40;
 
+/// A lock base already takes under at least this share of its classes (lockdep's BD: the
+/// classes that lead to it) is "widely nested": the run queue, timer and RCU locks that
+/// any lock can end up held over, depending on when an interrupt or a wakeup came. Two
+/// boots of one kernel differ by a dozen such edges, so they are counted apart from the
+/// series' own.
+const WIDELY_NESTED_PERCENT: usize = 10;
+
 /// lockdep's graph: class names, and direct (distance 1) dependencies A -> B: B was
 /// taken while A was held.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Graph {
     pub classes: BTreeSet<String>,
     pub edges: BTreeSet<(String, String)>,
+    /// lockdep's BD per class: how many classes lead to it.
+    pub backward: BTreeMap<String, usize>,
+}
+
+impl Graph {
+    /// Whether `class` is one that base takes under many others (see WIDELY_NESTED_PERCENT).
+    fn widely_nested(&self, class: &str) -> bool {
+        let bd = self.backward.get(class).copied().unwrap_or(0);
+        bd >= 8 && bd * 100 >= self.classes.len() * WIDELY_NESTED_PERCENT
+    }
+}
+
+/// One lock chain of `/proc/lockdep_chains`: the classes held, outermost first, when
+/// the last one was taken.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Chain {
+    pub irq_context: String,
+    pub classes: Vec<String>,
+}
+
+/// Parse `/proc/lockdep_chains`:
+/// ```text
+/// all lock chains:
+/// irq_context: 0
+/// [00000000a1b2c3d4] &mm->mmap_lock
+/// [00000000deadbeef] &vma->vm_lock
+/// ```
+pub fn parse_chains(text: &str) -> Vec<Chain> {
+    let mut out = Vec::new();
+    let mut cur: Option<Chain> = None;
+    for line in text.lines() {
+        if let Some(ctx) = line.strip_prefix("irq_context: ") {
+            out.extend(cur.take());
+            cur = Some(Chain {
+                irq_context: ctx.trim().to_string(),
+                classes: Vec::new(),
+            });
+        } else if let (Some(c), Some(rest)) = (cur.as_mut(), line.strip_prefix('[')) {
+            if let Some((_, name)) = rest.split_once("] ") {
+                c.classes.push(normalize(name));
+            }
+        } else if line.trim().is_empty() {
+            out.extend(cur.take());
+        }
+    }
+    out.extend(cur);
+    out.retain(|c| !c.classes.is_empty());
+    out
+}
+
+/// The shortest chain in which `to` was taken with `from` held: where in the kernel's
+/// nesting the edge was made (lockdep's files keep no call sites; its splats do).
+fn context<'a>(chains: &'a [Chain], from: &str, to: &str) -> Option<&'a Chain> {
+    chains
+        .iter()
+        .filter(|c| {
+            c.classes.last().map(String::as_str) == Some(to)
+                && c.classes[..c.classes.len() - 1].iter().any(|x| x == from)
+        })
+        .min_by_key(|c| c.classes.len())
 }
 
 /// A class name as lockdep prints it, made comparable across kernels: the `#N` version of
@@ -67,11 +134,18 @@ pub fn parse(text: &str) -> Graph {
             // `KEY FD: n BD: n USAGE: NAME`: the name follows the first ": " after BD.
             let after_bd = line.split_once(" BD:").map(|(_, r)| r).unwrap_or("");
             current = after_bd.split_once(": ").map(|(_, name)| normalize(name));
+            let bd: usize = after_bd
+                .split_whitespace()
+                .next()
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0);
             if let Some(c) = &current {
                 if c.contains(crate::verdict::LIVENESS_TAG) {
                     current = None;
                 } else {
                     g.classes.insert(c.clone());
+                    let e = g.backward.entry(c.clone()).or_default();
+                    *e = (*e).max(bd);
                 }
             }
         } else if line.trim().is_empty() {
@@ -128,10 +202,23 @@ pub struct Diff {
     /// The base cell compared with.
     pub base: String,
     pub new_classes: Vec<String>,
+    /// New edges into locks base does not take under many others; those touching a
+    /// class new in this cell first.
     pub new_edges: Vec<(String, String)>,
-    /// How many of each there were (the lists keep the first ones).
+    /// How many of each there were (the lists keep the first ones); `new_edges_total`
+    /// counts the timing edges too.
     pub new_classes_total: usize,
     pub new_edges_total: usize,
+    /// New edges into widely nested locks (the run queue, timers, RCU: which of them a
+    /// boot takes depends on timing, not on the series).
+    #[serde(default)]
+    pub timing_edges: Vec<(String, String)>,
+    #[serde(default)]
+    pub timing_edges_total: usize,
+    /// Per shown new edge (`"A -> B"`), the shortest lock chain that made it, outermost
+    /// lock first, with its irq context (from `/proc/lockdep_chains`).
+    #[serde(default)]
+    pub contexts: BTreeMap<String, String>,
     /// Locks the series declares that lockdep never saw taken.
     pub never_acquired: Vec<String>,
     /// New edges A -> B for which B already led back to A in the union of both graphs:
@@ -139,10 +226,34 @@ pub struct Diff {
     pub cycles: Vec<Vec<String>>,
 }
 
-/// Compare `patched` with `base`; `declared` are the series' own locks.
-pub fn diff(base_id: &str, base: &Graph, patched: &Graph, declared: &[String]) -> Diff {
+/// Compare `patched` with `base`; `declared` are the series' own locks, `chains` the
+/// patched cell's lock chains (for the context of each new edge).
+pub fn diff(
+    base_id: &str,
+    base: &Graph,
+    patched: &Graph,
+    declared: &[String],
+    chains: &[Chain],
+) -> Diff {
     let new_classes: Vec<String> = patched.classes.difference(&base.classes).cloned().collect();
     let new_edges: Vec<(String, String)> = patched.edges.difference(&base.edges).cloned().collect();
+    let (timing, mut series): (Vec<_>, Vec<_>) = new_edges
+        .iter()
+        .cloned()
+        .partition(|(_, b)| base.widely_nested(b));
+    let is_new = |c: &str| !base.classes.contains(c);
+    series.sort_by_key(|(a, b)| !(is_new(a) || is_new(b)));
+    series.truncate(SHOWN);
+    let contexts = series
+        .iter()
+        .filter_map(|(a, b)| {
+            let c = context(chains, a, b)?;
+            Some((
+                format!("{a} -> {b}"),
+                format!("{} (irq_context {})", c.classes.join(" > "), c.irq_context),
+            ))
+        })
+        .collect();
     let mut adj: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
     for (a, b) in base.edges.iter().chain(patched.edges.iter()) {
         adj.entry(a.as_str()).or_default().push(b.as_str());
@@ -162,7 +273,10 @@ pub fn diff(base_id: &str, base: &Graph, patched: &Graph, declared: &[String]) -
         new_classes_total: new_classes.len(),
         new_edges_total: new_edges.len(),
         new_classes: new_classes.into_iter().take(SHOWN).collect(),
-        new_edges: new_edges.into_iter().take(SHOWN).collect(),
+        new_edges: series,
+        timing_edges_total: timing.len(),
+        timing_edges: timing.into_iter().take(SHOWN).collect(),
+        contexts,
         never_acquired: declared
             .iter()
             .filter(|d| !patched.classes.contains(*d))
@@ -210,6 +324,12 @@ impl Diff {
             "lock graph vs {}: {} new class(es), {} new edge(s)",
             self.base, self.new_classes_total, self.new_edges_total
         );
+        if self.timing_edges_total > 0 {
+            s.push_str(&format!(
+                " ({} into scheduler/timer-like locks, timing)",
+                self.timing_edges_total
+            ));
+        }
         if !self.never_acquired.is_empty() {
             s.push_str(&format!(
                 "; never acquired: {}",
@@ -279,6 +399,7 @@ mod tests {
             &base,
             &patched,
             &["new_lock".into(), "kmatrix_fixture_outer".into()],
+            &[],
         );
         assert_eq!(d.new_classes, ["kmatrix_fixture_outer"]);
         assert_eq!(
@@ -296,8 +417,73 @@ mod tests {
         assert_eq!(d.never_acquired, ["new_lock"]);
         assert!(d.summary().contains("1 new edge(s) close a cycle"));
         // The same graph as base: nothing new.
-        let same = diff("b", &base, &base, &[]);
+        let same = diff("b", &base, &base, &[], &[]);
         assert!(same.new_edges.is_empty() && same.cycles.is_empty());
+    }
+
+    /// A base graph of `n` filler classes where `&rq->__lock` is taken under all of them.
+    fn base_with_runqueue(n: usize) -> String {
+        let mut t = format!(
+            "all lock classes:\n00000000 FD:    0 BD: {n:4} -.-.: &rq->__lock\n\n\
+             00000001 FD:    0 BD:    1 +.+.: &mm->mmap_lock\n\n"
+        );
+        for i in 0..n {
+            t.push_str(&format!(
+                "1{i:07} FD:    1 BD:    0 +.+.: filler_{i}\n -> [00000000] &rq->__lock\n\n"
+            ));
+        }
+        t
+    }
+
+    #[test]
+    fn edges_into_widely_nested_locks_are_counted_apart_with_their_chain() {
+        let base = parse(&base_with_runqueue(30));
+        assert_eq!(base.backward["&rq->__lock"], 30);
+        assert!(base.widely_nested("&rq->__lock") && !base.widely_nested("&mm->mmap_lock"));
+        let mut patched = base.clone();
+        // Timing: mmap_lock held when a wakeup took the run queue lock.
+        patched
+            .edges
+            .insert(("&mm->mmap_lock".into(), "&rq->__lock".into()));
+        // The series: a new lock under mmap_lock.
+        patched.classes.insert("probe_lock".into());
+        patched
+            .edges
+            .insert(("&mm->mmap_lock".into(), "probe_lock".into()));
+        patched
+            .edges
+            .insert(("filler_3".into(), "&mm->mmap_lock".into()));
+        let chains = parse_chains(
+            "all lock chains:\nirq_context: 0\n[00000001] &mm->mmap_lock\n\n\
+             irq_context: 0\n[10000003] filler_3\n[00000001] &mm->mmap_lock#2\n[00000009] probe_lock\n\n\
+             irq_context: softirq\n[00000001] &mm->mmap_lock\n[00000009] probe_lock\n",
+        );
+        assert_eq!(chains.len(), 3);
+        assert_eq!(chains[1].classes[1], "&mm->mmap_lock");
+        let d = diff("b", &base, &patched, &[], &chains);
+        assert_eq!(d.new_edges_total, 3);
+        assert_eq!(d.timing_edges_total, 1);
+        assert_eq!(
+            d.timing_edges,
+            [("&mm->mmap_lock".to_string(), "&rq->__lock".to_string())]
+        );
+        // The edge to the new class first.
+        assert_eq!(
+            d.new_edges,
+            [
+                ("&mm->mmap_lock".to_string(), "probe_lock".to_string()),
+                ("filler_3".to_string(), "&mm->mmap_lock".to_string())
+            ]
+        );
+        // The shortest chain that made it, with its context.
+        assert_eq!(
+            d.contexts["&mm->mmap_lock -> probe_lock"],
+            "&mm->mmap_lock > probe_lock (irq_context softirq)"
+        );
+        assert!(!d.contexts.contains_key("filler_3 -> &mm->mmap_lock"));
+        assert!(d
+            .summary()
+            .contains("3 new edge(s) (1 into scheduler/timer-like locks, timing)"));
     }
 
     #[test]

@@ -470,6 +470,16 @@ fn seed_v2_oopses_and_breaks_the_pvl_off_build_while_v3_passes_with_live_control
         "{graph:#}"
     );
     assert!(r.dir.join("x86_64/pvl-on/v3/lockdep.txt").is_file());
+    // Each new edge shown comes with the lock chain that made it (lockdep_chains).
+    assert!(r.dir.join("x86_64/pvl-on/v3/lockdep_chains.txt").is_file());
+    let shown = graph["new_edges"].as_array().unwrap();
+    let contexts = graph["contexts"].as_object().unwrap();
+    assert!(!contexts.is_empty() || shown.is_empty(), "{graph:#}");
+    for (edge, chain) in contexts {
+        let (a, b) = edge.split_once(" -> ").unwrap();
+        let chain = chain.as_str().unwrap();
+        assert!(chain.contains(a) && chain.contains(b), "{edge}: {chain}");
+    }
     // And across the matrix: the oops is explained by the patchset.
     assert!(
         r.stdout.contains("where: every cell of patchset v2"),

@@ -218,11 +218,15 @@ fn compare_lock_graph(
         .filter_map(|p| std::fs::read_to_string(p).ok())
         .flat_map(|t| crate::lockgraph::series_locks(&t))
         .collect();
+    let chains = std::fs::read_to_string(result.dir.join("lockdep_chains.txt"))
+        .map(|t| crate::lockgraph::parse_chains(&t))
+        .unwrap_or_default();
     let d = crate::lockgraph::diff(
         &base.id,
         &crate::lockgraph::parse(&b),
         &crate::lockgraph::parse(&p),
         &declared,
+        &chains,
     );
     for c in &d.cycles {
         result.findings.push(crate::console::Finding {

@@ -293,28 +293,33 @@ impl CellRun<'_> {
         Ok(Ended::All)
     }
 
-    /// lockdep's dependency graph after the stress (before the liveness step adds its own
-    /// classes), kept in the cell folder for the comparison with the base cell.
+    /// lockdep's dependency graph and lock chains after the stress (before the liveness
+    /// step adds its own classes), kept in the cell folder for the comparison with the
+    /// base cell.
     async fn save_lock_graph(&self, s: &BootSession) {
         if !self.facts.lockdep {
             return;
         }
-        let ssh = s.ssh.clone();
-        let got = tokio::task::spawn_blocking(move || {
-            guest::exec(
-                &ssh,
-                "cat /proc/lockdep",
-                Exec {
-                    keep: 32 << 20,
-                    ..Exec::quick(Duration::from_secs(60))
-                },
-            )
-        })
-        .await;
-        if let Ok(Ok(r)) = got {
-            if r.exit_status == 0 {
-                let _ =
-                    crate::cache::write_atomic(&self.dir.join("lockdep.txt"), r.output.as_bytes());
+        for (file, name) in [
+            ("/proc/lockdep", "lockdep.txt"),
+            ("/proc/lockdep_chains", "lockdep_chains.txt"),
+        ] {
+            let ssh = s.ssh.clone();
+            let got = tokio::task::spawn_blocking(move || {
+                guest::exec(
+                    &ssh,
+                    &format!("cat {file}"),
+                    Exec {
+                        keep: 32 << 20,
+                        ..Exec::quick(Duration::from_secs(60))
+                    },
+                )
+            })
+            .await;
+            if let Ok(Ok(r)) = got {
+                if r.exit_status == 0 {
+                    let _ = crate::cache::write_atomic(&self.dir.join(name), r.output.as_bytes());
+                }
             }
         }
     }

@@ -223,8 +223,23 @@ fn cell(c: &CellResult, run_dir: &Path, known: &KnownIssues) -> Markup {
                 details {
                     summary { (g.summary()) }
                     ul {
-                        @for (a, b) in &g.new_edges { li { "new edge: " (a) " -> " (b) } }
                         @for cy in &g.cycles { li { b { "cycle: " } (cy.join(" -> ")) } }
+                        @for (a, b) in &g.new_edges {
+                            li {
+                                "new edge: " (a) " -> " (b)
+                                @if let Some(c) = g.contexts.get(&format!("{a} -> {b}")) {
+                                    br; span class="small" { "chain: " (c) }
+                                }
+                            }
+                        }
+                        @if !g.timing_edges.is_empty() {
+                            li {
+                                details {
+                                    summary { (g.timing_edges_total) " edge(s) into scheduler/timer-like locks (timing, not the series)" }
+                                    ul { @for (a, b) in &g.timing_edges { li { (a) " -> " (b) } } }
+                                }
+                            }
+                        }
                     }
                 }
             }
