@@ -38,6 +38,9 @@ pub enum TotalFrom {
     Previous,
     /// The number of options the config enables (no build of this slot to go by).
     Config,
+    /// The objects whose recorded dependencies include a file the slot's sync changed
+    /// (more than the previous incremental build: a changed header).
+    Dependencies,
     /// Nothing to go by (an incremental build in a slot that never had one): only the
     /// count is known.
     Unknown,

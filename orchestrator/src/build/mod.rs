@@ -242,6 +242,8 @@ pub struct BuildJob<'a> {
     pub cell_dir: &'a Path,
     pub rebuild: bool,
     pub modules: &'a [ModuleSource],
+    /// The paths (relative to the tree) the slot's sync changed for this build.
+    pub changed: &'a [String],
     /// Told how far the full build is, every few seconds while make runs.
     pub progress: &'a (dyn Fn(BuildProgress) + Send + Sync),
 }
@@ -305,7 +307,22 @@ impl BuildJob<'_> {
         // Cold: nothing built in the slot yet, so the whole config compiles.
         let cold = !self.slot.objdir.join("vmlinux").exists();
         let config = std::fs::read_to_string(&cfg_path).unwrap_or_default();
-        let (total, from) = expected_objects(cold, self.slot.object_counts(), &config);
+        let (mut total, mut from) = expected_objects(cold, self.slot.object_counts(), &config);
+        if !cold && !self.changed.is_empty() {
+            let (tree, objdir, changed) = (
+                self.slot.tree.clone(),
+                self.slot.objdir.clone(),
+                self.changed.to_vec(),
+            );
+            let n =
+                tokio::task::spawn_blocking(move || objects::dependents(&tree, &objdir, &changed))
+                    .await
+                    .ok()
+                    .flatten();
+            if let Some(n) = n.filter(|n| *n > total) {
+                (total, from) = (n, TotalFrom::Dependencies);
+            }
+        }
         let mut counter = LogCounter::new(&log);
         let make = proc::spawn(&spec).map_err(|e| BuildError::Config {
             target: target.into(),

@@ -29,6 +29,55 @@ pub fn touched_objects(patches: &[PathBuf]) -> Vec<String> {
     v
 }
 
+/// How many objects an incremental build recompiles because `changed` (paths relative to
+/// `tree`) changed: the objects whose dependency list (the `.NAME.o.cmd` files fixdep
+/// writes into the object folder) names one of them. A header a series touches rebuilds
+/// everything that includes it, which the count of the slot's previous incremental build
+/// knows nothing about. `None` when the folder has no such files (nothing built yet).
+pub fn dependents(tree: &Path, objdir: &Path, changed: &[String]) -> Option<u64> {
+    let needles: Vec<String> = changed
+        .iter()
+        .map(|c| format!("{}/{c}", tree.display()))
+        .collect();
+    let mut stack = vec![objdir.to_path_buf()];
+    let (mut files, mut hits) = (0u64, 0u64);
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let Ok(t) = e.file_type() else { continue };
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            if t.is_dir() {
+                stack.push(e.path());
+            } else if t.is_file() && name.starts_with('.') && name.ends_with(".o.cmd") {
+                files += 1;
+                let Ok(text) = std::fs::read(e.path()) else {
+                    continue;
+                };
+                let text = String::from_utf8_lossy(&text);
+                // The object's own source is listed as `source_X := path`, its
+                // dependencies one per line, each followed by ` \`.
+                if needles.iter().any(|n| names(&text, n)) {
+                    hits += 1;
+                }
+            }
+        }
+    }
+    (files > 0).then_some(hits)
+}
+
+/// Whether `text` names the file `path` (and not one whose name starts like it).
+fn names(text: &str, path: &str) -> bool {
+    text.match_indices(path).any(|(i, _)| {
+        text[i + path.len()..]
+            .chars()
+            .next()
+            .is_none_or(char::is_whitespace)
+    })
+}
+
 /// A makefile that loads the config and one folder's Kbuild file, then prints what that
 /// folder builds. The variables a Kbuild file may read (`$(src)`, `$(obj)`, `$(srctree)`,
 /// `$(SRCARCH)`) are passed on the command line.
@@ -181,6 +230,48 @@ mod tests {
             enabled(&t, &o, Arch::X86_64, &objs).await,
             ["mm/mprotect.o", "lib/string.o"]
         );
+    }
+
+    #[test]
+    fn objects_that_include_a_changed_header_are_counted_from_fixdeps_files() {
+        let obj = tempfile::tempdir().unwrap();
+        let tree = "/slot/tree";
+        let cmd = |dir: &str, name: &str, deps: &[&str]| {
+            let d = obj.path().join(dir);
+            std::fs::create_dir_all(&d).unwrap();
+            let mut t = format!("savedcmd_{dir}/{name}.o := gcc ...\n\nsource_{dir}/{name}.o := {tree}/{dir}/{name}.c\n\ndeps_{dir}/{name}.o := \\\n");
+            for dep in deps {
+                t.push_str(&format!("  {tree}/{dep} \\\n"));
+            }
+            std::fs::write(d.join(format!(".{name}.o.cmd")), t).unwrap();
+        };
+        assert_eq!(
+            dependents(Path::new(tree), obj.path(), &["mm/a.c".into()]),
+            None
+        );
+        cmd(
+            "mm",
+            "memory",
+            &["include/linux/mmap_lock.h", "include/linux/mm.h"],
+        );
+        cmd("mm", "mmap_lock", &["include/linux/mmap_lock.h"]);
+        cmd("net/ipv4", "tcp", &["include/linux/mm.h"]);
+        // Not the header: a name that only starts like it.
+        cmd("kernel", "fork", &["include/linux/mmap_lock.h.orig"]);
+        std::fs::write(
+            obj.path().join("mm/.memory.o.d"),
+            "include/linux/mmap_lock.h",
+        )
+        .unwrap();
+        let n = |c: &[&str]| {
+            let c: Vec<String> = c.iter().map(|s| s.to_string()).collect();
+            dependents(Path::new(tree), obj.path(), &c)
+        };
+        assert_eq!(n(&["include/linux/mmap_lock.h"]), Some(2));
+        assert_eq!(n(&["net/ipv4/tcp.c"]), Some(1));
+        assert_eq!(n(&["include/linux/mmap_lock.h", "net/ipv4/tcp.c"]), Some(3));
+        assert_eq!(n(&["include/linux/mm.h"]), Some(2));
+        assert_eq!(n(&["Documentation/x.rst"]), Some(0));
     }
 
     #[test]

@@ -144,6 +144,7 @@ impl CellRun<'_> {
             cell_dir: &self.dir,
             rebuild,
             modules: &modules,
+            changed: &changed,
             progress: &progress,
         };
         match job.run().await.map_err(|e| infra_err(&e))? {

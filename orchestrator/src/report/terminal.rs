@@ -134,7 +134,11 @@ pub fn progress_text(p: &BuildProgress, build_left: Option<Duration>) -> String 
                 "#".repeat(filled),
                 "-".repeat(10 - filled),
                 p.done,
-                if p.from == TotalFrom::Config { "~" } else { "" },
+                if matches!(p.from, TotalFrom::Config | TotalFrom::Dependencies) {
+                    "~"
+                } else {
+                    ""
+                },
                 p.total
             )
         }
