@@ -196,15 +196,99 @@ pub fn series_locks(patch: &str) -> Vec<String> {
     v
 }
 
+/// The words of a series' code: identifiers (4+ characters) of its added and removed
+/// lines and the names of the files it touches (`mm/mmap_lock.c` gives `mmap_lock`).
+pub fn series_words(patch: &str) -> BTreeSet<String> {
+    let mut words = BTreeSet::new();
+    let mut add = |text: &str| {
+        for w in text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+            if w.len() >= 4 && !w.chars().next().is_some_and(|c| c.is_ascii_digit()) {
+                words.insert(w.to_string());
+            }
+        }
+    };
+    for l in patch.lines() {
+        if let Some(path) = l
+            .strip_prefix("+++ b/")
+            .or_else(|| l.strip_prefix("--- a/"))
+        {
+            let stem = path.rsplit('/').next().unwrap_or(path);
+            add(stem.split('.').next().unwrap_or(stem));
+        } else if (l.starts_with('+') || l.starts_with('-'))
+            && !l.starts_with("+++")
+            && !l.starts_with("---")
+        {
+            add(&l[1..]);
+        }
+    }
+    words
+}
+
+/// Whether a lock class is named after the series' code: one of its words (not a
+/// generic one such as `lock` or `mutex`) is part of a word of the series
+/// (`vm_lock` of `vm_lock_seq`, `mmap_lock` of the file `mm/mmap_lock.c`).
+fn names_series_code(class: &str, words: &BTreeSet<String>) -> bool {
+    const GENERIC: &[&str] = &[
+        "lock",
+        "mutex",
+        "rwsem",
+        "wait_lock",
+        "spinlock",
+        "work",
+        "wait",
+        "list_lock",
+        "sem",
+        "key",
+        "lock_key",
+        "rcu",
+        "events",
+        "wq_completion",
+        "work_completion",
+    ];
+    class
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|w| w.len() >= 4 && !GENERIC.contains(w))
+        .any(|w| words.iter().any(|s| s.contains(w)))
+}
+
+/// What the series brings to the comparison: the locks it declares and the words of
+/// its code.
+#[derive(Debug, Clone, Default)]
+pub struct Series {
+    pub declared: Vec<String>,
+    pub words: BTreeSet<String>,
+}
+
+impl Series {
+    pub fn of(patches: &[String]) -> Series {
+        let mut s = Series::default();
+        for p in patches {
+            for d in series_locks(p) {
+                if !s.declared.contains(&d) {
+                    s.declared.push(d);
+                }
+            }
+            s.words.extend(series_words(p));
+        }
+        s
+    }
+}
+
 /// What a patched cell's lock graph has that its base cell's does not.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Diff {
     /// The base cell compared with.
     pub base: String,
     pub new_classes: Vec<String>,
-    /// New edges into locks base does not take under many others; those touching a
-    /// class new in this cell first.
+    /// New edges into locks base does not take under many others: first the
+    /// `series_edges_total` that touch a lock named after the series' code, then those
+    /// touching a class new in this cell, then the rest.
     pub new_edges: Vec<(String, String)>,
+    #[serde(default)]
+    pub series_edges_total: usize,
+    /// Tests this cell ran and its base cell did not: their locks are new edges too.
+    #[serde(default)]
+    pub tests_not_in_base: Vec<String>,
     /// How many of each there were (the lists keep the first ones); `new_edges_total`
     /// counts the timing edges too.
     pub new_classes_total: usize,
@@ -226,25 +310,28 @@ pub struct Diff {
     pub cycles: Vec<Vec<String>>,
 }
 
-/// Compare `patched` with `base`; `declared` are the series' own locks, `chains` the
-/// patched cell's lock chains (for the context of each new edge).
+/// Compare `patched` with `base`; `series` is what the cell's patches declare and name,
+/// `chains` the patched cell's lock chains (for the context of each new edge).
 pub fn diff(
     base_id: &str,
     base: &Graph,
     patched: &Graph,
-    declared: &[String],
+    series: &Series,
     chains: &[Chain],
 ) -> Diff {
+    let declared = &series.declared;
     let new_classes: Vec<String> = patched.classes.difference(&base.classes).cloned().collect();
     let new_edges: Vec<(String, String)> = patched.edges.difference(&base.edges).cloned().collect();
-    let (timing, mut series): (Vec<_>, Vec<_>) = new_edges
+    let (timing, mut edges): (Vec<_>, Vec<_>) = new_edges
         .iter()
         .cloned()
         .partition(|(_, b)| base.widely_nested(b));
     let is_new = |c: &str| !base.classes.contains(c);
-    series.sort_by_key(|(a, b)| !(is_new(a) || is_new(b)));
-    series.truncate(SHOWN);
-    let contexts = series
+    let named = |c: &str| names_series_code(c, &series.words);
+    edges.sort_by_key(|(a, b)| (!(named(a) || named(b)), !(is_new(a) || is_new(b))));
+    let series_edges_total = edges.iter().filter(|(a, b)| named(a) || named(b)).count();
+    edges.truncate(SHOWN);
+    let contexts = edges
         .iter()
         .filter_map(|(a, b)| {
             let c = context(chains, a, b)?;
@@ -273,7 +360,9 @@ pub fn diff(
         new_classes_total: new_classes.len(),
         new_edges_total: new_edges.len(),
         new_classes: new_classes.into_iter().take(SHOWN).collect(),
-        new_edges: series,
+        new_edges: edges,
+        series_edges_total,
+        tests_not_in_base: Vec::new(),
         timing_edges_total: timing.len(),
         timing_edges: timing.into_iter().take(SHOWN).collect(),
         contexts,
@@ -328,6 +417,16 @@ impl Diff {
             s.push_str(&format!(
                 " ({} into scheduler/timer-like locks, timing)",
                 self.timing_edges_total
+            ));
+        }
+        s.push_str(&format!(
+            "; {} touch a lock named after the series' code",
+            self.series_edges_total
+        ));
+        if !self.tests_not_in_base.is_empty() {
+            s.push_str(&format!(
+                "; tests base did not run: {}",
+                self.tests_not_in_base.join(", ")
             ));
         }
         if !self.never_acquired.is_empty() {
@@ -398,7 +497,10 @@ mod tests {
             "x86_64/pvl-on/base",
             &base,
             &patched,
-            &["new_lock".into(), "kmatrix_fixture_outer".into()],
+            &Series {
+                declared: vec!["new_lock".into(), "kmatrix_fixture_outer".into()],
+                ..Default::default()
+            },
             &[],
         );
         assert_eq!(d.new_classes, ["kmatrix_fixture_outer"]);
@@ -417,7 +519,7 @@ mod tests {
         assert_eq!(d.never_acquired, ["new_lock"]);
         assert!(d.summary().contains("1 new edge(s) close a cycle"));
         // The same graph as base: nothing new.
-        let same = diff("b", &base, &base, &[], &[]);
+        let same = diff("b", &base, &base, &Series::default(), &[]);
         assert!(same.new_edges.is_empty() && same.cycles.is_empty());
     }
 
@@ -460,7 +562,7 @@ mod tests {
         );
         assert_eq!(chains.len(), 3);
         assert_eq!(chains[1].classes[1], "&mm->mmap_lock");
-        let d = diff("b", &base, &patched, &[], &chains);
+        let d = diff("b", &base, &patched, &Series::default(), &chains);
         assert_eq!(d.new_edges_total, 3);
         assert_eq!(d.timing_edges_total, 1);
         assert_eq!(
@@ -484,6 +586,34 @@ mod tests {
         assert!(d
             .summary()
             .contains("3 new edge(s) (1 into scheduler/timer-like locks, timing)"));
+    }
+
+    #[test]
+    fn edges_at_locks_named_after_the_series_code_come_first() {
+        let patch = "--- a/mm/mmap_lock.c\n+++ b/mm/mmap_lock.c\n@@ -1,2 +1,3 @@\n \tctx\n+\tif (vma->vm_lock_seq == seq)\n-\told_call(mm);\n";
+        let words = series_words(patch);
+        assert!(words.contains("mmap_lock") && words.contains("vm_lock_seq"));
+        assert!(words.contains("old_call") && !words.contains("ctx"));
+        assert!(names_series_code("vm_lock", &words));
+        assert!(names_series_code("&mm->mmap_lock", &words));
+        assert!(!names_series_code("&rtnl_mutex.wait_lock", &words));
+        assert!(!names_series_code("(wq_completion)events", &words));
+        let base = parse(BASE);
+        let mut patched = base.clone();
+        for (a, b) in [
+            ("module_mutex", "vmap_purge_lock"),
+            ("sort_mutex", "new_class"),
+            ("vm_lock", "&mapping->i_mmap_rwsem"),
+        ] {
+            patched.classes.extend([a.to_string(), b.to_string()]);
+            patched.edges.insert((a.into(), b.into()));
+        }
+        let d = diff("b", &base, &patched, &Series::of(&[patch.into()]), &[]);
+        assert_eq!(d.series_edges_total, 1);
+        assert_eq!(d.new_edges[0].0, "vm_lock");
+        assert!(d
+            .summary()
+            .contains("1 touch a lock named after the series' code"));
     }
 
     #[test]

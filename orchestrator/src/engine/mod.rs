@@ -213,21 +213,26 @@ fn compare_lock_graph(
     let (Some(b), Some(p)) = (read(&base.dir), read(&result.dir)) else {
         return;
     };
-    let declared: Vec<String> = cell
+    let patches: Vec<String> = cell
         .series(&sh.plan)
         .filter_map(|p| std::fs::read_to_string(p).ok())
-        .flat_map(|t| crate::lockgraph::series_locks(&t))
         .collect();
     let chains = std::fs::read_to_string(result.dir.join("lockdep_chains.txt"))
         .map(|t| crate::lockgraph::parse_chains(&t))
         .unwrap_or_default();
-    let d = crate::lockgraph::diff(
+    let mut d = crate::lockgraph::diff(
         &base.id,
         &crate::lockgraph::parse(&b),
         &crate::lockgraph::parse(&p),
-        &declared,
+        &crate::lockgraph::Series::of(&patches),
         &chains,
     );
+    d.tests_not_in_base = result
+        .tests
+        .iter()
+        .filter(|t| !base.tests.iter().any(|b| b.name == t.name))
+        .map(|t| t.name.clone())
+        .collect();
     for c in &d.cycles {
         result.findings.push(crate::console::Finding {
             kind: crate::console::Kind::Lockdep,
