@@ -470,6 +470,13 @@ fn seed_v2_oopses_and_breaks_the_pvl_off_build_while_v3_passes_with_live_control
         "{graph:#}"
     );
     assert!(r.dir.join("x86_64/pvl-on/v3/lockdep.txt").is_file());
+    // The tests base does not run (their locks are new edges too) are named.
+    let not_in_base = graph["tests_not_in_base"].as_array().unwrap();
+    assert!(
+        not_in_base.iter().any(|t| t == "vma_probe")
+            && !not_in_base.iter().any(|t| t == "faults_vs_writers"),
+        "{graph:#}"
+    );
     // Each new edge shown comes with the lock chain that made it (lockdep_chains).
     assert!(r.dir.join("x86_64/pvl-on/v3/lockdep_chains.txt").is_file());
     let shown = graph["new_edges"].as_array().unwrap();
