@@ -847,11 +847,10 @@ pub fn check_evidence(
 
 /// Fold N repeated boots of one cell into its result: the worst verdict (its reason and
 /// evidence), every distinct finding once, and per finding how many boots showed it.
-pub fn combine_repeats(into: &mut CellResult, runs: Vec<CellResult>) {
+/// Returns the folder of the boot the cell reports (the worst one).
+pub fn combine_repeats(into: &mut CellResult, runs: Vec<CellResult>) -> Option<PathBuf> {
     into.repeats = runs.len() as u32;
-    let Some(worst) = runs.iter().max_by_key(|r| r.verdict.severity()) else {
-        return;
-    };
+    let worst = runs.iter().max_by_key(|r| r.verdict.severity())?;
     into.verdict = worst.verdict;
     into.reason = worst.reason.clone().map(|r| {
         let times = runs.iter().filter(|x| x.verdict == worst.verdict).count();
@@ -869,6 +868,9 @@ pub fn combine_repeats(into: &mut CellResult, runs: Vec<CellResult>) {
     into.ssh_ready_secs = worst.ssh_ready_secs;
     into.kernel_init_secs = worst.kernel_init_secs;
     into.guest_cpus = worst.guest_cpus;
+    // The cell booted if its reported boot did (attribution counts booted cells).
+    into.boot_lines = worst.boot_lines.clone();
+    let worst_dir = worst.dir.clone();
     for r in &runs {
         into.notes.extend(r.notes.iter().cloned());
         // Each boot's phases follow the shared ones (source to image) on the timeline.
@@ -884,6 +886,7 @@ pub fn combine_repeats(into: &mut CellResult, runs: Vec<CellResult>) {
         }
     }
     into.notes.dedup();
+    Some(worst_dir)
 }
 
 /// `name value` lines of /proc/vmstat.
@@ -1103,14 +1106,23 @@ mod tests {
             c
         };
         let mut into = mk(Verdict::InfraError, &[]);
-        combine_repeats(
+        let mut failed = mk(Verdict::Fail, &["BUG in a", "BUG in a"]);
+        failed.boot_lines = vec![1, 300];
+        failed.dir = "/tmp/repeat-2".into();
+        let worst = combine_repeats(
             &mut into,
             vec![
                 mk(Verdict::Pass, &[]),
-                mk(Verdict::Fail, &["BUG in a", "BUG in a"]),
                 mk(Verdict::Fail, &["BUG in a", "BUG in b"]),
+                failed,
             ],
         );
+        assert_eq!(
+            worst.as_deref(),
+            Some(std::path::Path::new("/tmp/repeat-2"))
+        );
+        // It booted: attribution across the matrix counts it.
+        assert_eq!(into.boot_lines, [1, 300]);
         assert_eq!(into.verdict, Verdict::Fail);
         assert_eq!(into.repeats, 3);
         assert_eq!(into.reason.as_deref(), Some("oops (2/3 boots)"));

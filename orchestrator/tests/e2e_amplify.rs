@@ -92,6 +92,11 @@ fn amplification_makes_a_race_the_plain_stress_misses_reproducible() {
         .find(|f| f["title"].as_str().unwrap().contains(RACE))
         .unwrap();
     assert_eq!(warning["during"], "tcp_zerocopy_vs_writers", "{warning:#}");
+    // Across the matrix (each cell booted 5 times): the amplified patchset explains it.
+    assert!(
+        stdout.contains("where: every cell of patchset race-amplified"),
+        "{stdout}"
+    );
     assert!(
         warning["report"]
             .as_str()

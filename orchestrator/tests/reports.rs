@@ -551,3 +551,51 @@ fn a_build_prints_its_progress_against_what_the_slot_remembers() {
         "{known:?}"
     );
 }
+
+#[test]
+fn the_lock_graph_shows_series_edges_with_their_chain_and_timing_edges_apart() {
+    let d = tempfile::tempdir().unwrap();
+    let mut c = cell(Arch::X86_64, "pvl-on", "v3", d.path());
+    c.verdict = Verdict::Pass;
+    let mut g = kmatrix::lockgraph::Diff {
+        base: "x86_64/pvl-on/base".into(),
+        new_edges: vec![("module_mutex".into(), "(init_mm).mmap_lock".into())],
+        new_edges_total: 2,
+        series_edges_total: 1,
+        timing_edges: vec![("module_mutex".into(), "&rq->__lock".into())],
+        timing_edges_total: 1,
+        tests_not_in_base: vec!["vma_probe".into()],
+        ..Default::default()
+    };
+    g.contexts.insert(
+        "module_mutex -> (init_mm).mmap_lock".into(),
+        "module_mutex > (init_mm).mmap_lock (irq_context 0)".into(),
+    );
+    c.lock_graph = Some(g);
+    let cells = [c];
+    let text = report::matrix(&cells);
+    for want in [
+        "2 new edge(s) (1 into scheduler/timer-like locks, timing); 1 touch a lock named after the series' code; tests base did not run: vma_probe",
+        "    new edge: module_mutex -> (init_mm).mmap_lock\n      chain: module_mutex > (init_mm).mmap_lock (irq_context 0)\n",
+    ] {
+        assert!(text.contains(want), "{want}\n---\n{text}");
+    }
+    // The timing edge is counted, not listed among the new edges.
+    assert!(
+        !text.contains("new edge: module_mutex -> &rq->__lock"),
+        "{text}"
+    );
+    let html = report::html::render(&cells, "t", d.path());
+    assert!(
+        html.contains("chain: module_mutex &gt; (init_mm).mmap_lock"),
+        "{html}"
+    );
+    assert!(
+        html.contains("1 edge(s) into scheduler/timer-like locks"),
+        "{html}"
+    );
+    assert!(
+        html.contains("module_mutex -&gt; &amp;rq-&gt;__lock"),
+        "{html}"
+    );
+}
