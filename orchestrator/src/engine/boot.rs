@@ -43,9 +43,15 @@ impl Shares {
         }
         None
     }
+    /// Stop the daemons and remove their sockets and virtiofsd's `<socket>.pid` files:
+    /// nothing in the cell folder is left pointing at a process that is gone.
     pub async fn stop(&mut self) {
-        for (_, _, p) in &mut self.0 {
+        for (_, sock, p) in &mut self.0 {
             p.terminate(Duration::from_secs(2)).await;
+            let mut pid = sock.clone().into_os_string();
+            pid.push(".pid");
+            let _ = std::fs::remove_file(&pid);
+            let _ = std::fs::remove_file(&*sock);
         }
     }
 }

@@ -25,8 +25,8 @@ fn script(dir: &Path, name: &str, body: &str) -> PathBuf {
     p
 }
 
-const FAKE_VIRTIOFSD: &str =
-    "for a; do case $a in --socket-path=*) touch \"${a#*=}\";; esac; done\nexec sleep 600";
+/// Like virtiofsd: its socket and, beside it, `<socket>.pid`.
+const FAKE_VIRTIOFSD: &str = "for a; do case $a in --socket-path=*) touch \"${a#*=}\" \"${a#*=}.pid\";; esac; done\nexec sleep 600";
 
 fn engine(dir: &Path, accel: AccelChoice, qemu: PathBuf) -> (Engine, Cell) {
     let cell = crate::plan::tests::cell(Arch::X86_64, "c", "p");
@@ -181,7 +181,7 @@ async fn silent_guest_is_boot_fail_after_the_boot_timeout_and_qemu_is_killed() {
     let q = script(d.path(), "qemu", "trap '' TERM\nexec sleep 600");
     let (e, cell) = engine(d.path(), AccelChoice::Tcg, q);
     let start = Instant::now();
-    let (out, _) = boot(&e, &cell, d.path()).await;
+    let (out, result) = boot(&e, &cell, d.path()).await;
     let Err(stop) = out else { panic!("booted?") };
     assert_eq!(stop.verdict, Verdict::BootFail);
     assert!(
@@ -191,6 +191,14 @@ async fn silent_guest_is_boot_fail_after_the_boot_timeout_and_qemu_is_killed() {
     );
     assert!(start.elapsed() < Duration::from_secs(30));
     all_dead(d.path());
+    // The share daemons' sockets and pid files went with them.
+    let left: Vec<String> = std::fs::read_dir(&result.dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".sock"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
 }
 
 #[tokio::test]
