@@ -237,10 +237,7 @@ fn names_series_code(class: &str, words: &BTreeSet<String>) -> bool {
         "work",
         "wait",
         "list_lock",
-        "sem",
-        "key",
         "lock_key",
-        "rcu",
         "events",
         "wq_completion",
         "work_completion",
@@ -327,16 +324,18 @@ pub fn diff(
         .cloned()
         .partition(|(_, b)| base.widely_nested(b));
     let is_new = |c: &str| !base.classes.contains(c);
-    let named = |c: &str| names_series_code(c, &series.words);
-    edges.sort_by_key(|(a, b)| (!(named(a) || named(b)), !(is_new(a) || is_new(b))));
-    let series_edges_total = edges.iter().filter(|(a, b)| named(a) || named(b)).count();
+    let named = |(a, b): &(String, String)| {
+        names_series_code(a, &series.words) || names_series_code(b, &series.words)
+    };
+    let series_edges_total = edges.iter().filter(|e| named(e)).count();
+    edges.sort_by_key(|e| (!named(e), !(is_new(&e.0) || is_new(&e.1))));
     edges.truncate(SHOWN);
     let contexts = edges
         .iter()
         .filter_map(|(a, b)| {
             let c = context(chains, a, b)?;
             Some((
-                format!("{a} -> {b}"),
+                edge_key(a, b),
                 format!("{} (irq_context {})", c.classes.join(" > "), c.irq_context),
             ))
         })
@@ -406,7 +405,17 @@ fn same_cycle(a: &[String], b: &[String]) -> bool {
     set(a) == set(b)
 }
 
+/// How `Diff::contexts` names an edge.
+fn edge_key(a: &str, b: &str) -> String {
+    format!("{a} -> {b}")
+}
+
 impl Diff {
+    /// The lock chain that made the shown edge `a -> b`, if lockdep kept one.
+    pub fn context(&self, a: &str, b: &str) -> Option<&str> {
+        self.contexts.get(&edge_key(a, b)).map(String::as_str)
+    }
+
     /// One line for the outputs.
     pub fn summary(&self) -> String {
         let mut s = format!(

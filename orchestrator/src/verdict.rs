@@ -870,7 +870,6 @@ pub fn combine_repeats(into: &mut CellResult, runs: Vec<CellResult>) -> Option<P
     into.guest_cpus = worst.guest_cpus;
     // The cell booted if its reported boot did (attribution counts booted cells).
     into.boot_lines = worst.boot_lines.clone();
-    let worst_dir = worst.dir.clone();
     for r in &runs {
         into.notes.extend(r.notes.iter().cloned());
         // Each boot's phases follow the shared ones (source to image) on the timeline.
@@ -886,7 +885,7 @@ pub fn combine_repeats(into: &mut CellResult, runs: Vec<CellResult>) -> Option<P
         }
     }
     into.notes.dedup();
-    Some(worst_dir)
+    Some(worst.dir.clone())
 }
 
 /// `name value` lines of /proc/vmstat.

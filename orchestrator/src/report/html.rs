@@ -227,7 +227,7 @@ fn cell(c: &CellResult, run_dir: &Path, known: &KnownIssues) -> Markup {
                         @for (a, b) in &g.new_edges {
                             li {
                                 "new edge: " (a) " -> " (b)
-                                @if let Some(c) = g.contexts.get(&format!("{a} -> {b}")) {
+                                @if let Some(c) = g.context(a, b) {
                                     br; span class="small" { "chain: " (c) }
                                 }
                             }

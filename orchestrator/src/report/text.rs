@@ -172,7 +172,7 @@ fn details(
         out.push_str(&format!("  {}\n", visible(&g.summary())));
         for (a, b) in g.new_edges.iter().take(8) {
             out.push_str(&format!("    new edge: {} -> {}\n", visible(a), visible(b)));
-            if let Some(c) = g.contexts.get(&format!("{a} -> {b}")) {
+            if let Some(c) = g.context(a, b) {
                 out.push_str(&format!("      chain: {}\n", visible(c)));
             }
         }
