@@ -12,8 +12,8 @@
 //! `cargo run --release --example console_scaling`
 
 use kmatrix::console::{Finding, Kind, Watcher};
-use kmatrix::plan::{Arch, Cell};
-use kmatrix::verdict::{CellResult, TestOutcome, TestResult, Verdict};
+use kmatrix::record::plan::{Arch, Cell};
+use kmatrix::record::result::{CellResult, TestOutcome, TestResult, Verdict};
 use kmatrix::vm::console::{Budget, Console};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -106,7 +106,9 @@ fn cells(n: usize, dir: &Path) -> Vec<CellResult> {
             };
             r.tests = (0..6)
                 .map(|t| TestResult {
-                    ktap: kmatrix::ktap::parse("TAP version 13\n1..3\nok 1 a\nok 2 b\nok 3 c\n"),
+                    ktap: kmatrix::parse::ktap::parse(
+                        "TAP version 13\n1..3\nok 1 a\nok 2 b\nok 3 c\n",
+                    ),
                     ..TestResult::new(&format!("t{t}"), TestOutcome::Exited { status: 0 })
                 })
                 .collect();

@@ -6,10 +6,10 @@ fn main() {
     // The guard (see `proc`): a copy of this program that outlives us to kill what we
     // started, even if we are SIGKILLed.
     if std::env::args().nth(1).as_deref() == Some("__guard") {
-        std::process::exit(kmatrix::proc::guard_main());
+        std::process::exit(kmatrix::host::proc::guard_main());
     }
     let cli = kmatrix::cli::Cli::parse();
-    if let Err(e) = kmatrix::proc::start_guard() {
+    if let Err(e) = kmatrix::host::proc::start_guard() {
         eprintln!("kmatrix: warning: cannot start the guard process ({e}); a SIGKILLed kmatrix may leave compilers behind");
     }
     let rt = match tokio::runtime::Builder::new_multi_thread()
@@ -25,11 +25,11 @@ fn main() {
     let code = match rt.block_on(kmatrix::cli::main(cli)) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("kmatrix: error: {}", kmatrix::engine::chain(&e));
+            eprintln!("kmatrix: error: {}", kmatrix::record::fmt::chain(&e));
             e.exit_code()
         }
     };
     // Last resort: nothing we started outlives us.
-    kmatrix::proc::kill_all();
+    kmatrix::host::proc::kill_all();
     std::process::exit(code);
 }

@@ -7,8 +7,9 @@
 //! `KMATRIX_BLESS=1 cargo test --test attribution_golden` rewrites the expected files.
 
 use kmatrix::console::Watcher;
-use kmatrix::plan::Expectation;
-use kmatrix::verdict::{self, Expected, TestOutcome, TestResult};
+use kmatrix::judge::Expected;
+use kmatrix::record::plan::Expectation;
+use kmatrix::record::result::{TestOutcome, TestResult};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 
@@ -60,7 +61,7 @@ fn read(
         for s in &w.spans {
             // The tests themselves passed: what is judged here is the kernel's reports.
             let mut t = TestResult::new(&s.test, TestOutcome::Exited { status: 0 });
-            t.ktap = kmatrix::ktap::parse("TAP version 13\n1..1\nok 1 ran\n");
+            t.ktap = kmatrix::parse::ktap::parse("TAP version 13\n1..1\nok 1 ran\n");
             t.console_line = Some(s.start);
             tests.push(t);
         }
@@ -92,12 +93,15 @@ fn outcome(dir: &Path) -> Value {
             expected.push(Expected::of_test(name, &e));
         }
     }
-    if tests.iter().any(|t| t.name == verdict::LIVENESS) {
+    if tests
+        .iter()
+        .any(|t| t.name == kmatrix::record::result::LIVENESS)
+    {
         expected.push(Expected::liveness(kmatrix::console::Kind::Lockdep));
         expected.push(Expected::liveness(kmatrix::console::Kind::HungTask));
     }
-    let controls = verdict::attribute(&mut findings, &expected, &tests, &boots);
-    let (v, why) = verdict::decide(&tests, &findings, &controls);
+    let controls = kmatrix::judge::attribute(&mut findings, &expected, &tests, &boots);
+    let (v, why) = kmatrix::judge::decide(&tests, &findings, &controls);
     json!({
         "verdict": v.label(),
         "reason": why,

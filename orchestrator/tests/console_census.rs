@@ -1005,9 +1005,9 @@ fn kernel_tree() -> PathBuf {
         .enable_all()
         .build()
         .expect("tokio runtime");
-    let cache = kmatrix::cache::Cache::from_env();
-    let spec = kmatrix::plan::SourceSpec::DebianPackage("linux-source-7.3".into());
-    rt.block_on(kmatrix::source::prepare(&spec, &cache))
+    let cache = kmatrix::host::cache::Cache::from_env();
+    let spec = kmatrix::record::plan::SourceSpec::DebianPackage("linux-source-7.3".into());
+    rt.block_on(kmatrix::prepare::source::prepare(&spec, &cache))
         .unwrap_or_else(|e| panic!("cannot prepare the kernel source: {e}"))
         .path
 }

@@ -6,13 +6,13 @@
 //! a document broken on purpose must not validate.
 
 use kmatrix::console::{Finding, Frame, Kind};
-use kmatrix::events::Phase;
-use kmatrix::plan::{Accel, Arch, Cell, Expectation};
-use kmatrix::report::kcidb::{self, Options};
-use kmatrix::report::{self, RunMeta};
-use kmatrix::verdict::{
+use kmatrix::record::phase::Phase;
+use kmatrix::record::plan::{Accel, Arch, Cell, Expectation};
+use kmatrix::record::result::{
     CellResult, Control, ControlState, PhaseStart, TestOutcome, TestResult, Verdict,
 };
+use kmatrix::report::kcidb::{self, Options};
+use kmatrix::report::{self, RunMeta};
 use serde_json::Value;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -52,7 +52,7 @@ fn test(r: &CellResult, name: &str, ktap: &str, outcome: TestOutcome) -> TestRes
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join(format!("{name}.ktap")), ktap).unwrap();
     TestResult {
-        ktap: kmatrix::ktap::parse(ktap),
+        ktap: kmatrix::parse::ktap::parse(ktap),
         seconds: 12.5,
         ..TestResult::new(name, outcome)
     }

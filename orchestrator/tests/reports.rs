@@ -3,10 +3,10 @@
 //! patch-failing cell; junit.xml is validated against a JUnit schema with xmllint.
 
 use kmatrix::console::{Finding, Frame, Kind};
-use kmatrix::ktap;
-use kmatrix::plan::{Arch, Cell};
+use kmatrix::parse::ktap;
+use kmatrix::record::plan::{Arch, Cell};
+use kmatrix::record::result::{CellResult, TestOutcome, TestResult, Verdict};
 use kmatrix::report::{self, RunMeta};
-use kmatrix::verdict::{CellResult, TestOutcome, TestResult, Verdict};
 use std::path::Path;
 
 fn cell(arch: Arch, config: &str, patchset: &str, dir: &Path) -> CellResult {
@@ -69,7 +69,7 @@ const OK: &str = "TAP version 13\n1..2\nok 1 a\nok 2 b\n";
 fn matrix(dir: &Path) -> Vec<CellResult> {
     let mut pass = cell(Arch::X86_64, "pvl-on", "base", dir);
     pass.verdict = Verdict::Pass;
-    pass.accel = Some(kmatrix::plan::Accel::Tcg);
+    pass.accel = Some(kmatrix::record::plan::Accel::Tcg);
     pass.tests = vec![test("faults_vs_writers", OK, Some(0), false)];
 
     let mut fail = cell(Arch::X86_64, "pvl-on", "v2", dir);
@@ -557,7 +557,7 @@ fn the_lock_graph_shows_series_edges_with_their_chain_and_timing_edges_apart() {
     let d = tempfile::tempdir().unwrap();
     let mut c = cell(Arch::X86_64, "pvl-on", "v3", d.path());
     c.verdict = Verdict::Pass;
-    let mut g = kmatrix::lockgraph::Diff {
+    let mut g = kmatrix::record::lockgraph::Diff {
         base: "x86_64/pvl-on/base".into(),
         new_edges: vec![("module_mutex".into(), "(init_mm).mmap_lock".into())],
         new_edges_total: 2,

@@ -401,9 +401,9 @@ fn debian_tree() -> PathBuf {
         .enable_all()
         .build()
         .unwrap();
-    let cache = kmatrix::cache::Cache::from_env();
-    let source = kmatrix::plan::SourceSpec::DebianPackage("linux-source-7.3".into());
-    rt.block_on(kmatrix::source::prepare(&source, &cache))
+    let cache = kmatrix::host::cache::Cache::from_env();
+    let source = kmatrix::record::plan::SourceSpec::DebianPackage("linux-source-7.3".into());
+    rt.block_on(kmatrix::prepare::source::prepare(&source, &cache))
         .expect("the linux-source-7.3 tree (`sudo scripts/setup-host` installs what it needs)")
         .path
 }
@@ -433,7 +433,7 @@ fn build(args: &[&str], runs: &Path) -> (Ran, Value) {
 
 /// The cached kernel's vmlinux holds `needle` (the edit really is in the new kernel).
 fn vmlinux_has(key: &str, needle: &str) -> bool {
-    let dir = kmatrix::cache::Cache::from_env()
+    let dir = kmatrix::host::cache::Cache::from_env()
         .entry("kernels", key)
         .resolve()
         .unwrap_or_else(|| panic!("kernel {key} is not in the cache"));
@@ -461,7 +461,7 @@ fn an_edit_to_a_copied_tree_gives_a_new_kernel_built_incrementally() {
         &root,
     );
     let t = std::time::Instant::now();
-    let files = kmatrix::source::stat_walk(&copy).lines().count();
+    let files = kmatrix::prepare::source::stat_walk(&copy).lines().count();
     eprintln!(
         "stat walk of {files} files: {:.2}s",
         t.elapsed().as_secs_f64()

@@ -6,11 +6,11 @@ use super::cell::CellRun;
 use super::prepare::Prepared;
 use super::{append, infra_err, Stop};
 use crate::console::watcher::Watcher;
-use crate::events::Phase;
-use crate::guest::{self, Target};
-use crate::kvm_verdict;
-use crate::plan::Accel;
-use crate::verdict::Verdict;
+use crate::host::guest::{self, Target};
+use crate::host::kvm_verdict;
+use crate::record::phase::Phase;
+use crate::record::plan::Accel;
+use crate::record::verdict::Verdict;
 use crate::vm::console::{Budget, Console};
 use crate::vm::{self, EarlyBoot as Early, Vm, VmSpec};
 use std::path::{Path, PathBuf};
@@ -30,7 +30,7 @@ pub(crate) struct BootSession {
 
 /// The virtiofsd daemons of one VM: (tag, socket, process).
 #[derive(Default)]
-pub(crate) struct Shares(Vec<(String, PathBuf, crate::proc::Proc)>);
+pub(crate) struct Shares(Vec<(String, PathBuf, crate::host::proc::Proc)>);
 
 impl Shares {
     /// The first daemon that exited: its tag, status and last words.
@@ -252,7 +252,7 @@ impl CellRun<'_> {
     ) -> Result<Started, StartError> {
         let mut first = vm::initial_accel(self.sh.plan.vm.accel, self.cell.arch);
         let fingerprint = kvm_verdict::fingerprint(self.cell.arch.qemu_binary());
-        if first == Accel::Kvm && self.sh.plan.vm.accel == crate::plan::AccelChoice::Auto {
+        if first == Accel::Kvm && self.sh.plan.vm.accel == crate::record::plan::AccelChoice::Auto {
             // Once KVM failed to run a guest here, later boots (of this run, or of runs
             // within the verdict's lifetime) go straight to TCG: 20 s saved each.
             let known_bad = self
@@ -527,7 +527,7 @@ impl BootSession {
 pub(crate) fn fill_share(
     share: &Path,
     p: &Prepared,
-    tests: &[&crate::plan::TestSpec],
+    tests: &[&crate::record::plan::TestSpec],
 ) -> Result<(), Stop> {
     let _ = std::fs::remove_dir_all(share);
     std::fs::create_dir_all(share).map_err(|e| Stop::infra(format!("{}: {e}", share.display())))?;

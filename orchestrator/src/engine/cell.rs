@@ -5,9 +5,10 @@
 
 use super::prepare::Prepared;
 use super::{Shared, Stop};
-use crate::events::{Event, Phase};
-use crate::plan::Cell;
-use crate::verdict::{self, CellResult, Verdict};
+use crate::record::events::Event;
+use crate::record::phase::Phase;
+use crate::record::plan::Cell;
+use crate::record::result::{CellResult, Verdict};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -21,14 +22,14 @@ pub(crate) struct CellRun<'a> {
     pub dir: PathBuf,
     pub result: CellResult,
     /// What the kernel has (from its config), once it is known.
-    pub facts: verdict::KernelFacts,
+    pub facts: crate::judge::KernelFacts,
     /// Console line where the liveness step started, if it ran.
     pub liveness_line: Option<usize>,
     /// Why the liveness step could not run, if it could not.
     pub liveness_skipped: Option<String>,
     /// When each phase began; phases are entered from `&self`, so they are kept here and
     /// moved into the result when the cell finishes.
-    phases: std::sync::Mutex<Vec<verdict::PhaseStart>>,
+    phases: std::sync::Mutex<Vec<crate::record::result::PhaseStart>>,
 }
 
 impl<'a> CellRun<'a> {
@@ -39,7 +40,7 @@ impl<'a> CellRun<'a> {
             cell,
             result: CellResult::new(cell, dir.clone()),
             dir,
-            facts: verdict::KernelFacts::default(),
+            facts: crate::judge::KernelFacts::default(),
             liveness_line: None,
             liveness_skipped: None,
             phases: std::sync::Mutex::new(Vec::new()),
@@ -52,7 +53,7 @@ impl<'a> CellRun<'a> {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0.0, |d| d.as_secs_f64());
         if let Ok(mut p) = self.phases.lock() {
-            p.push(verdict::PhaseStart {
+            p.push(crate::record::result::PhaseStart {
                 phase,
                 detail: detail.clone(),
                 at,
@@ -84,10 +85,10 @@ impl<'a> CellRun<'a> {
             .filter(|c| !self.sh.opts.resume.iter().any(|r| r.id == c.id()))
             .collect();
         self.sh.emit(Event::Expected {
-            cost: crate::plan::cost(self.cell, &plan.tests),
+            cost: crate::record::plan::cost(self.cell, &plan.tests),
             after: after
                 .iter()
-                .map(|c| crate::plan::cost(c, &plan.tests))
+                .map(|c| crate::record::plan::cost(c, &plan.tests))
                 .sum(),
             cells_after: after.len(),
             id,
@@ -164,7 +165,7 @@ impl<'a> CellRun<'a> {
             runs.push(sub.finish(out));
         }
         // The reported boot's lock graph is the cell's, for the comparison with base.
-        if let Some(worst) = verdict::combine_repeats(&mut self.result, runs) {
+        if let Some(worst) = crate::judge::combine_repeats(&mut self.result, runs) {
             for f in ["lockdep.txt", "lockdep_chains.txt"] {
                 if worst.join(f).is_file() {
                     let _ = std::fs::copy(worst.join(f), self.dir.join(f));
@@ -183,7 +184,7 @@ impl<'a> CellRun<'a> {
     /// The verdict from what was collected; an early stop keeps its own verdict, but
     /// the findings and controls are recorded either way.
     fn judge(&mut self, ran: Result<(), Stop>) -> Result<(), Stop> {
-        let mut expectations: Vec<verdict::Expected> = self
+        let mut expectations: Vec<crate::judge::Expected> = self
             .sh
             .plan
             .tests
@@ -192,12 +193,12 @@ impl<'a> CellRun<'a> {
             .flat_map(|t| {
                 t.expect
                     .iter()
-                    .map(|e| verdict::Expected::of_test(&t.name, e))
+                    .map(|e| crate::judge::Expected::of_test(&t.name, e))
             })
             .collect();
         expectations.extend(self.liveness_expected());
         let booted = !self.result.boot_lines.is_empty();
-        let contradiction = verdict::check_evidence(
+        let contradiction = crate::judge::check_evidence(
             &mut self.result.tests,
             self.facts,
             &self.result.vmstat_before,
@@ -205,24 +206,25 @@ impl<'a> CellRun<'a> {
         // The liveness step is placed among the tests by its start marker.
         let mut placed = self.result.tests.clone();
         if let Some(line) = self.liveness_line {
-            let mut t = verdict::TestResult::new(
-                verdict::LIVENESS,
-                verdict::TestOutcome::Exited { status: 0 },
+            let mut t = crate::record::result::TestResult::new(
+                crate::record::result::LIVENESS,
+                crate::record::result::TestOutcome::Exited { status: 0 },
             );
             t.console_line = Some(line);
             placed.push(t);
         }
         let r = &mut self.result;
-        r.controls = verdict::attribute(&mut r.findings, &expectations, &placed, &r.boot_lines);
+        r.controls =
+            crate::judge::attribute(&mut r.findings, &expectations, &placed, &r.boot_lines);
         if booted {
             let skipped = match (&self.liveness_skipped, self.liveness_line) {
                 (Some(why), _) => Some(why.as_str()),
                 (None, None) => Some("the cell stopped before its last test"),
                 (None, Some(_)) => None,
             };
-            r.detectors = Some(verdict::detectors(&r.controls, self.facts, skipped));
+            r.detectors = Some(crate::judge::detectors(&r.controls, self.facts, skipped));
         }
-        let _ = crate::cache::write_atomic(
+        let _ = crate::host::cache::write_atomic(
             &self.dir.join("findings.json"),
             serde_json::to_string_pretty(&crate::console::findings_json(&r.findings))
                 .unwrap_or_default()
@@ -232,7 +234,7 @@ impl<'a> CellRun<'a> {
         if let Some(why) = contradiction {
             return Err(Stop::new(Verdict::ConfigMismatch, why));
         }
-        let (v, why) = verdict::decide(&r.tests, &r.findings, &r.controls);
+        let (v, why) = crate::judge::decide(&r.tests, &r.findings, &r.controls);
         r.verdict = v;
         r.reason = why;
         Ok(())

@@ -4,11 +4,11 @@
 use super::cell::CellRun;
 use super::prepare::Prepared;
 use super::{Engine, Overrides, RunOptions, Stop};
-use crate::build::Kernel;
-use crate::cache::Cache;
-use crate::image::Image;
-use crate::plan::{AccelChoice, Arch, Cell, Limits, Plan, SourceSpec, VmSettings};
-use crate::verdict::{CellResult, Verdict};
+use crate::host::cache::Cache;
+use crate::prepare::build::Kernel;
+use crate::prepare::image::Image;
+use crate::record::plan::{AccelChoice, Arch, Cell, Limits, Plan, SourceSpec, VmSettings};
+use crate::record::result::{CellResult, Verdict};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -29,7 +29,7 @@ fn script(dir: &Path, name: &str, body: &str) -> PathBuf {
 const FAKE_VIRTIOFSD: &str = "for a; do case $a in --socket-path=*) touch \"${a#*=}\" \"${a#*=}.pid\";; esac; done\nexec sleep 600";
 
 fn engine(dir: &Path, accel: AccelChoice, qemu: PathBuf) -> (Engine, Cell) {
-    let cell = crate::plan::tests::cell(Arch::X86_64, "c", "p");
+    let cell = crate::record::plan::tests::cell(Arch::X86_64, "c", "p");
     let plan = Plan {
         spec_path: dir.join("kmatrix.yaml"),
         spec_hash: "test".into(),
@@ -135,7 +135,7 @@ async fn qemu_that_exits_at_once_is_boot_fail_with_its_own_words() {
         "{:?}",
         stop.details
     );
-    assert_eq!(r.accel, Some(crate::plan::Accel::Tcg));
+    assert_eq!(r.accel, Some(crate::record::plan::Accel::Tcg));
     all_dead(d.path());
 }
 
@@ -149,7 +149,8 @@ async fn kvm_internal_error_falls_back_to_tcg_says_so_and_the_run_remembers() {
          echo 'tcg boot failed for the test' >&2\nexit 1", d.path().display()),
     );
     let (e, cell) = engine(d.path(), AccelChoice::Auto, q);
-    if crate::vm::initial_accel(AccelChoice::Auto, Arch::X86_64) != crate::plan::Accel::Kvm {
+    if crate::vm::initial_accel(AccelChoice::Auto, Arch::X86_64) != crate::record::plan::Accel::Kvm
+    {
         return; // no /dev/kvm on this host: nothing to fall back from
     }
     let (out, r) = boot(&e, &cell, d.path()).await;
@@ -160,7 +161,7 @@ async fn kvm_internal_error_falls_back_to_tcg_says_so_and_the_run_remembers() {
             ..
         })
     ));
-    assert_eq!(r.accel, Some(crate::plan::Accel::Tcg));
+    assert_eq!(r.accel, Some(crate::record::plan::Accel::Tcg));
     let note = r.accel_note.unwrap();
     assert!(
         note.contains("KVM internal error") && note.contains("fell back to TCG"),
@@ -168,7 +169,7 @@ async fn kvm_internal_error_falls_back_to_tcg_says_so_and_the_run_remembers() {
     );
     // A later boot of the same run does not try KVM again (issue #14: 20 s per boot).
     let (_, r2) = boot(&e, &cell, d.path()).await;
-    assert_eq!(r2.accel, Some(crate::plan::Accel::Tcg));
+    assert_eq!(r2.accel, Some(crate::record::plan::Accel::Tcg));
     assert!(r2.accel_note.unwrap().contains("without a new attempt"));
     let attempts = std::fs::read_to_string(d.path().join("attempts")).unwrap();
     assert_eq!(attempts.lines().count(), 1, "one KVM attempt in the run");

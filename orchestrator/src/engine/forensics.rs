@@ -5,7 +5,7 @@
 
 use super::boot::BootSession;
 use super::cell::CellRun;
-use crate::guest::{self, Exec};
+use crate::host::guest::{self, Exec};
 use std::time::{Duration, Instant};
 
 impl CellRun<'_> {

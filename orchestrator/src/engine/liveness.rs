@@ -7,12 +7,13 @@
 use super::boot::BootSession;
 use super::cell::CellRun;
 use super::prepare::Prepared;
-use crate::build::ModuleSource;
-use crate::cache::Cache;
 use crate::console::{watcher::Watcher, Kind};
-use crate::events::Phase;
-use crate::guest::{self, Exec};
-use crate::verdict::{Expected, KernelFacts, LIVENESS, LIVENESS_TAG};
+use crate::host::cache::Cache;
+use crate::host::guest::{self, Exec};
+use crate::judge::{Expected, KernelFacts};
+use crate::prepare::build::ModuleSource;
+use crate::record::phase::Phase;
+use crate::record::result::{LIVENESS, LIVENESS_TAG};
 use std::time::{Duration, Instant};
 
 /// The module's name (`kmatrix_live.ko`).

@@ -8,26 +8,26 @@
 //! - `prepare.rs`: source, patch and build (in the slot) and image -> [`prepare::Prepared`].
 //! - `boot.rs`: a [`boot::BootSession`]: the VM, its shares, its console, SSH; KVM
 //!   fallback.
-//! - `tests.rs`: one guest test -> a [`TestOutcome`](crate::verdict::TestOutcome).
+//! - `tests.rs`: one guest test -> a [`TestOutcome`](crate::record::result::TestOutcome).
 //! - `forensics.rs`: sysrq dumps after a hang or a fatal report.
 //! - `shell.rs`: `kmatrix boot`.
 
 mod boot;
 mod cell;
 mod forensics;
+mod guest_tests;
 mod liveness;
 mod prepare;
 mod shell;
-mod tests;
 
 pub use liveness::module_source as liveness_module;
 
-use crate::cache::Cache;
-use crate::events::{Event, Sender};
-use crate::image::Image;
-use crate::plan::{Arch, Plan};
-use crate::source::Tree;
-use crate::verdict::{CellResult, Verdict};
+use crate::host::cache::Cache;
+use crate::prepare::image::Image;
+use crate::prepare::source::Tree;
+use crate::record::events::{Event, Sender};
+use crate::record::plan::{Arch, Plan};
+use crate::record::result::{CellResult, Verdict};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use tokio::sync::watch;
@@ -90,7 +90,7 @@ pub(crate) struct Shared {
     pub tree: tokio::sync::OnceCell<Tree>,
     pub images: tokio::sync::Mutex<HashMap<Arch, Image>>,
     /// The kernel selftests of the run's tree, per arch.
-    pub selftests: tokio::sync::Mutex<HashMap<Arch, crate::selftests::Built>>,
+    pub selftests: tokio::sync::Mutex<HashMap<Arch, crate::prepare::selftests::Built>>,
     /// Why KVM could not run a guest on this host, once a boot found out: later boots of
     /// the run go straight to TCG.
     pub kvm_failed: std::sync::Mutex<Option<String>>,
@@ -181,7 +181,7 @@ impl Engine {
     /// Returns the command's (or ssh's) exit status.
     pub async fn boot_shell(
         self,
-        cell: &crate::plan::Cell,
+        cell: &crate::record::plan::Cell,
         command: Option<String>,
     ) -> Result<i32, String> {
         shell::boot_shell(&self.shared, cell, command).await
@@ -193,7 +193,7 @@ impl Engine {
 /// verdict of a cell that otherwise passed is decided again with it.
 fn compare_lock_graph(
     sh: &Shared,
-    cell: &crate::plan::Cell,
+    cell: &crate::record::plan::Cell,
     result: &mut CellResult,
     finished: &[CellResult],
 ) {
@@ -218,13 +218,13 @@ fn compare_lock_graph(
         .filter_map(|p| std::fs::read_to_string(p).ok())
         .collect();
     let chains = std::fs::read_to_string(result.dir.join("lockdep_chains.txt"))
-        .map(|t| crate::lockgraph::parse_chains(&t))
+        .map(|t| crate::judge::lockgraph::parse_chains(&t))
         .unwrap_or_default();
-    let mut d = crate::lockgraph::diff(
+    let mut d = crate::judge::lockgraph::diff(
         &base.id,
-        &crate::lockgraph::parse(&b),
-        &crate::lockgraph::parse(&p),
-        &crate::lockgraph::Series::of(&patches),
+        &crate::judge::lockgraph::parse(&b),
+        &crate::judge::lockgraph::parse(&p),
+        &crate::judge::lockgraph::Series::of(&patches),
         &chains,
     );
     d.tests_not_in_base = result
@@ -252,32 +252,16 @@ fn compare_lock_graph(
         });
     }
     if !d.cycles.is_empty() && matches!(result.verdict, Verdict::Pass | Verdict::Inconclusive) {
-        let (v, why) = crate::verdict::decide(&result.tests, &result.findings, &result.controls);
+        let (v, why) = crate::judge::decide(&result.tests, &result.findings, &result.controls);
         result.verdict = v;
         result.reason = why;
     }
     result.lock_graph = Some(d);
 }
 
-/// An error and its sources on one line.
-pub fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        // Some messages already quote their source; do not say it twice.
-        let t = c.to_string();
-        if !s.contains(&t) {
-            s.push_str(": ");
-            s.push_str(&t);
-        }
-        cur = c.source();
-    }
-    s
-}
-
 /// An infrastructure stop from any error of a lower layer.
 fn infra_err(e: &dyn std::error::Error) -> Stop {
-    Stop::infra(chain(e))
+    Stop::infra(crate::record::fmt::chain(e))
 }
 
 /// Append a line to a log file (best effort: logs are evidence, not control flow).

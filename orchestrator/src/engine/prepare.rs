@@ -3,11 +3,12 @@
 
 use super::cell::CellRun;
 use super::{infra_err, Stop};
-use crate::build::{self, BuildJob, BuildOutcome, Kernel, ModuleSource, Slot};
-use crate::events::{Event, Phase};
-use crate::image::{self, Image};
-use crate::source::Tree;
-use crate::verdict::Verdict;
+use crate::prepare::build::{self, BuildJob, BuildOutcome, Kernel, ModuleSource, Slot};
+use crate::prepare::image::{self, Image};
+use crate::prepare::source::Tree;
+use crate::record::events::Event;
+use crate::record::phase::Phase;
+use crate::record::verdict::Verdict;
 use std::time::Duration;
 
 /// What a cell needs to boot.
@@ -15,7 +16,7 @@ pub(crate) struct Prepared {
     pub kernel: Kernel,
     pub image: Image,
     /// The kernel's own selftests for this arch (built from the cell's source tree).
-    pub selftests: crate::selftests::Built,
+    pub selftests: crate::prepare::selftests::Built,
 }
 
 /// Shared cache steps (download, unpack, images) take turns across concurrent runs;
@@ -45,9 +46,9 @@ impl CellRun<'_> {
         }))
     }
 
-    async fn prepare_lock(&self) -> Result<crate::cache::Lock, Stop> {
+    async fn prepare_lock(&self) -> Result<crate::host::cache::Lock, Stop> {
         let path = self.sh.cache.dir(".prepare.lock");
-        crate::cache::lock(&path, "the shared cache steps", PREPARE_WAIT, |m| {
+        crate::host::cache::lock(&path, "the shared cache steps", PREPARE_WAIT, |m| {
             self.note(m)
         })
         .await
@@ -59,7 +60,7 @@ impl CellRun<'_> {
             .tree
             .get_or_try_init(|| async {
                 let _lock = self.prepare_lock().await?;
-                crate::source::prepare(&self.sh.plan.source, &self.sh.cache)
+                crate::prepare::source::prepare(&self.sh.plan.source, &self.sh.cache)
                     .await
                     .map_err(|e| infra_err(&e))
             })
@@ -70,7 +71,7 @@ impl CellRun<'_> {
     /// The out-of-tree modules built against this cell's kernel: the tests' own, the
     /// liveness step's, and the amplifier when a test is amplified in this cell.
     fn modules(&self) -> Result<Vec<ModuleSource>, Stop> {
-        crate::identity::modules(&self.sh.plan, self.cell, &self.sh.cache)
+        crate::prepare::identity::modules(&self.sh.plan, self.cell, &self.sh.cache)
             .map_err(|e| infra_err(&e))
     }
 
@@ -84,12 +85,12 @@ impl CellRun<'_> {
         // Recorded before the build: a PATCH-FAIL or BUILD-FAIL is final for `--resume`
         // only as long as its inputs are unchanged.
         self.result.kernel_key = Some(key.clone());
-        let mode = crate::identity::Mode {
+        let mode = crate::prepare::identity::Mode {
             build_only: self.sh.opts.build_only,
             repeat: self.sh.opts.repeat,
         };
         self.result.inputs = Some(
-            crate::identity::of_cell(&self.sh.plan, self.cell, &tree.id, &key, mode)
+            crate::prepare::identity::of_cell(&self.sh.plan, self.cell, &tree.id, &key, mode)
                 .map_err(|e| infra_err(&e))?,
         );
         let rebuild = self.sh.opts.rebuild;
@@ -209,7 +210,7 @@ impl CellRun<'_> {
 }
 
 impl CellRun<'_> {
-    async fn selftests(&self, tree: &Tree) -> Result<crate::selftests::Built, Stop> {
+    async fn selftests(&self, tree: &Tree) -> Result<crate::prepare::selftests::Built, Stop> {
         let arch = self.cell.arch;
         let mut all = self.sh.selftests.lock().await;
         if let Some(b) = all.get(&arch) {
@@ -219,9 +220,10 @@ impl CellRun<'_> {
             self.phase(Phase::Image, "kernel selftests");
         }
         let _lock = self.prepare_lock().await?;
-        let b = crate::selftests::build(tree, arch, &self.sh.plan.selftests, &self.sh.cache)
-            .await
-            .map_err(|e| infra_err(&e))?;
+        let b =
+            crate::prepare::selftests::build(tree, arch, &self.sh.plan.selftests, &self.sh.cache)
+                .await
+                .map_err(|e| infra_err(&e))?;
         all.insert(arch, b.clone());
         Ok(b)
     }

@@ -4,8 +4,8 @@
 use super::boot::{fill_share, BootPlan};
 use super::cell::CellRun;
 use super::Shared;
-use crate::guest::{self, Exec, Target};
-use crate::plan::Cell;
+use crate::host::guest::{self, Exec, Target};
+use crate::record::plan::Cell;
 use crate::vm::console::Budget;
 use std::path::Path;
 use std::time::Duration;
@@ -62,7 +62,7 @@ pub(super) async fn boot_shell(
             .and_then(|r| r.map_err(|e| e.to_string()))
             .map(|r| {
                 // The guest's output is data: its control characters are shown, not obeyed.
-                print!("{}", crate::report::visible(&r.output));
+                print!("{}", crate::record::fmt::visible(&r.output));
                 r.exit_status
             })
         }
@@ -74,10 +74,12 @@ pub(super) async fn boot_shell(
     );
     let _ = s.shutdown(Duration::from_secs(1)).await;
     // What the guest left in its share is data, never privilege.
-    let kept =
-        crate::sanitize::results_folder(&run.dir.join("results"), sh.plan.limits.results_bytes);
+    let kept = crate::host::sanitize::results_folder(
+        &run.dir.join("results"),
+        sh.plan.limits.results_bytes,
+    );
     for n in kept.notes {
-        eprintln!("kmatrix: {}", crate::report::visible(&n));
+        eprintln!("kmatrix: {}", crate::record::fmt::visible(&n));
     }
     outcome
 }

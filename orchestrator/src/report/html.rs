@@ -6,10 +6,11 @@
 //! only). Templates are `maud`: every interpolation is escaped.
 
 use super::{grid, Grid};
-use crate::bisect::{Bisect, Judged, Outcome};
-use crate::compare::{Class, Comparison};
-use crate::known::{IssueState, KnownIssue, KnownIssues, KnownRef};
-use crate::verdict::{Category, CellResult, ControlState};
+use crate::cli::bisect::{Bisect, Judged, Outcome};
+use crate::judge::compare::{Class, Comparison};
+use crate::judge::known::{IssueState, KnownIssue, KnownIssues, KnownRef};
+use crate::record::result::{CellResult, ControlState};
+use crate::record::verdict::Category;
 use maud::{html, Markup, PreEscaped, DOCTYPE};
 use std::path::{Component, Path, PathBuf};
 
@@ -132,7 +133,7 @@ fn timeline(c: &CellResult) -> Markup {
                         style=(format!("width:{:.2}%", 100.0 * s.seconds / total))
                         title=(format!("{label} ({})", clock(s.seconds))) {
                             // A test's segment is named after the test.
-                            @if s.start.phase == crate::events::Phase::Test && !s.start.detail.is_empty() {
+                            @if s.start.phase == crate::record::phase::Phase::Test && !s.start.detail.is_empty() {
                                 (s.start.detail)
                             } @else {
                                 (s.start.phase.label())
@@ -189,7 +190,7 @@ fn known_note(k: Option<KnownRef>) -> Markup {
         @if let Some(k) = k {
             span class="small known" {
                 " (known issue: " (k.why)
-                @if let Some(l) = k.link.as_ref().filter(|l| crate::known::link_is_safe(l)) { ", " a href=(l) { (l) } }
+                @if let Some(l) = k.link.as_ref().filter(|l| crate::judge::known::link_is_safe(l)) { ", " a href=(l) { (l) } }
                 ")"
             }
         }
@@ -218,7 +219,7 @@ fn cell(c: &CellResult, run_dir: &Path, known: &KnownIssues) -> Markup {
                 (format!("{:.0} s", c.seconds))
             }
             @if let Some(d) = &c.detectors { p class="small" { "detectors: " (d.summary()) } }
-            @if let Some(a) = crate::amplify::summary(c) { p class="small amplified" { (a) } }
+            @if let Some(a) = crate::report::amplify_summary(c) { p class="small amplified" { (a) } }
             @if let Some(g) = &c.lock_graph {
                 details {
                     summary { (g.summary()) }
@@ -273,7 +274,7 @@ fn cell(c: &CellResult, run_dir: &Path, known: &KnownIssues) -> Markup {
             @if !c.tests.is_empty() {
                 ul {
                     @for t in &c.tests {
-                        @let ok = t.ktap.cases.iter().filter(|x| x.status == crate::ktap::Status::Ok).count();
+                        @let ok = t.ktap.cases.iter().filter(|x| x.status == crate::parse::ktap::Status::Ok).count();
                         li {
                             @if t.passed() { (PreEscaped("&#10003; ")) } @else { (PreEscaped("&#10007; ")) }
                             @match ktap_link(c, run_dir, &t.name) {
@@ -333,8 +334,8 @@ fn cell(c: &CellResult, run_dir: &Path, known: &KnownIssues) -> Markup {
 /// The real reports across the run, by title: count, where (the factor that explains it),
 /// the cheapest cell to reproduce it, the first occurrence.
 fn titles(cells: &[CellResult]) -> Markup {
-    let titles = super::titles(cells);
-    let why = super::factors::explain(cells, &titles);
+    let titles = crate::judge::factors::titles(cells);
+    let why = crate::judge::factors::explain(cells, &titles);
     html! {
         @if !titles.is_empty() {
             table id="titles" {
@@ -382,7 +383,8 @@ fn known_section(cells: &[CellResult], known: &KnownIssues) -> Markup {
 
 /// The comparison with an earlier run (`kmatrix compare`), on top of the page.
 pub fn comparison(c: &Comparison) -> Markup {
-    let rate = |r: Option<crate::compare::Rate>| r.map(|r| r.to_string()).unwrap_or("-".into());
+    let rate =
+        |r: Option<crate::judge::compare::Rate>| r.map(|r| r.to_string()).unwrap_or("-".into());
     let mut rows: Vec<_> = c.rows.iter().collect();
     rows.sort_by_key(|r| r.class);
     html! {
@@ -413,7 +415,7 @@ pub fn comparison(c: &Comparison) -> Markup {
                         li {
                             (v.cell) ": " (v.old.map(|x| x.label()).unwrap_or("absent")) " → "
                             b { (v.new.map(|x| x.label()).unwrap_or("absent")) }
-                            @if let Some(r) = v.reason.as_ref().filter(|_| v.new.is_some_and(|n| n != crate::verdict::Verdict::Pass)) { " — " (r) }
+                            @if let Some(r) = v.reason.as_ref().filter(|_| v.new.is_some_and(|n| n != crate::record::verdict::Verdict::Pass)) { " — " (r) }
                             @if v.new_failure { " " b { "(new)" } } @else { (known_note(v.known.clone())) }
                         }
                     }
@@ -483,7 +485,7 @@ pub fn bisect_page(b: &Bisect) -> String {
                     Outcome::Found { patch } => {
                         @if let Some(p) = b.patch(*patch) {
                             h2 class="fail" { "First bad patch: " (p.index) "/" (n) " " (p.subject) }
-                            p { "file: " code { (crate::cli::display_rel(&p.file)) } }
+                            p { "file: " code { (crate::record::fmt::display_rel(&p.file)) } }
                         }
                         @if let Some(r) = b.rate { p class="small" { (format!("failure rate over the bad steps' boots: {:.0}%", r * 100.0)) } }
                     },
@@ -516,7 +518,7 @@ pub fn bisect_page(b: &Bisect) -> String {
                 }
                 h2 { "Series" }
                 ol {
-                    @for p in &b.series { li { (p.subject) " " span class="small" { code { (crate::cli::display_rel(&p.file)) } } } }
+                    @for p in &b.series { li { (p.subject) " " span class="small" { code { (crate::record::fmt::display_rel(&p.file)) } } } }
                 }
             }
         }

@@ -3,8 +3,8 @@
 //! Readable by GitLab, Jenkins and GitHub test reporters. Console text can hold anything;
 //! characters XML 1.0 does not allow are replaced, so the file always parses.
 
-use crate::known::KnownIssues;
-use crate::verdict::{CellResult, ControlState, Verdict};
+use crate::judge::known::KnownIssues;
+use crate::record::result::{CellResult, ControlState, Verdict};
 use quick_junit::{NonSuccessKind, Property, Report, TestCase, TestCaseStatus, TestSuite};
 use std::time::Duration;
 
@@ -38,7 +38,7 @@ fn case(name: &str, status: TestCaseStatus, classname: &str, secs: f64) -> TestC
 }
 
 /// ` (known issue: why; link)` for a failure that matches one.
-fn known_note(k: Option<&crate::known::KnownIssue>) -> String {
+fn known_note(k: Option<&crate::judge::known::KnownIssue>) -> String {
     k.map(|k| {
         format!(
             " (known issue: {}{})",

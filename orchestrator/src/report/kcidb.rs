@@ -22,10 +22,10 @@
 
 use super::html::{cell_rel_dir, href};
 use super::RunMeta;
-use crate::cache::Hasher;
 use crate::console::Finding;
-use crate::ktap;
-use crate::verdict::{CellResult, ControlState, TestOutcome, TestResult, Verdict, LIVENESS};
+use crate::host::cache::Hasher;
+use crate::parse::ktap;
+use crate::record::result::{CellResult, ControlState, TestOutcome, TestResult, Verdict, LIVENESS};
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -176,7 +176,11 @@ fn object(fields: Vec<(&str, Option<Value>)>) -> Value {
 }
 
 /// Seconds a test's phase began, from the cell's timeline.
-fn phase_time(c: &CellResult, phase: crate::events::Phase, detail: Option<&str>) -> Option<f64> {
+fn phase_time(
+    c: &CellResult,
+    phase: crate::record::phase::Phase,
+    detail: Option<&str>,
+) -> Option<f64> {
     c.phases
         .iter()
         .find(|p| p.phase == phase && detail.is_none_or(|d| p.detail == d))
@@ -301,7 +305,7 @@ impl Export<'_> {
             || matches!(c.verdict, Verdict::BuildFail | Verdict::ConfigMismatch)
             || c.phases
                 .iter()
-                .any(|p| p.phase == crate::events::Phase::Build)
+                .any(|p| p.phase == crate::record::phase::Phase::Build)
     }
 
     fn build(&mut self, c: &CellResult) -> Option<String> {
@@ -325,7 +329,7 @@ impl Export<'_> {
             .filter(|s| {
                 matches!(
                     s.start.phase,
-                    crate::events::Phase::Patch | crate::events::Phase::Build
+                    crate::record::phase::Phase::Patch | crate::record::phase::Phase::Build
                 )
             })
             .collect();
@@ -437,7 +441,7 @@ impl Export<'_> {
             ("environment", Some(env.clone())),
             (
                 "start_time",
-                phase_time(c, crate::events::Phase::Boot, None).map(|t| time(t).into()),
+                phase_time(c, crate::record::phase::Phase::Boot, None).map(|t| time(t).into()),
             ),
             ("duration", c.ssh_ready_secs.map(secs)),
             (
@@ -546,7 +550,7 @@ impl Export<'_> {
             })
             .collect();
         let ktap = self.file(c, &format!("tests/{}.ktap", t.name));
-        let start = phase_time(c, crate::events::Phase::Test, Some(&t.name));
+        let start = phase_time(c, crate::record::phase::Phase::Test, Some(&t.name));
         let v = object(vec![
             ("id", Some(id.clone().into())),
             ("build_id", Some(build_id.into())),

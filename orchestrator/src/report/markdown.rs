@@ -3,9 +3,9 @@
 //! span or fence nor inject HTML, links or table cells into the job summary.
 
 use super::{grid, Grid};
-use crate::compare::{Class, Comparison};
-use crate::known::{IssueState, KnownIssue, KnownIssues};
-use crate::verdict::{CellResult, ControlState, Verdict};
+use crate::judge::compare::{Class, Comparison};
+use crate::judge::known::{IssueState, KnownIssue, KnownIssues};
+use crate::record::result::{CellResult, ControlState, Verdict};
 
 /// Inline text, every Markdown-active character backslash-escaped and HTML's `<` `>`
 /// `&` written as entities; one line.
@@ -66,7 +66,7 @@ fn known_note(k: Option<&KnownIssue>) -> String {
     let link = k
         .link
         .as_ref()
-        .filter(|l| crate::known::link_is_safe(l))
+        .filter(|l| crate::judge::known::link_is_safe(l))
         .map(|l| format!(" [link]({})", escape_link(l)))
         .unwrap_or_default();
     format!(" _\\(known issue: {}\\)_{link}", escape(&k.why))
@@ -117,9 +117,9 @@ pub fn render_with(
         }
         o.push('\n');
     }
-    let titles = super::titles(cells);
+    let titles = crate::judge::factors::titles(cells);
     if !titles.is_empty() {
-        let why = super::factors::explain(cells, &titles);
+        let why = crate::judge::factors::explain(cells, &titles);
         o.push_str("\n| report | count | where | cheapest cell | first |\n|---|---|---|---|---|\n");
         for (t, e) in titles.iter().zip(&why) {
             o.push_str(&format!(
@@ -133,7 +133,7 @@ pub fn render_with(
             ));
         }
     }
-    o.push_str(&crate::amplify::markdown(cells));
+    o.push_str(&amplified(cells));
     // What each verdict rests on: were the detectors alive to the end?
     let booted: Vec<&CellResult> = cells.iter().filter(|c| c.detectors.is_some()).collect();
     if !booted.is_empty() {
@@ -233,8 +233,9 @@ pub fn comparison(c: &Comparison) -> String {
     let still = c.rows.len() - rows.len();
     if !rows.is_empty() {
         o.push_str("| change | cell | finding | old | new |\n|---|---|---|---|---|\n");
-        let rate =
-            |r: Option<crate::compare::Rate>| r.map(|r| r.to_string()).unwrap_or("\\-".into());
+        let rate = |r: Option<crate::judge::compare::Rate>| {
+            r.map(|r| r.to_string()).unwrap_or("\\-".into())
+        };
         for r in rows {
             let what = match r.class {
                 Class::New => "**new**".to_string(),
@@ -249,7 +250,7 @@ pub fn comparison(c: &Comparison) -> String {
                         escape(&k.why),
                         k.link
                             .as_ref()
-                            .filter(|l| crate::known::link_is_safe(l))
+                            .filter(|l| crate::judge::known::link_is_safe(l))
                             .map(|l| format!(" [link]({})", escape_link(l)))
                             .unwrap_or_default()
                     )
@@ -308,6 +309,27 @@ pub fn comparison(c: &Comparison) -> String {
         o.push('\n');
     }
     o
+}
+
+/// `summary.md`'s list of the amplified cells (every cell, passing or not).
+fn amplified(cells: &[CellResult]) -> String {
+    let lines: Vec<String> = cells
+        .iter()
+        .filter_map(|c| {
+            Some(format!(
+                "- {}: {}\n",
+                escape(&c.id),
+                escape(&super::amplify_summary(c)?)
+            ))
+        })
+        .collect();
+    if lines.is_empty() {
+        return String::new();
+    }
+    format!(
+        "\n**Race amplification** (random delays at the functions the series changes):\n\n{}",
+        lines.concat()
+    )
 }
 
 #[cfg(test)]

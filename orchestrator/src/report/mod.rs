@@ -3,7 +3,6 @@
 //! rewritten atomically as each cell finishes, and `junit.xml`, `summary.md`,
 //! `report.html` and `matrix.txt` written when the run ends (also after Ctrl-C).
 
-pub mod factors;
 pub mod html;
 pub mod junit;
 pub mod kcidb;
@@ -15,8 +14,8 @@ pub mod text;
 pub use results::{load_results, RunMeta, SCHEMA_VERSION};
 pub use text::matrix;
 
-use crate::events::Event;
-use crate::verdict::CellResult;
+use crate::record::events::Event;
+use crate::record::result::CellResult;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -38,7 +37,7 @@ pub trait Sink: Send {
 /// one failed is the first question).
 pub fn write(run_dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
     let path = run_dir.join(name);
-    crate::cache::write_atomic(&path, bytes)
+    crate::host::cache::write_atomic(&path, bytes)
         .map_err(|e| std::io::Error::new(e.kind(), format!("cannot write {}: {e}", path.display())))
 }
 
@@ -79,8 +78,8 @@ impl Sink for FinalReports {
 /// comparison `kmatrix compare` left there (`compare.json`) goes on top of summary.md
 /// and report.html.
 pub fn write_results(run_dir: &Path, meta: &RunMeta, cells: &[CellResult]) -> std::io::Result<()> {
-    let known = crate::known::KnownIssues::of_run(run_dir)?;
-    let compare = crate::compare::of_run(run_dir);
+    let known = crate::judge::known::KnownIssues::of_run(run_dir)?;
+    let compare = crate::judge::compare::of_run(run_dir);
     results::write(run_dir, meta, cells)?;
     write(
         run_dir,
@@ -119,7 +118,7 @@ pub async fn reporter(
             Event::CellFinished { result } => run.cells.push((**result).clone()),
             Event::RunFinished => {
                 if let Some(b) = run.baseline.clone() {
-                    crate::verdict::mark_baseline(&mut run.cells, &b);
+                    crate::judge::mark_baseline(&mut run.cells, &b);
                 }
             }
             _ => {}
@@ -176,7 +175,7 @@ pub fn cell_summary(c: &CellResult) -> String {
         .filter(|f| {
             f.expected_by
                 .as_ref()
-                .is_some_and(|t| t != crate::verdict::LIVENESS)
+                .is_some_and(|t| t != crate::record::result::LIVENESS)
         })
         .count();
     let n = c.real_findings().count();
@@ -194,38 +193,12 @@ pub fn cell_summary(c: &CellResult) -> String {
     }
 }
 
-/// The kernel's real reports across the run, by title: how often (kept or only counted),
-/// in which cells, and where first.
-pub fn titles(cells: &[CellResult]) -> Vec<crate::console::TitleSummary> {
-    let mut sums = crate::console::summarize(
-        cells
-            .iter()
-            .flat_map(|c| c.real_findings().map(move |f| (c.id.as_str(), f))),
-    );
-    for s in &mut sums {
-        s.count += cells
-            .iter()
-            .filter_map(|c| c.dropped.get(&s.title))
-            .sum::<u64>() as usize;
-    }
-    sums
-}
-
-/// Text from the guest or the kernel, made safe to print on a terminal or in a plain
-/// file: control characters (escape sequences that could move the cursor, set the
-/// title or rewrite what was printed) become visible `\xNN`, and a line never runs on.
-pub fn visible(s: &str) -> String {
-    let mut o = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '\n' | '\t' => o.push(c),
-            c if c.is_control()
-                || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}') =>
-            {
-                o.push_str(&format!("\\x{:02x}", c as u32));
-            }
-            c => o.push(c),
-        }
-    }
-    o
+/// The line every output shows for a cell whose tests ran amplified.
+pub fn amplify_summary(c: &CellResult) -> Option<String> {
+    let parts: Vec<String> = c
+        .tests
+        .iter()
+        .filter_map(|t| Some(format!("{}: {}", t.name, t.amplify.as_ref()?.summary())))
+        .collect();
+    (!parts.is_empty()).then(|| format!("amplified: {}", parts.join("; ")))
 }

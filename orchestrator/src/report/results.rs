@@ -1,7 +1,7 @@
 //! `results.json`: schema 2 written; schemas 1 and 2 read (`kmatrix report` and `merge`
 //! work on run folders of older versions).
 
-use crate::verdict::CellResult;
+use crate::record::result::CellResult;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -119,9 +119,9 @@ pub fn load_results(run_dir: &Path) -> std::io::Result<(RunMeta, Vec<CellResult>
 /// Schema 1, as kmatrix wrote it before typed outcomes and attributed findings.
 mod v1 {
     use crate::console::Finding;
-    use crate::ktap;
-    use crate::plan::{Accel, Arch, Expectation};
-    use crate::verdict::{self, ControlState, TestOutcome, Verdict};
+    use crate::parse::ktap;
+    use crate::record::plan::{Accel, Arch, Expectation};
+    use crate::record::result::{ControlState, TestOutcome, Verdict};
     use serde::Deserialize;
     use std::collections::BTreeMap;
     use std::path::PathBuf;
@@ -212,7 +212,7 @@ mod v1 {
         }
     }
 
-    impl From<CellResult> for verdict::CellResult {
+    impl From<CellResult> for crate::record::result::CellResult {
         fn from(c: CellResult) -> Self {
             let mut findings = c.findings;
             for (f, by) in findings.iter_mut().zip(c.expected_by) {
@@ -230,7 +230,7 @@ mod v1 {
                         })
                         .map(|f| f.line)
                         .unwrap_or(0);
-                    verdict::Control {
+                    crate::record::result::Control {
                         test: ctl.test,
                         expect: ctl.expect,
                         state: if ctl.fired {
@@ -244,14 +244,14 @@ mod v1 {
             let tests = c
                 .tests
                 .iter()
-                .map(|t| verdict::TestResult {
+                .map(|t| crate::record::result::TestResult {
                     ktap: t.ktap.clone(),
                     seconds: t.seconds,
                     result_file: t.result_file.clone(),
-                    ..verdict::TestResult::new(&t.name, outcome(t))
+                    ..crate::record::result::TestResult::new(&t.name, outcome(t))
                 })
                 .collect();
-            verdict::CellResult {
+            crate::record::result::CellResult {
                 id: c.id,
                 arch: c.arch,
                 config: c.config,
@@ -298,7 +298,7 @@ mod v1 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::verdict::{TestOutcome, Verdict};
+    use crate::record::result::{TestOutcome, Verdict};
 
     /// A results.json as kmatrix wrote it in schema 1 (trimmed from a real run).
     const V1: &str = r#"{
@@ -330,7 +330,7 @@ mod tests {
         assert_eq!(meta.spec_hash, "abc");
         let c = &cells[0];
         assert_eq!(c.verdict, Verdict::Pass);
-        assert_eq!(c.accel, Some(crate::plan::Accel::Tcg));
+        assert_eq!(c.accel, Some(crate::record::plan::Accel::Tcg));
         assert_eq!(c.tests[0].outcome, TestOutcome::Exited { status: 0 });
         assert!(matches!(c.tests[1].outcome, TestOutcome::TimedOut { .. }));
         assert_eq!(c.findings[0].expected_by.as_deref(), Some("vma_probe"));

@@ -8,9 +8,10 @@
 //! sharding uses (`plan::cost`), scaled by the seconds per unit of cost this run has
 //! measured (finished cells, and the current build's rate).
 
-use super::{visible, RunState, Sink};
-use crate::events::{BuildProgress, Event, TotalFrom};
-use crate::verdict::Category;
+use super::{RunState, Sink};
+use crate::record::events::{BuildProgress, Event, TotalFrom};
+use crate::record::fmt::visible;
+use crate::record::verdict::Category;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use std::collections::HashMap;
 use std::io::IsTerminal;
@@ -336,7 +337,8 @@ impl Sink for Terminal {
             Event::RunFinished => {
                 if self.matrix {
                     // The run folder's own list (a bad one was refused when the spec loaded).
-                    let known = crate::known::KnownIssues::of_run(&run.run_dir).unwrap_or_default();
+                    let known =
+                        crate::judge::known::KnownIssues::of_run(&run.run_dir).unwrap_or_default();
                     let table = if std::io::stdout().is_terminal() {
                         super::text::styled_with(&run.cells, &known, &colour)
                     } else {

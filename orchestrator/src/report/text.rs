@@ -1,11 +1,13 @@
 //! The result matrix as text (`matrix.txt`, and on the terminal with colour): rows
 //! arch/config, columns patchsets; then per cell what it is based on.
 
-use super::{cell_summary, grid, visible, Grid};
-use crate::bisect::{Bisect, Outcome};
-use crate::compare::{Class, Comparison};
-use crate::known::{IssueState, KnownIssues};
-use crate::verdict::{Category, CellResult, ControlState};
+use super::{cell_summary, grid, Grid};
+use crate::cli::bisect::{Bisect, Outcome};
+use crate::judge::compare::{Class, Comparison};
+use crate::judge::known::{IssueState, KnownIssues};
+use crate::record::fmt::visible;
+use crate::record::result::{CellResult, ControlState};
+use crate::record::verdict::Category;
 
 /// The matrix without colour.
 pub fn matrix(cells: &[CellResult]) -> String {
@@ -72,9 +74,9 @@ pub fn styled_with(
             out.push('\n');
         }
     }
-    let titles = super::titles(cells);
+    let titles = crate::judge::factors::titles(cells);
     if !titles.is_empty() {
-        let why = super::factors::explain(cells, &titles);
+        let why = crate::judge::factors::explain(cells, &titles);
         out.push_str("\nreports by title:\n");
         for (t, e) in titles.iter().zip(&why) {
             out.push_str(&format!(
@@ -98,7 +100,7 @@ pub fn styled_with(
 }
 
 /// ` (known issue: why; link)`, for a failure that matches one.
-fn known_note(k: Option<&crate::known::KnownIssue>) -> String {
+fn known_note(k: Option<&crate::judge::known::KnownIssue>) -> String {
     match k {
         Some(k) => format!(
             " (known issue: {}{})",
@@ -165,7 +167,7 @@ fn details(
             .unwrap_or_default();
         out.push_str(&format!("  detectors: {}{cpus}\n", visible(&d.summary())));
     }
-    if let Some(a) = crate::amplify::summary(c) {
+    if let Some(a) = crate::report::amplify_summary(c) {
         out.push_str(&format!("  {}\n", visible(&a)));
     }
     if let Some(g) = &c.lock_graph {
@@ -184,7 +186,7 @@ fn details(
         out.push_str(&format!("  forensics: {f} (see console.log)\n"));
     }
     if !c.vmstat_after.is_empty() {
-        let d = crate::verdict::vmstat_delta(&c.vmstat_before, &c.vmstat_after);
+        let d = crate::parse::vmstat::vmstat_delta(&c.vmstat_before, &c.vmstat_after);
         let get = |k: &str| d.get(k).copied().unwrap_or(0);
         out.push_str(&format!(
             "  per-VMA locks during tests: {} faults under VMA lock, {} retries, {} aborts, {} misses\n",
@@ -198,7 +200,7 @@ fn details(
         let cases = &t.ktap.cases;
         let ok = cases
             .iter()
-            .filter(|x| x.status == crate::ktap::Status::Ok)
+            .filter(|x| x.status == crate::parse::ktap::Status::Ok)
             .count();
         let mut evidence = String::new();
         if let Some(o) = &t.overlap {
@@ -272,7 +274,8 @@ fn details(
 /// failing, the verdict changes, the known issues maybe fixed, and the counts.
 pub fn comparison(c: &Comparison) -> String {
     let mut out = format!("compare {} -> {}\n", c.old.display(), c.new.display());
-    let rate = |r: Option<crate::compare::Rate>| r.map(|r| r.to_string()).unwrap_or("-".into());
+    let rate =
+        |r: Option<crate::judge::compare::Rate>| r.map(|r| r.to_string()).unwrap_or("-".into());
     if !c.rows.is_empty() {
         let w = c
             .rows
@@ -315,8 +318,9 @@ pub fn comparison(c: &Comparison) -> String {
     if !c.verdicts.is_empty() {
         out.push_str("verdict changes:\n");
         for v in &c.verdicts {
-            let label =
-                |x: Option<crate::verdict::Verdict>| x.map(|v| v.label()).unwrap_or("(absent)");
+            let label = |x: Option<crate::record::verdict::Verdict>| {
+                x.map(|v| v.label()).unwrap_or("(absent)")
+            };
             out.push_str(&format!(
                 "  {}: {} -> {}{}{}\n",
                 v.cell,
@@ -324,7 +328,9 @@ pub fn comparison(c: &Comparison) -> String {
                 label(v.new),
                 v.reason
                     .as_ref()
-                    .filter(|_| v.new.is_some_and(|n| n != crate::verdict::Verdict::Pass))
+                    .filter(|_| v
+                        .new
+                        .is_some_and(|n| n != crate::record::verdict::Verdict::Pass))
                     .map(|r| format!(" - {}", visible(r)))
                     .unwrap_or_default(),
                 if v.new_failure {
@@ -435,11 +441,11 @@ pub fn bisect(b: &Bisect) -> String {
         out.push_str(&line(&r.iter().map(String::as_str).collect::<Vec<_>>()));
         if let Some(why) = &s.why {
             out.push_str(&format!("      skipped: {}\n", visible(why)));
-        } else if s.judged == Some(crate::bisect::Judged::Good) || s.judged.is_none() {
+        } else if s.judged == Some(crate::cli::bisect::Judged::Good) || s.judged.is_none() {
             if let Some(r) = s
                 .reason
                 .as_ref()
-                .filter(|_| s.verdict != crate::verdict::Verdict::Pass)
+                .filter(|_| s.verdict != crate::record::verdict::Verdict::Pass)
             {
                 out.push_str(&format!("      {}\n", visible(r)));
             }
@@ -452,7 +458,7 @@ pub fn bisect(b: &Bisect) -> String {
                     "first bad patch: {}/{n} {}\n  file: {}\n",
                     p.index,
                     visible(&p.subject),
-                    crate::cli::display_rel(&p.file)
+                    crate::record::fmt::display_rel(&p.file)
                 ));
             }
             if let Some(r) = b.rate {
@@ -471,7 +477,7 @@ pub fn bisect(b: &Bisect) -> String {
                     out.push_str(&format!(
                         "  {i}/{n} {} ({})\n",
                         visible(&p.subject),
-                        crate::cli::display_rel(&p.file)
+                        crate::record::fmt::display_rel(&p.file)
                     ));
                 }
             }
@@ -487,7 +493,7 @@ pub fn bisect(b: &Bisect) -> String {
     }
     out.push_str(&format!(
         "bisect.json, report.html: {} ({})\n",
-        crate::cli::display_rel(&b.dir),
+        crate::record::fmt::display_rel(&b.dir),
         minutes(b.seconds)
     ));
     out

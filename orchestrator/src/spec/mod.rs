@@ -1,5 +1,5 @@
 //! The YAML matrix spec: raw serde structs (`raw`), then `validate` into a typed
-//! [`Plan`](crate::plan::Plan).
+//! [`Plan`](crate::record::plan::Plan).
 //!
 //! Two stages so that serde reports syntax, unknown keys and unknown enum values with a
 //! line and column, and our own checks report semantic problems with the key path (and
@@ -10,7 +10,7 @@ mod validate;
 
 pub use raw::{parse_duration, parse_size};
 
-use crate::plan::Plan;
+use crate::record::plan::Plan;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
@@ -92,7 +92,7 @@ pub fn parse_for(path: &Path, text: &str, target: &Target) -> Result<Plan, SpecE
             message,
         }
     })?;
-    let mut h = crate::cache::Hasher::new("spec");
+    let mut h = crate::host::cache::Hasher::new("spec");
     h.field(text.as_bytes());
     if *target != Target::Spec {
         // Another tree or branch is another matrix: shards of both must not merge.
@@ -126,7 +126,7 @@ pub fn check_name(what: &str, name: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::AccelChoice;
+    use crate::record::plan::AccelChoice;
     use std::time::Duration;
 
     fn project() -> tempfile::TempDir {

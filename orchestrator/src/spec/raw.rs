@@ -4,7 +4,7 @@
 //! use the small humane types below.
 
 use crate::console::Kind;
-use crate::plan::{AccelChoice, Arch};
+use crate::record::plan::{AccelChoice, Arch};
 use serde::{Deserialize, Deserializer};
 use std::collections::BTreeMap;
 use std::time::Duration;

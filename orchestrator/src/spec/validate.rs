@@ -5,7 +5,7 @@ use super::raw::{
     RawAmplify, RawAmplifySettings, RawHarness, RawPatchset, RawSource, RawSpec, RawTest, RawVm,
 };
 use super::{check_name, SpecError, Target};
-use crate::plan::{
+use crate::record::plan::{
     Amplify, Arch, Cell, Expectation, GitRange, Limits, Plan, Selftest, SourceSpec, TestSpec,
     VmSettings, DEFAULT_SELFTESTS,
 };
@@ -64,7 +64,7 @@ pub fn validate(path: &Path, text: &str, raw: RawSpec) -> Result<Plan, SpecError
         .flatten()
         .map(|p| {
             let text = std::fs::read_to_string(p).unwrap_or_default();
-            (p.clone(), crate::plan::patch_subjects(&text))
+            (p.clone(), crate::record::plan::patch_subjects(&text))
         })
         .collect();
     if let Some(b) = &raw.baseline {
@@ -386,7 +386,8 @@ fn git_range(
             ),
         ));
     }
-    crate::series::check_range(range).map_err(|m| cx.invalid(&format!("{key}.range"), m))?;
+    crate::prepare::series::check_range(range)
+        .map_err(|m| cx.invalid(&format!("{key}.range"), m))?;
     Ok(GitRange {
         patchset: name.to_string(),
         repo,
@@ -697,7 +698,7 @@ fn known_issues(cx: &Ctx, raw: Option<&str>) -> Result<Option<PathBuf>, SpecErro
             ),
         ));
     }
-    crate::known::KnownIssues::load(&path)
+    crate::judge::known::KnownIssues::load(&path)
         .map_err(|e| cx.invalid("known-issues", e.to_string()))?;
     Ok(Some(path))
 }
@@ -815,7 +816,7 @@ fn find_key_line(text: &str, key: &str) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::super::{parse, parse_for, Target};
-    use crate::plan::SourceSpec;
+    use crate::record::plan::SourceSpec;
     use std::path::Path;
 
     fn sh(cmd: &str, dir: &Path) {
@@ -881,10 +882,12 @@ tests:
             "{}",
             plan.ranges[0].origin
         );
-        let cache = crate::cache::Cache {
+        let cache = crate::host::cache::Cache {
             root: d.path().join("cache"),
         };
-        crate::series::resolve(&mut plan, &cache).await.unwrap();
+        crate::prepare::series::resolve(&mut plan, &cache)
+            .await
+            .unwrap();
         assert!(plan.ranges.is_empty());
         let mine = plan.cells.iter().find(|c| c.patchset == "mine").unwrap();
         let names: Vec<String> = mine

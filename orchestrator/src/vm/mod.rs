@@ -4,9 +4,9 @@
 
 pub mod console;
 
-pub use crate::plan::Accel;
-use crate::plan::{AccelChoice, Arch};
-use crate::proc::{self, Proc, ProcError, ProcSpec};
+use crate::host::proc::{self, Proc, ProcError, ProcSpec};
+pub use crate::record::plan::Accel;
+use crate::record::plan::{AccelChoice, Arch};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

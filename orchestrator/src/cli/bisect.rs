@@ -1,0 +1,1128 @@
+//! `kmatrix bisect CELL`: the first patch of a cell's series at which its failure
+//! appears ("which patch of my series did this?").
+//!
+//! Each step judges one prefix of the series (its first P patches, then the harness
+//! patches the cell gets anyway) as a real one-cell run of the engine, in its own run
+//! folder `prefix-P/`: the prefix kernel is built in the cell's build slot and cached
+//! by content like any other, so later prefixes rebuild only what differs and a rerun
+//! builds nothing; the verdict is `crate::judge::decide`'s, over `--repeat N` fresh boots.
+//!
+//! The first step is the full series: it must show the failure, and says what to look
+//! for. The predicate is, by default, the dedup title of the full series' first kernel
+//! report (the one its verdict names), or `--title`; for a BUILD-FAIL, PATCH-FAIL or
+//! CONFIG-MISMATCH, the verdict itself (and those steps only build). Titles are taken
+//! with the full series' changed functions preferred at every step, so a prefix's report
+//! is titled as the full series would title it. A step is bad when the failure is seen
+//! in any of its boots; a good one carries the chance `(1-p)^N` that a failure seen at
+//! rate `p` (over the bad steps' boots) hid in all N of its boots. A step that cannot
+//! show the failure (a runtime bug in a prefix that does not build) is skipped, and the
+//! search goes round it; an infrastructure error or Ctrl-C stops the bisection.
+//!
+//! The unpatched tree (prefix 0) is taken as good: it is what the series applies to.
+//!
+//! Output: the first bad patch (its number, subject and file), a table of the steps, and
+//! the one line that judges the first bad prefix again (`--prefix P`); in the terminal,
+//! `bisect.json` and `report.html` of the bisect folder (`runs/bisect-<time>/`).
+
+use crate::console::Finding;
+use crate::engine::{Engine, RunOptions};
+use crate::host::cache::Cache;
+use crate::record::plan::{Cell, Plan};
+use crate::record::result::{CellResult, Verdict};
+use crate::report::{self, RunMeta, RunState};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+use tokio::sync::watch;
+
+/// The bisection's own record, in its folder.
+pub const FILE: &str = "bisect.json";
+/// Version of the `bisect.json` layout.
+pub const SCHEMA: u32 = 1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BisectError {
+    #[error("no cell `{0}` in the spec; `kmatrix plan` lists the cell ids")]
+    NoCell(String),
+    #[error("{cell}: patchset `{patchset}` has no patches of its own (harness patches are not the series): nothing to bisect")]
+    NoSeries { cell: String, patchset: String },
+    #[error("--prefix {prefix}: the series of {cell} has {len} patch(es); give 1 to {len}")]
+    Prefix {
+        cell: String,
+        prefix: usize,
+        len: usize,
+    },
+    #[error("{cell}: {verdict} at the full series, and no kernel report to look for ({reason}); pass --title with the title of the report to look for")]
+    NothingToLookFor {
+        cell: String,
+        verdict: &'static str,
+        reason: String,
+    },
+    #[error("cannot create the bisect folder {path}: {source}; pass a writable --runs-dir")]
+    Dir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot write {path}: {source}; the steps' run folders are kept")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// kmatrix itself failed (a task panicked).
+    #[error("internal error during the step of prefix {prefix}: {why}")]
+    Internal { prefix: usize, why: String },
+}
+
+impl BisectError {
+    pub fn exit_code(&self) -> i32 {
+        use crate::record::exit;
+        match self {
+            BisectError::Dir { .. } | BisectError::Write { .. } | BisectError::Internal { .. } => {
+                exit::INFRA
+            }
+            _ => exit::USAGE,
+        }
+    }
+}
+
+/// What `kmatrix bisect` was asked.
+#[derive(Debug, Clone)]
+pub struct Args {
+    pub cell: String,
+    pub spec: PathBuf,
+    pub title: Option<String>,
+    pub repeat: u32,
+    pub runs_dir: Option<PathBuf>,
+    /// Judge only this prefix (the repro of one step).
+    pub prefix: Option<usize>,
+}
+
+/// What makes a prefix bad.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Predicate {
+    /// A kernel report with this dedup title, in any boot.
+    Title { title: String },
+    /// This verdict (a failure with no kernel report: build, patch, config, boot).
+    Verdict { verdict: Verdict },
+}
+
+impl Predicate {
+    /// Steps that only need a build (the predicate is decided before any boot).
+    fn build_only(&self) -> bool {
+        matches!(
+            self,
+            Predicate::Verdict {
+                verdict: Verdict::BuildFail | Verdict::PatchFail | Verdict::ConfigMismatch
+            }
+        )
+    }
+    /// The outcome can differ between boots (a rate and a miss chance make sense).
+    pub fn varies(&self) -> bool {
+        !self.build_only()
+    }
+    pub fn describe(&self) -> String {
+        match self {
+            Predicate::Title { title } => format!("the report `{title}`"),
+            Predicate::Verdict { verdict } => format!("the verdict {}", verdict.label()),
+        }
+    }
+}
+
+/// One patch of the series.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Patch {
+    /// 1-based position in the series.
+    pub index: usize,
+    pub file: PathBuf,
+    pub subject: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Judged {
+    Bad,
+    Good,
+    /// The step cannot show the failure (e.g. it does not build): the search goes round.
+    Skip,
+}
+
+impl Judged {
+    pub fn label(self) -> &'static str {
+        match self {
+            Judged::Bad => "bad",
+            Judged::Good => "good",
+            Judged::Skip => "skip",
+        }
+    }
+}
+
+/// One judged prefix.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Step {
+    /// The first `prefix` patches were applied.
+    pub prefix: usize,
+    pub verdict: Verdict,
+    pub reason: Option<String>,
+    /// None with `--prefix` and no title: the verdict is all there is.
+    pub judged: Option<Judged>,
+    /// Why a step was skipped.
+    pub why: Option<String>,
+    /// Boots that showed the failure, of `boots`.
+    pub seen: u32,
+    pub boots: u32,
+    /// For a good step whose failure varies between boots: the chance that a failure of
+    /// the observed rate was in this prefix and missed all its boots.
+    pub miss_chance: Option<f64>,
+    pub seconds: f64,
+    pub kernel_cached: Option<bool>,
+    /// The step's run folder, relative to the bisect folder.
+    pub dir: PathBuf,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Outcome {
+    /// Steps are still running (bisect.json is written after each one).
+    Running,
+    /// The first bad patch.
+    Found { patch: usize },
+    /// Skipped steps leave more than one candidate: the first bad patch is one of these.
+    Range { first: usize, last: usize },
+    /// The full series does not show the failure.
+    NotReproduced { why: String },
+    /// Stopped by the host or Ctrl-C (`code` is the exit code).
+    Stopped { why: String, code: i32 },
+    /// `--prefix`: one prefix judged, no search.
+    Judged,
+}
+
+/// Everything a bisection found (`bisect.json`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Bisect {
+    pub schema: u32,
+    pub cell: String,
+    pub spec: PathBuf,
+    pub repeat: u32,
+    pub predicate: Option<Predicate>,
+    pub series: Vec<Patch>,
+    pub steps: Vec<Step>,
+    pub outcome: Outcome,
+    /// The failure's rate over the bad steps' boots (when it can vary).
+    pub rate: Option<f64>,
+    /// The one line that judges the first bad prefix again.
+    pub repro: Option<String>,
+    pub seconds: f64,
+    pub dir: PathBuf,
+}
+
+impl Bisect {
+    pub fn patch(&self, index: usize) -> Option<&Patch> {
+        self.series.iter().find(|p| p.index == index)
+    }
+    pub fn exit_code(&self) -> i32 {
+        match &self.outcome {
+            Outcome::Found { .. } => crate::record::exit::PASS,
+            Outcome::Stopped { code, .. } => *code,
+            Outcome::Judged => {
+                let bad = self.steps.iter().any(|s| {
+                    s.judged == Some(Judged::Bad)
+                        || (s.judged.is_none() && s.verdict != Verdict::Pass)
+                });
+                if bad {
+                    crate::record::exit::FINDINGS
+                } else {
+                    crate::record::exit::PASS
+                }
+            }
+            _ => crate::record::exit::FINDINGS,
+        }
+    }
+}
+
+/// The binary search over prefixes: `good` is known good (0: the unpatched tree), `bad`
+/// known bad; each step halves what is between, going round skipped prefixes.
+#[derive(Debug, Clone)]
+pub struct Search {
+    good: usize,
+    bad: usize,
+    skipped: BTreeSet<usize>,
+}
+
+impl Search {
+    /// A series of `len` patches whose full series is bad.
+    pub fn new(len: usize) -> Search {
+        Search {
+            good: 0,
+            bad: len,
+            skipped: BTreeSet::new(),
+        }
+    }
+    /// The next prefix to judge: the untried one nearest the middle, None when done.
+    pub fn next(&self) -> Option<usize> {
+        let mid = (self.good + self.bad) / 2;
+        (self.good + 1..self.bad)
+            .filter(|p| !self.skipped.contains(p))
+            .min_by_key(|p| (p.abs_diff(mid), *p))
+    }
+    pub fn record(&mut self, prefix: usize, judged: Judged) {
+        match judged {
+            Judged::Bad if prefix < self.bad => self.bad = prefix,
+            Judged::Good if prefix > self.good && prefix < self.bad => self.good = prefix,
+            Judged::Skip => {
+                self.skipped.insert(prefix);
+            }
+            _ => {}
+        }
+    }
+    pub fn outcome(&self) -> Outcome {
+        if self.bad == self.good + 1 {
+            Outcome::Found { patch: self.bad }
+        } else {
+            Outcome::Range {
+                first: self.good + 1,
+                last: self.bad,
+            }
+        }
+    }
+}
+
+/// Why a step stops the bisection (its exit code and words), or how it is judged.
+pub fn judge(
+    predicate: &Predicate,
+    verdict: Verdict,
+    reason: Option<&str>,
+    seen: u32,
+) -> Result<(Judged, Option<String>), (i32, String)> {
+    let reason = reason.unwrap_or("");
+    match verdict {
+        Verdict::Interrupted => return Err((crate::record::exit::INTERRUPTED, reason.into())),
+        Verdict::InfraError => {
+            return Err((
+                crate::record::exit::INFRA,
+                format!("INFRA-ERROR (the host's or kmatrix's fault, not the kernel's): {reason}"),
+            ))
+        }
+        _ => {}
+    }
+    let skip = |why: String| Ok((Judged::Skip, Some(why)));
+    match predicate {
+        Predicate::Title { .. } => {
+            if seen > 0 {
+                return Ok((Judged::Bad, None));
+            }
+            match verdict {
+                Verdict::BuildFail
+                | Verdict::PatchFail
+                | Verdict::ConfigMismatch
+                | Verdict::BootFail => skip(format!(
+                    "{}: the kernel did not run the tests",
+                    verdict.label()
+                )),
+                Verdict::Inconclusive => {
+                    skip(format!("the detectors could not be trusted: {reason}"))
+                }
+                _ => Ok((Judged::Good, None)),
+            }
+        }
+        Predicate::Verdict { verdict: want } => {
+            if verdict == *want {
+                return Ok((Judged::Bad, None));
+            }
+            // Got past the phase that fails: good. Stopped before it: cannot say.
+            let order = |v: Verdict| match v {
+                Verdict::PatchFail => 0,
+                Verdict::ConfigMismatch => 1,
+                Verdict::BuildFail => 2,
+                Verdict::BootFail => 3,
+                _ => 4,
+            };
+            if order(verdict) < order(*want) {
+                skip(format!("{}: it stopped before that phase", verdict.label()))
+            } else {
+                Ok((Judged::Good, None))
+            }
+        }
+    }
+}
+
+/// The predicate the full series' result implies: its verdict for failures with no
+/// kernel report, else the title of its first report (the one the verdict names).
+pub fn default_predicate(r: &CellResult) -> Result<Predicate, BisectError> {
+    let none = || BisectError::NothingToLookFor {
+        cell: r.id.clone(),
+        verdict: r.verdict.label(),
+        reason: r.reason.clone().unwrap_or_default(),
+    };
+    match r.verdict {
+        Verdict::BuildFail | Verdict::PatchFail | Verdict::ConfigMismatch => {
+            return Ok(Predicate::Verdict { verdict: r.verdict })
+        }
+        Verdict::BootFail if r.real_findings().next().is_none() => {
+            return Ok(Predicate::Verdict { verdict: r.verdict })
+        }
+        _ => {}
+    }
+    let is_hang = |f: &&Finding| {
+        use crate::console::Kind::*;
+        matches!(f.kind, HungTask | SoftLockup | RcuStall | HardLockup)
+    };
+    r.real_findings()
+        .find(|f| !is_hang(f))
+        .or_else(|| r.real_findings().find(is_hang))
+        .map(|f| Predicate::Title {
+            title: f.title.clone(),
+        })
+        .ok_or_else(none)
+}
+
+/// `(1-p)^n`: the chance that a failure seen at rate `p` hides in all of `n` boots.
+pub fn miss_chance(rate: f64, boots: u32) -> f64 {
+    (1.0 - rate.clamp(0.0, 1.0)).powi(boots as i32)
+}
+
+/// Rates and miss chances once the steps are known.
+fn settle(b: &mut Bisect) {
+    let Some(pred) = &b.predicate else { return };
+    if !pred.varies() {
+        b.rate = None;
+        return;
+    }
+    let (seen, boots) = b
+        .steps
+        .iter()
+        .filter(|s| s.judged == Some(Judged::Bad))
+        .fold((0, 0), |(a, n), s| (a + s.seen, n + s.boots));
+    b.rate = (boots > 0).then(|| seen as f64 / boots as f64);
+    for s in &mut b.steps {
+        s.miss_chance = match (s.judged, b.rate) {
+            (Some(Judged::Good), Some(p)) => Some(miss_chance(p, s.boots)),
+            _ => None,
+        };
+    }
+}
+
+/// A path without `.` and `..` (spec paths are joined as written: `tests/specs/../data`).
+fn normalize(p: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            std::path::Component::CurDir => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The subject of a patch file (`Subject: [PATCH v2 1/2] mm: ...`, folded lines joined,
+/// the bracketed tags dropped); the file name when it has none.
+pub fn subject(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let mut lines = text.lines();
+    let mut subject = None;
+    while let Some(l) = lines.next() {
+        if l.is_empty() || l.starts_with("diff ") || l.starts_with("--- ") {
+            break;
+        }
+        if let Some(s) = l.strip_prefix("Subject:") {
+            let mut s = s.trim().to_string();
+            for cont in lines.by_ref() {
+                if cont.starts_with([' ', '\t']) {
+                    s.push(' ');
+                    s.push_str(cont.trim());
+                } else {
+                    break;
+                }
+            }
+            subject = Some(s);
+            break;
+        }
+    }
+    let mut s = subject.unwrap_or_default();
+    while s.starts_with('[') {
+        match s.find(']') {
+            Some(i) => s = s[i + 1..].trim_start().to_string(),
+            None => break,
+        }
+    }
+    if s.is_empty() {
+        path.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    } else {
+        s
+    }
+}
+
+/// Boots of a step's cell (its folder, or `repeat-N/` inside) that showed `title`, of
+/// how many booted. Real findings only (findings.json, after attribution); each one is
+/// titled again from the console with the full series' functions preferred.
+fn title_seen(cell_dir: &Path, repeat: u32, preferred: &[String], title: &str) -> (u32, u32) {
+    let dirs: Vec<PathBuf> = if repeat > 1 {
+        (1..=repeat)
+            .map(|i| cell_dir.join(format!("repeat-{i}")))
+            .collect()
+    } else {
+        vec![cell_dir.to_owned()]
+    };
+    let (mut seen, mut boots) = (0, 0);
+    for d in dirs {
+        let Ok(console) = std::fs::File::open(d.join("console.log")) else {
+            continue;
+        };
+        boots += 1;
+        let real: Vec<Finding> = std::fs::read_to_string(d.join("findings.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str::<FindingsFile>(&t).ok())
+            .map(|f| f.findings)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|f| f.expected_by.is_none())
+            .collect();
+        let again = crate::console::parse_with(std::io::BufReader::new(console), preferred)
+            .unwrap_or_default();
+        let hit = real.iter().any(|f| {
+            f.title == title
+                || again
+                    .iter()
+                    .find(|g| g.report == f.report)
+                    .or_else(|| again.iter().find(|g| g.line == f.line && g.kind == f.kind))
+                    .is_some_and(|g| g.title == title)
+        });
+        if hit {
+            seen += 1;
+        }
+    }
+    (seen, boots)
+}
+
+#[derive(Deserialize)]
+struct FindingsFile {
+    findings: Vec<Finding>,
+}
+
+/// What every step shares.
+struct Ctx {
+    plan: Plan,
+    cell: Cell,
+    series: Vec<PathBuf>,
+    harness: Vec<PathBuf>,
+    /// The changed functions of the whole series (titles at every step).
+    preferred: Vec<String>,
+    dir: PathBuf,
+    repeat: u32,
+    cancel: watch::Receiver<bool>,
+    args: Args,
+}
+
+impl Ctx {
+    /// One prefix as a one-cell run in `prefix-P/`.
+    async fn step(
+        &self,
+        prefix: usize,
+        predicate: Option<&Predicate>,
+    ) -> Result<(Step, CellResult), BisectError> {
+        let first = self.series.len().min(prefix);
+        let what = match prefix {
+            p if p == self.series.len() => format!("the full series ({p} patches)"),
+            p => format!("the first {p} of {} patches", self.series.len()),
+        };
+        report::terminal::line(&format!(
+            "bisect {}: {what}, up to {}",
+            self.cell.id(),
+            self.series[first - 1]
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        ));
+        let rel = PathBuf::from(format!("prefix-{prefix}"));
+        let run_dir = self.dir.join(&rel);
+        std::fs::create_dir_all(&run_dir).map_err(|source| BisectError::Dir {
+            path: run_dir.clone(),
+            source,
+        })?;
+        if let Some(k) = &self.plan.known_issues {
+            let _ = crate::judge::known::keep_copy(k, &run_dir);
+        }
+        let mut cell = self.cell.clone();
+        cell.patches = self.series[..first]
+            .iter()
+            .chain(&self.harness)
+            .cloned()
+            .collect();
+        let mut plan = self.plan.clone();
+        plan.cells = vec![cell];
+        let opts = RunOptions {
+            rebuild: false,
+            build_only: predicate.is_some_and(Predicate::build_only),
+            resume: Vec::new(),
+            repeat: self.repeat,
+        };
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let state = RunState {
+            meta: RunMeta {
+                spec: plan.spec_path.clone(),
+                // Not a run of the spec as written: never merged or resumed with one.
+                spec_hash: format!("{}+prefix-{prefix}", plan.spec_hash),
+                shard: None,
+            },
+            run_dir: run_dir.clone(),
+            cells: vec![],
+            baseline: None,
+        };
+        let sinks: Vec<Box<dyn report::Sink>> = vec![
+            Box::new(report::terminal::Terminal::new(false, false)),
+            Box::new(report::ResultsJson::default()),
+            Box::new(report::FinalReports),
+        ];
+        let reporter = tokio::spawn(report::reporter(rx, state, sinks));
+        let engine = Engine::new(
+            plan,
+            Cache::from_env(),
+            opts,
+            run_dir.clone(),
+            tx,
+            self.cancel.clone(),
+        );
+        let internal = |why: String| BisectError::Internal { prefix, why };
+        let ran = tokio::spawn(engine.run()).await;
+        let (cells, write_error) = reporter
+            .await
+            .map_err(|e| internal(format!("the reporter failed: {e}")))?;
+        ran.map_err(|e| internal(format!("the engine failed: {e}")))?;
+        if let Some(e) = write_error {
+            return Err(BisectError::Write {
+                path: run_dir,
+                source: e,
+            });
+        }
+        let result = cells
+            .into_iter()
+            .next()
+            .ok_or_else(|| internal("the step finished without its cell".into()))?;
+        let cell_dir = run_dir.join(self.cell.rel_dir());
+        // This folder is a prefix, not the cell as the spec has it: say how to redo it.
+        let _ = std::fs::write(
+            cell_dir.join("repro.txt"),
+            format!("{}\n", self.repro(prefix, predicate)),
+        );
+        let (seen, boots) = match predicate {
+            Some(Predicate::Title { title }) => {
+                title_seen(&cell_dir, self.repeat, &self.preferred, title)
+            }
+            Some(Predicate::Verdict { verdict }) => (u32::from(result.verdict == *verdict), 1),
+            None => (0, 0),
+        };
+        let step = Step {
+            prefix,
+            verdict: result.verdict,
+            reason: result.reason.clone(),
+            judged: None,
+            why: None,
+            seen,
+            boots,
+            miss_chance: None,
+            seconds: result.seconds,
+            kernel_cached: result.kernel_cached,
+            dir: rel,
+        };
+        Ok((step, result))
+    }
+
+    /// The line that judges one prefix again.
+    fn repro(&self, prefix: usize, predicate: Option<&Predicate>) -> String {
+        let q = crate::host::guest::shell_quote;
+        let mut s = format!(
+            "kmatrix bisect {} --spec {} --prefix {prefix}",
+            q(&self.cell.id()),
+            q(&self.args.spec.display().to_string())
+        );
+        if let Some(Predicate::Title { title }) = predicate {
+            s.push_str(&format!(" --title {}", q(title)));
+        }
+        if self.repeat > 1 {
+            s.push_str(&format!(" --repeat {}", self.repeat));
+        }
+        s
+    }
+}
+
+/// `kmatrix bisect`: the whole bisection (or one prefix with `--prefix`); writes
+/// `bisect.json` and `report.html` after each step and prints the result. Returns the
+/// exit code (README "kmatrix bisect").
+/// `plan` is the spec as `args.spec` names it, loaded the way every command loads it.
+pub async fn run(
+    plan: Plan,
+    args: Args,
+    cancel: watch::Receiver<bool>,
+) -> Result<i32, BisectError> {
+    let start = Instant::now();
+    let cell = plan
+        .cells
+        .iter()
+        .find(|c| c.id() == args.cell)
+        .cloned()
+        .ok_or_else(|| BisectError::NoCell(args.cell.clone()))?;
+    let series: Vec<PathBuf> = cell.series(&plan).cloned().collect();
+    if series.is_empty() {
+        return Err(BisectError::NoSeries {
+            cell: cell.id(),
+            patchset: cell.patchset.clone(),
+        });
+    }
+    let len = series.len();
+    if let Some(p) = args.prefix {
+        if p == 0 || p > len {
+            return Err(BisectError::Prefix {
+                cell: cell.id(),
+                prefix: p,
+                len,
+            });
+        }
+    }
+    let harness: Vec<PathBuf> = cell
+        .patches
+        .iter()
+        .filter(|p| plan.harness.contains(p))
+        .cloned()
+        .collect();
+    let mut preferred: Vec<String> = Vec::new();
+    for p in &series {
+        for f in crate::console::changed_functions(&std::fs::read_to_string(p).unwrap_or_default())
+        {
+            if !preferred.contains(&f) {
+                preferred.push(f);
+            }
+        }
+    }
+    let runs = args
+        .runs_dir
+        .clone()
+        .unwrap_or_else(|| plan.root.join("runs"));
+    let dir = crate::cli::unique_dir(
+        &runs,
+        &format!("bisect-{}", crate::record::fmt::timestamp()),
+    )
+    .map_err(|e| match e {
+        crate::cli::CliError::RunDir { path, source } => BisectError::Dir { path, source },
+        other => BisectError::Dir {
+            path: runs.clone(),
+            source: std::io::Error::other(other.to_string()),
+        },
+    })?;
+    let mut b = Bisect {
+        schema: SCHEMA,
+        cell: cell.id(),
+        spec: args.spec.clone(),
+        repeat: args.repeat.max(1),
+        predicate: args.title.clone().map(|title| Predicate::Title { title }),
+        series: series
+            .iter()
+            .enumerate()
+            .map(|(i, p)| Patch {
+                index: i + 1,
+                file: normalize(p),
+                subject: subject(p),
+            })
+            .collect(),
+        steps: Vec::new(),
+        outcome: Outcome::Running,
+        rate: None,
+        repro: None,
+        seconds: 0.0,
+        dir: dir.clone(),
+    };
+    let cx = Ctx {
+        plan,
+        cell,
+        series,
+        harness,
+        preferred,
+        dir: dir.clone(),
+        repeat: args.repeat.max(1),
+        cancel,
+        args: args.clone(),
+    };
+    let save = |b: &mut Bisect| -> Result<(), BisectError> {
+        b.seconds = start.elapsed().as_secs_f64();
+        settle(b);
+        let werr = |source| BisectError::Write {
+            path: dir.join(FILE),
+            source,
+        };
+        let json = serde_json::to_vec_pretty(b).map_err(|e| werr(std::io::Error::other(e)))?;
+        report::write(&dir, FILE, &json).map_err(werr)?;
+        report::write(&dir, "report.html", report::html::bisect_page(b).as_bytes()).map_err(
+            |source| BisectError::Write {
+                path: dir.join("report.html"),
+                source,
+            },
+        )
+    };
+
+    // `--prefix P`: that prefix alone.
+    if let Some(p) = args.prefix {
+        let (mut step, _) = cx.step(p, b.predicate.as_ref()).await?;
+        if let Some(pred) = &b.predicate {
+            match judge(pred, step.verdict, step.reason.as_deref(), step.seen) {
+                Ok((j, why)) => {
+                    step.judged = Some(j);
+                    step.why = why;
+                }
+                Err((code, why)) => b.outcome = Outcome::Stopped { why, code },
+            }
+        }
+        b.steps.push(step);
+        if b.outcome == Outcome::Running {
+            b.outcome = Outcome::Judged;
+        }
+        b.repro = Some(cx.repro(p, b.predicate.as_ref()));
+        save(&mut b)?;
+        print!("{}", report::text::bisect(&b));
+        return Ok(b.exit_code());
+    }
+
+    // The full series: the failure must be there, and says what to look for.
+    let (mut step, full) = cx.step(len, b.predicate.as_ref()).await?;
+    if b.predicate.is_none() && full.verdict.is_final() && full.verdict != Verdict::Pass {
+        match default_predicate(&full) {
+            Ok(p) => {
+                (step.seen, step.boots) = match &p {
+                    Predicate::Title { title } => {
+                        let (seen, boots) = title_seen(
+                            &dir.join(&step.dir).join(cx.cell.rel_dir()),
+                            cx.repeat,
+                            &cx.preferred,
+                            title,
+                        );
+                        // The title is the full series' own: at least one boot showed it.
+                        (seen.max(1), boots.max(1))
+                    }
+                    Predicate::Verdict { .. } => (1, 1),
+                };
+                b.predicate = Some(p);
+            }
+            Err(e) => {
+                b.steps.push(step);
+                b.outcome = Outcome::NotReproduced { why: e.to_string() };
+                save(&mut b)?;
+                print!("{}", report::text::bisect(&b));
+                return Err(e);
+            }
+        }
+    }
+    let mut search = Search::new(len);
+    let verdict = |b: &Bisect, s: &Step| {
+        // Before a predicate is known only a stop (or a pass) can come of the full series.
+        let p = b.predicate.clone().unwrap_or(Predicate::Verdict {
+            verdict: Verdict::Pass,
+        });
+        judge(&p, s.verdict, s.reason.as_deref(), s.seen)
+    };
+    match (verdict(&b, &step), &b.predicate) {
+        (Err((code, why)), _) => b.outcome = Outcome::Stopped { why, code },
+        (Ok((Judged::Bad, _)), Some(_)) => step.judged = Some(Judged::Bad),
+        (Ok((j, why)), Some(p)) => {
+            step.judged = Some(j);
+            step.why = why;
+            b.outcome = Outcome::NotReproduced {
+                why: format!(
+                    "the full series does not show {} ({}{})",
+                    p.describe(),
+                    step.verdict.label(),
+                    step.reason
+                        .as_ref()
+                        .map(|r| format!(": {r}"))
+                        .unwrap_or_default()
+                ),
+            };
+        }
+        (Ok(_), None) => {
+            b.outcome = Outcome::NotReproduced {
+                why: "the full series passes: nothing to bisect".into(),
+            }
+        }
+    }
+    b.steps.push(step);
+    save(&mut b)?;
+
+    while b.outcome == Outcome::Running {
+        let Some(p) = search.next() else {
+            b.outcome = search.outcome();
+            break;
+        };
+        let (mut step, _) = cx.step(p, b.predicate.as_ref()).await?;
+        match verdict(&b, &step) {
+            Ok((j, why)) => {
+                step.judged = Some(j);
+                step.why = why;
+                search.record(p, j);
+            }
+            Err((code, why)) => b.outcome = Outcome::Stopped { why, code },
+        }
+        b.steps.push(step);
+        save(&mut b)?;
+    }
+    if let Outcome::Found { patch } = b.outcome {
+        b.repro = Some(cx.repro(patch, b.predicate.as_ref()));
+    }
+    save(&mut b)?;
+    print!("{}", report::text::bisect(&b));
+    Ok(b.exit_code())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Drive a search with a truth table: `bad[p]` for each prefix, None = skip.
+    fn search(len: usize, bad: &[Option<bool>]) -> (Outcome, Vec<usize>) {
+        let mut s = Search::new(len);
+        let mut tried = Vec::new();
+        while let Some(p) = s.next() {
+            tried.push(p);
+            let j = match bad[p] {
+                Some(true) => Judged::Bad,
+                Some(false) => Judged::Good,
+                None => Judged::Skip,
+            };
+            s.record(p, j);
+        }
+        (s.outcome(), tried)
+    }
+
+    #[test]
+    fn binary_search_names_the_first_bad_patch_in_log2_steps() {
+        for len in 1..=9usize {
+            for first_bad in 1..=len {
+                let truth: Vec<Option<bool>> = (0..=len).map(|p| Some(p >= first_bad)).collect();
+                let (o, tried) = search(len, &truth);
+                assert_eq!(o, Outcome::Found { patch: first_bad }, "len {len}");
+                let bound = (len as f64).log2().ceil() as usize;
+                assert!(tried.len() <= bound, "len {len}: {tried:?}");
+            }
+        }
+        // Two patches: one step, the first patch alone.
+        assert_eq!(search(2, &[Some(false), Some(true), Some(true)]).1, [1]);
+    }
+
+    #[test]
+    fn skipped_prefixes_are_gone_round_or_leave_a_range() {
+        // Prefix 2 does not build: 1 good, 3 bad -> the first bad is 2 or 3.
+        let truth = [Some(false), Some(false), None, Some(true), Some(true)];
+        let (o, tried) = search(4, &truth);
+        assert_eq!(o, Outcome::Range { first: 2, last: 3 });
+        assert_eq!(tried, [2, 1, 3]);
+        // A skip in the middle, the answer beside it.
+        let truth = [Some(false), Some(true), None, Some(true)];
+        assert_eq!(search(3, &truth).0, Outcome::Found { patch: 1 });
+    }
+
+    fn title() -> Predicate {
+        Predicate::Title {
+            title: "WARNING in f".into(),
+        }
+    }
+
+    #[test]
+    fn a_step_is_bad_when_seen_in_any_boot_and_cannot_be_judged_when_it_did_not_run() {
+        assert_eq!(
+            judge(&title(), Verdict::Fail, None, 1).unwrap().0,
+            Judged::Bad
+        );
+        assert_eq!(
+            judge(&title(), Verdict::Pass, None, 0).unwrap().0,
+            Judged::Good
+        );
+        // Another report does not make it bad.
+        assert_eq!(
+            judge(&title(), Verdict::Fail, Some("WARNING in g"), 0)
+                .unwrap()
+                .0,
+            Judged::Good
+        );
+        let (j, why) = judge(&title(), Verdict::BuildFail, Some("x.c: error"), 0).unwrap();
+        assert_eq!(j, Judged::Skip);
+        assert!(why.unwrap().contains("did not run"));
+        assert_eq!(
+            judge(&title(), Verdict::Inconclusive, None, 0).unwrap().0,
+            Judged::Skip
+        );
+        assert_eq!(
+            judge(&title(), Verdict::InfraError, Some("disk"), 0)
+                .unwrap_err()
+                .0,
+            3
+        );
+        assert_eq!(
+            judge(&title(), Verdict::Interrupted, None, 0)
+                .unwrap_err()
+                .0,
+            130
+        );
+    }
+
+    #[test]
+    fn verdict_predicates_compare_the_phase_reached() {
+        let build = Predicate::Verdict {
+            verdict: Verdict::BuildFail,
+        };
+        assert!(build.build_only() && !build.varies());
+        assert_eq!(
+            judge(&build, Verdict::BuildFail, None, 1).unwrap().0,
+            Judged::Bad
+        );
+        // Build-only steps that built say PASS ("built (build only)").
+        assert_eq!(
+            judge(&build, Verdict::Pass, None, 0).unwrap().0,
+            Judged::Good
+        );
+        assert_eq!(
+            judge(&build, Verdict::PatchFail, None, 0).unwrap().0,
+            Judged::Skip
+        );
+        let patch = Predicate::Verdict {
+            verdict: Verdict::PatchFail,
+        };
+        assert_eq!(
+            judge(&patch, Verdict::BuildFail, None, 0).unwrap().0,
+            Judged::Good
+        );
+    }
+
+    #[test]
+    fn the_default_predicate_is_the_verdicts_report_or_the_verdict_itself() {
+        use crate::console::Kind;
+        let mut r = CellResult::new(
+            &crate::record::plan::tests::cell(crate::record::plan::Arch::X86_64, "pvl-on", "v2"),
+            "/tmp".into(),
+        );
+        r.verdict = Verdict::Fail;
+        let f = |kind, title: &str, expected: bool| Finding {
+            kind,
+            title: title.into(),
+            expected_by: expected.then(|| "vma_probe".to_string()),
+            ..Default::default()
+        };
+        r.findings = vec![
+            f(Kind::Lockdep, "possible deadlock in vma_probe_write", true),
+            f(Kind::HungTask, "INFO: task hung in x", false),
+            f(
+                Kind::NullDeref,
+                "BUG: unable to handle kernel NULL pointer dereference in y",
+                false,
+            ),
+        ];
+        assert_eq!(
+            default_predicate(&r).unwrap(),
+            Predicate::Title {
+                title: "BUG: unable to handle kernel NULL pointer dereference in y".into()
+            }
+        );
+        r.verdict = Verdict::BuildFail;
+        r.findings.clear();
+        assert_eq!(
+            default_predicate(&r).unwrap(),
+            Predicate::Verdict {
+                verdict: Verdict::BuildFail
+            }
+        );
+        r.verdict = Verdict::Hang;
+        r.reason = Some("test t overran its timeout".into());
+        let e = default_predicate(&r).unwrap_err().to_string();
+        assert!(e.contains("--title") && e.contains("overran"), "{e}");
+    }
+
+    #[test]
+    fn miss_chance_is_one_minus_rate_to_the_boots() {
+        assert_eq!(miss_chance(1.0, 1), 0.0);
+        assert!((miss_chance(0.5, 3) - 0.125).abs() < 1e-12);
+        assert_eq!(miss_chance(0.0, 4), 1.0);
+    }
+
+    #[test]
+    fn subjects_are_read_from_the_mail_header() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("0002-tcp.patch");
+        std::fs::write(
+            &p,
+            "From 1 Mon Sep 17 00:00:00 2001\nFrom: A <a@b>\nSubject: [PATCH v2 2/2] tcp: Use vma_start_read_unlocked() for zerocopy\n receive\n\nbody\n---\n",
+        )
+        .unwrap();
+        assert_eq!(
+            subject(&p),
+            "tcp: Use vma_start_read_unlocked() for zerocopy receive"
+        );
+        let q = d.path().join("plain.diff");
+        std::fs::write(&q, "--- a/x\n+++ b/x\n").unwrap();
+        assert_eq!(subject(&q), "plain.diff");
+    }
+
+    #[test]
+    fn the_answer_and_steps_are_shown_in_the_terminal_and_the_page_escaped() {
+        let step = |prefix, verdict, judged, seen| Step {
+            prefix,
+            verdict,
+            reason: (verdict != Verdict::Pass).then(|| "WARNING in f".to_string()),
+            judged: Some(judged),
+            why: None,
+            seen,
+            boots: 2,
+            miss_chance: None,
+            seconds: 65.0,
+            kernel_cached: Some(true),
+            dir: PathBuf::from(format!("prefix-{prefix}")),
+        };
+        let mut b = Bisect {
+            schema: SCHEMA,
+            cell: "x86_64/pvl-on/v2".into(),
+            spec: "kmatrix.yaml".into(),
+            repeat: 2,
+            predicate: Some(title()),
+            series: (1..=3)
+                .map(|i| Patch {
+                    index: i,
+                    file: format!("patches/000{i}.patch").into(),
+                    subject: format!("mm: <b>part {i}</b>"),
+                })
+                .collect(),
+            steps: vec![
+                step(3, Verdict::Fail, Judged::Bad, 2),
+                step(1, Verdict::Pass, Judged::Good, 0),
+                step(2, Verdict::Fail, Judged::Bad, 1),
+            ],
+            outcome: Outcome::Found { patch: 2 },
+            rate: None,
+            repro: Some("kmatrix bisect 'x86_64/pvl-on/v2' --prefix 2".into()),
+            seconds: 200.0,
+            dir: "/r/bisect-1".into(),
+        };
+        settle(&mut b);
+        // 3 of 4 boots of the bad steps: a miss in both boots of prefix 1 is 1/16.
+        assert_eq!(b.rate, Some(0.75));
+        assert_eq!(b.steps[1].miss_chance, Some(0.0625));
+        let text = crate::report::text::bisect(&b);
+        assert!(
+            text.contains("first bad patch: 2/3 mm: <b>part 2</b>"),
+            "{text}"
+        );
+        assert!(
+            text.contains("  1/3     PASS     good    0/2   6%"),
+            "{text}"
+        );
+        assert!(text.contains("repro: kmatrix bisect"), "{text}");
+        let html = crate::report::html::bisect_page(&b);
+        assert!(
+            html.contains("First bad patch: 2/3 mm: &lt;b&gt;part 2&lt;/b&gt;"),
+            "{html}"
+        );
+        assert!(html.contains("href=\"prefix-1/report.html\""), "{html}");
+        assert_eq!(b.exit_code(), 0);
+    }
+}

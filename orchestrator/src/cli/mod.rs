@@ -1,0 +1,929 @@
+//! Command line: `kmatrix run | build | boot | plan | merge | report | doctor | parse |
+//! bisect | compare`, and what each does at the top level.
+
+use crate::engine::{Engine, RunOptions};
+use crate::host::cache::Cache;
+use crate::record::plan::Plan;
+
+pub mod bisect;
+pub mod doctor;
+use clap::{Parser, Subcommand};
+use std::path::{Path, PathBuf};
+
+/// Documented exit codes (README "Exit codes").
+pub mod exit {
+    pub const PASS: i32 = 0;
+    pub const FINDINGS: i32 = 1;
+    pub const USAGE: i32 = 2;
+    pub const INFRA: i32 = 3;
+    pub const INTERRUPTED: i32 = 130;
+}
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "kmatrix",
+    version,
+    about = "Build, boot and stress kernel patch series across a config matrix"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Build, boot and test every selected cell; print the result matrix.
+    Run {
+        #[command(flatten)]
+        sel: Selection,
+        /// Rebuild kernels even when the cache has them.
+        #[arg(long)]
+        rebuild: bool,
+        /// Where run directories go (default: `runs/` next to the spec).
+        #[arg(long)]
+        runs_dir: Option<PathBuf>,
+        /// Reuse the cells the latest run (of the same spec) finished; run the rest.
+        #[arg(long)]
+        resume: bool,
+        /// Boot and test every cell N times (fresh boots); findings get failure rates.
+        #[arg(long, default_value_t = 1)]
+        repeat: u32,
+    },
+    /// Build the kernels of the selected cells (no boot).
+    Build {
+        #[command(flatten)]
+        sel: Selection,
+        #[arg(long)]
+        rebuild: bool,
+        #[arg(long)]
+        runs_dir: Option<PathBuf>,
+    },
+    /// Boot one cell's kernel (building it if needed) for a developer: run a command over
+    /// SSH, or get an interactive shell; the VM is stopped afterwards.
+    Boot {
+        /// The cell id, e.g. `x86_64/pvl-on/v2`.
+        cell: String,
+        #[arg(short = 'f', long = "spec", default_value = "kmatrix.yaml")]
+        spec: PathBuf,
+        /// A developer's tree, as for `run` (the cell is then `ARCH/CONFIG/tree`).
+        #[arg(long, value_name = "PATH")]
+        tree: Option<PathBuf>,
+        /// With --tree: a branch, as for `run` (cells `ARCH/CONFIG/base` and `.../series`).
+        #[arg(long, value_name = "BASE..TIP", requires = "tree")]
+        series: Option<String>,
+        #[arg(long)]
+        runs_dir: Option<PathBuf>,
+        /// Command to run in the guest (after `--`); an interactive shell when absent.
+        #[arg(last = true)]
+        command: Vec<String>,
+    },
+    /// Print the cells and what each will build, without doing anything.
+    Plan {
+        #[command(flatten)]
+        sel: Selection,
+    },
+    /// Join the run directories of shards into one run directory with every output.
+    Merge {
+        /// Where the merged run goes.
+        #[arg(long)]
+        out: PathBuf,
+        /// Run directories of the shards.
+        #[arg(required = true)]
+        runs: Vec<PathBuf>,
+    },
+    /// Re-render every output (results.json, junit.xml, summary.md, report.html, matrix)
+    /// from a run directory; with `--kcidb`, print the run in KernelCI's KCIDB format
+    /// instead (and write nothing).
+    Report {
+        run_dir: PathBuf,
+        /// Print the run as a KCIDB JSON document (schema 5.3) on stdout.
+        #[arg(long)]
+        kcidb: bool,
+        /// The origin (CI system name) in the KCIDB ids.
+        #[arg(long, default_value = "kmatrix", requires = "kcidb")]
+        kcidb_origin: String,
+        /// Where the run folder is published (e.g. CI artifacts): log and config URLs.
+        #[arg(long, requires = "kcidb")]
+        kcidb_url: Option<String>,
+    },
+    /// Check every tool and host fact kmatrix relies on (QEMU, compilers, packages,
+    /// KVM, disk, memory); each problem with its fix. Exit 0 when ready.
+    Doctor {
+        /// The matrix spec (default: kmatrix.yaml here; without one, the host only).
+        #[arg(short = 'f', long = "spec")]
+        spec: Option<PathBuf>,
+    },
+    /// Find the first patch of a cell's series at which its failure appears: builds and
+    /// judges prefixes of the series (cached like any kernel), in `runs/bisect-<time>/`.
+    Bisect {
+        /// The cell id, e.g. `x86_64/pvl-on/v2`.
+        cell: String,
+        #[arg(short = 'f', long = "spec", default_value = "kmatrix.yaml")]
+        spec: PathBuf,
+        /// The title of the kernel report to look for (default: the one the full series'
+        /// verdict names; BUILD-FAIL and PATCH-FAIL look for that verdict).
+        #[arg(long)]
+        title: Option<String>,
+        /// Boot each step N times (fresh boots); a step is bad if any boot shows it.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+        repeat: u32,
+        #[arg(long)]
+        runs_dir: Option<PathBuf>,
+        /// Judge only the first K patches (one step, e.g. to reproduce the answer).
+        #[arg(long)]
+        prefix: Option<usize>,
+    },
+    /// What changed from one run to another: per cell, findings new / fixed / still
+    /// failing / flaky, verdict changes, known issues maybe fixed. Writes compare.json
+    /// into NEW_RUN and puts the comparison on top of its summary.md and report.html.
+    /// Exit 1 only for something new.
+    Compare {
+        old_run: PathBuf,
+        new_run: PathBuf,
+        /// Known issues to judge with, instead of NEW_RUN's own list.
+        #[arg(long)]
+        known: Option<PathBuf>,
+    },
+    /// Find kernel reports in a console log.
+    Parse {
+        log: PathBuf,
+        /// Print one JSON object with a `findings` array.
+        #[arg(long)]
+        json: bool,
+        /// The kernel's vmlinux: adds file:line to trace frames (needs debug info).
+        #[arg(long)]
+        vmlinux: Option<PathBuf>,
+        /// Binutils prefix for symbolising, e.g. `aarch64-linux-gnu-` for arm64 kernels.
+        #[arg(long, default_value = "")]
+        tool_prefix: String,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct Selection {
+    /// The matrix spec.
+    #[arg(short = 'f', long = "spec", default_value = "kmatrix.yaml")]
+    pub spec: PathBuf,
+    /// Only cells whose id (arch/config/patchset) matches this glob; repeatable.
+    #[arg(long)]
+    pub only: Vec<String>,
+    /// Run shard K of N (`--shard 1/3`); shards are balanced by expected cost and are
+    /// joined with `kmatrix merge`.
+    #[arg(long, value_parser = parse_shard)]
+    pub shard: Option<(usize, usize)>,
+    /// Test this kernel tree as it is on disk (uncommitted changes included) with the
+    /// spec's matrix, in place of the spec's source and patchsets: patchset `tree`.
+    #[arg(long, value_name = "PATH")]
+    pub tree: Option<PathBuf>,
+    /// With --tree: test the branch instead, the commits BASE..TIP of the tree's
+    /// repository (one patch each) on the base commit: patchsets `base` and `series`.
+    #[arg(long, value_name = "BASE..TIP", requires = "tree")]
+    pub series: Option<String>,
+}
+
+fn parse_shard(s: &str) -> Result<(usize, usize), String> {
+    let (k, n) = s.split_once('/').ok_or("use K/N, e.g. 1/2")?;
+    let k: usize = k.trim().parse().map_err(|_| "K must be a number")?;
+    let n: usize = n.trim().parse().map_err(|_| "N must be a number")?;
+    if n == 0 || k == 0 || k > n {
+        return Err(format!("shard {k}/{n}: need 1 <= K <= N"));
+    }
+    Ok((k, n))
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error(transparent)]
+    Spec(#[from] crate::spec::SpecError),
+    #[error(transparent)]
+    Bisect(#[from] crate::cli::bisect::BisectError),
+    #[error(transparent)]
+    Compare(#[from] crate::judge::compare::CompareError),
+    #[error("--only `{0}`: {1}")]
+    Glob(String, String),
+    #[error("--only {0:?} selects no cell; `kmatrix plan` lists the cell ids")]
+    NoCells(Vec<String>),
+    #[error("cannot merge: {0}")]
+    Merge(String),
+    #[error(transparent)]
+    Kcidb(#[from] crate::report::kcidb::KcidbError),
+    #[error("--tree {}: {why}", path.display())]
+    Tree { path: PathBuf, why: String },
+    #[error(transparent)]
+    Series(Box<crate::prepare::series::SeriesError>),
+    /// kmatrix itself failed (a task panicked): exit 3, never a silent pass.
+    #[error("internal error: {0}")]
+    Internal(String),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot create the run folder {path}: {source}; pass a writable --runs-dir")]
+    RunDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A result file could not be written (disk full, read-only): the error names it.
+    #[error("{error}; {hint}")]
+    Write {
+        error: std::io::Error,
+        hint: &'static str,
+    },
+}
+
+impl From<crate::prepare::series::SeriesError> for CliError {
+    fn from(e: crate::prepare::series::SeriesError) -> Self {
+        CliError::Series(Box::new(e))
+    }
+}
+
+impl CliError {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            CliError::Bisect(e) => e.exit_code(),
+            CliError::Compare(e) => e.exit_code(),
+            CliError::Io { .. }
+            | CliError::RunDir { .. }
+            | CliError::Write { .. }
+            | CliError::Internal(_) => exit::INFRA,
+            CliError::Series(e) if !e.is_usage() => exit::INFRA,
+            _ => exit::USAGE,
+        }
+    }
+}
+
+/// What the selection tests: the spec, or `--tree` (with `--series`, the range pinned to
+/// commit ids, so the run tests one thing even if the branch moves meanwhile).
+async fn target(
+    tree: Option<&Path>,
+    series: Option<&str>,
+) -> Result<crate::spec::Target, CliError> {
+    use crate::spec::Target;
+    let Some(tree) = tree else {
+        return Ok(Target::Spec);
+    };
+    let bad = |why: String| CliError::Tree {
+        path: tree.to_owned(),
+        why,
+    };
+    let path = std::path::absolute(tree).map_err(|e| bad(e.to_string()))?;
+    if !path.join("Makefile").is_file() {
+        return Err(bad(
+            "not a kernel tree (no Makefile): give the top folder of a kernel source tree".into(),
+        ));
+    }
+    let Some(range) = series else {
+        return Ok(Target::Tree(path));
+    };
+    let c = crate::prepare::series::commits(&path, range, &format!("--series {range}")).await?;
+    Ok(Target::Branch {
+        repo: path,
+        base: c.base.clone(),
+        range: c.pinned(),
+    })
+}
+
+/// The plan of a selection, git ranges exported.
+async fn load(sel: &Selection, cache: &Cache) -> Result<Plan, CliError> {
+    let target = target(sel.tree.as_deref(), sel.series.as_deref()).await?;
+    let mut plan = crate::spec::load_for(&sel.spec, &target)?;
+    crate::prepare::series::resolve(&mut plan, cache).await?;
+    if !sel.only.is_empty() {
+        let mut b = globset::GlobSetBuilder::new();
+        for g in &sel.only {
+            b.add(globset::Glob::new(g).map_err(|e| CliError::Glob(g.clone(), e.to_string()))?);
+        }
+        let set = b
+            .build()
+            .map_err(|e| CliError::Glob(sel.only.join(","), e.to_string()))?;
+        plan.cells.retain(|c| set.is_match(c.id()));
+        if plan.cells.is_empty() {
+            return Err(CliError::NoCells(sel.only.clone()));
+        }
+    }
+    if let Some((k, n)) = sel.shard {
+        plan.cells = crate::record::plan::shard(&plan.cells, &plan.tests, k, n);
+    }
+    Ok(plan)
+}
+
+pub async fn main(cli: Cli) -> Result<i32, CliError> {
+    match cli.command {
+        Command::Plan { sel } => {
+            let plan = load(&sel, &Cache::from_env()).await?;
+            for c in &plan.cells {
+                let frags: Vec<String> = c
+                    .fragments
+                    .iter()
+                    .map(|f| {
+                        f.file_stem()
+                            .map(|s| s.to_string_lossy().into_owned())
+                            .unwrap_or_default()
+                    })
+                    .collect();
+                println!(
+                    "{:<28} {} + [{}], {} patch(es)",
+                    c.id(),
+                    c.base_config,
+                    frags.join(", "),
+                    c.patches.len()
+                );
+                for s in c.subjects(&plan) {
+                    println!("{:<28}   {}", "", crate::record::fmt::visible(&s));
+                }
+            }
+            println!(
+                "{} cell(s); tests: {}",
+                plan.cells.len(),
+                plan.tests
+                    .iter()
+                    .map(|t| t.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            Ok(exit::PASS)
+        }
+        Command::Merge { out, runs } => merge(&out, &runs),
+        Command::Bisect {
+            cell,
+            spec,
+            title,
+            repeat,
+            runs_dir,
+            prefix,
+        } => {
+            // Git-range patchsets resolve to their commits' patches, as for `run`.
+            let mut plan = crate::spec::load(&spec)?;
+            crate::prepare::series::resolve(&mut plan, &Cache::from_env()).await?;
+            let (cancel_tx, cancel_rx) = tokio::sync::watch::channel(false);
+            on_signals(cancel_tx);
+            let args = crate::cli::bisect::Args {
+                cell,
+                spec,
+                title,
+                repeat,
+                runs_dir,
+                prefix,
+            };
+            Ok(crate::cli::bisect::run(plan, args, cancel_rx).await?)
+        }
+        Command::Compare {
+            old_run,
+            new_run,
+            known,
+        } => Ok(crate::judge::compare::run(
+            &old_run,
+            &new_run,
+            known.as_deref(),
+        )?),
+        Command::Doctor { spec } => Ok(crate::cli::doctor::run(spec.as_deref()).await),
+        Command::Boot {
+            cell,
+            spec,
+            tree,
+            series,
+            runs_dir,
+            command,
+        } => {
+            let target = target(tree.as_deref(), series.as_deref()).await?;
+            let mut plan = crate::spec::load_for(&spec, &target)?;
+            crate::prepare::series::resolve(&mut plan, &Cache::from_env()).await?;
+            let Some(c) = plan.cells.iter().find(|c| c.id() == cell).cloned() else {
+                return Err(CliError::NoCells(vec![cell]));
+            };
+            let runs = runs_dir.unwrap_or_else(|| plan.root.join("runs"));
+            let run_dir = unique_dir(&runs, &format!("boot-{}", crate::record::fmt::timestamp()))?;
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+            let (cancel_tx, cancel_rx) = tokio::sync::watch::channel(false);
+            on_signals(cancel_tx);
+            // Progress as plain lines: the terminal belongs to the shell afterwards.
+            let state = crate::report::RunState {
+                meta: crate::report::RunMeta {
+                    spec: plan.spec_path.clone(),
+                    spec_hash: plan.spec_hash.clone(),
+                    shard: None,
+                },
+                run_dir: run_dir.clone(),
+                cells: vec![],
+                baseline: None,
+            };
+            let sinks: Vec<Box<dyn crate::report::Sink>> = vec![Box::new(
+                crate::report::terminal::Terminal::new(true, false),
+            )];
+            tokio::spawn(crate::report::reporter(rx, state, sinks));
+            let engine = Engine::new(
+                plan,
+                Cache::from_env(),
+                RunOptions::default(),
+                run_dir,
+                tx,
+                cancel_rx.clone(),
+            );
+            let cmd = (!command.is_empty()).then(|| command.join(" "));
+            let mut cancel = cancel_rx;
+            tokio::select! {
+                r = engine.boot_shell(&c, cmd) => match r {
+                    Ok(code) => Ok(code),
+                    Err(e) => {
+                        eprintln!("kmatrix: {}", crate::record::fmt::visible(&e));
+                        Ok(exit::FINDINGS)
+                    }
+                },
+                _ = cancel.wait_for(|c| *c) => Ok(exit::INTERRUPTED),
+            }
+        }
+        Command::Report {
+            run_dir,
+            kcidb: true,
+            kcidb_origin,
+            kcidb_url,
+        } => kcidb(&run_dir, &kcidb_origin, kcidb_url),
+        Command::Report { run_dir, .. } => {
+            let (spec, cells) =
+                crate::report::load_results(&run_dir).map_err(|source| CliError::Io {
+                    path: run_dir.clone(),
+                    source,
+                })?;
+            crate::report::write_results(&run_dir, &spec, &cells).map_err(|error| {
+                CliError::Write {
+                    error,
+                    hint: "the files already there are unchanged; free space and rerun",
+                }
+            })?;
+            println!("{}", crate::report::matrix(&cells));
+            Ok(crate::record::verdict::exit_code(&cells))
+        }
+        Command::Parse {
+            log,
+            json,
+            vmlinux,
+            tool_prefix,
+        } => {
+            let f = std::fs::File::open(&log).map_err(|source| CliError::Io {
+                path: log.clone(),
+                source,
+            })?;
+            let mut findings =
+                crate::console::parse(std::io::BufReader::new(f)).map_err(|source| {
+                    CliError::Io {
+                        path: log.clone(),
+                        source,
+                    }
+                })?;
+            if let Some(v) = &vmlinux {
+                if let Err(e) = crate::console::symbolize(&mut findings, v, &tool_prefix) {
+                    eprintln!("kmatrix: cannot symbolise with {}: {e}", v.display());
+                }
+            }
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&crate::console::findings_json(&findings))
+                        .unwrap_or_default()
+                );
+            } else {
+                for f in &findings {
+                    println!("{}: {} [{:?}]", f.line, f.title, f.kind);
+                }
+                if findings.is_empty() {
+                    println!("no kernel reports");
+                }
+            }
+            Ok(exit::PASS)
+        }
+        Command::Run {
+            sel,
+            rebuild,
+            runs_dir,
+            resume,
+            repeat,
+        } => {
+            run(
+                sel,
+                RunOptions {
+                    rebuild,
+                    build_only: false,
+                    resume: Vec::new(),
+                    repeat,
+                },
+                runs_dir,
+                resume,
+            )
+            .await
+        }
+        Command::Build {
+            sel,
+            rebuild,
+            runs_dir,
+        } => {
+            run(
+                sel,
+                RunOptions {
+                    rebuild,
+                    build_only: true,
+                    resume: Vec::new(),
+                    repeat: 1,
+                },
+                runs_dir,
+                false,
+            )
+            .await
+        }
+    }
+}
+
+/// `kmatrix report --kcidb`: the document on stdout, for `> file` or `| kcidb-submit`.
+/// Exit 0 once it is printed: the verdicts are in the document.
+fn kcidb(run_dir: &Path, origin: &str, url: Option<String>) -> Result<i32, CliError> {
+    let io = |source| CliError::Io {
+        path: run_dir.to_owned(),
+        source,
+    };
+    // `runs/latest` names the run by the folder it points to.
+    let dir = std::fs::canonicalize(run_dir).map_err(io)?;
+    let (meta, cells) = crate::report::load_results(&dir).map_err(io)?;
+    let mut opts = crate::report::kcidb::Options::new(origin);
+    opts.url = url;
+    // The series' patches for the patchset hash, when the spec is still the run's.
+    match crate::spec::load(&meta.spec) {
+        Ok(plan) if plan.spec_hash == meta.spec_hash => {
+            for c in &plan.cells {
+                opts.patchsets
+                    .insert(c.patchset.clone(), c.series(&plan).cloned().collect());
+            }
+        }
+        _ => eprintln!(
+            "kmatrix: {} is not the run's spec any more: checkouts without patchset_hash",
+            meta.spec.display()
+        ),
+    }
+    let doc = crate::report::kcidb::render(&meta, &cells, &dir, &opts)?;
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&doc).map_err(|e| CliError::Internal(e.to_string()))?
+    );
+    Ok(exit::PASS)
+}
+
+async fn run(
+    sel: Selection,
+    mut opts: RunOptions,
+    runs_dir: Option<PathBuf>,
+    resume: bool,
+) -> Result<i32, CliError> {
+    let cache = Cache::from_env();
+    let plan = load(&sel, &cache).await?;
+    let runs = runs_dir.unwrap_or_else(|| plan.root.join("runs"));
+    if resume {
+        let latest = runs.join("latest");
+        match crate::report::load_results(&latest) {
+            Ok((_, cells)) => {
+                opts.resume = resumable(&plan, &cache, &opts, cells).await;
+                eprintln!(
+                    "kmatrix: resuming {}: {} finished cell(s) reused",
+                    latest.display(),
+                    opts.resume.len()
+                );
+            }
+            Err(e) => eprintln!("kmatrix: --resume: nothing to resume ({e}); running everything"),
+        }
+    }
+    let run_dir = unique_dir(&runs, &crate::record::fmt::timestamp())?;
+    if let Some(k) = &plan.known_issues {
+        // The run's outputs are judged with this list, also when re-rendered later.
+        crate::judge::known::keep_copy(k, &run_dir).map_err(|error| CliError::Write {
+            error,
+            hint: "pass a writable --runs-dir",
+        })?;
+    }
+    let latest = runs.join("latest");
+    let _ = std::fs::remove_file(&latest);
+    let _ = std::os::unix::fs::symlink(run_dir.file_name().unwrap_or_default(), &latest);
+
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let (cancel_tx, cancel_rx) = tokio::sync::watch::channel(false);
+    on_signals(cancel_tx);
+    let meta = crate::report::RunMeta {
+        spec: plan.spec_path.clone(),
+        spec_hash: plan.spec_hash.clone(),
+        shard: sel.shard.map(|(k, n)| format!("{k}/{n}")),
+    };
+    let state = crate::report::RunState {
+        meta,
+        run_dir: run_dir.clone(),
+        cells: vec![],
+        baseline: plan.baseline.clone(),
+    };
+    let sinks: Vec<Box<dyn crate::report::Sink>> = vec![
+        Box::new(crate::report::terminal::Terminal::new(false, true)),
+        Box::new(crate::report::ResultsJson::default()),
+        Box::new(crate::report::FinalReports),
+    ];
+    let reporter = tokio::spawn(crate::report::reporter(rx, state, sinks));
+    let engine = Engine::new(plan, cache, opts, run_dir.clone(), tx, cancel_rx);
+    // A panic in any task is kmatrix's own failure: exit 3 with its message, never a
+    // run that "passed" with no cells.
+    let ran = tokio::spawn(engine.run()).await;
+    let (cells, write_error) = reporter
+        .await
+        .map_err(|e| CliError::Internal(format!("the reporter failed: {e}")))?;
+    ran.map_err(|e| CliError::Internal(format!("the engine failed: {e}")))?;
+    // The matrix above is complete even when the files are not: say which one failed.
+    if let Some(error) = write_error {
+        return Err(CliError::Write {
+            error,
+            hint: "the cells' logs are kept there; free space or pass another --runs-dir",
+        });
+    }
+    println!(
+        "results: {}",
+        crate::record::fmt::display_rel(&run_dir.join("results.json"))
+    );
+    Ok(crate::record::verdict::exit_code(&cells))
+}
+
+/// `--resume`: the earlier cells that stand for this run's, those whose verdict is final
+/// and whose inputs (the tree, every patch, fragment, test, setting) are unchanged. Says
+/// which cells run again and why.
+async fn resumable(
+    plan: &Plan,
+    cache: &Cache,
+    opts: &RunOptions,
+    earlier: Vec<crate::record::result::CellResult>,
+) -> Vec<crate::record::result::CellResult> {
+    let say = |m: String| eprintln!("kmatrix: {}", crate::record::fmt::visible(&m));
+    let mode = crate::prepare::identity::Mode {
+        build_only: opts.build_only,
+        repeat: opts.repeat,
+    };
+    let mut missing = Vec::new();
+    let mut candidates = Vec::new();
+    for cell in &plan.cells {
+        match earlier.iter().find(|r| r.id == cell.id()) {
+            Some(r) => candidates.push((cell, r)),
+            None => missing.push(cell.id()),
+        }
+    }
+    if !missing.is_empty() {
+        say(format!(
+            "{} cell(s) not finished in the earlier run: {}",
+            missing.len(),
+            missing.join(", ")
+        ));
+    }
+    if candidates.is_empty() {
+        return vec![];
+    }
+    // The same tree identity the engine computes (a developer's tree: its git state or
+    // a stat walk), under the lock the engine's source step holds.
+    let tree = async {
+        let _lock = crate::host::cache::lock(
+            &cache.dir(".prepare.lock"),
+            "the shared cache steps",
+            std::time::Duration::from_secs(3600),
+            &say,
+        )
+        .await
+        .map_err(|e| crate::record::fmt::chain(&e))?;
+        crate::prepare::source::prepare(&plan.source, cache)
+            .await
+            .map_err(|e| crate::record::fmt::chain(&e))
+    }
+    .await;
+    let tree = match tree {
+        Ok(t) => t,
+        Err(e) => {
+            say(format!(
+                "--resume: cannot identify the kernel tree ({e}); running everything"
+            ));
+            return vec![];
+        }
+    };
+    let mut reuse = Vec::new();
+    for (cell, earlier) in candidates {
+        let inputs = async {
+            let modules =
+                crate::prepare::identity::modules(plan, cell, cache).map_err(|e| e.to_string())?;
+            let key = crate::prepare::build::cache_key(cell, &tree, &modules)
+                .await
+                .map_err(|e| crate::record::fmt::chain(&e))?;
+            crate::prepare::identity::of_cell(plan, cell, &tree.id, &key, mode)
+                .map_err(|e| e.to_string())
+        }
+        .await;
+        let verdict = match inputs {
+            Ok(now) => crate::prepare::identity::reusable(earlier, &now),
+            Err(e) => Err(format!("its inputs cannot be read ({e})")),
+        };
+        match verdict {
+            Ok(()) => reuse.push(earlier.clone()),
+            Err(why) => say(format!("{} runs again: {why}", cell.id())),
+        }
+    }
+    reuse
+}
+
+/// A new folder `<runs>/<name>`, unique even for two invocations in the same second
+/// (e.g. shards, or two `kmatrix boot`s): create_dir is atomic. Private to the invoking
+/// user: it holds what guests wrote.
+pub(crate) fn unique_dir(runs: &Path, name: &str) -> Result<PathBuf, CliError> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::create_dir_all(runs).map_err(|source| CliError::RunDir {
+        path: runs.to_owned(),
+        source,
+    })?;
+    let mut dir = runs.join(name);
+    let mut n = 1;
+    loop {
+        match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                n += 1;
+                dir = runs.join(format!("{name}-{n}"));
+            }
+            Err(source) => return Err(CliError::RunDir { path: dir, source }),
+        }
+    }
+}
+
+/// SIGINT, SIGTERM and SIGHUP: the first stops scheduling, shuts VMs down and still
+/// writes results; the second kills every process group kmatrix started and leaves.
+pub fn on_signals(cancel: tokio::sync::watch::Sender<bool>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let kinds = [
+        SignalKind::interrupt(),
+        SignalKind::terminate(),
+        SignalKind::hangup(),
+    ];
+    let mut streams: Vec<_> = kinds.iter().filter_map(|k| signal(*k).ok()).collect();
+    tokio::spawn(async move {
+        let mut seen = 0;
+        loop {
+            let any = futures_like_select(&mut streams).await;
+            if !any {
+                return;
+            }
+            seen += 1;
+            if seen == 1 {
+                eprintln!("kmatrix: interrupted; stopping (again to kill everything)");
+                let _ = cancel.send(true);
+            } else {
+                crate::host::proc::kill_all();
+                std::process::exit(exit::INTERRUPTED);
+            }
+        }
+    });
+}
+
+/// Wait for the first of several signal streams (false if all ended).
+async fn futures_like_select(streams: &mut [tokio::signal::unix::Signal]) -> bool {
+    use std::future::poll_fn;
+    use std::task::Poll;
+    poll_fn(|cx| {
+        let mut open = false;
+        for s in streams.iter_mut() {
+            match s.poll_recv(cx) {
+                Poll::Ready(Some(())) => return Poll::Ready(true),
+                Poll::Ready(None) => {}
+                Poll::Pending => open = true,
+            }
+        }
+        if open {
+            Poll::Pending
+        } else {
+            Poll::Ready(false)
+        }
+    })
+    .await
+}
+
+/// Join shard run directories: same spec, same kernel source, no cell twice.
+fn merge(out: &Path, runs: &[PathBuf]) -> Result<i32, CliError> {
+    let mut meta: Option<crate::report::RunMeta> = None;
+    let mut source: Option<String> = None;
+    let mut cells: Vec<crate::record::result::CellResult> = Vec::new();
+    let mut shards: Vec<Option<String>> = Vec::new();
+    for r in runs {
+        let (m, cs) = crate::report::load_results(r).map_err(|source| CliError::Io {
+            path: r.clone(),
+            source,
+        })?;
+        shards.push(m.shard.clone());
+        match &meta {
+            None => meta = Some(m),
+            Some(first) if first.spec_hash != m.spec_hash => {
+                return Err(CliError::Merge(format!(
+                    "{} ran a different spec ({}) than {} ({})",
+                    r.display(),
+                    m.spec_hash,
+                    runs[0].display(),
+                    first.spec_hash
+                )))
+            }
+            Some(_) => {}
+        }
+        for c in cs {
+            if let Some(id) = &c.source_id {
+                match &source {
+                    Some(s) if s != id => {
+                        return Err(CliError::Merge(format!(
+                            "{} built from kernel source {id}, others from {s}",
+                            r.display()
+                        )))
+                    }
+                    _ => source = Some(id.clone()),
+                }
+            }
+            if cells.iter().any(|x| x.id == c.id) {
+                return Err(CliError::Merge(format!(
+                    "cell {} appears in more than one run",
+                    c.id
+                )));
+            }
+            cells.push(c);
+        }
+    }
+    let mut meta = meta.ok_or_else(|| CliError::Merge("no runs given".into()))?;
+    shards_cover(&shards).map_err(CliError::Merge)?;
+    meta.shard = None;
+    std::fs::create_dir_all(out).map_err(|source| CliError::Io {
+        path: out.to_owned(),
+        source,
+    })?;
+    // The shards ran one spec, so one known-issues list: keep it with the merged run.
+    if let Some(k) = runs
+        .iter()
+        .map(|r| r.join(crate::judge::known::FILE))
+        .find(|k| k.is_file())
+    {
+        crate::judge::known::keep_copy(&k, out).map_err(|error| CliError::Write {
+            error,
+            hint: "free space or pass another --out",
+        })?;
+    }
+    crate::report::write_results(out, &meta, &cells).map_err(|error| CliError::Write {
+        error,
+        hint: "free space or pass another --out",
+    })?;
+    println!("{}", crate::report::matrix(&cells));
+    Ok(crate::record::verdict::exit_code(&cells))
+}
+
+/// Shards merged must be exactly 1..N of one N (a report that looks complete but lacks a
+/// shard would hide its cells). Runs that were not shards merge as they are.
+fn shards_cover(shards: &[Option<String>]) -> Result<(), String> {
+    let parsed: Vec<(usize, usize)> = shards
+        .iter()
+        .flatten()
+        .map(|s| parse_shard(s))
+        .collect::<Result<_, _>>()?;
+    if parsed.is_empty() {
+        return Ok(());
+    }
+    if parsed.len() != shards.len() {
+        return Err("some runs are shards and some are not".into());
+    }
+    let n = parsed[0].1;
+    if parsed.iter().any(|(_, m)| *m != n) {
+        return Err("the runs are shards of different splits (K/N with different N)".into());
+    }
+    let mut have: Vec<usize> = parsed.iter().map(|(k, _)| *k).collect();
+    have.sort();
+    if let Some(w) = have.windows(2).find(|w| w[0] == w[1]) {
+        return Err(format!("shard {}/{n} is given twice", w[0]));
+    }
+    let missing: Vec<String> = (1..=n)
+        .filter(|k| !have.contains(k))
+        .map(|k| format!("{k}/{n}"))
+        .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "shard(s) {} missing: pass the run folder of every shard",
+            missing.join(", ")
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merged_shards_must_cover_one_to_n() {
+        let s = |v: &[&str]| v.iter().map(|x| Some(x.to_string())).collect::<Vec<_>>();
+        assert!(shards_cover(&s(&["1/3", "3/3", "2/3"])).is_ok());
+        let e = shards_cover(&s(&["1/3", "3/3"])).unwrap_err();
+        assert!(e.contains("2/3 missing"), "{e}");
+        assert!(shards_cover(&s(&["1/2", "1/2"]))
+            .unwrap_err()
+            .contains("twice"));
+        assert!(shards_cover(&s(&["1/2", "2/3"])).is_err());
+        assert!(shards_cover(&[None, None]).is_ok(), "plain runs");
+        assert!(shards_cover(&[Some("1/2".into()), None]).is_err());
+    }
+}

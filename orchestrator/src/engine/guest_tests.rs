@@ -1,0 +1,692 @@
+//! The guest tests of a cell: each runs over SSH between two markers on the kernel log,
+//! its output streamed (bounded) to `tests/<name>.ktap`, while the console task says
+//! whether the kernel reported something that ends it: a hang report ends it at once, a
+//! fatal one (oops, BUG, panic) after a grace period, and the tests after a fatal report
+//! get a fresh boot (at most `MAX_BOOTS`).
+
+use super::boot::{fill_share, BootPlan, BootSession};
+use super::cell::{CellRun, MAX_BOOTS};
+use super::prepare::Prepared;
+use super::Stop;
+use crate::console::{watcher::Watcher, Kind};
+use crate::host::guest::{self, Exec};
+use crate::record::phase::Phase;
+use crate::record::plan::TestSpec;
+use crate::record::result::{Overlap, TestOutcome, TestResult, Verdict};
+use crate::vm::console::Budget;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// What the cell does after a test.
+enum After {
+    Next,
+    /// The kernel is damaged (oops, BUG, panic; or the guest died): later tests need a
+    /// fresh boot.
+    Fatal,
+    /// A hang: the cell is over after forensics.
+    Hang,
+    /// The host failed (a share daemon died, QEMU was killed from outside).
+    Infra(Stop),
+}
+
+/// How the tests of one boot ended.
+enum Ended {
+    /// Every test given ran.
+    All,
+    /// The first `n` ran, then the kernel was damaged.
+    Fatal(usize),
+    /// No more tests in this cell.
+    Over,
+}
+
+/// Kinds after which the kernel is damaged (lockdep and hung-task reports are not
+/// fatal: tests go on after them).
+fn is_fatal(k: Kind) -> bool {
+    matches!(
+        k,
+        Kind::NullDeref | Kind::PagingFault | Kind::Gpf | Kind::Bug | Kind::Panic | Kind::Kasan
+    )
+}
+
+fn is_hang(k: Kind) -> bool {
+    matches!(
+        k,
+        Kind::HungTask | Kind::SoftLockup | Kind::RcuStall | Kind::HardLockup
+    )
+}
+
+/// How long a test may go on after a fatal report before it is abandoned (it can die
+/// holding locks and never return).
+const FATAL_GRACE: Duration = Duration::from_secs(15);
+
+impl CellRun<'_> {
+    /// Every applicable test, across as many boots as fatal reports need.
+    pub async fn boot_and_test(&mut self, p: &Prepared) -> Result<(), Stop> {
+        let results = self.dir.join("results");
+        std::fs::create_dir_all(&results)
+            .map_err(|e| Stop::infra(format!("{}: {e}", results.display())))?;
+        std::fs::create_dir_all(self.dir.join("tests"))
+            .map_err(|e| Stop::infra(format!("{}: {e}", self.dir.display())))?;
+        let selftests: Vec<TestSpec> = self
+            .sh
+            .plan
+            .selftests
+            .iter()
+            .map(|s| s.as_test(self.sh.plan.selftest_timeout))
+            .collect();
+        let spec: Vec<&TestSpec> = self
+            .sh
+            .plan
+            .tests
+            .iter()
+            .filter(|t| t.applies_to(self.cell))
+            .collect();
+        fill_share(&self.dir.join("share"), p, &spec)?;
+        // The kernel's selftests run after the spec's tests without positive controls and
+        // before those with: a control may turn lockdep off for the rest of the boot.
+        let all: Vec<&TestSpec> = spec
+            .iter()
+            .copied()
+            .filter(|t| t.expect.is_empty())
+            .chain(selftests.iter())
+            .chain(spec.iter().copied().filter(|t| !t.expect.is_empty()))
+            .collect();
+        self.facts = super::liveness::facts(p);
+        let budget = Budget::new(self.sh.plan.limits.console_bytes);
+        let mut done = 0;
+        let mut boot = 1;
+        let mut offset = 0;
+        loop {
+            let preamble = (boot > 1).then(|| {
+                format!(
+                    "\nkmatrix: boot {boot}, a fresh kernel for the tests after {}\n",
+                    all[done - 1].name
+                )
+            });
+            self.result
+                .boot_lines
+                .push(offset + if boot > 1 { 2 } else { 1 });
+            let plan = BootPlan {
+                n: boot,
+                preamble,
+                offset,
+                budget: budget.clone(),
+            };
+            let mut s = match self.boot(p, plan).await {
+                Ok(s) => s,
+                Err((stop, w)) => {
+                    if let Some(w) = w {
+                        self.absorb(w);
+                    }
+                    return Err(disk_full_is_infra(stop, &self.dir));
+                }
+            };
+            let ended = self.drive(&mut s, p, &all[done..]).await;
+            let w = s.shutdown(Duration::from_secs(10)).await;
+            offset = w.line();
+            self.absorb(w);
+            // The guest is gone: what it left in its share is made safe to keep.
+            let kept =
+                crate::host::sanitize::results_folder(&results, self.sh.plan.limits.results_bytes);
+            self.result.notes.extend(kept.notes);
+            // Each test's KTAP as it wrote it to the share (a regular file: the sanitising
+            // above removed links), next to what came back over SSH.
+            for t in &mut self.result.tests {
+                let f = results.join(format!("{}.ktap", t.name));
+                let regular = std::fs::symlink_metadata(&f).is_ok_and(|m| m.is_file());
+                if t.result_file.is_none() && regular {
+                    t.result_file = Some(f);
+                }
+            }
+            match ended {
+                Ok(Ended::Fatal(n)) if done + n < all.len() && boot < MAX_BOOTS => {
+                    self.note(format!(
+                        "rebooting for the {} test(s) after {}",
+                        all.len() - done - n,
+                        all[done + n - 1].name
+                    ));
+                    done += n;
+                    boot += 1;
+                }
+                Ok(_) => return Ok(()),
+                Err(stop) => return Err(stop),
+            }
+        }
+    }
+
+    /// What one boot's console showed becomes the cell's: findings, where each test
+    /// started, and what was not kept.
+    fn absorb(&mut self, w: Watcher) {
+        if let Some(span) = w
+            .spans
+            .iter()
+            .find(|s| s.test == crate::record::result::LIVENESS)
+        {
+            self.liveness_line = Some(span.start);
+        }
+        for span in &w.spans {
+            if let Some(t) = self
+                .result
+                .tests
+                .iter_mut()
+                .rev()
+                .find(|t| t.name == span.test && t.console_line.is_none())
+            {
+                t.console_line = Some(span.start);
+            }
+        }
+        for (title, n) in &w.dropped {
+            *self.result.dropped.entry(title.clone()).or_default() += n;
+        }
+        if w.truncated
+            && !self
+                .result
+                .notes
+                .iter()
+                .any(|n| n.contains("console.log was truncated"))
+        {
+            self.result.notes.push(format!(
+                "console.log was truncated at the console limit of {} bytes (every byte was still parsed)",
+                self.sh.plan.limits.console_bytes
+            ));
+        }
+        self.result.findings.extend(w.findings);
+    }
+
+    /// Run `tests` in order in this boot, then ask the guest to power off.
+    async fn drive(
+        &mut self,
+        s: &mut BootSession,
+        p: &Prepared,
+        tests: &[&TestSpec],
+    ) -> Result<Ended, Stop> {
+        let mut before = vmstat(&s.ssh).await;
+        if self.result.vmstat_before.is_empty() {
+            self.result.vmstat_before = before.clone();
+        }
+        for (i, t) in tests.iter().enumerate() {
+            // A selftest that did not build against the tree's headers: nothing to run.
+            if let Some(Err(why)) = t
+                .selftest
+                .as_ref()
+                .and_then(|s| p.selftests.programs.get(s))
+            {
+                self.result.tests.push(TestResult::new(
+                    &t.name,
+                    TestOutcome::NotRun {
+                        message: format!("selftest did not build: {why}"),
+                    },
+                ));
+                continue;
+            }
+            // A test whose module did not build against this kernel fails with modpost's
+            // (or the compiler's) words; there is nothing to load.
+            if let Some(m) = t
+                .module_name()
+                .and_then(|n| p.kernel.modules.iter().find(|m| m.name == n))
+                .filter(|m| m.ko.is_none())
+            {
+                self.result.tests.push(TestResult::new(
+                    &t.name,
+                    TestOutcome::NotRun {
+                        message: module_failure(m),
+                    },
+                ));
+                continue;
+            }
+            // Amplified (`amplify:`): the probes are placed before the test and their
+            // counters read after it.
+            let amp = t.amplified_in(self.cell).and_then(|a| {
+                crate::prepare::amplify::Setup::new(self.cell, &self.sh.plan, a, &t.name, &self.dir)
+            });
+            if let Some(a) = &amp {
+                if let Err(why) = crate::prepare::amplify::start(&s.ssh, a, &p.kernel.modules).await
+                {
+                    let message = format!("not amplified: {why}");
+                    self.result
+                        .tests
+                        .push(TestResult::new(&t.name, TestOutcome::NotRun { message }));
+                    continue;
+                }
+            } else if t.amplified_in(self.cell).is_some() {
+                self.result.notes.push(format!("{} ran without amplification: the series changes no function and `amplify.functions` names none", t.name));
+            }
+            let (mut result, after) = self.run_test(s, t).await;
+            if let Some(a) = &amp {
+                result.amplify = Some(if s.vm.qemu.try_wait().is_none() {
+                    crate::prepare::amplify::stop(&s.ssh, a, matches!(after, After::Next)).await
+                } else {
+                    a.result(Err("the guest was gone after the test".into()))
+                });
+            }
+            if matches!(after, After::Next) {
+                let now = vmstat(&s.ssh).await;
+                result.vmstat_delta = crate::parse::vmstat::vmstat_delta(&before, &now);
+                before = now;
+            }
+            // A test that hung, or that a fatal report left stuck: the dumps say who
+            // holds what.
+            let hung = matches!(after, After::Hang)
+                || (matches!(after, After::Fatal)
+                    && matches!(result.outcome, TestOutcome::Abandoned { .. }));
+            self.result.tests.push(result);
+            if hung && s.vm.qemu.try_wait().is_none() {
+                // After an oops the dumps still show who is stuck on the locks it left held.
+                let what = if matches!(after, After::Fatal) {
+                    "a fatal kernel report"
+                } else {
+                    "a hang"
+                };
+                self.result.forensics = Some(self.forensics(s, what).await);
+            }
+            match after {
+                After::Next => {}
+                After::Fatal => return Ok(Ended::Fatal(i + 1)),
+                After::Hang => return Ok(Ended::Over),
+                After::Infra(stop) => return Err(stop),
+            }
+        }
+        self.result.vmstat_after = before;
+        self.save_lock_graph(s).await;
+        self.liveness(s, p).await;
+        let ssh = s.ssh.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            guest::fire(&ssh, "sync; umount /results; reboot -f")
+        })
+        .await;
+        Ok(Ended::All)
+    }
+
+    /// lockdep's dependency graph and lock chains after the stress (before the liveness
+    /// step adds its own classes), kept in the cell folder for the comparison with the
+    /// base cell.
+    async fn save_lock_graph(&self, s: &BootSession) {
+        if !self.facts.lockdep {
+            return;
+        }
+        for (file, name) in [
+            ("/proc/lockdep", "lockdep.txt"),
+            ("/proc/lockdep_chains", "lockdep_chains.txt"),
+        ] {
+            let ssh = s.ssh.clone();
+            let got = tokio::task::spawn_blocking(move || {
+                guest::exec(
+                    &ssh,
+                    &format!("cat {file}"),
+                    Exec {
+                        keep: 32 << 20,
+                        ..Exec::quick(Duration::from_secs(60))
+                    },
+                )
+            })
+            .await;
+            if let Ok(Ok(r)) = got {
+                if r.exit_status == 0 {
+                    let _ =
+                        crate::host::cache::write_atomic(&self.dir.join(name), r.output.as_bytes());
+                }
+            }
+        }
+    }
+
+    /// One test, watching the console and the share daemons while it runs.
+    async fn run_test(&mut self, s: &mut BootSession, t: &TestSpec) -> (TestResult, After) {
+        self.phase(Phase::Test, t.name.clone());
+        let from = s.console.with(|w| w.line());
+        let expects = |k: Kind| t.expect.iter().any(|e| e.kind == k);
+        let out = self.dir.join("tests").join(format!("{}.ktap", t.name));
+        let slow = s.vm.spec.accel.slowdown(self.cell.arch);
+        // Timeouts are written for TCG on x86_64; slower setups get more.
+        let timeout = t.timeout * slow.max(4) / 4;
+        let abandon = Arc::new(AtomicBool::new(false));
+        let start = Instant::now();
+        let mut task = {
+            let (ssh, cmd, out, flag) = (
+                s.ssh.clone(),
+                command(t, &s.nonce),
+                out.clone(),
+                abandon.clone(),
+            );
+            let limit = self.sh.plan.limits.test_output_bytes;
+            tokio::task::spawn_blocking(move || {
+                guest::exec(
+                    &ssh,
+                    &cmd,
+                    Exec {
+                        timeout,
+                        out: Some(&out),
+                        out_limit: limit,
+                        keep: 0,
+                        abandon: Some(&flag),
+                    },
+                )
+            })
+        };
+        let mut fatal_since: Option<Instant> = None;
+        let mut hang: Option<String> = None;
+        let mut flood: Option<String> = None;
+        let mut ticks = 0u32;
+        let run = loop {
+            tokio::select! {
+                r = &mut task => break r,
+                _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+            }
+            ticks += 1;
+            // The share is on the host's disk: a guest that writes without end is
+            // stopped, not allowed to fill it.
+            let limit = self.sh.plan.limits.results_bytes;
+            if ticks % 5 == 0 && flood.is_none() && folder_bytes(&self.dir.join("results")) > limit
+            {
+                let msg = format!(
+                    "the guest wrote more than the results limit of {limit} bytes into results/"
+                );
+                self.note(format!("{msg}; ending the test"));
+                flood = Some(msg);
+                abandon.store(true, Ordering::Relaxed);
+            }
+            // Without virtiofsd the guest's file I/O to its shares blocks for good:
+            // the host's fault, and no later test could be judged.
+            if let Some((tag, st, tail)) = s.shares.exited().await {
+                abandon.store(true, Ordering::Relaxed);
+                let _ = tokio::time::timeout(Duration::from_secs(5), &mut task).await;
+                let mut r = TestResult::new(
+                    &t.name,
+                    TestOutcome::Abandoned {
+                        message: "abandoned: virtiofsd exited".into(),
+                    },
+                );
+                r.ktap = read_ktap(&out);
+                r.seconds = start.elapsed().as_secs_f64();
+                let stop = Stop::infra(format!(
+                    "virtiofsd ({tag} share) exited ({st}) during {}, not by the guest",
+                    t.name
+                ))
+                .details(
+                    tail.lines()
+                        .filter(|l| !l.is_empty())
+                        .map(|l| format!("virtiofsd| {l}"))
+                        .collect(),
+                );
+                return (r, After::Infra(stop));
+            }
+            let (fatal, hang_title) = s.console.with(|w| reports_since(w, from));
+            if fatal_since.is_none() && fatal {
+                self.note(format!("kernel reported a fatal error during {}", t.name));
+                fatal_since = Some(Instant::now());
+            }
+            if let Some(title) = hang_title.filter(|_| !expects(Kind::HungTask) && hang.is_none()) {
+                // The kernel already said what is stuck: waiting out the test's deadline
+                // would only cost time.
+                self.note(format!(
+                    "hang report during {}: {title}; ending the test",
+                    t.name
+                ));
+                hang = Some(title);
+                abandon.store(true, Ordering::Relaxed);
+            }
+            if fatal_since.is_some_and(|f| f.elapsed() > FATAL_GRACE) {
+                abandon.store(true, Ordering::Relaxed);
+            }
+        };
+        let mut r = TestResult::new(&t.name, TestOutcome::Exited { status: -1 });
+        r.ktap = read_ktap(&out);
+        r.overlap = std::fs::read_to_string(&out)
+            .ok()
+            .and_then(|t| Overlap::from_ktap(&t));
+        r.seconds = start.elapsed().as_secs_f64();
+        let after;
+        (r.outcome, after) = match run {
+            Ok(Ok(x)) => (
+                TestOutcome::Exited {
+                    status: x.exit_status,
+                },
+                if fatal_since.is_some() {
+                    After::Fatal
+                } else {
+                    After::Next
+                },
+            ),
+            Ok(Err(guest::SshError::Timeout { .. })) => (
+                TestOutcome::TimedOut {
+                    message: format!("overran its timeout of {}s", timeout.as_secs()),
+                },
+                After::Hang,
+            ),
+            Ok(Err(guest::SshError::Abandoned { .. })) if flood.is_some() => (
+                TestOutcome::Abandoned {
+                    message: flood.clone().unwrap_or_default(),
+                },
+                After::Fatal,
+            ),
+            Ok(Err(guest::SshError::Abandoned { .. })) => match &hang {
+                Some(title) => (
+                    TestOutcome::Abandoned {
+                        message: format!("abandoned after a hang report ({title})"),
+                    },
+                    After::Hang,
+                ),
+                None => (
+                    TestOutcome::Abandoned {
+                        message: "abandoned after a fatal kernel report".into(),
+                    },
+                    After::Fatal,
+                ),
+            },
+            Ok(Err(e)) => self.ssh_lost(s, t, e).await,
+            Err(e) => (
+                TestOutcome::HostError {
+                    message: format!("ssh thread: {e}"),
+                },
+                After::Hang,
+            ),
+        };
+        (r, after)
+    }
+
+    /// The SSH connection broke during a test: QEMU gone by itself (panic, reboot), killed
+    /// from outside (the host's problem), or still running with the guest not answering.
+    async fn ssh_lost(
+        &self,
+        s: &mut BootSession,
+        t: &TestSpec,
+        e: guest::SshError,
+    ) -> (TestOutcome, After) {
+        // The connection can drop a moment before QEMU's exit is visible.
+        let status = match s.vm.qemu.try_wait() {
+            Some(st) => Some(st),
+            None => tokio::time::timeout(Duration::from_secs(2), s.vm.qemu.wait())
+                .await
+                .ok()
+                .and_then(|r| r.ok()),
+        };
+        use std::os::unix::process::ExitStatusExt;
+        if let Some(sig) = status.and_then(|st| st.signal()) {
+            let stop = Stop::infra(format!(
+                "QEMU was killed by signal {sig} during {} (not by the guest)",
+                t.name
+            ));
+            return (
+                TestOutcome::HostError {
+                    message: format!("QEMU was killed by signal {sig}"),
+                },
+                After::Infra(stop),
+            );
+        }
+        match status {
+            // panic=-1 and -no-reboot: a panicking guest ends QEMU by itself.
+            Some(_) if s.console.with(|w| w.panicked) => (
+                TestOutcome::GuestDied {
+                    message: "the kernel panicked during the test (QEMU exited by itself)".into(),
+                },
+                After::Fatal,
+            ),
+            Some(_) => (
+                TestOutcome::GuestDied {
+                    message: format!("guest died during the test ({e})"),
+                },
+                After::Fatal,
+            ),
+            None => (
+                TestOutcome::Unresponsive {
+                    message: format!("the guest stopped answering SSH during the test ({e})"),
+                },
+                After::Hang,
+            ),
+        }
+    }
+}
+
+/// Since console line `from`: was there a fatal report, and the title of a hang report
+/// (an open one has no title yet: its kind's name stands in).
+fn reports_since(w: &Watcher, from: usize) -> (bool, Option<String>) {
+    let recent = w.findings.iter().filter(|f| f.line > from);
+    let mut fatal = false;
+    let mut hang = None;
+    for f in recent {
+        // Some oopses have no kind of their own (stack overflow, invalid opcode, arm64's
+        // "Internal error"): the kernel's own "Oops" says the same.
+        fatal |= is_fatal(f.kind)
+            || f.report.contains("Oops")
+            || f.title.contains("stack overflow")
+            || f.title.contains("Internal error");
+        if hang.is_none() && is_hang(f.kind) {
+            hang = Some(f.title.clone());
+        }
+    }
+    for k in w.open_kinds() {
+        fatal |= is_fatal(k);
+        if hang.is_none() && is_hang(k) {
+            hang = Some(format!("a {k:?} report"));
+        }
+    }
+    (fatal, hang)
+}
+
+/// Bytes of regular files under `dir` (the results share; never follows links).
+fn folder_bytes(dir: &std::path::Path) -> u64 {
+    let mut total = 0;
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            match e.file_type() {
+                Ok(t) if t.is_dir() => stack.push(e.path()),
+                Ok(t) if t.is_file() => total += e.metadata().map(|m| m.len()).unwrap_or(0),
+                _ => {}
+            }
+        }
+    }
+    total
+}
+
+/// The guest command of a test: markers around it on the kernel log (so findings can be
+/// placed in it), its arguments quoted for the guest's shell.
+fn command(t: &TestSpec, nonce: &str) -> String {
+    let start = Watcher::marker(nonce, "start", &t.name);
+    let end = Watcher::marker(nonce, "end", &t.name);
+    if let Some(s) = &t.selftest {
+        // As kselftest runs them: from a scratch folder, no arguments.
+        return format!(
+            "echo {} > /dev/kmsg; cd /tmp && /tests/{}; rc=$?; echo {} > /dev/kmsg; exit $rc",
+            guest::shell_quote(&start),
+            s.file(),
+            guest::shell_quote(&end),
+        );
+    }
+    let args: Vec<String> = t.args.iter().map(|a| guest::shell_quote(a)).collect();
+    format!(
+        "echo {} > /dev/kmsg; /tests/{name} {secs} /results/{name}.ktap {args}; rc=$?; echo {} > /dev/kmsg; exit $rc",
+        guest::shell_quote(&start),
+        guest::shell_quote(&end),
+        name = t.name,
+        secs = t.duration.as_secs().max(1),
+        args = args.join(" "),
+    )
+}
+
+fn read_ktap(path: &std::path::Path) -> crate::parse::ktap::Report {
+    crate::parse::ktap::parse(&std::fs::read_to_string(path).unwrap_or_default())
+}
+
+/// Per-VMA-lock counters (CONFIG_PER_VMA_LOCK_STATS): evidence that the stress really
+/// went through the per-VMA-lock paths. Empty without them (pvl-off).
+async fn vmstat(ssh: &Arc<ssh2::Session>) -> BTreeMap<String, u64> {
+    let s = ssh.clone();
+    tokio::task::spawn_blocking(move || {
+        guest::exec(
+            &s,
+            "grep ^vma_lock /proc/vmstat",
+            Exec::quick(Duration::from_secs(20)),
+        )
+    })
+    .await
+    .ok()
+    .and_then(|r| r.ok())
+    .map(|r| crate::parse::vmstat::parse_vmstat(&r.output))
+    .unwrap_or_default()
+}
+
+/// A module build failure as one line, modpost's `undefined!` explained.
+fn module_failure(m: &crate::prepare::build::ModuleBuild) -> String {
+    let first = m.errors.first().cloned().unwrap_or_default();
+    let hint = if first.contains("undefined!") {
+        " (the kernel does not export that symbol to modules)"
+    } else {
+        ""
+    };
+    format!(
+        "module {}.ko did not build against this kernel: {first}{hint}",
+        m.name
+    )
+}
+
+/// QEMU drops console output it cannot write: a guest that "never booted" on a full
+/// disk is the host's problem, not the kernel's.
+fn disk_full_is_infra(stop: Stop, dir: &std::path::Path) -> Stop {
+    let full = nix::sys::statvfs::statvfs(dir)
+        .map(|st| st.blocks_available() * st.fragment_size() < 1 << 20)
+        .unwrap_or(false);
+    if stop.verdict == Verdict::BootFail && full {
+        Stop::infra(format!(
+            "{}; the disk holding {} is full, so the console could not be written",
+            stop.reason,
+            dir.display()
+        ))
+        .details(stop.details)
+    } else {
+        stop
+    }
+}
+
+#[cfg(test)]
+mod unit {
+    use super::*;
+
+    #[test]
+    fn the_test_command_marks_the_kernel_log_and_quotes_arguments() {
+        let t = TestSpec {
+            name: "faults_vs_writers".into(),
+            source: "x.c".into(),
+            module: None,
+            args: vec!["a b".into(), "$(reboot)".into()],
+            duration: Duration::from_secs(10),
+            timeout: Duration::from_secs(60),
+            patchsets: None,
+            configs: None,
+            arches: None,
+            expect: vec![],
+            selftest: None,
+            amplify: None,
+        };
+        let c = command(&t, "n1");
+        assert!(c.starts_with("echo 'kmatrix-test[n1]: start faults_vs_writers' > /dev/kmsg; /tests/faults_vs_writers 10 /results/faults_vs_writers.ktap 'a b' '$(reboot)'; rc=$?;"), "{c}");
+        assert!(
+            c.ends_with("echo 'kmatrix-test[n1]: end faults_vs_writers' > /dev/kmsg; exit $rc"),
+            "{c}"
+        );
+    }
+}

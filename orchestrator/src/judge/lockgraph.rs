@@ -1,0 +1,551 @@
+//! Lock graph diff, base vs patched: lockdep's own dependency graph (`/proc/lockdep`, saved
+//! after the stress in every lockdep cell) compared with the base cell of the same arch
+//! and config. New lock classes, new dependency edges (A -> B that base never took),
+//! locks the series declares that were never acquired (its new path not exercised), and
+//! new edges that close a cycle with edges either graph took: a deadlock waiting for the
+//! right timing, visible before any splat. Synchronous and pure.
+
+use crate::record::lockgraph::{edge_key, Diff};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+/// Most entries of each list kept in results.json (the graph itself is in the cell folder).
+const SHOWN: usize = 40;
+
+/// A lock base already takes under at least this share of its classes (lockdep's BD: the
+/// classes that lead to it) is "widely nested": the run queue, timer and RCU locks that
+/// any lock can end up held over, depending on when an interrupt or a wakeup came. Two
+/// boots of one kernel differ by a dozen such edges, so they are counted apart from the
+/// series' own.
+const WIDELY_NESTED_PERCENT: usize = 10;
+
+/// lockdep's graph: class names, and direct (distance 1) dependencies A -> B: B was
+/// taken while A was held.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Graph {
+    pub classes: BTreeSet<String>,
+    pub edges: BTreeSet<(String, String)>,
+    /// lockdep's BD per class: how many classes lead to it.
+    pub backward: BTreeMap<String, usize>,
+}
+
+impl Graph {
+    /// Whether `class` is one that base takes under many others (see WIDELY_NESTED_PERCENT).
+    fn widely_nested(&self, class: &str) -> bool {
+        let bd = self.backward.get(class).copied().unwrap_or(0);
+        bd >= 8 && bd * 100 >= self.classes.len() * WIDELY_NESTED_PERCENT
+    }
+}
+
+/// One lock chain of `/proc/lockdep_chains`: the classes held, outermost first, when
+/// the last one was taken.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Chain {
+    pub irq_context: String,
+    pub classes: Vec<String>,
+}
+
+/// Parse `/proc/lockdep_chains`:
+/// ```text
+/// all lock chains:
+/// irq_context: 0
+/// [00000000a1b2c3d4] &mm->mmap_lock
+/// [00000000deadbeef] &vma->vm_lock
+/// ```
+pub fn parse_chains(text: &str) -> Vec<Chain> {
+    let mut out = Vec::new();
+    let mut cur: Option<Chain> = None;
+    for line in text.lines() {
+        if let Some(ctx) = line.strip_prefix("irq_context: ") {
+            out.extend(cur.take());
+            cur = Some(Chain {
+                irq_context: ctx.trim().to_string(),
+                classes: Vec::new(),
+            });
+        } else if let (Some(c), Some(rest)) = (cur.as_mut(), line.strip_prefix('[')) {
+            if let Some((_, name)) = rest.split_once("] ") {
+                c.classes.push(normalize(name));
+            }
+        } else if line.trim().is_empty() {
+            out.extend(cur.take());
+        }
+    }
+    out.extend(cur);
+    out.retain(|c| !c.classes.is_empty());
+    out
+}
+
+/// The shortest chain in which `to` was taken with `from` held: where in the kernel's
+/// nesting the edge was made (lockdep's files keep no call sites; its splats do).
+fn context<'a>(chains: &'a [Chain], from: &str, to: &str) -> Option<&'a Chain> {
+    chains
+        .iter()
+        .filter(|c| {
+            c.classes.last().map(String::as_str) == Some(to)
+                && c.classes[..c.classes.len() - 1].iter().any(|x| x == from)
+        })
+        .min_by_key(|c| c.classes.len())
+}
+
+/// A class name as lockdep prints it, made comparable across kernels: the `#N` version of
+/// a name registered more than once depends on registration order, so it goes.
+fn normalize(name: &str) -> String {
+    let n = name.trim();
+    match n.rfind('#') {
+        Some(i)
+            if n[i + 1..]
+                .chars()
+                .take_while(|c| c.is_ascii_digit())
+                .count()
+                > 0 =>
+        {
+            let rest: String = n[i + 1..]
+                .chars()
+                .skip_while(|c| c.is_ascii_digit())
+                .collect();
+            format!("{}{rest}", &n[..i])
+        }
+        _ => n.to_string(),
+    }
+}
+
+/// Parse `/proc/lockdep`:
+/// ```text
+/// all lock classes:
+/// 00000000a1b2c3d4 FD:   31 BD:    1 +.+.: &mm->mmap_lock
+///  -> [00000000deadbeef] &vma->vm_lock
+/// ```
+/// Lines it does not know are skipped; kmatrix's own liveness classes are left out.
+pub fn parse(text: &str) -> Graph {
+    let mut g = Graph::default();
+    let mut current: Option<String> = None;
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix(" -> [") {
+            let Some((_, name)) = rest.split_once("] ") else {
+                continue;
+            };
+            if let Some(from) = &current {
+                let to = normalize(name);
+                if !to.contains(crate::record::result::LIVENESS_TAG) {
+                    g.classes.insert(to.clone());
+                    g.edges.insert((from.clone(), to));
+                }
+            }
+        } else if !line.starts_with(' ') && line.contains(" FD:") {
+            // `KEY FD: n BD: n USAGE: NAME`: the name follows the first ": " after BD.
+            let after_bd = line.split_once(" BD:").map(|(_, r)| r).unwrap_or("");
+            current = after_bd.split_once(": ").map(|(_, name)| normalize(name));
+            let bd: usize = after_bd
+                .split_whitespace()
+                .next()
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0);
+            if let Some(c) = &current {
+                if c.contains(crate::record::result::LIVENESS_TAG) {
+                    current = None;
+                } else {
+                    g.classes.insert(c.clone());
+                    let e = g.backward.entry(c.clone()).or_default();
+                    *e = (*e).max(bd);
+                }
+            }
+        } else if line.trim().is_empty() {
+            current = None;
+        }
+    }
+    g
+}
+
+/// The locks a series declares (added lines): `DEFINE_MUTEX(x)` and friends give class
+/// `x`; `mutex_init(&p->lock)` and friends give `&p->lock`, as lockdep names them.
+pub fn series_locks(patch: &str) -> Vec<String> {
+    const STATIC: &[&str] = &[
+        "DEFINE_MUTEX(",
+        "DEFINE_SPINLOCK(",
+        "DEFINE_RAW_SPINLOCK(",
+        "DEFINE_RWLOCK(",
+        "DECLARE_RWSEM(",
+        "DEFINE_RWSEM(",
+        "DEFINE_SEQLOCK(",
+    ];
+    const INIT: &[&str] = &[
+        "mutex_init(",
+        "spin_lock_init(",
+        "raw_spin_lock_init(",
+        "rwlock_init(",
+        "init_rwsem(",
+        "seqlock_init(",
+    ];
+    let mut v: Vec<String> = Vec::new();
+    for l in patch
+        .lines()
+        .filter(|l| l.starts_with('+') && !l.starts_with("+++"))
+    {
+        for m in STATIC.iter().chain(INIT) {
+            if let Some(i) = l.find(m) {
+                let arg: String = l[i + m.len()..]
+                    .chars()
+                    .take_while(|c| *c != ')' && *c != ',')
+                    .collect();
+                let arg = arg.trim().to_string();
+                if !arg.is_empty() && !v.contains(&arg) {
+                    v.push(arg);
+                }
+            }
+        }
+    }
+    v
+}
+
+/// The words of a series' code: identifiers (4+ characters) of its added and removed
+/// lines and the names of the files it touches (`mm/mmap_lock.c` gives `mmap_lock`).
+pub fn series_words(patch: &str) -> BTreeSet<String> {
+    let mut words = BTreeSet::new();
+    let mut add = |text: &str| {
+        for w in text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+            if w.len() >= 4 && !w.chars().next().is_some_and(|c| c.is_ascii_digit()) {
+                words.insert(w.to_string());
+            }
+        }
+    };
+    for l in patch.lines() {
+        if let Some(path) = l
+            .strip_prefix("+++ b/")
+            .or_else(|| l.strip_prefix("--- a/"))
+        {
+            let stem = path.rsplit('/').next().unwrap_or(path);
+            add(stem.split('.').next().unwrap_or(stem));
+        } else if (l.starts_with('+') || l.starts_with('-'))
+            && !l.starts_with("+++")
+            && !l.starts_with("---")
+        {
+            add(&l[1..]);
+        }
+    }
+    words
+}
+
+/// Whether a lock class is named after the series' code: one of its words (not a
+/// generic one such as `lock` or `mutex`) is part of a word of the series
+/// (`vm_lock` of `vm_lock_seq`, `mmap_lock` of the file `mm/mmap_lock.c`).
+fn names_series_code(class: &str, words: &BTreeSet<String>) -> bool {
+    const GENERIC: &[&str] = &[
+        "lock",
+        "mutex",
+        "rwsem",
+        "wait_lock",
+        "spinlock",
+        "work",
+        "wait",
+        "list_lock",
+        "lock_key",
+        "events",
+        "wq_completion",
+        "work_completion",
+    ];
+    class
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|w| w.len() >= 4 && !GENERIC.contains(w))
+        .any(|w| words.iter().any(|s| s.contains(w)))
+}
+
+/// What the series brings to the comparison: the locks it declares and the words of
+/// its code.
+#[derive(Debug, Clone, Default)]
+pub struct Series {
+    pub declared: Vec<String>,
+    pub words: BTreeSet<String>,
+}
+
+impl Series {
+    pub fn of(patches: &[String]) -> Series {
+        let mut s = Series::default();
+        for p in patches {
+            for d in series_locks(p) {
+                if !s.declared.contains(&d) {
+                    s.declared.push(d);
+                }
+            }
+            s.words.extend(series_words(p));
+        }
+        s
+    }
+}
+
+/// Compare `patched` with `base`; `series` is what the cell's patches declare and name,
+/// `chains` the patched cell's lock chains (for the context of each new edge).
+pub fn diff(
+    base_id: &str,
+    base: &Graph,
+    patched: &Graph,
+    series: &Series,
+    chains: &[Chain],
+) -> Diff {
+    let declared = &series.declared;
+    let new_classes: Vec<String> = patched.classes.difference(&base.classes).cloned().collect();
+    let new_edges: Vec<(String, String)> = patched.edges.difference(&base.edges).cloned().collect();
+    let (timing, mut edges): (Vec<_>, Vec<_>) = new_edges
+        .iter()
+        .cloned()
+        .partition(|(_, b)| base.widely_nested(b));
+    let is_new = |c: &str| !base.classes.contains(c);
+    let named = |(a, b): &(String, String)| {
+        names_series_code(a, &series.words) || names_series_code(b, &series.words)
+    };
+    let series_edges_total = edges.iter().filter(|e| named(e)).count();
+    edges.sort_by_key(|e| (!named(e), !(is_new(&e.0) || is_new(&e.1))));
+    edges.truncate(SHOWN);
+    let contexts = edges
+        .iter()
+        .filter_map(|(a, b)| {
+            let c = context(chains, a, b)?;
+            Some((
+                edge_key(a, b),
+                format!("{} (irq_context {})", c.classes.join(" > "), c.irq_context),
+            ))
+        })
+        .collect();
+    let mut adj: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for (a, b) in base.edges.iter().chain(patched.edges.iter()) {
+        adj.entry(a.as_str()).or_default().push(b.as_str());
+    }
+    let mut cycles = Vec::new();
+    for (a, b) in &new_edges {
+        if let Some(path) = path(&adj, b, a) {
+            let mut c = vec![a.clone()];
+            c.extend(path);
+            if !cycles.iter().any(|x: &Vec<String>| same_cycle(x, &c)) {
+                cycles.push(c);
+            }
+        }
+    }
+    Diff {
+        base: base_id.to_string(),
+        new_classes_total: new_classes.len(),
+        new_edges_total: new_edges.len(),
+        new_classes: new_classes.into_iter().take(SHOWN).collect(),
+        new_edges: edges,
+        series_edges_total,
+        tests_not_in_base: Vec::new(),
+        timing_edges_total: timing.len(),
+        timing_edges: timing.into_iter().take(SHOWN).collect(),
+        contexts,
+        never_acquired: declared
+            .iter()
+            .filter(|d| !patched.classes.contains(*d))
+            .cloned()
+            .collect(),
+        cycles: cycles.into_iter().take(SHOWN).collect(),
+    }
+}
+
+/// A shortest path from `from` to `to` (both included), breadth first.
+fn path(adj: &BTreeMap<&str, Vec<&str>>, from: &str, to: &str) -> Option<Vec<String>> {
+    let mut prev: BTreeMap<&str, &str> = BTreeMap::new();
+    let mut queue = VecDeque::from([from]);
+    let mut seen = BTreeSet::from([from]);
+    while let Some(n) = queue.pop_front() {
+        if n == to {
+            let mut p = vec![n.to_string()];
+            let mut cur = n;
+            while let Some(&before) = prev.get(cur) {
+                p.push(before.to_string());
+                cur = before;
+            }
+            p.reverse();
+            return Some(p);
+        }
+        for &m in adj.get(n).into_iter().flatten() {
+            if seen.insert(m) {
+                prev.insert(m, n);
+                queue.push_back(m);
+            }
+        }
+    }
+    None
+}
+
+fn same_cycle(a: &[String], b: &[String]) -> bool {
+    let set = |x: &[String]| x.iter().cloned().collect::<BTreeSet<_>>();
+    set(a) == set(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = "all lock classes:
+00000000a1b2c3d4 FD:    2 BD:    1 +.+.: &mm->mmap_lock
+ -> [00000000deadbeef] &vma->vm_lock
+ -> [00000000feedface] &mapping->i_mmap_rwsem
+
+00000000deadbeef FD:    0 BD:    2 ++++: &vma->vm_lock
+
+00000000feedface FD:    0 BD:    1 +.+.: &mapping->i_mmap_rwsem
+
+00000000aaaaaaaa FD:    1 BD:    1 ....: kmatrix_liveness_a
+ -> [00000000bbbbbbbb] kmatrix_liveness_b
+
+";
+
+    #[test]
+    fn parses_classes_and_direct_edges_without_kmatrixs_own() {
+        let g = parse(BASE);
+        assert_eq!(g.classes.len(), 3);
+        assert!(g
+            .edges
+            .contains(&("&mm->mmap_lock".into(), "&vma->vm_lock".into())));
+        assert!(!g.classes.iter().any(|c| c.contains("kmatrix_liveness")));
+        assert_eq!(normalize("&rq->__lock#2"), "&rq->__lock");
+        assert_eq!(
+            normalize("&sb->s_type->i_lock_key#15/1"),
+            "&sb->s_type->i_lock_key/1"
+        );
+    }
+
+    #[test]
+    fn a_new_edge_that_closes_a_cycle_with_base_is_found_without_a_splat() {
+        let base = parse(BASE);
+        // The patched kernel takes mmap_lock while holding the VMA lock: the reverse of
+        // base's order, never both in one boot, so lockdep itself never saw the cycle.
+        let patched = parse(
+            "all lock classes:
+00000000deadbeef FD:    1 BD:    0 ++++: &vma->vm_lock
+ -> [00000000a1b2c3d4] &mm->mmap_lock
+
+00000000a1b2c3d4 FD:    0 BD:    1 +.+.: &mm->mmap_lock
+
+00000000cccccccc FD:    0 BD:    0 +.+.: kmatrix_fixture_outer
+",
+        );
+        let d = diff(
+            "x86_64/pvl-on/base",
+            &base,
+            &patched,
+            &Series {
+                declared: vec!["new_lock".into(), "kmatrix_fixture_outer".into()],
+                ..Default::default()
+            },
+            &[],
+        );
+        assert_eq!(d.new_classes, ["kmatrix_fixture_outer"]);
+        assert_eq!(
+            d.new_edges,
+            [("&vma->vm_lock".to_string(), "&mm->mmap_lock".to_string())]
+        );
+        assert_eq!(
+            d.cycles,
+            [vec![
+                "&vma->vm_lock".to_string(),
+                "&mm->mmap_lock".into(),
+                "&vma->vm_lock".into()
+            ]]
+        );
+        assert_eq!(d.never_acquired, ["new_lock"]);
+        assert!(d.summary().contains("1 new edge(s) close a cycle"));
+        // The same graph as base: nothing new.
+        let same = diff("b", &base, &base, &Series::default(), &[]);
+        assert!(same.new_edges.is_empty() && same.cycles.is_empty());
+    }
+
+    /// A base graph of `n` filler classes where `&rq->__lock` is taken under all of them.
+    fn base_with_runqueue(n: usize) -> String {
+        let mut t = format!(
+            "all lock classes:\n00000000 FD:    0 BD: {n:4} -.-.: &rq->__lock\n\n\
+             00000001 FD:    0 BD:    1 +.+.: &mm->mmap_lock\n\n"
+        );
+        for i in 0..n {
+            t.push_str(&format!(
+                "1{i:07} FD:    1 BD:    0 +.+.: filler_{i}\n -> [00000000] &rq->__lock\n\n"
+            ));
+        }
+        t
+    }
+
+    #[test]
+    fn edges_into_widely_nested_locks_are_counted_apart_with_their_chain() {
+        let base = parse(&base_with_runqueue(30));
+        assert_eq!(base.backward["&rq->__lock"], 30);
+        assert!(base.widely_nested("&rq->__lock") && !base.widely_nested("&mm->mmap_lock"));
+        let mut patched = base.clone();
+        // Timing: mmap_lock held when a wakeup took the run queue lock.
+        patched
+            .edges
+            .insert(("&mm->mmap_lock".into(), "&rq->__lock".into()));
+        // The series: a new lock under mmap_lock.
+        patched.classes.insert("probe_lock".into());
+        patched
+            .edges
+            .insert(("&mm->mmap_lock".into(), "probe_lock".into()));
+        patched
+            .edges
+            .insert(("filler_3".into(), "&mm->mmap_lock".into()));
+        let chains = parse_chains(
+            "all lock chains:\nirq_context: 0\n[00000001] &mm->mmap_lock\n\n\
+             irq_context: 0\n[10000003] filler_3\n[00000001] &mm->mmap_lock#2\n[00000009] probe_lock\n\n\
+             irq_context: softirq\n[00000001] &mm->mmap_lock\n[00000009] probe_lock\n",
+        );
+        assert_eq!(chains.len(), 3);
+        assert_eq!(chains[1].classes[1], "&mm->mmap_lock");
+        let d = diff("b", &base, &patched, &Series::default(), &chains);
+        assert_eq!(d.new_edges_total, 3);
+        assert_eq!(d.timing_edges_total, 1);
+        assert_eq!(
+            d.timing_edges,
+            [("&mm->mmap_lock".to_string(), "&rq->__lock".to_string())]
+        );
+        // The edge to the new class first.
+        assert_eq!(
+            d.new_edges,
+            [
+                ("&mm->mmap_lock".to_string(), "probe_lock".to_string()),
+                ("filler_3".to_string(), "&mm->mmap_lock".to_string())
+            ]
+        );
+        // The shortest chain that made it, with its context.
+        assert_eq!(
+            d.contexts["&mm->mmap_lock -> probe_lock"],
+            "&mm->mmap_lock > probe_lock (irq_context softirq)"
+        );
+        assert!(!d.contexts.contains_key("filler_3 -> &mm->mmap_lock"));
+        assert!(d
+            .summary()
+            .contains("3 new edge(s) (1 into scheduler/timer-like locks, timing)"));
+    }
+
+    #[test]
+    fn edges_at_locks_named_after_the_series_code_come_first() {
+        let patch = "--- a/mm/mmap_lock.c\n+++ b/mm/mmap_lock.c\n@@ -1,2 +1,3 @@\n \tctx\n+\tif (vma->vm_lock_seq == seq)\n-\told_call(mm);\n";
+        let words = series_words(patch);
+        assert!(words.contains("mmap_lock") && words.contains("vm_lock_seq"));
+        assert!(words.contains("old_call") && !words.contains("ctx"));
+        assert!(names_series_code("vm_lock", &words));
+        assert!(names_series_code("&mm->mmap_lock", &words));
+        assert!(!names_series_code("&rtnl_mutex.wait_lock", &words));
+        assert!(!names_series_code("(wq_completion)events", &words));
+        let base = parse(BASE);
+        let mut patched = base.clone();
+        for (a, b) in [
+            ("module_mutex", "vmap_purge_lock"),
+            ("sort_mutex", "new_class"),
+            ("vm_lock", "&mapping->i_mmap_rwsem"),
+        ] {
+            patched.classes.extend([a.to_string(), b.to_string()]);
+            patched.edges.insert((a.into(), b.into()));
+        }
+        let d = diff("b", &base, &patched, &Series::of(&[patch.into()]), &[]);
+        assert_eq!(d.series_edges_total, 1);
+        assert_eq!(d.new_edges[0].0, "vm_lock");
+        assert!(d
+            .summary()
+            .contains("1 touch a lock named after the series' code"));
+    }
+
+    #[test]
+    fn the_locks_a_series_declares() {
+        let p = "+static DEFINE_MUTEX(kmatrix_fixture_outer);\n+\tmutex_init(&vma->probe_lock);\n-static DEFINE_MUTEX(old);\n+\tspin_lock_init(&x->lock); /* y */\n";
+        assert_eq!(
+            series_locks(p),
+            ["kmatrix_fixture_outer", "&vma->probe_lock", "&x->lock"]
+        );
+    }
+}

@@ -1,0 +1,88 @@
+//! Reads the KTAP / TAP 13 output of a guest test into a [`Report`].
+
+pub use crate::record::ktap::{Case, Report, Status};
+
+/// Parse top-level KTAP (indented subtests are ignored; their parent line counts).
+pub fn parse(text: &str) -> Report {
+    let mut r = Report::default();
+    for line in text.lines() {
+        if line.starts_with("TAP version") || line.starts_with("KTAP version") {
+            r.header = true;
+        } else if let Some(n) = line.strip_prefix("1..") {
+            let (n, directive) = n.split_once('#').unwrap_or((n, ""));
+            r.planned = n.trim().parse().ok();
+            let d = directive.trim();
+            if r.planned == Some(0) && d.to_ascii_uppercase().starts_with("SKIP") {
+                r.skip_all = Some(d[4..].trim().to_string());
+            }
+        } else if let Some(rest) = line.strip_prefix("not ok ") {
+            r.cases.push(case(rest, Status::NotOk));
+        } else if let Some(rest) = line.strip_prefix("ok ") {
+            r.cases.push(case(rest, Status::Ok));
+        }
+    }
+    r
+}
+
+fn case(rest: &str, status: Status) -> Case {
+    let (num, desc) = rest.split_once(' ').unwrap_or((rest, ""));
+    let (desc, directive) = match desc.split_once(" # ") {
+        Some((d, dir)) => (d, Some(dir)),
+        None => match desc.strip_prefix("# ") {
+            Some(dir) => ("", Some(dir)),
+            None => (desc, None),
+        },
+    };
+    let mut status = status;
+    let mut reason = None;
+    if let Some(dir) = directive {
+        let upper = dir.to_ascii_uppercase();
+        if upper.starts_with("SKIP") {
+            if status == Status::Ok {
+                status = Status::Skip;
+            }
+            reason = Some(dir[4..].trim().to_string());
+        } else {
+            reason = Some(dir.trim().to_string());
+        }
+    }
+    Case {
+        number: num.trim().parse().unwrap_or(0),
+        description: desc.trim().trim_start_matches("- ").to_string(),
+        status,
+        reason,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_ok_not_ok_and_skip() {
+        let r = parse(
+            "TAP version 13\n1..3\n# faults: 1234\nok 1 anon faults data intact\nnot ok 2 shmem faults data intact\nok 3 uffd move # SKIP UFFDIO_MOVE not supported\n",
+        );
+        assert!(r.complete());
+        assert!(!r.passed());
+        assert_eq!(r.cases[1].status, Status::NotOk);
+        assert_eq!(r.cases[2].status, Status::Skip);
+        assert_eq!(
+            r.cases[2].reason.as_deref(),
+            Some("UFFDIO_MOVE not supported")
+        );
+        assert_eq!(r.failed().count(), 1);
+    }
+
+    #[test]
+    fn a_run_cut_short_or_empty_does_not_pass() {
+        assert!(!parse("TAP version 13\n1..2\nok 1 a\n").passed());
+        assert!(!parse("").passed());
+        assert!(!parse("TAP version 13\n1..0\n").passed());
+        assert!(parse("KTAP version 1\n1..1\nok 1 - a\n").passed());
+        // kselftest skipping everything, with its reason.
+        let r = parse("TAP version 13\n1..0 # SKIP userfaultfd not available\n");
+        assert!(r.passed());
+        assert_eq!(r.skip_all.as_deref(), Some("userfaultfd not available"));
+    }
+}

@@ -1,0 +1,133 @@
+//! The verdict of a cell, what it means to the reader (its category), and the documented
+//! exit codes that follow from the verdicts of a run.
+
+use crate::record::result::CellResult;
+use serde::{Deserialize, Serialize};
+
+/// Documented exit codes (README "Exit codes").
+pub mod exit {
+    pub const PASS: i32 = 0;
+    pub const FINDINGS: i32 = 1;
+    pub const USAGE: i32 = 2;
+    pub const INFRA: i32 = 3;
+    pub const INTERRUPTED: i32 = 130;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Verdict {
+    #[serde(rename = "PASS")]
+    Pass,
+    #[serde(rename = "FAIL")]
+    Fail,
+    #[serde(rename = "HANG")]
+    Hang,
+    #[serde(rename = "BOOT-FAIL")]
+    BootFail,
+    #[serde(rename = "BUILD-FAIL")]
+    BuildFail,
+    #[serde(rename = "PATCH-FAIL")]
+    PatchFail,
+    #[serde(rename = "CONFIG-MISMATCH")]
+    ConfigMismatch,
+    #[serde(rename = "INFRA-ERROR")]
+    InfraError,
+    #[serde(rename = "INCONCLUSIVE")]
+    Inconclusive,
+    #[serde(rename = "INTERRUPTED")]
+    Interrupted,
+}
+
+/// What a verdict means to the person reading it; drives the exit code, the terminal
+/// colour and the HTML class, so the three never disagree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Category {
+    Pass,
+    /// The kernel or the series is at fault (exit 1).
+    Failed,
+    /// Nothing wrong was seen, but the result cannot be trusted (exit 1).
+    Doubtful,
+    /// The host or kmatrix is at fault (exit 3).
+    Infra,
+    /// The run was cut short (exit 130).
+    Interrupted,
+}
+
+impl Verdict {
+    pub const ALL: [Verdict; 10] = [
+        Verdict::Pass,
+        Verdict::Fail,
+        Verdict::Hang,
+        Verdict::BootFail,
+        Verdict::BuildFail,
+        Verdict::PatchFail,
+        Verdict::ConfigMismatch,
+        Verdict::InfraError,
+        Verdict::Inconclusive,
+        Verdict::Interrupted,
+    ];
+
+    /// A verdict about the kernel (not about the run being cut short or the host).
+    pub fn is_final(self) -> bool {
+        !matches!(self.category(), Category::Infra | Category::Interrupted)
+    }
+
+    pub fn category(self) -> Category {
+        match self {
+            Verdict::Pass => Category::Pass,
+            Verdict::Fail
+            | Verdict::Hang
+            | Verdict::BootFail
+            | Verdict::BuildFail
+            | Verdict::PatchFail
+            | Verdict::ConfigMismatch => Category::Failed,
+            Verdict::Inconclusive => Category::Doubtful,
+            Verdict::InfraError => Category::Infra,
+            Verdict::Interrupted => Category::Interrupted,
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Verdict::Pass => "PASS",
+            Verdict::Fail => "FAIL",
+            Verdict::Hang => "HANG",
+            Verdict::BootFail => "BOOT-FAIL",
+            Verdict::BuildFail => "BUILD-FAIL",
+            Verdict::PatchFail => "PATCH-FAIL",
+            Verdict::ConfigMismatch => "CONFIG-MISMATCH",
+            Verdict::InfraError => "INFRA-ERROR",
+            Verdict::Inconclusive => "INCONCLUSIVE",
+            Verdict::Interrupted => "INTERRUPTED",
+        }
+    }
+
+    /// Ordering for combining repeated runs: the verdict that says most about the kernel.
+    pub fn severity(self) -> u8 {
+        match self {
+            Verdict::Fail => 9,
+            Verdict::Hang => 8,
+            Verdict::BootFail => 7,
+            Verdict::Inconclusive => 6,
+            Verdict::InfraError => 5,
+            Verdict::Interrupted => 4,
+            Verdict::BuildFail | Verdict::PatchFail | Verdict::ConfigMismatch => 3,
+            Verdict::Pass => 0,
+        }
+    }
+}
+
+/// The exit code of a finished run (documented in README): the worst category wins,
+/// interruption first, then the host, then findings.
+pub fn exit_code(cells: &[CellResult]) -> i32 {
+    let worst = |c: Category| cells.iter().any(|x| x.verdict.category() == c);
+    if worst(Category::Interrupted) {
+        exit::INTERRUPTED
+    } else if worst(Category::Infra) {
+        exit::INFRA
+    } else if cells.is_empty() || !cells.iter().all(|c| c.verdict == Verdict::Pass) {
+        // No cell at all is never "all passed".
+        exit::FINDINGS
+    } else {
+        exit::PASS
+    }
+}
