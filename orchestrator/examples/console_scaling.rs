@@ -13,7 +13,8 @@
 
 use kmatrix::console::{Finding, Kind, Watcher};
 use kmatrix::record::plan::{Arch, Cell};
-use kmatrix::record::result::{CellResult, TestOutcome, TestResult, Verdict};
+use kmatrix::record::result::{CellResult, TestOutcome, TestResult};
+use kmatrix::record::verdict::Verdict;
 use kmatrix::vm::console::{Budget, Console};
 use std::path::Path;
 use std::time::{Duration, Instant};

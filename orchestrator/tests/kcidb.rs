@@ -9,8 +9,9 @@ use kmatrix::console::{Finding, Frame, Kind};
 use kmatrix::record::phase::Phase;
 use kmatrix::record::plan::{Accel, Arch, Cell, Expectation};
 use kmatrix::record::result::{
-    CellResult, Control, ControlState, PhaseStart, TestOutcome, TestResult, Verdict,
+    CellResult, Control, ControlState, PhaseStart, TestOutcome, TestResult,
 };
+use kmatrix::record::verdict::Verdict;
 use kmatrix::report::kcidb::{self, Options};
 use kmatrix::report::{self, RunMeta};
 use serde_json::Value;

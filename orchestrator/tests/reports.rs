@@ -5,7 +5,8 @@
 use kmatrix::console::{Finding, Frame, Kind};
 use kmatrix::parse::ktap;
 use kmatrix::record::plan::{Arch, Cell};
-use kmatrix::record::result::{CellResult, TestOutcome, TestResult, Verdict};
+use kmatrix::record::result::{CellResult, TestOutcome, TestResult};
+use kmatrix::record::verdict::Verdict;
 use kmatrix::report::{self, RunMeta};
 use std::path::Path;
 

@@ -28,7 +28,8 @@ use crate::console::Finding;
 use crate::engine::{Engine, RunOptions};
 use crate::host::cache::Cache;
 use crate::record::plan::{Cell, Plan};
-use crate::record::result::{CellResult, Verdict};
+use crate::record::result::CellResult;
+use crate::record::verdict::Verdict;
 use crate::report::{self, RunMeta, RunState};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
@@ -78,7 +79,7 @@ pub enum BisectError {
 
 impl BisectError {
     pub fn exit_code(&self) -> i32 {
-        use crate::record::exit;
+        use crate::record::verdict::exit;
         match self {
             BisectError::Dir { .. } | BisectError::Write { .. } | BisectError::Internal { .. } => {
                 exit::INFRA
@@ -225,7 +226,7 @@ impl Bisect {
     }
     pub fn exit_code(&self) -> i32 {
         match &self.outcome {
-            Outcome::Found { .. } => crate::record::exit::PASS,
+            Outcome::Found { .. } => crate::record::verdict::exit::PASS,
             Outcome::Stopped { code, .. } => *code,
             Outcome::Judged => {
                 let bad = self.steps.iter().any(|s| {
@@ -233,12 +234,12 @@ impl Bisect {
                         || (s.judged.is_none() && s.verdict != Verdict::Pass)
                 });
                 if bad {
-                    crate::record::exit::FINDINGS
+                    crate::record::verdict::exit::FINDINGS
                 } else {
-                    crate::record::exit::PASS
+                    crate::record::verdict::exit::PASS
                 }
             }
-            _ => crate::record::exit::FINDINGS,
+            _ => crate::record::verdict::exit::FINDINGS,
         }
     }
 }
@@ -299,10 +300,10 @@ pub fn judge(
 ) -> Result<(Judged, Option<String>), (i32, String)> {
     let reason = reason.unwrap_or("");
     match verdict {
-        Verdict::Interrupted => return Err((crate::record::exit::INTERRUPTED, reason.into())),
+        Verdict::Interrupted => return Err((crate::record::verdict::exit::INTERRUPTED, reason.into())),
         Verdict::InfraError => {
             return Err((
-                crate::record::exit::INFRA,
+                crate::record::verdict::exit::INFRA,
                 format!("INFRA-ERROR (the host's or kmatrix's fault, not the kernel's): {reason}"),
             ))
         }

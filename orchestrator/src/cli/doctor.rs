@@ -115,7 +115,7 @@ pub fn summary(checks: &[Check]) -> (i32, String) {
     let plural = |n: usize, w: &str| format!("{n} {w}{}", if n == 1 { "" } else { "s" });
     if fails > 0 {
         (
-            crate::record::exit::FINDINGS,
+            crate::record::verdict::exit::FINDINGS,
             format!(
                 "kmatrix doctor: not ready: {} failed, {}",
                 plural(fails, "check"),
@@ -124,7 +124,7 @@ pub fn summary(checks: &[Check]) -> (i32, String) {
         )
     } else {
         (
-            crate::record::exit::PASS,
+            crate::record::verdict::exit::PASS,
             format!("kmatrix doctor: ready ({})", plural(warns, "warning")),
         )
     }

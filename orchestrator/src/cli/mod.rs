@@ -454,7 +454,7 @@ pub async fn main(cli: Cli) -> Result<i32, CliError> {
                 }
             })?;
             println!("{}", crate::report::matrix(&cells));
-            Ok(crate::record::verdict::exit_code(&cells))
+            Ok(crate::record::verdict::exit_code(&cells.iter().map(|c| c.verdict).collect::<Vec<_>>()))
         }
         Command::Parse {
             log,
@@ -642,7 +642,7 @@ async fn run(
         "results: {}",
         crate::record::fmt::display_rel(&run_dir.join("results.json"))
     );
-    Ok(crate::record::verdict::exit_code(&cells))
+    Ok(crate::record::verdict::exit_code(&cells.iter().map(|c| c.verdict).collect::<Vec<_>>()))
 }
 
 /// `--resume`: the earlier cells that stand for this run's, those whose verdict is final
@@ -869,7 +869,7 @@ fn merge(out: &Path, runs: &[PathBuf]) -> Result<i32, CliError> {
         hint: "free space or pass another --out",
     })?;
     println!("{}", crate::report::matrix(&cells));
-    Ok(crate::record::verdict::exit_code(&cells))
+    Ok(crate::record::verdict::exit_code(&cells.iter().map(|c| c.verdict).collect::<Vec<_>>()))
 }
 
 /// Shards merged must be exactly 1..N of one N (a report that looks complete but lacks a

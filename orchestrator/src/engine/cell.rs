@@ -8,7 +8,8 @@ use super::{Shared, Stop};
 use crate::record::events::Event;
 use crate::record::phase::Phase;
 use crate::record::plan::Cell;
-use crate::record::result::{CellResult, Verdict};
+use crate::record::result::CellResult;
+use crate::record::verdict::Verdict;
 use std::path::PathBuf;
 use std::time::Instant;
 

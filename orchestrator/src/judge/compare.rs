@@ -47,8 +47,8 @@ impl CompareError {
     /// Exit code: a folder that is not a run, or a bad list, is the caller's to fix.
     pub fn exit_code(&self) -> i32 {
         match self {
-            CompareError::Write { .. } => crate::record::exit::INFRA,
-            _ => crate::record::exit::USAGE,
+            CompareError::Write { .. } => crate::record::verdict::exit::INFRA,
+            _ => crate::record::verdict::exit::USAGE,
         }
     }
 }
@@ -163,9 +163,9 @@ impl Comparison {
     }
     pub fn exit_code(&self) -> i32 {
         if self.has_new() {
-            crate::record::exit::FINDINGS
+            crate::record::verdict::exit::FINDINGS
         } else {
-            crate::record::exit::PASS
+            crate::record::verdict::exit::PASS
         }
     }
     /// One line: `1 new, 2 still failing, 1 fixed`.

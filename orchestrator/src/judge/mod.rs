@@ -24,7 +24,7 @@ mod tests {
     use crate::record::finding::{Finding, Kind};
     use crate::record::plan::{Arch, Expectation};
     use crate::record::result::*;
-    use crate::record::verdict::{exit_code, Verdict};
+    use crate::record::verdict::Verdict;
     use attribute::comm;
     use std::collections::BTreeMap;
 
@@ -54,37 +54,6 @@ mod tests {
         decide(tests, findings, &[]).0
     }
 
-    #[test]
-    fn phase_spans_run_to_the_next_phase_and_the_last_to_the_cells_end() {
-        use crate::record::phase::Phase;
-        let mut c = CellResult::new(
-            &crate::record::plan::tests::cell(Arch::X86_64, "pvl-on", "base"),
-            "/r".into(),
-        );
-        assert!(c.phase_spans().is_empty());
-        let at = |phase, detail: &str, at| PhaseStart {
-            phase,
-            detail: detail.into(),
-            at,
-        };
-        c.phases = vec![
-            at(Phase::Source, "", 1000.0),
-            at(Phase::Build, "make", 1002.0),
-            at(Phase::Boot, "tcg", 1300.0),
-            at(Phase::Test, "faults_vs_writers", 1299.0),
-        ];
-        c.seconds = 320.0;
-        let spans: Vec<(f64, f64)> = c
-            .phase_spans()
-            .iter()
-            .map(|s| (s.offset, s.seconds))
-            .collect();
-        // The clock stepped back at the test: zero, never negative.
-        assert_eq!(
-            spans,
-            [(0.0, 2.0), (2.0, 298.0), (300.0, 0.0), (299.0, 21.0)]
-        );
-    }
 
     #[test]
     fn pass_needs_complete_ktap_and_no_reports() {
@@ -433,41 +402,5 @@ mod tests {
         assert!(f.per_vma_lock && f.per_vma_lock_stats && f.lockdep && !f.hung_task);
     }
 
-    #[test]
-    fn categories_drive_the_exit_code() {
-        let mk = |v| {
-            let mut c = CellResult::new(
-                &crate::record::plan::tests::cell(Arch::X86_64, "c", "p"),
-                "/tmp".into(),
-            );
-            c.verdict = v;
-            c
-        };
-        assert_eq!(exit_code(&[mk(Verdict::Pass)]), 0);
-        assert_eq!(exit_code(&[]), 1, "no cell is not a pass");
-        assert_eq!(
-            exit_code(&[mk(Verdict::Pass), mk(Verdict::Inconclusive)]),
-            1
-        );
-        assert_eq!(exit_code(&[mk(Verdict::Fail), mk(Verdict::InfraError)]), 3);
-        assert_eq!(
-            exit_code(&[mk(Verdict::InfraError), mk(Verdict::Interrupted)]),
-            130
-        );
-        for v in Verdict::ALL {
-            assert_eq!(
-                v.is_final(),
-                !matches!(v, Verdict::InfraError | Verdict::Interrupted)
-            );
-        }
-    }
 
-    #[test]
-    fn overlap_line_is_parsed_and_bounded() {
-        let o = Overlap::from_ktap("TAP version 13\n# kmatrix-overlap: window=7.512 faults=1200 mprotect=40 BAD=1 x=y\nok 1 a\n").unwrap();
-        assert_eq!(o.window_secs, 7.512);
-        assert_eq!(o.ops.len(), 2);
-        assert_eq!(o.ops["faults"], 1200);
-        assert!(Overlap::from_ktap("ok 1 a\n").is_none());
-    }
 }

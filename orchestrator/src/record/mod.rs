@@ -2,18 +2,14 @@
 //! verdicts and exit codes, the event stream, and the formatting rules of every output.
 //! Imports nothing of the project.
 
+pub mod amplify;
 pub mod events;
 pub mod finding;
+pub mod fmt;
+pub mod inputs;
 pub mod ktap;
+pub mod lockgraph;
+pub mod phase;
 pub mod plan;
 pub mod result;
 pub mod verdict;
-
-pub use finding::{Finding, Frame, Kind};
-pub use result::{CellResult, TestOutcome, TestResult};
-pub use verdict::{exit, Verdict};
-pub mod amplify;
-pub mod fmt;
-pub mod inputs;
-pub mod lockgraph;
-pub mod phase;

@@ -4,7 +4,7 @@
 use crate::record::finding::Finding;
 use crate::record::ktap;
 use crate::record::plan::{Accel, Arch, Cell, Expectation};
-pub use crate::record::verdict::Verdict;
+use crate::record::verdict::Verdict;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -393,5 +393,52 @@ pub enum ControlState {
 impl Control {
     pub fn fired(&self) -> bool {
         matches!(self.state, ControlState::Fired { .. })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::plan::Arch;
+
+    #[test]
+    fn phase_spans_run_to_the_next_phase_and_the_last_to_the_cells_end() {
+        use crate::record::phase::Phase;
+        let mut c = CellResult::new(
+            &crate::record::plan::tests::cell(Arch::X86_64, "pvl-on", "base"),
+            "/r".into(),
+        );
+        assert!(c.phase_spans().is_empty());
+        let at = |phase, detail: &str, at| PhaseStart {
+            phase,
+            detail: detail.into(),
+            at,
+        };
+        c.phases = vec![
+            at(Phase::Source, "", 1000.0),
+            at(Phase::Build, "make", 1002.0),
+            at(Phase::Boot, "tcg", 1300.0),
+            at(Phase::Test, "faults_vs_writers", 1299.0),
+        ];
+        c.seconds = 320.0;
+        let spans: Vec<(f64, f64)> = c
+            .phase_spans()
+            .iter()
+            .map(|s| (s.offset, s.seconds))
+            .collect();
+        // The clock stepped back at the test: zero, never negative.
+        assert_eq!(
+            spans,
+            [(0.0, 2.0), (2.0, 298.0), (300.0, 0.0), (299.0, 21.0)]
+        );
+    }
+
+    #[test]
+    fn overlap_line_is_parsed_and_bounded() {
+        let o = Overlap::from_ktap("TAP version 13\n# kmatrix-overlap: window=7.512 faults=1200 mprotect=40 BAD=1 x=y\nok 1 a\n").unwrap();
+        assert_eq!(o.window_secs, 7.512);
+        assert_eq!(o.ops.len(), 2);
+        assert_eq!(o.ops["faults"], 1200);
+        assert!(Overlap::from_ktap("ok 1 a\n").is_none());
     }
 }

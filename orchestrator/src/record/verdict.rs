@@ -1,7 +1,6 @@
 //! The verdict of a cell, what it means to the reader (its category), and the documented
 //! exit codes that follow from the verdicts of a run.
 
-use crate::record::result::CellResult;
 use serde::{Deserialize, Serialize};
 
 /// Documented exit codes (README "Exit codes").
@@ -118,16 +117,42 @@ impl Verdict {
 
 /// The exit code of a finished run (documented in README): the worst category wins,
 /// interruption first, then the host, then findings.
-pub fn exit_code(cells: &[CellResult]) -> i32 {
-    let worst = |c: Category| cells.iter().any(|x| x.verdict.category() == c);
+pub fn exit_code(verdicts: &[Verdict]) -> i32 {
+    let worst = |c: Category| verdicts.iter().any(|v| v.category() == c);
     if worst(Category::Interrupted) {
         exit::INTERRUPTED
     } else if worst(Category::Infra) {
         exit::INFRA
-    } else if cells.is_empty() || !cells.iter().all(|c| c.verdict == Verdict::Pass) {
+    } else if verdicts.is_empty() || !verdicts.iter().all(|v| *v == Verdict::Pass) {
         // No cell at all is never "all passed".
         exit::FINDINGS
     } else {
         exit::PASS
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn categories_drive_the_exit_code() {
+        assert_eq!(exit_code(&[Verdict::Pass]), 0);
+        assert_eq!(exit_code(&[]), 1, "no cell is not a pass");
+        assert_eq!(
+            exit_code(&[Verdict::Pass, Verdict::Inconclusive]),
+            1
+        );
+        assert_eq!(exit_code(&[Verdict::Fail, Verdict::InfraError]), 3);
+        assert_eq!(
+            exit_code(&[Verdict::InfraError, Verdict::Interrupted]),
+            130
+        );
+        for v in Verdict::ALL {
+            assert_eq!(
+                v.is_final(),
+                !matches!(v, Verdict::InfraError | Verdict::Interrupted)
+            );
+        }
     }
 }

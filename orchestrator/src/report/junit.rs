@@ -4,7 +4,8 @@
 //! characters XML 1.0 does not allow are replaced, so the file always parses.
 
 use crate::judge::known::KnownIssues;
-use crate::record::result::{CellResult, ControlState, Verdict};
+use crate::record::result::{CellResult, ControlState};
+use crate::record::verdict::Verdict;
 use quick_junit::{NonSuccessKind, Property, Report, TestCase, TestCaseStatus, TestSuite};
 use std::time::Duration;
 

@@ -5,7 +5,8 @@
 use super::{grid, Grid};
 use crate::judge::compare::{Class, Comparison};
 use crate::judge::known::{IssueState, KnownIssue, KnownIssues};
-use crate::record::result::{CellResult, ControlState, Verdict};
+use crate::record::result::{CellResult, ControlState};
+use crate::record::verdict::Verdict;
 
 /// Inline text, every Markdown-active character backslash-escaped and HTML's `<` `>`
 /// `&` written as entities; one line.

@@ -121,7 +121,8 @@ mod v1 {
     use crate::console::Finding;
     use crate::parse::ktap;
     use crate::record::plan::{Accel, Arch, Expectation};
-    use crate::record::result::{ControlState, TestOutcome, Verdict};
+    use crate::record::result::{ControlState, TestOutcome};
+    use crate::record::verdict::Verdict;
     use serde::Deserialize;
     use std::collections::BTreeMap;
     use std::path::PathBuf;
@@ -298,7 +299,8 @@ mod v1 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::result::{TestOutcome, Verdict};
+    use crate::record::result::TestOutcome;
+    use crate::record::verdict::Verdict;
 
     /// A results.json as kmatrix wrote it in schema 1 (trimmed from a real run).
     const V1: &str = r#"{
