@@ -29,18 +29,14 @@ use crate::engine::{Engine, RunOptions};
 use crate::host::cache::Cache;
 use crate::record::plan::{Cell, Plan};
 use crate::record::result::CellResult;
+use crate::record::bisect::*;
 use crate::record::verdict::Verdict;
 use crate::report::{self, RunMeta, RunState};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 use tokio::sync::watch;
-
-/// The bisection's own record, in its folder.
-pub const FILE: &str = "bisect.json";
-/// Version of the `bisect.json` layout.
-pub const SCHEMA: u32 = 1;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BisectError {
@@ -99,149 +95,6 @@ pub struct Args {
     pub runs_dir: Option<PathBuf>,
     /// Judge only this prefix (the repro of one step).
     pub prefix: Option<usize>,
-}
-
-/// What makes a prefix bad.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum Predicate {
-    /// A kernel report with this dedup title, in any boot.
-    Title { title: String },
-    /// This verdict (a failure with no kernel report: build, patch, config, boot).
-    Verdict { verdict: Verdict },
-}
-
-impl Predicate {
-    /// Steps that only need a build (the predicate is decided before any boot).
-    fn build_only(&self) -> bool {
-        matches!(
-            self,
-            Predicate::Verdict {
-                verdict: Verdict::BuildFail | Verdict::PatchFail | Verdict::ConfigMismatch
-            }
-        )
-    }
-    /// The outcome can differ between boots (a rate and a miss chance make sense).
-    pub fn varies(&self) -> bool {
-        !self.build_only()
-    }
-    pub fn describe(&self) -> String {
-        match self {
-            Predicate::Title { title } => format!("the report `{title}`"),
-            Predicate::Verdict { verdict } => format!("the verdict {}", verdict.label()),
-        }
-    }
-}
-
-/// One patch of the series.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Patch {
-    /// 1-based position in the series.
-    pub index: usize,
-    pub file: PathBuf,
-    pub subject: String,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Judged {
-    Bad,
-    Good,
-    /// The step cannot show the failure (e.g. it does not build): the search goes round.
-    Skip,
-}
-
-impl Judged {
-    pub fn label(self) -> &'static str {
-        match self {
-            Judged::Bad => "bad",
-            Judged::Good => "good",
-            Judged::Skip => "skip",
-        }
-    }
-}
-
-/// One judged prefix.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Step {
-    /// The first `prefix` patches were applied.
-    pub prefix: usize,
-    pub verdict: Verdict,
-    pub reason: Option<String>,
-    /// None with `--prefix` and no title: the verdict is all there is.
-    pub judged: Option<Judged>,
-    /// Why a step was skipped.
-    pub why: Option<String>,
-    /// Boots that showed the failure, of `boots`.
-    pub seen: u32,
-    pub boots: u32,
-    /// For a good step whose failure varies between boots: the chance that a failure of
-    /// the observed rate was in this prefix and missed all its boots.
-    pub miss_chance: Option<f64>,
-    pub seconds: f64,
-    pub kernel_cached: Option<bool>,
-    /// The step's run folder, relative to the bisect folder.
-    pub dir: PathBuf,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum Outcome {
-    /// Steps are still running (bisect.json is written after each one).
-    Running,
-    /// The first bad patch.
-    Found { patch: usize },
-    /// Skipped steps leave more than one candidate: the first bad patch is one of these.
-    Range { first: usize, last: usize },
-    /// The full series does not show the failure.
-    NotReproduced { why: String },
-    /// Stopped by the host or Ctrl-C (`code` is the exit code).
-    Stopped { why: String, code: i32 },
-    /// `--prefix`: one prefix judged, no search.
-    Judged,
-}
-
-/// Everything a bisection found (`bisect.json`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Bisect {
-    pub schema: u32,
-    pub cell: String,
-    pub spec: PathBuf,
-    pub repeat: u32,
-    pub predicate: Option<Predicate>,
-    pub series: Vec<Patch>,
-    pub steps: Vec<Step>,
-    pub outcome: Outcome,
-    /// The failure's rate over the bad steps' boots (when it can vary).
-    pub rate: Option<f64>,
-    /// The one line that judges the first bad prefix again.
-    pub repro: Option<String>,
-    pub seconds: f64,
-    pub dir: PathBuf,
-}
-
-impl Bisect {
-    pub fn patch(&self, index: usize) -> Option<&Patch> {
-        self.series.iter().find(|p| p.index == index)
-    }
-    pub fn exit_code(&self) -> i32 {
-        match &self.outcome {
-            Outcome::Found { .. } => crate::record::verdict::exit::PASS,
-            Outcome::Stopped { code, .. } => *code,
-            Outcome::Judged => {
-                let bad = self.steps.iter().any(|s| {
-                    s.judged == Some(Judged::Bad)
-                        || (s.judged.is_none() && s.verdict != Verdict::Pass)
-                });
-                if bad {
-                    crate::record::verdict::exit::FINDINGS
-                } else {
-                    crate::record::verdict::exit::PASS
-                }
-            }
-            _ => crate::record::verdict::exit::FINDINGS,
-        }
-    }
 }
 
 /// The binary search over prefixes: `good` is known good (0: the unpatched tree), `bad`
@@ -549,7 +402,7 @@ impl Ctx {
             source,
         })?;
         if let Some(k) = &self.plan.known_issues {
-            let _ = crate::judge::known::keep_copy(k, &run_dir);
+            let _ = crate::spec::known::keep_copy(k, &run_dir);
         }
         let mut cell = self.cell.clone();
         cell.patches = self.series[..first]
@@ -706,16 +559,13 @@ pub async fn run(
         .runs_dir
         .clone()
         .unwrap_or_else(|| plan.root.join("runs"));
-    let dir = crate::cli::unique_dir(
+    let dir = crate::host::rundir::unique_dir(
         &runs,
         &format!("bisect-{}", crate::record::fmt::timestamp()),
     )
-    .map_err(|e| match e {
-        crate::cli::CliError::RunDir { path, source } => BisectError::Dir { path, source },
-        other => BisectError::Dir {
-            path: runs.clone(),
-            source: std::io::Error::other(other.to_string()),
-        },
+    .map_err(|e| BisectError::Dir {
+        path: e.path,
+        source: e.source,
     })?;
     let mut b = Bisect {
         schema: SCHEMA,
@@ -758,8 +608,8 @@ pub async fn run(
             source,
         };
         let json = serde_json::to_vec_pretty(b).map_err(|e| werr(std::io::Error::other(e)))?;
-        report::write(&dir, FILE, &json).map_err(werr)?;
-        report::write(&dir, "report.html", report::html::bisect_page(b).as_bytes()).map_err(
+        crate::host::rundir::write(&dir, FILE, &json).map_err(werr)?;
+        crate::host::rundir::write(&dir, "report.html", report::html::bisect_page(b).as_bytes()).map_err(
             |source| BisectError::Write {
                 path: dir.join("report.html"),
                 source,

@@ -6,6 +6,7 @@ use crate::host::cache::Cache;
 use crate::record::plan::Plan;
 
 pub mod bisect;
+pub mod compare;
 pub mod doctor;
 use clap::{Parser, Subcommand};
 use std::path::{Path, PathBuf};
@@ -198,7 +199,7 @@ pub enum CliError {
     #[error(transparent)]
     Bisect(#[from] crate::cli::bisect::BisectError),
     #[error(transparent)]
-    Compare(#[from] crate::judge::compare::CompareError),
+    Compare(#[from] crate::cli::compare::CompareError),
     #[error("--only `{0}`: {1}")]
     Glob(String, String),
     #[error("--only {0:?} selects no cell; `kmatrix plan` lists the cell ids")]
@@ -220,12 +221,8 @@ pub enum CliError {
         #[source]
         source: std::io::Error,
     },
-    #[error("cannot create the run folder {path}: {source}; pass a writable --runs-dir")]
-    RunDir {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    RunDir(#[from] crate::host::rundir::RunDirError),
     /// A result file could not be written (disk full, read-only): the error names it.
     #[error("{error}; {hint}")]
     Write {
@@ -246,7 +243,7 @@ impl CliError {
             CliError::Bisect(e) => e.exit_code(),
             CliError::Compare(e) => e.exit_code(),
             CliError::Io { .. }
-            | CliError::RunDir { .. }
+            | CliError::RunDir(_)
             | CliError::Write { .. }
             | CliError::Internal(_) => exit::INFRA,
             CliError::Series(e) if !e.is_usage() => exit::INFRA,
@@ -374,7 +371,7 @@ pub async fn main(cli: Cli) -> Result<i32, CliError> {
             old_run,
             new_run,
             known,
-        } => Ok(crate::judge::compare::run(
+        } => Ok(crate::cli::compare::run(
             &old_run,
             &new_run,
             known.as_deref(),
@@ -395,7 +392,7 @@ pub async fn main(cli: Cli) -> Result<i32, CliError> {
                 return Err(CliError::NoCells(vec![cell]));
             };
             let runs = runs_dir.unwrap_or_else(|| plan.root.join("runs"));
-            let run_dir = unique_dir(&runs, &format!("boot-{}", crate::record::fmt::timestamp()))?;
+            let run_dir = crate::host::rundir::unique_dir(&runs, &format!("boot-{}", crate::record::fmt::timestamp()))?;
             let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
             let (cancel_tx, cancel_rx) = tokio::sync::watch::channel(false);
             on_signals(cancel_tx);
@@ -591,10 +588,10 @@ async fn run(
             Err(e) => eprintln!("kmatrix: --resume: nothing to resume ({e}); running everything"),
         }
     }
-    let run_dir = unique_dir(&runs, &crate::record::fmt::timestamp())?;
+    let run_dir = crate::host::rundir::unique_dir(&runs, &crate::record::fmt::timestamp())?;
     if let Some(k) = &plan.known_issues {
         // The run's outputs are judged with this list, also when re-rendered later.
-        crate::judge::known::keep_copy(k, &run_dir).map_err(|error| CliError::Write {
+        crate::spec::known::keep_copy(k, &run_dir).map_err(|error| CliError::Write {
             error,
             hint: "pass a writable --runs-dir",
         })?;
@@ -726,29 +723,6 @@ async fn resumable(
     reuse
 }
 
-/// A new folder `<runs>/<name>`, unique even for two invocations in the same second
-/// (e.g. shards, or two `kmatrix boot`s): create_dir is atomic. Private to the invoking
-/// user: it holds what guests wrote.
-pub(crate) fn unique_dir(runs: &Path, name: &str) -> Result<PathBuf, CliError> {
-    use std::os::unix::fs::DirBuilderExt;
-    std::fs::create_dir_all(runs).map_err(|source| CliError::RunDir {
-        path: runs.to_owned(),
-        source,
-    })?;
-    let mut dir = runs.join(name);
-    let mut n = 1;
-    loop {
-        match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
-            Ok(()) => return Ok(dir),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                n += 1;
-                dir = runs.join(format!("{name}-{n}"));
-            }
-            Err(source) => return Err(CliError::RunDir { path: dir, source }),
-        }
-    }
-}
-
 /// SIGINT, SIGTERM and SIGHUP: the first stops scheduling, shuts VMs down and still
 /// writes results; the second kills every process group kmatrix started and leaves.
 pub fn on_signals(cancel: tokio::sync::watch::Sender<bool>) {
@@ -856,10 +830,10 @@ fn merge(out: &Path, runs: &[PathBuf]) -> Result<i32, CliError> {
     // The shards ran one spec, so one known-issues list: keep it with the merged run.
     if let Some(k) = runs
         .iter()
-        .map(|r| r.join(crate::judge::known::FILE))
+        .map(|r| r.join(crate::spec::known::FILE))
         .find(|k| k.is_file())
     {
-        crate::judge::known::keep_copy(&k, out).map_err(|error| CliError::Write {
+        crate::spec::known::keep_copy(&k, out).map_err(|error| CliError::Write {
             error,
             hint: "free space or pass another --out",
         })?;

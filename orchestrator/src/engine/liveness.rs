@@ -8,29 +8,19 @@ use super::boot::BootSession;
 use super::cell::CellRun;
 use super::prepare::Prepared;
 use crate::console::{watcher::Watcher, Kind};
-use crate::host::cache::Cache;
 use crate::host::guest::{self, Exec};
 use crate::judge::{Expected, KernelFacts};
-use crate::prepare::build::ModuleSource;
 use crate::record::phase::Phase;
 use crate::record::result::{LIVENESS, LIVENESS_TAG};
 use std::time::{Duration, Instant};
 
 /// The module's name (`kmatrix_live.ko`).
-pub const MODULE: &str = "kmatrix_live";
-const KBUILD: &str = include_str!("../../../guest-tests/modules/kmatrix_live/Kbuild");
-const SOURCE: &str = include_str!("../../../guest-tests/modules/kmatrix_live/kmatrix_live.c");
+const MODULE: &str = crate::prepare::modules::LIVENESS.name;
 
 /// The hung-task timeout during the step (seconds), and how long the module's kthread
 /// stays blocked: long enough for the detector to look twice.
 const HUNG_SECS: u32 = 2;
 const HOLD_SECS: u32 = 12;
-
-/// The module's source, written once into the cache (it ships inside kmatrix, so any
-/// spec gets it).
-pub fn module_source(cache: &Cache) -> std::io::Result<ModuleSource> {
-    cache.embedded_module("liveness", MODULE, KBUILD, SOURCE)
-}
 
 impl CellRun<'_> {
     /// The controls of the liveness step, for the detectors this kernel has.

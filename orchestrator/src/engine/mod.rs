@@ -20,7 +20,6 @@ mod liveness;
 mod prepare;
 mod shell;
 
-pub use liveness::module_source as liveness_module;
 
 use crate::host::cache::Cache;
 use crate::prepare::image::Image;

@@ -6,3 +6,4 @@ pub mod guest;
 pub mod kvm_verdict;
 pub mod proc;
 pub mod sanitize;
+pub mod rundir;

@@ -7,7 +7,6 @@ pub mod compare;
 pub mod decide;
 pub mod evidence;
 pub mod factors;
-pub mod known;
 pub mod lockgraph;
 pub mod repeats;
 

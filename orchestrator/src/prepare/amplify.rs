@@ -11,9 +11,9 @@
 //! that load and unload the module around the test, and the counters it reports, which go
 //! into the test's result (`amplify` in results.json) and one line of every output.
 
-use crate::host::cache::{Cache, Hasher};
+use crate::host::cache::Hasher;
 use crate::host::guest::{self, Exec};
-use crate::prepare::build::{ModuleBuild, ModuleSource};
+use crate::prepare::build::ModuleBuild;
 use crate::record::amplify::{Amplified, Missing, ProbeKind, ProbeStats};
 use crate::record::plan::{Amplify, Cell, Plan};
 use std::path::Path;
@@ -21,15 +21,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// The module's name (`kmatrix_amplify.ko`).
-pub const MODULE: &str = "kmatrix_amplify";
-const KBUILD: &str = include_str!("../../../guest-tests/modules/kmatrix_amplify/Kbuild");
-const SOURCE: &str = include_str!("../../../guest-tests/modules/kmatrix_amplify/kmatrix_amplify.c");
+pub const MODULE: &str = crate::prepare::modules::AMPLIFY.name;
 
-/// The module's source, written once into the cache (it ships inside kmatrix, so any
-/// spec can amplify).
-pub fn module_source(cache: &Cache) -> std::io::Result<ModuleSource> {
-    cache.embedded_module("amplify", MODULE, KBUILD, SOURCE)
-}
 
 /// Lock operations as C code calls them, and what to probe for each: the out-of-line
 /// function behind an inline wrapper (`a|b`: `b` where `a` is not a symbol, as

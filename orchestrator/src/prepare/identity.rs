@@ -43,9 +43,9 @@ pub fn modules(plan: &Plan, cell: &Cell, cache: &Cache) -> std::io::Result<Vec<M
         .filter(|t| t.applies_to(cell))
         .filter_map(|t| Some((t.module_name()?, t.module.clone()?)))
         .collect();
-    v.push(crate::engine::liveness_module(cache)?);
+    v.push(crate::prepare::modules::LIVENESS.source(cache)?);
     if plan.tests.iter().any(|t| t.amplified_in(cell).is_some()) {
-        v.push(crate::prepare::amplify::module_source(cache)?);
+        v.push(crate::prepare::modules::AMPLIFY.source(cache)?);
     }
     Ok(v)
 }

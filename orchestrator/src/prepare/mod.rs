@@ -4,6 +4,7 @@
 pub mod amplify;
 pub mod build;
 pub mod identity;
+pub mod modules;
 pub mod image;
 pub mod selftests;
 pub mod series;

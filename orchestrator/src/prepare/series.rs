@@ -41,30 +41,6 @@ impl SeriesError {
 /// Local git commands are quick; a hung one (a wedged network file system) is an error.
 const GIT: Duration = Duration::from_secs(10 * 60);
 
-/// `base..tip` as git reads it for a series: the commits of `tip` not in `base`, oldest
-/// first. An empty tip is `HEAD`.
-pub fn check_range(range: &str) -> Result<(), String> {
-    let hint = "write it as `<base>..<tip>`, e.g. `v7.3..HEAD` or `origin/master..my-branch`";
-    if range.contains("...") {
-        return Err(format!(
-            "`{range}` is a symmetric difference; {hint} (the commits on tip since base)"
-        ));
-    }
-    let Some((base, tip)) = range.split_once("..") else {
-        return Err(format!("`{range}` is not a range: {hint}"));
-    };
-    if base.is_empty() {
-        return Err(format!("`{range}` has no base: {hint}"));
-    }
-    for rev in [base, tip] {
-        // They go to git as arguments: never let one look like an option.
-        if rev.starts_with('-') || rev.contains("..") || rev.chars().any(char::is_whitespace) {
-            return Err(format!("`{rev}` in `{range}` is not a revision: {hint}"));
-        }
-    }
-    Ok(())
-}
-
 /// The commits of a range, resolved to ids.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Commits {
@@ -103,7 +79,7 @@ pub async fn commits(repo: &Path, range: &str, origin: &str) -> Result<Commits, 
         origin: origin.to_string(),
         message,
     };
-    check_range(range).map_err(invalid)?;
+    crate::record::plan::check_range(range).map_err(invalid)?;
     if proc::output(&git(repo).args(["rev-parse", "--git-dir"]))
         .await
         .is_err()
@@ -303,10 +279,10 @@ mod tests {
 
     #[test]
     fn ranges_are_checked_before_git_runs() {
-        assert!(check_range("v7.3..HEAD").is_ok());
-        assert!(check_range("origin/master..").is_ok());
+        assert!(crate::record::plan::check_range("v7.3..HEAD").is_ok());
+        assert!(crate::record::plan::check_range("origin/master..").is_ok());
         for bad in ["HEAD", "a...b", "..tip", "-x..y", "a..--output=x", "a b..c"] {
-            assert!(check_range(bad).is_err(), "{bad}");
+            assert!(crate::record::plan::check_range(bad).is_err(), "{bad}");
         }
     }
 

@@ -13,3 +13,4 @@ pub mod phase;
 pub mod plan;
 pub mod result;
 pub mod verdict;
+pub mod bisect;

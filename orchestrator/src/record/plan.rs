@@ -489,6 +489,30 @@ pub fn shard(cells: &[Cell], tests: &[TestSpec], k: usize, n: usize) -> Vec<Cell
         .collect()
 }
 
+/// `base..tip` as git reads it for a series: the commits of `tip` not in `base`, oldest
+/// first. An empty tip is `HEAD`.
+pub fn check_range(range: &str) -> Result<(), String> {
+    let hint = "write it as `<base>..<tip>`, e.g. `v7.3..HEAD` or `origin/master..my-branch`";
+    if range.contains("...") {
+        return Err(format!(
+            "`{range}` is a symmetric difference; {hint} (the commits on tip since base)"
+        ));
+    }
+    let Some((base, tip)) = range.split_once("..") else {
+        return Err(format!("`{range}` is not a range: {hint}"));
+    };
+    if base.is_empty() {
+        return Err(format!("`{range}` has no base: {hint}"));
+    }
+    for rev in [base, tip] {
+        // They go to git as arguments: never let one look like an option.
+        if rev.starts_with('-') || rev.contains("..") || rev.chars().any(char::is_whitespace) {
+            return Err(format!("`{rev}` in `{range}` is not a revision: {hint}"));
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;

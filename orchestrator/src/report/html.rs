@@ -6,9 +6,9 @@
 //! only). Templates are `maud`: every interpolation is escaped.
 
 use super::{grid, Grid};
-use crate::cli::bisect::{Bisect, Judged, Outcome};
+use crate::record::bisect::{Bisect, Judged, Outcome};
 use crate::judge::compare::{Class, Comparison};
-use crate::judge::known::{IssueState, KnownIssue, KnownIssues, KnownRef};
+use crate::spec::known::{IssueState, KnownIssue, KnownIssues, KnownRef};
 use crate::record::result::{CellResult, ControlState};
 use crate::record::verdict::Category;
 use maud::{html, Markup, PreEscaped, DOCTYPE};
@@ -190,7 +190,7 @@ fn known_note(k: Option<KnownRef>) -> Markup {
         @if let Some(k) = k {
             span class="small known" {
                 " (known issue: " (k.why)
-                @if let Some(l) = k.link.as_ref().filter(|l| crate::judge::known::link_is_safe(l)) { ", " a href=(l) { (l) } }
+                @if let Some(l) = k.link.as_ref().filter(|l| crate::spec::known::link_is_safe(l)) { ", " a href=(l) { (l) } }
                 ")"
             }
         }

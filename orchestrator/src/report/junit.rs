@@ -3,7 +3,7 @@
 //! Readable by GitLab, Jenkins and GitHub test reporters. Console text can hold anything;
 //! characters XML 1.0 does not allow are replaced, so the file always parses.
 
-use crate::judge::known::KnownIssues;
+use crate::spec::known::KnownIssues;
 use crate::record::result::{CellResult, ControlState};
 use crate::record::verdict::Verdict;
 use quick_junit::{NonSuccessKind, Property, Report, TestCase, TestCaseStatus, TestSuite};
@@ -39,7 +39,7 @@ fn case(name: &str, status: TestCaseStatus, classname: &str, secs: f64) -> TestC
 }
 
 /// ` (known issue: why; link)` for a failure that matches one.
-fn known_note(k: Option<&crate::judge::known::KnownIssue>) -> String {
+fn known_note(k: Option<&crate::spec::known::KnownIssue>) -> String {
     k.map(|k| {
         format!(
             " (known issue: {}{})",

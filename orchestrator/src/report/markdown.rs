@@ -4,7 +4,7 @@
 
 use super::{grid, Grid};
 use crate::judge::compare::{Class, Comparison};
-use crate::judge::known::{IssueState, KnownIssue, KnownIssues};
+use crate::spec::known::{IssueState, KnownIssue, KnownIssues};
 use crate::record::result::{CellResult, ControlState};
 use crate::record::verdict::Verdict;
 
@@ -67,7 +67,7 @@ fn known_note(k: Option<&KnownIssue>) -> String {
     let link = k
         .link
         .as_ref()
-        .filter(|l| crate::judge::known::link_is_safe(l))
+        .filter(|l| crate::spec::known::link_is_safe(l))
         .map(|l| format!(" [link]({})", escape_link(l)))
         .unwrap_or_default();
     format!(" _\\(known issue: {}\\)_{link}", escape(&k.why))
@@ -251,7 +251,7 @@ pub fn comparison(c: &Comparison) -> String {
                         escape(&k.why),
                         k.link
                             .as_ref()
-                            .filter(|l| crate::judge::known::link_is_safe(l))
+                            .filter(|l| crate::spec::known::link_is_safe(l))
                             .map(|l| format!(" [link]({})", escape_link(l)))
                             .unwrap_or_default()
                     )

@@ -33,14 +33,6 @@ pub trait Sink: Send {
     fn event(&mut self, e: &Event, run: &RunState) -> std::io::Result<()>;
 }
 
-/// Write one output file atomically; the error names the file (with a full disk, which
-/// one failed is the first question).
-pub fn write(run_dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
-    let path = run_dir.join(name);
-    crate::host::cache::write_atomic(&path, bytes)
-        .map_err(|e| std::io::Error::new(e.kind(), format!("cannot write {}: {e}", path.display())))
-}
-
 /// `results.json` after every cell: what a killed run leaves behind. Each cell is
 /// rendered once, when it finishes.
 #[derive(Default)]
@@ -78,26 +70,26 @@ impl Sink for FinalReports {
 /// comparison `kmatrix compare` left there (`compare.json`) goes on top of summary.md
 /// and report.html.
 pub fn write_results(run_dir: &Path, meta: &RunMeta, cells: &[CellResult]) -> std::io::Result<()> {
-    let known = crate::judge::known::KnownIssues::of_run(run_dir)?;
+    let known = crate::spec::known::KnownIssues::of_run(run_dir)?;
     let compare = crate::judge::compare::of_run(run_dir);
     results::write(run_dir, meta, cells)?;
-    write(
+    crate::host::rundir::write(
         run_dir,
         "junit.xml",
         junit::render_with(cells, &known).as_bytes(),
     )?;
-    write(
+    crate::host::rundir::write(
         run_dir,
         "summary.md",
         markdown::render_with(cells, &known, compare.as_ref()).as_bytes(),
     )?;
     let title = format!("kmatrix: {}", meta.spec.display());
-    write(
+    crate::host::rundir::write(
         run_dir,
         "report.html",
         html::render_with(cells, &title, run_dir, &known, compare.as_ref()).as_bytes(),
     )?;
-    write(
+    crate::host::rundir::write(
         run_dir,
         "matrix.txt",
         text::matrix_with(cells, &known).as_bytes(),

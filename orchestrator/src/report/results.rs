@@ -62,7 +62,7 @@ pub fn write_rendered(run_dir: &Path, meta: &RunMeta, cells: &[String]) -> std::
         text.push_str(c);
     }
     text.push_str("\n  ]\n}\n");
-    super::write(run_dir, "results.json", text.as_bytes())
+    crate::host::rundir::write(run_dir, "results.json", text.as_bytes())
 }
 
 /// One cell as it appears in results.json.
@@ -80,7 +80,7 @@ pub fn write(run_dir: &Path, meta: &RunMeta, cells: &[CellResult]) -> std::io::R
         cells,
     })
     .map_err(std::io::Error::other)?;
-    super::write(run_dir, "results.json", &json)
+    crate::host::rundir::write(run_dir, "results.json", &json)
 }
 
 /// Read a run directory's results.json back (for `kmatrix report`, resume, merge).

@@ -338,7 +338,7 @@ impl Sink for Terminal {
                 if self.matrix {
                     // The run folder's own list (a bad one was refused when the spec loaded).
                     let known =
-                        crate::judge::known::KnownIssues::of_run(&run.run_dir).unwrap_or_default();
+                        crate::spec::known::KnownIssues::of_run(&run.run_dir).unwrap_or_default();
                     let table = if std::io::stdout().is_terminal() {
                         super::text::styled_with(&run.cells, &known, &colour)
                     } else {

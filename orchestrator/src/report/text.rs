@@ -2,9 +2,9 @@
 //! arch/config, columns patchsets; then per cell what it is based on.
 
 use super::{cell_summary, grid, Grid};
-use crate::cli::bisect::{Bisect, Outcome};
+use crate::record::bisect::{Bisect, Outcome};
 use crate::judge::compare::{Class, Comparison};
-use crate::judge::known::{IssueState, KnownIssues};
+use crate::spec::known::{IssueState, KnownIssues};
 use crate::record::fmt::visible;
 use crate::record::result::{CellResult, ControlState};
 use crate::record::verdict::Category;
@@ -100,7 +100,7 @@ pub fn styled_with(
 }
 
 /// ` (known issue: why; link)`, for a failure that matches one.
-fn known_note(k: Option<&crate::judge::known::KnownIssue>) -> String {
+fn known_note(k: Option<&crate::spec::known::KnownIssue>) -> String {
     match k {
         Some(k) => format!(
             " (known issue: {}{})",
@@ -441,7 +441,7 @@ pub fn bisect(b: &Bisect) -> String {
         out.push_str(&line(&r.iter().map(String::as_str).collect::<Vec<_>>()));
         if let Some(why) = &s.why {
             out.push_str(&format!("      skipped: {}\n", visible(why)));
-        } else if s.judged == Some(crate::cli::bisect::Judged::Good) || s.judged.is_none() {
+        } else if s.judged == Some(crate::record::bisect::Judged::Good) || s.judged.is_none() {
             if let Some(r) = s
                 .reason
                 .as_ref()

@@ -289,3 +289,4 @@ vm:
         );
     }
 }
+pub mod known;

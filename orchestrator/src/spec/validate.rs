@@ -386,7 +386,7 @@ fn git_range(
             ),
         ));
     }
-    crate::prepare::series::check_range(range)
+    crate::record::plan::check_range(range)
         .map_err(|m| cx.invalid(&format!("{key}.range"), m))?;
     Ok(GitRange {
         patchset: name.to_string(),
@@ -698,7 +698,7 @@ fn known_issues(cx: &Ctx, raw: Option<&str>) -> Result<Option<PathBuf>, SpecErro
             ),
         ));
     }
-    crate::judge::known::KnownIssues::load(&path)
+    crate::spec::known::KnownIssues::load(&path)
         .map_err(|e| cx.invalid("known-issues", e.to_string()))?;
     Ok(Some(path))
 }

@@ -261,7 +261,7 @@ impl KnownIssues {
 /// Keep a copy of the spec's list in a run folder (its outputs are judged with it).
 pub fn keep_copy(list: &Path, run_dir: &Path) -> std::io::Result<()> {
     let text = std::fs::read(list)?;
-    crate::report::write(run_dir, FILE, &text)
+    crate::host::rundir::write(run_dir, FILE, &text)
 }
 
 /// Only addresses a browser opens as a page: `http(s)://...` or a relative path (a
