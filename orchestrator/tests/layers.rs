@@ -109,6 +109,20 @@ fn paths_after<'a>(code: &'a str, prefix: &str) -> Vec<Vec<&'a str>> {
                 None => break,
             }
         }
+        // `a::{b, c::d}`: each member is a path of its own (one level of braces).
+        if let Some(group) = s.strip_prefix('{').and_then(|g| g.split_once('}')) {
+            for member in group.0.split(',') {
+                let mut p = parts.clone();
+                p.extend(
+                    member
+                        .trim()
+                        .split("::")
+                        .filter(|w| !w.is_empty() && *w != "self"),
+                );
+                v.push(p);
+            }
+            continue;
+        }
         v.push(parts);
     }
     v
@@ -289,11 +303,11 @@ fn the_reader_finds_imports_and_skips_comments_and_tests() {
     }
     mods.insert(
         "a/x".into(),
-        "use crate::b::z::Thing;\n/// see [`crate::b`]\nlet y = super::y::f(); // crate::a\n#[cfg(test)]\nmod tests {\n use crate::b;\n}\n".into(),
+        "use crate::b::z::Thing;\nuse crate::a::{self, y::f};\n/// see [`crate::b`]\nlet y = super::y::f(); // crate::a\n#[cfg(test)]\nmod tests {\n use crate::b;\n}\n".into(),
     );
     let g = graph(&mods);
     assert_eq!(
         g["a/x"].iter().map(String::as_str).collect::<Vec<_>>(),
-        ["a/y", "b/z"]
+        ["a", "a/y", "b/z"]
     );
 }

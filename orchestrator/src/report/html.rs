@@ -5,7 +5,7 @@
 //! folder wherever it is unpacked). A "failing only" switch hides passing cells (CSS
 //! only). Templates are `maud`: every interpolation is escaped.
 
-use super::{grid, Grid};
+use crate::report::summary::{grid, Grid};
 use crate::record::bisect::{Bisect, Judged, Outcome};
 use crate::judge::compare::{Class, Comparison};
 use crate::spec::known::{IssueState, KnownIssue, KnownIssues, KnownRef};
@@ -219,7 +219,7 @@ fn cell(c: &CellResult, run_dir: &Path, known: &KnownIssues) -> Markup {
                 (format!("{:.0} s", c.seconds))
             }
             @if let Some(d) = &c.detectors { p class="small" { "detectors: " (d.summary()) } }
-            @if let Some(a) = crate::report::amplify_summary(c) { p class="small amplified" { (a) } }
+            @if let Some(a) = crate::report::summary::amplify_summary(c) { p class="small amplified" { (a) } }
             @if let Some(g) = &c.lock_graph {
                 details {
                     summary { (g.summary()) }

@@ -21,7 +21,7 @@
 //! a digest of its results: exporting the same run twice gives the same ids.
 
 use super::html::{cell_rel_dir, href};
-use super::RunMeta;
+use crate::report::results::RunMeta;
 use crate::console::Finding;
 use crate::host::cache::Hasher;
 use crate::parse::ktap;

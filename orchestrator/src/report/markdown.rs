@@ -2,7 +2,7 @@
 //! Markdown). Text from the kernel or the guest is escaped: it can neither close a code
 //! span or fence nor inject HTML, links or table cells into the job summary.
 
-use super::{grid, Grid};
+use crate::report::summary::{grid, Grid};
 use crate::judge::compare::{Class, Comparison};
 use crate::spec::known::{IssueState, KnownIssue, KnownIssues};
 use crate::record::result::{CellResult, ControlState};
@@ -320,7 +320,7 @@ fn amplified(cells: &[CellResult]) -> String {
             Some(format!(
                 "- {}: {}\n",
                 escape(&c.id),
-                escape(&super::amplify_summary(c)?)
+                escape(&crate::report::summary::amplify_summary(c)?)
             ))
         })
         .collect();

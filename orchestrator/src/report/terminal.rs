@@ -8,7 +8,7 @@
 //! sharding uses (`plan::cost`), scaled by the seconds per unit of cost this run has
 //! measured (finished cells, and the current build's rate).
 
-use super::{RunState, Sink};
+use crate::report::sink::{RunState, Sink};
 use crate::record::events::{BuildProgress, Event, TotalFrom};
 use crate::record::fmt::visible;
 use crate::record::verdict::Category;

@@ -1,7 +1,7 @@
 //! The result matrix as text (`matrix.txt`, and on the terminal with colour): rows
 //! arch/config, columns patchsets; then per cell what it is based on.
 
-use super::{cell_summary, grid, Grid};
+use crate::report::summary::{cell_summary, grid, Grid};
 use crate::record::bisect::{Bisect, Outcome};
 use crate::judge::compare::{Class, Comparison};
 use crate::spec::known::{IssueState, KnownIssues};
@@ -167,7 +167,7 @@ fn details(
             .unwrap_or_default();
         out.push_str(&format!("  detectors: {}{cpus}\n", visible(&d.summary())));
     }
-    if let Some(a) = crate::report::amplify_summary(c) {
+    if let Some(a) = crate::report::summary::amplify_summary(c) {
         out.push_str(&format!("  {}\n", visible(&a)));
     }
     if let Some(g) = &c.lock_graph {

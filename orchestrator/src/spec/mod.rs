@@ -5,123 +5,18 @@
 //! line and column, and our own checks report semantic problems with the key path (and
 //! its line when found). `spec` depends on `plan`, never the reverse.
 
+mod error;
+pub mod known;
+mod load;
 mod raw;
+mod target;
 mod validate;
 
+pub use error::SpecError;
+pub use load::{load, load_for, parse, parse_for};
 pub use raw::{parse_duration, parse_size};
-
-use crate::record::plan::Plan;
-use std::path::{Path, PathBuf};
-
-#[derive(Debug, thiserror::Error)]
-pub enum SpecError {
-    #[error("cannot read spec {path}: {source}")]
-    Read {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("{path}:{line}:{column}: {message}")]
-    Syntax {
-        path: PathBuf,
-        line: u64,
-        column: u64,
-        message: String,
-    },
-    #[error("{path}{}: `{key}`: {message}", line.map(|l| format!(":{l}")).unwrap_or_default())]
-    Invalid {
-        path: PathBuf,
-        line: Option<usize>,
-        key: String,
-        message: String,
-    },
-}
-
+pub use target::Target;
 pub use validate::{BASE_PATCHSET, SERIES_PATCHSET, TREE_PATCHSET};
-
-/// What a run tests: the spec as written, or a developer's tree or branch in place of the
-/// spec's source and patchsets (`kmatrix run --tree PATH [--series RANGE]`).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub enum Target {
-    #[default]
-    Spec,
-    /// The tree as it is on disk, uncommitted changes included: one patchset, `tree`.
-    Tree(PathBuf),
-    /// A branch: the range's base commit of `repo` as the source; patchsets `base` (the
-    /// base alone, the baseline) and `series` (the range's commits, one patch each).
-    Branch {
-        repo: PathBuf,
-        base: String,
-        range: String,
-    },
-}
-
-/// Load and validate a spec file. A git range patchset is not exported yet:
-/// `series::resolve` does that (it runs git).
-pub fn load(path: &Path) -> Result<Plan, SpecError> {
-    load_for(path, &Target::Spec)
-}
-
-/// Load a spec file for a target (`--tree`, `--series`).
-pub fn load_for(path: &Path, target: &Target) -> Result<Plan, SpecError> {
-    let text = std::fs::read_to_string(path).map_err(|source| SpecError::Read {
-        path: path.to_owned(),
-        source,
-    })?;
-    parse_for(path, &text, target)
-}
-
-/// Parse and validate spec text; `path` names the file in errors and anchors relative paths.
-pub fn parse(path: &Path, text: &str) -> Result<Plan, SpecError> {
-    parse_for(path, text, &Target::Spec)
-}
-
-/// Parse spec text for a target.
-pub fn parse_for(path: &Path, text: &str, target: &Target) -> Result<Plan, SpecError> {
-    let mut raw: raw::RawSpec = serde_saphyr::from_str(text).map_err(|e| {
-        let (line, column) = e
-            .location()
-            .map(|l| (l.line(), l.column()))
-            .unwrap_or((0, 0));
-        // The library's message can carry a rendered snippet; keep its first line.
-        let message = e.to_string().lines().next().unwrap_or_default().to_string();
-        SpecError::Syntax {
-            path: path.to_owned(),
-            line,
-            column,
-            message,
-        }
-    })?;
-    let mut h = crate::host::cache::Hasher::new("spec");
-    h.field(text.as_bytes());
-    if *target != Target::Spec {
-        // Another tree or branch is another matrix: shards of both must not merge.
-        h.field(format!("{target:?}").as_bytes());
-    }
-    validate::retarget(&mut raw, target);
-    let mut plan = validate::validate(path, text, raw)?;
-    plan.spec_hash = h.finish();
-    Ok(plan)
-}
-
-/// One rule for every spec name that becomes part of a path, a cell id or a command line
-/// (configs, patchsets, tests): letters, digits, `-`, `_` and `.`, not starting with `.`
-/// or `-` (so never `..`, a hidden file or an option).
-pub fn check_name(what: &str, name: &str) -> Result<(), String> {
-    let plain = !name.is_empty()
-        && name.len() <= 64
-        && !name.starts_with(['.', '-'])
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.');
-    if plain {
-        Ok(())
-    } else {
-        Err(format!(
-            "{what} name `{name}` may use only letters, digits, `-`, `_` and `.`, not start with `.` or `-`, and be at most 64 long (it becomes part of a path and a cell id)"
-        ))
-    }
-}
 
 #[cfg(test)]
 mod tests {
@@ -289,4 +184,3 @@ vm:
         );
     }
 }
-pub mod known;

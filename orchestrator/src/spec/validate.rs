@@ -4,7 +4,8 @@
 use super::raw::{
     RawAmplify, RawAmplifySettings, RawHarness, RawPatchset, RawSource, RawSpec, RawTest, RawVm,
 };
-use super::{check_name, SpecError, Target};
+use super::error::{check_name, SpecError};
+use super::target::Target;
 use crate::record::plan::{
     Amplify, Arch, Cell, Expectation, GitRange, Limits, Plan, Selftest, SourceSpec, TestSpec,
     VmSettings, DEFAULT_SELFTESTS,
