@@ -2,9 +2,9 @@
 //! really runs guests here, else TCG), the console task that reads the serial line as
 //! it arrives, and the SSH session once init says it is ready. Every wait watches QEMU.
 
-use super::cell::CellRun;
+use super::run::CellRun;
 use super::prepare::Prepared;
-use super::{append, infra_err, Stop};
+use super::shared::{append, infra_err, Stop};
 use crate::console::watcher::Watcher;
 use crate::host::guest::{self, Target};
 use crate::host::kvm_verdict;

@@ -1,7 +1,7 @@
 //! Failure paths of the VM runner with fake QEMU and virtiofsd programs: each must end
 //! in the right verdict, with the child's own words, and leave no process behind.
 
-use super::cell::CellRun;
+use super::run::CellRun;
 use super::prepare::Prepared;
 use super::{Engine, Overrides, RunOptions, Stop};
 use crate::host::cache::Cache;

@@ -4,7 +4,7 @@
 //! to print. The dumps land in console.log.
 
 use super::boot::BootSession;
-use super::cell::CellRun;
+use super::run::CellRun;
 use crate::host::guest::{self, Exec};
 use std::time::{Duration, Instant};
 

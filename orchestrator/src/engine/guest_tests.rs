@@ -5,9 +5,9 @@
 //! get a fresh boot (at most `MAX_BOOTS`).
 
 use super::boot::{fill_share, BootPlan, BootSession};
-use super::cell::{CellRun, MAX_BOOTS};
+use super::run::{CellRun, MAX_BOOTS};
 use super::prepare::Prepared;
-use super::Stop;
+use super::shared::Stop;
 use crate::console::{watcher::Watcher, Kind};
 use crate::host::guest::{self, Exec};
 use crate::record::phase::Phase;

@@ -5,7 +5,7 @@
 //! the step and restored after it. Both reports are controls, never findings.
 
 use super::boot::BootSession;
-use super::cell::CellRun;
+use super::run::CellRun;
 use super::prepare::Prepared;
 use crate::console::{watcher::Watcher, Kind};
 use crate::host::guest::{self, Exec};

@@ -1,8 +1,8 @@
 //! Everything before a VM: the pristine tree, the cell's kernel (from the cache, or
 //! patched and built in the cell's build slot), and the guest image of its arch.
 
-use super::cell::CellRun;
-use super::{infra_err, Stop};
+use super::run::CellRun;
+use super::shared::{infra_err, Stop};
 use crate::prepare::build::{self, BuildJob, BuildOutcome, Kernel, ModuleSource, Slot};
 use crate::prepare::image::{self, Image};
 use crate::prepare::source::Tree;

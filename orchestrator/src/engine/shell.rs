@@ -2,8 +2,8 @@
 //! SSH or an interactive shell, and the VM stopped afterwards.
 
 use super::boot::{fill_share, BootPlan};
-use super::cell::CellRun;
-use super::Shared;
+use super::run::CellRun;
+use super::shared::Shared;
 use crate::host::guest::{self, Exec, Target};
 use crate::record::plan::Cell;
 use crate::vm::console::Budget;
@@ -16,7 +16,7 @@ pub(super) async fn boot_shell(
     command: Option<String>,
 ) -> Result<i32, String> {
     let mut run = CellRun::new(sh, cell);
-    let said = |s: super::Stop| {
+    let said = |s: super::shared::Stop| {
         format!(
             "{}: {}\n{}",
             s.verdict.label(),

@@ -1,0 +1,104 @@
+//! What every cell of a run shares, and how a phase stops a cell early.
+
+use crate::host::cache::Cache;
+use crate::prepare::image::Image;
+use crate::prepare::source::Tree;
+use crate::record::events::{Event, Sender};
+use crate::record::plan::{Arch, Plan};
+use crate::record::result::CellResult;
+use crate::record::verdict::Verdict;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use tokio::sync::watch;
+
+/// Options from the command line.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    pub rebuild: bool,
+    /// Build only: stop each cell after its kernel is built.
+    pub build_only: bool,
+    /// Results of an earlier run to reuse instead of running those cells (`--resume`).
+    pub resume: Vec<CellResult>,
+    /// Boot and test each cell this many times (`--repeat N`).
+    pub repeat: u32,
+}
+
+/// Why a phase stopped the cell early.
+#[derive(Debug)]
+pub struct Stop {
+    pub verdict: Verdict,
+    pub reason: String,
+    pub details: Vec<String>,
+}
+
+impl Stop {
+    pub fn new(verdict: Verdict, reason: impl Into<String>) -> Stop {
+        Stop {
+            verdict,
+            reason: reason.into(),
+            details: vec![],
+        }
+    }
+    /// The host's or kmatrix's fault, never the kernel's.
+    pub fn infra(reason: impl Into<String>) -> Stop {
+        Stop::new(Verdict::InfraError, reason)
+    }
+    pub fn details(mut self, details: Vec<String>) -> Stop {
+        self.details = details;
+        self
+    }
+}
+
+/// Substitute programs (tests use fakes for failure paths).
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub qemu: Option<PathBuf>,
+    pub virtiofsd: Option<PathBuf>,
+}
+
+/// What every cell of a run shares.
+pub struct Shared {
+    pub plan: Plan,
+    pub cache: Cache,
+    pub opts: RunOptions,
+    pub run_dir: PathBuf,
+    pub tx: Sender,
+    pub cancel: watch::Receiver<bool>,
+    pub overrides: Overrides,
+    /// The pristine tree, fetched once per run.
+    pub tree: tokio::sync::OnceCell<Tree>,
+    pub images: tokio::sync::Mutex<HashMap<Arch, Image>>,
+    /// The kernel selftests of the run's tree, per arch.
+    pub selftests: tokio::sync::Mutex<HashMap<Arch, crate::prepare::selftests::Built>>,
+    /// Why KVM could not run a guest on this host, once a boot found out: later boots of
+    /// the run go straight to TCG.
+    pub kvm_failed: std::sync::Mutex<Option<String>>,
+    /// The phase (and its detail) the current cell is in: an interruption says where.
+    pub current: std::sync::Mutex<String>,
+}
+
+impl Shared {
+    pub fn emit(&self, e: Event) {
+        let _ = self.tx.send(e);
+    }
+    pub fn cancelled(&self) -> bool {
+        *self.cancel.borrow()
+    }
+}
+/// An infrastructure stop from any error of a lower layer.
+pub fn infra_err(e: &dyn std::error::Error) -> Stop {
+    Stop::infra(crate::record::fmt::chain(e))
+}
+
+/// Append a line to a log file (best effort: logs are evidence, not control flow).
+pub fn append(path: &std::path::Path, text: &str) {
+    use std::io::Write;
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+    {
+        let _ = f.write_all(text.as_bytes());
+    }
+}
+
