@@ -220,10 +220,7 @@ pub fn default_predicate(r: &CellResult) -> Result<Predicate, BisectError> {
         }
         _ => {}
     }
-    let is_hang = |f: &&Finding| {
-        use crate::console::Kind::*;
-        matches!(f.kind, HungTask | SoftLockup | RcuStall | HardLockup)
-    };
+    let is_hang = |f: &&Finding| crate::judge::decide::is_hang(f.kind);
     r.real_findings()
         .find(|f| !is_hang(f))
         .or_else(|| r.real_findings().find(is_hang))

@@ -78,62 +78,28 @@ impl<'a> CellRun<'a> {
         self.judge(ran)
     }
 
-    /// The verdict from what was collected; an early stop keeps its own verdict, but
-    /// the findings and controls are recorded either way.
+    /// The verdict from what was collected (`judge::cell`); an early stop keeps its
+    /// own verdict, but the findings and controls are recorded either way.
     fn judge(&mut self, ran: Result<(), Stop>) -> Result<(), Stop> {
-        let mut expectations: Vec<crate::judge::Expected> = self
-            .sh
-            .plan
-            .tests
-            .iter()
-            .filter(|t| self.result.tests.iter().any(|r| r.name == t.name))
-            .flat_map(|t| {
-                t.expect
-                    .iter()
-                    .map(|e| crate::judge::Expected::of_test(&t.name, e))
-            })
-            .collect();
-        expectations.extend(self.liveness_expected());
-        let booted = !self.result.boot_lines.is_empty();
-        let contradiction = crate::judge::check_evidence(
-            &mut self.result.tests,
-            self.facts,
-            &self.result.vmstat_before,
-        );
-        // The liveness step is placed among the tests by its start marker.
-        let mut placed = self.result.tests.clone();
-        if let Some(line) = self.liveness_line {
-            let mut t = crate::record::result::TestResult::new(
-                crate::record::result::LIVENESS,
-                crate::record::result::TestOutcome::Exited { status: 0 },
-            );
-            t.console_line = Some(line);
-            placed.push(t);
-        }
-        let r = &mut self.result;
-        r.controls =
-            crate::judge::attribute(&mut r.findings, &expectations, &placed, &r.boot_lines);
-        if booted {
-            let skipped = match (&self.liveness_skipped, self.liveness_line) {
-                (Some(why), _) => Some(why.as_str()),
-                (None, None) => Some("the cell stopped before its last test"),
-                (None, Some(_)) => None,
-            };
-            r.detectors = Some(crate::judge::detectors(&r.controls, self.facts, skipped));
-        }
+        let facts = crate::judge::cell::Facts {
+            tests: &self.sh.plan.tests,
+            kernel: self.facts,
+            liveness_line: self.liveness_line,
+            liveness_skipped: self.liveness_skipped.as_deref(),
+            completed: ran.is_ok(),
+        };
+        let judged = crate::judge::cell::judge(&mut self.result, &facts);
         let _ = crate::host::cache::write_atomic(
             &self.dir.join("findings.json"),
-            serde_json::to_string_pretty(&crate::console::findings_json(&r.findings))
+            serde_json::to_string_pretty(&crate::console::findings_json(&self.result.findings))
                 .unwrap_or_default()
                 .as_bytes(),
         );
         ran?;
-        if let Some(why) = contradiction {
-            return Err(Stop::new(Verdict::ConfigMismatch, why));
+        if let Some((v, why)) = judged {
+            self.result.verdict = v;
+            self.result.reason = why;
         }
-        let (v, why) = crate::judge::decide(&r.tests, &r.findings, &r.controls);
-        r.verdict = v;
-        r.reason = why;
         Ok(())
     }
 

@@ -10,6 +10,7 @@ use super::prepare::Prepared;
 use super::shared::Stop;
 use crate::console::{watcher::Watcher, Kind};
 use crate::host::guest::{self, Exec};
+use crate::judge::decide::{ends_the_boot, is_fatal, is_hang};
 use crate::record::phase::Phase;
 use crate::record::plan::TestSpec;
 use crate::record::result::{Overlap, TestOutcome, TestResult};
@@ -44,20 +45,6 @@ enum Ended {
 
 /// Kinds after which the kernel is damaged (lockdep and hung-task reports are not
 /// fatal: tests go on after them).
-fn is_fatal(k: Kind) -> bool {
-    matches!(
-        k,
-        Kind::NullDeref | Kind::PagingFault | Kind::Gpf | Kind::Bug | Kind::Panic | Kind::Kasan
-    )
-}
-
-fn is_hang(k: Kind) -> bool {
-    matches!(
-        k,
-        Kind::HungTask | Kind::SoftLockup | Kind::RcuStall | Kind::HardLockup
-    )
-}
-
 /// How long a test may go on after a fatal report before it is abandoned (it can die
 /// holding locks and never return).
 const FATAL_GRACE: Duration = Duration::from_secs(15);
@@ -546,12 +533,7 @@ fn reports_since(w: &Watcher, from: usize) -> (bool, Option<String>) {
     let mut fatal = false;
     let mut hang = None;
     for f in recent {
-        // Some oopses have no kind of their own (stack overflow, invalid opcode, arm64's
-        // "Internal error"): the kernel's own "Oops" says the same.
-        fatal |= is_fatal(f.kind)
-            || f.report.contains("Oops")
-            || f.title.contains("stack overflow")
-            || f.title.contains("Internal error");
+        fatal |= ends_the_boot(f);
         if hang.is_none() && is_hang(f.kind) {
             hang = Some(f.title.clone());
         }

@@ -9,7 +9,7 @@ use super::run::CellRun;
 use super::prepare::Prepared;
 use crate::console::{watcher::Watcher, Kind};
 use crate::host::guest::{self, Exec};
-use crate::judge::{Expected, KernelFacts};
+use crate::judge::KernelFacts;
 use crate::record::phase::Phase;
 use crate::record::result::{LIVENESS, LIVENESS_TAG};
 use std::time::{Duration, Instant};
@@ -23,21 +23,6 @@ const HUNG_SECS: u32 = 2;
 const HOLD_SECS: u32 = 12;
 
 impl CellRun<'_> {
-    /// The controls of the liveness step, for the detectors this kernel has.
-    pub fn liveness_expected(&self) -> Vec<Expected> {
-        if self.liveness_line.is_none() {
-            return vec![];
-        }
-        let mut v = Vec::new();
-        if self.facts.lockdep {
-            v.push(Expected::liveness(Kind::Lockdep));
-        }
-        if self.facts.hung_task {
-            v.push(Expected::liveness(Kind::HungTask));
-        }
-        v
-    }
-
     /// Run the step in this boot (all tests done). What it finds is judged with the
     /// rest of the cell's findings; `liveness_skipped` says why when it cannot run.
     pub async fn liveness(&mut self, s: &mut BootSession, p: &Prepared) {

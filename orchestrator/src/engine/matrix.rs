@@ -7,7 +7,6 @@ use crate::host::cache::Cache;
 use crate::record::events::{Event, Sender};
 use crate::record::plan::Plan;
 use crate::record::result::CellResult;
-use crate::record::verdict::Verdict;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use tokio::sync::watch;
@@ -72,7 +71,7 @@ impl Engine {
                 continue;
             }
             let mut result = CellRun::new(sh, cell).run().await;
-            compare_lock_graph(sh, cell, &mut result, &finished);
+            compare_with_base(sh, cell, &mut result, &finished);
             finished.push(result.clone());
             sh.emit(Event::CellFinished {
                 result: Box::new(result),
@@ -93,10 +92,9 @@ impl Engine {
     }
 }
 
-/// Compare a patched cell's lock graph with its base cell's (same arch and config, run
-/// earlier in this run or reused). A new edge that closes a cycle is a finding, and the
-/// verdict of a cell that otherwise passed is decided again with it.
-fn compare_lock_graph(
+/// Judge a patched cell against its base cell (same arch and config, run earlier in
+/// this run or reused), with both cells' lockdep files when they have them.
+fn compare_with_base(
     sh: &Shared,
     cell: &crate::record::plan::Cell,
     result: &mut CellResult,
@@ -114,53 +112,21 @@ fn compare_lock_graph(
     else {
         return;
     };
-    let read = |d: &std::path::Path| std::fs::read_to_string(d.join("lockdep.txt")).ok();
-    let (Some(b), Some(p)) = (read(&base.dir), read(&result.dir)) else {
-        return;
-    };
+    let read = |d: &std::path::Path, f: &str| std::fs::read_to_string(d.join(f)).ok();
     let patches: Vec<String> = cell
         .series(&sh.plan)
         .filter_map(|p| std::fs::read_to_string(p).ok())
         .collect();
-    let chains = std::fs::read_to_string(result.dir.join("lockdep_chains.txt"))
-        .map(|t| crate::judge::lockgraph::parse_chains(&t))
-        .unwrap_or_default();
-    let mut d = crate::judge::lockgraph::diff(
-        &base.id,
-        &crate::judge::lockgraph::parse(&b),
-        &crate::judge::lockgraph::parse(&p),
-        &crate::judge::lockgraph::Series::of(&patches),
-        &chains,
-    );
-    d.tests_not_in_base = result
-        .tests
-        .iter()
-        .filter(|t| !base.tests.iter().any(|b| b.name == t.name))
-        .map(|t| t.name.clone())
-        .collect();
-    for c in &d.cycles {
-        result.findings.push(crate::console::Finding {
-            kind: crate::console::Kind::Lockdep,
-            title: format!(
-                "possible deadlock in lock graph: {} -> {} closes a cycle",
-                c[0],
-                c.get(1).cloned().unwrap_or_default()
-            ),
-            report: format!(
-                "kmatrix lock graph: {} takes {} (new in this cell); the graphs of this cell and {} hold the path back:\n  {}",
-                c[0],
-                c.get(1).cloned().unwrap_or_default(),
-                base.id,
-                c.join("\n  -> ")
-            ),
-            ..Default::default()
-        });
-    }
-    if !d.cycles.is_empty() && matches!(result.verdict, Verdict::Pass | Verdict::Inconclusive) {
-        let (v, why) = crate::judge::decide(&result.tests, &result.findings, &result.controls);
-        result.verdict = v;
-        result.reason = why;
-    }
-    result.lock_graph = Some(d);
+    let (b, p) = (read(&base.dir, "lockdep.txt"), read(&result.dir, "lockdep.txt"));
+    let chains = read(&result.dir, "lockdep_chains.txt").unwrap_or_default();
+    let files = match (&b, &p) {
+        (Some(base), Some(cell)) => Some(crate::judge::baseline::LockFiles {
+            base,
+            cell,
+            chains: &chains,
+            patches: &patches,
+        }),
+        _ => None,
+    };
+    crate::judge::baseline::against_base(result, base, files);
 }
-

@@ -210,10 +210,16 @@ pub fn shell_quote(arg: &str) -> String {
 }
 
 fn is_ssh_timeout(e: &std::io::Error) -> bool {
-    // libssh2 reports LIBSSH2_ERROR_TIMEOUT (-9) wrapped in an io::Error.
-    let s = e.to_string();
-    s.contains("Timed out") || s.contains("timed out") || s.contains("-9")
+    // ssh2 turns LIBSSH2_ERROR_TIMEOUT into `TimedOut`; check its code where it came
+    // wrapped otherwise.
+    e.kind() == std::io::ErrorKind::TimedOut
+        || e.get_ref()
+            .and_then(|inner| inner.downcast_ref::<ssh2::Error>())
+            .is_some_and(|s| s.code() == ssh2::ErrorCode::Session(LIBSSH2_ERROR_TIMEOUT))
 }
+
+/// libssh2's `LIBSSH2_ERROR_TIMEOUT`.
+const LIBSSH2_ERROR_TIMEOUT: i32 = -9;
 
 /// Start a command and do not wait for it (used for `reboot -f`, which never answers).
 pub fn fire(s: &ssh2::Session, command: &str) {

@@ -5,11 +5,52 @@ use crate::record::finding::{Finding, Kind};
 use crate::record::result::{Control, ControlState, TestOutcome, TestResult, LIVENESS};
 use crate::record::verdict::Verdict;
 
-fn is_hang(k: Kind) -> bool {
-    matches!(
-        k,
-        Kind::HungTask | Kind::SoftLockup | Kind::RcuStall | Kind::HardLockup
-    )
+/// What a report of a kind does to the guest and to the test that was running.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Effect {
+    /// The kernel cannot go on as it was (an oops, a BUG, a panic): the test is abandoned
+    /// after a grace period and the next tests run in a fresh boot.
+    Fatal,
+    /// Something stopped making progress: the test ends at once, forensics follow.
+    Hang,
+    /// A report the kernel survives (lockdep, a WARNING, a sanitizer's finding).
+    Report,
+}
+
+/// One match over every kind: a new kind does not compile until it is classified.
+pub fn effect(k: Kind) -> Effect {
+    match k {
+        Kind::NullDeref | Kind::PagingFault | Kind::Gpf | Kind::Bug | Kind::Panic | Kind::Kasan => {
+            Effect::Fatal
+        }
+        Kind::HungTask | Kind::SoftLockup | Kind::RcuStall | Kind::HardLockup => Effect::Hang,
+        Kind::Lockdep
+        | Kind::Warning
+        | Kind::Kfence
+        | Kind::Kmsan
+        | Kind::Kcsan
+        | Kind::Ubsan
+        | Kind::Kmemleak
+        | Kind::SleepInAtomic
+        | Kind::Other => Effect::Report,
+    }
+}
+
+pub fn is_fatal(k: Kind) -> bool {
+    effect(k) == Effect::Fatal
+}
+
+pub fn is_hang(k: Kind) -> bool {
+    effect(k) == Effect::Hang
+}
+
+/// A finding that ends the boot: a fatal kind, or a report the kernel itself calls an
+/// oops whatever its head (stack overflow, invalid opcode, arm64's "Internal error").
+pub fn ends_the_boot(f: &Finding) -> bool {
+    is_fatal(f.kind)
+        || f.report.contains("Oops")
+        || f.title.contains("stack overflow")
+        || f.title.contains("Internal error")
 }
 
 /// Decide the verdict of a cell that booted and ran its tests.

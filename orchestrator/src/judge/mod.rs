@@ -3,6 +3,7 @@
 
 pub mod attribute;
 pub mod baseline;
+pub mod cell;
 pub mod compare;
 pub mod decide;
 pub mod evidence;

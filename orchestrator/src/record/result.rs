@@ -46,10 +46,14 @@ impl TestOutcome {
     /// The test ended in a way that stops the cell's later tests (the kernel is not fit
     /// to judge them).
     pub fn is_hang(&self) -> bool {
-        matches!(
-            self,
-            TestOutcome::TimedOut { .. } | TestOutcome::Unresponsive { .. }
-        )
+        match self {
+            TestOutcome::TimedOut { .. } | TestOutcome::Unresponsive { .. } => true,
+            TestOutcome::Exited { .. }
+            | TestOutcome::NotRun { .. }
+            | TestOutcome::GuestDied { .. }
+            | TestOutcome::Abandoned { .. }
+            | TestOutcome::HostError { .. } => false,
+        }
     }
 }
 
