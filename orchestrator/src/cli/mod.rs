@@ -652,10 +652,7 @@ async fn resumable(
     earlier: Vec<crate::record::result::CellResult>,
 ) -> Vec<crate::record::result::CellResult> {
     let say = |m: String| eprintln!("kmatrix: {}", crate::record::fmt::visible(&m));
-    let mode = crate::prepare::identity::Mode {
-        build_only: opts.build_only,
-        repeat: opts.repeat,
-    };
+    let mode = opts.mode();
     let mut missing = Vec::new();
     let mut candidates = Vec::new();
     for cell in &plan.cells {
@@ -701,16 +698,10 @@ async fn resumable(
     };
     let mut reuse = Vec::new();
     for (cell, earlier) in candidates {
-        let inputs = async {
-            let modules =
-                crate::prepare::identity::modules(plan, cell, cache).map_err(|e| e.to_string())?;
-            let key = crate::prepare::build::cache_key(cell, &tree, &modules)
-                .await
-                .map_err(|e| crate::record::fmt::chain(&e))?;
-            crate::prepare::identity::of_cell(plan, cell, &tree.id, &key, mode)
-                .map_err(|e| e.to_string())
-        }
-        .await;
+        let inputs = crate::prepare::identity::of(plan, cell, cache, &tree, mode)
+            .await
+            .map(|id| id.inputs)
+            .map_err(|e| crate::record::fmt::chain(&e));
         let verdict = match inputs {
             Ok(now) => crate::prepare::identity::reusable(earlier, &now),
             Err(e) => Err(format!("its inputs cannot be read ({e})")),

@@ -3,7 +3,7 @@
 
 use super::run::CellRun;
 use super::shared::{infra_err, Stop};
-use crate::prepare::build::{self, BuildJob, BuildOutcome, Kernel, ModuleSource, Slot};
+use crate::prepare::build::{self, BuildJob, BuildOutcome, Kernel, Slot};
 use crate::prepare::image::{self, Image};
 use crate::prepare::source::Tree;
 use crate::record::events::Event;
@@ -68,31 +68,23 @@ impl CellRun<'_> {
             .cloned()
     }
 
-    /// The out-of-tree modules built against this cell's kernel: the tests' own, the
-    /// liveness step's, and the amplifier when a test is amplified in this cell.
-    fn modules(&self) -> Result<Vec<ModuleSource>, Stop> {
-        crate::prepare::identity::modules(&self.sh.plan, self.cell, &self.sh.cache)
-            .map_err(|e| infra_err(&e))
-    }
-
     /// The cell's kernel: from the cache when nothing that decides it changed, else
     /// built in the cell's slot (one after the other with the slot's other cells).
     async fn kernel(&mut self, tree: &Tree) -> Result<Kernel, Stop> {
-        let modules = self.modules()?;
-        let key = build::cache_key(self.cell, tree, &modules)
-            .await
-            .map_err(|e| infra_err(&e))?;
+        let id = crate::prepare::identity::of(
+            &self.sh.plan,
+            self.cell,
+            &self.sh.cache,
+            tree,
+            self.sh.opts.mode(),
+        )
+        .await
+        .map_err(|e| infra_err(&e))?;
+        let (modules, key) = (id.modules, id.kernel_key);
         // Recorded before the build: a PATCH-FAIL or BUILD-FAIL is final for `--resume`
         // only as long as its inputs are unchanged.
         self.result.kernel_key = Some(key.clone());
-        let mode = crate::prepare::identity::Mode {
-            build_only: self.sh.opts.build_only,
-            repeat: self.sh.opts.repeat,
-        };
-        self.result.inputs = Some(
-            crate::prepare::identity::of_cell(&self.sh.plan, self.cell, &tree.id, &key, mode)
-                .map_err(|e| infra_err(&e))?,
-        );
+        self.result.inputs = Some(id.inputs);
         let rebuild = self.sh.opts.rebuild;
         if !rebuild {
             if let Some(k) = build::cached(&self.sh.cache, &key, &modules) {

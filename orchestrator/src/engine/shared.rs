@@ -23,6 +23,16 @@ pub struct RunOptions {
     pub repeat: u32,
 }
 
+impl RunOptions {
+    /// How the cells run, as their identity records it.
+    pub fn mode(&self) -> crate::prepare::identity::Mode {
+        crate::prepare::identity::Mode {
+            build_only: self.build_only,
+            repeat: self.repeat,
+        }
+    }
+}
+
 /// Why a phase stopped the cell early.
 #[derive(Debug)]
 pub struct Stop {

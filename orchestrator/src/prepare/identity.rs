@@ -6,7 +6,7 @@
 use crate::host::cache::{Cache, Hasher};
 use crate::prepare::build::ModuleSource;
 use crate::record::inputs::Inputs;
-use crate::record::plan::{Cell, Plan};
+use crate::record::plan::{Cell, Plan, TestSpec};
 use crate::record::result::CellResult;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 const INIT: &str = include_str!("../../../images/init");
 
 /// Bump when the meaning of a part changes (every cell then reruns once).
-const VERSION: &str = "cell-inputs-v1";
+const VERSION: &str = "cell-inputs-v2";
 
 /// How the cells of a run run, besides the plan.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,6 +32,40 @@ impl Mode {
             format!("boot and test x{}", self.repeat.max(1))
         }
     }
+}
+
+/// Why a cell's identity could not be computed.
+#[derive(Debug, thiserror::Error)]
+pub enum IdentityError {
+    #[error(transparent)]
+    Read(#[from] std::io::Error),
+    #[error(transparent)]
+    Key(#[from] crate::prepare::build::BuildError),
+}
+
+/// What identifies a cell: the modules built against its kernel, the kernel's cache key
+/// and every input. The one function the engine records and `--resume` compares with.
+pub struct Identity {
+    pub modules: Vec<ModuleSource>,
+    pub kernel_key: String,
+    pub inputs: Inputs,
+}
+
+pub async fn of(
+    plan: &Plan,
+    cell: &Cell,
+    cache: &Cache,
+    tree: &crate::prepare::source::Tree,
+    mode: Mode,
+) -> Result<Identity, IdentityError> {
+    let modules = modules(plan, cell, cache)?;
+    let kernel_key = crate::prepare::build::cache_key(cell, tree, &modules).await?;
+    let inputs = of_cell(plan, cell, &tree.id, &kernel_key, mode)?;
+    Ok(Identity {
+        modules,
+        kernel_key,
+        inputs,
+    })
 }
 
 /// The out-of-tree modules built against a cell's kernel: the tests' own and the
@@ -119,7 +153,7 @@ pub fn of_cell(
                 h.field(&read(&header)?);
             }
         }
-        h.field(format!("{:?}", (&t.args, t.duration, t.timeout, &t.expect)).as_bytes());
+        h.field(&test_settings(plan, t));
         if let Some(dir) = &t.module {
             for f in files_in(dir)? {
                 h.field(f.file_name().unwrap_or_default().as_encoded_bytes());
@@ -130,18 +164,12 @@ pub fn of_cell(
         parts.insert(format!("test {}", t.name), h.finish());
     }
     parts.insert("order: tests".to_string(), order.finish());
-    parts.insert(
-        "vm".to_string(),
-        digest(format!("{:?}", plan.vm).as_bytes()),
-    );
-    parts.insert(
-        "limits".to_string(),
-        digest(format!("{:?}", plan.limits).as_bytes()),
-    );
+    parts.insert("vm".to_string(), digest(&json(&plan.vm)));
+    parts.insert("limits".to_string(), digest(&json(&plan.limits)));
     // The kernel selftests the cell runs (built from the tree, whose identity is above).
     parts.insert(
         "selftests".to_string(),
-        digest(format!("{:?}", (&plan.selftests, plan.selftest_timeout)).as_bytes()),
+        digest(&json(&(&plan.selftests, plan.selftest_timeout))),
     );
     let mut h = Hasher::new("init");
     h.field(INIT.as_bytes());
@@ -158,6 +186,29 @@ pub fn of_cell(
         identity: h.finish(),
         parts,
     })
+}
+
+/// A setting as identity input: its serialised form, so a field added later counts
+/// without being listed here.
+fn json<T: serde::Serialize>(v: &T) -> Vec<u8> {
+    serde_json::to_vec(v).unwrap_or_default()
+}
+
+/// Every setting of a test, serialised whole; its files by their path under the spec's
+/// folder (their content is hashed apart), so a moved checkout keeps its identity.
+fn test_settings(plan: &Plan, t: &TestSpec) -> Vec<u8> {
+    let mut v = serde_json::to_value(t).unwrap_or_default();
+    let rel = |p: &Path| {
+        p.strip_prefix(&plan.root)
+            .unwrap_or(p)
+            .display()
+            .to_string()
+    };
+    if let Some(o) = v.as_object_mut() {
+        o.insert("source".into(), rel(&t.source).into());
+        o.insert("module".into(), t.module.as_deref().map(rel).into());
+    }
+    serde_json::to_vec(&v).unwrap_or_default()
 }
 
 fn files_in(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
@@ -389,4 +440,141 @@ mod tests {
             Err("patch patches/0001-a.patch changed".into())
         );
     }
+
+    /// Every field of a test decides what the cell runs. The destructuring below lists
+    /// them all: a field added to `TestSpec` does not compile here until it gets a change
+    /// that must move the identity.
+    #[test]
+    fn every_field_of_a_test_is_part_of_the_identity() {
+        use crate::record::plan::{Amplify, Expectation, Selftest};
+        let d = tempfile::tempdir().unwrap();
+        let p = plan(d.path());
+        let first = inputs(&p);
+        let TestSpec {
+            name: _,
+            source: _,
+            module: _,
+            args: _,
+            duration: _,
+            timeout: _,
+            patchsets: _,
+            configs: _,
+            arches: _,
+            expect: _,
+            selftest: _,
+            amplify: _,
+        } = &p.tests[0];
+        std::fs::create_dir_all(d.path().join("guest-tests/other")).unwrap();
+        let changes: Vec<(&str, Box<dyn Fn(&mut TestSpec)>)> = vec![
+            ("name", Box::new(|t| t.name = "stress2".into())),
+            (
+                "source",
+                Box::new(|t| t.source = t.source.with_file_name("other.c")),
+            ),
+            (
+                "module",
+                Box::new(|t| t.module = Some(t.source.with_file_name("other"))),
+            ),
+            ("args", Box::new(|t| t.args = vec!["-x".into()])),
+            ("duration", Box::new(|t| t.duration = Duration::from_secs(11))),
+            ("timeout", Box::new(|t| t.timeout = Duration::from_secs(61))),
+            ("patchsets", Box::new(|t| t.patchsets = Some(vec!["v3".into()]))),
+            ("configs", Box::new(|t| t.configs = Some(vec!["pvl-on".into()]))),
+            ("arches", Box::new(|t| t.arches = Some(vec![Arch::X86_64]))),
+            (
+                "expect",
+                Box::new(|t| {
+                    t.expect = vec![Expectation {
+                        kind: crate::record::finding::Kind::Lockdep,
+                        title: None,
+                    }]
+                }),
+            ),
+            (
+                "selftest",
+                Box::new(|t| {
+                    t.selftest = Some(Selftest {
+                        suite: "mm".into(),
+                        name: "merge".into(),
+                    })
+                }),
+            ),
+            (
+                "amplify",
+                Box::new(|t| {
+                    t.amplify = Some(Amplify {
+                        delay_us: 100,
+                        percent: 100,
+                        preempt: false,
+                        seed: None,
+                        functions: vec![],
+                        lock_ops: vec![],
+                        configs: None,
+                        patchsets: None,
+                        arches: None,
+                    })
+                }),
+            ),
+        ];
+        std::fs::write(d.path().join("guest-tests/other.c"), "int main(){}").unwrap();
+        for (field, change) in changes {
+            let mut q = p.clone();
+            change(&mut q.tests[0]);
+            assert_ne!(
+                inputs(&q).identity,
+                first.identity,
+                "changing the test's `{field}` must change the cell's identity"
+            );
+        }
+    }
+
+    /// `--resume` runs a cell again when one of its tests' `amplify:` settings changed
+    /// (issue #27: it used to hash only args, duration, timeout and expectations).
+    #[test]
+    fn resume_reruns_a_cell_whose_amplify_settings_changed() {
+        use crate::record::plan::Amplify;
+        let d = tempfile::tempdir().unwrap();
+        let mut p = plan(d.path());
+        let amp = Amplify {
+            delay_us: 100,
+            percent: 100,
+            preempt: false,
+            seed: None,
+            functions: vec![],
+            lock_ops: vec![],
+            configs: None,
+            patchsets: None,
+            arches: None,
+        };
+        p.tests[0].amplify = Some(amp.clone());
+        let mut earlier = CellResult::new(&p.cells[0], d.path().join("r"));
+        earlier.verdict = crate::record::verdict::Verdict::Pass;
+        earlier.inputs = Some(inputs(&p));
+        assert_eq!(reusable(&earlier, &inputs(&p)), Ok(()));
+        for change in [
+            Amplify {
+                delay_us: 500,
+                ..amp.clone()
+            },
+            Amplify {
+                preempt: true,
+                ..amp.clone()
+            },
+            Amplify {
+                seed: Some(7),
+                ..amp.clone()
+            },
+            Amplify {
+                functions: vec!["vma_start_read".into()],
+                ..amp.clone()
+            },
+        ] {
+            p.tests[0].amplify = Some(change);
+            assert_eq!(
+                reusable(&earlier, &inputs(&p)),
+                Err("test stress changed".to_string())
+            );
+        }
+    }
+
 }

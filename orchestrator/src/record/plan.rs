@@ -188,8 +188,9 @@ pub struct Expectation {
     pub title: Option<String>,
 }
 
-/// One guest test program and how to run it.
-#[derive(Debug, Clone)]
+/// One guest test program and how to run it. Serialised whole into the cell's input
+/// identity (`prepare::identity`): every field decides what the cell runs.
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct TestSpec {
     pub name: String,
     pub source: PathBuf,
@@ -213,7 +214,7 @@ pub struct TestSpec {
 /// Race amplification of one test (`amplify: true` or `{ delay-us: N, ... }`): random
 /// delays at entry to the functions the cell's series changes and at the lock
 /// operations they call, while the test runs (`crate::prepare::amplify`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Amplify {
     /// A delayed call waits a random 0..=delay_us microseconds.
     pub delay_us: u32,
@@ -246,7 +247,7 @@ impl Amplify {
 
 /// One of the kernel's own selftests, built from the cell's tree: `suite/name`
 /// (`tools/testing/selftests/<suite>/<name>`).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
 pub struct Selftest {
     pub suite: String,
     pub name: String,
@@ -327,7 +328,7 @@ impl TestSpec {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct VmSettings {
     pub accel: AccelChoice,
     pub memory_mib: u64,
@@ -338,7 +339,7 @@ pub struct VmSettings {
 
 /// Caps on what a guest can make kmatrix keep: the guest is untrusted, and a kernel that
 /// prints a warning per fault would fill the disk.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct Limits {
     /// Console bytes written to console.log per cell (all boots together).
     pub console_bytes: u64,
