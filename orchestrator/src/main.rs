@@ -19,7 +19,7 @@ fn main() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("kmatrix: cannot start the async runtime: {e}");
-            std::process::exit(kmatrix::cli::exit::INFRA);
+            std::process::exit(kmatrix::record::verdict::exit::INFRA);
         }
     };
     let code = match rt.block_on(kmatrix::cli::main(cli)) {

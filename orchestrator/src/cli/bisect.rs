@@ -24,14 +24,15 @@
 //! the one line that judges the first bad prefix again (`--prefix P`); in the terminal,
 //! `bisect.json` and `report.html` of the bisect folder (`runs/bisect-<time>/`).
 
+use crate::cli::session::{Finished, Session, Sinks, Start};
 use crate::console::Finding;
-use crate::engine::{Engine, RunOptions};
+use crate::engine::RunOptions;
 use crate::host::cache::Cache;
+use crate::record::bisect::*;
 use crate::record::plan::{Cell, Plan};
 use crate::record::result::CellResult;
-use crate::record::bisect::*;
 use crate::record::verdict::Verdict;
-use crate::report::{self, RunMeta, RunState};
+use crate::report;
 use serde::Deserialize;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -153,7 +154,9 @@ pub fn judge(
 ) -> Result<(Judged, Option<String>), (i32, String)> {
     let reason = reason.unwrap_or("");
     match verdict {
-        Verdict::Interrupted => return Err((crate::record::verdict::exit::INTERRUPTED, reason.into())),
+        Verdict::Interrupted => {
+            return Err((crate::record::verdict::exit::INTERRUPTED, reason.into()))
+        }
         Verdict::InfraError => {
             return Err((
                 crate::record::verdict::exit::INFRA,
@@ -415,38 +418,20 @@ impl Ctx {
             resume: Vec::new(),
             repeat: self.repeat,
         };
-        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        let state = RunState {
-            meta: RunMeta {
-                spec: plan.spec_path.clone(),
-                // Not a run of the spec as written: never merged or resumed with one.
-                spec_hash: format!("{}+prefix-{prefix}", plan.spec_hash),
-                shard: None,
-            },
-            run_dir: run_dir.clone(),
-            cells: vec![],
-            baseline: None,
-        };
-        let sinks: Vec<Box<dyn report::Sink>> = vec![
-            Box::new(report::terminal::Terminal::new(false, false)),
-            Box::new(report::ResultsJson::default()),
-            Box::new(report::FinalReports),
-        ];
-        let reporter = tokio::spawn(report::reporter(rx, state, sinks));
-        let engine = Engine::new(
-            plan,
-            Cache::from_env(),
-            opts,
-            run_dir.clone(),
-            tx,
-            self.cancel.clone(),
-        );
+        let mut meta = crate::cli::session::meta(&plan, None);
+        // Not a run of the spec as written: never merged or resumed with one.
+        meta.spec_hash = format!("{}+prefix-{prefix}", plan.spec_hash);
         let internal = |why: String| BisectError::Internal { prefix, why };
-        let ran = tokio::spawn(engine.run()).await;
-        let (cells, write_error) = reporter
-            .await
-            .map_err(|e| internal(format!("the reporter failed: {e}")))?;
-        ran.map_err(|e| internal(format!("the engine failed: {e}")))?;
+        let session = Session::start(Start {
+            plan,
+            cache: Cache::from_env(),
+            opts,
+            run_dir: run_dir.clone(),
+            meta,
+            sinks: Sinks::Run { matrix: false },
+            cancel: self.cancel.clone(),
+        });
+        let Finished { cells, write_error } = session.run().await.map_err(internal)?;
         if let Some(e) = write_error {
             return Err(BisectError::Write {
                 path: run_dir,
@@ -606,12 +591,11 @@ pub async fn run(
         };
         let json = serde_json::to_vec_pretty(b).map_err(|e| werr(std::io::Error::other(e)))?;
         crate::host::rundir::write(&dir, FILE, &json).map_err(werr)?;
-        crate::host::rundir::write(&dir, "report.html", report::html::bisect_page(b).as_bytes()).map_err(
-            |source| BisectError::Write {
+        crate::host::rundir::write(&dir, "report.html", report::html::bisect_page(b).as_bytes())
+            .map_err(|source| BisectError::Write {
                 path: dir.join("report.html"),
                 source,
-            },
-        )
+            })
     };
 
     // `--prefix P`: that prefix alone.

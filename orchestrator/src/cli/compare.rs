@@ -63,4 +63,3 @@ pub fn run(old_dir: &Path, new_dir: &Path, known_file: Option<&Path>) -> Result<
     crate::report::write_results(new_dir, &meta, &new).map_err(werr)?;
     Ok(cmp.exit_code())
 }
-

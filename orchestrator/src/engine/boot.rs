@@ -2,8 +2,8 @@
 //! really runs guests here, else TCG), the console task that reads the serial line as
 //! it arrives, and the SSH session once init says it is ready. Every wait watches QEMU.
 
-use super::run::CellRun;
 use super::prepare::Prepared;
+use super::run::CellRun;
 use super::shared::{append, infra_err, Stop};
 use crate::console::watcher::Watcher;
 use crate::host::guest::{self, Target};

@@ -10,9 +10,6 @@ use crate::record::result::CellResult;
 use crate::record::verdict::Verdict;
 use std::time::Instant;
 
-
-
-
 impl<'a> CellRun<'a> {
     /// The whole cell, cancellable at any await: the VM goes with the future, and what
     /// its console already said is still read.

@@ -1,8 +1,8 @@
 //! Failure paths of the VM runner with fake QEMU and virtiofsd programs: each must end
 //! in the right verdict, with the child's own words, and leave no process behind.
 
-use super::run::CellRun;
 use super::prepare::Prepared;
+use super::run::CellRun;
 use super::{Engine, Overrides, RunOptions, Stop};
 use crate::host::cache::Cache;
 use crate::prepare::build::Kernel;

@@ -5,8 +5,8 @@
 //! get a fresh boot (at most `MAX_BOOTS`).
 
 use super::boot::{fill_share, BootPlan, BootSession};
-use super::run::{CellRun, MAX_BOOTS};
 use super::prepare::Prepared;
+use super::run::{CellRun, MAX_BOOTS};
 use super::shared::Stop;
 use crate::console::{watcher::Watcher, Kind};
 use crate::host::guest::{self, Exec};

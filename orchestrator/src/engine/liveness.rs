@@ -5,8 +5,8 @@
 //! the step and restored after it. Both reports are controls, never findings.
 
 use super::boot::BootSession;
-use super::run::CellRun;
 use super::prepare::Prepared;
+use super::run::CellRun;
 use crate::console::{watcher::Watcher, Kind};
 use crate::host::guest::{self, Exec};
 use crate::judge::KernelFacts;

@@ -117,7 +117,10 @@ fn compare_with_base(
         .series(&sh.plan)
         .filter_map(|p| std::fs::read_to_string(p).ok())
         .collect();
-    let (b, p) = (read(&base.dir, "lockdep.txt"), read(&result.dir, "lockdep.txt"));
+    let (b, p) = (
+        read(&base.dir, "lockdep.txt"),
+        read(&result.dir, "lockdep.txt"),
+    );
     let chains = read(&result.dir, "lockdep_chains.txt").unwrap_or_default();
     let files = match (&b, &p) {
         (Some(base), Some(cell)) => Some(crate::judge::baseline::LockFiles {

@@ -112,5 +112,4 @@ impl<'a> CellRun<'a> {
             message: message.into(),
         });
     }
-
 }

@@ -111,4 +111,3 @@ pub fn append(path: &std::path::Path, text: &str) {
         let _ = f.write_all(text.as_bytes());
     }
 }
-

@@ -5,5 +5,5 @@ pub mod cache;
 pub mod guest;
 pub mod kvm_verdict;
 pub mod proc;
-pub mod sanitize;
 pub mod rundir;
+pub mod sanitize;

@@ -13,9 +13,9 @@
 //! The result goes to the terminal, to `compare.json` in the new run folder, and from
 //! there to the top of that folder's `summary.md` and `report.html`.
 
-use crate::spec::known::{self, KnownIssues, KnownRef};
 use crate::record::result::CellResult;
 use crate::record::verdict::{Category, Verdict};
+use crate::spec::known::{self, KnownIssues, KnownRef};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};

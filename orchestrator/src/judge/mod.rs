@@ -54,7 +54,6 @@ mod tests {
         decide(tests, findings, &[]).0
     }
 
-
     #[test]
     fn pass_needs_complete_ktap_and_no_reports() {
         assert_eq!(plain(&[test("t", OK, 0)], &[]), Verdict::Pass);
@@ -401,6 +400,4 @@ mod tests {
         let f = KernelFacts::from_config("CONFIG_PER_VMA_LOCK=y\nCONFIG_PER_VMA_LOCK_STATS=y\nCONFIG_PROVE_LOCKING=y\n# CONFIG_DETECT_HUNG_TASK is not set\n");
         assert!(f.per_vma_lock && f.per_vma_lock_stats && f.lockdep && !f.hung_task);
     }
-
-
 }

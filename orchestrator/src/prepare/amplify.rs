@@ -23,7 +23,6 @@ use std::time::Duration;
 /// The module's name (`kmatrix_amplify.ko`).
 pub const MODULE: &str = crate::prepare::modules::AMPLIFY.name;
 
-
 /// Lock operations as C code calls them, and what to probe for each: the out-of-line
 /// function behind an inline wrapper (`a|b`: `b` where `a` is not a symbol, as
 /// `mutex_lock` is a macro for `mutex_lock_nested` under lockdep). Spinlocks and RCU are

@@ -465,7 +465,8 @@ mod tests {
             amplify: _,
         } = &p.tests[0];
         std::fs::create_dir_all(d.path().join("guest-tests/other")).unwrap();
-        let changes: Vec<(&str, Box<dyn Fn(&mut TestSpec)>)> = vec![
+        type Change = Box<dyn Fn(&mut TestSpec)>;
+        let changes: Vec<(&str, Change)> = vec![
             ("name", Box::new(|t| t.name = "stress2".into())),
             (
                 "source",
@@ -476,10 +477,19 @@ mod tests {
                 Box::new(|t| t.module = Some(t.source.with_file_name("other"))),
             ),
             ("args", Box::new(|t| t.args = vec!["-x".into()])),
-            ("duration", Box::new(|t| t.duration = Duration::from_secs(11))),
+            (
+                "duration",
+                Box::new(|t| t.duration = Duration::from_secs(11)),
+            ),
             ("timeout", Box::new(|t| t.timeout = Duration::from_secs(61))),
-            ("patchsets", Box::new(|t| t.patchsets = Some(vec!["v3".into()]))),
-            ("configs", Box::new(|t| t.configs = Some(vec!["pvl-on".into()]))),
+            (
+                "patchsets",
+                Box::new(|t| t.patchsets = Some(vec!["v3".into()])),
+            ),
+            (
+                "configs",
+                Box::new(|t| t.configs = Some(vec!["pvl-on".into()])),
+            ),
             ("arches", Box::new(|t| t.arches = Some(vec![Arch::X86_64]))),
             (
                 "expect",
@@ -576,5 +586,4 @@ mod tests {
             );
         }
     }
-
 }

@@ -4,8 +4,8 @@
 pub mod amplify;
 pub mod build;
 pub mod identity;
-pub mod modules;
 pub mod image;
+pub mod modules;
 pub mod selftests;
 pub mod series;
 pub mod source;

@@ -3,6 +3,7 @@
 //! Imports nothing of the project.
 
 pub mod amplify;
+pub mod bisect;
 pub mod events;
 pub mod finding;
 pub mod fmt;
@@ -13,4 +14,3 @@ pub mod phase;
 pub mod plan;
 pub mod result;
 pub mod verdict;
-pub mod bisect;

@@ -460,9 +460,55 @@ pub fn cost(cell: &Cell, tests: &[TestSpec]) -> u64 {
     arch * 30 + run * arch / 10
 }
 
+/// One part of a sharded matrix: shard `k` of `n` (1-based), written `k/n` on the
+/// command line and in results.json.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Shard {
+    pub k: u32,
+    pub n: u32,
+}
+
+impl Shard {
+    /// More shards than this is a typo (one cell per shard is already the most useful).
+    pub const MAX: u32 = 4096;
+
+    pub fn parse(s: &str) -> Result<Shard, String> {
+        let (k, n) = s.split_once('/').ok_or("use K/N, e.g. 1/2")?;
+        let k: u32 = k.trim().parse().map_err(|_| "K must be a number")?;
+        let n: u32 = n.trim().parse().map_err(|_| "N must be a number")?;
+        if n == 0 || k == 0 || k > n {
+            return Err(format!("shard {k}/{n}: need 1 <= K <= N"));
+        }
+        if n > Shard::MAX {
+            return Err(format!("shard {k}/{n}: at most {} shards", Shard::MAX));
+        }
+        Ok(Shard { k, n })
+    }
+}
+
+impl std::fmt::Display for Shard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.k, self.n)
+    }
+}
+
+impl serde::Serialize for Shard {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Shard {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Shard, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        Shard::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
 /// The cells of shard `k` of `n` (1-based): greedy longest-processing-time assignment,
 /// deterministic for a given plan, so separate invocations agree without talking.
-pub fn shard(cells: &[Cell], tests: &[TestSpec], k: usize, n: usize) -> Vec<Cell> {
+pub fn shard(cells: &[Cell], tests: &[TestSpec], shard: Shard) -> Vec<Cell> {
+    let (k, n) = (shard.k as usize, shard.n as usize);
     let mut order: Vec<&Cell> = cells.iter().collect();
     order.sort_by(|a, b| {
         cost(b, tests)
@@ -552,8 +598,8 @@ pub(crate) mod tests {
     #[test]
     fn shards_partition_the_cells_and_balance_cost() {
         let cells = cells();
-        let a = shard(&cells, &[], 1, 2);
-        let b = shard(&cells, &[], 2, 2);
+        let a = shard(&cells, &[], Shard { k: 1, n: 2 });
+        let b = shard(&cells, &[], Shard { k: 2, n: 2 });
         assert_eq!(a.len() + b.len(), cells.len());
         for c in &cells {
             let in_a = a.iter().any(|x| x.id() == c.id());
@@ -566,7 +612,7 @@ pub(crate) mod tests {
         assert_eq!(total(&a), total(&b));
         // Deterministic.
         assert_eq!(
-            shard(&cells, &[], 1, 2)
+            shard(&cells, &[], Shard { k: 1, n: 2 })
                 .iter()
                 .map(|c| c.id())
                 .collect::<Vec<_>>(),

@@ -139,15 +139,9 @@ mod tests {
     fn categories_drive_the_exit_code() {
         assert_eq!(exit_code(&[Verdict::Pass]), 0);
         assert_eq!(exit_code(&[]), 1, "no cell is not a pass");
-        assert_eq!(
-            exit_code(&[Verdict::Pass, Verdict::Inconclusive]),
-            1
-        );
+        assert_eq!(exit_code(&[Verdict::Pass, Verdict::Inconclusive]), 1);
         assert_eq!(exit_code(&[Verdict::Fail, Verdict::InfraError]), 3);
-        assert_eq!(
-            exit_code(&[Verdict::InfraError, Verdict::Interrupted]),
-            130
-        );
+        assert_eq!(exit_code(&[Verdict::InfraError, Verdict::Interrupted]), 130);
         for v in Verdict::ALL {
             assert_eq!(
                 v.is_final(),

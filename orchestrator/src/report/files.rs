@@ -27,7 +27,8 @@ pub fn write_results(run_dir: &Path, meta: &RunMeta, cells: &[CellResult]) -> st
     crate::host::rundir::write(
         run_dir,
         "report.html",
-        crate::report::html::render_with(cells, &title, run_dir, &known, compare.as_ref()).as_bytes(),
+        crate::report::html::render_with(cells, &title, run_dir, &known, compare.as_ref())
+            .as_bytes(),
     )?;
     crate::host::rundir::write(
         run_dir,
@@ -35,4 +36,3 @@ pub fn write_results(run_dir: &Path, meta: &RunMeta, cells: &[CellResult]) -> st
         crate::report::text::matrix_with(cells, &known).as_bytes(),
     )
 }
-

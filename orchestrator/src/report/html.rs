@@ -5,12 +5,12 @@
 //! folder wherever it is unpacked). A "failing only" switch hides passing cells (CSS
 //! only). Templates are `maud`: every interpolation is escaped.
 
-use crate::report::summary::{grid, Grid};
-use crate::record::bisect::{Bisect, Judged, Outcome};
 use crate::judge::compare::{Class, Comparison};
-use crate::spec::known::{IssueState, KnownIssue, KnownIssues, KnownRef};
+use crate::record::bisect::{Bisect, Judged, Outcome};
 use crate::record::result::{CellResult, ControlState};
 use crate::record::verdict::Category;
+use crate::report::summary::{grid, Grid};
+use crate::spec::known::{IssueState, KnownIssue, KnownIssues, KnownRef};
 use maud::{html, Markup, PreEscaped, DOCTYPE};
 use std::path::{Component, Path, PathBuf};
 

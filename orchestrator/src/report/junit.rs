@@ -3,9 +3,9 @@
 //! Readable by GitLab, Jenkins and GitHub test reporters. Console text can hold anything;
 //! characters XML 1.0 does not allow are replaced, so the file always parses.
 
-use crate::spec::known::KnownIssues;
 use crate::record::result::{CellResult, ControlState};
 use crate::record::verdict::Verdict;
+use crate::spec::known::KnownIssues;
 use quick_junit::{NonSuccessKind, Property, Report, TestCase, TestCaseStatus, TestSuite};
 use std::time::Duration;
 

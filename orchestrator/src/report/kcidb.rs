@@ -21,12 +21,12 @@
 //! a digest of its results: exporting the same run twice gives the same ids.
 
 use super::html::{cell_rel_dir, href};
-use crate::report::results::RunMeta;
 use crate::console::Finding;
 use crate::host::cache::Hasher;
 use crate::parse::ktap;
 use crate::record::result::{CellResult, ControlState, TestOutcome, TestResult, LIVENESS};
 use crate::record::verdict::Verdict;
+use crate::report::results::RunMeta;
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

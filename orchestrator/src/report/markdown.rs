@@ -2,11 +2,11 @@
 //! Markdown). Text from the kernel or the guest is escaped: it can neither close a code
 //! span or fence nor inject HTML, links or table cells into the job summary.
 
-use crate::report::summary::{grid, Grid};
 use crate::judge::compare::{Class, Comparison};
-use crate::spec::known::{IssueState, KnownIssue, KnownIssues};
 use crate::record::result::{CellResult, ControlState};
 use crate::record::verdict::Verdict;
+use crate::report::summary::{grid, Grid};
+use crate::spec::known::{IssueState, KnownIssue, KnownIssues};
 
 /// Inline text, every Markdown-active character backslash-escaped and HTML's `<` `>`
 /// `&` written as entities; one line.

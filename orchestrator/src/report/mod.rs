@@ -16,8 +16,8 @@ pub mod terminal;
 pub mod text;
 
 pub use files::write_results;
-pub use results::{load_results, RunMeta, SCHEMA_VERSION};
 pub use reporter::reporter;
+pub use results::{load_results, RunMeta, SCHEMA_VERSION};
 pub use sink::{FinalReports, ResultsJson, RunState, Sink};
 pub use summary::{amplify_summary, cell_summary};
 pub use text::matrix;

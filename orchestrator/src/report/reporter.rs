@@ -37,4 +37,3 @@ pub async fn reporter(
     }
     (run.cells, write_error)
 }
-

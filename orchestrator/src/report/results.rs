@@ -16,7 +16,7 @@ pub struct RunMeta {
     pub spec_hash: String,
     /// `K/N` when this run is one shard of the matrix.
     #[serde(default)]
-    pub shard: Option<String>,
+    pub shard: Option<crate::record::plan::Shard>,
 }
 
 #[derive(Serialize)]
@@ -24,7 +24,7 @@ struct ResultsFile<'a> {
     schema: u32,
     spec: &'a Path,
     spec_hash: &'a str,
-    shard: &'a Option<String>,
+    shard: &'a Option<crate::record::plan::Shard>,
     run_dir: &'a Path,
     cells: &'a [CellResult],
 }
@@ -36,7 +36,7 @@ struct Header {
     #[serde(default)]
     spec_hash: String,
     #[serde(default)]
-    shard: Option<String>,
+    shard: Option<crate::record::plan::Shard>,
 }
 
 #[derive(Deserialize)]

@@ -11,8 +11,6 @@ pub struct RunState {
     pub meta: RunMeta,
     pub run_dir: PathBuf,
     pub cells: Vec<CellResult>,
-    /// The patchset findings are compared against (`baseline:`), marked at the end.
-    pub baseline: Option<String>,
 }
 
 /// One consumer of the event stream.
@@ -31,7 +29,8 @@ impl Sink for ResultsJson {
     fn event(&mut self, e: &Event, run: &RunState) -> std::io::Result<()> {
         match e {
             Event::CellFinished { result } => {
-                self.rendered.push(crate::report::results::render_cell(result));
+                self.rendered
+                    .push(crate::report::results::render_cell(result));
                 crate::report::results::write_rendered(&run.run_dir, &run.meta, &self.rendered)
             }
             _ => Ok(()),
@@ -45,7 +44,9 @@ pub struct FinalReports;
 impl Sink for FinalReports {
     fn event(&mut self, e: &Event, run: &RunState) -> std::io::Result<()> {
         match e {
-            Event::RunFinished => crate::report::files::write_results(&run.run_dir, &run.meta, &run.cells),
+            Event::RunFinished => {
+                crate::report::files::write_results(&run.run_dir, &run.meta, &run.cells)
+            }
             _ => Ok(()),
         }
     }

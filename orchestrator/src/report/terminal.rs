@@ -8,10 +8,10 @@
 //! sharding uses (`plan::cost`), scaled by the seconds per unit of cost this run has
 //! measured (finished cells, and the current build's rate).
 
-use crate::report::sink::{RunState, Sink};
 use crate::record::events::{BuildProgress, Event, TotalFrom};
 use crate::record::fmt::visible;
 use crate::record::verdict::Category;
+use crate::report::sink::{RunState, Sink};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use std::collections::HashMap;
 use std::io::IsTerminal;

@@ -1,13 +1,13 @@
 //! The result matrix as text (`matrix.txt`, and on the terminal with colour): rows
 //! arch/config, columns patchsets; then per cell what it is based on.
 
-use crate::report::summary::{cell_summary, grid, Grid};
-use crate::record::bisect::{Bisect, Outcome};
 use crate::judge::compare::{Class, Comparison};
-use crate::spec::known::{IssueState, KnownIssues};
+use crate::record::bisect::{Bisect, Outcome};
 use crate::record::fmt::visible;
 use crate::record::result::{CellResult, ControlState};
 use crate::record::verdict::Category;
+use crate::report::summary::{cell_summary, grid, Grid};
+use crate::spec::known::{IssueState, KnownIssues};
 
 /// The matrix without colour.
 pub fn matrix(cells: &[CellResult]) -> String {

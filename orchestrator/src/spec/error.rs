@@ -44,4 +44,3 @@ pub fn check_name(what: &str, name: &str) -> Result<(), String> {
         ))
     }
 }
-

@@ -53,4 +53,3 @@ pub fn parse_for(path: &Path, text: &str, target: &Target) -> Result<Plan, SpecE
     plan.spec_hash = h.finish();
     Ok(plan)
 }
-

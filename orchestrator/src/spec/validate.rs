@@ -1,10 +1,10 @@
 //! Semantic checks of a parsed spec, one function per section, and the expansion into
 //! cells. Every error names the key path (and its line when it can be found).
 
+use super::error::{check_name, SpecError};
 use super::raw::{
     RawAmplify, RawAmplifySettings, RawHarness, RawPatchset, RawSource, RawSpec, RawTest, RawVm,
 };
-use super::error::{check_name, SpecError};
 use super::target::Target;
 use crate::record::plan::{
     Amplify, Arch, Cell, Expectation, GitRange, Limits, Plan, Selftest, SourceSpec, TestSpec,
@@ -387,8 +387,7 @@ fn git_range(
             ),
         ));
     }
-    crate::record::plan::check_range(range)
-        .map_err(|m| cx.invalid(&format!("{key}.range"), m))?;
+    crate::record::plan::check_range(range).map_err(|m| cx.invalid(&format!("{key}.range"), m))?;
     Ok(GitRange {
         patchset: name.to_string(),
         repo,

@@ -1,0 +1,105 @@
+//! Each command of the command line to the function that does it.
+
+use crate::cli::args::{Cli, Command};
+use crate::cli::error::CliError;
+use crate::engine::RunOptions;
+use crate::host::cache::Cache;
+
+pub async fn main(cli: Cli) -> Result<i32, CliError> {
+    match cli.command {
+        Command::Plan { sel } => crate::cli::plan::plan(&sel).await,
+        Command::Merge { out, runs } => crate::cli::merge::merge(&out, &runs),
+        Command::Bisect {
+            cell,
+            spec,
+            title,
+            repeat,
+            runs_dir,
+            prefix,
+        } => {
+            // Git-range patchsets resolve to their commits' patches, as for `run`.
+            let mut plan = crate::spec::load(&spec)?;
+            crate::prepare::series::resolve(&mut plan, &Cache::from_env()).await?;
+            let (cancel_tx, cancel_rx) = tokio::sync::watch::channel(false);
+            crate::cli::signals::on_signals(cancel_tx);
+            let args = crate::cli::bisect::Args {
+                cell,
+                spec,
+                title,
+                repeat,
+                runs_dir,
+                prefix,
+            };
+            Ok(crate::cli::bisect::run(plan, args, cancel_rx).await?)
+        }
+        Command::Compare {
+            old_run,
+            new_run,
+            known,
+        } => Ok(crate::cli::compare::run(
+            &old_run,
+            &new_run,
+            known.as_deref(),
+        )?),
+        Command::Doctor { spec } => Ok(crate::cli::doctor::run(spec.as_deref()).await),
+        Command::Boot {
+            cell,
+            spec,
+            tree,
+            series,
+            runs_dir,
+            command,
+        } => {
+            crate::cli::boot::boot(crate::cli::boot::Args {
+                cell: &cell,
+                spec: &spec,
+                tree: tree.as_deref(),
+                series: series.as_deref(),
+                runs_dir,
+                command: &command,
+            })
+            .await
+        }
+        Command::Report {
+            run_dir,
+            kcidb: true,
+            kcidb_origin,
+            kcidb_url,
+        } => crate::cli::report::kcidb(&run_dir, &kcidb_origin, kcidb_url),
+        Command::Report { run_dir, .. } => crate::cli::report::render(&run_dir),
+        Command::Parse {
+            log,
+            json,
+            vmlinux,
+            tool_prefix,
+        } => crate::cli::parse::parse(&log, json, vmlinux.as_deref(), &tool_prefix),
+        Command::Run {
+            sel,
+            rebuild,
+            runs_dir,
+            resume,
+            repeat,
+        } => {
+            let opts = RunOptions {
+                rebuild,
+                build_only: false,
+                resume: Vec::new(),
+                repeat,
+            };
+            crate::cli::run::run(sel, opts, runs_dir, resume).await
+        }
+        Command::Build {
+            sel,
+            rebuild,
+            runs_dir,
+        } => {
+            let opts = RunOptions {
+                rebuild,
+                build_only: true,
+                resume: Vec::new(),
+                repeat: 1,
+            };
+            crate::cli::run::run(sel, opts, runs_dir, false).await
+        }
+    }
+}
