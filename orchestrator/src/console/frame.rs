@@ -1,6 +1,5 @@
 //! Stack-frame lines and the list of frames that are never "guilty".
 
-use super::detect::Head;
 use super::Frame;
 
 /// Parses one frame such as ` ? vma_start_read+0x2c/0x180 [mod]`,
@@ -793,63 +792,6 @@ pub(crate) fn is_skipped(name: &str) -> bool {
         .any(|g| g.iter().any(|p| matches_pattern(name, p)))
 }
 
-/// Frames that are plumbing for one type of report only (substrings of the name): the
-/// checker that printed it, the callbacks a hang or a leak always passes through.
-pub(crate) fn kind_skip(head: &Head) -> &'static [&'static str] {
-    match head {
-        Head::Warning(Some("ODEBUG bug")) => &[
-            "debug_", "rcu", "hrtimer_", "timer_", "work_", "percpu_", "kmem_", "slab_", "kfree",
-            "vunmap", "vfree", "__free_", "kobject_",
-        ],
-        Head::Warning(Some("refcount bug")) => &["refcount", "kobject_"],
-        Head::Warning(Some("locking bug")) => &["lock_sock", "release_sock"],
-        Head::Warning(Some("kobject bug")) => &["kobject_"],
-        Head::Warning(Some("bad usercopy")) | Head::Bug(Some("BUG: bad usercopy")) => {
-            &["usercopy", "__check"]
-        }
-        Head::Bug(Some(_)) => &["list_", "__list_"],
-        // rcu_* wrappers are skipped globally; `foo_rcu` callers stay candidates.
-        Head::SuspiciousRcu => &[
-            "lockdep_rcu",
-            "kmem",
-            "slab",
-            "kmalloc",
-            "vmalloc",
-            "kcalloc",
-            "kzalloc",
-        ],
-        Head::Kmemleak => &[
-            "kmemleak",
-            "kmalloc",
-            "kcalloc",
-            "kzalloc",
-            "vmalloc",
-            "kmem",
-            "slab",
-            "alloc",
-            "create_object",
-            "kasprintf",
-            "strdup",
-            "strndup",
-            "memdup",
-        ],
-        Head::Kasan(t) if t == "invalid-free" || t == "double-free" => {
-            &["kmem_", "slab_", "kfree", "vunmap", "vfree"]
-        }
-        // A folio still mapped when the page cache dropped it: the truncation path
-        // (mm/truncate.c) is how it got there, its caller what did it.
-        Head::Other(t) if t == "BUG: Bad page cache" => &[
-            "truncate_inode_",
-            "truncate_pagecache",
-            "invalidate_inode_page",
-            "delete_from_page_cache",
-            "mapping_evict_folio",
-        ],
-        // A hung task's stack is mostly the wait or lock it is stuck in.
-        Head::HungTask(_) => &["wait", "completion", "_slowpath", "_lock", "sched"],
-        _ => &[],
-    }
-}
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -53,10 +53,13 @@
 
 mod detect;
 mod frame;
+mod guilty;
 mod line;
 mod parser;
+mod report;
 mod series;
 mod symbolize;
+mod text;
 pub mod watcher;
 
 pub use parser::Parser;
