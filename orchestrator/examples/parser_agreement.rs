@@ -30,9 +30,9 @@ fn read_case(path: &Path) -> Case {
     let data: Vec<u8> = data.into_iter().filter(|&b| b != b'\r').collect();
     let mut title = None;
     let mut alt = Vec::new();
-    let mut lines = data.split(|&b| b == b'\n').peekable();
+    let mut lines = data.split(|&b| b == b'\n');
     // Header lines up to the first empty line (`#` lines are comments).
-    while let Some(l) = lines.next() {
+    for l in lines.by_ref() {
         if l.is_empty() {
             break;
         }
@@ -69,17 +69,43 @@ fn family(title: &str) -> Option<(&'static str, &'static [Kind])> {
     let t = title;
     let starts = |p: &str| t.starts_with(p);
     let has = |p: &str| t.contains(p);
-    if ["SYZFAIL", "SYZFATAL", "go runtime", "trusty:", "unexpected kernel reboot"]
-        .iter()
-        .any(|p| t.starts_with(p))
+    if [
+        "SYZFAIL",
+        "SYZFATAL",
+        "go runtime",
+        "trusty:",
+        "unexpected kernel reboot",
+    ]
+    .iter()
+    .any(|p| t.starts_with(p))
     {
         return None;
     }
     if t.ends_with(": corrupted") || t == "BUG: corrupted" {
-        return Some(("corrupted", &[
-            Lockdep, HungTask, NullDeref, PagingFault, Gpf, Bug, Warning, Kasan, Kfence, Kmsan,
-            Kcsan, Ubsan, Kmemleak, RcuStall, SoftLockup, HardLockup, SleepInAtomic, Panic, Other,
-        ]));
+        return Some((
+            "corrupted",
+            &[
+                Lockdep,
+                HungTask,
+                NullDeref,
+                PagingFault,
+                Gpf,
+                Bug,
+                Warning,
+                Kasan,
+                Kfence,
+                Kmsan,
+                Kcsan,
+                Ubsan,
+                Kmemleak,
+                RcuStall,
+                SoftLockup,
+                HardLockup,
+                SleepInAtomic,
+                Panic,
+                Other,
+            ],
+        ));
     }
     Some(if starts("KASAN:") {
         ("KASAN", &[Kasan])
@@ -207,7 +233,9 @@ fn kmatrix_func(f: &Finding) -> Option<String> {
         };
     }
     let frame = f.frame.as_deref()?;
-    f.title.contains(&format!(" in {frame}")).then(|| canon(frame))
+    f.title
+        .contains(&format!(" in {frame}"))
+        .then(|| canon(frame))
 }
 
 #[derive(Default)]
@@ -260,7 +288,10 @@ fn main() {
         let row = rows.entry(fam).or_default();
         row.reports += 1;
         let Some(f) = findings.first() else {
-            notes.push(format!("{}: [{fam}] not detected (want `{title}`)", case.name));
+            notes.push(format!(
+                "{}: [{fam}] not detected (want `{title}`)",
+                case.name
+            ));
             continue;
         };
         row.detected += 1;
@@ -309,7 +340,14 @@ fn main() {
     };
     println!(
         "{:<16} {:>7} {:>9} {:>7} {:>17} {:>9} {:>10} {:>7}",
-        "family", "reports", "detected", "kind", "function agrees", "(w/ ALT)", "ref corr.", "ref -"
+        "family",
+        "reports",
+        "detected",
+        "kind",
+        "function agrees",
+        "(w/ ALT)",
+        "ref corr.",
+        "ref -"
     );
     let mut tot = Row::default();
     for (fam, r) in &rows {
