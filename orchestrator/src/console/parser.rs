@@ -22,7 +22,7 @@
 //! `MAX_REPORT_LINES` lines, at most `MAX_OPEN` reports are open at once, and a line is
 //! looked at up to `MAX_LINE_BYTES`.
 
-use super::detect::{self, Head};
+use super::detect::{self, Head, Start};
 use super::frame::normalize;
 use super::line::{self, Caller};
 use super::report::{is_consequence_panic, Close, Report, Step, TraceState};
@@ -34,6 +34,16 @@ const MAX_OPEN: usize = 32;
 /// Bytes of a line looked at (printk lines are at most 1 KiB; a flood without newlines
 /// must not grow memory).
 pub(crate) const MAX_LINE_BYTES: usize = 4096;
+
+/// What becomes of a head line.
+enum Absorb {
+    /// It continues the open report at this index.
+    Into(usize),
+    /// It is the consequence of a report already over (a panic): dropped.
+    Drop,
+    /// It starts a report.
+    No,
+}
 
 /// Streaming console parser. Feed lines (without the newline) with [`Parser::feed`];
 /// call [`Parser::finish`] at the end of the log.
@@ -98,91 +108,125 @@ impl Parser {
         let raw_s = String::from_utf8_lossy(raw);
         let raw_s = raw_s.trim_end_matches(['\r', '\n']);
         let route = self.route(l.caller);
-        if let Some(start) = start {
-            if start.weak {
-                // Part of the open report, unless that is itself an unwinder's
-                // complaint (several in a row are several complaints).
-                if let Some((i, _)) =
-                    route.filter(|&(i, _)| !matches!(self.open[i].head, Head::Unwinder(_)))
-                {
-                    self.open[i].push(raw_s);
-                    return out;
-                }
-            }
-            if let Head::Panic(_) = start.head {
-                if let Some((i, _)) = route {
-                    self.open[i].push(raw_s);
-                    return out;
-                }
-                let recent = self
-                    .last_closed
-                    .is_some_and(|c| self.line_no - c <= PANIC_ABSORB_LINES);
-                if self.boot_had_report && (recent || is_consequence_panic(&msg_s)) {
-                    return out;
-                }
-            }
-            if start.oops_line {
-                if let Some((i, _)) = route {
-                    let r = &self.open[i];
-                    // `Oops: general protection fault`, `Internal error: Oops - BUG`
-                    // after the report's first lines (the fault's `BUG:` line, a
-                    // KASAN/UBSAN report that panics) continue it.
-                    let continues = !matches!(
-                        r.head,
-                        Head::Panic(_)
-                            | Head::HungTask(_)
-                            | Head::Kmemleak
-                            | Head::RcuStall
-                            | Head::Lockdep { .. }
-                            | Head::SuspiciousRcu
-                    ) && r.trace_state == TraceState::NotStarted
-                        && r.lines < 40;
-                    if continues {
-                        self.open[i].push(raw_s);
-                        return out;
-                    }
-                }
-            }
-            if let Some((i, false)) = route {
-                // syzkaller-style symbolised logs repeat the head line once per inlined
-                // frame (`BUG: KASAN: ... in inlined_fn file:line [inline]`, then the
-                // outer function): keep the first, treat the rest as continuation.
-                let r = &self.open[i];
-                if r.heads_only && r.head == start.head && !start.frames.is_empty() {
-                    self.open[i].push(raw_s);
-                    return out;
-                }
-                let r = self.open.remove(i);
-                self.emit(r, Close::NewReport, &mut out);
-            }
-            self.boot_had_report = true;
-            if self.open.len() >= MAX_OPEN {
-                let r = self.open.remove(0);
-                self.emit(r, Close::Cut, &mut out);
-            }
-            self.open
-                .push(Report::new(start, l.caller, self.line_no, l.ts, raw_s));
-            return out;
-        }
-        if let Some((i, foreign)) = route {
-            // kmemleak prints every line of its report with its pr_fmt prefix.
-            let m: &str = match (&self.open[i].head, msg_s.strip_prefix("kmemleak: ")) {
-                (Head::Kmemleak, Some(rest)) => rest,
-                _ => &msg_s,
-            };
-            match self.open[i].add(raw_s, m, foreign) {
-                Step::Keep => {}
-                Step::CloseBefore | Step::CloseAfter => {
-                    let r = self.open.remove(i);
-                    self.emit(r, Close::Normal, &mut out);
-                }
-                Step::Overflow => {
-                    let r = self.open.remove(i);
-                    self.emit(r, Close::Cut, &mut out);
+        match start {
+            Some(start) => match self.absorb(&start, route, &msg_s) {
+                Absorb::Into(i) => self.open[i].push(raw_s),
+                Absorb::Drop => {}
+                Absorb::No => self.open_report(start, route, &l, raw_s, &mut out),
+            },
+            None => {
+                if let Some((i, foreign)) = route {
+                    self.report_line(i, foreign, &msg_s, raw_s, &mut out);
                 }
             }
         }
         out
+    }
+
+    /// Whether a head line is part of an open report after all (or a consequence of
+    /// one that is already over) rather than a report of its own.
+    fn absorb(&self, start: &Start, route: Option<(usize, bool)>, msg: &str) -> Absorb {
+        if start.weak {
+            // Part of the open report, unless that is itself an unwinder's
+            // complaint (several in a row are several complaints).
+            if let Some((i, _)) =
+                route.filter(|&(i, _)| !matches!(self.open[i].head, Head::Unwinder(_)))
+            {
+                return Absorb::Into(i);
+            }
+        }
+        if let Head::Panic(_) = start.head {
+            if let Some((i, _)) = route {
+                return Absorb::Into(i);
+            }
+            let recent = self
+                .last_closed
+                .is_some_and(|c| self.line_no - c <= PANIC_ABSORB_LINES);
+            if self.boot_had_report && (recent || is_consequence_panic(msg)) {
+                return Absorb::Drop;
+            }
+        }
+        if start.oops_line {
+            if let Some((i, _)) = route {
+                let r = &self.open[i];
+                // `Oops: general protection fault`, `Internal error: Oops - BUG`
+                // after the report's first lines (the fault's `BUG:` line, a
+                // KASAN/UBSAN report that panics) continue it.
+                let continues = !matches!(
+                    r.head,
+                    Head::Panic(_)
+                        | Head::HungTask(_)
+                        | Head::Kmemleak
+                        | Head::RcuStall
+                        | Head::Lockdep { .. }
+                        | Head::SuspiciousRcu
+                ) && r.trace_state == TraceState::NotStarted
+                    && r.lines < 40;
+                if continues {
+                    return Absorb::Into(i);
+                }
+            }
+        }
+        if let Some((i, false)) = route {
+            // syzkaller-style symbolised logs repeat the head line once per inlined
+            // frame (`BUG: KASAN: ... in inlined_fn file:line [inline]`, then the
+            // outer function): keep the first, treat the rest as continuation.
+            let r = &self.open[i];
+            if r.heads_only && r.head == start.head && !start.frames.is_empty() {
+                return Absorb::Into(i);
+            }
+        }
+        Absorb::No
+    }
+
+    /// A new report: the open one of the same stream ends, the oldest is cut off when
+    /// too many are open.
+    fn open_report(
+        &mut self,
+        start: Start,
+        route: Option<(usize, bool)>,
+        l: &line::Line,
+        raw: &str,
+        out: &mut Vec<Finding>,
+    ) {
+        if let Some((i, false)) = route {
+            let r = self.open.remove(i);
+            self.emit(r, Close::NewReport, out);
+        }
+        self.boot_had_report = true;
+        if self.open.len() >= MAX_OPEN {
+            let r = self.open.remove(0);
+            self.emit(r, Close::Cut, out);
+        }
+        self.open
+            .push(Report::new(start, l.caller, self.line_no, l.ts, raw));
+    }
+
+    /// Any other line, fed to the open report it was routed to.
+    fn report_line(
+        &mut self,
+        i: usize,
+        foreign: bool,
+        msg: &str,
+        raw: &str,
+        out: &mut Vec<Finding>,
+    ) {
+        // kmemleak prints every line of its report with its pr_fmt prefix.
+        let m: &str = match (&self.open[i].head, msg.strip_prefix("kmemleak: ")) {
+            (Head::Kmemleak, Some(rest)) => rest,
+            _ => msg,
+        };
+        match self.open[i].add(raw, m, foreign) {
+            Step::Keep => {}
+            Step::CloseBefore | Step::CloseAfter => {
+                let r = self.open.remove(i);
+                self.emit(r, Close::Normal, out);
+            }
+            Step::Overflow => {
+                let r = self.open.remove(i);
+                self.emit(r, Close::Cut, out);
+            }
+        }
     }
 
     /// The kinds of the reports open right now: their head line was seen, their end not

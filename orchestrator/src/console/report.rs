@@ -205,128 +205,174 @@ impl Report {
             return Step::Keep;
         }
         if is_separator(t) {
-            if matches!(self.head, Head::Ubsan(_)) || self.sanitizer() {
-                // The closing `=====` comes after the trace and memory dump; KASAN before
-                // 4.6 printed SLUB's own `=====` right after its first lines.
-                if self.trace_state != TraceState::NotStarted || self.memory_state || self.lines > 3
-                {
-                    self.explicit_end = true;
-                    self.push(raw);
-                    return Step::CloseAfter;
-                }
-                self.push(raw);
-                return Step::Keep;
-            }
-            if self.trace_state == TraceState::Done && !foreign {
-                return Step::CloseBefore;
-            }
-            self.push(raw);
-            return Step::Keep;
+            return self.add_separator(raw, foreign);
         }
         if let TraceState::InProgress { depth, nonframe } = self.trace_state {
-            if let Some((name, open)) = parse_marker(trimmed) {
-                let depth = if open {
-                    depth.saturating_add(1)
-                } else {
-                    depth.saturating_sub(1)
-                };
-                if matches!(name, "IRQ" | "NMI" | "SOFTIRQ" | "#MC" | "#DB") {
-                    self.irq_depth = if open {
-                        self.irq_depth.saturating_add(1)
-                    } else {
-                        self.irq_depth.saturating_sub(1)
-                    };
-                }
-                self.trace_state = if !open && depth == 0 && name == "TASK" {
-                    TraceState::Done
-                } else {
-                    TraceState::InProgress { depth, nonframe: 0 }
-                };
-                self.push(raw);
-                return Step::Keep;
-            }
-            if let Some((frame, unreliable)) = parse_frame(t) {
-                // arm64 prints the LR-derived caller twice (`(L)` then plain).
-                let dup = self
-                    .trace
-                    .last()
-                    .is_some_and(|l| l.function == frame.function && l.offset == frame.offset);
-                if unreliable {
-                    let again = self
-                        .unreliable
-                        .last()
-                        .is_some_and(|l| l.function == frame.function);
-                    if !again && self.unreliable.len() < MAX_TRACE_FRAMES {
-                        self.unreliable.push(frame);
-                    }
-                } else if !dup {
-                    self.push_frame(frame, false);
-                }
-                self.trace_state = TraceState::InProgress { depth, nonframe: 0 };
-                self.push(raw);
-                return Step::Keep;
-            }
-            // The interrupted code inside a trace: `RIP: 0010:vma_start_read+0x6e/0x180`
-            // after `asm_sysvec_apic_timer_interrupt`.
-            if let Some(f) = rip_frame(trimmed) {
-                self.push_frame(f, true);
-            }
-            if depth > 0 && nonframe < 40 {
-                self.trace_state = TraceState::InProgress {
-                    depth,
-                    nonframe: nonframe + 1,
-                };
-                self.scan(t, trimmed);
-                self.push(raw);
-                return Step::Keep;
-            }
-            let structural = t.is_empty() || t.trim_end().ends_with(':') || is_reportish(t);
-            if foreign && !structural {
-                // Someone else's line in the middle of our trace: tolerate.
-                self.push(raw);
-                return Step::Keep;
-            }
-            if !structural && nonframe < 3 && !self.trace.is_empty() {
-                // An unrelated message landed inside a marker-less (arm64) trace;
-                // the trace may go on after it.
-                self.trace_state = TraceState::InProgress {
-                    depth,
-                    nonframe: nonframe + 1,
-                };
-                self.push(raw);
-                return Step::Keep;
+            if let Some(step) = self.add_in_trace(raw, t, foreign, depth, nonframe) {
+                return step;
             }
             self.trace_state = TraceState::Done;
         }
         if self.trace_state == TraceState::NotStarted {
-            if is_trace_header(t) {
+            if let Some(step) = self.add_trace_start(raw, t) {
+                return step;
+            }
+        }
+        self.add_other(raw, t, foreign)
+    }
+
+    /// A `=====` line: a sanitizer report's end, or a lockdep banner.
+    fn add_separator(&mut self, raw: &str, foreign: bool) -> Step {
+        if matches!(self.head, Head::Ubsan(_)) || self.sanitizer() {
+            // The closing `=====` comes after the trace and memory dump; KASAN before
+            // 4.6 printed SLUB's own `=====` right after its first lines.
+            if self.trace_state != TraceState::NotStarted || self.memory_state || self.lines > 3 {
+                self.explicit_end = true;
+                self.push(raw);
+                return Step::CloseAfter;
+            }
+            self.push(raw);
+            return Step::Keep;
+        }
+        if self.trace_state == TraceState::Done && !foreign {
+            return Step::CloseBefore;
+        }
+        self.push(raw);
+        Step::Keep
+    }
+
+    /// A line while a call trace is being read: a marker, a frame, an in-trace register
+    /// dump, or the line that ends the trace (None: the trace is over, the line is
+    /// looked at as any other).
+    fn add_in_trace(
+        &mut self,
+        raw: &str,
+        t: &str,
+        foreign: bool,
+        depth: u32,
+        nonframe: u32,
+    ) -> Option<Step> {
+        let trimmed = t.trim_start();
+        if let Some((name, open)) = parse_marker(trimmed) {
+            self.trace_marker(name, open, depth);
+            self.push(raw);
+            return Some(Step::Keep);
+        }
+        if let Some((frame, unreliable)) = parse_frame(t) {
+            self.trace_frame(frame, unreliable);
+            self.trace_state = TraceState::InProgress { depth, nonframe: 0 };
+            self.push(raw);
+            return Some(Step::Keep);
+        }
+        // The interrupted code inside a trace: `RIP: 0010:vma_start_read+0x6e/0x180`
+        // after `asm_sysvec_apic_timer_interrupt`.
+        if let Some(f) = rip_frame(trimmed) {
+            self.push_frame(f, true);
+        }
+        if depth > 0 && nonframe < 40 {
+            self.trace_state = TraceState::InProgress {
+                depth,
+                nonframe: nonframe + 1,
+            };
+            self.scan(t, trimmed);
+            self.push(raw);
+            return Some(Step::Keep);
+        }
+        let structural = t.is_empty() || t.trim_end().ends_with(':') || is_reportish(t);
+        if foreign && !structural {
+            // Someone else's line in the middle of our trace: tolerate.
+            self.push(raw);
+            return Some(Step::Keep);
+        }
+        if !structural && nonframe < 3 && !self.trace.is_empty() {
+            // An unrelated message landed inside a marker-less (arm64) trace;
+            // the trace may go on after it.
+            self.trace_state = TraceState::InProgress {
+                depth,
+                nonframe: nonframe + 1,
+            };
+            self.push(raw);
+            return Some(Step::Keep);
+        }
+        None
+    }
+
+    /// `<TASK>`, `</IRQ>`...: context sections of an x86 trace.
+    fn trace_marker(&mut self, name: &str, open: bool, depth: u32) {
+        let depth = if open {
+            depth.saturating_add(1)
+        } else {
+            depth.saturating_sub(1)
+        };
+        if matches!(name, "IRQ" | "NMI" | "SOFTIRQ" | "#MC" | "#DB") {
+            self.irq_depth = if open {
+                self.irq_depth.saturating_add(1)
+            } else {
+                self.irq_depth.saturating_sub(1)
+            };
+        }
+        self.trace_state = if !open && depth == 0 && name == "TASK" {
+            TraceState::Done
+        } else {
+            TraceState::InProgress { depth, nonframe: 0 }
+        };
+    }
+
+    fn trace_frame(&mut self, frame: Frame, unreliable: bool) {
+        // arm64 prints the LR-derived caller twice (`(L)` then plain).
+        let dup = self
+            .trace
+            .last()
+            .is_some_and(|l| l.function == frame.function && l.offset == frame.offset);
+        if unreliable {
+            let again = self
+                .unreliable
+                .last()
+                .is_some_and(|l| l.function == frame.function);
+            if !again && self.unreliable.len() < MAX_TRACE_FRAMES {
+                self.unreliable.push(frame);
+            }
+        } else if !dup {
+            self.push_frame(frame, false);
+        }
+    }
+
+    /// Before any trace: a `Call Trace:` header, or the first frame of a trace printed
+    /// without one (right after a line ending in `:`).
+    fn add_trace_start(&mut self, raw: &str, t: &str) -> Option<Step> {
+        if is_trace_header(t) {
+            self.trace_state = TraceState::InProgress {
+                depth: 0,
+                nonframe: 0,
+            };
+            self.in_chain0 = false;
+            self.push(raw);
+            return Some(Step::Keep);
+        }
+        let implicit = !matches!(
+            self.head,
+            Head::Lockdep { .. } | Head::LockdepFixed(_) | Head::SuspiciousRcu | Head::Kasan(_)
+        );
+        if implicit && self.prev_ends_colon && t.starts_with([' ', '\t']) {
+            if let Some((frame, unreliable)) = parse_frame(t) {
+                if !unreliable {
+                    self.push_frame(frame, false);
+                }
                 self.trace_state = TraceState::InProgress {
                     depth: 0,
                     nonframe: 0,
                 };
-                self.in_chain0 = false;
                 self.push(raw);
-                return Step::Keep;
-            }
-            let implicit = !matches!(
-                self.head,
-                Head::Lockdep { .. } | Head::LockdepFixed(_) | Head::SuspiciousRcu | Head::Kasan(_)
-            );
-            if implicit && self.prev_ends_colon && t.starts_with([' ', '\t']) {
-                if let Some((frame, unreliable)) = parse_frame(t) {
-                    if !unreliable {
-                        self.push_frame(frame, false);
-                    }
-                    self.trace_state = TraceState::InProgress {
-                        depth: 0,
-                        nonframe: 0,
-                    };
-                    self.push(raw);
-                    return Step::Keep;
-                }
+                return Some(Step::Keep);
             }
         }
-        self.scan(t, trimmed);
+        None
+    }
+
+    /// Any other line: details are picked out of it; plain text ends the report once
+    /// its trace is over (or when it has none to wait for).
+    fn add_other(&mut self, raw: &str, t: &str, foreign: bool) -> Step {
+        self.scan(t, t.trim_start());
         if !foreign && !is_reportish(t) {
             if self.explicit_end && !self.sanitizer() {
                 return Step::CloseBefore;
@@ -351,26 +397,54 @@ impl Report {
 
     /// Picks details out of non-frame lines.
     fn scan(&mut self, t: &str, trimmed: &str) {
-        if !self.rips_done {
-            if let Some(f) = rip_frame(trimmed) {
-                if self.rips.len() < 16 {
-                    self.rips.push(f);
-                }
-                return;
-            }
-            let user = trimmed.starts_with("RIP: 0033:") || trimmed.starts_with("pc : 0x");
-            if !self.rips.is_empty() || user {
-                self.rips_done = true;
+        if self.scan_rip(trimmed)
+            || self.scan_state(trimmed)
+            || self.scan_head_frames(trimmed)
+            || self.scan_task(trimmed)
+            || self.scan_kind_details(trimmed)
+        {
+            return;
+        }
+        if let Head::Lockdep { at_first: true, .. } = self.head {
+            if self.trace_state == TraceState::NotStarted {
+                self.lockdep_line(t, trimmed);
             }
         }
+    }
+
+    /// The first register dump's `RIP:`/`pc :` lines.
+    fn scan_rip(&mut self, trimmed: &str) -> bool {
+        if self.rips_done {
+            return false;
+        }
+        if let Some(f) = rip_frame(trimmed) {
+            if self.rips.len() < 16 {
+                self.rips.push(f);
+            }
+            return true;
+        }
+        let user = trimmed.starts_with("RIP: 0033:") || trimmed.starts_with("pc : 0x");
+        if !self.rips.is_empty() || user {
+            self.rips_done = true;
+        }
+        false
+    }
+
+    /// Sanitizer lines that say where the report is.
+    fn scan_state(&mut self, trimmed: &str) -> bool {
         if trimmed.starts_with("Memory state around the buggy address") {
             self.memory_state = true;
-            return;
+            return true;
         }
         if trimmed.starts_with("Asynchronous fault: no details available") {
             self.no_details = true;
-            return;
+            return true;
         }
+        false
+    }
+
+    /// Lines that name the culprit directly, as a head line would.
+    fn scan_head_frames(&mut self, trimmed: &str) -> bool {
         if let Head::Context(_) = self.head {
             // lib/smp_processor_id.c: `caller is %pS` names the caller of
             // smp_processor_id() / this_cpu_*() directly.
@@ -378,7 +452,7 @@ impl Report {
                 if let Some((f, _)) = parse_frame(r) {
                     self.head_frames.push(f);
                 }
-                return;
+                return true;
             }
         }
         if let Head::LockDebug(t) = &self.head {
@@ -391,10 +465,15 @@ impl Report {
                     .or_else(|| trimmed.strip_prefix("last function: "));
                 if let Some(f) = f.and_then(plain_frame) {
                     self.head_frames.push(f);
-                    return;
+                    return true;
                 }
             }
         }
+        false
+    }
+
+    /// The task, pid and CPU from the lines every report kind prints.
+    fn scan_task(&mut self, trimmed: &str) -> bool {
         if self.task.is_none() {
             // `task:syz-executor    state:R  running task     stack:0 pid:5788 ...`
             if let Some(r) = trimmed.strip_prefix("task:") {
@@ -402,36 +481,19 @@ impl Report {
                     self.task = Some(name.trim().to_string());
                     self.pid = detect::num_after(rest, " pid:");
                 }
-                return;
+                return true;
             }
-        }
-        if self.task.is_none() {
             // Old kernels: `Pid: 2411, comm: probe Not tainted 2.6.39 #1`.
             if let Some(r) = trimmed.strip_prefix("Pid: ") {
                 self.pid = r.split(',').next().and_then(|p| p.trim().parse().ok());
                 if let Some((_, comm)) = r.split_once("comm: ") {
-                    let end = [" Not tainted", " Tainted:", " Tainted "]
-                        .iter()
-                        .filter_map(|p| comm.find(p))
-                        .min()
-                        .unwrap_or(comm.len());
-                    self.task = Some(comm[..end].trim().to_string());
+                    self.task = Some(comm_name(comm));
                 }
-                return;
+                return true;
             }
             // Lockdep: `probe/85 is trying to acquire lock:`.
-            if self.kind() == Kind::Lockdep {
-                if let Some((who, _)) = trimmed.split_once(" is ") {
-                    if let Some((name, pid)) = who.rsplit_once('/') {
-                        if let Ok(pid) = pid.parse() {
-                            if !name.is_empty() && !name.contains(' ') {
-                                self.task = Some(name.to_string());
-                                self.pid = Some(pid);
-                                return;
-                            }
-                        }
-                    }
-                }
+            if self.kind() == Kind::Lockdep && self.task_from_is_line(trimmed) {
+                return true;
             }
         }
         if self.cpu.is_none() || self.task.is_none() {
@@ -442,17 +504,36 @@ impl Report {
                 if self.task.is_none() {
                     self.pid = detect::num_after(r, "PID: ").or(self.pid);
                     if let Some((_, comm)) = r.split_once("Comm: ") {
-                        let end = [" Not tainted", " Tainted:", " Tainted "]
-                            .iter()
-                            .filter_map(|p| comm.find(p))
-                            .min()
-                            .unwrap_or(comm.len());
-                        self.task = Some(comm[..end].trim().to_string());
+                        self.task = Some(comm_name(comm));
                     }
                 }
-                return;
+                return true;
             }
         }
+        false
+    }
+
+    /// Lockdep's `probe/85 is trying to acquire lock:`.
+    fn task_from_is_line(&mut self, trimmed: &str) -> bool {
+        let Some((who, _)) = trimmed.split_once(" is ") else {
+            return false;
+        };
+        let Some((name, pid)) = who.rsplit_once('/') else {
+            return false;
+        };
+        match pid.parse() {
+            Ok(pid) if !name.is_empty() && !name.contains(' ') => {
+                self.task = Some(name.to_string());
+                self.pid = Some(pid);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Details particular to one report kind: KASAN's access, kmemleak's and the
+    /// context checks' task, suspicious RCU usage's source line.
+    fn scan_kind_details(&mut self, trimmed: &str) -> bool {
         if let Head::Kasan(_) = self.head {
             if self.access.is_none() {
                 // Generic/SW-tags KASAN: `Read of size 4 at addr ...`; HW-tags: `Read at addr`.
@@ -465,7 +546,7 @@ impl Report {
                 }
                 if self.access.is_some() {
                     self.task_from_by_task(trimmed);
-                    return;
+                    return true;
                 }
             }
         }
@@ -475,7 +556,7 @@ impl Report {
                     self.task = Some(name.to_string());
                     self.pid = detect::num_after(rest, "pid ");
                 }
-                return;
+                return true;
             }
         }
         if matches!(self.head, Head::SleepInvalid | Head::Context(_)) && self.task.is_none() {
@@ -484,22 +565,18 @@ impl Report {
                 if let Some((_, name)) = r.split_once("name: ") {
                     self.task = Some(name.trim().to_string());
                 }
-                return;
+                return true;
             }
         }
         if matches!(self.head, Head::SuspiciousRcu) && self.src_hint.is_none() {
             if let Some((loc, rest)) = trimmed.split_once(' ') {
                 if rest.starts_with("suspicious ") && loc.contains(':') && loc.contains('.') {
                     self.src_hint = Some(loc.to_string());
-                    return;
+                    return true;
                 }
             }
         }
-        if let Head::Lockdep { at_first: true, .. } = self.head {
-            if self.trace_state == TraceState::NotStarted {
-                self.lockdep_line(t, trimmed);
-            }
-        }
+        false
     }
 
     fn task_from_by_task(&mut self, t: &str) {
@@ -689,6 +766,16 @@ pub(crate) fn is_consequence_panic(msg: &str) -> bool {
     ]
     .iter()
     .any(|p| msg.contains(p))
+}
+
+/// The task name in `Comm: probe Not tainted 7.3.4 #1` (after `Comm: `/`comm: `).
+fn comm_name(comm: &str) -> String {
+    let end = [" Not tainted", " Tainted:", " Tainted "]
+        .iter()
+        .filter_map(|p| comm.find(p))
+        .min()
+        .unwrap_or(comm.len());
+    comm[..end].trim().to_string()
 }
 
 /// Frames a stack walk ends at: task entry from user space, kthreads, idle/boot.
