@@ -1,7 +1,8 @@
 //! Which frame of a report names the bug: the rules per report kind.
 
 use super::detect::Head;
-use super::frame::{is_kept, is_skipped, normalize, title_name};
+use super::frame::{normalize, title_name};
+use super::skip::{is_kept, is_skipped};
 use super::Frame;
 
 /// A frame of the report's first trace as a guilty-frame candidate: where it ran.

@@ -7,7 +7,7 @@
 //! `parse_with`.
 //!
 //! Submodules, each above the ones it uses: `line` (printk prefixes), `frame` (stack
-//! frames and the generic skip list), `detect` (report head lines), `text` (what report
+//! frames), `skip` (frames never guilty), `detect` (report head lines), `text` (what report
 //! lines look like: trailers, register dumps), `guilty` (which frame names the bug, per
 //! report kind), `report` (one report being read, and its finding), `parser` (the state
 //! machine; its module docs say how reports are delimited, how panics are attributed
@@ -60,6 +60,7 @@ mod line;
 mod parser;
 mod report;
 mod series;
+mod skip;
 mod symbolize;
 mod text;
 pub mod watcher;

@@ -491,9 +491,10 @@ impl Report {
                 }
                 return true;
             }
-            // Lockdep: `probe/85 is trying to acquire lock:`.
-            if self.kind() == Kind::Lockdep && self.task_from_is_line(trimmed) {
-                return true;
+            // Lockdep: `probe/85 is trying to acquire lock:`; the line goes on to the
+            // `at:` parsing (`... is trying to release lock (x) at:`).
+            if self.kind() == Kind::Lockdep {
+                self.task_from_is_line(trimmed);
             }
         }
         if self.cpu.is_none() || self.task.is_none() {
@@ -514,20 +515,18 @@ impl Report {
     }
 
     /// Lockdep's `probe/85 is trying to acquire lock:`.
-    fn task_from_is_line(&mut self, trimmed: &str) -> bool {
+    fn task_from_is_line(&mut self, trimmed: &str) {
         let Some((who, _)) = trimmed.split_once(" is ") else {
-            return false;
+            return;
         };
         let Some((name, pid)) = who.rsplit_once('/') else {
-            return false;
+            return;
         };
-        match pid.parse() {
-            Ok(pid) if !name.is_empty() && !name.contains(' ') => {
+        if let Ok(pid) = pid.parse() {
+            if !name.is_empty() && !name.contains(' ') {
                 self.task = Some(name.to_string());
                 self.pid = Some(pid);
-                true
             }
-            _ => false,
         }
     }
 
