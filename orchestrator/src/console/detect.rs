@@ -357,31 +357,7 @@ pub(crate) fn detect(msg: &str) -> Option<Start> {
         return None;
     }
     if let Some(rest) = msg.strip_prefix("WARNING: ") {
-        if let Some(s) = lockdep_head(rest) {
-            return Some(s);
-        }
-        // `WARNING: %s/%d still has locks held!` (lockdep_print_held_locks on exit).
-        if let Some(who) = rest.strip_suffix(" still has locks held!") {
-            let mut s = Start::new(Head::Lockdep {
-                prefix: "WARNING: still has locks held",
-                at_first: true,
-            });
-            if let Some((name, pid)) = task_pid(who) {
-                s.task = Some(name);
-                s.pid = Some(pid);
-            }
-            return Some(s);
-        }
-        if let Some(s) = unwinder(rest) {
-            return Some(s);
-        }
-        if rest.starts_with("Flushing system-wide workqueues will be prohibited") {
-            // kernel/workqueue.c __warn_flushing_systemwide_wq: pr_warn + dump_stack.
-            return Some(Start::new(Head::Warning(Some(
-                "Flushing system-wide workqueues will be prohibited",
-            ))));
-        }
-        return warning(msg, rest);
+        return warning_line(msg, rest);
     }
     if let Some(rest) = msg.strip_prefix("BUG: ") {
         return bug(rest);
@@ -393,42 +369,90 @@ pub(crate) fn detect(msg: &str) -> Option<Start> {
         return lockdep_head(rest.trim_end_matches(" ]"));
     }
     if let Some(rest) = msg.strip_prefix("INFO: ") {
-        if let Some(task) = rest.strip_prefix("task ") {
-            return hung_task(task);
-        }
-        if let Some(s) = rcu_stall(rest) {
-            return Some(s);
-        }
-        // SLUB debugging as KASAN printed it before 4.6 (mm/slub.c print_track:
-        // `INFO: Allocated in %pS age=%lu cpu=%u pid=%d`): part of the open KASAN or
-        // SLUB report; standing alone, its head line was lost.
-        if rest.starts_with("Allocated in ") || rest.starts_with("Freed in ") {
-            return Some(Start::new(Head::Kasan("bad access".into())).weak());
-        }
-        return lockdep_head(rest);
+        return info_line(rest);
     }
     if let Some(rest) = msg.strip_prefix("rcu: INFO: ") {
         return rcu_stall(rest);
     }
     for p in ["watchdog: ", "NMI watchdog: "] {
         if let Some(rest) = msg.strip_prefix(p) {
-            if let Some(r) = rest.strip_prefix("BUG: soft lockup") {
-                return Some(soft_lockup(r));
-            }
-            // 7.3: `watchdog: CPU%u: Watchdog detected hard LOCKUP on cpu %u`.
-            let rest = match rest.split_once(": ") {
-                Some((cpu, r)) if cpu.starts_with("CPU") => r,
-                _ => rest,
-            };
-            if rest.starts_with("Watchdog detected hard LOCKUP on cpu") {
-                return Some(hard_lockup(rest));
-            }
-            return None;
+            return watchdog_line(rest);
         }
     }
     if msg.starts_with("Watchdog detected hard LOCKUP on cpu") {
         return Some(hard_lockup(msg));
     }
+    // The remaining heads start with distinct words: at most one of these matches.
+    fault_head(msg)
+        .or_else(|| checker_head(msg))
+        .or_else(|| panic_head(msg))
+        .or_else(|| other_head(msg))
+}
+
+/// `WARNING: ...` lines: lockdep's, held locks at exit, unwinder complaints, `__warn`.
+fn warning_line(msg: &str, rest: &str) -> Option<Start> {
+    if let Some(s) = lockdep_head(rest) {
+        return Some(s);
+    }
+    // `WARNING: %s/%d still has locks held!` (lockdep_print_held_locks on exit).
+    if let Some(who) = rest.strip_suffix(" still has locks held!") {
+        let mut s = Start::new(Head::Lockdep {
+            prefix: "WARNING: still has locks held",
+            at_first: true,
+        });
+        if let Some((name, pid)) = task_pid(who) {
+            s.task = Some(name);
+            s.pid = Some(pid);
+        }
+        return Some(s);
+    }
+    if let Some(s) = unwinder(rest) {
+        return Some(s);
+    }
+    if rest.starts_with("Flushing system-wide workqueues will be prohibited") {
+        // kernel/workqueue.c __warn_flushing_systemwide_wq: pr_warn + dump_stack.
+        return Some(Start::new(Head::Warning(Some(
+            "Flushing system-wide workqueues will be prohibited",
+        ))));
+    }
+    warning(msg, rest)
+}
+
+/// `INFO: ...` lines: hung tasks, RCU stalls, old SLUB tracks, lockdep's old heads.
+fn info_line(rest: &str) -> Option<Start> {
+    if let Some(task) = rest.strip_prefix("task ") {
+        return hung_task(task);
+    }
+    if let Some(s) = rcu_stall(rest) {
+        return Some(s);
+    }
+    // SLUB debugging as KASAN printed it before 4.6 (mm/slub.c print_track:
+    // `INFO: Allocated in %pS age=%lu cpu=%u pid=%d`): part of the open KASAN or
+    // SLUB report; standing alone, its head line was lost.
+    if rest.starts_with("Allocated in ") || rest.starts_with("Freed in ") {
+        return Some(Start::new(Head::Kasan("bad access".into())).weak());
+    }
+    lockdep_head(rest)
+}
+
+/// `watchdog: ...` / `NMI watchdog: ...` lines: soft and hard lockups.
+fn watchdog_line(rest: &str) -> Option<Start> {
+    if let Some(r) = rest.strip_prefix("BUG: soft lockup") {
+        return Some(soft_lockup(r));
+    }
+    // 7.3: `watchdog: CPU%u: Watchdog detected hard LOCKUP on cpu %u`.
+    let rest = match rest.split_once(": ") {
+        Some((cpu, r)) if cpu.starts_with("CPU") => r,
+        _ => rest,
+    };
+    if rest.starts_with("Watchdog detected hard LOCKUP on cpu") {
+        return Some(hard_lockup(rest));
+    }
+    None
+}
+
+/// Oopses: page faults, general protection faults, `kernel BUG at`.
+fn fault_head(msg: &str) -> Option<Start> {
     if let Some(rest) = msg.strip_prefix("Unable to handle kernel ") {
         // arm64: `Unable to handle kernel %s at virtual address %016lx`.
         let head = if rest.starts_with("NULL pointer dereference") {
@@ -455,6 +479,11 @@ pub(crate) fn detect(msg: &str) -> Option<Start> {
         };
         return Some(Start::new(Head::Bug(class)));
     }
+    None
+}
+
+/// Sanitizers and checkers with their own head words: UBSAN, kmemleak.
+fn checker_head(msg: &str) -> Option<Start> {
     if let Some(rest) = msg.strip_prefix("UBSAN: ") {
         let typ = rest.split_once(" in ").map_or(rest, |(t, _)| t);
         return Some(Start::new(Head::Ubsan(typ.trim().to_string())));
@@ -472,6 +501,11 @@ pub(crate) fn detect(msg: &str) -> Option<Start> {
         }
         return None;
     }
+    None
+}
+
+/// `Kernel panic - not syncing:` and `PANIC:` lines.
+fn panic_head(msg: &str) -> Option<Start> {
     if let Some(rest) = msg.strip_prefix("Kernel panic - not syncing: ") {
         return Some(Start::new(Head::Panic(sanitize(rest, false))));
     }
@@ -488,6 +522,11 @@ pub(crate) fn detect(msg: &str) -> Option<Start> {
         }
         return None;
     }
+    None
+}
+
+/// Trap oopses, arm64 internal errors, SLUB, netdevice leaks, stack overflows.
+fn other_head(msg: &str) -> Option<Start> {
     for (p, title) in [
         ("Oops: invalid opcode", "invalid opcode"),
         ("invalid opcode: ", "invalid opcode"),
@@ -601,6 +640,17 @@ fn sanitizer_type(typ: &str) -> String {
 }
 
 fn bug(rest: &str) -> Option<Start> {
+    // The groups test distinct words: at most one of them matches.
+    bug_sanitizer(rest)
+        .or_else(|| bug_context(rest))
+        .or_else(|| bug_lock_debugging(rest))
+        .or_else(|| bug_fault(rest))
+        .or_else(|| bug_lockdep(rest))
+        .or_else(|| bug_other(rest))
+}
+
+/// `BUG: KASAN:`, `BUG: KFENCE:`, `BUG: KMSAN:`, `BUG: KCSAN:`.
+fn bug_sanitizer(rest: &str) -> Option<Start> {
     for (p, mk, kasan) in [
         ("KASAN: ", Head::Kasan as fn(String) -> Head, true),
         ("KASan: ", Head::Kasan, true),
@@ -649,6 +699,11 @@ fn bug(rest: &str) -> Option<Start> {
         });
         return Some(s);
     }
+    None
+}
+
+/// The scheduler's and DEBUG_PREEMPT's execution-context checks.
+fn bug_context(rest: &str) -> Option<Start> {
     if rest.starts_with("sleeping function called from invalid context") {
         return Some(Start::new(Head::SleepInvalid));
     }
@@ -689,6 +744,11 @@ fn bug(rest: &str) -> Option<Start> {
             return Some(s);
         }
     }
+    None
+}
+
+/// Spinlock and rwlock debugging, workqueue lock leaks.
+fn bug_lock_debugging(rest: &str) -> Option<Start> {
     // kernel/locking/spinlock_debug.c: `BUG: spinlock %s on CPU#%d, %s/%d` (`bad
     // magic`, `already unlocked`, `wrong owner`, `wrong CPU`, `recursion`, `lockup
     // suspected`), `BUG: rwlock %s on CPU#%d, %s/%d, %p`.
@@ -721,6 +781,11 @@ fn bug(rest: &str) -> Option<Start> {
             return Some(Start::new(Head::LockDebug(format!("BUG: {what}"))));
         }
     }
+    None
+}
+
+/// Page faults and soft lockups printed as `BUG:`.
+fn bug_fault(rest: &str) -> Option<Start> {
     if rest.starts_with("kernel NULL pointer dereference")
         || rest.starts_with("unable to handle kernel NULL pointer dereference")
     {
@@ -732,6 +797,11 @@ fn bug(rest: &str) -> Option<Start> {
     if let Some(r) = rest.strip_prefix("soft lockup") {
         return Some(soft_lockup(r));
     }
+    None
+}
+
+/// Lockdep's own `BUG:` lines.
+fn bug_lockdep(rest: &str) -> Option<Start> {
     if let Some(s) = lockdep_head(rest) {
         return Some(s);
     }
@@ -757,6 +827,11 @@ fn bug(rest: &str) -> Option<Start> {
             sanitize(rest, true)
         ))));
     }
+    None
+}
+
+/// Stack overflows, and any other `BUG:` by its stable words.
+fn bug_other(rest: &str) -> Option<Start> {
     // arch/x86/kernel/traps.c: `BUG: %s stack guard page was hit at %px (stack is
     // %px..%px)`; titled like arm64's stack overflow.
     if rest.contains(" stack guard page was hit") {

@@ -6,10 +6,12 @@
 //! `changed_functions` (of the series' patches), `Parser::with_preferred` and
 //! `parse_with`.
 //!
-//! Submodules: `line` (printk prefixes), `detect` (report head lines), `frame` (stack
-//! frames and the skip list for guilty frames), `parser` (the state machine; its module
-//! docs say how reports are delimited, how panics are attributed and how memory is
-//! bounded), `series` (functions a diff changes), `symbolize`.
+//! Submodules, each above the ones it uses: `line` (printk prefixes), `frame` (stack
+//! frames), `skip` (frames never guilty), `detect` (report head lines), `text` (what report
+//! lines look like: trailers, register dumps), `guilty` (which frame names the bug, per
+//! report kind), `report` (one report being read, and its finding), `parser` (the state
+//! machine; its module docs say how reports are delimited, how panics are attributed
+//! and how memory is bounded), `series` (functions a diff changes), `symbolize`.
 //!
 //! Titles follow the kernel developers' / syzkaller conventions, `{what} in {frame}`:
 //! `possible deadlock in X` (circular, irq inversion, safe->unsafe lock order),
@@ -53,10 +55,14 @@
 
 mod detect;
 mod frame;
+mod guilty;
 mod line;
 mod parser;
+mod report;
 mod series;
+mod skip;
 mod symbolize;
+mod text;
 pub mod watcher;
 
 pub use parser::Parser;
