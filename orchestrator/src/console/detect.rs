@@ -6,7 +6,7 @@
 //! recognised here with the right kind.
 
 use super::frame::parse_frame;
-use super::{Frame, Kind};
+use crate::record::finding::{Frame, Kind};
 
 /// What kind of report a head line starts; decides kind, title and guilty-frame rules.
 #[derive(Debug, Clone, PartialEq)]

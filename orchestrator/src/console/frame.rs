@@ -1,6 +1,6 @@
 //! Stack-frame lines and the list of frames that are never "guilty".
 
-use super::Frame;
+use crate::record::finding::Frame;
 
 /// Parses one frame such as ` ? vma_start_read+0x2c/0x180 [mod]`,
 /// ` [<ffffffff81234567>] foo+0x1/0x2`, ` foo+0x1/0x2 (P)` (arm64) or the symbolised

@@ -3,7 +3,7 @@
 use super::detect::Head;
 use super::frame::{normalize, title_name};
 use super::skip::{is_kept, is_skipped};
-use super::Frame;
+use crate::record::finding::Frame;
 
 /// A frame of the report's first trace as a guilty-frame candidate: where it ran.
 #[derive(Debug, Clone)]

@@ -26,7 +26,7 @@ use super::detect::{self, Head, Start};
 use super::frame::normalize;
 use super::line::{self, Caller};
 use super::report::{is_consequence_panic, Close, Report, Step, TraceState};
-use super::{Finding, Kind};
+use crate::record::finding::{Finding, Kind};
 
 const PANIC_ABSORB_LINES: usize = 100;
 /// Reports open at once (one per printk caller); the oldest is cut off beyond.

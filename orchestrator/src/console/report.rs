@@ -10,7 +10,7 @@ use super::line::Caller;
 use super::text::{
     is_arm64_irq_entry, is_reportish, is_separator, is_trace_header, plain_frame, rip_frame,
 };
-use super::{Finding, Frame, Kind};
+use crate::record::finding::{Finding, Frame, Kind};
 
 const MAX_REPORT_LINES: usize = 4000;
 const MAX_NOISE_BEFORE_TRACE: usize = 300;

@@ -5,7 +5,7 @@ use std::io::{self, BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use super::Finding;
+use crate::record::finding::Finding;
 
 /// One `nm` line (`ffffffff81234560 T vma_start_read`) → (name, address) for text symbols.
 pub(crate) fn parse_nm_line(line: &str) -> Option<(&str, u64)> {

@@ -4,7 +4,7 @@
 use std::sync::OnceLock;
 
 use super::frame::{normalize, parse_frame};
-use super::Frame;
+use crate::record::finding::Frame;
 
 pub(crate) fn is_separator(t: &str) -> bool {
     t.len() >= 10 && t.bytes().all(|b| b == b'=')

@@ -8,7 +8,9 @@
 //! happened in. What a guest can make kmatrix keep is bounded: a line, the findings
 //! stored per title, the findings in all.
 
-use super::{line, Finding, Kind, Parser};
+use super::line;
+use super::parser::Parser;
+use crate::record::finding::{Finding, Kind};
 use std::collections::{BTreeMap, VecDeque};
 
 /// Init's progress lines on the console (images/init prints them).
