@@ -4,10 +4,11 @@
 
 use super::prepare::Prepared;
 use super::run::CellRun;
-use super::shared::{append, infra_err, Stop};
+use super::shared::{infra_err, Stop};
 use crate::console::watcher::Watcher;
 use crate::host::guest::{self, Target};
 use crate::host::kvm_verdict;
+use crate::host::rundir::append;
 use crate::record::phase::Phase;
 use crate::record::plan::Accel;
 use crate::record::verdict::Verdict;

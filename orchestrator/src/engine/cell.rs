@@ -25,7 +25,7 @@ impl<'a> CellRun<'a> {
             let mut cancel = self.sh.cancel.clone();
             tokio::select! {
                 r = self.phases() => r,
-                _ = cancel.wait_for(|c| *c) => Err(Stop::new(Verdict::Interrupted, "interrupted (Ctrl-C)")),
+                _ = cancel.wait_for(|c| *c) => Err(Stop::cut_short()),
             }
         };
         let mut result = self.finish(outcome);
@@ -110,17 +110,9 @@ impl<'a> CellRun<'a> {
         if let Err(stop) = outcome {
             let mut reason = stop.reason;
             if stop.verdict == Verdict::Interrupted {
-                let at = self
-                    .sh
-                    .current
-                    .lock()
-                    .map(|c| c.clone())
-                    .unwrap_or_default();
-                if !at.is_empty()
-                    && !self.result.id.is_empty()
-                    && reason.starts_with("interrupted (")
-                {
-                    reason = format!("{reason} during {at}");
+                let at = self.sh.current.lock().ok().and_then(|c| c.clone());
+                if let (true, Some(at)) = (stop.cut_short, at) {
+                    reason = format!("{reason} during {}", at.describe());
                 }
                 self.collect_after_interrupt();
             }

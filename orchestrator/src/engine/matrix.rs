@@ -37,7 +37,7 @@ impl Engine {
                 images: tokio::sync::Mutex::new(HashMap::new()),
                 selftests: tokio::sync::Mutex::new(HashMap::new()),
                 kvm_failed: std::sync::Mutex::new(None),
-                current: std::sync::Mutex::new(String::new()),
+                current: std::sync::Mutex::new(None),
             },
         }
     }

@@ -48,18 +48,16 @@ impl<'a> CellRun<'a> {
         let at = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0.0, |d| d.as_secs_f64());
-        if let Ok(mut p) = self.phases.lock() {
-            p.push(crate::record::result::PhaseStart {
-                phase,
-                detail: detail.clone(),
-                at,
-            });
-        }
+        let start = crate::record::result::PhaseStart {
+            phase,
+            detail: detail.clone(),
+            at,
+        };
         if let Ok(mut c) = self.sh.current.lock() {
-            *c = match detail.as_str() {
-                "" => phase.label().to_string(),
-                d => format!("{} ({d})", phase.label()),
-            };
+            *c = Some(start.clone());
+        }
+        if let Ok(mut p) = self.phases.lock() {
+            p.push(start);
         }
         self.sh.emit(Event::Phase {
             id: self.cell.id(),

@@ -39,6 +39,8 @@ pub struct Stop {
     pub verdict: Verdict,
     pub reason: String,
     pub details: Vec<String>,
+    /// Ctrl-C (or SIGTERM, SIGHUP) reached the cell while it ran: its reason says where.
+    pub cut_short: bool,
 }
 
 impl Stop {
@@ -47,6 +49,14 @@ impl Stop {
             verdict,
             reason: reason.into(),
             details: vec![],
+            cut_short: false,
+        }
+    }
+    /// The run was interrupted while this cell ran.
+    pub fn cut_short() -> Stop {
+        Stop {
+            cut_short: true,
+            ..Stop::new(Verdict::Interrupted, "interrupted (Ctrl-C)")
         }
     }
     /// The host's or kmatrix's fault, never the kernel's.
@@ -84,7 +94,7 @@ pub struct Shared {
     /// the run go straight to TCG.
     pub kvm_failed: std::sync::Mutex<Option<String>>,
     /// The phase (and its detail) the current cell is in: an interruption says where.
-    pub current: std::sync::Mutex<String>,
+    pub current: std::sync::Mutex<Option<crate::record::result::PhaseStart>>,
 }
 
 impl Shared {
@@ -98,16 +108,4 @@ impl Shared {
 /// An infrastructure stop from any error of a lower layer.
 pub fn infra_err(e: &dyn std::error::Error) -> Stop {
     Stop::infra(crate::record::fmt::chain(e))
-}
-
-/// Append a line to a log file (best effort: logs are evidence, not control flow).
-pub fn append(path: &std::path::Path, text: &str) {
-    use std::io::Write;
-    if let Ok(mut f) = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-    {
-        let _ = f.write_all(text.as_bytes());
-    }
 }

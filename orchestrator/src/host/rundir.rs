@@ -42,3 +42,28 @@ pub fn write(run_dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
     crate::host::cache::write_atomic(&path, bytes)
         .map_err(|e| std::io::Error::new(e.kind(), format!("cannot write {}: {e}", path.display())))
 }
+
+/// The regular files of a folder, sorted (a module's sources, a test's files); the error
+/// names the folder.
+pub fn files_in(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", dir.display())))?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_file())
+        .collect();
+    v.sort();
+    Ok(v)
+}
+
+/// Append text to a log file (best effort: logs are evidence, not control flow).
+pub fn append(path: &Path, text: &str) {
+    use std::io::Write;
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+    {
+        let _ = f.write_all(text.as_bytes());
+    }
+}

@@ -9,7 +9,7 @@ use crate::record::inputs::Inputs;
 use crate::record::plan::{Cell, Plan, TestSpec};
 use crate::record::result::CellResult;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// The guest's PID 1 as kmatrix embeds it in every initramfs.
 const INIT: &str = include_str!("../../../images/init");
@@ -155,7 +155,7 @@ pub fn of_cell(
         }
         h.field(&test_settings(plan, t));
         if let Some(dir) = &t.module {
-            for f in files_in(dir)? {
+            for f in crate::host::rundir::files_in(dir)? {
                 h.field(f.file_name().unwrap_or_default().as_encoded_bytes());
                 h.field(&read(&f)?);
             }
@@ -209,17 +209,6 @@ fn test_settings(plan: &Plan, t: &TestSpec) -> Vec<u8> {
         o.insert("module".into(), t.module.as_deref().map(rel).into());
     }
     serde_json::to_vec(&v).unwrap_or_default()
-}
-
-fn files_in(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", dir.display())))?
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.is_file())
-        .collect();
-    v.sort();
-    Ok(v)
 }
 
 /// What differs between two identities, in words.

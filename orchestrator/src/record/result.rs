@@ -246,6 +246,16 @@ pub struct PhaseStart {
     pub at: f64,
 }
 
+impl PhaseStart {
+    /// `build`, or `test (faults_vs_writers)`.
+    pub fn describe(&self) -> String {
+        match self.detail.as_str() {
+            "" => self.phase.label().to_string(),
+            d => format!("{} ({d})", self.phase.label()),
+        }
+    }
+}
+
 /// A phase with its length: until the next phase began, the last until the cell ended.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PhaseSpan<'a> {

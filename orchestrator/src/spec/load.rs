@@ -46,7 +46,7 @@ pub fn parse_for(path: &Path, text: &str, target: &Target) -> Result<Plan, SpecE
     h.field(text.as_bytes());
     if *target != Target::Spec {
         // Another tree or branch is another matrix: shards of both must not merge.
-        h.field(format!("{target:?}").as_bytes());
+        target.hash_into(&mut h);
     }
     validate::retarget(&mut raw, target);
     let mut plan = validate::validate(path, text, raw)?;

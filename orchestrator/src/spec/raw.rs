@@ -7,6 +7,7 @@ use crate::console::Kind;
 use crate::record::plan::{AccelChoice, Arch};
 use serde::{Deserialize, Deserializer};
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::time::Duration;
 
 #[derive(Debug, Deserialize)]
@@ -55,14 +56,14 @@ pub struct RawSpec {
 #[derive(Debug, Clone)]
 pub enum RawPatchset {
     Files(Vec<String>),
-    Git { git: String, range: String },
+    Git { git: PathBuf, range: String },
 }
 
 /// The range's two keys; a struct of its own so serde names an unknown or missing key.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawRange {
-    git: String,
+    git: PathBuf,
     range: String,
 }
 
@@ -141,7 +142,7 @@ pub struct RawSource {
     #[serde(default)]
     pub rev: Option<String>,
     #[serde(default)]
-    pub path: Option<String>,
+    pub path: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -18,3 +18,23 @@ pub enum Target {
         range: String,
     },
 }
+
+impl Target {
+    /// Into the spec's hash: another tree or branch is another matrix.
+    pub fn hash_into(&self, h: &mut crate::host::cache::Hasher) {
+        match self {
+            Target::Spec => {
+                h.field(b"spec");
+            }
+            Target::Tree(p) => {
+                h.field(b"tree").field(p.as_os_str().as_encoded_bytes());
+            }
+            Target::Branch { repo, base, range } => {
+                h.field(b"branch")
+                    .field(repo.as_os_str().as_encoded_bytes())
+                    .field(base.as_bytes())
+                    .field(range.as_bytes());
+            }
+        }
+    }
+}

@@ -148,7 +148,7 @@ pub fn retarget(raw: &mut RawSpec, target: &Target) {
         Target::Spec => return,
         Target::Tree(tree) => (
             RawSource {
-                path: Some(tree.display().to_string()),
+                path: Some(tree.clone()),
                 ..RawSource::default()
             },
             vec![(TREE_PATCHSET, RawPatchset::Files(vec![]))],
@@ -165,7 +165,7 @@ pub fn retarget(raw: &mut RawSpec, target: &Target) {
                 (
                     SERIES_PATCHSET,
                     RawPatchset::Git {
-                        git: repo.display().to_string(),
+                        git: repo.clone(),
                         range: range.clone(),
                     },
                 ),
@@ -368,13 +368,14 @@ fn git_range(
     cx: &Ctx,
     key: &str,
     name: &str,
-    git: &str,
+    git: &std::path::Path,
     range: &str,
 ) -> Result<GitRange, SpecError> {
-    if git.contains("://") || git.starts_with('-') || git.is_empty() {
+    let text = git.to_string_lossy();
+    if text.contains("://") || text.starts_with('-') || text.is_empty() {
         return Err(cx.invalid(
             &format!("{key}.git"),
-            format!("`{git}` is not a local repository: a range is read from a checkout on this machine (clone it first)"),
+            format!("`{text}` is not a local repository: a range is read from a checkout on this machine (clone it first)"),
         ));
     }
     let repo = cx.root.join(git);

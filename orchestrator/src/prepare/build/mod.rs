@@ -200,7 +200,7 @@ pub async fn cache_key(
     }
     for (name, dir) in modules {
         h.field(name.as_bytes());
-        for f in module_files(dir)? {
+        for f in crate::host::rundir::files_in(dir).map_err(io(dir))? {
             h.field(f.file_name().unwrap_or_default().as_encoded_bytes());
             h.file(&f).map_err(io(&f))?;
         }
@@ -303,7 +303,7 @@ impl BuildJob<'_> {
             &[target, "modules"]
         };
         let spec = self.make(&cc, targets, self.jobs, &log, MAKE_KERNEL);
-        append(&log, &format!("$ {}\n", spec.display()));
+        crate::host::rundir::append(&log, &format!("$ {}\n", spec.display()));
         // Cold: nothing built in the slot yet, so the whole config compiles.
         let cold = !self.slot.objdir.join("vmlinux").exists();
         let config = std::fs::read_to_string(&cfg_path).unwrap_or_default();
@@ -368,7 +368,7 @@ impl BuildJob<'_> {
     ) -> Result<Result<PathBuf, BuildOutcome>, BuildError> {
         let cell = self.cell;
         let spec = self.make(cc, &[&cell.base_config], 1, log, MAKE_CONFIG);
-        append(log, &format!("$ {}\n", spec.display()));
+        crate::host::rundir::append(log, &format!("$ {}\n", spec.display()));
         proc::run(&spec)
             .await
             .map_err(|source| BuildError::Config {
@@ -390,7 +390,7 @@ impl BuildJob<'_> {
         let (merged, requested) = kconfig::merge(&base, &fragments);
         std::fs::write(&cfg_path, merged).map_err(io(&cfg_path))?;
         let spec = self.make(cc, &["olddefconfig"], 1, log, MAKE_CONFIG);
-        append(log, &format!("$ {}\n", spec.display()));
+        crate::host::rundir::append(log, &format!("$ {}\n", spec.display()));
         proc::run(&spec)
             .await
             .map_err(|source| BuildError::Config {
@@ -424,7 +424,7 @@ impl BuildJob<'_> {
             return None;
         }
         let prep = self.make(cc, &["prepare"], self.jobs, log, MAKE_CONFIG);
-        append(log, &format!("$ {}\n", prep.display()));
+        crate::host::rundir::append(log, &format!("$ {}\n", prep.display()));
         proc::run(&prep).await.ok()?;
         let objs =
             objects::enabled(&self.slot.tree, &self.slot.objdir, self.cell.arch, &touched).await;
@@ -434,7 +434,7 @@ impl BuildJob<'_> {
         let mut args = vec!["-k"];
         args.extend(objs.iter().map(String::as_str));
         let spec = self.make(cc, &args, self.jobs, log, MAKE_CONFIG);
-        append(log, &format!("$ {}\n", spec.display()));
+        crate::host::rundir::append(log, &format!("$ {}\n", spec.display()));
         match proc::run(&spec).await {
             Ok(()) => None,
             Err(e) => match failed(log, &self.slot.tree, Some(&e)) {
@@ -470,17 +470,17 @@ impl BuildJob<'_> {
             let mdir = self.slot.objdir.join("kmatrix-modules").join(name);
             let _ = std::fs::remove_dir_all(&mdir);
             std::fs::create_dir_all(&mdir).map_err(io(&mdir))?;
-            for f in module_files(src)? {
+            for f in crate::host::rundir::files_in(src).map_err(io(src))? {
                 let dst = mdir.join(f.file_name().unwrap_or_default());
                 std::fs::copy(&f, &dst).map_err(io(&f))?;
             }
             let mlog = mdir.join("build.log");
             let m = format!("M={}", mdir.display());
             let spec = self.make(cc, &[&m, "modules"], self.jobs, &mlog, MAKE_MODULE);
-            append(log, &format!("$ {}\n", spec.display()));
+            crate::host::rundir::append(log, &format!("$ {}\n", spec.display()));
             let ok = proc::run(&spec).await.is_ok();
             let text = std::fs::read_to_string(&mlog).unwrap_or_default();
-            append(log, &text);
+            crate::host::rundir::append(log, &text);
             let ko = mdir.join(format!("{name}.ko"));
             if ok && ko.is_file() {
                 std::fs::copy(&ko, staging.join("modules").join(format!("{name}.ko")))
@@ -648,29 +648,6 @@ pub fn host_failure(log: &str, err: Option<&ProcError>) -> Option<String> {
         .iter()
         .find(|(sign, _)| log.contains(sign))
         .map(|(sign, why)| format!("{why} (the build log says `{sign}`)"))
-}
-
-/// A module folder's files (flat, sorted: Kbuild and sources).
-fn module_files(dir: &Path) -> Result<Vec<PathBuf>, BuildError> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(io(dir))?
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.is_file())
-        .collect();
-    v.sort();
-    Ok(v)
-}
-
-fn append(path: &Path, text: &str) {
-    use std::io::Write;
-    if let Ok(mut f) = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-    {
-        let _ = f.write_all(text.as_bytes());
-    }
 }
 
 /// Compiler messages name files by absolute path inside the (cache) tree; show them as the
@@ -870,12 +847,12 @@ mod tests {
         std::fs::write(&log, "  CC      mm/early.o\n$ make bzImage\n").unwrap();
         let mut c = LogCounter::new(&log);
         assert_eq!(c.poll(), 0);
-        append(
+        crate::host::rundir::append(
             &log,
             "  CC      init/main.o\n  AR      init/built-in.a\n  CC      mm/mem",
         );
         assert_eq!(c.poll(), 1, "the unfinished line waits");
-        append(&log, "ory.o\n  AS      arch/x86/entry/entry_64.o\n");
+        crate::host::rundir::append(&log, "ory.o\n  AS      arch/x86/entry/entry_64.o\n");
         assert_eq!(c.poll(), 3);
         assert_eq!(c.poll(), 3);
     }
@@ -884,7 +861,7 @@ mod tests {
     async fn the_watch_reports_progress_while_the_child_runs_and_ends_with_it() {
         let d = tempfile::tempdir().unwrap();
         let log = d.path().join("build.log");
-        append(&log, "$ make bzImage\n");
+        crate::host::rundir::append(&log, "$ make bzImage\n");
         // A make that compiles three objects over four seconds, then fails.
         let spec = ProcSpec::new("sh")
             .arg("-c")
