@@ -17,11 +17,6 @@ pub async fn main(cli: Cli) -> Result<i32, CliError> {
             runs_dir,
             prefix,
         } => {
-            // Git-range patchsets resolve to their commits' patches, as for `run`.
-            let mut plan = crate::spec::load(&spec)?;
-            crate::prepare::series::resolve(&mut plan, &Cache::from_env()).await?;
-            let (cancel_tx, cancel_rx) = tokio::sync::watch::channel(false);
-            crate::cli::signals::on_signals(cancel_tx);
             let args = crate::cli::bisect::Args {
                 cell,
                 spec,
@@ -30,7 +25,7 @@ pub async fn main(cli: Cli) -> Result<i32, CliError> {
                 runs_dir,
                 prefix,
             };
-            Ok(crate::cli::bisect::run(plan, args, cancel_rx).await?)
+            bisect(args).await
         }
         Command::Compare {
             old_run,
@@ -79,27 +74,29 @@ pub async fn main(cli: Cli) -> Result<i32, CliError> {
             runs_dir,
             resume,
             repeat,
-        } => {
-            let opts = RunOptions {
-                rebuild,
-                build_only: false,
-                resume: Vec::new(),
-                repeat,
-            };
-            crate::cli::run::run(sel, opts, runs_dir, resume).await
-        }
+        } => crate::cli::run::run(sel, options(rebuild, false, repeat), runs_dir, resume).await,
         Command::Build {
             sel,
             rebuild,
             runs_dir,
-        } => {
-            let opts = RunOptions {
-                rebuild,
-                build_only: true,
-                resume: Vec::new(),
-                repeat: 1,
-            };
-            crate::cli::run::run(sel, opts, runs_dir, false).await
-        }
+        } => crate::cli::run::run(sel, options(rebuild, true, 1), runs_dir, false).await,
     }
+}
+
+fn options(rebuild: bool, build_only: bool, repeat: u32) -> RunOptions {
+    RunOptions {
+        rebuild,
+        build_only,
+        resume: Vec::new(),
+        repeat,
+    }
+}
+
+/// `kmatrix bisect`: git-range patchsets resolve to their commits' patches, as for `run`.
+async fn bisect(args: crate::cli::bisect::Args) -> Result<i32, CliError> {
+    let mut plan = crate::spec::load(&args.spec)?;
+    crate::prepare::series::resolve(&mut plan, &Cache::from_env()).await?;
+    let (cancel_tx, cancel_rx) = tokio::sync::watch::channel(false);
+    crate::cli::signals::on_signals(cancel_tx);
+    Ok(crate::cli::bisect::run(plan, args, cancel_rx).await?)
 }

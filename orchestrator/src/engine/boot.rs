@@ -144,6 +144,41 @@ const PORT_ATTEMPTS: u32 = 5;
 impl CellRun<'_> {
     /// Boot and wait for SSH. On failure the VM is already gone; the watcher with what
     /// the console showed is handed back with the stop.
+    /// The boot's readiness facts, from the first boot that reached SSH.
+    fn record_ready(&mut self, s: &Started) {
+        let ready = s.vm.started.elapsed().as_secs_f64();
+        if self.result.ssh_ready_secs.is_none() {
+            self.result.ssh_ready_secs = Some(ready);
+            self.result.kernel_init_secs = s.console.with(|w| w.init_secs);
+            self.result.guest_cpus = s.console.with(|w| w.cpus);
+            let asked = self.sh.plan.vm.cpus;
+            if let Some(n) = self.result.guest_cpus.filter(|&n| n < asked) {
+                // Interleaving still happens, overlap on two CPUs does not.
+                self.result.notes.push(format!(
+                    "the guest kernel brought up {n} of the {asked} CPUs QEMU gave it: \
+                     the stress threads only interleaved"
+                ));
+            }
+        }
+        self.note(format!("ssh ready {ready:.1}s after QEMU start"));
+    }
+
+    /// A kernel that stopped printing before init is booted once more; its console goes
+    /// on in the same log behind a line that says so.
+    fn boot_again(&mut self, plan: &mut BootPlan, attempt: u32, stop: &Stop, w: &Watcher) {
+        let why = format!(
+            "boot attempt {attempt}: {}, after: {}; booted again",
+            stop.reason,
+            w.last_line().unwrap_or_default()
+        );
+        self.note(why.clone());
+        self.result.notes.push(why);
+        plan.offset = w.line();
+        plan.preamble =
+            Some("\nkmatrix: the kernel stopped printing before init; booting again\n".into());
+        self.result.boot_lines.push(plan.offset + 2);
+    }
+
     pub async fn boot(
         &mut self,
         p: &Prepared,
@@ -181,21 +216,7 @@ impl CellRun<'_> {
             };
             match self.wait_ssh(&mut s, &target).await {
                 Ok(ssh) => {
-                    let ready = s.vm.started.elapsed().as_secs_f64();
-                    if self.result.ssh_ready_secs.is_none() {
-                        self.result.ssh_ready_secs = Some(ready);
-                        self.result.kernel_init_secs = s.console.with(|w| w.init_secs);
-                        self.result.guest_cpus = s.console.with(|w| w.cpus);
-                        let asked = self.sh.plan.vm.cpus;
-                        if let Some(n) = self.result.guest_cpus.filter(|&n| n < asked) {
-                            // Interleaving still happens, overlap on two CPUs does not.
-                            self.result.notes.push(format!(
-                                "the guest kernel brought up {n} of the {asked} CPUs QEMU gave it: \
-                                 the stress threads only interleaved"
-                            ));
-                        }
-                    }
-                    self.note(format!("ssh ready {ready:.1}s after QEMU start"));
+                    self.record_ready(&s);
                     return Ok(BootSession {
                         vm: s.vm,
                         shares: s.shares,
@@ -211,19 +232,7 @@ impl CellRun<'_> {
                     // BOOT-FAIL; nothing it printed is lost (console.log keeps both).
                     stalled_once = true;
                     let w = shutdown(s.vm, s.shares, s.console, Duration::ZERO).await;
-                    let why = format!(
-                        "boot attempt {attempt}: {}, after: {}; booted again",
-                        stop.reason,
-                        w.last_line().unwrap_or_default()
-                    );
-                    self.note(why.clone());
-                    self.result.notes.push(why);
-                    plan.offset = w.line();
-                    plan.preamble = Some(
-                        "\nkmatrix: the kernel stopped printing before init; booting again\n"
-                            .into(),
-                    );
-                    self.result.boot_lines.push(plan.offset + 2);
+                    self.boot_again(&mut plan, attempt, &stop, &w);
                     continue;
                 }
                 Err(Waited::Stalled(stop)) | Err(Waited::Stop(stop)) => {

@@ -21,6 +21,23 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// Why a test cannot run in this cell: its selftest did not build against the tree's
+/// headers, or its module did not build against the kernel (modpost's or the
+/// compiler's words); there is nothing to run or load.
+fn cannot_run(t: &TestSpec, p: &Prepared) -> Option<String> {
+    if let Some(Err(why)) = t
+        .selftest
+        .as_ref()
+        .and_then(|s| p.selftests.programs.get(s))
+    {
+        return Some(format!("selftest did not build: {why}"));
+    }
+    t.module_name()
+        .and_then(|n| p.kernel.modules.iter().find(|m| m.name == n))
+        .filter(|m| m.ko.is_none())
+        .map(module_failure)
+}
+
 /// What the cell does after a test.
 enum After {
     Next,
@@ -31,6 +48,48 @@ enum After {
     Hang,
     /// The host failed (a share daemon died, QEMU was killed from outside).
     Infra(Stop),
+}
+
+/// What the watch of a running test has seen so far.
+struct Watch {
+    /// Console line where the test began.
+    from: usize,
+    /// Raised to end the test (the SSH thread gives up on it).
+    abandon: Arc<AtomicBool>,
+    fatal_since: Option<Instant>,
+    /// The title of a hang report that ended the test.
+    hang: Option<String>,
+    /// Why the results share was over its limit.
+    flood: Option<String>,
+    ticks: u32,
+}
+
+impl Watch {
+    /// How a test the watch abandoned ended, and what the cell does next.
+    fn abandoned(&self) -> (TestOutcome, After) {
+        if let Some(msg) = &self.flood {
+            return (
+                TestOutcome::Abandoned {
+                    message: msg.clone(),
+                },
+                After::Fatal,
+            );
+        }
+        match &self.hang {
+            Some(title) => (
+                TestOutcome::Abandoned {
+                    message: format!("abandoned after a hang report ({title})"),
+                },
+                After::Hang,
+            ),
+            None => (
+                TestOutcome::Abandoned {
+                    message: "abandoned after a fatal kernel report".into(),
+                },
+                After::Fatal,
+            ),
+        }
+    }
 }
 
 /// How the tests of one boot ended.
@@ -49,7 +108,7 @@ enum Ended {
 /// holding locks and never return).
 const FATAL_GRACE: Duration = Duration::from_secs(15);
 
-impl CellRun<'_> {
+impl<'a> CellRun<'a> {
     /// Every applicable test, across as many boots as fatal reports need.
     pub async fn boot_and_test(&mut self, p: &Prepared) -> Result<(), Stop> {
         let results = self.dir.join("results");
@@ -64,23 +123,7 @@ impl CellRun<'_> {
             .iter()
             .map(|s| s.as_test(self.sh.plan.selftest_timeout))
             .collect();
-        let spec: Vec<&TestSpec> = self
-            .sh
-            .plan
-            .tests
-            .iter()
-            .filter(|t| t.applies_to(self.cell))
-            .collect();
-        fill_share(&self.dir.join("share"), p, &spec)?;
-        // The kernel's selftests run after the spec's tests without positive controls and
-        // before those with: a control may turn lockdep off for the rest of the boot.
-        let all: Vec<&TestSpec> = spec
-            .iter()
-            .copied()
-            .filter(|t| t.expect.is_empty())
-            .chain(selftests.iter())
-            .chain(spec.iter().copied().filter(|t| !t.expect.is_empty()))
-            .collect();
+        let all = self.tests_in_order(p, &selftests)?;
         self.facts = super::liveness::facts(p);
         let budget = Budget::new(self.sh.plan.limits.console_bytes);
         let mut done = 0;
@@ -115,19 +158,7 @@ impl CellRun<'_> {
             let w = s.shutdown(Duration::from_secs(10)).await;
             offset = w.line();
             self.absorb(w);
-            // The guest is gone: what it left in its share is made safe to keep.
-            let kept =
-                crate::host::sanitize::results_folder(&results, self.sh.plan.limits.results_bytes);
-            self.result.notes.extend(kept.notes);
-            // Each test's KTAP as it wrote it to the share (a regular file: the sanitising
-            // above removed links), next to what came back over SSH.
-            for t in &mut self.result.tests {
-                let f = results.join(format!("{}.ktap", t.name));
-                let regular = std::fs::symlink_metadata(&f).is_ok_and(|m| m.is_file());
-                if t.result_file.is_none() && regular {
-                    t.result_file = Some(f);
-                }
-            }
+            self.keep_share(&results);
             match ended {
                 Ok(Ended::Fatal(n)) if done + n < all.len() && boot < MAX_BOOTS => {
                     self.note(format!(
@@ -195,52 +226,21 @@ impl CellRun<'_> {
             self.result.vmstat_before = before.clone();
         }
         for (i, t) in tests.iter().enumerate() {
-            // A selftest that did not build against the tree's headers: nothing to run.
-            if let Some(Err(why)) = t
-                .selftest
-                .as_ref()
-                .and_then(|s| p.selftests.programs.get(s))
-            {
-                self.result.tests.push(TestResult::new(
-                    &t.name,
-                    TestOutcome::NotRun {
-                        message: format!("selftest did not build: {why}"),
-                    },
-                ));
+            if let Some(message) = cannot_run(t, p) {
+                self.result
+                    .tests
+                    .push(TestResult::new(&t.name, TestOutcome::NotRun { message }));
                 continue;
             }
-            // A test whose module did not build against this kernel fails with modpost's
-            // (or the compiler's) words; there is nothing to load.
-            if let Some(m) = t
-                .module_name()
-                .and_then(|n| p.kernel.modules.iter().find(|m| m.name == n))
-                .filter(|m| m.ko.is_none())
-            {
-                self.result.tests.push(TestResult::new(
-                    &t.name,
-                    TestOutcome::NotRun {
-                        message: module_failure(m),
-                    },
-                ));
-                continue;
-            }
-            // Amplified (`amplify:`): the probes are placed before the test and their
-            // counters read after it.
-            let amp = t.amplified_in(self.cell).and_then(|a| {
-                crate::prepare::amplify::Setup::new(self.cell, &self.sh.plan, a, &t.name, &self.dir)
-            });
-            if let Some(a) = &amp {
-                if let Err(why) = crate::prepare::amplify::start(&s.ssh, a, &p.kernel.modules).await
-                {
-                    let message = format!("not amplified: {why}");
+            let amp = match self.amplify_before(s, p, t).await {
+                Ok(a) => a,
+                Err(message) => {
                     self.result
                         .tests
                         .push(TestResult::new(&t.name, TestOutcome::NotRun { message }));
                     continue;
                 }
-            } else if t.amplified_in(self.cell).is_some() {
-                self.result.notes.push(format!("{} ran without amplification: the series changes no function and `amplify.functions` names none", t.name));
-            }
+            };
             let (mut result, after) = self.run_test(s, t).await;
             if let Some(a) = &amp {
                 result.amplify = Some(if s.vm.qemu.try_wait().is_none() {
@@ -322,62 +322,26 @@ impl CellRun<'_> {
     /// One test, watching the console and the share daemons while it runs.
     async fn run_test(&mut self, s: &mut BootSession, t: &TestSpec) -> (TestResult, After) {
         self.phase(Phase::Test, t.name.clone());
-        let from = s.console.with(|w| w.line());
-        let expects = |k: Kind| t.expect.iter().any(|e| e.kind == k);
         let out = self.dir.join("tests").join(format!("{}.ktap", t.name));
-        let slow = s.vm.spec.accel.slowdown(self.cell.arch);
         // Timeouts are written for TCG on x86_64; slower setups get more.
-        let timeout = t.timeout * slow.max(4) / 4;
-        let abandon = Arc::new(AtomicBool::new(false));
-        let start = Instant::now();
-        let mut task = {
-            let (ssh, cmd, out, flag) = (
-                s.ssh.clone(),
-                command(t, &s.nonce),
-                out.clone(),
-                abandon.clone(),
-            );
-            let limit = self.sh.plan.limits.test_output_bytes;
-            tokio::task::spawn_blocking(move || {
-                guest::exec(
-                    &ssh,
-                    &cmd,
-                    Exec {
-                        timeout,
-                        out: Some(&out),
-                        out_limit: limit,
-                        keep: 0,
-                        abandon: Some(&flag),
-                    },
-                )
-            })
+        let timeout = t.timeout * s.vm.spec.accel.slowdown(self.cell.arch).max(4) / 4;
+        let mut w = Watch {
+            from: s.console.with(|w| w.line()),
+            abandon: Arc::new(AtomicBool::new(false)),
+            fatal_since: None,
+            hang: None,
+            flood: None,
+            ticks: 0,
         };
-        let mut fatal_since: Option<Instant> = None;
-        let mut hang: Option<String> = None;
-        let mut flood: Option<String> = None;
-        let mut ticks = 0u32;
+        let start = Instant::now();
+        let mut task = self.spawn_exec(s, t, &out, timeout, &w.abandon);
         let run = loop {
             tokio::select! {
                 r = &mut task => break r,
                 _ = tokio::time::sleep(Duration::from_millis(200)) => {}
             }
-            ticks += 1;
-            // The share is on the host's disk: a guest that writes without end is
-            // stopped, not allowed to fill it.
-            let limit = self.sh.plan.limits.results_bytes;
-            if ticks % 5 == 0 && flood.is_none() && folder_bytes(&self.dir.join("results")) > limit
-            {
-                let msg = format!(
-                    "the guest wrote more than the results limit of {limit} bytes into results/"
-                );
-                self.note(format!("{msg}; ending the test"));
-                flood = Some(msg);
-                abandon.store(true, Ordering::Relaxed);
-            }
-            // Without virtiofsd the guest's file I/O to its shares blocks for good:
-            // the host's fault, and no later test could be judged.
-            if let Some((tag, st, tail)) = s.shares.exited().await {
-                abandon.store(true, Ordering::Relaxed);
+            if let Some(stop) = self.watch(s, t, &mut w).await {
+                // The host failed under the test: what it wrote so far is kept.
                 let _ = tokio::time::timeout(Duration::from_secs(5), &mut task).await;
                 let mut r = TestResult::new(
                     &t.name,
@@ -387,35 +351,7 @@ impl CellRun<'_> {
                 );
                 r.ktap = read_ktap(&out);
                 r.seconds = start.elapsed().as_secs_f64();
-                let stop = Stop::infra(format!(
-                    "virtiofsd ({tag} share) exited ({st}) during {}, not by the guest",
-                    t.name
-                ))
-                .details(
-                    tail.lines()
-                        .filter(|l| !l.is_empty())
-                        .map(|l| format!("virtiofsd| {l}"))
-                        .collect(),
-                );
                 return (r, After::Infra(stop));
-            }
-            let (fatal, hang_title) = s.console.with(|w| reports_since(w, from));
-            if fatal_since.is_none() && fatal {
-                self.note(format!("kernel reported a fatal error during {}", t.name));
-                fatal_since = Some(Instant::now());
-            }
-            if let Some(title) = hang_title.filter(|_| !expects(Kind::HungTask) && hang.is_none()) {
-                // The kernel already said what is stuck: waiting out the test's deadline
-                // would only cost time.
-                self.note(format!(
-                    "hang report during {}: {title}; ending the test",
-                    t.name
-                ));
-                hang = Some(title);
-                abandon.store(true, Ordering::Relaxed);
-            }
-            if fatal_since.is_some_and(|f| f.elapsed() > FATAL_GRACE) {
-                abandon.store(true, Ordering::Relaxed);
             }
         };
         let mut r = TestResult::new(&t.name, TestOutcome::Exited { status: -1 });
@@ -430,7 +366,7 @@ impl CellRun<'_> {
                 TestOutcome::Exited {
                     status: x.exit_status,
                 },
-                if fatal_since.is_some() {
+                if w.fatal_since.is_some() {
                     After::Fatal
                 } else {
                     After::Next
@@ -442,26 +378,7 @@ impl CellRun<'_> {
                 },
                 After::Hang,
             ),
-            Ok(Err(guest::SshError::Abandoned { .. })) if flood.is_some() => (
-                TestOutcome::Abandoned {
-                    message: flood.clone().unwrap_or_default(),
-                },
-                After::Fatal,
-            ),
-            Ok(Err(guest::SshError::Abandoned { .. })) => match &hang {
-                Some(title) => (
-                    TestOutcome::Abandoned {
-                        message: format!("abandoned after a hang report ({title})"),
-                    },
-                    After::Hang,
-                ),
-                None => (
-                    TestOutcome::Abandoned {
-                        message: "abandoned after a fatal kernel report".into(),
-                    },
-                    After::Fatal,
-                ),
-            },
+            Ok(Err(guest::SshError::Abandoned { .. })) => w.abandoned(),
             Ok(Err(e)) => self.ssh_lost(s, t, e).await,
             Err(e) => (
                 TestOutcome::HostError {
@@ -471,6 +388,160 @@ impl CellRun<'_> {
             ),
         };
         (r, after)
+    }
+
+    /// The cell's tests in the order they run, the share filled with their programs. The
+    /// kernel's selftests run after the spec's tests without positive controls and before
+    /// those with: a control may turn lockdep off for the rest of the boot.
+    fn tests_in_order<'t>(
+        &self,
+        p: &Prepared,
+        selftests: &'t [TestSpec],
+    ) -> Result<Vec<&'t TestSpec>, Stop>
+    where
+        'a: 't,
+    {
+        let spec: Vec<&TestSpec> = self
+            .sh
+            .plan
+            .tests
+            .iter()
+            .filter(|t| t.applies_to(self.cell))
+            .collect();
+        fill_share(&self.dir.join("share"), p, &spec)?;
+        Ok(spec
+            .iter()
+            .copied()
+            .filter(|t| t.expect.is_empty())
+            .chain(selftests.iter())
+            .chain(spec.iter().copied().filter(|t| !t.expect.is_empty()))
+            .collect())
+    }
+
+    /// After a boot: what the guest left in its share made safe to keep, and each
+    /// test's KTAP as it wrote it there (a regular file: the sanitising removed links),
+    /// next to what came back over SSH.
+    fn keep_share(&mut self, results: &std::path::Path) {
+        let kept =
+            crate::host::sanitize::results_folder(results, self.sh.plan.limits.results_bytes);
+        self.result.notes.extend(kept.notes);
+        for t in &mut self.result.tests {
+            let f = results.join(format!("{}.ktap", t.name));
+            let regular = std::fs::symlink_metadata(&f).is_ok_and(|m| m.is_file());
+            if t.result_file.is_none() && regular {
+                t.result_file = Some(f);
+            }
+        }
+    }
+
+    /// Race amplification (`amplify:`): the probes placed before the test (their
+    /// counters are read after it); `Err` says why the test cannot run amplified.
+    async fn amplify_before(
+        &mut self,
+        s: &BootSession,
+        p: &Prepared,
+        t: &TestSpec,
+    ) -> Result<Option<crate::prepare::amplify::Setup>, String> {
+        let Some(a) = t.amplified_in(self.cell) else {
+            return Ok(None);
+        };
+        let Some(setup) =
+            crate::prepare::amplify::Setup::new(self.cell, &self.sh.plan, a, &t.name, &self.dir)
+        else {
+            self.result.notes.push(format!("{} ran without amplification: the series changes no function and `amplify.functions` names none", t.name));
+            return Ok(None);
+        };
+        crate::prepare::amplify::start(&s.ssh, &setup, &p.kernel.modules)
+            .await
+            .map_err(|why| format!("not amplified: {why}"))?;
+        Ok(Some(setup))
+    }
+
+    /// The test's program over SSH on a blocking thread, its output streamed to `out`.
+    fn spawn_exec(
+        &self,
+        s: &BootSession,
+        t: &TestSpec,
+        out: &std::path::Path,
+        timeout: Duration,
+        abandon: &Arc<AtomicBool>,
+    ) -> tokio::task::JoinHandle<Result<guest::ExecResult, guest::SshError>> {
+        let (ssh, cmd, out, flag) = (
+            s.ssh.clone(),
+            command(t, &s.nonce),
+            out.to_owned(),
+            abandon.clone(),
+        );
+        let limit = self.sh.plan.limits.test_output_bytes;
+        tokio::task::spawn_blocking(move || {
+            guest::exec(
+                &ssh,
+                &cmd,
+                Exec {
+                    timeout,
+                    out: Some(&out),
+                    out_limit: limit,
+                    keep: 0,
+                    abandon: Some(&flag),
+                },
+            )
+        })
+    }
+
+    /// One look at a running test (every 200 ms): the results share's size, the share
+    /// daemons, the kernel's reports since the test began. Raises the abandon flag when
+    /// the test must end; returns the host's failure when a share daemon died.
+    async fn watch(&self, s: &mut BootSession, t: &TestSpec, w: &mut Watch) -> Option<Stop> {
+        w.ticks += 1;
+        // The share is on the host's disk: a guest that writes without end is stopped,
+        // not allowed to fill it.
+        let limit = self.sh.plan.limits.results_bytes;
+        if w.ticks % 5 == 0 && w.flood.is_none() && folder_bytes(&self.dir.join("results")) > limit
+        {
+            let msg = format!(
+                "the guest wrote more than the results limit of {limit} bytes into results/"
+            );
+            self.note(format!("{msg}; ending the test"));
+            w.flood = Some(msg);
+            w.abandon.store(true, Ordering::Relaxed);
+        }
+        // Without virtiofsd the guest's file I/O to its shares blocks for good: the
+        // host's fault, and no later test could be judged.
+        if let Some((tag, st, tail)) = s.shares.exited().await {
+            w.abandon.store(true, Ordering::Relaxed);
+            return Some(
+                Stop::infra(format!(
+                    "virtiofsd ({tag} share) exited ({st}) during {}, not by the guest",
+                    t.name
+                ))
+                .details(
+                    tail.lines()
+                        .filter(|l| !l.is_empty())
+                        .map(|l| format!("virtiofsd| {l}"))
+                        .collect(),
+                ),
+            );
+        }
+        let (fatal, hang_title) = s.console.with(|c| reports_since(c, w.from));
+        if w.fatal_since.is_none() && fatal {
+            self.note(format!("kernel reported a fatal error during {}", t.name));
+            w.fatal_since = Some(Instant::now());
+        }
+        let expects_hang = t.expect.iter().any(|e| e.kind == Kind::HungTask);
+        if let Some(title) = hang_title.filter(|_| !expects_hang && w.hang.is_none()) {
+            // The kernel already said what is stuck: waiting out the test's deadline
+            // would only cost time.
+            self.note(format!(
+                "hang report during {}: {title}; ending the test",
+                t.name
+            ));
+            w.hang = Some(title);
+            w.abandon.store(true, Ordering::Relaxed);
+        }
+        if w.fatal_since.is_some_and(|f| f.elapsed() > FATAL_GRACE) {
+            w.abandon.store(true, Ordering::Relaxed);
+        }
+        None
     }
 
     /// The SSH connection broke during a test: QEMU gone by itself (panic, reboot), killed

@@ -70,6 +70,19 @@ impl CellRun<'_> {
 
     /// The cell's kernel: from the cache when nothing that decides it changed, else
     /// built in the cell's slot (one after the other with the slot's other cells).
+    /// The kernel of `key` from the cache (unless `--rebuild`), its build evidence copied
+    /// into the cell's folder.
+    fn cached(&self, key: &str, modules: &[build::ModuleSource]) -> Result<Option<Kernel>, Stop> {
+        if self.sh.opts.rebuild {
+            return Ok(None);
+        }
+        let Some(k) = build::cached(&self.sh.cache, key, modules) else {
+            return Ok(None);
+        };
+        build::copy_evidence(&k, &self.dir).map_err(|e| infra_err(&e))?;
+        Ok(Some(k))
+    }
+
     async fn kernel(&mut self, tree: &Tree) -> Result<Kernel, Stop> {
         let id = crate::prepare::identity::of(
             &self.sh.plan,
@@ -86,12 +99,9 @@ impl CellRun<'_> {
         self.result.kernel_key = Some(key.clone());
         self.result.inputs = Some(id.inputs);
         let rebuild = self.sh.opts.rebuild;
-        if !rebuild {
-            if let Some(k) = build::cached(&self.sh.cache, &key, &modules) {
-                self.note(format!("kernel {key} from cache (no make)"));
-                build::copy_evidence(&k, &self.dir).map_err(|e| infra_err(&e))?;
-                return Ok(k);
-            }
+        if let Some(k) = self.cached(&key, &modules)? {
+            self.note(format!("kernel {key} from cache (no make)"));
+            return Ok(k);
         }
         self.phase(
             Phase::Patch,
@@ -102,11 +112,8 @@ impl CellRun<'_> {
             .await
             .map_err(|e| infra_err(&e))?;
         // Someone else may have built it while we waited for the slot.
-        if !rebuild {
-            if let Some(k) = build::cached(&self.sh.cache, &key, &modules) {
-                build::copy_evidence(&k, &self.dir).map_err(|e| infra_err(&e))?;
-                return Ok(k);
-            }
+        if let Some(k) = self.cached(&key, &modules)? {
+            return Ok(k);
         }
         let changed = match slot
             .sync(tree, &self.cell.patches, tree.mutable)
@@ -140,39 +147,7 @@ impl CellRun<'_> {
             changed: &changed,
             progress: &progress,
         };
-        match job.run().await.map_err(|e| infra_err(&e))? {
-            BuildOutcome::Built(k) => Ok(k),
-            BuildOutcome::ConfigMismatch { mismatches, .. } => Err(Stop::new(
-                Verdict::ConfigMismatch,
-                format!(
-                    "{} requested symbol(s) not honoured, e.g. CONFIG_{}",
-                    mismatches.len(),
-                    mismatches[0].symbol
-                ),
-            )
-            .details(mismatches.iter().map(|m| m.to_string()).collect())),
-            BuildOutcome::Failed {
-                errors,
-                log,
-                infra: Some(why),
-            } => Err(Stop::infra(format!(
-                "the build failed because of the host, not the code: {why} (log: {})",
-                log.display()
-            ))
-            .details(errors)),
-            BuildOutcome::Failed {
-                errors,
-                log,
-                infra: None,
-            } => {
-                let first = errors.first().cloned().unwrap_or_default();
-                Err(Stop::new(
-                    Verdict::BuildFail,
-                    format!("{first} (log: {})", log.display()),
-                )
-                .details(errors))
-            }
-        }
+        built(job.run().await.map_err(|e| infra_err(&e))?)
     }
 
     async fn image(&self) -> Result<Image, Stop> {
@@ -222,6 +197,43 @@ impl CellRun<'_> {
 }
 
 /// PATCH-FAIL keeps `patch`'s own words about the hunks.
+/// A build's outcome as the cell's kernel, or the stop that says why there is none.
+fn built(outcome: BuildOutcome) -> Result<Kernel, Stop> {
+    match outcome {
+        BuildOutcome::Built(k) => Ok(k),
+        BuildOutcome::ConfigMismatch { mismatches, .. } => Err(Stop::new(
+            Verdict::ConfigMismatch,
+            format!(
+                "{} requested symbol(s) not honoured, e.g. CONFIG_{}",
+                mismatches.len(),
+                mismatches[0].symbol
+            ),
+        )
+        .details(mismatches.iter().map(|m| m.to_string()).collect())),
+        BuildOutcome::Failed {
+            errors,
+            log,
+            infra: Some(why),
+        } => Err(Stop::infra(format!(
+            "the build failed because of the host, not the code: {why} (log: {})",
+            log.display()
+        ))
+        .details(errors)),
+        BuildOutcome::Failed {
+            errors,
+            log,
+            infra: None,
+        } => {
+            let first = errors.first().cloned().unwrap_or_default();
+            Err(Stop::new(
+                Verdict::BuildFail,
+                format!("{first} (log: {})", log.display()),
+            )
+            .details(errors))
+        }
+    }
+}
+
 fn patch_fail(f: build::PatchFailure) -> Stop {
     let details = f
         .output
