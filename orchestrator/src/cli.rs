@@ -70,7 +70,8 @@ pub enum Command {
         series: Option<String>,
         #[arg(long)]
         runs_dir: Option<PathBuf>,
-        /// Command to run in the guest (after `--`); an interactive shell when absent.
+        /// Command to run in the guest (after `--`), as an argv: each argument one word, so
+        /// `-- sh -c 'a; b'` runs `a; b` in one shell. An interactive shell when absent.
         #[arg(last = true)]
         command: Vec<String>,
     },
@@ -415,7 +416,7 @@ pub async fn main(cli: Cli) -> Result<i32, CliError> {
                 tx,
                 cancel_rx.clone(),
             );
-            let cmd = (!command.is_empty()).then(|| command.join(" "));
+            let cmd = (!command.is_empty()).then(|| crate::guest::argv_command(&command));
             let mut cancel = cancel_rx;
             tokio::select! {
                 r = engine.boot_shell(&c, cmd) => match r {
