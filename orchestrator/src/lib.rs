@@ -6,6 +6,7 @@ pub mod bisect;
 pub mod build;
 pub mod cache;
 pub mod cli;
+pub mod cli_args;
 pub mod compare;
 pub mod console;
 pub mod doctor;
