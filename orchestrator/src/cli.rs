@@ -201,6 +201,16 @@ pub async fn main(cli: Cli) -> Result<i32, CliError> {
             new_run,
             known,
         } => Ok(crate::compare::run(&old_run, &new_run, known.as_deref())?),
+        Command::B4Check {
+            spec,
+            only,
+            runs_dir,
+        } => Ok(crate::b4::main(crate::b4::Args {
+            spec,
+            only,
+            runs_dir,
+        })
+        .await),
         Command::Doctor { spec } => Ok(crate::doctor::run(spec.as_deref()).await),
         Command::Boot {
             cell,

@@ -131,6 +131,25 @@ pub enum Command {
         #[arg(long)]
         known: Option<PathBuf>,
     },
+    /// b4's external series check (`b4 review`: `git config b4.review-series-check-cmd
+    /// "kmatrix b4-check"`): tests the series b4 is reviewing (B4_TRACKING_FILE: its base
+    /// commit .. its review branch) in the current kernel tree as `run --tree .
+    /// --series BASE..TIP` does, and prints b4's JSON check result on stdout (progress on
+    /// stderr).
+    B4Check {
+        /// The matrix spec (default: the tree's own kmatrix.yaml, else the one of the
+        /// kmatrix checkout this binary was built from).
+        #[arg(short = 'f', long = "spec")]
+        spec: Option<PathBuf>,
+        /// Only cells whose id matches this glob; repeatable (default: `x86_64/*`, the
+        /// quick profile; `*` for every cell).
+        #[arg(long)]
+        only: Vec<String>,
+        /// Where the run goes (default: `runs/` next to the spec), in a `b4-<time>/`
+        /// folder of its own.
+        #[arg(long)]
+        runs_dir: Option<PathBuf>,
+    },
     /// Find kernel reports in a console log.
     Parse {
         log: PathBuf,

@@ -2,6 +2,7 @@
 //! VMA locking paths from the guest and report what the kernel said.
 
 pub mod amplify;
+pub mod b4;
 pub mod bisect;
 pub mod build;
 pub mod cache;
