@@ -15,6 +15,14 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+/// The kmatrix under test: this build's, or `KMATRIX_BIN` (a copy, so that a long real
+/// run is not changed under it by a rebuild).
+fn kmatrix() -> PathBuf {
+    std::env::var_os("KMATRIX_BIN")
+        .map(Into::into)
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_kmatrix").into())
+}
+
 fn project() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
@@ -196,7 +204,7 @@ fn only_result(v: &Value) -> &Value {
 fn b4_runs_kmatrix_as_its_series_check_and_reads_fail_and_warn_back() {
     let d = tempfile::tempdir().unwrap();
     let cache = d.path().join("cache");
-    let (t, base) = tree(d.path(), Path::new(env!("CARGO_BIN_EXE_kmatrix")));
+    let (t, base) = tree(d.path(), &kmatrix());
     let env: &[(&str, &Path)] = &[("KMATRIX_CACHE", &cache)];
 
     // A series whose second patch breaks the compile.
@@ -220,7 +228,7 @@ fn b4_runs_kmatrix_as_its_series_check_and_reads_fail_and_warn_back() {
     let v = b4_check(&t, &broken, &base, env);
     assert_eq!(
         v["series_cmds"][0],
-        format!("{} b4-check", env!("CARGO_BIN_EXE_kmatrix"))
+        format!("{} b4-check", kmatrix().display())
     );
     assert_eq!(v["tracking_base"], base);
     let r = only_result(&v);
@@ -313,7 +321,7 @@ fn b4_runs_kmatrix_as_its_series_check_and_reads_fail_and_warn_back() {
 
 #[test]
 fn without_b4s_tracking_file_the_answer_says_what_is_missing() {
-    let out = Command::new(env!("CARGO_BIN_EXE_kmatrix"))
+    let out = Command::new(kmatrix())
         .arg("b4-check")
         .env_remove("B4_TRACKING_FILE")
         .output()
@@ -329,4 +337,147 @@ fn without_b4s_tracking_file_the_answer_says_what_is_missing() {
         "{v}"
     );
     assert_eq!(out.status.code(), Some(2));
+}
+
+/// The unpacked Debian source in kmatrix's cache (`kmatrix run` puts it there).
+fn cached_kernel_source() -> Option<PathBuf> {
+    let cache = std::env::var_os("KMATRIX_CACHE")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("XDG_CACHE_HOME").map(|x| Path::new(&x).join("kmatrix")))
+        .unwrap_or_else(|| Path::new(&std::env::var_os("HOME").unwrap()).join(".cache/kmatrix"));
+    std::fs::read_dir(cache.join("src"))
+        .ok()?
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            let n = p.file_name().unwrap_or_default().to_string_lossy();
+            n.starts_with("linux-source-7.3") && !n.contains('@') && p.join("Makefile").is_file()
+        })
+}
+
+/// A real series as its author mails it: `git am` of the project's patch files on a
+/// branch, then `git format-patch` with b4's change-id in the cover letter.
+fn real_mbox(t: &Path, base: &str, name: &str, patches: &Path) -> PathBuf {
+    git(t, &["checkout", "-q", "-b", name, base]);
+    let mut files: Vec<PathBuf> = std::fs::read_dir(patches)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "patch"))
+        .collect();
+    files.sort();
+    let mut args = vec!["am", "-q"];
+    let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+    args.extend(names.iter().map(String::as_str));
+    git(t, &args);
+    let out = t.join("..").join(format!("{name}-patches"));
+    git(
+        t,
+        &[
+            "format-patch",
+            "-q",
+            "--cover-letter",
+            "--thread",
+            &format!("--base={base}"),
+            "-o",
+            &out.to_string_lossy(),
+            &format!("{base}..{name}"),
+        ],
+    );
+    git(t, &["checkout", "-q", "master"]);
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    let mut text = String::new();
+    for f in files {
+        let m = std::fs::read_to_string(f).unwrap();
+        text.push_str(
+            &m.replace("*** SUBJECT HERE ***", &format!("the seed series {name}"))
+                .replace(
+                    "*** BLURB HERE ***",
+                    &format!("The seed series.\n\nchange-id: 20261201-seed-{name}"),
+                ),
+        );
+    }
+    let path = t.join("..").join(format!("{name}.mbox"));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+#[ignore = "builds and boots real kernels; run with --include-ignored and KMATRIX_SLOW_TESTS=1"]
+fn b4_check_on_a_real_kernel_passes_v3_and_fails_v2() {
+    if std::env::var("KMATRIX_SLOW_TESTS").as_deref() != Ok("1") {
+        eprintln!(
+            "SKIPPED: set KMATRIX_SLOW_TESTS=1 to run this test (two kernels of a git copy of \
+             the 7.3 tree, built and booted under TCG: about 20 minutes cold, 6 cached)"
+        );
+        return;
+    }
+    let Some(src) = cached_kernel_source() else {
+        panic!(
+            "no unpacked linux-source-7.3 in kmatrix's cache: run `kmatrix plan` and a build first"
+        );
+    };
+    let d = tempfile::tempdir().unwrap();
+    let t = d.path().join("linux");
+    let cp = Command::new("cp")
+        .arg("-a")
+        .arg(&src)
+        .arg(&t)
+        .status()
+        .unwrap();
+    assert!(cp.success());
+    git(&t, &["init", "-q", "-b", "master"]);
+    for (k, v) in [
+        ("user.name", "Seed Maintainer"),
+        ("user.email", "maintainer@example.org"),
+        ("b4.linkmask", "https://example.org/r/%s"),
+    ] {
+        git(&t, &["config", k, v]);
+    }
+    // The project's own matrix, the series' pvl-on cell only: one kernel per series.
+    git(
+        &t,
+        &[
+            "config",
+            "b4.review-series-check-cmd",
+            &format!(
+                "{} b4-check --spec {} --only x86_64/pvl-on/series --runs-dir {}",
+                kmatrix().display(),
+                project().join("kmatrix.yaml").display(),
+                d.path().join("runs").display()
+            ),
+        ],
+    );
+    git(&t, &["add", "-A"]);
+    git(
+        &t,
+        &[
+            "commit",
+            "-q",
+            "-m",
+            "linux 7.3.4 (Debian's linux-source-7.3)",
+        ],
+    );
+    let base = git(&t, &["rev-parse", "HEAD"]);
+    let mut seen = Vec::new();
+    for (name, want) in [("v3", "pass"), ("v2", "fail")] {
+        let mbox = real_mbox(&t, &base, name, &project().join("patches").join(name));
+        let v = b4_check(&t, &mbox, &base, &[]);
+        eprintln!("{name}: {:#}", v["cached"]);
+        let r = only_result(&v);
+        assert_eq!(r["status"], want, "{name}: {r:#}");
+        let details: Vec<Value> = serde_json::from_str(r["details"].as_str().unwrap()).unwrap();
+        assert_eq!(details.len(), 1, "{details:?}");
+        assert_eq!(details[0]["context"], "x86_64/pvl-on/series");
+        seen.push((name, r["summary"].as_str().unwrap().to_string()));
+    }
+    assert_eq!(seen[0].1, "1 cell(s) passed: x86_64/pvl-on/series");
+    assert!(
+        seen[1].1.starts_with("FAIL x86_64/pvl-on/series: BUG: unable to handle kernel NULL pointer dereference in vma_start_read_unlocked"),
+        "{}",
+        seen[1].1
+    );
 }
