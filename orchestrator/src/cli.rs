@@ -211,6 +211,9 @@ pub async fn main(cli: Cli) -> Result<i32, CliError> {
             runs_dir,
         })
         .await),
+        Command::Mcp { spec, runs_dir } => {
+            Ok(crate::mcp::main(crate::mcp::Args { spec, runs_dir }).await)
+        }
         Command::Doctor { spec } => Ok(crate::doctor::run(spec.as_deref()).await),
         Command::Boot {
             cell,

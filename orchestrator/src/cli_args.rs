@@ -150,6 +150,16 @@ pub enum Command {
         #[arg(long)]
         runs_dir: Option<PathBuf>,
     },
+    /// A Model Context Protocol server on stdin/stdout for agents: tools `plan`, `run`
+    /// (starts a run of some cells), `results`, `cell` (its reports and console) and
+    /// `compare`; only `run` changes anything.
+    Mcp {
+        #[arg(short = 'f', long = "spec", default_value = "kmatrix.yaml")]
+        spec: PathBuf,
+        /// Where runs are read and started (default: `runs/` next to the spec).
+        #[arg(long)]
+        runs_dir: Option<PathBuf>,
+    },
     /// Find kernel reports in a console log.
     Parse {
         log: PathBuf,

@@ -21,6 +21,7 @@ pub mod known;
 pub mod ktap;
 pub mod kvm_verdict;
 pub mod lockgraph;
+pub mod mcp;
 pub mod plan;
 pub mod proc;
 pub mod report;
