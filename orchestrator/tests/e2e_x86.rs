@@ -293,12 +293,9 @@ fn base_cell_builds_boots_passes_every_stress_test_and_reruns_from_cache() {
         .arg(runs.path())
         .args([
             "--",
-            "cat",
-            "/proc/version;",
-            "grep",
+            "sh",
             "-c",
-            "results",
-            "/proc/mounts",
+            "cat /proc/version; grep -c results /proc/mounts",
         ])
         .output()
         .unwrap();

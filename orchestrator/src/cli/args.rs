@@ -1,4 +1,7 @@
-//! The command line as clap reads it.
+//! The command line's clap definitions and nothing else: no `crate::` paths but the
+//! shard type (`record/shard.rs`, which imports nothing), so that `build.rs` can compile
+//! this file on its own to write the man pages and the shell completions from the same
+//! definitions the binary parses with.
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -57,7 +60,8 @@ pub enum Command {
         series: Option<String>,
         #[arg(long)]
         runs_dir: Option<PathBuf>,
-        /// Command to run in the guest (after `--`); an interactive shell when absent.
+        /// Command to run in the guest (after `--`), as an argv: each argument one word, so
+        /// `-- sh -c 'a; b'` runs `a; b` in one shell. An interactive shell when absent.
         #[arg(last = true)]
         command: Vec<String>,
     },
@@ -128,6 +132,35 @@ pub enum Command {
         #[arg(long)]
         known: Option<PathBuf>,
     },
+    /// b4's external series check (`b4 review`: `git config b4.review-series-check-cmd
+    /// "kmatrix b4-check"`): tests the series b4 is reviewing (B4_TRACKING_FILE: its base
+    /// commit .. its review branch) in the current kernel tree as `run --tree .
+    /// --series BASE..TIP` does, and prints b4's JSON check result on stdout (progress on
+    /// stderr).
+    B4Check {
+        /// The matrix spec (default: the tree's own kmatrix.yaml, else the one of the
+        /// kmatrix checkout this binary was built from).
+        #[arg(short = 'f', long = "spec")]
+        spec: Option<PathBuf>,
+        /// Only cells whose id matches this glob; repeatable (default: `x86_64/*`, the
+        /// quick profile; `*` for every cell).
+        #[arg(long)]
+        only: Vec<String>,
+        /// Where the run goes (default: `runs/` next to the spec), in a `b4-<time>/`
+        /// folder of its own.
+        #[arg(long)]
+        runs_dir: Option<PathBuf>,
+    },
+    /// A Model Context Protocol server on stdin/stdout for agents: tools `plan`, `run`
+    /// (starts a run of some cells), `results`, `cell` (its reports and console) and
+    /// `compare`; only `run` changes anything.
+    Mcp {
+        #[arg(short = 'f', long = "spec", default_value = "kmatrix.yaml")]
+        spec: PathBuf,
+        /// Where runs are read and started (default: `runs/` next to the spec).
+        #[arg(long)]
+        runs_dir: Option<PathBuf>,
+    },
     /// Find kernel reports in a console log.
     Parse {
         log: PathBuf,
@@ -153,8 +186,8 @@ pub struct Selection {
     pub only: Vec<String>,
     /// Run shard K of N (`--shard 1/3`); shards are balanced by expected cost and are
     /// joined with `kmatrix merge`.
-    #[arg(long, value_parser = crate::record::plan::Shard::parse)]
-    pub shard: Option<crate::record::plan::Shard>,
+    #[arg(long, value_parser = crate::record::shard::Shard::parse)]
+    pub shard: Option<crate::record::shard::Shard>,
     /// Test this kernel tree as it is on disk (uncommitted changes included) with the
     /// spec's matrix, in place of the spec's source and patchsets: patchset `tree`.
     #[arg(long, value_name = "PATH")]

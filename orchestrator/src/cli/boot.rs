@@ -43,7 +43,7 @@ pub async fn boot(a: Args<'_>) -> Result<i32, CliError> {
         sinks: Sinks::Shell,
         cancel: cancel.clone(),
     });
-    let cmd = (!a.command.is_empty()).then(|| a.command.join(" "));
+    let cmd = (!a.command.is_empty()).then(|| crate::host::guest::argv_command(a.command));
     let mut cancel = cancel;
     tokio::select! {
         r = session.boot_shell(&c, cmd) => match r {

@@ -62,6 +62,19 @@ pub async fn main(cli: Cli) -> Result<i32, CliError> {
             kcidb_url,
         } => crate::cli::report::kcidb(&run_dir, &kcidb_origin, kcidb_url),
         Command::Report { run_dir, .. } => crate::cli::report::render(&run_dir),
+        Command::B4Check {
+            spec,
+            only,
+            runs_dir,
+        } => Ok(crate::cli::b4::main(crate::cli::b4::Args {
+            spec,
+            only,
+            runs_dir,
+        })
+        .await),
+        Command::Mcp { spec, runs_dir } => {
+            Ok(crate::cli::mcp::main(crate::cli::mcp::Args { spec, runs_dir }).await)
+        }
         Command::Parse {
             log,
             json,

@@ -3,12 +3,14 @@
 //! engine and its reporters are wired in one place (`session`).
 
 pub mod args;
+mod b4;
 pub mod bisect;
 mod boot;
 pub mod compare;
 mod dispatch;
 pub mod doctor;
 mod error;
+mod mcp;
 mod merge;
 mod parse;
 mod plan;

@@ -209,6 +209,16 @@ pub fn shell_quote(arg: &str) -> String {
     format!("'{}'", arg.replace('\'', "'\\''"))
 }
 
+/// `kmatrix boot CELL -- ARGV...`: the argv as one command line for the guest's shell,
+/// each argument one word (as `docker run`, `unshare` and `vng --` pass it), not joined
+/// with spaces as ssh does, which would split `sh -c 'a; b'` into `sh -c a` and `b`.
+pub fn argv_command(argv: &[String]) -> String {
+    argv.iter()
+        .map(|a| shell_quote(a))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 fn is_ssh_timeout(e: &std::io::Error) -> bool {
     // ssh2 turns LIBSSH2_ERROR_TIMEOUT into `TimedOut`; check its code where it came
     // wrapped otherwise.
@@ -251,5 +261,42 @@ mod tests {
             .output()
             .unwrap();
         assert_eq!(String::from_utf8_lossy(&out.stdout), "it's; echo x|$HOME|");
+    }
+
+    #[test]
+    fn boot_argv_reaches_the_guest_shell_as_an_argv() {
+        // `kmatrix boot CELL -- sh -c 'cd /; pwd; echo b'`: the guest's shell (dropbear runs
+        // the command with `sh -c`, as here) must see three words, the last one whole.
+        let argv: Vec<String> = ["sh", "-c", "cd /; pwd; echo \"b c\""]
+            .map(String::from)
+            .to_vec();
+        let line = argv_command(&argv);
+        assert_eq!(line, "'sh' '-c' 'cd /; pwd; echo \"b c\"'");
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(&line)
+            .current_dir(std::env::temp_dir())
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "/\nb c\n");
+        // Joined with spaces (as ssh does), the same argv runs `sh -c cd` and then `pwd`
+        // in the caller's folder: what this replaced.
+        let joined = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(argv.join(" "))
+            .current_dir(std::env::temp_dir())
+            .output()
+            .unwrap();
+        assert_ne!(String::from_utf8_lossy(&joined.stdout), "/\nb c\n");
+        // Arguments with quotes, `$` and empty ones survive as they are.
+        let tricky: Vec<String> = ["printf", "%s|", "it's", "$HOME", "", "a\nb"]
+            .map(String::from)
+            .to_vec();
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(argv_command(&tricky))
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "it's|$HOME||a\nb|");
     }
 }

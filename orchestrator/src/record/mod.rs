@@ -13,4 +13,5 @@ pub mod lockgraph;
 pub mod phase;
 pub mod plan;
 pub mod result;
+pub mod shard;
 pub mod verdict;
