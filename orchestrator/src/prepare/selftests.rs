@@ -202,7 +202,7 @@ async fn install_headers(
             .arg(format!("ARCH={}", arch.kernel_arch()))
             .arg(format!("INSTALL_HDR_PATH={}", headers.display()))
             .arg("headers_install")
-            .log(&out.join("build.log"))
+            .log(out.join("build.log"))
             .timeout(Duration::from_secs(600)),
     )
     .await
