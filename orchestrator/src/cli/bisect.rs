@@ -373,75 +373,243 @@ struct Ctx {
     repeat: u32,
     cancel: watch::Receiver<bool>,
     args: Args,
+    start: Instant,
 }
 
 impl Ctx {
+    /// The cell and its series as `args` names them, checked, and the bisect folder made.
+    fn new(
+        plan: Plan,
+        args: Args,
+        cancel: watch::Receiver<bool>,
+        start: Instant,
+    ) -> Result<Ctx, BisectError> {
+        let cell = plan
+            .cells
+            .iter()
+            .find(|c| c.id() == args.cell)
+            .cloned()
+            .ok_or_else(|| BisectError::NoCell(args.cell.clone()))?;
+        let series: Vec<PathBuf> = cell.series(&plan).cloned().collect();
+        if series.is_empty() {
+            return Err(BisectError::NoSeries {
+                cell: cell.id(),
+                patchset: cell.patchset.clone(),
+            });
+        }
+        let len = series.len();
+        if let Some(p) = args.prefix {
+            if p == 0 || p > len {
+                return Err(BisectError::Prefix {
+                    cell: cell.id(),
+                    prefix: p,
+                    len,
+                });
+            }
+        }
+        let harness: Vec<PathBuf> = cell
+            .patches
+            .iter()
+            .filter(|p| plan.harness.contains(p))
+            .cloned()
+            .collect();
+        let preferred = changed_functions(&series);
+        let runs = args
+            .runs_dir
+            .clone()
+            .unwrap_or_else(|| plan.root.join("runs"));
+        let dir = crate::host::rundir::unique_dir(
+            &runs,
+            &format!("bisect-{}", crate::record::fmt::timestamp()),
+        )
+        .map_err(|e| BisectError::Dir {
+            path: e.path,
+            source: e.source,
+        })?;
+        Ok(Ctx {
+            plan,
+            cell,
+            series,
+            harness,
+            preferred,
+            dir,
+            repeat: args.repeat.max(1),
+            cancel,
+            args,
+            start,
+        })
+    }
+
+    /// The record before any step: the series, and `--title` if given.
+    fn record(&self) -> Bisect {
+        Bisect {
+            schema: SCHEMA,
+            cell: self.cell.id(),
+            spec: self.args.spec.clone(),
+            repeat: self.repeat,
+            predicate: self
+                .args
+                .title
+                .clone()
+                .map(|title| Predicate::Title { title }),
+            series: self
+                .series
+                .iter()
+                .enumerate()
+                .map(|(i, p)| Patch {
+                    index: i + 1,
+                    file: normalize(p),
+                    subject: subject(p),
+                })
+                .collect(),
+            steps: Vec::new(),
+            outcome: Outcome::Running,
+            rate: None,
+            repro: None,
+            seconds: 0.0,
+            dir: self.dir.clone(),
+        }
+    }
+
+    /// `bisect.json` and `report.html` as they stand (after every step, so an
+    /// interrupted bisection keeps what it learnt).
+    fn save(&self, b: &mut Bisect) -> Result<(), BisectError> {
+        let dir = &self.dir;
+        b.seconds = self.start.elapsed().as_secs_f64();
+        settle(b);
+        let werr = |source| BisectError::Write {
+            path: dir.join(FILE),
+            source,
+        };
+        let json = serde_json::to_vec_pretty(b).map_err(|e| werr(std::io::Error::other(e)))?;
+        crate::host::rundir::write(dir, FILE, &json).map_err(werr)?;
+        crate::host::rundir::write(dir, "report.html", report::html::bisect_page(b).as_bytes())
+            .map_err(|source| BisectError::Write {
+                path: dir.join("report.html"),
+                source,
+            })
+    }
+
+    /// `--prefix P`: that prefix alone, judged if a predicate was given.
+    async fn judge_one(&self, b: &mut Bisect, p: usize) -> Result<i32, BisectError> {
+        let (mut step, _) = self.step(p, b.predicate.as_ref()).await?;
+        if let Some(pred) = &b.predicate {
+            match judge(pred, step.verdict, step.reason.as_deref(), step.seen) {
+                Ok((j, why)) => {
+                    step.judged = Some(j);
+                    step.why = why;
+                }
+                Err((code, why)) => b.outcome = Outcome::Stopped { why, code },
+            }
+        }
+        b.steps.push(step);
+        if b.outcome == Outcome::Running {
+            b.outcome = Outcome::Judged;
+        }
+        b.repro = Some(self.repro(p, b.predicate.as_ref()));
+        self.save(b)?;
+        print!("{}", report::text::bisect(b));
+        Ok(b.exit_code())
+    }
+
+    /// The full series: the failure must be there, and says what to look for. Leaves
+    /// `b.outcome` Running when the search can go on.
+    async fn full_series(&self, b: &mut Bisect) -> Result<(), BisectError> {
+        let (mut step, full) = self.step(self.series.len(), b.predicate.as_ref()).await?;
+        if b.predicate.is_none() && full.verdict.is_final() && full.verdict != Verdict::Pass {
+            match default_predicate(&full) {
+                Ok(p) => {
+                    (step.seen, step.boots) = self.full_series_seen(&step, &p);
+                    b.predicate = Some(p);
+                }
+                Err(e) => {
+                    b.steps.push(step);
+                    b.outcome = Outcome::NotReproduced { why: e.to_string() };
+                    self.save(b)?;
+                    print!("{}", report::text::bisect(b));
+                    return Err(e);
+                }
+            }
+        }
+        match (judge_step(b, &step), &b.predicate) {
+            (Err((code, why)), _) => b.outcome = Outcome::Stopped { why, code },
+            (Ok((Judged::Bad, _)), Some(_)) => step.judged = Some(Judged::Bad),
+            (Ok((j, why)), Some(p)) => {
+                step.judged = Some(j);
+                step.why = why;
+                b.outcome = Outcome::NotReproduced {
+                    why: format!(
+                        "the full series does not show {} ({}{})",
+                        p.describe(),
+                        step.verdict.label(),
+                        step.reason
+                            .as_ref()
+                            .map(|r| format!(": {r}"))
+                            .unwrap_or_default()
+                    ),
+                };
+            }
+            (Ok(_), None) => {
+                b.outcome = Outcome::NotReproduced {
+                    why: "the full series passes: nothing to bisect".into(),
+                }
+            }
+        }
+        b.steps.push(step);
+        self.save(b)
+    }
+
+    /// Boots of the full series' step that showed the predicate it implied.
+    fn full_series_seen(&self, step: &Step, p: &Predicate) -> (u32, u32) {
+        match p {
+            Predicate::Title { title } => {
+                let (seen, boots) = title_seen(
+                    &self.dir.join(&step.dir).join(self.cell.rel_dir()),
+                    self.repeat,
+                    &self.preferred,
+                    title,
+                );
+                // The title is the full series' own: at least one boot showed it.
+                (seen.max(1), boots.max(1))
+            }
+            Predicate::Verdict { .. } => (1, 1),
+        }
+    }
+
+    /// The prefixes between the known good and the known bad, until one patch is left
+    /// (or a step stops the bisection).
+    async fn search(&self, b: &mut Bisect) -> Result<(), BisectError> {
+        let mut search = Search::new(self.series.len());
+        while b.outcome == Outcome::Running {
+            let Some(p) = search.next() else {
+                b.outcome = search.outcome();
+                break;
+            };
+            let (mut step, _) = self.step(p, b.predicate.as_ref()).await?;
+            match judge_step(b, &step) {
+                Ok((j, why)) => {
+                    step.judged = Some(j);
+                    step.why = why;
+                    search.record(p, j);
+                }
+                Err((code, why)) => b.outcome = Outcome::Stopped { why, code },
+            }
+            b.steps.push(step);
+            self.save(b)?;
+        }
+        Ok(())
+    }
+
     /// One prefix as a one-cell run in `prefix-P/`.
     async fn step(
         &self,
         prefix: usize,
         predicate: Option<&Predicate>,
     ) -> Result<(Step, CellResult), BisectError> {
-        let first = self.series.len().min(prefix);
-        let what = match prefix {
-            p if p == self.series.len() => format!("the full series ({p} patches)"),
-            p => format!("the first {p} of {} patches", self.series.len()),
-        };
-        report::terminal::line(&format!(
-            "bisect {}: {what}, up to {}",
-            self.cell.id(),
-            self.series[first - 1]
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default()
-        ));
+        self.announce(prefix);
         let rel = PathBuf::from(format!("prefix-{prefix}"));
         let run_dir = self.dir.join(&rel);
-        std::fs::create_dir_all(&run_dir).map_err(|source| BisectError::Dir {
-            path: run_dir.clone(),
-            source,
-        })?;
-        if let Some(k) = &self.plan.known_issues {
-            let _ = crate::spec::known::keep_copy(k, &run_dir);
-        }
-        let mut cell = self.cell.clone();
-        cell.patches = self.series[..first]
-            .iter()
-            .chain(&self.harness)
-            .cloned()
-            .collect();
-        let mut plan = self.plan.clone();
-        plan.cells = vec![cell];
-        let opts = RunOptions {
-            rebuild: false,
-            build_only: predicate.is_some_and(Predicate::build_only),
-            resume: Vec::new(),
-            repeat: self.repeat,
-        };
-        let mut meta = crate::cli::session::meta(&plan, None);
-        // Not a run of the spec as written: never merged or resumed with one.
-        meta.spec_hash = format!("{}+prefix-{prefix}", plan.spec_hash);
-        let internal = |why: String| BisectError::Internal { prefix, why };
-        let session = Session::start(Start {
-            plan,
-            cache: Cache::from_env(),
-            opts,
-            run_dir: run_dir.clone(),
-            meta,
-            sinks: Sinks::Run { matrix: false },
-            cancel: self.cancel.clone(),
-        });
-        let Finished { cells, write_error } = session.run().await.map_err(internal)?;
-        if let Some(e) = write_error {
-            return Err(BisectError::Write {
-                path: run_dir,
-                source: e,
-            });
-        }
-        let result = cells
-            .into_iter()
-            .next()
-            .ok_or_else(|| internal("the step finished without its cell".into()))?;
+        let result = self.run_prefix(prefix, predicate, &run_dir).await?;
         let cell_dir = run_dir.join(self.cell.rel_dir());
         // This folder is a prefix, not the cell as the spec has it: say how to redo it.
         let _ = std::fs::write(
@@ -471,6 +639,85 @@ impl Ctx {
         Ok((step, result))
     }
 
+    /// The terminal line that says which prefix is judged now.
+    fn announce(&self, prefix: usize) {
+        let first = self.series.len().min(prefix);
+        let what = match prefix {
+            p if p == self.series.len() => format!("the full series ({p} patches)"),
+            p => format!("the first {p} of {} patches", self.series.len()),
+        };
+        report::terminal::line(&format!(
+            "bisect {}: {what}, up to {}",
+            self.cell.id(),
+            self.series[first - 1]
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        ));
+    }
+
+    /// The engine's run of the one-cell plan of `prefix` in `run_dir`: its cell's result.
+    async fn run_prefix(
+        &self,
+        prefix: usize,
+        predicate: Option<&Predicate>,
+        run_dir: &Path,
+    ) -> Result<CellResult, BisectError> {
+        std::fs::create_dir_all(run_dir).map_err(|source| BisectError::Dir {
+            path: run_dir.to_owned(),
+            source,
+        })?;
+        if let Some(k) = &self.plan.known_issues {
+            let _ = crate::spec::known::keep_copy(k, run_dir);
+        }
+        let plan = self.prefix_plan(prefix);
+        let opts = RunOptions {
+            rebuild: false,
+            build_only: predicate.is_some_and(Predicate::build_only),
+            resume: Vec::new(),
+            repeat: self.repeat,
+        };
+        let mut meta = crate::cli::session::meta(&plan, None);
+        // Not a run of the spec as written: never merged or resumed with one.
+        meta.spec_hash = format!("{}+prefix-{prefix}", plan.spec_hash);
+        let internal = |why: String| BisectError::Internal { prefix, why };
+        let session = Session::start(Start {
+            plan,
+            cache: Cache::from_env(),
+            opts,
+            run_dir: run_dir.to_owned(),
+            meta,
+            sinks: Sinks::Run { matrix: false },
+            cancel: self.cancel.clone(),
+        });
+        let Finished { cells, write_error } = session.run().await.map_err(internal)?;
+        if let Some(e) = write_error {
+            return Err(BisectError::Write {
+                path: run_dir.to_owned(),
+                source: e,
+            });
+        }
+        cells
+            .into_iter()
+            .next()
+            .ok_or_else(|| internal("the step finished without its cell".into()))
+    }
+
+    /// The spec's plan cut to the one cell, patched with the first `prefix` patches of
+    /// its series and then the harness patches.
+    fn prefix_plan(&self, prefix: usize) -> Plan {
+        let first = self.series.len().min(prefix);
+        let mut cell = self.cell.clone();
+        cell.patches = self.series[..first]
+            .iter()
+            .chain(&self.harness)
+            .cloned()
+            .collect();
+        let mut plan = self.plan.clone();
+        plan.cells = vec![cell];
+        plan
+    }
+
     /// The line that judges one prefix again.
     fn repro(&self, prefix: usize, predicate: Option<&Predicate>) -> String {
         let q = crate::host::guest::shell_quote;
@@ -489,6 +736,29 @@ impl Ctx {
     }
 }
 
+/// The changed functions of the whole series, each once, in the order of the patches.
+fn changed_functions(series: &[PathBuf]) -> Vec<String> {
+    let mut preferred: Vec<String> = Vec::new();
+    for p in series {
+        for f in crate::console::changed_functions(&std::fs::read_to_string(p).unwrap_or_default())
+        {
+            if !preferred.contains(&f) {
+                preferred.push(f);
+            }
+        }
+    }
+    preferred
+}
+
+/// A step judged against the predicate. Before a predicate is known only a stop (or a
+/// pass) can come of the full series.
+fn judge_step(b: &Bisect, s: &Step) -> Result<(Judged, Option<String>), (i32, String)> {
+    let p = b.predicate.clone().unwrap_or(Predicate::Verdict {
+        verdict: Verdict::Pass,
+    });
+    judge(&p, s.verdict, s.reason.as_deref(), s.seen)
+}
+
 /// `kmatrix bisect`: the whole bisection (or one prefix with `--prefix`); writes
 /// `bisect.json` and `report.html` after each step and prints the result. Returns the
 /// exit code (README "kmatrix bisect").
@@ -499,212 +769,17 @@ pub async fn run(
     cancel: watch::Receiver<bool>,
 ) -> Result<i32, BisectError> {
     let start = Instant::now();
-    let cell = plan
-        .cells
-        .iter()
-        .find(|c| c.id() == args.cell)
-        .cloned()
-        .ok_or_else(|| BisectError::NoCell(args.cell.clone()))?;
-    let series: Vec<PathBuf> = cell.series(&plan).cloned().collect();
-    if series.is_empty() {
-        return Err(BisectError::NoSeries {
-            cell: cell.id(),
-            patchset: cell.patchset.clone(),
-        });
+    let cx = Ctx::new(plan, args, cancel, start)?;
+    let mut b = cx.record();
+    if let Some(p) = cx.args.prefix {
+        return cx.judge_one(&mut b, p).await;
     }
-    let len = series.len();
-    if let Some(p) = args.prefix {
-        if p == 0 || p > len {
-            return Err(BisectError::Prefix {
-                cell: cell.id(),
-                prefix: p,
-                len,
-            });
-        }
-    }
-    let harness: Vec<PathBuf> = cell
-        .patches
-        .iter()
-        .filter(|p| plan.harness.contains(p))
-        .cloned()
-        .collect();
-    let mut preferred: Vec<String> = Vec::new();
-    for p in &series {
-        for f in crate::console::changed_functions(&std::fs::read_to_string(p).unwrap_or_default())
-        {
-            if !preferred.contains(&f) {
-                preferred.push(f);
-            }
-        }
-    }
-    let runs = args
-        .runs_dir
-        .clone()
-        .unwrap_or_else(|| plan.root.join("runs"));
-    let dir = crate::host::rundir::unique_dir(
-        &runs,
-        &format!("bisect-{}", crate::record::fmt::timestamp()),
-    )
-    .map_err(|e| BisectError::Dir {
-        path: e.path,
-        source: e.source,
-    })?;
-    let mut b = Bisect {
-        schema: SCHEMA,
-        cell: cell.id(),
-        spec: args.spec.clone(),
-        repeat: args.repeat.max(1),
-        predicate: args.title.clone().map(|title| Predicate::Title { title }),
-        series: series
-            .iter()
-            .enumerate()
-            .map(|(i, p)| Patch {
-                index: i + 1,
-                file: normalize(p),
-                subject: subject(p),
-            })
-            .collect(),
-        steps: Vec::new(),
-        outcome: Outcome::Running,
-        rate: None,
-        repro: None,
-        seconds: 0.0,
-        dir: dir.clone(),
-    };
-    let cx = Ctx {
-        plan,
-        cell,
-        series,
-        harness,
-        preferred,
-        dir: dir.clone(),
-        repeat: args.repeat.max(1),
-        cancel,
-        args: args.clone(),
-    };
-    let save = |b: &mut Bisect| -> Result<(), BisectError> {
-        b.seconds = start.elapsed().as_secs_f64();
-        settle(b);
-        let werr = |source| BisectError::Write {
-            path: dir.join(FILE),
-            source,
-        };
-        let json = serde_json::to_vec_pretty(b).map_err(|e| werr(std::io::Error::other(e)))?;
-        crate::host::rundir::write(&dir, FILE, &json).map_err(werr)?;
-        crate::host::rundir::write(&dir, "report.html", report::html::bisect_page(b).as_bytes())
-            .map_err(|source| BisectError::Write {
-                path: dir.join("report.html"),
-                source,
-            })
-    };
-
-    // `--prefix P`: that prefix alone.
-    if let Some(p) = args.prefix {
-        let (mut step, _) = cx.step(p, b.predicate.as_ref()).await?;
-        if let Some(pred) = &b.predicate {
-            match judge(pred, step.verdict, step.reason.as_deref(), step.seen) {
-                Ok((j, why)) => {
-                    step.judged = Some(j);
-                    step.why = why;
-                }
-                Err((code, why)) => b.outcome = Outcome::Stopped { why, code },
-            }
-        }
-        b.steps.push(step);
-        if b.outcome == Outcome::Running {
-            b.outcome = Outcome::Judged;
-        }
-        b.repro = Some(cx.repro(p, b.predicate.as_ref()));
-        save(&mut b)?;
-        print!("{}", report::text::bisect(&b));
-        return Ok(b.exit_code());
-    }
-
-    // The full series: the failure must be there, and says what to look for.
-    let (mut step, full) = cx.step(len, b.predicate.as_ref()).await?;
-    if b.predicate.is_none() && full.verdict.is_final() && full.verdict != Verdict::Pass {
-        match default_predicate(&full) {
-            Ok(p) => {
-                (step.seen, step.boots) = match &p {
-                    Predicate::Title { title } => {
-                        let (seen, boots) = title_seen(
-                            &dir.join(&step.dir).join(cx.cell.rel_dir()),
-                            cx.repeat,
-                            &cx.preferred,
-                            title,
-                        );
-                        // The title is the full series' own: at least one boot showed it.
-                        (seen.max(1), boots.max(1))
-                    }
-                    Predicate::Verdict { .. } => (1, 1),
-                };
-                b.predicate = Some(p);
-            }
-            Err(e) => {
-                b.steps.push(step);
-                b.outcome = Outcome::NotReproduced { why: e.to_string() };
-                save(&mut b)?;
-                print!("{}", report::text::bisect(&b));
-                return Err(e);
-            }
-        }
-    }
-    let mut search = Search::new(len);
-    let verdict = |b: &Bisect, s: &Step| {
-        // Before a predicate is known only a stop (or a pass) can come of the full series.
-        let p = b.predicate.clone().unwrap_or(Predicate::Verdict {
-            verdict: Verdict::Pass,
-        });
-        judge(&p, s.verdict, s.reason.as_deref(), s.seen)
-    };
-    match (verdict(&b, &step), &b.predicate) {
-        (Err((code, why)), _) => b.outcome = Outcome::Stopped { why, code },
-        (Ok((Judged::Bad, _)), Some(_)) => step.judged = Some(Judged::Bad),
-        (Ok((j, why)), Some(p)) => {
-            step.judged = Some(j);
-            step.why = why;
-            b.outcome = Outcome::NotReproduced {
-                why: format!(
-                    "the full series does not show {} ({}{})",
-                    p.describe(),
-                    step.verdict.label(),
-                    step.reason
-                        .as_ref()
-                        .map(|r| format!(": {r}"))
-                        .unwrap_or_default()
-                ),
-            };
-        }
-        (Ok(_), None) => {
-            b.outcome = Outcome::NotReproduced {
-                why: "the full series passes: nothing to bisect".into(),
-            }
-        }
-    }
-    b.steps.push(step);
-    save(&mut b)?;
-
-    while b.outcome == Outcome::Running {
-        let Some(p) = search.next() else {
-            b.outcome = search.outcome();
-            break;
-        };
-        let (mut step, _) = cx.step(p, b.predicate.as_ref()).await?;
-        match verdict(&b, &step) {
-            Ok((j, why)) => {
-                step.judged = Some(j);
-                step.why = why;
-                search.record(p, j);
-            }
-            Err((code, why)) => b.outcome = Outcome::Stopped { why, code },
-        }
-        b.steps.push(step);
-        save(&mut b)?;
-    }
+    cx.full_series(&mut b).await?;
+    cx.search(&mut b).await?;
     if let Outcome::Found { patch } = b.outcome {
         b.repro = Some(cx.repro(patch, b.predicate.as_ref()));
     }
-    save(&mut b)?;
+    cx.save(&mut b)?;
     print!("{}", report::text::bisect(&b));
     Ok(b.exit_code())
 }

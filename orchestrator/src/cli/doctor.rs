@@ -1296,17 +1296,24 @@ fn say(line: &str) {
     let _ = writeln!(std::io::stdout(), "{line}");
 }
 
+/// The checks decided so far; each printed as it is decided.
+#[derive(Default)]
+struct Checks(Vec<Check>);
+
+impl Checks {
+    fn emit(&mut self, c: Check) {
+        say(&c.line());
+        self.0.push(c);
+    }
+}
+
 /// Run every check, print a line for each as it is decided, then the summary; return
 /// the exit code (0 ready, 1 not ready).
 pub async fn run(spec: Option<&Path>) -> i32 {
-    let mut checks: Vec<Check> = Vec::new();
-    let mut emit = |c: Check| {
-        say(&c.line());
-        checks.push(c);
-    };
+    let mut checks = Checks::default();
     let cache = Cache::from_env();
     let (plan, spec_facts) = load_spec(spec);
-    emit(check_spec(&spec_facts));
+    checks.emit(check_spec(&spec_facts));
     let arches: Vec<Arch> = match &spec_facts {
         SpecFacts::Loaded { arches, .. } => arches.clone(),
         _ => vec![Arch::X86_64, Arch::Arm64],
@@ -1315,26 +1322,43 @@ pub async fn run(spec: Option<&Path>) -> i32 {
         .as_ref()
         .map(|p| p.vm.clone())
         .unwrap_or_else(default_vm);
+    host_checks(&mut checks, plan.as_ref(), &vm, &cache);
+    qemu_checks(&mut checks, &arches).await;
+    toolchain_checks(&mut checks, &arches).await;
+    guest_and_source_checks(&mut checks, plan.as_ref(), &arches, &cache).await;
+    checks.emit(check_kvm(
+        &kvm_facts(plan.as_ref(), &arches, &vm, &cache).await,
+    ));
+
+    let (code, last) = summary(&checks.0);
+    say(&last);
+    code
+}
+
+/// The host itself: its OS, cores, memory, the cache's disk, kmatrix on PATH.
+fn host_checks(checks: &mut Checks, plan: Option<&Plan>, vm: &VmSettings, cache: &Cache) {
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
-    let jobs = plan.as_ref().map(|p| p.jobs).unwrap_or(cores);
-
+    let jobs = plan.map(|p| p.jobs).unwrap_or(cores);
     let os = std::fs::read_to_string("/etc/os-release")
         .map(|t| parse_os_release(&t))
         .unwrap_or_default();
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
         .map(|s| s.trim().to_string())
         .unwrap_or_else(|_| "unknown".into());
-    emit(check_host(&os, std::env::consts::ARCH, &kernel));
-    emit(check_cores(cores, jobs));
+    checks.emit(check_host(&os, std::env::consts::ARCH, &kernel));
+    checks.emit(check_cores(cores, jobs));
     let (total, avail) = std::fs::read_to_string("/proc/meminfo")
         .map(|t| parse_meminfo(&t))
         .unwrap_or((None, None));
-    emit(check_memory(total, avail, vm.memory_mib, jobs));
-    emit(disk_facts(&cache));
-    emit(check_kmatrix_on_path(which("kmatrix").as_deref()));
+    checks.emit(check_memory(total, avail, vm.memory_mib, jobs));
+    checks.emit(disk_facts(cache));
+    checks.emit(check_kmatrix_on_path(which("kmatrix").as_deref()));
+}
 
+/// QEMU and its firmware for each arch, then virtiofsd.
+async fn qemu_checks(checks: &mut Checks, arches: &[Arch]) {
     let datadirs: Vec<PathBuf> = match which(Arch::X86_64.qemu_binary()) {
         Some(q) => output(&q, &["-L", "help"])
             .await
@@ -1342,34 +1366,17 @@ pub async fn run(spec: Option<&Path>) -> i32 {
             .unwrap_or_default(),
         None => Vec::new(),
     };
-    for &arch in &arches {
+    for &arch in arches {
         let bin = which(arch.qemu_binary());
         let version = match &bin {
             Some(b) => first_line(b, &["--version"]).await,
             None => None,
         };
-        let dirs = if datadirs.is_empty() {
-            // Debian's folders, for a QEMU that cannot list its own.
-            [
-                "/usr/share/qemu",
-                "/usr/share/seabios",
-                "/usr/lib/ipxe/qemu",
-            ]
-            .map(PathBuf::from)
-            .to_vec()
-        } else {
-            datadirs.clone()
-        };
-        let missing_fw: Vec<&str> = firmware(arch)
-            .iter()
-            .map(|(f, _)| *f)
-            .filter(|f| !dirs.iter().any(|d| d.join(f).exists()))
-            .collect();
-        emit(check_qemu(
+        checks.emit(check_qemu(
             arch,
             bin.as_deref(),
             version.as_deref(),
-            &missing_fw,
+            &missing_firmware(arch, &datadirs),
         ));
     }
     let virtiofsd = crate::vm::find_virtiofsd();
@@ -1377,52 +1384,83 @@ pub async fn run(spec: Option<&Path>) -> i32 {
         Some(v) => first_line(v, &["--version"]).await,
         None => None,
     };
-    emit(check_virtiofsd(
+    checks.emit(check_virtiofsd(
         virtiofsd.as_deref(),
         vfs_version.as_deref(),
     ));
+}
 
-    for &arch in &arches {
+/// The firmware files of `arch` found in none of QEMU's data folders.
+fn missing_firmware(arch: Arch, datadirs: &[PathBuf]) -> Vec<&'static str> {
+    let dirs = if datadirs.is_empty() {
+        // Debian's folders, for a QEMU that cannot list its own.
+        [
+            "/usr/share/qemu",
+            "/usr/share/seabios",
+            "/usr/lib/ipxe/qemu",
+        ]
+        .map(PathBuf::from)
+        .to_vec()
+    } else {
+        datadirs.to_vec()
+    };
+    firmware(arch)
+        .iter()
+        .map(|(f, _)| *f)
+        .filter(|f| !dirs.iter().any(|d| d.join(f).exists()))
+        .collect()
+}
+
+/// The compilers of each arch and the tools of the kernel build and the image.
+async fn toolchain_checks(checks: &mut Checks, arches: &[Arch]) {
+    for &arch in arches {
         let version = first_line(arch.cc(), &["--version"]).await;
-        emit(check_compiler(
+        checks.emit(check_compiler(
             arch,
             version.as_deref(),
             &missing(toolchain(arch)),
         ));
     }
-    emit(check_needs(
+    checks.emit(check_needs(
         "kernel build",
         KERNEL_BUILD,
         &missing(KERNEL_BUILD),
     ));
-    emit(check_ccache(which("ccache").as_deref()));
-    emit(check_needs(
+    checks.emit(check_ccache(which("ccache").as_deref()));
+    checks.emit(check_needs(
         "image tools",
         IMAGE_TOOLS,
         &missing(IMAGE_TOOLS),
     ));
+}
 
+/// Each guest arch's userland (and dpkg's foreign arch for it), then the kernel source.
+/// The apt queries run together, started before the first line of them is printed.
+async fn guest_and_source_checks(
+    checks: &mut Checks,
+    plan: Option<&Plan>,
+    arches: &[Arch],
+    cache: &Cache,
+) {
     let native = host_arch();
     let mut guest_queries: Vec<_> = arches
         .iter()
         .map(|&a| tokio::spawn(guest_facts(a, cache.clone())))
         .collect();
-    let source_query = plan
-        .as_ref()
-        .map(|p| tokio::spawn(source_facts(p.source.clone(), cache.clone())));
+    let source_query = plan.map(|p| tokio::spawn(source_facts(p.source.clone(), cache.clone())));
     let foreign: Vec<String> = output("dpkg", &["--print-foreign-architectures"])
         .await
         .map(|t| t.lines().map(|l| l.trim().to_string()).collect())
         .unwrap_or_default();
-    for &arch in &arches {
+    for &arch in arches {
         if Some(arch) != native {
-            emit(check_foreign_arch(
+            checks.emit(check_foreign_arch(
                 arch,
                 foreign.iter().any(|a| a == arch.deb_arch()),
             ));
         }
         let (cached, missing_pkgs) = guest_queries.remove(0).await.unwrap_or_default();
-        emit(check_guest_packages(
+        checks.emit(check_guest_packages(
             arch,
             cached.as_deref(),
             missing_pkgs.as_deref(),
@@ -1430,16 +1468,9 @@ pub async fn run(spec: Option<&Path>) -> i32 {
     }
     if let Some(q) = source_query {
         if let Ok(facts) = q.await {
-            emit(check_source(&facts));
+            checks.emit(check_source(&facts));
         }
     }
-    emit(check_kvm(
-        &kvm_facts(plan.as_ref(), &arches, &vm, &cache).await,
-    ));
-
-    let (code, last) = summary(&checks);
-    say(&last);
-    code
 }
 
 #[cfg(test)]

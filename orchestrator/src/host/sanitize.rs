@@ -24,12 +24,6 @@ pub fn results_folder(root: &Path, budget: u64) -> Report {
     let mut r = Report::default();
     let mut entries = 0usize;
     let mut stack: Vec<(PathBuf, usize)> = vec![(root.to_owned(), 0)];
-    let removed = |r: &mut Report, rel: &Path, what: &str| {
-        r.notes.push(format!(
-            "the guest left {what} at results/{}; removed",
-            rel.display()
-        ));
-    };
     while let Some((dir, depth)) = stack.pop() {
         let Ok(rd) = std::fs::read_dir(&dir) else {
             continue;
@@ -45,46 +39,19 @@ pub fn results_folder(root: &Path, budget: u64) -> Report {
             };
             entries += 1;
             let ft = m.file_type();
-            use std::os::unix::fs::FileTypeExt;
-            let what = if ft.is_symlink() {
-                Some("a symlink")
-            } else if ft.is_block_device() || ft.is_char_device() {
-                Some("a device node")
-            } else if ft.is_fifo() {
-                Some("a FIFO")
-            } else if ft.is_socket() {
-                Some("a socket")
-            } else if ft.is_file() && m.nlink() > 1 {
-                // A hard link could make a host file look like a result.
-                Some("a hard-linked file")
-            } else if entries > MAX_ENTRIES {
-                Some("an entry past the limit of 10000")
-            } else if ft.is_dir() && depth >= MAX_DEPTH {
-                Some("a folder nested too deep")
-            } else {
-                None
-            };
-            if let Some(what) = what {
+            if let Some(what) = refused(&m, entries, depth) {
                 let _ = if ft.is_dir() {
                     std::fs::remove_dir_all(&path)
                 } else {
                     std::fs::remove_file(&path)
                 };
-                removed(&mut r, &rel, what);
+                r.notes.push(format!(
+                    "the guest left {what} at results/{}; removed",
+                    rel.display()
+                ));
                 continue;
             }
-            // No setuid, setgid or sticky bit; nothing writable by others.
-            let mode = m.permissions().mode();
-            let safe = mode & 0o777 & !0o002;
-            if mode & 0o7777 != safe {
-                let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(safe));
-                if mode & 0o7000 != 0 {
-                    r.notes.push(format!(
-                        "the guest set setuid/setgid/sticky bits on results/{}; cleared",
-                        rel.display()
-                    ));
-                }
-            }
+            clear_privilege(&path, &rel, &m, &mut r);
             if ft.is_dir() {
                 stack.push((path, depth + 1));
             } else if r.kept_bytes + m.len() > budget {
@@ -100,6 +67,47 @@ pub fn results_folder(root: &Path, budget: u64) -> Report {
         }
     }
     r
+}
+
+/// What an entry is, when it is not kept: anything that could carry privilege or point
+/// outside the folder, and what is past the limits of entries and depth.
+fn refused(m: &std::fs::Metadata, entries: usize, depth: usize) -> Option<&'static str> {
+    use std::os::unix::fs::FileTypeExt;
+    let ft = m.file_type();
+    if ft.is_symlink() {
+        Some("a symlink")
+    } else if ft.is_block_device() || ft.is_char_device() {
+        Some("a device node")
+    } else if ft.is_fifo() {
+        Some("a FIFO")
+    } else if ft.is_socket() {
+        Some("a socket")
+    } else if ft.is_file() && m.nlink() > 1 {
+        // A hard link could make a host file look like a result.
+        Some("a hard-linked file")
+    } else if entries > MAX_ENTRIES {
+        Some("an entry past the limit of 10000")
+    } else if ft.is_dir() && depth >= MAX_DEPTH {
+        Some("a folder nested too deep")
+    } else {
+        None
+    }
+}
+
+/// No setuid, setgid or sticky bit; nothing writable by others. Setting such a bit is
+/// noted.
+fn clear_privilege(path: &Path, rel: &Path, m: &std::fs::Metadata, r: &mut Report) {
+    let mode = m.permissions().mode();
+    let safe = mode & 0o777 & !0o002;
+    if mode & 0o7777 != safe {
+        let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(safe));
+        if mode & 0o7000 != 0 {
+            r.notes.push(format!(
+                "the guest set setuid/setgid/sticky bits on results/{}; cleared",
+                rel.display()
+            ));
+        }
+    }
 }
 
 #[cfg(test)]

@@ -202,72 +202,13 @@ pub fn compare(
     new: &[CellResult],
     known: &KnownIssues,
 ) -> Comparison {
-    let mut ids: Vec<&str> = new.iter().map(|c| c.id.as_str()).collect();
-    for c in old {
-        if !ids.contains(&c.id.as_str()) {
-            ids.push(&c.id);
-        }
-    }
     let mut rows = Vec::new();
     let mut verdicts = Vec::new();
-    for id in ids {
+    for id in cell_ids(old, new) {
         let o = old.iter().find(|c| c.id == id);
         let n = new.iter().find(|c| c.id == id);
-        let old_titles = o.map(titles).unwrap_or_default();
-        let new_titles = n.map(titles).unwrap_or_default();
-        for (title, rate) in &new_titles {
-            let before = old_titles.iter().find(|(t, _)| t == title).map(|x| x.1);
-            let hit = known.find(id, title).map(|k| k.reference());
-            let class = match before {
-                None if hit.is_some() => Class::Known,
-                None => Class::New,
-                Some(b) if rate.partial() || b.partial() => Class::Flaky,
-                Some(_) => Class::StillFailing,
-            };
-            rows.push(Row {
-                cell: id.to_string(),
-                title: title.clone(),
-                class,
-                old: before,
-                new: Some(*rate),
-                known: hit,
-            });
-        }
-        for (title, rate) in &old_titles {
-            if new_titles.iter().any(|(t, _)| t == title) {
-                continue;
-            }
-            let class = if rate.partial() {
-                Class::Flaky
-            } else if n.is_some_and(booted) {
-                Class::Fixed
-            } else {
-                Class::NotJudged
-            };
-            rows.push(Row {
-                cell: id.to_string(),
-                title: title.clone(),
-                class,
-                old: Some(*rate),
-                new: None,
-                known: known.find(id, title).map(|k| k.reference()),
-            });
-        }
-        let (ov, nv) = (o.map(|c| c.verdict), n.map(|c| c.verdict));
-        if ov != nv {
-            let hit = n.and_then(|c| known.find_verdict(c)).map(|k| k.reference());
-            let fails =
-                nv.is_some_and(|v| matches!(v.category(), Category::Failed | Category::Doubtful));
-            let explained = n.is_some_and(|c| c.real_findings().next().is_some());
-            verdicts.push(VerdictChange {
-                cell: id.to_string(),
-                old: ov,
-                new: nv,
-                reason: n.and_then(|c| c.reason.clone()),
-                new_failure: fails && !explained && hit.is_none(),
-                known: hit,
-            });
-        }
+        rows.extend(title_rows(id, o, n, known));
+        verdicts.extend(verdict_change(id, o, n, known));
     }
     let maybe_fixed = known
         .states(new)
@@ -280,16 +221,7 @@ pub fn compare(
             _ => None,
         })
         .collect();
-    let count = |c: Class| rows.iter().filter(|r| r.class == c).count();
-    let counts = Counts {
-        new: count(Class::New),
-        known: count(Class::Known),
-        still_failing: count(Class::StillFailing),
-        flaky: count(Class::Flaky),
-        fixed: count(Class::Fixed),
-        not_judged: count(Class::NotJudged),
-        new_failures: verdicts.iter().filter(|v| v.new_failure).count(),
-    };
+    let counts = counts(&rows, &verdicts);
     Comparison {
         schema: SCHEMA,
         old: old_dir.to_owned(),
@@ -298,6 +230,107 @@ pub fn compare(
         verdicts,
         maybe_fixed,
         counts,
+    }
+}
+
+/// The new run's cell ids, then those only in the old run.
+fn cell_ids<'a>(old: &'a [CellResult], new: &'a [CellResult]) -> Vec<&'a str> {
+    let mut ids: Vec<&str> = new.iter().map(|c| c.id.as_str()).collect();
+    for c in old {
+        if !ids.contains(&c.id.as_str()) {
+            ids.push(&c.id);
+        }
+    }
+    ids
+}
+
+/// One cell's titles classed: the new run's (new, known, flaky or still failing), then
+/// the old run's gone from it (flaky, fixed, or not judged when it could not show them).
+fn title_rows(
+    id: &str,
+    o: Option<&CellResult>,
+    n: Option<&CellResult>,
+    known: &KnownIssues,
+) -> Vec<Row> {
+    let old_titles = o.map(titles).unwrap_or_default();
+    let new_titles = n.map(titles).unwrap_or_default();
+    let mut rows = Vec::new();
+    for (title, rate) in &new_titles {
+        let before = old_titles.iter().find(|(t, _)| t == title).map(|x| x.1);
+        let hit = known.find(id, title).map(|k| k.reference());
+        let class = match before {
+            None if hit.is_some() => Class::Known,
+            None => Class::New,
+            Some(b) if rate.partial() || b.partial() => Class::Flaky,
+            Some(_) => Class::StillFailing,
+        };
+        rows.push(Row {
+            cell: id.to_string(),
+            title: title.clone(),
+            class,
+            old: before,
+            new: Some(*rate),
+            known: hit,
+        });
+    }
+    for (title, rate) in &old_titles {
+        if new_titles.iter().any(|(t, _)| t == title) {
+            continue;
+        }
+        let class = if rate.partial() {
+            Class::Flaky
+        } else if n.is_some_and(booted) {
+            Class::Fixed
+        } else {
+            Class::NotJudged
+        };
+        rows.push(Row {
+            cell: id.to_string(),
+            title: title.clone(),
+            class,
+            old: Some(*rate),
+            new: None,
+            known: known.find(id, title).map(|k| k.reference()),
+        });
+    }
+    rows
+}
+
+/// The cell's verdict change, if any: a new failure when no kernel report of the cell
+/// explains it and no known issue names it.
+fn verdict_change(
+    id: &str,
+    o: Option<&CellResult>,
+    n: Option<&CellResult>,
+    known: &KnownIssues,
+) -> Option<VerdictChange> {
+    let (ov, nv) = (o.map(|c| c.verdict), n.map(|c| c.verdict));
+    if ov == nv {
+        return None;
+    }
+    let hit = n.and_then(|c| known.find_verdict(c)).map(|k| k.reference());
+    let fails = nv.is_some_and(|v| matches!(v.category(), Category::Failed | Category::Doubtful));
+    let explained = n.is_some_and(|c| c.real_findings().next().is_some());
+    Some(VerdictChange {
+        cell: id.to_string(),
+        old: ov,
+        new: nv,
+        reason: n.and_then(|c| c.reason.clone()),
+        new_failure: fails && !explained && hit.is_none(),
+        known: hit,
+    })
+}
+
+fn counts(rows: &[Row], verdicts: &[VerdictChange]) -> Counts {
+    let count = |c: Class| rows.iter().filter(|r| r.class == c).count();
+    Counts {
+        new: count(Class::New),
+        known: count(Class::Known),
+        still_failing: count(Class::StillFailing),
+        flaky: count(Class::Flaky),
+        fixed: count(Class::Fixed),
+        not_judged: count(Class::NotJudged),
+        new_failures: verdicts.iter().filter(|v| v.new_failure).count(),
     }
 }
 

@@ -281,6 +281,7 @@ async fn build_image(
     Ok(())
 }
 
+/// The guest's initramfs (a gzipped newc cpio) from the userland in `root` and the keys.
 fn assemble(
     arch: Arch,
     root: &Path,
@@ -288,6 +289,19 @@ fn assemble(
     host_key: &[u8],
 ) -> Result<Vec<u8>, ImageError> {
     let mut w = Cpio::default();
+    skeleton(&mut w);
+    programs(&mut w, root)?;
+    accounts_and_keys(&mut w, authorized_keys, host_key);
+    shared_libraries(&mut w, arch, root)?;
+    let cpio = w.finish();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&cpio)
+        .and_then(|_| gz.finish())
+        .map_err(|e| ImageError::Other(format!("compressing initramfs: {e}")))
+}
+
+/// The folders of the root file system.
+fn skeleton(w: &mut Cpio) {
     for d in [
         "bin",
         "sbin",
@@ -311,6 +325,10 @@ fn assemble(
         w.dir(d, 0o755);
     }
     w.dir("root/.ssh", 0o700);
+}
+
+/// kmatrix's init, busybox with the applets needed before it installs the rest, dropbear.
+fn programs(w: &mut Cpio, root: &Path) -> Result<(), ImageError> {
     w.file("init", 0o755, INIT.as_bytes());
     let bb = root.join("bin/busybox");
     w.file("bin/busybox", 0o755, &std::fs::read(&bb).map_err(io(&bb))?);
@@ -325,12 +343,21 @@ fn assemble(
         0o755,
         &std::fs::read(&db).map_err(io(&db))?,
     );
+    Ok(())
+}
+
+/// root's account, the key kmatrix logs in with, and the guest's host key.
+fn accounts_and_keys(w: &mut Cpio, authorized_keys: &[u8], host_key: &[u8]) {
     w.file("etc/passwd", 0o644, b"root:x:0:0:root:/root:/bin/sh\n");
     w.file("etc/group", 0o644, b"root:x:0:\n");
     w.file("etc/shells", 0o644, b"/bin/sh\n");
     w.file("root/.ssh/authorized_keys", 0o600, authorized_keys);
     w.file("etc/dropbear/host_key", 0o600, host_key);
-    // Shared libraries dropbear needs, and the dynamic loader.
+}
+
+/// Shared libraries dropbear needs, and the dynamic loader where the arch's ABI looks
+/// for it.
+fn shared_libraries(w: &mut Cpio, arch: Arch, root: &Path) -> Result<(), ImageError> {
     for libdir in [
         format!("lib/{}", arch.triplet()),
         format!("usr/lib/{}", arch.triplet()),
@@ -373,11 +400,7 @@ fn assemble(
             );
         }
     }
-    let cpio = w.finish();
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    gz.write_all(&cpio)
-        .and_then(|_| gz.finish())
-        .map_err(|e| ImageError::Other(format!("compressing initramfs: {e}")))
+    Ok(())
 }
 
 /// A minimal `newc` cpio writer: deterministic (mtime 0, owner root), no device nodes

@@ -120,51 +120,24 @@ async fn compile(
 ) -> Result<(), SelftestError> {
     let headers = out.join("headers");
     let src = out.join("src");
-    let copy = |args: &[&str], from: &Path, to: &Path| {
-        ProcSpec::new("cp")
-            .args(args)
-            .arg(from)
-            .arg(to)
-            .timeout(Duration::from_secs(600))
-    };
-    let copied = match proc::run(&copy(&["-al"], &tree.path, &src)).await {
-        Ok(()) => {
-            let _ = std::fs::remove_dir_all(src.join("tools"));
-            proc::run(&copy(&["-a"], &tree.path.join("tools"), &src.join("tools"))).await
-        }
-        Err(_) => {
-            let _ = std::fs::remove_dir_all(&src);
-            proc::run(&copy(&["-a"], &tree.path, &src)).await
-        }
-    };
-    copied.map_err(|source| SelftestError::Headers {
+    let headers_error = |source| SelftestError::Headers {
         arch: arch.name(),
         tree: tree.path.clone(),
         source,
-    })?;
-    let log = out.join("build.log");
-    proc::run(
-        &ProcSpec::new("make")
-            .arg("-s")
-            .arg("-C")
-            .arg(&tree.path)
-            .arg(format!("O={}", out.join("obj").display()))
-            .arg(format!("ARCH={}", arch.kernel_arch()))
-            .arg(format!("INSTALL_HDR_PATH={}", headers.display()))
-            .arg("headers_install")
-            .log(&log)
-            .timeout(Duration::from_secs(600)),
-    )
-    .await
-    .map_err(|source| SelftestError::Headers {
-        arch: arch.name(),
-        tree: tree.path.clone(),
-        source,
-    })?;
+    };
+    copy_tree(&tree.path, &src).await.map_err(headers_error)?;
+    install_headers(&tree.path, arch, out, &headers)
+        .await
+        .map_err(headers_error)?;
     let _ = std::fs::remove_dir_all(out.join("obj"));
-    let bin = out.join("bin");
-    let errors = out.join("errors");
-    for d in [&bin, &errors] {
+    let dirs = Dirs {
+        src: src.clone(),
+        headers,
+        bin: out.join("bin"),
+        errors: out.join("errors"),
+        out: out.to_owned(),
+    };
+    for d in [&dirs.bin, &dirs.errors] {
         std::fs::create_dir_all(d).map_err(io(d))?;
     }
     let mut suites: BTreeMap<&str, Vec<&Selftest>> = BTreeMap::new();
@@ -172,45 +145,118 @@ async fn compile(
         suites.entry(t.suite.as_str()).or_default().push(t);
     }
     for (suite, ts) in suites {
-        let suite_dir = src.join("tools/testing/selftests").join(suite);
-        let build = out.join("build").join(suite);
-        std::fs::create_dir_all(&build).map_err(io(&build))?;
-        let targets: Vec<String> = ts.iter().map(|t| t.name.clone()).collect();
-        let slog = out.join(format!("build-{suite}.log"));
-        let ran = proc::run(
-            &ProcSpec::new("make")
-                .args(make_args(&suite_dir, &build, &headers, arch, &targets))
-                .log(&slog)
-                .timeout(Duration::from_secs(900)),
-        )
-        .await;
-        let text = std::fs::read_to_string(&slog).unwrap_or_default();
-        for t in ts {
-            let file = format!("{}-{}", t.suite, t.name);
-            let made = build.join(&t.name);
-            if made.is_file() {
-                std::fs::rename(&made, bin.join(&file)).map_err(io(&made))?;
-            } else {
-                let why: Vec<&str> = text
-                    .lines()
-                    .filter(|l| l.contains("error") || l.contains("No rule"))
-                    .take(5)
-                    .collect();
-                let why = if why.is_empty() {
-                    match &ran {
-                        Err(e) => e.to_string(),
-                        Ok(()) => format!("{} was not built", t.id()),
-                    }
-                } else {
-                    why.join("\n")
-                };
-                std::fs::write(errors.join(&file), why).map_err(io(&errors))?;
-            }
-        }
+        build_suite(&dirs, arch, suite, &ts).await?;
     }
     let _ = std::fs::remove_dir_all(out.join("build"));
     let _ = std::fs::remove_dir_all(&src);
     Ok(())
+}
+
+/// The folders of one compile, all inside its staging folder `out`.
+struct Dirs {
+    out: PathBuf,
+    /// The copy of the tree.
+    src: PathBuf,
+    headers: PathBuf,
+    /// The binaries built, as `<suite>-<name>`.
+    bin: PathBuf,
+    /// Why each selftest that did not build did not, as `<suite>-<name>`.
+    errors: PathBuf,
+}
+
+/// `tree` copied to `src`: hard links, `tools/` a real copy; a full copy where hard links
+/// cannot be made (another file system).
+async fn copy_tree(tree: &Path, src: &Path) -> Result<(), ProcError> {
+    let copy = |args: &[&str], from: &Path, to: &Path| {
+        ProcSpec::new("cp")
+            .args(args)
+            .arg(from)
+            .arg(to)
+            .timeout(Duration::from_secs(600))
+    };
+    match proc::run(&copy(&["-al"], tree, src)).await {
+        Ok(()) => {
+            let _ = std::fs::remove_dir_all(src.join("tools"));
+            proc::run(&copy(&["-a"], &tree.join("tools"), &src.join("tools"))).await
+        }
+        Err(_) => {
+            let _ = std::fs::remove_dir_all(src);
+            proc::run(&copy(&["-a"], tree, src)).await
+        }
+    }
+}
+
+/// The tree's UAPI headers for `arch` installed into `headers` (objects in `out/obj`).
+async fn install_headers(
+    tree: &Path,
+    arch: Arch,
+    out: &Path,
+    headers: &Path,
+) -> Result<(), ProcError> {
+    proc::run(
+        &ProcSpec::new("make")
+            .arg("-s")
+            .arg("-C")
+            .arg(tree)
+            .arg(format!("O={}", out.join("obj").display()))
+            .arg(format!("ARCH={}", arch.kernel_arch()))
+            .arg(format!("INSTALL_HDR_PATH={}", headers.display()))
+            .arg("headers_install")
+            .log(out.join("build.log"))
+            .timeout(Duration::from_secs(600)),
+    )
+    .await
+}
+
+/// One suite's selftests built (`make -k`: one that fails does not stop the others);
+/// each binary moved to `bin/`, or the compiler's words for it written to `errors/`.
+async fn build_suite(
+    dirs: &Dirs,
+    arch: Arch,
+    suite: &str,
+    ts: &[&Selftest],
+) -> Result<(), SelftestError> {
+    let suite_dir = dirs.src.join("tools/testing/selftests").join(suite);
+    let build = dirs.out.join("build").join(suite);
+    std::fs::create_dir_all(&build).map_err(io(&build))?;
+    let targets: Vec<String> = ts.iter().map(|t| t.name.clone()).collect();
+    let slog = dirs.out.join(format!("build-{suite}.log"));
+    let ran = proc::run(
+        &ProcSpec::new("make")
+            .args(make_args(&suite_dir, &build, &dirs.headers, arch, &targets))
+            .log(&slog)
+            .timeout(Duration::from_secs(900)),
+    )
+    .await;
+    let text = std::fs::read_to_string(&slog).unwrap_or_default();
+    for t in ts {
+        let file = format!("{}-{}", t.suite, t.name);
+        let made = build.join(&t.name);
+        if made.is_file() {
+            std::fs::rename(&made, dirs.bin.join(&file)).map_err(io(&made))?;
+        } else {
+            std::fs::write(dirs.errors.join(&file), not_built(t, &text, &ran))
+                .map_err(io(&dirs.errors))?;
+        }
+    }
+    Ok(())
+}
+
+/// Why a selftest did not build: the log's first error lines, else make's own failure.
+fn not_built(t: &Selftest, log: &str, ran: &Result<(), ProcError>) -> String {
+    let why: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("error") || l.contains("No rule"))
+        .take(5)
+        .collect();
+    if why.is_empty() {
+        match ran {
+            Err(e) => e.to_string(),
+            Ok(()) => format!("{} was not built", t.id()),
+        }
+    } else {
+        why.join("\n")
+    }
 }
 
 #[cfg(test)]

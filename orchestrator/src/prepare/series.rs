@@ -91,27 +91,8 @@ pub async fn commits(repo: &Path, range: &str, origin: &str) -> Result<Commits, 
     }
     let (base, tip) = range.split_once("..").unwrap_or((range, ""));
     let tip = if tip.is_empty() { "HEAD" } else { tip };
-    let mut ids = Vec::new();
-    for rev in [base, tip] {
-        let want = format!("{rev}^{{commit}}");
-        let id = proc::output(&git(repo).args([
-            "rev-parse",
-            "--verify",
-            "--quiet",
-            "--end-of-options",
-            &want,
-        ]))
-        .await
-        .map_err(|_| {
-            invalid(format!(
-                "unknown revision `{rev}` in `{range}`: not a branch, tag or commit of {} (`git -C {} log --oneline -3 {rev}` shows what git sees)",
-                repo.display(),
-                repo.display()
-            ))
-        })?;
-        ids.push(id.trim().to_string());
-    }
-    let (base_id, tip_id) = (ids[0].clone(), ids[1].clone());
+    let base_id = commit_id(repo, base, range).await.map_err(invalid)?;
+    let tip_id = commit_id(repo, tip, range).await.map_err(invalid)?;
     let span = format!("{base_id}..{tip_id}");
     let step = |step| {
         move |source| SeriesError::Git {
@@ -130,20 +111,9 @@ pub async fn commits(repo: &Path, range: &str, origin: &str) -> Result<Commits, 
             &m[..m.len().min(12)]
         )));
     }
-    let log = proc::output(&git(repo).args([
-        "log",
-        "--reverse",
-        "--no-show-signature",
-        "--format=%H%x09%s",
-        &span,
-    ]))
-    .await
-    .map_err(step("list the range's commits"))?;
-    let commits: Vec<(String, String)> = log
-        .lines()
-        .filter_map(|l| l.split_once('\t'))
-        .map(|(id, s)| (id.to_string(), s.to_string()))
-        .collect();
+    let commits = log(repo, &span)
+        .await
+        .map_err(step("list the range's commits"))?;
     if commits.is_empty() {
         return Err(invalid(format!(
             "`{range}` holds no commits: everything in `{tip}` is already in `{base}` (a range is <base>..<tip>, the commits on tip since base)"
@@ -154,6 +124,44 @@ pub async fn commits(repo: &Path, range: &str, origin: &str) -> Result<Commits, 
         tip: tip_id,
         commits,
     })
+}
+
+/// The commit id `rev` (an end of `range`) names, or what to tell the user.
+async fn commit_id(repo: &Path, rev: &str, range: &str) -> Result<String, String> {
+    let want = format!("{rev}^{{commit}}");
+    let id = proc::output(&git(repo).args([
+        "rev-parse",
+        "--verify",
+        "--quiet",
+        "--end-of-options",
+        &want,
+    ]))
+    .await
+    .map_err(|_| {
+        format!(
+            "unknown revision `{rev}` in `{range}`: not a branch, tag or commit of {} (`git -C {} log --oneline -3 {rev}` shows what git sees)",
+            repo.display(),
+            repo.display()
+        )
+    })?;
+    Ok(id.trim().to_string())
+}
+
+/// The commits of `span` (ids, not names), oldest first, with their subjects.
+async fn log(repo: &Path, span: &str) -> Result<Vec<(String, String)>, ProcError> {
+    let log = proc::output(&git(repo).args([
+        "log",
+        "--reverse",
+        "--no-show-signature",
+        "--format=%H%x09%s",
+        span,
+    ]))
+    .await?;
+    Ok(log
+        .lines()
+        .filter_map(|l| l.split_once('\t'))
+        .map(|(id, s)| (id.to_string(), s.to_string()))
+        .collect())
 }
 
 /// `git format-patch` of the commits into the cache, once per set of commit ids; the

@@ -7,7 +7,8 @@
 
 use crate::judge::compare::{Class, Comparison};
 use crate::record::bisect::{Bisect, Judged, Outcome};
-use crate::record::result::{CellResult, ControlState};
+use crate::record::finding::Finding;
+use crate::record::result::{CellResult, Control, ControlState, TestResult};
 use crate::record::verdict::Category;
 use crate::report::summary::{grid, Grid};
 use crate::spec::known::{IssueState, KnownIssue, KnownIssues, KnownRef};
@@ -207,126 +208,166 @@ fn cell(c: &CellResult, run_dir: &Path, known: &KnownIssues) -> Markup {
         section class={ "cell " (cat) } {
             h2 id=(anchor(&c.id)) class=(cat) { (c.id) " — " (c.verdict.label()) }
             @if let Some(r) = &c.reason { p { (r) (known_note(reference(known.find_verdict(c)))) } }
-            p class="small" {
-                @if let Some(a) = c.accel {
-                    "accelerator: " (a.name())
-                    @if let Some(n) = &c.accel_note { " (" (n) ")" }
-                    " · "
-                }
-                @if let Some(k) = &c.kernel_key {
-                    "kernel " (k) @if c.kernel_cached == Some(true) { " (cached)" } " · "
-                }
-                (format!("{:.0} s", c.seconds))
-            }
+            (run_facts(c))
             @if let Some(d) = &c.detectors { p class="small" { "detectors: " (d.summary()) } }
             @if let Some(a) = crate::report::summary::amplify_summary(c) { p class="small amplified" { (a) } }
-            @if let Some(g) = &c.lock_graph {
-                details {
-                    summary { (g.summary()) }
-                    ul {
-                        @for cy in &g.cycles { li { b { "cycle: " } (cy.join(" -> ")) } }
-                        @for (a, b) in &g.new_edges {
-                            li {
-                                "new edge: " (a) " -> " (b)
-                                @if let Some(c) = g.context(a, b) {
-                                    br; span class="small" { "chain: " (c) }
-                                }
-                            }
-                        }
-                        @if !g.timing_edges.is_empty() {
-                            li {
-                                details {
-                                    summary { (g.timing_edges_total) " edge(s) into scheduler/timer-like locks (timing, not the series)" }
-                                    ul { @for (a, b) in &g.timing_edges { li { (a) " -> " (b) } } }
-                                }
-                            }
-                        }
-                    }
-                }
-            }
+            @if let Some(g) = &c.lock_graph { (lock_graph(g)) }
             (timeline(c))
-            @let links = files(c, run_dir);
-            @if !links.is_empty() {
-                p class="small" {
-                    "files: "
-                    @for (i, (name, href)) in links.iter().enumerate() {
-                        @if i > 0 { " · " }
-                        a href=(href) { (name) }
-                    }
-                }
-            }
+            (file_links(c, run_dir))
             @if !c.details.is_empty() { pre { (c.details.join("\n")) } }
-            @if !c.controls.is_empty() {
-                p { "Controls:" }
-                ul {
-                    @for ctl in &c.controls {
-                        li {
-                            (ctl.test) " expects " (format!("{:?}", ctl.expect.kind)) ": "
-                            @match &ctl.state {
-                                ControlState::Fired { line } => { "fired (console line " (line) ")" },
-                                ControlState::Silent => { b { "silent" } },
-                                ControlState::NotJudged { why } => { "not judged: " (why) },
-                            }
-                        }
-                    }
-                }
-            }
+            @if !c.controls.is_empty() { (controls(&c.controls)) }
             @if !c.tests.is_empty() {
-                ul {
-                    @for t in &c.tests {
-                        @let ok = t.ktap.cases.iter().filter(|x| x.status == crate::parse::ktap::Status::Ok).count();
-                        li {
-                            @if t.passed() { (PreEscaped("&#10003; ")) } @else { (PreEscaped("&#10007; ")) }
-                            @match ktap_link(c, run_dir, &t.name) {
-                                Some(h) => a href=(h) { (t.name) },
-                                None => (t.name),
-                            }
-                            ": " (ok) "/" (t.ktap.cases.len()) " ok"
-                            @if let Some(o) = &t.overlap {
-                                span class="small" {
-                                    (format!(" · overlap {:.1}s: ", o.window_secs))
-                                    @for (k, v) in &o.ops { (k) "=" (v) " " }
-                                }
-                            }
-                            @if let Some(n) = t.vmstat_delta.get("vma_lock_success") {
-                                span class="small" { " · " (n) " per-VMA-lock faults" }
-                            }
-                            @if let Some(f) = t.failure() { " — " (f) }
-                        }
-                    }
-                }
+                ul { @for t in &c.tests { (test_item(c, run_dir, t)) } }
             }
-            @for f in &c.findings {
-                details class="finding" {
-                    summary {
-                        b { (f.title) } " [" (format!("{:?}", f.kind)) "]"
-                        @if let Some(t) = &f.during { span class="small" { " during " (t) } }
-                        @if let Some(t) = &f.expected_by {
-                            span class="small" { " (expected: control of " (t) ")" }
-                        } @else if c.in_baseline.contains(&f.title) {
-                            span class="small" { " (also in baseline)" }
-                        } @else {
-                            (known_note(reference(known.find(&c.id, &f.title))))
-                        }
-                    }
-                    @if !f.trace.is_empty() {
-                        p { "Call trace:" }
-                        pre class="trace" {
-                            @for (i, fr) in f.trace.iter().enumerate() {
-                                @if i > 0 { "\n" }
-                                (fr.function)
-                                @if let Some(s) = &fr.source { " (" (s) ")" }
-                            }
-                        }
-                    }
-                    p { "Report (console line " (f.line) "):" }
-                    pre {
-                        @for l in &f.context { (l) "\n" }
-                        (f.report)
-                    }
-                }
-            }
+            @for f in &c.findings { (finding(c, f, known)) }
             @for n in &c.notes { p class="small" { "note: " (n) } }
+        }
+    }
+}
+
+/// The accelerator, the kernel (cached or built) and the cell's time, on one line.
+fn run_facts(c: &CellResult) -> Markup {
+    html! {
+        p class="small" {
+            @if let Some(a) = c.accel {
+                "accelerator: " (a.name())
+                @if let Some(n) = &c.accel_note { " (" (n) ")" }
+                " · "
+            }
+            @if let Some(k) = &c.kernel_key {
+                "kernel " (k) @if c.kernel_cached == Some(true) { " (cached)" } " · "
+            }
+            (format!("{:.0} s", c.seconds))
+        }
+    }
+}
+
+/// The lock graph against the base cell: cycles, new edges with their chains, and the
+/// timing edges folded apart.
+fn lock_graph(g: &crate::record::lockgraph::Diff) -> Markup {
+    html! {
+        details {
+            summary { (g.summary()) }
+            ul {
+                @for cy in &g.cycles { li { b { "cycle: " } (cy.join(" -> ")) } }
+                @for (a, b) in &g.new_edges {
+                    li {
+                        "new edge: " (a) " -> " (b)
+                        @if let Some(c) = g.context(a, b) {
+                            br; span class="small" { "chain: " (c) }
+                        }
+                    }
+                }
+                @if !g.timing_edges.is_empty() {
+                    li {
+                        details {
+                            summary { (g.timing_edges_total) " edge(s) into scheduler/timer-like locks (timing, not the series)" }
+                            ul { @for (a, b) in &g.timing_edges { li { (a) " -> " (b) } } }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Links to the cell's files that exist.
+fn file_links(c: &CellResult, run_dir: &Path) -> Markup {
+    let links = files(c, run_dir);
+    html! {
+        @if !links.is_empty() {
+            p class="small" {
+                "files: "
+                @for (i, (name, href)) in links.iter().enumerate() {
+                    @if i > 0 { " · " }
+                    a href=(href) { (name) }
+                }
+            }
+        }
+    }
+}
+
+/// The positive controls and what became of each.
+fn controls(controls: &[Control]) -> Markup {
+    html! {
+        p { "Controls:" }
+        ul {
+            @for ctl in controls {
+                li {
+                    (ctl.test) " expects " (format!("{:?}", ctl.expect.kind)) ": "
+                    @match &ctl.state {
+                        ControlState::Fired { line } => { "fired (console line " (line) ")" },
+                        ControlState::Silent => { b { "silent" } },
+                        ControlState::NotJudged { why } => { "not judged: " (why) },
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A guest test: passed or not, its output's link, cases, overlap and per-VMA-lock
+/// faults, why it failed.
+fn test_item(c: &CellResult, run_dir: &Path, t: &TestResult) -> Markup {
+    let ok = t
+        .ktap
+        .cases
+        .iter()
+        .filter(|x| x.status == crate::parse::ktap::Status::Ok)
+        .count();
+    html! {
+        li {
+            @if t.passed() { (PreEscaped("&#10003; ")) } @else { (PreEscaped("&#10007; ")) }
+            @match ktap_link(c, run_dir, &t.name) {
+                Some(h) => a href=(h) { (t.name) },
+                None => (t.name),
+            }
+            ": " (ok) "/" (t.ktap.cases.len()) " ok"
+            @if let Some(o) = &t.overlap {
+                span class="small" {
+                    (format!(" · overlap {:.1}s: ", o.window_secs))
+                    @for (k, v) in &o.ops { (k) "=" (v) " " }
+                }
+            }
+            @if let Some(n) = t.vmstat_delta.get("vma_lock_success") {
+                span class="small" { " · " (n) " per-VMA-lock faults" }
+            }
+            @if let Some(f) = t.failure() { " — " (f) }
+        }
+    }
+}
+
+/// A kernel report, folded: its title and what it is (expected, in the baseline, a
+/// known issue), then its call trace and the console around it.
+fn finding(c: &CellResult, f: &Finding, known: &KnownIssues) -> Markup {
+    html! {
+        details class="finding" {
+            summary {
+                b { (f.title) } " [" (format!("{:?}", f.kind)) "]"
+                @if let Some(t) = &f.during { span class="small" { " during " (t) } }
+                @if let Some(t) = &f.expected_by {
+                    span class="small" { " (expected: control of " (t) ")" }
+                } @else if c.in_baseline.contains(&f.title) {
+                    span class="small" { " (also in baseline)" }
+                } @else {
+                    (known_note(reference(known.find(&c.id, &f.title))))
+                }
+            }
+            @if !f.trace.is_empty() {
+                p { "Call trace:" }
+                pre class="trace" {
+                    @for (i, fr) in f.trace.iter().enumerate() {
+                        @if i > 0 { "\n" }
+                        (fr.function)
+                        @if let Some(s) = &fr.source { " (" (s) ")" }
+                    }
+                }
+            }
+            p { "Report (console line " (f.line) "):" }
+            pre {
+                @for l in &f.context { (l) "\n" }
+                (f.report)
+            }
         }
     }
 }

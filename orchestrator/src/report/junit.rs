@@ -3,7 +3,7 @@
 //! Readable by GitLab, Jenkins and GitHub test reporters. Console text can hold anything;
 //! characters XML 1.0 does not allow are replaced, so the file always parses.
 
-use crate::record::result::{CellResult, ControlState};
+use crate::record::result::{CellResult, ControlState, TestResult};
 use crate::record::verdict::Verdict;
 use crate::spec::known::KnownIssues;
 use quick_junit::{NonSuccessKind, Property, Report, TestCase, TestCaseStatus, TestSuite};
@@ -53,6 +53,7 @@ fn known_note(k: Option<&crate::spec::known::KnownIssue>) -> String {
     .unwrap_or_default()
 }
 
+/// A cell's testsuite: its build, then its boot or its tests and kernel reports.
 fn suite(c: &CellResult, known: &KnownIssues) -> TestSuite {
     let mut s = TestSuite::new(xml_text(&c.id));
     s.set_time(Duration::from_secs_f64(c.seconds.max(0.0)));
@@ -98,20 +99,31 @@ fn suite(c: &CellResult, known: &KnownIssues) -> TestSuite {
         return s;
     }
     for t in &c.tests {
-        let status = match t.failure() {
-            None => TestCaseStatus::success(),
-            Some(msg) => {
-                let body: Vec<String> = t
-                    .ktap
-                    .failed()
-                    .map(|f| format!("not ok {} {}", f.number, f.description))
-                    .collect();
-                failure(&msg, &body.join("\n"))
-            }
-        };
-        s.add_test_case(case(&t.name, status, &c.id, t.seconds));
+        s.add_test_case(test_case(c, t));
     }
-    // One case for the kernel's reports: a failure for each real one.
+    report_cases(&mut s, c, &kernel_reports(c, known));
+    s
+}
+
+/// A guest test's case, failed with its failing KTAP lines.
+fn test_case(c: &CellResult, t: &TestResult) -> TestCase {
+    let status = match t.failure() {
+        None => TestCaseStatus::success(),
+        Some(msg) => {
+            let body: Vec<String> = t
+                .ktap
+                .failed()
+                .map(|f| format!("not ok {} {}", f.number, f.description))
+                .collect();
+            failure(&msg, &body.join("\n"))
+        }
+    };
+    case(&t.name, status, &c.id, t.seconds)
+}
+
+/// Each failure the kernel's side shows, as (message, body): the real reports, then the
+/// controls that did not fire.
+fn kernel_reports(c: &CellResult, known: &KnownIssues) -> Vec<(String, String)> {
     let mut reports = Vec::new();
     for f in c.real_findings() {
         let note = if c.in_baseline.contains(&f.title) {
@@ -140,6 +152,12 @@ fn suite(c: &CellResult, known: &KnownIssues) -> TestSuite {
             )),
         }
     }
+    reports
+}
+
+/// One case for the kernel's reports: a success when there are none, else a failure
+/// for each.
+fn report_cases(s: &mut TestSuite, c: &CellResult, reports: &[(String, String)]) {
     if reports.is_empty() {
         s.add_test_case(case(
             "kernel reports",
@@ -157,7 +175,6 @@ fn suite(c: &CellResult, known: &KnownIssues) -> TestSuite {
         };
         s.add_test_case(case(&name, failure(msg, body), &c.id, 0.0));
     }
-    s
 }
 
 pub fn render(cells: &[CellResult]) -> String {

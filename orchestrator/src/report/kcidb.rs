@@ -505,51 +505,7 @@ impl Export<'_> {
             .real_findings()
             .filter(|f| f.during.as_deref() == Some(t.name.as_str()))
             .collect();
-        let silent = c
-            .controls
-            .iter()
-            .any(|k| k.test == t.name && k.state == ControlState::Silent);
-        let status = if !reports.is_empty() {
-            "FAIL"
-        } else if silent {
-            "ERROR"
-        } else {
-            match &t.outcome {
-                TestOutcome::Exited { .. } if t.passed() => "PASS",
-                TestOutcome::Exited { .. }
-                | TestOutcome::NotRun { .. }
-                | TestOutcome::TimedOut { .. }
-                | TestOutcome::Unresponsive { .. }
-                | TestOutcome::GuestDied { .. } => "FAIL",
-                TestOutcome::Abandoned { .. } => "ERROR",
-                TestOutcome::HostError { .. } => "MISS",
-            }
-        };
-        let mut log = String::new();
-        if let Some(why) = t.failure() {
-            log.push_str(&why);
-            log.push('\n');
-        }
-        for f in &reports {
-            log.push_str(&f.report);
-            log.push('\n');
-        }
-        let controls: Vec<Value> = c
-            .controls
-            .iter()
-            .filter(|k| k.test == t.name && k.test != LIVENESS)
-            .map(|k| {
-                json!({
-                    "kind": k.expect.kind,
-                    "title": k.expect.title,
-                    "state": match &k.state {
-                        ControlState::Fired { .. } => "fired".to_string(),
-                        ControlState::Silent => "silent".to_string(),
-                        ControlState::NotJudged { why } => format!("not judged: {why}"),
-                    },
-                })
-            })
-            .collect();
+        let log = test_log(t, &reports);
         let ktap = self.file(c, &format!("tests/{}.ktap", t.name));
         let start = phase_time(c, crate::record::phase::Phase::Test, Some(&t.name));
         let v = object(vec![
@@ -557,7 +513,7 @@ impl Export<'_> {
             ("build_id", Some(build_id.into())),
             ("origin", Some(self.opts.origin.clone().into())),
             ("path", Some(path.clone().into())),
-            ("status", Some(status.into())),
+            ("status", Some(test_status(c, t, &reports).into())),
             ("environment", Some(env.clone())),
             ("start_time", start.map(|s| time(s).into())),
             ("duration", Some(secs(t.seconds))),
@@ -577,11 +533,19 @@ impl Export<'_> {
                     "overlap": t.overlap,
                     "vmstat_delta": t.vmstat_delta,
                     "evidence": t.evidence,
-                    "controls": controls,
+                    "controls": test_controls(c, t),
                 })),
             ),
         ]);
         self.push("tests", v);
+        self.cases(t, &id, &path, build_id, env);
+        for f in reports {
+            self.finding(f, &id);
+        }
+    }
+
+    /// A test object per KTAP case of the test (the first `CASES_MAX`).
+    fn cases(&mut self, t: &TestResult, id: &str, path: &str, build_id: &str, env: &Value) {
         for case in t.ktap.cases.iter().take(CASES_MAX) {
             let v = object(vec![
                 ("id", Some(format!("{id}/{}", case.number).into())),
@@ -607,10 +571,65 @@ impl Export<'_> {
             ]);
             self.push("tests", v);
         }
-        for f in reports {
-            self.finding(f, &id);
+    }
+}
+
+/// A test's KCIDB status: FAIL with a kernel report during it, ERROR when its control
+/// stayed silent (it could not have shown one), else what its outcome says.
+fn test_status(c: &CellResult, t: &TestResult, reports: &[&Finding]) -> &'static str {
+    let silent = c
+        .controls
+        .iter()
+        .any(|k| k.test == t.name && k.state == ControlState::Silent);
+    if !reports.is_empty() {
+        "FAIL"
+    } else if silent {
+        "ERROR"
+    } else {
+        match &t.outcome {
+            TestOutcome::Exited { .. } if t.passed() => "PASS",
+            TestOutcome::Exited { .. }
+            | TestOutcome::NotRun { .. }
+            | TestOutcome::TimedOut { .. }
+            | TestOutcome::Unresponsive { .. }
+            | TestOutcome::GuestDied { .. } => "FAIL",
+            TestOutcome::Abandoned { .. } => "ERROR",
+            TestOutcome::HostError { .. } => "MISS",
         }
     }
+}
+
+/// A test's log excerpt: why it failed, then the kernel reports during it.
+fn test_log(t: &TestResult, reports: &[&Finding]) -> String {
+    let mut log = String::new();
+    if let Some(why) = t.failure() {
+        log.push_str(&why);
+        log.push('\n');
+    }
+    for f in reports {
+        log.push_str(&f.report);
+        log.push('\n');
+    }
+    log
+}
+
+/// The positive controls of a test (not the liveness step's) and their state.
+fn test_controls(c: &CellResult, t: &TestResult) -> Vec<Value> {
+    c.controls
+        .iter()
+        .filter(|k| k.test == t.name && k.test != LIVENESS)
+        .map(|k| {
+            json!({
+                "kind": k.expect.kind,
+                "title": k.expect.title,
+                "state": match &k.state {
+                    ControlState::Fired { .. } => "fired".to_string(),
+                    ControlState::Silent => "silent".to_string(),
+                    ControlState::NotJudged { why } => format!("not judged: {why}"),
+                },
+            })
+        })
+        .collect()
 }
 
 /// The run's name in ids: the folder's name and a digest of its results (unique per

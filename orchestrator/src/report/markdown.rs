@@ -2,7 +2,7 @@
 //! Markdown). Text from the kernel or the guest is escaped: it can neither close a code
 //! span or fence nor inject HTML, links or table cells into the job summary.
 
-use crate::judge::compare::{Class, Comparison};
+use crate::judge::compare::{Class, Comparison, Rate, Row, VerdictChange};
 use crate::record::result::{CellResult, ControlState};
 use crate::record::verdict::Verdict;
 use crate::report::summary::{grid, Grid};
@@ -94,9 +94,25 @@ pub fn render_with(
     known: &KnownIssues,
     compare: Option<&Comparison>,
 ) -> String {
-    let Grid { patchsets, rows } = grid(cells);
     let mut o = compare.map(comparison).unwrap_or_default();
-    o.push_str("## kmatrix results\n\n| arch/config |");
+    o.push_str(&matrix(cells));
+    o.push_str(&titles(cells));
+    o.push_str(&amplified(cells));
+    o.push_str(&detectors(cells));
+    for c in cells {
+        if c.verdict == Verdict::Pass && c.findings.is_empty() {
+            continue;
+        }
+        o.push_str(&cell(c, known));
+    }
+    o.push_str(&known_section(cells, known));
+    o
+}
+
+/// The verdicts as a table: rows arch/config, columns patchsets, the count of reports.
+fn matrix(cells: &[CellResult]) -> String {
+    let Grid { patchsets, rows } = grid(cells);
+    let mut o = String::from("## kmatrix results\n\n| arch/config |");
     for p in &patchsets {
         o.push_str(&format!(" {} |", escape(p)));
     }
@@ -118,76 +134,84 @@ pub fn render_with(
         }
         o.push('\n');
     }
+    o
+}
+
+/// The real reports across the run, by title: count, where, the cheapest cell, the first.
+fn titles(cells: &[CellResult]) -> String {
     let titles = crate::judge::factors::titles(cells);
-    if !titles.is_empty() {
-        let why = crate::judge::factors::explain(cells, &titles);
-        o.push_str("\n| report | count | where | cheapest cell | first |\n|---|---|---|---|---|\n");
-        for (t, e) in titles.iter().zip(&why) {
-            o.push_str(&format!(
-                "| {} | {} | {} | {} | {} line {} |\n",
-                escape(&t.title),
-                t.count,
-                escape(&e.factors),
-                escape(&e.cheapest),
-                escape(&t.first.cell),
-                t.first.line
-            ));
-        }
+    if titles.is_empty() {
+        return String::new();
     }
-    o.push_str(&amplified(cells));
-    // What each verdict rests on: were the detectors alive to the end?
-    let booted: Vec<&CellResult> = cells.iter().filter(|c| c.detectors.is_some()).collect();
-    if !booted.is_empty() {
-        o.push_str("\n| cell | detectors |\n|---|---|\n");
-        for c in booted {
-            if let Some(d) = &c.detectors {
-                o.push_str(&format!(
-                    "| {} | {} |\n",
-                    escape(&c.id),
-                    escape(&d.summary())
-                ));
-            }
-        }
-    }
-    for c in cells {
-        if c.verdict == Verdict::Pass && c.findings.is_empty() {
-            continue;
-        }
+    let why = crate::judge::factors::explain(cells, &titles);
+    let mut o = String::from(
+        "\n| report | count | where | cheapest cell | first |\n|---|---|---|---|---|\n",
+    );
+    for (t, e) in titles.iter().zip(&why) {
         o.push_str(&format!(
-            "\n### {} — {}\n\n",
-            escape(&c.id),
-            c.verdict.label()
+            "| {} | {} | {} | {} | {} line {} |\n",
+            escape(&t.title),
+            t.count,
+            escape(&e.factors),
+            escape(&e.cheapest),
+            escape(&t.first.cell),
+            t.first.line
         ));
-        if let Some(r) = &c.reason {
+    }
+    o
+}
+
+/// What each verdict rests on: were the detectors alive to the end?
+fn detectors(cells: &[CellResult]) -> String {
+    let booted: Vec<&CellResult> = cells.iter().filter(|c| c.detectors.is_some()).collect();
+    if booted.is_empty() {
+        return String::new();
+    }
+    let mut o = String::from("\n| cell | detectors |\n|---|---|\n");
+    for c in booted {
+        if let Some(d) = &c.detectors {
             o.push_str(&format!(
-                "{}{}\n\n",
-                escape(r),
-                known_note(known.find_verdict(c))
+                "| {} | {} |\n",
+                escape(&c.id),
+                escape(&d.summary())
             ));
         }
-        for f in &c.findings {
-            let note = match &f.expected_by {
-                Some(t) => format!(" _\\(expected: control of {}\\)_", escape(t)),
-                None if c.in_baseline.contains(&f.title) => " _\\(also in baseline\\)_".into(),
-                None => known_note(known.find(&c.id, &f.title)),
-            };
-            o.push_str(&format!("- {}{note}\n", escape(&f.title)));
-        }
-        for ctl in &c.controls {
-            if let ControlState::NotJudged { why } = &ctl.state {
-                o.push_str(&format!(
-                    "- control of {} not judged: {}\n",
-                    escape(&ctl.test),
-                    escape(why)
-                ));
-            }
-        }
-        if !c.details.is_empty() {
-            o.push('\n');
-            o.push_str(&fenced(&c.details.join("\n")));
+    }
+    o
+}
+
+/// A cell that did not simply pass: its verdict, reason, reports, controls not judged
+/// and details.
+fn cell(c: &CellResult, known: &KnownIssues) -> String {
+    let mut o = format!("\n### {} — {}\n\n", escape(&c.id), c.verdict.label());
+    if let Some(r) = &c.reason {
+        o.push_str(&format!(
+            "{}{}\n\n",
+            escape(r),
+            known_note(known.find_verdict(c))
+        ));
+    }
+    for f in &c.findings {
+        let note = match &f.expected_by {
+            Some(t) => format!(" _\\(expected: control of {}\\)_", escape(t)),
+            None if c.in_baseline.contains(&f.title) => " _\\(also in baseline\\)_".into(),
+            None => known_note(known.find(&c.id, &f.title)),
+        };
+        o.push_str(&format!("- {}{note}\n", escape(&f.title)));
+    }
+    for ctl in &c.controls {
+        if let ControlState::NotJudged { why } = &ctl.state {
+            o.push_str(&format!(
+                "- control of {} not judged: {}\n",
+                escape(&ctl.test),
+                escape(why)
+            ));
         }
     }
-    o.push_str(&known_section(cells, known));
+    if !c.details.is_empty() {
+        o.push('\n');
+        o.push_str(&fenced(&c.details.join("\n")));
+    }
     o
 }
 
@@ -233,38 +257,7 @@ pub fn comparison(c: &Comparison) -> String {
     rows.sort_by_key(|r| r.class);
     let still = c.rows.len() - rows.len();
     if !rows.is_empty() {
-        o.push_str("| change | cell | finding | old | new |\n|---|---|---|---|---|\n");
-        let rate = |r: Option<crate::judge::compare::Rate>| {
-            r.map(|r| r.to_string()).unwrap_or("\\-".into())
-        };
-        for r in rows {
-            let what = match r.class {
-                Class::New => "**new**".to_string(),
-                other => other.label().to_string(),
-            };
-            let note = r
-                .known
-                .as_ref()
-                .map(|k| {
-                    format!(
-                        " _\\(known issue: {}\\)_{}",
-                        escape(&k.why),
-                        k.link
-                            .as_ref()
-                            .filter(|l| crate::spec::known::link_is_safe(l))
-                            .map(|l| format!(" [link]({})", escape_link(l)))
-                            .unwrap_or_default()
-                    )
-                })
-                .unwrap_or_default();
-            o.push_str(&format!(
-                "| {what} | {} | {}{note} | {} | {} |\n",
-                escape(&r.cell),
-                escape(&r.title),
-                rate(r.old),
-                rate(r.new)
-            ));
-        }
+        o.push_str(&comparison_rows(&rows));
         o.push('\n');
     }
     if still > 0 {
@@ -275,26 +268,7 @@ pub fn comparison(c: &Comparison) -> String {
     if !c.verdicts.is_empty() {
         o.push_str("Verdict changes:\n\n");
         for v in &c.verdicts {
-            let label = |x: Option<Verdict>| x.map(|v| v.label()).unwrap_or("absent");
-            o.push_str(&format!(
-                "- {}: {} → **{}**{}{}\n",
-                escape(&v.cell),
-                escape(label(v.old)),
-                escape(label(v.new)),
-                v.reason
-                    .as_ref()
-                    .filter(|_| v.new.is_some_and(|n| n != Verdict::Pass))
-                    .map(|r| format!(" — {}", escape(r)))
-                    .unwrap_or_default(),
-                if v.new_failure {
-                    " **\\(new\\)**".to_string()
-                } else {
-                    v.known
-                        .as_ref()
-                        .map(|k| format!(" _\\(known issue: {}\\)_", escape(&k.why)))
-                        .unwrap_or_default()
-                }
-            ));
+            o.push_str(&verdict_change(v));
         }
         o.push('\n');
     }
@@ -310,6 +284,65 @@ pub fn comparison(c: &Comparison) -> String {
         o.push('\n');
     }
     o
+}
+
+/// The titles that changed, as a table: change, cell, title (known issue noted), rates.
+fn comparison_rows(rows: &[&Row]) -> String {
+    let mut o = String::from("| change | cell | finding | old | new |\n|---|---|---|---|---|\n");
+    let rate = |r: Option<Rate>| r.map(|r| r.to_string()).unwrap_or("\\-".into());
+    for r in rows {
+        let what = match r.class {
+            Class::New => "**new**".to_string(),
+            other => other.label().to_string(),
+        };
+        let note = r
+            .known
+            .as_ref()
+            .map(|k| {
+                format!(
+                    " _\\(known issue: {}\\)_{}",
+                    escape(&k.why),
+                    k.link
+                        .as_ref()
+                        .filter(|l| crate::spec::known::link_is_safe(l))
+                        .map(|l| format!(" [link]({})", escape_link(l)))
+                        .unwrap_or_default()
+                )
+            })
+            .unwrap_or_default();
+        o.push_str(&format!(
+            "| {what} | {} | {}{note} | {} | {} |\n",
+            escape(&r.cell),
+            escape(&r.title),
+            rate(r.old),
+            rate(r.new)
+        ));
+    }
+    o
+}
+
+/// One cell's verdict change, marked new or known.
+fn verdict_change(v: &VerdictChange) -> String {
+    let label = |x: Option<Verdict>| x.map(|v| v.label()).unwrap_or("absent");
+    format!(
+        "- {}: {} → **{}**{}{}\n",
+        escape(&v.cell),
+        escape(label(v.old)),
+        escape(label(v.new)),
+        v.reason
+            .as_ref()
+            .filter(|_| v.new.is_some_and(|n| n != Verdict::Pass))
+            .map(|r| format!(" — {}", escape(r)))
+            .unwrap_or_default(),
+        if v.new_failure {
+            " **\\(new\\)**".to_string()
+        } else {
+            v.known
+                .as_ref()
+                .map(|k| format!(" _\\(known issue: {}\\)_", escape(&k.why)))
+                .unwrap_or_default()
+        }
+    )
 }
 
 /// `summary.md`'s list of the amplified cells (every cell, passing or not).

@@ -10,6 +10,7 @@
 
 use crate::record::events::{BuildProgress, Event, TotalFrom};
 use crate::record::fmt::visible;
+use crate::record::result::CellResult;
 use crate::record::verdict::Category;
 use crate::report::sink::{RunState, Sink};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
@@ -231,19 +232,7 @@ impl Sink for Terminal {
             Event::RunStarted { cells, run_dir } => {
                 line(&format!("run {}: {cells} cell(s)", run_dir.display()))
             }
-            Event::CellStarted { id } => match &mut self.bars {
-                Some((multi, bars)) => {
-                    let pb = multi.add(ProgressBar::new_spinner());
-                    pb.set_style(
-                        ProgressStyle::with_template("{spinner} {prefix:<24} {elapsed:>4} {msg}")
-                            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-                    );
-                    pb.set_prefix(id.clone());
-                    pb.enable_steady_tick(std::time::Duration::from_millis(200));
-                    bars.insert(id.clone(), pb);
-                }
-                None => line(&format!("{id}: started")),
-            },
+            Event::CellStarted { id } => self.cell_started(id),
             Event::Phase { id, phase, detail } => {
                 let msg = if detail.is_empty() {
                     phase.label().to_string()
@@ -272,84 +261,115 @@ impl Sink for Terminal {
                 self.eta.after = *after;
                 self.eta.cells_after = *cells_after;
             }
-            Event::BuildProgress { id, progress } => {
-                let now = Instant::now();
-                if let (Some(r), Some(left)) = (
-                    self.eta.current.as_mut().filter(|r| r.id == *id),
-                    progress.left(),
-                ) {
-                    r.build_left = Some((left, now));
-                }
-                let msg = format!(
-                    "{}; run ~{} left",
-                    progress_text(progress, progress.left()),
-                    human(self.eta.left(now))
-                );
-                match self.bars.as_ref().and_then(|(_, b)| b.get(id)) {
-                    Some(pb) => pb.set_message(msg),
-                    None => {
-                        // The first line once there is something to say, then every 30 s.
-                        let due = progress.done > 0
-                            && self
-                                .last_line
-                                .get(id)
-                                .is_none_or(|t| now.duration_since(*t) >= LINE_EVERY);
-                        if due {
-                            self.last_line.insert(id.clone(), now);
-                            line(&format!("{id}: {msg}"));
-                        }
-                    }
-                }
-            }
-            Event::CellFinished { result } => {
-                if let Some(cost) = self.eta.costs.get(&result.id) {
-                    self.eta.finished_secs += result.seconds;
-                    self.eta.finished_cost += cost;
-                }
-                let was_current = self.eta.current.as_ref().is_some_and(|r| r.id == result.id);
-                if was_current {
-                    self.eta.current = None;
-                }
-                let msg = format!(
-                    "{} {}{}",
-                    result.id,
-                    result.verdict.label(),
-                    result
-                        .reason
-                        .as_ref()
-                        .map(|r| format!(" ({r})"))
-                        .unwrap_or_default()
-                );
-                if let Some((_, bars)) = &mut self.bars {
-                    if let Some(pb) = bars.remove(&result.id) {
-                        pb.finish_with_message(result.verdict.label());
-                    }
-                }
-                line(&msg);
-                if was_current && self.eta.cells_after > 0 {
-                    line(&format!(
-                        "run: {} cell(s) to go, ~{} left",
-                        self.eta.cells_after,
-                        human(self.eta.left(Instant::now()))
-                    ));
-                }
-            }
+            Event::BuildProgress { id, progress } => self.build_progress(id, progress),
+            Event::CellFinished { result } => self.cell_finished(result),
             Event::RunFinished => {
                 if self.matrix {
-                    // The run folder's own list (a bad one was refused when the spec loaded).
-                    let known =
-                        crate::spec::known::KnownIssues::of_run(&run.run_dir).unwrap_or_default();
-                    let table = if std::io::stdout().is_terminal() {
-                        super::text::styled_with(&run.cells, &known, &colour)
-                    } else {
-                        super::text::matrix_with(&run.cells, &known)
-                    };
-                    println!("\n{table}");
+                    print_matrix(run);
                 }
             }
         }
         Ok(())
     }
+}
+
+impl Terminal {
+    /// A spinner for the cell on a TTY, a line otherwise.
+    fn cell_started(&mut self, id: &str) {
+        match &mut self.bars {
+            Some((multi, bars)) => {
+                let pb = multi.add(ProgressBar::new_spinner());
+                pb.set_style(
+                    ProgressStyle::with_template("{spinner} {prefix:<24} {elapsed:>4} {msg}")
+                        .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+                );
+                pb.set_prefix(id.to_string());
+                pb.enable_steady_tick(std::time::Duration::from_millis(200));
+                bars.insert(id.to_string(), pb);
+            }
+            None => line(&format!("{id}: started")),
+        }
+    }
+
+    /// The build's progress and the run's time left: the bar's message, or a line at
+    /// most every 30 s.
+    fn build_progress(&mut self, id: &str, progress: &BuildProgress) {
+        let now = Instant::now();
+        if let (Some(r), Some(left)) = (
+            self.eta.current.as_mut().filter(|r| r.id == id),
+            progress.left(),
+        ) {
+            r.build_left = Some((left, now));
+        }
+        let msg = format!(
+            "{}; run ~{} left",
+            progress_text(progress, progress.left()),
+            human(self.eta.left(now))
+        );
+        match self.bars.as_ref().and_then(|(_, b)| b.get(id)) {
+            Some(pb) => pb.set_message(msg),
+            None => {
+                // The first line once there is something to say, then every 30 s.
+                let due = progress.done > 0
+                    && self
+                        .last_line
+                        .get(id)
+                        .is_none_or(|t| now.duration_since(*t) >= LINE_EVERY);
+                if due {
+                    self.last_line.insert(id.to_string(), now);
+                    line(&format!("{id}: {msg}"));
+                }
+            }
+        }
+    }
+
+    /// The cell's verdict; its time goes into the rate, and the run's time left is said
+    /// again when cells are still to come.
+    fn cell_finished(&mut self, result: &CellResult) {
+        if let Some(cost) = self.eta.costs.get(&result.id) {
+            self.eta.finished_secs += result.seconds;
+            self.eta.finished_cost += cost;
+        }
+        let was_current = self.eta.current.as_ref().is_some_and(|r| r.id == result.id);
+        if was_current {
+            self.eta.current = None;
+        }
+        let msg = format!(
+            "{} {}{}",
+            result.id,
+            result.verdict.label(),
+            result
+                .reason
+                .as_ref()
+                .map(|r| format!(" ({r})"))
+                .unwrap_or_default()
+        );
+        if let Some((_, bars)) = &mut self.bars {
+            if let Some(pb) = bars.remove(&result.id) {
+                pb.finish_with_message(result.verdict.label());
+            }
+        }
+        line(&msg);
+        if was_current && self.eta.cells_after > 0 {
+            line(&format!(
+                "run: {} cell(s) to go, ~{} left",
+                self.eta.cells_after,
+                human(self.eta.left(Instant::now()))
+            ));
+        }
+    }
+}
+
+/// The matrix on stdout at the end of the run, in colour on a terminal.
+fn print_matrix(run: &RunState) {
+    // The run folder's own list (a bad one was refused when the spec loaded).
+    let known = crate::spec::known::KnownIssues::of_run(&run.run_dir).unwrap_or_default();
+    let table = if std::io::stdout().is_terminal() {
+        super::text::styled_with(&run.cells, &known, &colour)
+    } else {
+        super::text::matrix_with(&run.cells, &known)
+    };
+    println!("\n{table}");
 }
 
 #[cfg(test)]

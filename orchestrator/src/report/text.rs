@@ -1,11 +1,12 @@
 //! The result matrix as text (`matrix.txt`, and on the terminal with colour): rows
 //! arch/config, columns patchsets; then per cell what it is based on.
 
-use crate::judge::compare::{Class, Comparison};
-use crate::record::bisect::{Bisect, Outcome};
+use crate::judge::compare::{Class, Comparison, Rate, Row, VerdictChange};
+use crate::record::bisect::{Bisect, Judged, Outcome, Step};
+use crate::record::finding::Finding;
 use crate::record::fmt::visible;
-use crate::record::result::{CellResult, ControlState};
-use crate::record::verdict::Category;
+use crate::record::result::{CellResult, Control, ControlState, TestResult};
+use crate::record::verdict::{Category, Verdict};
 use crate::report::summary::{cell_summary, grid, Grid};
 use crate::spec::known::{IssueState, KnownIssues};
 
@@ -152,6 +153,38 @@ fn details(
     }
     out.push_str(&known_note(known.find_verdict(c)));
     out.push('\n');
+    out.push_str(&conditions(c));
+    if let Some(g) = &c.lock_graph {
+        out.push_str(&lock_graph(g));
+    }
+    for d in &c.details {
+        out.push_str(&format!("  {}\n", visible(d)));
+    }
+    if let Some(f) = &c.forensics {
+        out.push_str(&format!("  forensics: {f} (see console.log)\n"));
+    }
+    if !c.vmstat_after.is_empty() {
+        out.push_str(&vma_lock_counters(c));
+    }
+    for t in &c.tests {
+        out.push_str(&test_line(t));
+    }
+    for f in &c.findings {
+        out.push_str(&finding_line(c, f, known));
+    }
+    for ctl in &c.controls {
+        out.push_str(&control_line(ctl));
+    }
+    for n in &c.notes {
+        out.push_str(&format!("  note: {}\n", visible(n)));
+    }
+    out.push_str(&format!("  dir: {}\n", c.dir.display()));
+    out
+}
+
+/// What the cell ran under: the accelerator, the detectors, the race amplification.
+fn conditions(c: &CellResult) -> String {
+    let mut out = String::new();
     if let Some(a) = c.accel {
         let note = c
             .accel_note
@@ -170,177 +203,119 @@ fn details(
     if let Some(a) = crate::report::summary::amplify_summary(c) {
         out.push_str(&format!("  {}\n", visible(&a)));
     }
-    if let Some(g) = &c.lock_graph {
-        out.push_str(&format!("  {}\n", visible(&g.summary())));
-        for (a, b) in g.new_edges.iter().take(8) {
-            out.push_str(&format!("    new edge: {} -> {}\n", visible(a), visible(b)));
-            if let Some(c) = g.context(a, b) {
-                out.push_str(&format!("      chain: {}\n", visible(c)));
-            }
-        }
-    }
-    for d in &c.details {
-        out.push_str(&format!("  {}\n", visible(d)));
-    }
-    if let Some(f) = &c.forensics {
-        out.push_str(&format!("  forensics: {f} (see console.log)\n"));
-    }
-    if !c.vmstat_after.is_empty() {
-        let d = crate::parse::vmstat::vmstat_delta(&c.vmstat_before, &c.vmstat_after);
-        let get = |k: &str| d.get(k).copied().unwrap_or(0);
-        out.push_str(&format!(
-            "  per-VMA locks during tests: {} faults under VMA lock, {} retries, {} aborts, {} misses\n",
-            get("vma_lock_success"),
-            get("vma_lock_retry"),
-            get("vma_lock_abort"),
-            get("vma_lock_miss")
-        ));
-    }
-    for t in &c.tests {
-        let cases = &t.ktap.cases;
-        let ok = cases
-            .iter()
-            .filter(|x| x.status == crate::parse::ktap::Status::Ok)
-            .count();
-        let mut evidence = String::new();
-        if let Some(o) = &t.overlap {
-            let ops: Vec<String> = o.ops.iter().map(|(k, v)| format!("{k}={v}")).collect();
-            evidence.push_str(&format!(
-                ", overlap {:.1}s: {}",
-                o.window_secs,
-                ops.join(" ")
-            ));
-        }
-        if let Some(n) = t.vmstat_delta.get("vma_lock_success") {
-            evidence.push_str(&format!(", {n} per-VMA-lock faults"));
-        }
-        out.push_str(&format!(
-            "  test {}: {} ({ok}/{} ok, {} skipped, {:.0}s{evidence}){}\n",
-            t.name,
-            if t.passed() { "ok" } else { "FAILED" },
-            cases.len(),
-            t.ktap.skipped().count(),
-            t.seconds,
-            t.failure()
-                .map(|f| format!(": {}", visible(&f)))
-                .unwrap_or_default()
-        ));
-    }
-    for f in &c.findings {
-        let note = match &f.expected_by {
-            Some(t) => format!(" (expected: positive control of {t})"),
-            None if c.in_baseline.contains(&f.title) => " (also in baseline)".to_string(),
-            None => known_note(known.find(&c.id, &f.title)),
-        };
-        let rate = match c.finding_rates.get(&f.title) {
-            Some(k) if c.repeats > 1 => format!(" in {k}/{} boots", c.repeats),
-            _ => String::new(),
-        };
-        let during = f
-            .during
-            .as_ref()
-            .map(|t| format!(" during {t}"))
-            .unwrap_or_default();
-        out.push_str(&format!(
-            "  report: {} [{:?}] at console line {}{during}{rate}{note}\n",
-            visible(&f.title),
-            f.kind,
-            f.line
-        ));
-    }
-    for ctl in &c.controls {
-        match &ctl.state {
-            ControlState::Fired { .. } => {}
-            ControlState::Silent => out.push_str(&format!(
-                "  control of {} stayed silent: expected a {:?} report\n",
-                ctl.test, ctl.expect.kind
-            )),
-            ControlState::NotJudged { why } => out.push_str(&format!(
-                "  control of {} ({:?}) not judged: {}\n",
-                ctl.test,
-                ctl.expect.kind,
-                visible(why)
-            )),
-        }
-    }
-    for n in &c.notes {
-        out.push_str(&format!("  note: {}\n", visible(n)));
-    }
-    out.push_str(&format!("  dir: {}\n", c.dir.display()));
     out
+}
+
+/// The lock graph's summary and its first new edges, each with the chain that made it.
+fn lock_graph(g: &crate::record::lockgraph::Diff) -> String {
+    let mut out = format!("  {}\n", visible(&g.summary()));
+    for (a, b) in g.new_edges.iter().take(8) {
+        out.push_str(&format!("    new edge: {} -> {}\n", visible(a), visible(b)));
+        if let Some(c) = g.context(a, b) {
+            out.push_str(&format!("      chain: {}\n", visible(c)));
+        }
+    }
+    out
+}
+
+/// The per-VMA lock counters' change over the tests (vmstat before and after).
+fn vma_lock_counters(c: &CellResult) -> String {
+    let d = crate::parse::vmstat::vmstat_delta(&c.vmstat_before, &c.vmstat_after);
+    let get = |k: &str| d.get(k).copied().unwrap_or(0);
+    format!(
+        "  per-VMA locks during tests: {} faults under VMA lock, {} retries, {} aborts, {} misses\n",
+        get("vma_lock_success"),
+        get("vma_lock_retry"),
+        get("vma_lock_abort"),
+        get("vma_lock_miss")
+    )
+}
+
+/// A guest test: its cases, its evidence of overlap and per-VMA-lock faults, why it failed.
+fn test_line(t: &TestResult) -> String {
+    let cases = &t.ktap.cases;
+    let ok = cases
+        .iter()
+        .filter(|x| x.status == crate::parse::ktap::Status::Ok)
+        .count();
+    let mut evidence = String::new();
+    if let Some(o) = &t.overlap {
+        let ops: Vec<String> = o.ops.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        evidence.push_str(&format!(
+            ", overlap {:.1}s: {}",
+            o.window_secs,
+            ops.join(" ")
+        ));
+    }
+    if let Some(n) = t.vmstat_delta.get("vma_lock_success") {
+        evidence.push_str(&format!(", {n} per-VMA-lock faults"));
+    }
+    format!(
+        "  test {}: {} ({ok}/{} ok, {} skipped, {:.0}s{evidence}){}\n",
+        t.name,
+        if t.passed() { "ok" } else { "FAILED" },
+        cases.len(),
+        t.ktap.skipped().count(),
+        t.seconds,
+        t.failure()
+            .map(|f| format!(": {}", visible(&f)))
+            .unwrap_or_default()
+    )
+}
+
+/// A kernel report: where, during what, in how many boots, and whether it was expected,
+/// in the baseline or a known issue.
+fn finding_line(c: &CellResult, f: &Finding, known: &KnownIssues) -> String {
+    let note = match &f.expected_by {
+        Some(t) => format!(" (expected: positive control of {t})"),
+        None if c.in_baseline.contains(&f.title) => " (also in baseline)".to_string(),
+        None => known_note(known.find(&c.id, &f.title)),
+    };
+    let rate = match c.finding_rates.get(&f.title) {
+        Some(k) if c.repeats > 1 => format!(" in {k}/{} boots", c.repeats),
+        _ => String::new(),
+    };
+    let during = f
+        .during
+        .as_ref()
+        .map(|t| format!(" during {t}"))
+        .unwrap_or_default();
+    format!(
+        "  report: {} [{:?}] at console line {}{during}{rate}{note}\n",
+        visible(&f.title),
+        f.kind,
+        f.line
+    )
+}
+
+/// A positive control that did not fire (one that fired says nothing more).
+fn control_line(ctl: &Control) -> String {
+    match &ctl.state {
+        ControlState::Fired { .. } => String::new(),
+        ControlState::Silent => format!(
+            "  control of {} stayed silent: expected a {:?} report\n",
+            ctl.test, ctl.expect.kind
+        ),
+        ControlState::NotJudged { why } => format!(
+            "  control of {} ({:?}) not judged: {}\n",
+            ctl.test,
+            ctl.expect.kind,
+            visible(why)
+        ),
+    }
 }
 
 /// `kmatrix compare` for the terminal: a line per title that is not simply still
 /// failing, the verdict changes, the known issues maybe fixed, and the counts.
 pub fn comparison(c: &Comparison) -> String {
     let mut out = format!("compare {} -> {}\n", c.old.display(), c.new.display());
-    let rate =
-        |r: Option<crate::judge::compare::Rate>| r.map(|r| r.to_string()).unwrap_or("-".into());
     if !c.rows.is_empty() {
-        let w = c
-            .rows
-            .iter()
-            .map(|r| r.cell.len())
-            .max()
-            .unwrap_or(4)
-            .max(4);
-        out.push_str(&format!(
-            "  {:<13}  {:<w$}  {:>5}  {:>5}  finding\n",
-            "", "cell", "old", "new"
-        ));
-        let mut rows: Vec<_> = c.rows.iter().collect();
-        rows.sort_by_key(|r| r.class);
-        for r in rows {
-            let label = match r.class {
-                Class::New => "NEW".to_string(),
-                other => other.label().to_string(),
-            };
-            let note = match (&r.known, r.class) {
-                (Some(k), _) => format!(
-                    " (known issue: {}{})",
-                    visible(&k.why),
-                    k.link
-                        .as_ref()
-                        .map(|l| format!("; {}", visible(l)))
-                        .unwrap_or_default()
-                ),
-                _ => String::new(),
-            };
-            out.push_str(&format!(
-                "  {label:<13}  {:<w$}  {:>5}  {:>5}  {}{note}\n",
-                r.cell,
-                rate(r.old),
-                rate(r.new),
-                visible(&r.title)
-            ));
-        }
+        out.push_str(&comparison_rows(&c.rows));
     }
     if !c.verdicts.is_empty() {
         out.push_str("verdict changes:\n");
         for v in &c.verdicts {
-            let label = |x: Option<crate::record::verdict::Verdict>| {
-                x.map(|v| v.label()).unwrap_or("(absent)")
-            };
-            out.push_str(&format!(
-                "  {}: {} -> {}{}{}\n",
-                v.cell,
-                label(v.old),
-                label(v.new),
-                v.reason
-                    .as_ref()
-                    .filter(|_| v
-                        .new
-                        .is_some_and(|n| n != crate::record::verdict::Verdict::Pass))
-                    .map(|r| format!(" - {}", visible(r)))
-                    .unwrap_or_default(),
-                if v.new_failure {
-                    " [NEW]".to_string()
-                } else if let Some(k) = &v.known {
-                    format!(" (known issue: {})", visible(&k.why))
-                } else {
-                    String::new()
-                }
-            ));
+            out.push_str(&verdict_change(v));
         }
     }
     for m in &c.maybe_fixed {
@@ -359,6 +334,66 @@ pub fn comparison(c: &Comparison) -> String {
     out
 }
 
+/// The titles compared, by class, as a table: class, cell, old and new rates, title.
+fn comparison_rows(rows: &[Row]) -> String {
+    let rate = |r: Option<Rate>| r.map(|r| r.to_string()).unwrap_or("-".into());
+    let w = rows.iter().map(|r| r.cell.len()).max().unwrap_or(4).max(4);
+    let mut out = format!(
+        "  {:<13}  {:<w$}  {:>5}  {:>5}  finding\n",
+        "", "cell", "old", "new"
+    );
+    let mut rows: Vec<_> = rows.iter().collect();
+    rows.sort_by_key(|r| r.class);
+    for r in rows {
+        let label = match r.class {
+            Class::New => "NEW".to_string(),
+            other => other.label().to_string(),
+        };
+        let note = match (&r.known, r.class) {
+            (Some(k), _) => format!(
+                " (known issue: {}{})",
+                visible(&k.why),
+                k.link
+                    .as_ref()
+                    .map(|l| format!("; {}", visible(l)))
+                    .unwrap_or_default()
+            ),
+            _ => String::new(),
+        };
+        out.push_str(&format!(
+            "  {label:<13}  {:<w$}  {:>5}  {:>5}  {}{note}\n",
+            r.cell,
+            rate(r.old),
+            rate(r.new),
+            visible(&r.title)
+        ));
+    }
+    out
+}
+
+/// One cell's verdict change, marked new or known.
+fn verdict_change(v: &VerdictChange) -> String {
+    let label = |x: Option<Verdict>| x.map(|v| v.label()).unwrap_or("(absent)");
+    format!(
+        "  {}: {} -> {}{}{}\n",
+        v.cell,
+        label(v.old),
+        label(v.new),
+        v.reason
+            .as_ref()
+            .filter(|_| v.new.is_some_and(|n| n != Verdict::Pass))
+            .map(|r| format!(" - {}", visible(r)))
+            .unwrap_or_default(),
+        if v.new_failure {
+            " [NEW]".to_string()
+        } else if let Some(k) = &v.known {
+            format!(" (known issue: {})", visible(&k.why))
+        } else {
+            String::new()
+        }
+    )
+}
+
 /// A duration as `1m05s`.
 pub fn minutes(secs: f64) -> String {
     let s = secs.max(0.0).round() as u64;
@@ -367,11 +402,10 @@ pub fn minutes(secs: f64) -> String {
 
 /// `kmatrix bisect` for the terminal: the steps, then the answer and its repro.
 pub fn bisect(b: &Bisect) -> String {
-    let n = b.series.len();
     let mut out = format!(
         "\nbisect {}: {} patch(es), looking for {}{}\n",
         b.cell,
-        n,
+        b.series.len(),
         b.predicate
             .as_ref()
             .map(|p| visible(&p.describe()))
@@ -382,30 +416,23 @@ pub fn bisect(b: &Bisect) -> String {
             String::new()
         }
     );
-    let rows: Vec<[String; 6]> = b
-        .steps
-        .iter()
-        .map(|s| {
-            let patch = b
-                .patch(s.prefix)
-                .map(|p| visible(&p.subject))
-                .unwrap_or_default();
-            [
-                format!("{}/{n}", s.prefix),
-                s.verdict.label().to_string(),
-                s.judged.map(|j| j.label()).unwrap_or("-").to_string(),
-                if s.boots > 0 && b.predicate.as_ref().is_some_and(|p| p.varies()) {
-                    format!("{}/{}", s.seen, s.boots)
-                } else {
-                    "-".into()
-                },
-                s.miss_chance
-                    .map(|m| format!("{:.0}%", m * 100.0))
-                    .unwrap_or("-".into()),
-                format!("{}  {patch}", minutes(s.seconds)),
-            ]
-        })
-        .collect();
+    out.push_str(&bisect_steps(b));
+    out.push_str(&bisect_outcome(b));
+    if let Some(r) = &b.repro {
+        out.push_str(&format!("repro: {r}\n"));
+    }
+    out.push_str(&format!(
+        "bisect.json, report.html: {} ({})\n",
+        crate::record::fmt::display_rel(&b.dir),
+        minutes(b.seconds)
+    ));
+    out
+}
+
+/// The steps as a table (columns aligned, the subject last), each with why it was
+/// skipped or, when it was not found bad, its verdict's reason.
+fn bisect_steps(b: &Bisect) -> String {
+    let rows: Vec<[String; 6]> = b.steps.iter().map(|s| step_row(b, s)).collect();
     let head = [
         "prefix",
         "verdict",
@@ -436,21 +463,48 @@ pub fn bisect(b: &Bisect) -> String {
         }
         l.trim_end().to_string() + "\n"
     };
-    out.push_str(&line(&head));
+    let mut out = line(&head);
     for (r, s) in rows.iter().zip(&b.steps) {
         out.push_str(&line(&r.iter().map(String::as_str).collect::<Vec<_>>()));
         if let Some(why) = &s.why {
             out.push_str(&format!("      skipped: {}\n", visible(why)));
-        } else if s.judged == Some(crate::record::bisect::Judged::Good) || s.judged.is_none() {
-            if let Some(r) = s
-                .reason
-                .as_ref()
-                .filter(|_| s.verdict != crate::record::verdict::Verdict::Pass)
-            {
+        } else if s.judged == Some(Judged::Good) || s.judged.is_none() {
+            if let Some(r) = s.reason.as_ref().filter(|_| s.verdict != Verdict::Pass) {
                 out.push_str(&format!("      {}\n", visible(r)));
             }
         }
     }
+    out
+}
+
+/// A step's cells: prefix, verdict, judged, seen in boots, chance of a miss, time and
+/// the subject of its last patch.
+fn step_row(b: &Bisect, s: &Step) -> [String; 6] {
+    let n = b.series.len();
+    let patch = b
+        .patch(s.prefix)
+        .map(|p| visible(&p.subject))
+        .unwrap_or_default();
+    [
+        format!("{}/{n}", s.prefix),
+        s.verdict.label().to_string(),
+        s.judged.map(|j| j.label()).unwrap_or("-").to_string(),
+        if s.boots > 0 && b.predicate.as_ref().is_some_and(|p| p.varies()) {
+            format!("{}/{}", s.seen, s.boots)
+        } else {
+            "-".into()
+        },
+        s.miss_chance
+            .map(|m| format!("{:.0}%", m * 100.0))
+            .unwrap_or("-".into()),
+        format!("{}  {patch}", minutes(s.seconds)),
+    ]
+}
+
+/// The answer: the first bad patch (or the range it is in), or why there is none.
+fn bisect_outcome(b: &Bisect) -> String {
+    let n = b.series.len();
+    let mut out = String::new();
     match &b.outcome {
         Outcome::Found { patch } => {
             if let Some(p) = b.patch(*patch) {
@@ -488,13 +542,5 @@ pub fn bisect(b: &Bisect) -> String {
         Outcome::Stopped { why, .. } => out.push_str(&format!("stopped: {}\n", visible(why))),
         Outcome::Judged | Outcome::Running => {}
     }
-    if let Some(r) = &b.repro {
-        out.push_str(&format!("repro: {r}\n"));
-    }
-    out.push_str(&format!(
-        "bisect.json, report.html: {} ({})\n",
-        crate::record::fmt::display_rel(&b.dir),
-        minutes(b.seconds)
-    ));
     out
 }

@@ -60,14 +60,7 @@ pub fn validate(path: &Path, text: &str, raw: RawSpec) -> Result<Plan, SpecError
     let arches = arches(&cx, &raw.arches)?;
     let configs = configs(&cx, &kconfigs, &raw.kconfigs, &raw.configs)?;
     let (patchsets, ranges) = patchsets(&cx, &raw.patchsets)?;
-    let subjects = patchsets
-        .values()
-        .flatten()
-        .map(|p| {
-            let text = std::fs::read_to_string(p).unwrap_or_default();
-            (p.clone(), crate::record::plan::patch_subjects(&text))
-        })
-        .collect();
+    let subjects = subjects(&patchsets);
     if let Some(b) = &raw.baseline {
         if !patchsets.contains_key(b) {
             return Err(cx.invalid("baseline", format!("unknown patchset `{b}`")));
@@ -75,21 +68,7 @@ pub fn validate(path: &Path, text: &str, raw: RawSpec) -> Result<Plan, SpecError
     }
     let harness = harness(&cx, &raw.harness, &patchsets)?;
     let guest_tests = cx.root.join(&raw.guest_tests);
-    let tests =
-        raw.tests
-            .iter()
-            .enumerate()
-            .try_fold(Vec::new(), |mut done: Vec<TestSpec>, (i, t)| {
-                let spec = test(&cx, i, t, &guest_tests, &configs, &patchsets)?;
-                if done.iter().any(|x| x.name == spec.name) {
-                    return Err(cx.invalid(
-                        &format!("tests[{i}]"),
-                        format!("test `{}` listed twice", t.name),
-                    ));
-                }
-                done.push(spec);
-                Ok(done)
-            })?;
+    let tests = tests(&cx, &raw.tests, &guest_tests, &configs, &patchsets)?;
     let vm = vm(&cx, &raw.vm)?;
     let limits = limits(&raw.limits);
     let selftests = selftests(&cx, raw.selftests.as_deref())?;
@@ -132,6 +111,41 @@ pub fn validate(path: &Path, text: &str, raw: RawSpec) -> Result<Plan, SpecError
         subjects,
         ranges,
     })
+}
+
+/// Each patch's subjects, for the reports.
+fn subjects(patchsets: &Patchsets) -> BTreeMap<PathBuf, Vec<String>> {
+    patchsets
+        .values()
+        .flatten()
+        .map(|p| {
+            let text = std::fs::read_to_string(p).unwrap_or_default();
+            (p.clone(), crate::record::plan::patch_subjects(&text))
+        })
+        .collect()
+}
+
+/// Every test checked, none named twice.
+fn tests(
+    cx: &Ctx,
+    raw: &[RawTest],
+    guest_tests: &Path,
+    configs: &BTreeMap<String, Vec<PathBuf>>,
+    patchsets: &Patchsets,
+) -> Result<Vec<TestSpec>, SpecError> {
+    raw.iter()
+        .enumerate()
+        .try_fold(Vec::new(), |mut done: Vec<TestSpec>, (i, t)| {
+            let spec = test(cx, i, t, guest_tests, configs, patchsets)?;
+            if done.iter().any(|x| x.name == spec.name) {
+                return Err(cx.invalid(
+                    &format!("tests[{i}]"),
+                    format!("test `{}` listed twice", t.name),
+                ));
+            }
+            done.push(spec);
+            Ok(done)
+        })
 }
 
 /// The patchset `kmatrix run --tree PATH` tests: the tree as it is.
@@ -443,41 +457,14 @@ fn test(
             ),
         ));
     }
-    let known =
-        |what: &str, names: &Option<Vec<String>>, map: &BTreeMap<String, Vec<PathBuf>>| match names
-            .iter()
-            .flatten()
-            .find(|n| !map.contains_key(*n))
-        {
-            Some(n) => Err(cx.invalid(&key, format!("unknown {what} `{n}`"))),
-            None => Ok(()),
-        };
-    known("patchset", &t.patchsets, patchsets)?;
-    known("config", &t.configs, configs)?;
+    known_names(cx, &key, "patchset", &t.patchsets, patchsets)?;
+    known_names(cx, &key, "config", &t.configs, configs)?;
     if let Some(a) = t.args.iter().find(|a| a.contains(['\0', '\n'])) {
         return Err(cx.invalid(&key, format!("argument {a:?} holds a NUL or newline")));
     }
     let module = match &t.module {
         None => None,
-        Some(m) => {
-            let dir = cx.root.join(m);
-            if !dir.join("Kbuild").is_file() {
-                return Err(cx.invalid(
-                    &format!("{key}.module"),
-                    format!(
-                        "{} is not a module source folder: it needs a Kbuild file with `obj-m := {}.o`",
-                        dir.display(),
-                        dir.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()
-                    ),
-                ));
-            }
-            let name = dir
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            check_name("module", &name).map_err(|m| cx.invalid(&format!("{key}.module"), m))?;
-            Some(dir)
-        }
+        Some(m) => Some(module(cx, &format!("{key}.module"), m)?),
     };
     let amplify = match &t.amplify {
         None | Some(RawAmplify::Off) => None,
@@ -510,6 +497,44 @@ fn test(
         selftest: None,
         amplify,
     })
+}
+
+/// Every name a test limits itself to is in the spec's `map` (its patchsets or configs).
+fn known_names(
+    cx: &Ctx,
+    key: &str,
+    what: &str,
+    names: &Option<Vec<String>>,
+    map: &BTreeMap<String, Vec<PathBuf>>,
+) -> Result<(), SpecError> {
+    match names.iter().flatten().find(|n| !map.contains_key(*n)) {
+        Some(n) => Err(cx.invalid(key, format!("unknown {what} `{n}`"))),
+        None => Ok(()),
+    }
+}
+
+/// A test's kernel module: a folder (relative to the spec) with a Kbuild file, named
+/// as a module may be.
+fn module(cx: &Ctx, key: &str, m: &str) -> Result<PathBuf, SpecError> {
+    let dir = cx.root.join(m);
+    if !dir.join("Kbuild").is_file() {
+        return Err(cx.invalid(
+            key,
+            format!(
+                "{} is not a module source folder: it needs a Kbuild file with `obj-m := {}.o`",
+                dir.display(),
+                dir.file_name()
+                    .map(|n| n.to_string_lossy())
+                    .unwrap_or_default()
+            ),
+        ));
+    }
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    check_name("module", &name).map_err(|m| cx.invalid(key, m))?;
+    Ok(dir)
 }
 
 fn amplify(
