@@ -315,11 +315,11 @@ impl Export<'_> {
         }
         let id = self.id(&c.id);
         let status = if c.kernel_key.is_some() {
-            Some("PASS")
+            Some(Status::Pass)
         } else {
             match c.verdict {
-                Verdict::BuildFail | Verdict::ConfigMismatch => Some("FAIL"),
-                Verdict::InfraError => Some("ERROR"),
+                Verdict::BuildFail | Verdict::ConfigMismatch => Some(Status::Fail),
+                Verdict::InfraError => Some(Status::Error),
                 // Interrupted: whether it would have built is unknown.
                 _ => None,
             }
@@ -340,7 +340,7 @@ impl Export<'_> {
             .or(c.phases.first().map(|p| p.at));
         let duration = (!build_spans.is_empty() && c.kernel_cached != Some(true))
             .then(|| build_spans.iter().map(|s| s.seconds).sum::<f64>());
-        let log = (status == Some("FAIL") || status == Some("ERROR")).then(|| {
+        let log = matches!(status, Some(Status::Fail | Status::Error)).then(|| {
             let mut t = c.reason.clone().unwrap_or_default();
             for d in &c.details {
                 t.push('\n');
@@ -376,7 +376,7 @@ impl Export<'_> {
             ),
         ]);
         self.push("builds", v);
-        if status == Some("FAIL") && c.verdict == Verdict::BuildFail {
+        if status == Some(Status::Fail) && c.verdict == Verdict::BuildFail {
             let first = c
                 .details
                 .first()
@@ -423,7 +423,7 @@ impl Export<'_> {
             return;
         }
         let boot_id = format!("{build_id}/boot");
-        let boot_status = if booted { "PASS" } else { "FAIL" };
+        let boot_status = if booted { Status::Pass } else { Status::Fail };
         let env = json!({
             "comment": format!(
                 "QEMU {} guest under {}",
@@ -559,9 +559,9 @@ impl Export<'_> {
                     "status",
                     Some(
                         match case.status {
-                            ktap::Status::Ok => "PASS",
-                            ktap::Status::NotOk => "FAIL",
-                            ktap::Status::Skip => "SKIP",
+                            ktap::Status::Ok => Status::Pass,
+                            ktap::Status::NotOk => Status::Fail,
+                            ktap::Status::Skip => Status::Skip,
                         }
                         .into(),
                     ),
@@ -574,27 +574,49 @@ impl Export<'_> {
     }
 }
 
+/// KCIDB's status of a build or test (schema 5: worst first).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Status {
+    Fail,
+    Error,
+    Miss,
+    Pass,
+    Skip,
+}
+
+impl From<Status> for Value {
+    fn from(s: Status) -> Value {
+        Value::from(match s {
+            Status::Fail => "FAIL",
+            Status::Error => "ERROR",
+            Status::Miss => "MISS",
+            Status::Pass => "PASS",
+            Status::Skip => "SKIP",
+        })
+    }
+}
+
 /// A test's KCIDB status: FAIL with a kernel report during it, ERROR when its control
 /// stayed silent (it could not have shown one), else what its outcome says.
-fn test_status(c: &CellResult, t: &TestResult, reports: &[&Finding]) -> &'static str {
+fn test_status(c: &CellResult, t: &TestResult, reports: &[&Finding]) -> Status {
     let silent = c
         .controls
         .iter()
         .any(|k| k.test == t.name && k.state == ControlState::Silent);
     if !reports.is_empty() {
-        "FAIL"
+        Status::Fail
     } else if silent {
-        "ERROR"
+        Status::Error
     } else {
         match &t.outcome {
-            TestOutcome::Exited { .. } if t.passed() => "PASS",
+            TestOutcome::Exited { .. } if t.passed() => Status::Pass,
             TestOutcome::Exited { .. }
             | TestOutcome::NotRun { .. }
             | TestOutcome::TimedOut { .. }
             | TestOutcome::Unresponsive { .. }
-            | TestOutcome::GuestDied { .. } => "FAIL",
-            TestOutcome::Abandoned { .. } => "ERROR",
-            TestOutcome::HostError { .. } => "MISS",
+            | TestOutcome::GuestDied { .. } => Status::Fail,
+            TestOutcome::Abandoned { .. } => Status::Error,
+            TestOutcome::HostError { .. } => Status::Miss,
         }
     }
 }
