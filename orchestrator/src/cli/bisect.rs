@@ -210,7 +210,7 @@ pub fn judge(
 /// kernel report, else the title of its first report (the one the verdict names).
 pub fn default_predicate(r: &CellResult) -> Result<Predicate, BisectError> {
     let none = || BisectError::NothingToLookFor {
-        cell: r.id.clone(),
+        cell: r.id.to_string(),
         verdict: r.verdict.label(),
         reason: r.reason.clone().unwrap_or_default(),
     };
@@ -393,7 +393,7 @@ impl Ctx {
         let series: Vec<PathBuf> = cell.series(&plan).cloned().collect();
         if series.is_empty() {
             return Err(BisectError::NoSeries {
-                cell: cell.id(),
+                cell: cell.id().into(),
                 patchset: cell.patchset.clone(),
             });
         }
@@ -401,7 +401,7 @@ impl Ctx {
         if let Some(p) = args.prefix {
             if p == 0 || p > len {
                 return Err(BisectError::Prefix {
-                    cell: cell.id(),
+                    cell: cell.id().into(),
                     prefix: p,
                     len,
                 });
@@ -444,7 +444,7 @@ impl Ctx {
     fn record(&self) -> Bisect {
         Bisect {
             schema: SCHEMA,
-            cell: self.cell.id(),
+            cell: self.cell.id().into(),
             spec: self.args.spec.clone(),
             repeat: self.repeat,
             predicate: self

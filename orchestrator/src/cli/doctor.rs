@@ -1130,7 +1130,7 @@ async fn kvm_facts(
         p.cells
             .iter()
             .find(|c| Some(c.arch) == host)
-            .map(|c| c.id())
+            .map(|c| c.id().into())
     });
     let mut facts = KvmFacts {
         accel: vm.accel,

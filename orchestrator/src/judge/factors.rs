@@ -42,7 +42,7 @@ pub fn explain(cells: &[CellResult], titles: &[crate::console::TitleSummary]) ->
     titles
         .iter()
         .map(|t| {
-            let has = |c: &CellResult| t.cells.contains(&c.id);
+            let has = |c: &CellResult| t.cells.iter().any(|x| *x == c.id);
             let with: Vec<&CellResult> = booted.iter().copied().filter(|c| has(c)).collect();
             let mut candidates: Vec<Vec<(&str, String)>> = Vec::new();
             if let Some(first) = with.first() {
@@ -83,7 +83,7 @@ pub fn explain(cells: &[CellResult], titles: &[crate::console::TitleSummary]) ->
                         .partial_cmp(&(b.arch.name() != "x86_64", b.seconds))
                         .unwrap_or(std::cmp::Ordering::Equal)
                 })
-                .map(|c| c.id.clone())
+                .map(|c| c.id.to_string())
                 .unwrap_or_else(|| t.first.cell.clone());
             Explained {
                 title: t.title.clone(),

@@ -671,7 +671,7 @@ tests:
             .cells
             .iter()
             .filter(|c| t.amplified_in(c).is_some())
-            .map(|c| c.id())
+            .map(|c| c.id().into())
             .collect();
         assert_eq!(
             on,

@@ -63,31 +63,31 @@ pub enum Event {
         run_dir: std::path::PathBuf,
     },
     CellStarted {
-        id: String,
+        id: crate::record::plan::CellId,
     },
     /// The cost model's view as a cell starts (`plan::cost`): this cell's expected cost
     /// and that of the cells still to run after it. The terminal's ETA is built on it.
     Expected {
-        id: String,
+        id: crate::record::plan::CellId,
         cost: u64,
         after: u64,
         /// Cells still to run after this one.
         cells_after: usize,
     },
     Phase {
-        id: String,
+        id: crate::record::plan::CellId,
         phase: Phase,
         detail: String,
     },
     /// The full build of the cell's kernel moved on (sent every few seconds while
     /// make runs, when the count changed).
     BuildProgress {
-        id: String,
+        id: crate::record::plan::CellId,
         progress: BuildProgress,
     },
     /// A line worth showing (a fallback, a cache hit, a warning).
     Note {
-        id: String,
+        id: crate::record::plan::CellId,
         message: String,
     },
     CellFinished {

@@ -23,6 +23,96 @@ impl std::fmt::Display for Arch {
     }
 }
 
+/// A cell's id, `arch/config/patchset` (`arm64/pvl-off/v2`): the key of a cell in every
+/// output, `--only` glob and comparison.
+#[derive(
+    Debug,
+    Clone,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Default,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(transparent)]
+pub struct CellId(pub String);
+
+impl CellId {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for CellId {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for CellId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl AsRef<str> for CellId {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl AsRef<std::path::Path> for CellId {
+    fn as_ref(&self) -> &std::path::Path {
+        std::path::Path::new(&self.0)
+    }
+}
+
+impl PartialEq<str> for CellId {
+    fn eq(&self, other: &str) -> bool {
+        self.0 == other
+    }
+}
+
+impl PartialEq<&str> for CellId {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
+    }
+}
+
+impl PartialEq<String> for CellId {
+    fn eq(&self, other: &String) -> bool {
+        &self.0 == other
+    }
+}
+
+impl PartialEq<CellId> for String {
+    fn eq(&self, other: &CellId) -> bool {
+        self == &other.0
+    }
+}
+
+impl AsRef<std::ffi::OsStr> for CellId {
+    fn as_ref(&self) -> &std::ffi::OsStr {
+        self.0.as_ref()
+    }
+}
+
+impl std::borrow::Borrow<str> for CellId {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<CellId> for String {
+    fn from(id: CellId) -> String {
+        id.0
+    }
+}
+
 /// Where the kernel tree comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SourceSpec {
@@ -167,8 +257,13 @@ impl Cell {
     }
 
     /// Stable id, e.g. `arm64/pvl-off/v2`.
-    pub fn id(&self) -> String {
-        format!("{}/{}/{}", self.arch.name(), self.config, self.patchset)
+    pub fn id(&self) -> CellId {
+        CellId(format!(
+            "{}/{}/{}",
+            self.arch.name(),
+            self.config,
+            self.patchset
+        ))
     }
     /// The cell's folder inside a run folder: `x86_64/pvl-on/v2`. One level per part, so
     /// distinct cells never share a folder (`a-b` + `c` and `a` + `b-c` would, joined by

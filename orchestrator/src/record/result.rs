@@ -164,7 +164,7 @@ impl TestResult {
 /// Everything known about a cell after it ran (or stopped early). `results.json` schema 2.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CellResult {
-    pub id: String,
+    pub id: crate::record::plan::CellId,
     pub arch: Arch,
     pub config: String,
     pub patchset: String,

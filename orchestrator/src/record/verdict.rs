@@ -100,19 +100,34 @@ impl Verdict {
         }
     }
 
-    /// Ordering for combining repeated runs: the verdict that says most about the kernel.
-    pub fn severity(self) -> u8 {
+    /// How much a verdict says about the kernel, for combining repeated boots: the
+    /// worst boot is the cell's.
+    pub fn severity(self) -> Severity {
         match self {
-            Verdict::Fail => 9,
-            Verdict::Hang => 8,
-            Verdict::BootFail => 7,
-            Verdict::Inconclusive => 6,
-            Verdict::InfraError => 5,
-            Verdict::Interrupted => 4,
-            Verdict::BuildFail | Verdict::PatchFail | Verdict::ConfigMismatch => 3,
-            Verdict::Pass => 0,
+            Verdict::Fail => Severity::Failed,
+            Verdict::Hang => Severity::Hung,
+            Verdict::BootFail => Severity::DidNotBoot,
+            Verdict::Inconclusive => Severity::Doubtful,
+            Verdict::InfraError => Severity::HostFailed,
+            Verdict::Interrupted => Severity::CutShort,
+            Verdict::BuildFail | Verdict::PatchFail | Verdict::ConfigMismatch => Severity::NotBuilt,
+            Verdict::Pass => Severity::Passed,
         }
     }
+}
+
+/// A verdict's weight when boots of one cell are combined, least first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Severity {
+    Passed,
+    /// The boots of one cell share its kernel, so this never meets a booted verdict.
+    NotBuilt,
+    CutShort,
+    HostFailed,
+    Doubtful,
+    DidNotBoot,
+    Hung,
+    Failed,
 }
 
 /// The exit code of a finished run (documented in README): the worst category wins,

@@ -358,7 +358,7 @@ impl Export<'_> {
             ("origin", Some(self.opts.origin.clone().into())),
             ("architecture", Some(c.arch.name().into())),
             ("config_name", Some(c.config.clone().into())),
-            ("comment", Some(c.id.clone().into())),
+            ("comment", Some(c.id.to_string().into())),
             ("status", status.map(Value::from)),
             ("start_time", start.map(|t| time(t).into())),
             ("duration", duration.map(secs)),

@@ -253,7 +253,7 @@ mod v1 {
                 })
                 .collect();
             crate::record::result::CellResult {
-                id: c.id,
+                id: crate::record::plan::CellId(c.id),
                 arch: c.arch,
                 config: c.config,
                 patchset: c.patchset,

@@ -239,7 +239,7 @@ impl Sink for Terminal {
                 } else {
                     format!("{}: {detail}", phase.label())
                 };
-                match self.bars.as_ref().and_then(|(_, b)| b.get(id)) {
+                match self.bars.as_ref().and_then(|(_, b)| b.get(id.as_str())) {
                     Some(pb) => pb.set_message(visible(&msg)),
                     None => line(&format!("{id}: {msg}")),
                 }
@@ -251,9 +251,9 @@ impl Sink for Terminal {
                 after,
                 cells_after,
             } => {
-                self.eta.costs.insert(id.clone(), *cost);
+                self.eta.costs.insert(id.to_string(), *cost);
                 self.eta.current = Some(Running {
-                    id: id.clone(),
+                    id: id.to_string(),
                     cost: *cost,
                     started: Instant::now(),
                     build_left: None,
@@ -326,7 +326,7 @@ impl Terminal {
     /// The cell's verdict; its time goes into the rate, and the run's time left is said
     /// again when cells are still to come.
     fn cell_finished(&mut self, result: &CellResult) {
-        if let Some(cost) = self.eta.costs.get(&result.id) {
+        if let Some(cost) = self.eta.costs.get(result.id.as_str()) {
             self.eta.finished_secs += result.seconds;
             self.eta.finished_cost += cost;
         }
@@ -345,7 +345,7 @@ impl Terminal {
                 .unwrap_or_default()
         );
         if let Some((_, bars)) = &mut self.bars {
-            if let Some(pb) = bars.remove(&result.id) {
+            if let Some(pb) = bars.remove(result.id.as_str()) {
                 pb.finish_with_message(result.verdict.label());
             }
         }

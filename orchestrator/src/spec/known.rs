@@ -238,12 +238,12 @@ impl KnownIssues {
                         c.real_findings().any(|f| i.matches(&c.id, &f.title))
                             || verdict_key(c).is_some_and(|k| i.matches(&c.id, &k))
                     })
-                    .map(|c| c.id.clone())
+                    .map(|c| c.id.to_string())
                     .collect();
                 let judged: Vec<String> = mine
                     .iter()
                     .filter(|c| i.judged_by(c))
-                    .map(|c| c.id.clone())
+                    .map(|c| c.id.to_string())
                     .collect();
                 let state = if !seen.is_empty() {
                     IssueState::Seen(seen)

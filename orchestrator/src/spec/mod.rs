@@ -65,7 +65,7 @@ vm:
     fn expands_cells_arch_config_patchset_with_stable_ids() {
         let d = project();
         let plan = parse(&d.path().join("kmatrix.yaml"), GOOD).unwrap();
-        let ids: Vec<String> = plan.cells.iter().map(|c| c.id()).collect();
+        let ids: Vec<String> = plan.cells.iter().map(|c| c.id().into()).collect();
         assert_eq!(
             ids,
             [

@@ -975,7 +975,7 @@ tests:
         let spec = parse(&path, SPEC).unwrap();
         let plan = parse_for(&path, SPEC, &Target::Tree(tree.clone())).unwrap();
         assert_eq!(plan.source, SourceSpec::Path(tree.clone()));
-        let ids: Vec<String> = plan.cells.iter().map(|c| c.id()).collect();
+        let ids: Vec<String> = plan.cells.iter().map(|c| c.id().into()).collect();
         assert_eq!(ids, ["x86_64/pvl-on/tree"]);
         assert!(plan.ranges.is_empty() && plan.baseline.is_none());
         // The harness for every patchset stays; the v2-only test and harness go.
@@ -997,7 +997,7 @@ tests:
                 rev: "abc".into()
             }
         );
-        let ids: Vec<String> = plan.cells.iter().map(|c| c.id()).collect();
+        let ids: Vec<String> = plan.cells.iter().map(|c| c.id().into()).collect();
         assert_eq!(ids, ["x86_64/pvl-on/base", "x86_64/pvl-on/series"]);
         assert_eq!(plan.baseline.as_deref(), Some("base"));
         assert_eq!(plan.ranges.len(), 1);
