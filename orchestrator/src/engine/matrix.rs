@@ -4,12 +4,19 @@
 use crate::engine::run::CellRun;
 use crate::engine::shared::{Overrides, RunOptions, Shared};
 use crate::host::cache::Cache;
+use crate::host::rundir::read_bounded;
 use crate::record::events::{Event, Sender};
 use crate::record::plan::Plan;
 use crate::record::result::CellResult;
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::time::Duration;
 use tokio::sync::watch;
+
+/// The most kmatrix reads of a lockdep file or a patch when judging against base.
+const LOCKDEP_FILE_CAP: u64 = 32 << 20;
+/// How long the comparison with the base cell may take.
+const AGAINST_BASE_DEADLINE: Duration = Duration::from_secs(120);
 
 pub struct Engine {
     pub(super) shared: Shared,
@@ -71,7 +78,7 @@ impl Engine {
                 continue;
             }
             let mut result = CellRun::new(sh, cell).run().await;
-            compare_with_base(sh, cell, &mut result, &finished);
+            compare_with_base(sh, cell, &mut result, &finished).await;
             finished.push(result.clone());
             sh.emit(Event::CellFinished {
                 result: Box::new(result),
@@ -94,7 +101,7 @@ impl Engine {
 
 /// Judge a patched cell against its base cell (same arch and config, run earlier in
 /// this run or reused), with both cells' lockdep files when they have them.
-fn compare_with_base(
+async fn compare_with_base(
     sh: &Shared,
     cell: &crate::record::plan::Cell,
     result: &mut CellResult,
@@ -112,24 +119,45 @@ fn compare_with_base(
     else {
         return;
     };
-    let read = |d: &std::path::Path, f: &str| std::fs::read_to_string(d.join(f)).ok();
+    // What the guests wrote is bounded (lockdep's own tables are far smaller).
+    let read = |d: &std::path::Path, f: &str| read_bounded(&d.join(f), LOCKDEP_FILE_CAP).ok();
     let patches: Vec<String> = cell
         .series(&sh.plan)
-        .filter_map(|p| std::fs::read_to_string(p).ok())
+        .filter_map(|p| read_bounded(p, LOCKDEP_FILE_CAP).ok())
         .collect();
     let (b, p) = (
         read(&base.dir, "lockdep.txt"),
         read(&result.dir, "lockdep.txt"),
     );
     let chains = read(&result.dir, "lockdep_chains.txt").unwrap_or_default();
-    let files = match (&b, &p) {
-        (Some(base), Some(cell)) => Some(crate::judge::baseline::LockFiles {
-            base,
-            cell,
-            chains: &chains,
-            patches: &patches,
+    let (mut judged, base) = (result.clone(), base.clone());
+    // Off the runtime and with a deadline: the files are the guests', and the engine has
+    // other cells to drive.
+    let done = tokio::time::timeout(
+        AGAINST_BASE_DEADLINE,
+        tokio::task::spawn_blocking(move || {
+            let files = match (&b, &p) {
+                (Some(base), Some(cell)) => Some(crate::judge::baseline::LockFiles {
+                    base,
+                    cell,
+                    chains: &chains,
+                    patches: &patches,
+                }),
+                _ => None,
+            };
+            crate::judge::baseline::against_base(&mut judged, &base, files);
+            judged
         }),
-        _ => None,
-    };
-    crate::judge::baseline::against_base(result, base, files);
+    )
+    .await;
+    match done {
+        Ok(Ok(judged)) => *result = judged,
+        Ok(Err(e)) => result
+            .notes
+            .push(format!("the comparison with the base cell failed: {e}")),
+        Err(_) => result.notes.push(format!(
+            "the comparison with the base cell took more than {}s; skipped",
+            AGAINST_BASE_DEADLINE.as_secs()
+        )),
+    }
 }

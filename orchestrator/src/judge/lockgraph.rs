@@ -26,7 +26,16 @@ pub struct Graph {
     pub edges: BTreeSet<(String, String)>,
     /// lockdep's BD per class: how many classes lead to it.
     pub backward: BTreeMap<String, usize>,
+    /// The file held more than [`MAX_EDGES`] edges or [`MAX_CLASSES`] classes; the rest
+    /// were not read.
+    pub truncated: bool,
 }
+
+/// Most of each a graph keeps. lockdep's own tables hold at most MAX_LOCKDEP_KEYS (8192)
+/// classes and MAX_LOCKDEP_ENTRIES (32768, up to 1M with its config) edges; a file that
+/// claims more was not written by lockdep.
+pub const MAX_CLASSES: usize = 65_536;
+pub const MAX_EDGES: usize = 1 << 20;
 
 impl Graph {
     /// Whether `class` is one that base takes under many others (see WIDELY_NESTED_PERCENT).
@@ -125,6 +134,10 @@ pub fn parse(text: &str) -> Graph {
             };
             if let Some(from) = &current {
                 let to = normalize(name);
+                if g.edges.len() >= MAX_EDGES || g.classes.len() >= MAX_CLASSES {
+                    g.truncated = true;
+                    continue;
+                }
                 if !to.contains(crate::record::result::LIVENESS_TAG) {
                     g.classes.insert(to.clone());
                     g.edges.insert((from.clone(), to));
@@ -139,6 +152,11 @@ pub fn parse(text: &str) -> Graph {
                 .next()
                 .and_then(|n| n.parse().ok())
                 .unwrap_or(0);
+            if g.classes.len() >= MAX_CLASSES {
+                g.truncated = true;
+                current = None;
+                continue;
+            }
             if let Some(c) = &current {
                 if c.contains(crate::record::result::LIVENESS_TAG) {
                     current = None;
@@ -304,20 +322,7 @@ pub fn diff(
             ))
         })
         .collect();
-    let mut adj: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-    for (a, b) in base.edges.iter().chain(patched.edges.iter()) {
-        adj.entry(a.as_str()).or_default().push(b.as_str());
-    }
-    let mut cycles = Vec::new();
-    for (a, b) in &new_edges {
-        if let Some(path) = path(&adj, b, a) {
-            let mut c = vec![a.clone()];
-            c.extend(path);
-            if !cycles.iter().any(|x: &Vec<String>| same_cycle(x, &c)) {
-                cycles.push(c);
-            }
-        }
-    }
+    let cycles = cycles(base, patched, &new_edges);
     Diff {
         base: base_id.to_string(),
         new_classes_total: new_classes.len(),
@@ -339,23 +344,118 @@ pub fn diff(
 }
 
 /// A shortest path from `from` to `to` (both included), breadth first.
-fn path(adj: &BTreeMap<&str, Vec<&str>>, from: &str, to: &str) -> Option<Vec<String>> {
-    let mut prev: BTreeMap<&str, &str> = BTreeMap::new();
+/// The new edges that close a cycle in the union of both graphs, each as its cycle
+/// (the edge's source first). One pass finds the strongly connected components (a new
+/// edge A -> B closes a cycle exactly when A and B share one); a path back from B to A
+/// is then searched inside that component, for the first `SHOWN` such edges only. So the
+/// cost is linear in the graph, whatever the guest sent.
+fn cycles(base: &Graph, patched: &Graph, new_edges: &[(String, String)]) -> Vec<Vec<String>> {
+    let mut index: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut names: Vec<&str> = Vec::new();
+    for (a, b) in base.edges.iter().chain(patched.edges.iter()) {
+        for n in [a.as_str(), b.as_str()] {
+            if !index.contains_key(n) {
+                index.insert(n, names.len());
+                names.push(n);
+            }
+        }
+    }
+    let mut adj: Vec<Vec<usize>> = vec![Vec::new(); names.len()];
+    for (a, b) in base.edges.iter().chain(patched.edges.iter()) {
+        adj[index[a.as_str()]].push(index[b.as_str()]);
+    }
+    let comp = components(&adj);
+    let mut out: Vec<Vec<String>> = Vec::new();
+    for (a, b) in new_edges {
+        if out.len() >= SHOWN {
+            break;
+        }
+        let (Some(&ia), Some(&ib)) = (index.get(a.as_str()), index.get(b.as_str())) else {
+            continue;
+        };
+        if comp[ia] != comp[ib] {
+            continue;
+        }
+        let Some(back) = path_within(&adj, &comp, ib, ia) else {
+            continue;
+        };
+        let mut c = vec![a.clone()];
+        c.extend(back.into_iter().map(|i| names[i].to_string()));
+        if !out.iter().any(|x| same_cycle(x, &c)) {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Tarjan's strongly connected components, without recursion (a guest can send a graph
+/// deep enough to overflow the stack): the component of each node.
+fn components(adj: &[Vec<usize>]) -> Vec<usize> {
+    const NONE: usize = usize::MAX;
+    let n = adj.len();
+    let (mut index, mut low, mut comp) = (vec![NONE; n], vec![0; n], vec![NONE; n]);
+    let mut on_stack = vec![false; n];
+    let (mut stack, mut next, mut comps) = (Vec::new(), 0, 0);
+    for root in 0..n {
+        if index[root] != NONE {
+            continue;
+        }
+        // (node, the next of its edges to look at)
+        let mut work = vec![(root, 0usize)];
+        while let Some(&mut (v, ref mut i)) = work.last_mut() {
+            if *i == 0 && index[v] == NONE {
+                index[v] = next;
+                low[v] = next;
+                next += 1;
+                stack.push(v);
+                on_stack[v] = true;
+            }
+            if let Some(&w) = adj[v].get(*i) {
+                *i += 1;
+                if index[w] == NONE {
+                    work.push((w, 0));
+                } else if on_stack[w] {
+                    low[v] = low[v].min(index[w]);
+                }
+                continue;
+            }
+            work.pop();
+            if let Some(&(parent, _)) = work.last() {
+                low[parent] = low[parent].min(low[v]);
+            }
+            if low[v] == index[v] {
+                while let Some(w) = stack.pop() {
+                    on_stack[w] = false;
+                    comp[w] = comps;
+                    if w == v {
+                        break;
+                    }
+                }
+                comps += 1;
+            }
+        }
+    }
+    comp
+}
+
+/// The shortest path `from` -> `to` through nodes of their (shared) component.
+fn path_within(adj: &[Vec<usize>], comp: &[usize], from: usize, to: usize) -> Option<Vec<usize>> {
+    let mut prev: BTreeMap<usize, usize> = BTreeMap::new();
     let mut queue = VecDeque::from([from]);
     let mut seen = BTreeSet::from([from]);
     while let Some(n) = queue.pop_front() {
         if n == to {
-            let mut p = vec![n.to_string()];
+            let mut p = vec![n];
             let mut cur = n;
-            while let Some(&before) = prev.get(cur) {
-                p.push(before.to_string());
+            while let Some(&before) = prev.get(&cur) {
+                p.push(before);
                 cur = before;
             }
             p.reverse();
             return Some(p);
         }
-        for &m in adj.get(n).into_iter().flatten() {
-            if seen.insert(m) {
+        for &m in &adj[n] {
+            if comp[m] == comp[from] && seen.insert(m) {
                 prev.insert(m, n);
                 queue.push_back(m);
             }
@@ -547,5 +647,35 @@ mod tests {
             series_locks(p),
             ["kmatrix_fixture_outer", "&vma->probe_lock", "&x->lock"]
         );
+    }
+
+    /// A graph as deep as a guest can make it: no recursion to overflow, every cycle the
+    /// new edges close found in one pass.
+    #[test]
+    fn a_deep_graph_is_searched_without_recursion() {
+        let n = 200_000;
+        let mut base = Graph::default();
+        for i in 0..n {
+            base.edges.insert((format!("l{i}"), format!("l{}", i + 1)));
+        }
+        let mut patched = base.clone();
+        patched.edges.insert((format!("l{n}"), "l0".to_string()));
+        patched.edges.insert(("x".into(), "y".into()));
+        let new: Vec<(String, String)> = patched.edges.difference(&base.edges).cloned().collect();
+        let c = cycles(&base, &patched, &new);
+        assert_eq!(c.len(), 1);
+        assert_eq!(c[0].len(), n + 2, "l{n} -> l0 -> ... -> l{n}");
+        assert_eq!(c[0][0], format!("l{n}"));
+    }
+
+    #[test]
+    fn a_file_with_more_than_lockdep_can_hold_is_cut() {
+        let mut text = String::from("all lock classes:\n0000 FD: 1 BD: 1 +.+.: a\n");
+        for i in 0..(MAX_CLASSES + 10) {
+            text.push_str(&format!(" -> [0000] b{i}\n"));
+        }
+        let g = parse(&text);
+        assert!(g.truncated);
+        assert!(g.classes.len() <= MAX_CLASSES && g.edges.len() <= MAX_EDGES);
     }
 }
