@@ -236,8 +236,27 @@ pub fn fire(s: &ssh2::Session, command: &str) {
     s.set_timeout(2000);
     if let Ok(mut ch) = s.channel_session() {
         let _ = ch.exec(command);
-        let mut sink = Vec::new();
-        let _ = ch.read_to_end(&mut sink);
+        drain(&mut ch, FIRE_DEADLINE, FIRE_BYTES);
+    }
+}
+
+/// How long, and how much, `fire` listens to a command it does not wait for: the guest
+/// could keep the channel open and talking forever.
+const FIRE_DEADLINE: Duration = Duration::from_secs(10);
+const FIRE_BYTES: u64 = 1 << 20;
+
+/// Read and drop what `r` says until it ends, `deadline` passes or `cap` bytes came.
+fn drain(r: &mut impl Read, deadline: Duration, cap: u64) {
+    let start = Instant::now();
+    let mut buf = [0u8; 8192];
+    let mut total = 0u64;
+    while start.elapsed() < deadline && total < cap {
+        match r.read(&mut buf) {
+            Ok(0) => return,
+            Ok(n) => total += n as u64,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return,
+        }
     }
 }
 
@@ -298,5 +317,31 @@ mod tests {
             .output()
             .unwrap();
         assert_eq!(String::from_utf8_lossy(&out.stdout), "it's|$HOME||a\nb|");
+    }
+
+    /// `fire` listens to a command's output within its deadline and byte cap: an endless
+    /// talker cannot hold kmatrix or grow its memory.
+    #[test]
+    fn draining_stops_at_the_cap_and_the_deadline() {
+        struct Endless(u64);
+        impl Read for Endless {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                self.0 += buf.len() as u64;
+                Ok(buf.len())
+            }
+        }
+        let mut e = Endless(0);
+        drain(&mut e, Duration::from_secs(60), 1 << 20);
+        assert!(e.0 >= 1 << 20 && e.0 < (1 << 20) + 8192 * 2);
+        struct Slow;
+        impl Read for Slow {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                std::thread::sleep(Duration::from_millis(20));
+                Ok(buf.len().min(1))
+            }
+        }
+        let t = Instant::now();
+        drain(&mut Slow, Duration::from_millis(200), u64::MAX);
+        assert!(t.elapsed() < Duration::from_secs(5));
     }
 }
