@@ -6,13 +6,15 @@
  * and HTML; then floods the console for the rest of its duration, and prints the same
  * on its own output. kmatrix must keep every output valid, show the escapes as text,
  * and cap console.log and the test output. With the argument `write` it writes a
- * gigabyte into its results share instead: kmatrix must stop it at the results limit.
+ * gigabyte into its results share instead, then a million empty files: kmatrix must stop
+ * both at the share's limits (bytes and files), and the drill says how far it got.
  * Not part of any real matrix.
  */
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -30,14 +32,30 @@ int main(int argc, char **argv)
 	if (argc > 3 && !strcmp(argv[3], "write")) {
 		static char block[1 << 20];
 		FILE *f = fopen("/results/big", "w");
-		int i;
+		char name[64];
+		int i, files;
 
 		printf("TAP version 13\n1..1\n");
 		fflush(stdout);
 		for (i = 0; f && i < 1024; i++)
-			if (fwrite(block, 1, sizeof(block), f) != sizeof(block))
+			if (fwrite(block, 1, sizeof(block), f) != sizeof(block) || fflush(f))
 				break;
-		printf("ok 1 wrote %d MiB\n", i);
+		if (f)
+			fclose(f);
+		/* Room for the files: the limit on their number is the one to meet. */
+		truncate("/results/big", 0);
+		mkdir("/results/many", 0755);
+		for (files = 0; files < 1000000; files++) {
+			int fd2;
+
+			snprintf(name, sizeof(name), "/results/many/%d", files);
+			fd2 = open(name, O_WRONLY | O_CREAT | O_EXCL, 0644);
+			if (fd2 < 0)
+				break;
+			close(fd2);
+		}
+		printf("%s 1 wrote %d of 1024 MiB and %d of 1000000 files\n",
+		       i == 1024 && files == 1000000 ? "ok" : "not ok", i, files);
 		return 0;
 	}
 	fd = open("/dev/kmsg", O_WRONLY);

@@ -114,6 +114,21 @@ impl<'a> CellRun<'a> {
         let results = self.dir.join("results");
         std::fs::create_dir_all(&results)
             .map_err(|e| Stop::infra(format!("{}: {e}", results.display())))?;
+        // The share on a filesystem of its own, sized by the cell's limit (kept on disk
+        // when this returns, however it returns).
+        self.quota = match crate::host::quota::ResultsMount::mount(
+            &results,
+            self.sh.plan.limits.results_bytes,
+            crate::host::quota::INODES,
+        ) {
+            Ok(m) => Some(m),
+            Err(why) => {
+                self.note(format!(
+                    "results share without a quota mount ({why}); its size is watched instead"
+                ));
+                None
+            }
+        };
         std::fs::create_dir_all(self.dir.join("tests"))
             .map_err(|e| Stop::infra(format!("{}: {e}", self.dir.display())))?;
         let selftests: Vec<TestSpec> = self
@@ -422,6 +437,9 @@ impl<'a> CellRun<'a> {
     /// test's KTAP as it wrote it there (a regular file: the sanitising removed links),
     /// next to what came back over SSH.
     fn keep_share(&mut self, results: &std::path::Path) {
+        if let Some(why) = self.quota.as_ref().and_then(|q| q.full()) {
+            self.result.notes.push(why);
+        }
         let kept =
             crate::host::sanitize::results_folder(results, self.sh.plan.limits.results_bytes);
         self.result.notes.extend(kept.notes);
@@ -496,7 +514,10 @@ impl<'a> CellRun<'a> {
         // The share is on the host's disk: a guest that writes without end is stopped,
         // not allowed to fill it.
         let limit = self.sh.plan.limits.results_bytes;
-        if w.ticks % 5 == 0 && w.flood.is_none() && folder_bytes(&self.dir.join("results")) > limit
+        if self.quota.is_none()
+            && w.ticks % 5 == 0
+            && w.flood.is_none()
+            && folder_bytes(&self.dir.join("results")) > limit
         {
             let msg = format!(
                 "the guest wrote more than the results limit of {limit} bytes into results/"

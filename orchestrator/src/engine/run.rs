@@ -23,6 +23,9 @@ pub struct CellRun<'a> {
     pub liveness_line: Option<usize>,
     /// Why the liveness step could not run, if it could not.
     pub liveness_skipped: Option<String>,
+    /// The results share's quota mount while the cell boots (`host::quota`); dropped
+    /// with the run, which keeps its contents on disk.
+    pub quota: Option<crate::host::quota::ResultsMount>,
     /// When each phase began; phases are entered from `&self`, so they are kept here and
     /// moved into the result when the cell finishes.
     pub(super) phases: std::sync::Mutex<Vec<crate::record::result::PhaseStart>>,
@@ -39,6 +42,7 @@ impl<'a> CellRun<'a> {
             facts: crate::judge::KernelFacts::default(),
             liveness_line: None,
             liveness_skipped: None,
+            quota: None,
             phases: std::sync::Mutex::new(Vec::new()),
         }
     }

@@ -5,5 +5,6 @@ pub mod cache;
 pub mod guest;
 pub mod kvm_verdict;
 pub mod proc;
+pub mod quota;
 pub mod rundir;
 pub mod sanitize;

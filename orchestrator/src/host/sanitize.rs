@@ -12,6 +12,21 @@ use std::path::{Path, PathBuf};
 pub struct Report {
     pub notes: Vec<String>,
     pub kept_bytes: u64,
+    /// Notes not kept (past `MAX_NOTES`): a guest can leave thousands of entries.
+    pub more: usize,
+}
+
+/// Most notes one walk keeps; the rest are counted in one line.
+const MAX_NOTES: usize = 20;
+
+impl Report {
+    fn note(&mut self, line: String) {
+        if self.notes.len() < MAX_NOTES {
+            self.notes.push(line);
+        } else {
+            self.more += 1;
+        }
+    }
 }
 
 /// Deepest folder nesting kept (a guest can make very deep trees).
@@ -45,7 +60,7 @@ pub fn results_folder(root: &Path, budget: u64) -> Report {
                 } else {
                     std::fs::remove_file(&path)
                 };
-                r.notes.push(format!(
+                r.note(format!(
                     "the guest left {what} at results/{}; removed",
                     rel.display()
                 ));
@@ -56,7 +71,7 @@ pub fn results_folder(root: &Path, budget: u64) -> Report {
                 stack.push((path, depth + 1));
             } else if r.kept_bytes + m.len() > budget {
                 let _ = std::fs::remove_file(&path);
-                r.notes.push(format!(
+                r.note(format!(
                     "results/{} ({} bytes) is past the cell's results limit of {budget} bytes; removed",
                     rel.display(),
                     m.len()
@@ -65,6 +80,12 @@ pub fn results_folder(root: &Path, budget: u64) -> Report {
                 r.kept_bytes += m.len();
             }
         }
+    }
+    if r.more > 0 {
+        r.notes.push(format!(
+            "and {} more entries of the results share like those",
+            r.more
+        ));
     }
     r
 }
@@ -102,7 +123,7 @@ fn clear_privilege(path: &Path, rel: &Path, m: &std::fs::Metadata, r: &mut Repor
     if mode & 0o7777 != safe {
         let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(safe));
         if mode & 0o7000 != 0 {
-            r.notes.push(format!(
+            r.note(format!(
                 "the guest set setuid/setgid/sticky bits on results/{}; cleared",
                 rel.display()
             ));
@@ -172,5 +193,21 @@ mod tests {
             .collect();
         v.sort();
         v
+    }
+
+    /// Thousands of refused entries make a few notes, not thousands.
+    #[test]
+    fn notes_are_capped_and_the_rest_counted() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path().join("results");
+        std::fs::create_dir_all(&root).unwrap();
+        for i in 0..500 {
+            std::os::unix::fs::symlink("/etc/shadow", root.join(format!("s{i}"))).unwrap();
+        }
+        let r = results_folder(&root, 1 << 20);
+        assert_eq!(r.notes.len(), MAX_NOTES + 1);
+        assert_eq!(r.more, 500 - MAX_NOTES);
+        assert!(r.notes.last().unwrap().contains("480 more"));
+        assert!(walk(&root).is_empty());
     }
 }
