@@ -240,6 +240,21 @@ pub fn check_host(os: &OsRelease, machine: &str, kernel: &str) -> Check {
     Check::ok("host", found)
 }
 
+/// The series' build steps in bubblewrap: without it they run with the host's privilege.
+pub fn check_sandbox(status: Result<&Path, &str>) -> Check {
+    match status {
+        Ok(bwrap) => Check::ok(
+            "build sandbox",
+            format!("{} (no network, only their own folders)", bwrap.display()),
+        ),
+        Err(why) => Check::warn(
+            "build sandbox",
+            format!("none: {why}; a series' Makefiles would run with kmatrix's privileges"),
+            "install bubblewrap (`apt-get install bubblewrap`; scripts/setup-host does), and allow user namespaces",
+        ),
+    }
+}
+
 pub fn check_cores(cores: usize, jobs: usize) -> Check {
     let found = format!("{cores} core(s); builds run make -j{jobs}");
     if cores < 2 {
@@ -1349,6 +1364,9 @@ fn host_checks(checks: &mut Checks, plan: Option<&Plan>, vm: &VmSettings, cache:
         .unwrap_or_else(|_| "unknown".into());
     checks.emit(check_host(&os, std::env::consts::ARCH, &kernel));
     checks.emit(check_cores(cores, jobs));
+    checks.emit(check_sandbox(
+        crate::host::sandbox::status().map(|p| p.as_path()),
+    ));
     let (total, avail) = std::fs::read_to_string("/proc/meminfo")
         .map(|t| parse_meminfo(&t))
         .unwrap_or((None, None));
@@ -1812,6 +1830,14 @@ mod tests {
     #[test]
     fn small_checks() {
         assert_eq!(check_cores(1, 1).status, Status::Warn);
+        assert_eq!(
+            check_sandbox(Err("bubblewrap (bwrap) is not installed")).status,
+            Status::Warn
+        );
+        assert_eq!(
+            check_sandbox(Ok(Path::new("/usr/bin/bwrap"))).status,
+            Status::Ok
+        );
         assert_eq!(check_cores(2, 2).status, Status::Ok);
         assert_eq!(
             check_ccache(None).fix.as_deref(),

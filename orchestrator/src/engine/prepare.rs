@@ -31,6 +31,10 @@ impl CellRun<'_> {
         let tree = self.tree().await?;
         self.result.source_id = Some(tree.id.clone());
         let kernel = self.kernel(&tree).await?;
+        if !kernel.cached && crate::host::sandbox::status().is_err() {
+            // The series' code ran with kmatrix's privileges: the cell says so.
+            self.result.notes.push(crate::host::sandbox::describe());
+        }
         self.result.kernel_cached = Some(kernel.cached);
         self.result.kernel_key = Some(kernel.key.clone());
         if self.sh.opts.build_only {

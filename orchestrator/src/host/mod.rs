@@ -7,4 +7,5 @@ pub mod kvm_verdict;
 pub mod proc;
 pub mod quota;
 pub mod rundir;
+pub mod sandbox;
 pub mod sanitize;

@@ -238,6 +238,16 @@ impl ProcSpec {
         self.timeout = Some(limit);
         self
     }
+    /// The same command run by `wrapper` (`wrapper prefix... -- program args...`), e.g.
+    /// inside a sandbox; cwd, environment, log and timeout stay.
+    pub fn wrapped<I: IntoIterator<Item = OsString>>(mut self, wrapper: &OsStr, prefix: I) -> Self {
+        let mut args: Vec<OsString> = prefix.into_iter().collect();
+        args.push("--".into());
+        args.push(std::mem::replace(&mut self.program, wrapper.to_owned()));
+        args.append(&mut self.args);
+        self.args = args;
+        self
+    }
     /// The command line as a shell would show it.
     pub fn display(&self) -> String {
         std::iter::once(&self.program)

@@ -194,16 +194,21 @@ async fn install_headers(
     headers: &Path,
 ) -> Result<(), ProcError> {
     proc::run(
-        &ProcSpec::new("make")
-            .arg("-s")
-            .arg("-C")
-            .arg(tree)
-            .arg(format!("O={}", out.join("obj").display()))
-            .arg(format!("ARCH={}", arch.kernel_arch()))
-            .arg(format!("INSTALL_HDR_PATH={}", headers.display()))
-            .arg("headers_install")
-            .log(out.join("build.log"))
-            .timeout(Duration::from_secs(600)),
+        &crate::host::sandbox::Sandbox::new()
+            .readable(tree)
+            .writable(out)
+            .wrap(
+                ProcSpec::new("make")
+                    .arg("-s")
+                    .arg("-C")
+                    .arg(tree)
+                    .arg(format!("O={}", out.join("obj").display()))
+                    .arg(format!("ARCH={}", arch.kernel_arch()))
+                    .arg(format!("INSTALL_HDR_PATH={}", headers.display()))
+                    .arg("headers_install")
+                    .log(out.join("build.log"))
+                    .timeout(Duration::from_secs(600)),
+            ),
     )
     .await
 }
@@ -221,11 +226,17 @@ async fn build_suite(
     std::fs::create_dir_all(&build).map_err(io(&build))?;
     let targets: Vec<String> = ts.iter().map(|t| t.name.clone()).collect();
     let slog = dirs.out.join(format!("build-{suite}.log"));
+    // The selftests' makefiles write next to their sources, in the tree's copy.
     let ran = proc::run(
-        &ProcSpec::new("make")
-            .args(make_args(&suite_dir, &build, &dirs.headers, arch, &targets))
-            .log(&slog)
-            .timeout(Duration::from_secs(900)),
+        &crate::host::sandbox::Sandbox::new()
+            .writable(&dirs.src)
+            .writable(&dirs.out)
+            .wrap(
+                ProcSpec::new("make")
+                    .args(make_args(&suite_dir, &build, &dirs.headers, arch, &targets))
+                    .log(&slog)
+                    .timeout(Duration::from_secs(900)),
+            ),
     )
     .await;
     let text = std::fs::read_to_string(&slog).unwrap_or_default();

@@ -266,17 +266,23 @@ impl BuildJob<'_> {
         log: &Path,
         limit: Duration,
     ) -> ProcSpec {
-        ProcSpec::new("make")
-            .args(make_args(
-                self.cell,
-                &self.slot.tree,
-                &self.slot.objdir,
-                cc,
-                jobs,
-                targets,
-            ))
-            .log(log)
-            .timeout(limit)
+        // The series' Makefiles run here: only the object folder is writable.
+        crate::host::sandbox::Sandbox::new()
+            .readable(&self.slot.tree)
+            .writable(&self.slot.objdir)
+            .wrap(
+                ProcSpec::new("make")
+                    .args(make_args(
+                        self.cell,
+                        &self.slot.tree,
+                        &self.slot.objdir,
+                        cc,
+                        jobs,
+                        targets,
+                    ))
+                    .log(log)
+                    .timeout(limit),
+            )
     }
 
     /// Build the cell's kernel in its slot (already synced to the cell's patches) and
@@ -286,6 +292,10 @@ impl BuildJob<'_> {
         std::fs::create_dir_all(self.cell_dir).map_err(io(self.cell_dir))?;
         let log = self.cell_dir.join("build.log");
         let _ = std::fs::remove_file(&log);
+        crate::host::rundir::append(
+            &log,
+            &format!("kmatrix: {}\n", crate::host::sandbox::describe()),
+        );
         let cc = compiler(self.cell);
         let cfg_path = match self.configure(&cc, &log).await? {
             Ok(p) => p,

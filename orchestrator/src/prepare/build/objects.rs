@@ -103,21 +103,27 @@ async fn folder_objects(tree: &Path, objdir: &Path, arch: Arch, dir: &str) -> Op
         Arch::X86_64 => "x86",
         Arch::Arm64 => "arm64",
     };
+    // The series' Kbuild file is evaluated here: sandboxed like the build.
     let out = proc::output(
-        &ProcSpec::new("make")
-            .arg("-s")
-            .arg("-C")
-            .arg(objdir)
-            .arg("-f")
-            .arg(&mk)
-            .arg(format!("kmatrix-file={}", file.display()))
-            .arg(format!("srctree={}", tree.display()))
-            .arg(format!("src={dir}"))
-            .arg(format!("obj={dir}"))
-            .arg(format!("SRCARCH={srcarch}"))
-            .arg("ARCH_LIB=lib/")
-            .arg("kmatrix-print")
-            .timeout(Duration::from_secs(30)),
+        &crate::host::sandbox::Sandbox::new()
+            .readable(tree)
+            .writable(objdir)
+            .wrap(
+                ProcSpec::new("make")
+                    .arg("-s")
+                    .arg("-C")
+                    .arg(objdir)
+                    .arg("-f")
+                    .arg(&mk)
+                    .arg(format!("kmatrix-file={}", file.display()))
+                    .arg(format!("srctree={}", tree.display()))
+                    .arg(format!("src={dir}"))
+                    .arg(format!("obj={dir}"))
+                    .arg(format!("SRCARCH={srcarch}"))
+                    .arg("ARCH_LIB=lib/")
+                    .arg("kmatrix-print")
+                    .timeout(Duration::from_secs(30)),
+            ),
     )
     .await
     .ok()?;

@@ -390,13 +390,20 @@ async fn apply(
                 }
             }
         }
+        // A patch can make links and run nothing, but `patch` reads hostile input:
+        // it runs sandboxed, writing only the overlay.
         let out = proc::output(
-            &ProcSpec::new("patch")
-                .args(["-p1", "-N", "--no-backup-if-mismatch", "-i"])
-                .arg(p)
-                .arg("-d")
-                .arg(overlay)
-                .timeout(Duration::from_secs(120)),
+            &crate::host::sandbox::Sandbox::new()
+                .readable(p)
+                .writable(overlay)
+                .wrap(
+                    ProcSpec::new("patch")
+                        .args(["-p1", "-N", "--no-backup-if-mismatch", "-i"])
+                        .arg(p)
+                        .arg("-d")
+                        .arg(overlay)
+                        .timeout(Duration::from_secs(120)),
+                ),
         )
         .await;
         if let Err(e) = out {
@@ -407,6 +414,28 @@ async fn apply(
             return Ok(Err(PatchFailure {
                 patch: p.clone(),
                 output,
+            }));
+        }
+    }
+    // The series' result must be regular files: GNU patch makes symlinks from git
+    // patches, and a link would let the slot (and kmatrix's copy into it) reach outside.
+    for rel in &touched {
+        let Ok(m) = std::fs::symlink_metadata(overlay.join(rel)) else {
+            continue;
+        };
+        if !m.is_file() {
+            let what = if m.file_type().is_symlink() {
+                "a symbolic link"
+            } else if m.is_dir() {
+                "a folder"
+            } else {
+                "a special file"
+            };
+            return Ok(Err(PatchFailure {
+                patch: patches.last().cloned().unwrap_or_default(),
+                output: format!(
+                    "the series makes {rel} {what}: refused (a patch may only add, change or remove regular files)"
+                ),
             }));
         }
     }
@@ -567,5 +596,42 @@ mod tests {
         );
         assert!(slot.tree.join("mm/new.c").is_file());
         assert!(!slot.tree.join("Makefile").exists());
+    }
+
+    /// A git patch can make a symbolic link (GNU patch does): the series would then reach
+    /// outside the slot through kmatrix's own copy. It is refused, and nothing the link
+    /// points at reaches the slot.
+    #[tokio::test]
+    async fn a_patch_that_makes_a_symlink_is_refused() {
+        let d = tempfile::tempdir().unwrap();
+        let pristine = tree(&d.path().join("src"));
+        let cache = Cache {
+            root: d.path().join("cache"),
+        };
+        let secret = d.path().join("secret");
+        std::fs::write(&secret, "host secret\n").unwrap();
+        let link = d.path().join("link.patch");
+        std::fs::write(
+            &link,
+            format!(
+                "diff --git a/mm/evil.c b/mm/evil.c\nnew file mode 120000\nindex 0000000..1111111\n--- /dev/null\n+++ b/mm/evil.c\n@@ -0,0 +1 @@\n+{}\n\\ No newline at end of file\n",
+                secret.display()
+            ),
+        )
+        .unwrap();
+        let slot = Slot::open(&cache, &pristine, "x86_64-c", |_| {})
+            .await
+            .unwrap();
+        let f = slot
+            .sync(&pristine, std::slice::from_ref(&link), false)
+            .await
+            .unwrap()
+            .unwrap_err();
+        assert!(
+            f.output.contains("mm/evil.c a symbolic link: refused"),
+            "{}",
+            f.output
+        );
+        assert!(std::fs::symlink_metadata(slot.tree.join("mm/evil.c")).is_err());
     }
 }
