@@ -26,6 +26,15 @@ fn spec(name: &str) -> PathBuf {
 }
 
 /// Processes (pid, cmdline) of QEMU, virtiofsd or make whose command line mentions `needle`.
+fn nix_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|v| v.split_whitespace().nth(1))
+        == Some("0")
+}
+
 fn processes_mentioning(needle: &str) -> Vec<(u32, String)> {
     let mut v = Vec::new();
     for e in std::fs::read_dir("/proc").unwrap().flatten() {
@@ -285,8 +294,9 @@ fn base_cell_builds_boots_passes_every_stress_test_and_reruns_from_cache() {
     }
     assert!(processes_mentioning(&r.dir.to_string_lossy()).is_empty());
 
-    // `kmatrix boot` brings the same cell up for a developer and runs a command in it.
-    let out = kmatrix()
+    // `kmatrix boot` brings the same cell up for a developer and runs a command in it;
+    // meanwhile QEMU runs as nobody, under seccomp (issue #30).
+    let mut child = kmatrix()
         .args(["boot", "x86_64/pvl-on/base", "--spec"])
         .arg(project().join("kmatrix.yaml"))
         .arg("--runs-dir")
@@ -295,10 +305,45 @@ fn base_cell_builds_boots_passes_every_stress_test_and_reruns_from_cache() {
             "--",
             "sh",
             "-c",
-            "cat /proc/version; grep -c results /proc/mounts",
+            "cat /proc/version; grep -c results /proc/mounts; sleep 3",
         ])
-        .output()
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .unwrap();
+    let mut qemu_ids = None;
+    let until = Instant::now() + Duration::from_secs(600);
+    while nix_root()
+        && qemu_ids.is_none()
+        && Instant::now() < until
+        && child.try_wait().unwrap().is_none()
+    {
+        for (pid, cmd) in processes_mentioning(&runs.path().to_string_lossy()) {
+            if !cmd.contains("qemu-system") || !cmd.contains("-run-with") {
+                continue;
+            }
+            let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+            let field = |k: &str| {
+                status
+                    .lines()
+                    .find_map(|l| l.strip_prefix(k))
+                    .map(|v| v.split_whitespace().next().unwrap_or("").to_string())
+            };
+            // QEMU drops its uid once the VM is set up: wait for that.
+            if let (Some(uid), Some(seccomp)) = (field("Uid:"), field("Seccomp:")) {
+                if uid != "0" {
+                    qemu_ids = Some((uid, seccomp));
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let out = child.wait_with_output().unwrap();
+    if nix_root() {
+        let (uid, seccomp) = qemu_ids.expect("QEMU ran with uid 0 all along, or never ran");
+        assert_eq!(uid, "65534", "QEMU's effective uid");
+        assert_eq!(seccomp, "2", "QEMU's seccomp filter");
+    }
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(
         out.status.code(),

@@ -1094,6 +1094,7 @@ async fn probe_kvm(
                 ssh_port: port,
                 shares: Vec::new(),
                 hung_task_secs: vm.hung_task_timeout.as_secs(),
+                run_as: crate::vm::unprivileged(),
             };
             let mut v = crate::vm::Vm::start(spec, &dir.join("qemu.log"))?;
             let mut console = crate::vm::console::Console::spawn(

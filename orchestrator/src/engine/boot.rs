@@ -366,6 +366,7 @@ impl CellRun<'_> {
                 .map(|(tag, sock, _)| (tag.clone(), sock.clone()))
                 .collect(),
             hung_task_secs: self.sh.plan.vm.hung_task_timeout.as_secs(),
+            run_as: crate::vm::unprivileged(),
         };
         let log = self.dir.join("console.log");
         if fresh {

@@ -51,6 +51,14 @@ pub struct VmSpec {
     /// (tag, vhost-user socket) per virtiofs share.
     pub shares: Vec<(String, PathBuf)>,
     pub hung_task_secs: u64,
+    /// Drop to this uid and gid once the VM is set up (kmatrix runs as root): a bug in
+    /// QEMU's device emulation is then not root on the host.
+    pub run_as: Option<(u32, u32)>,
+}
+
+/// Who QEMU becomes after its setup: nobody when kmatrix is root; itself otherwise.
+pub fn unprivileged() -> Option<(u32, u32)> {
+    nix::unistd::geteuid().is_root().then_some((65534, 65534))
 }
 
 /// The guest kernel command line. Under emulation a loaded host starves the vCPUs, and
@@ -135,7 +143,21 @@ pub fn qemu_args(spec: &VmSpec) -> Vec<OsString> {
         ),
         "-device".into(),
         "virtio-net-pci,netdev=n0".into(),
+        // seccomp: no spawning, no obsolete calls, no resource control; set*uid only to
+        // drop to `run_as` (without it, none at all).
+        "-sandbox".into(),
+        format!(
+            "on,obsolete=deny,elevateprivileges={},spawn=deny,resourcecontrol=deny",
+            if spec.run_as.is_some() {
+                "allow"
+            } else {
+                "deny"
+            }
+        ),
     ]);
+    if let Some((uid, gid)) = spec.run_as {
+        a.extend(["-run-with".into(), format!("user={uid}:{gid}")]);
+    }
     for (i, (tag, sock)) in spec.shares.iter().enumerate() {
         a.extend([
             "-chardev".into(),
@@ -478,7 +500,24 @@ mod tests {
             ssh_port: 2222,
             shares: vec![("results".into(), "/r/results.sock".into())],
             hung_task_secs: 10,
+            run_as: Some((65534, 65534)),
         }
+    }
+
+    /// QEMU under seccomp, dropping to nobody once set up (as root), and never allowed
+    /// to raise privileges when it has none to drop.
+    #[test]
+    fn qemu_runs_sandboxed_and_unprivileged() {
+        let mut s = spec(Arch::X86_64, Accel::Tcg);
+        let a = joined(&s);
+        assert!(a.contains(
+            "-sandbox on,obsolete=deny,elevateprivileges=allow,spawn=deny,resourcecontrol=deny"
+        ));
+        assert!(a.contains("-run-with user=65534:65534"));
+        s.run_as = None;
+        let a = joined(&s);
+        assert!(a.contains("elevateprivileges=deny"));
+        assert!(!a.contains("-run-with"));
     }
 
     fn joined(s: &VmSpec) -> String {
