@@ -4,7 +4,7 @@
 //! place a stop becomes the cell's verdict.
 
 use super::prepare::Prepared;
-use super::run::CellRun;
+use super::run::{CellRun, MAX_BOOTS};
 use super::shared::Stop;
 use crate::record::result::CellResult;
 use crate::record::verdict::Verdict;
@@ -71,8 +71,47 @@ impl<'a> CellRun<'a> {
 
     /// Boot and test once, then judge.
     async fn attempt(&mut self, p: &Prepared) -> Result<(), Stop> {
-        let ran = self.boot_and_test(p).await;
+        // Every wait inside has its own limit; this one bounds them all, whatever the
+        // guest does.
+        let limit = self.guest_deadline();
+        let ran = match tokio::time::timeout(limit, self.boot_and_test(p)).await {
+            Ok(r) => r,
+            Err(_) => Err(Stop::infra(format!(
+                "the boots and tests overran the cell's deadline of {}s (from the spec's boot and test timeouts); stopped",
+                limit.as_secs()
+            ))),
+        };
         self.judge(ran)
+    }
+
+    /// The longest the boots and tests of this cell may take: every boot at its timeout,
+    /// every test at its (emulation-scaled) timeout with room for what kmatrix does
+    /// around it (amplification, counters, forensics), the liveness step, a margin.
+    fn guest_deadline(&self) -> std::time::Duration {
+        use std::time::Duration;
+        let plan = &self.sh.plan;
+        // KVM can fall back to TCG mid-cell: the slower factor holds.
+        let scale = crate::record::plan::Accel::Tcg
+            .slowdown(self.cell.arch)
+            .max(4)
+            / 4;
+        let each = |limit: Duration, around: u64| {
+            limit
+                .saturating_mul(scale)
+                .saturating_add(Duration::from_secs(around))
+        };
+        let boots = each(plan.vm.boot_timeout, 60).saturating_mul(MAX_BOOTS);
+        plan.tests
+            .iter()
+            .filter(|t| t.applies_to(self.cell))
+            .map(|t| each(t.timeout, 150))
+            .chain(
+                plan.selftests
+                    .iter()
+                    .map(|_| each(plan.selftest_timeout, 60)),
+            )
+            .fold(boots, Duration::saturating_add)
+            .saturating_add(Duration::from_secs(600))
     }
 
     /// The verdict from what was collected (`judge::cell`); an early stop keeps its
