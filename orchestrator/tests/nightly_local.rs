@@ -27,7 +27,11 @@ fn spec(dir: &Path) -> PathBuf {
     let t = dir.join("linux");
     std::fs::create_dir_all(t.join("lib")).unwrap();
     std::fs::write(t.join("Makefile"), MAKEFILE).unwrap();
-    std::fs::write(t.join("lib/fixture.c"), "int f(int a)\n{\n\treturn a + 1;\n}\n").unwrap();
+    std::fs::write(
+        t.join("lib/fixture.c"),
+        "int f(int a)\n{\n\treturn a + 1;\n}\n",
+    )
+    .unwrap();
     std::fs::write(
         dir.join("broken.patch"),
         "--- a/lib/fixture.c\n+++ b/lib/fixture.c\n@@ -1,4 +1,4 @@\n int f(int a)\n {\n-\treturn a + 1;\n+\treturn a + 1\n }\n",
@@ -75,7 +79,10 @@ fn the_nightly_workflows_own_steps_run_two_nights_in_a_row() {
         text.lines()
             .find(|l| {
                 l.starts_with(&format!("  night {night} {job} "))
-                    && l.split_whitespace().collect::<Vec<_>>().join(" ").contains(name)
+                    && l.split_whitespace()
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                        .contains(name)
             })
             .unwrap_or_else(|| panic!("night {night} {job} {name}: no such step\n{text}"))
             .to_string()
@@ -83,13 +90,22 @@ fn the_nightly_workflows_own_steps_run_two_nights_in_a_row() {
     for night in [1, 2] {
         for shard in 1..=3 {
             let job = format!("shard-{shard}");
-            assert!(step(night, &job, "Run the shard").contains(" ok "), "{text}");
+            assert!(
+                step(night, &job, "Run the shard").contains(" ok "),
+                "{text}"
+            );
             let up = step(night, &job, "actions/upload-artifact");
             assert!(up.contains("emulated:") && !up.contains(": 0 file"), "{up}");
         }
-        assert!(text.contains(&format!("night {night} container    skipped")), "{text}");
+        assert!(
+            text.contains(&format!("night {night} container    skipped")),
+            "{text}"
+        );
         assert!(step(night, "merge", "Merge").contains(" ok "), "{text}");
-        assert!(step(night, "merge", "Job summary").contains(" ok "), "{text}");
+        assert!(
+            step(night, "merge", "Job summary").contains(" ok "),
+            "{text}"
+        );
         // The cells fail to build (the fixture is not a kernel): the last step fails
         // the night on findings, as it should.
         assert!(
@@ -100,12 +116,17 @@ fn the_nightly_workflows_own_steps_run_two_nights_in_a_row() {
     // Night 1 has nothing to compare with; night 2 compares with night 1's report.
     assert!(step(1, "merge", "Compare with the previous night").contains("skipped"));
     assert!(step(2, "merge", "Find the previous night").contains("run-id='1'"));
-    assert!(step(2, "merge", "Compare with the previous night").contains(" ok "), "{text}");
+    assert!(
+        step(2, "merge", "Compare with the previous night").contains(" ok "),
+        "{text}"
+    );
     // The shards' artifacts hold the cells' files (arch/config/patchset/...).
     for ps in ["base", "broken", "other"] {
         let found = (1..=3).any(|k| {
-            work.join(format!("night2/artifacts/shard-{k}/x86_64/pvl-on/{ps}/build.log"))
-                .is_file()
+            work.join(format!(
+                "night2/artifacts/shard-{k}/x86_64/pvl-on/{ps}/build.log"
+            ))
+            .is_file()
         });
         assert!(found, "no shard artifact has x86_64/pvl-on/{ps}/build.log");
     }
