@@ -422,6 +422,8 @@ fn b4_check_on_a_real_kernel_passes_v3_and_fails_v2() {
     };
     let d = tempfile::tempdir().unwrap();
     let t = d.path().join("linux");
+    // The cache's name is a link to the published generation: copy what it points to.
+    let src = std::fs::canonicalize(&src).unwrap();
     let cp = Command::new("cp")
         .arg("-a")
         .arg(&src)

@@ -120,6 +120,16 @@ fn the_nightly_workflows_own_steps_run_two_nights_in_a_row() {
         step(2, "merge", "Compare with the previous night").contains(" ok "),
         "{text}"
     );
+    // The shards' artifacts hold the cells' files (arch/config/patchset/...).
+    for ps in ["base", "broken", "other"] {
+        let found = (1..=3).any(|k| {
+            work.join(format!(
+                "night2/artifacts/shard-{k}/x86_64/pvl-on/{ps}/build.log"
+            ))
+            .is_file()
+        });
+        assert!(found, "no shard artifact has x86_64/pvl-on/{ps}/build.log");
+    }
     let report = work.join("night2/artifacts/kmatrix-report");
     for f in ["results.json", "report.html", "summary.md", "compare.json"] {
         assert!(report.join(f).is_file(), "kmatrix-report lacks {f}");

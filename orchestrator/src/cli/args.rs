@@ -132,11 +132,12 @@ pub enum Command {
         #[arg(long)]
         known: Option<PathBuf>,
     },
-    /// b4's external series check (`b4 review`: `git config b4.review-series-check-cmd
-    /// "kmatrix b4-check"`): tests the series b4 is reviewing (B4_TRACKING_FILE: its base
-    /// commit .. its review branch) in the current kernel tree as `run --tree .
-    /// --series BASE..TIP` does, and prints b4's JSON check result on stdout (progress on
-    /// stderr).
+    /// b4's series check: test the series `b4 review` reviews, print b4's JSON result.
+    ///
+    /// Set up with `git config b4.review-series-check-cmd "kmatrix b4-check"` in the
+    /// kernel tree. b4 names the series in B4_TRACKING_FILE (its base commit .. its
+    /// review branch); kmatrix runs it as `run --tree . --series BASE..TIP` does and
+    /// prints the JSON list b4 reads on stdout (progress on stderr).
     B4Check {
         /// The matrix spec (default: the tree's own kmatrix.yaml, else the one of the
         /// kmatrix checkout this binary was built from).
@@ -151,9 +152,10 @@ pub enum Command {
         #[arg(long)]
         runs_dir: Option<PathBuf>,
     },
-    /// A Model Context Protocol server on stdin/stdout for agents: tools `plan`, `run`
-    /// (starts a run of some cells), `results`, `cell` (its reports and console) and
-    /// `compare`; only `run` changes anything.
+    /// A Model Context Protocol server on stdin/stdout, for agents.
+    ///
+    /// Tools: `plan`, `run` (starts a run of some cells), `results`, `cell` (its kernel
+    /// reports and console) and `compare`; only `run` changes anything.
     Mcp {
         #[arg(short = 'f', long = "spec", default_value = "kmatrix.yaml")]
         spec: PathBuf,
