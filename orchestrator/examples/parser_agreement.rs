@@ -254,10 +254,10 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let verbose = args.iter().any(|a| a == "-v");
     let dir = args
-        .iter()
-        .find(|a| !a.starts_with('-'))
+        .first()
+        .filter(|a| !a.starts_with('-'))
         .map(PathBuf::from)
-        .expect("usage: parser_agreement DIR [-v]");
+        .expect("usage: parser_agreement DIR [-v | --show NAME...]");
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .expect("corpus directory")
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -267,6 +267,24 @@ fn main() {
         let n = p.file_name().unwrap().to_string_lossy().into_owned();
         (n.parse::<u64>().unwrap_or(u64::MAX), n)
     });
+    // `--show NAME...`: the findings of these files, trace included.
+    if let Some(i) = args.iter().position(|a| a == "--show") {
+        for name in &args[i + 1..] {
+            let case = read_case(&dir.join(name));
+            println!("== {name}: want `{}`", case.title.as_deref().unwrap_or("-"));
+            for f in console::parse(Cursor::new(&case.log)).expect("parse") {
+                let trace: Vec<&str> = f.trace.iter().map(|t| t.function.as_str()).collect();
+                println!(
+                    "  {}: `{}`{} {:?}",
+                    f.line,
+                    f.title,
+                    if f.corrupted { " corrupted" } else { "" },
+                    trace
+                );
+            }
+        }
+        return;
+    }
     let mut rows: BTreeMap<&'static str, Row> = BTreeMap::new();
     let (mut clean, mut fp, mut skipped) = (0, 0, 0);
     let mut notes: Vec<String> = Vec::new();

@@ -16,9 +16,50 @@ pub(crate) fn parse_frame(s: &str) -> Option<(Frame, bool)> {
         }
         s = s[end + 1..].trim_start();
     }
+    // A timestamp merged into the line by interleaved console output:
+    // ` <IRQ> [  420.408595]  [<ffffffff814249f9>] sched_show_task+0x1c9/0x279`.
+    if let Some(rest) = s.strip_prefix('[') {
+        if !rest.starts_with('<') {
+            let (ts, after) = rest.split_once(']')?;
+            if !ts.trim().bytes().all(|b| b.is_ascii_digit() || b == b'.') || ts.trim().is_empty() {
+                return None;
+            }
+            s = after.trim_start();
+        }
+    }
+    let mut addressed = false;
     while let Some(rest) = s.strip_prefix("[<") {
         let end = rest.find(">]")?;
         s = rest[end + 2..].trim_start();
+        addressed = true;
+    }
+    // 32-bit arm: `[<c0100000>] (func+0x1/0x2) from [<c0100100>] (caller+0x3/0x4)`; the
+    // caller is the next line's function.
+    if addressed {
+        if let Some(inner) = s.strip_prefix('(') {
+            let (inner, rest) = inner.split_once(')')?;
+            if !rest.trim_start().starts_with("from ") {
+                return None;
+            }
+            if !inner.contains('+') {
+                let ok = !inner.is_empty()
+                    && !inner.as_bytes()[0].is_ascii_digit()
+                    && inner
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.');
+                return ok.then(|| {
+                    let frame = Frame {
+                        function: inner.to_string(),
+                        offset: None,
+                        size: None,
+                        module: None,
+                        source: None,
+                    };
+                    (frame, false)
+                });
+            }
+            s = inner;
+        }
     }
     let mut unreliable = false;
     if let Some(rest) = s.strip_prefix("? ") {
@@ -31,6 +72,10 @@ pub(crate) fn parse_frame(s: &str) -> Option<(Frame, bool)> {
     let name = &s[..name_end];
     let first = *name.as_bytes().first()?;
     if first.is_ascii_digit() || first == b'.' {
+        return None;
+    }
+    // An address printed for want of a symbol (`ffffffff81234567`).
+    if name.len() >= 8 && name.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }
     let mut rest = &s[name_end..];
@@ -195,6 +240,13 @@ mod tests {
         assert_eq!(fr.source.as_deref(), Some("lib/dump_stack.c:120"));
         let fr = f(" <IRQ>  [<ffffffff81000000>] foo+0x1/0x2");
         assert_eq!(fr.function, "foo");
+        let fr = f("[<80b2f268>] (_raw_spin_unlock_irqrestore) from [<8016fb5c>] (prepare_to_wait_event+0x68/0x104)");
+        assert_eq!(fr.function, "_raw_spin_unlock_irqrestore");
+        let fr = f("[<8010e300>] (show_stack+0x18/0x1c) from [<8018de80>] (rcu_check_callbacks+0x7a0/0x7a8)");
+        assert_eq!(
+            (fr.function.as_str(), fr.offset),
+            ("show_stack", Some(0x18))
+        );
     }
 
     #[test]

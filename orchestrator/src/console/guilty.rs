@@ -1,8 +1,37 @@
-//! Which frame of a report names the bug: the rules per report kind.
+//! Which frame of a report names the bug: the function a kernel developer would blame,
+//! never the machinery that reported it. Titles are how reports are deduplicated across
+//! cells, boots and nights, so the rule of each report kind has to pick the same
+//! function for the same bug wherever it was interrupted or caught.
+//!
+//! Every kind first drops the frames `skip` says are never guilty (reporting machinery,
+//! lock primitives, allocators, entry code, sanitizer runtimes, generic helpers and
+//! checkers whose caller is the culprit), then, by kind:
+//! - oopses (NULL dereference, paging request, general protection fault, `kernel BUG`,
+//!   trap oopses): the faulting function (`RIP:`/`pc :`), then its callers;
+//! - WARNING: the function the WARNING line names, the `RIP:`, then the trace. Old x86
+//!   kernels dumped the trap handlers (`fixup_bug`, `do_invalid_op`) first: a trace that
+//!   passes through a synchronous exception is read from the interrupted code on.
+//!   Assertion helpers (`vma_assert_*`, `mmap_assert_*`, `lockdep_assert_*`, refcount
+//!   and list debugging) give way to their caller;
+//! - sanitizers: the accessor on the head line, unless it is a helper that accesses
+//!   memory for its caller (string, copy, bit and atomic helpers), then the trace;
+//! - lockdep: the `at:` sites of the lock being taken or released (the function that
+//!   broke the rule); `inconsistent lock state` the trace, where the state changed;
+//!   lock debugging (`spinlock recursion`...) the first frame that is not a lock wrapper;
+//! - stalls and lockups (and stack overflows, which are runaway recursion): the looping
+//!   task's entry, the outermost specific function before the dispatcher that called
+//!   it (syscall entry, workqueue, softirq, timer, VFS or socket dispatch), so that the
+//!   same loop gets the same title wherever the watchdog interrupted it;
+//! - hung task: the first frame of the blocked task that is not a wait or a lock
+//!   primitive; hangs on an RCU grace period or on rtnl are bucketed by what they wait
+//!   for, as the victims are random.
+//!
+//! A report with frames but no usable one gets no function; the finding is then marked
+//! corrupted by `report` (the title says so by naming nothing).
 
 use super::detect::Head;
 use super::frame::{normalize, title_name};
-use super::skip::{is_kept, is_skipped};
+use super::skip::{group, is_kept, matches_pattern, Group};
 use super::Frame;
 
 /// A frame of the report's first trace as a guilty-frame candidate: where it ran.
@@ -33,94 +62,582 @@ pub(crate) struct Evidence<'a> {
     pub chain0: &'a [Frame],
 }
 
+/// Where a candidate was seen: a function the report names itself (head line, `RIP:`)
+/// may be one that only appears as machinery in traces (an unwinder is the accessor of
+/// a KASAN report in the unwinder).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Seen {
+    Named,
+    Trace,
+}
+
 impl<'a> Evidence<'a> {
-    /// The candidate frames for the guilty function, in order of preference.
-    fn candidates(&self) -> Vec<&'a Frame> {
-        let trace = self.cands.iter().filter(|c| !c.rip).map(|c| &c.frame);
-        let head = self.head_frames.iter();
-        let rip = self.rips.iter();
+    /// The guilty function's title name (`title_name`), or None when no frame is usable.
+    /// With `preferred` (functions the series under test changes), the first usable
+    /// candidate the series changes wins.
+    pub fn guilty(&self, preferred: &[String]) -> Option<String> {
+        let cands = self.candidates();
+        if !preferred.is_empty() {
+            let pref = cands.iter().find(|&&(f, seen)| {
+                let n = normalize(&f.function);
+                self.usable(f, seen) && preferred.iter().any(|p| p == n)
+            });
+            if let Some((f, _)) = pref {
+                return Some(title_name(&f.function));
+            }
+        }
         match self.head {
-            Head::Lockdep { at_first: true, .. } => self
-                .at_frames
-                .iter()
+            Head::HungTask(_) => {
+                if let Some(bucket) = self.hang_bucket() {
+                    return Some(bucket.into());
+                }
+            }
+            Head::SoftLockup | Head::HardLockup | Head::RcuStall => {
+                return self.looping_entry(&cands);
+            }
+            Head::Overflow => {
+                return self
+                    .recursion(&cands)
+                    .or_else(|| self.looping_entry(&cands));
+            }
+            Head::Fatal(t) if t == "kernel panic: corrupted stack end" => {
+                return self
+                    .recursion(&cands)
+                    .or_else(|| self.looping_entry(&cands));
+            }
+            _ => {}
+        }
+        let found = cands.iter().find(|&&(f, seen)| self.usable(f, seen));
+        let last_resort = || match self.head {
+            Head::NullDeref
+            | Head::PagingFault
+            | Head::Gpf
+            | Head::Bug(_)
+            | Head::Fatal(_)
+            | Head::Other(_) => cands.iter().find(|&&(f, _)| usable_at_all(f)),
+            _ => None,
+        };
+        found
+            .or_else(last_resort)
+            .map(|(f, _)| title_name(&f.function))
+    }
+
+    /// The candidate frames for the guilty function, in order of preference.
+    fn candidates(&self) -> Vec<(&'a Frame, Seen)> {
+        let named = |fs: &'a [Frame]| fs.iter().map(|f| (f, Seen::Named));
+        let head = named(self.head_frames);
+        let rip = named(self.rips);
+        let trace = self.interrupted_trace();
+        match self.head {
+            Head::Lockdep { prefix, .. } if *prefix == "inconsistent lock state" => trace
+                .into_iter()
+                .chain(named(self.at_frames).take(2))
+                .collect(),
+            Head::Lockdep { at_first: true, .. } => named(self.at_frames)
                 .take(2)
-                .chain(self.chain0.iter())
+                .chain(self.chain0.iter().map(|f| (f, Seen::Trace)))
                 .chain(trace)
                 .collect(),
-            Head::Warning(_) => head.chain(rip).chain(trace).collect(),
-            Head::Kasan(_) | Head::Kfence(_) | Head::Kmsan(_) | Head::Kcsan(_) => {
-                head.chain(trace).collect()
-            }
-            Head::Context(_) | Head::LockDebug(_) => head.chain(trace).collect(),
+            Head::Warning(_) | Head::Fatal(_) => head.chain(rip).chain(trace).collect(),
+            Head::Kasan(_)
+            | Head::Kfence(_)
+            | Head::Kmsan(_)
+            | Head::Kcsan(_)
+            | Head::Context(_)
+            | Head::LockDebug(_) => head.chain(trace).collect(),
             // Stalls and lockups: what the CPU was stuck in, not the interrupt that
-            // noticed it. In-trace `RIP:` lines of the interrupted task first, then the
-            // register dump, then the task part of the trace.
-            Head::SoftLockup | Head::HardLockup | Head::RcuStall => {
-                let task_rips = self
-                    .cands
-                    .iter()
-                    .filter(|c| c.rip && !c.in_irq)
-                    .map(|c| &c.frame);
-                let task = self
-                    .cands
-                    .iter()
-                    .filter(|c| !c.rip && !c.in_irq)
-                    .map(|c| &c.frame);
-                task_rips.chain(rip).chain(task).collect()
-            }
+            // noticed it.
+            Head::SoftLockup | Head::HardLockup | Head::RcuStall => self.stalled_code(),
             Head::NullDeref
             | Head::PagingFault
             | Head::Gpf
             | Head::Bug(None)
-            | Head::Fatal(_)
+            | Head::Overflow
             | Head::Other(_) => rip.chain(trace).collect(),
-            _ => trace.collect(),
+            _ => trace,
         }
     }
 
-    pub fn guilty(&self, preferred: &[String]) -> Option<String> {
-        let extra = kind_skip(self.head);
-        let ok = |f: &&Frame| {
-            let n = normalize(&f.function);
-            is_kept(n) || !is_skipped(n) && !extra.iter().any(|p| n.contains(p))
-        };
-        let cands = self.candidates();
-        // A function the series changes, when the report passes through it.
-        if !preferred.is_empty() {
-            let pref = cands.iter().filter(|f| ok(f)).find(|f| {
-                let n = normalize(&f.function);
-                preferred.iter().any(|p| p == n)
-            });
-            if let Some(f) = pref {
-                return Some(title_name(&f.function));
-            }
+    /// The trace, read from the interrupted code on when it passes through a synchronous
+    /// exception (a trap or fault taken by the reporting code's caller: old x86 WARN and
+    /// BUG, faults caught by KASAN/KFENCE on arm64): what comes before is the handler.
+    /// The in-trace `RIP:` of that exception is the first frame of the interrupted code.
+    /// Without one, the reliable frames as printed.
+    fn interrupted_trace(&self) -> Vec<(&'a Frame, Seen)> {
+        let entry = self
+            .cands
+            .iter()
+            .position(|c| !c.rip && is_sync_exception_entry(&c.frame.function));
+        match entry {
+            Some(i) if i + 1 < self.cands.len() => self.cands[i + 1..]
+                .iter()
+                .map(|c| (&c.frame, if c.rip { Seen::Named } else { Seen::Trace }))
+                .collect(),
+            _ => self
+                .cands
+                .iter()
+                .filter(|c| !c.rip)
+                .map(|c| (&c.frame, Seen::Trace))
+                .collect(),
         }
-        if let Head::HungTask(_) = self.head {
-            // Hangs on RCU grace periods or rtnl show up at random victim stacks:
-            // bucket them by the thing waited for.
-            for f in self.trace {
-                let n = normalize(&f.function);
-                if n.starts_with("rtnl_lock") {
-                    return Some("rtnl_lock".into());
-                }
-                if ["synchronize_rcu", "synchronize_srcu", "synchronize_net"]
-                    .iter()
-                    .any(|a| n.starts_with(a))
-                {
-                    return Some("synchronize_rcu".into());
-                }
-            }
-        }
-        cands
-            .into_iter()
-            .find(|f| ok(f))
-            .map(|f| title_name(&f.function))
     }
+
+    /// The code a stalled CPU was running, innermost first: after the interrupt entry
+    /// that noticed the stall (x86 `apic_timer_interrupt`, arm64 `el1h_64_irq`), else
+    /// the frames outside interrupt sections, with the register dump's `RIP:` first
+    /// (NMI backtraces of another CPU).
+    fn stalled_code(&self) -> Vec<(&'a Frame, Seen)> {
+        let rips = self.rips.iter().map(|f| (f, Seen::Named));
+        let entry = self
+            .cands
+            .iter()
+            .position(|c| !c.rip && is_interrupt_entry(&c.frame.function));
+        let seen = |c: &'a Cand| (&c.frame, if c.rip { Seen::Named } else { Seen::Trace });
+        match entry {
+            Some(i) if i + 1 < self.cands.len() => {
+                rips.chain(self.cands[i + 1..].iter().map(seen)).collect()
+            }
+            _ => {
+                let task = self.cands.iter().filter(|c| !c.in_irq);
+                let (task_rips, task_frames): (Vec<&Cand>, Vec<&Cand>) = task.partition(|c| c.rip);
+                task_rips
+                    .into_iter()
+                    .map(seen)
+                    .chain(rips)
+                    .chain(task_frames.into_iter().map(seen))
+                    .collect()
+            }
+        }
+    }
+
+    /// The looping task's entry: walking out from the interrupted code, the outermost
+    /// usable frame before the first dispatcher (a place that calls whatever code was
+    /// handed to it: syscall entry, workqueue, softirq, timer, VFS or socket layer). A
+    /// CPU that waits for other CPUs to run a function is bucketed as
+    /// `smp_call_function`: whoever asked, the culprit is on another CPU.
+    fn looping_entry(&self, cands: &[(&'a Frame, Seen)]) -> Option<String> {
+        // A page fault taken by kernel code (a `copy_from_user()` in a syscall) is part
+        // of that code's loop; only a fault from user space is an entry.
+        let user_fault = !cands
+            .iter()
+            .skip_while(|(f, _)| !is_fault_dispatcher(normalize(&f.function)))
+            .any(|&(f, seen)| self.usable(f, seen));
+        let mut entry: Option<&Frame> = None;
+        for &(f, seen) in cands {
+            let n = normalize(&f.function);
+            if is_cross_cpu_call(n) {
+                return Some("smp_call_function".into());
+            }
+            let dispatcher = if is_fault_dispatcher(n) {
+                user_fault
+            } else {
+                is_dispatcher(n)
+            };
+            if dispatcher {
+                if entry.is_some() {
+                    break;
+                }
+                continue;
+            }
+            if self.usable(f, seen) {
+                entry = Some(f);
+            }
+        }
+        entry.map(|f| title_name(&f.function))
+    }
+
+    /// A stack that overflowed by recursion: the function that repeats most (at least
+    /// three times), the outermost of them on a tie, which is where the recursion was
+    /// entered. None for a stack without recursion.
+    fn recursion(&self, cands: &[(&'a Frame, Seen)]) -> Option<String> {
+        let usable: Vec<&str> = cands
+            .iter()
+            .filter(|&&(f, seen)| self.usable(f, seen))
+            .map(|(f, _)| normalize(&f.function))
+            .collect();
+        let mut best: Option<(usize, usize, &str)> = None;
+        for (i, n) in usable.iter().enumerate() {
+            let count = usable.iter().filter(|m| *m == n).count();
+            if count >= 3 && best.is_none_or(|(c, at, _)| (count, i) > (c, at)) {
+                best = Some((count, i, n));
+            }
+        }
+        best.map(|(_, _, n)| title_name(n))
+    }
+
+    /// Hangs on an RCU grace period or on rtnl show up at random victim stacks: bucketed
+    /// by the thing waited for.
+    fn hang_bucket(&self) -> Option<&'static str> {
+        for f in self.trace {
+            let n = normalize(&f.function);
+            if n.starts_with("rtnl_lock") {
+                return Some("rtnl_lock");
+            }
+            if ["synchronize_rcu", "synchronize_srcu", "synchronize_net"]
+                .iter()
+                .any(|a| n.starts_with(a))
+            {
+                return Some("synchronize_rcu");
+            }
+        }
+        None
+    }
+
+    /// Whether a frame can name the report: not skipped in general or for this kind.
+    fn usable(&self, f: &Frame, seen: Seen) -> bool {
+        let n = normalize(&f.function);
+        if is_kept(n) {
+            return true;
+        }
+        if kind_skip(self.head).iter().any(|p| n.contains(p)) {
+            return false;
+        }
+        match group(n) {
+            None => {}
+            // The function a report names itself may be one that is machinery when it
+            // shows up in traces: the unwinder, RCU or timer code that faulted.
+            Some(Group::Plumbing) if seen == Seen::Named && is_unwinder(n) => {}
+            Some(Group::IrqTimer) if seen == Seen::Named => {}
+            Some(_) => return false,
+        }
+        match self.head {
+            Head::HungTask(_) => !is_wait_primitive(n),
+            Head::LockDebug(t)
+                if t.starts_with("BUG: spinlock") || t.starts_with("BUG: rwlock") =>
+            {
+                !is_lock_wrapper(n)
+            }
+            _ => true,
+        }
+    }
+}
+
+/// The last resort of an oops whose frames are all generic (a NULL function pointer
+/// called by a workqueue or a timer): the dispatcher or helper that made the call.
+fn usable_at_all(f: &Frame) -> bool {
+    let n = normalize(&f.function);
+    matches!(n, "process_one_work" | "process_scheduled_works")
+        || matches!(
+            group(n),
+            Some(Group::IrqTimer | Group::Checker | Group::Helper)
+        )
+}
+
+/// Stack unwinders: machinery in a trace, the accessor when a report names them.
+fn is_unwinder(n: &str) -> bool {
+    ["unwind_", "__unwind_", "orc_find", "__orc_find"]
+        .iter()
+        .any(|p| n.starts_with(p))
+}
+
+/// Entry frames of synchronous exceptions (traps and faults): x86 `asm_exc_*` (and the
+/// older stubs), arm64 `el1h_64_sync`.
+fn is_sync_exception_entry(name: &str) -> bool {
+    let n = normalize(name);
+    n.starts_with("asm_exc_")
+        || matches!(
+            n,
+            "invalid_op"
+                | "page_fault"
+                | "async_page_fault"
+                | "general_protection"
+                | "int3"
+                | "divide_error"
+                | "stack_segment"
+                | "el1h_64_sync"
+                | "el1_sync"
+                | "__dabt_svc"
+                | "__und_svc"
+                | "__pabt_svc"
+        )
+}
+
+/// Entry frames of interrupts: the timer interrupt that runs the stall and lockup
+/// detectors, or any other that was taken on the way.
+fn is_interrupt_entry(name: &str) -> bool {
+    let n = normalize(name);
+    n.starts_with("asm_sysvec_")
+        || matches!(
+            n,
+            "apic_timer_interrupt"
+                | "smp_apic_timer_interrupt"
+                | "irq_entries_start"
+                | "asm_common_interrupt"
+                | "common_interrupt"
+                | "el1h_64_irq"
+                | "el1_irq"
+                | "__irq_svc"
+        )
+}
+
+/// Waiting for other CPUs to run a function (smp_call_function_many_cond & co).
+fn is_cross_cpu_call(n: &str) -> bool {
+    n.starts_with("smp_call_function") || n.starts_with("on_each_cpu")
+}
+
+/// Code that calls whatever it was handed: the frame called by one is the entry of the
+/// specific code (a syscall's implementation, a work item, a softirq's handler, a file,
+/// socket or fault handler). Syscalls that only pass a request on to a file or socket
+/// (`ioctl`, `read`, `write`...) are dispatchers too.
+fn is_dispatcher(n: &str) -> bool {
+    if let Some(call) = syscall_name(n) {
+        return MULTIPLEXING_SYSCALLS.contains(&call);
+    }
+    // 32-bit compat ioctl shims pass the request on to the native handler.
+    if n.contains("compat_ioctl") {
+        return true;
+    }
+    DISPATCHERS.iter().any(|p| matches_pattern(n, p))
+}
+
+/// The syscall a frame implements (`__x64_sys_ioctl`, `__arm64_sys_ioctl`,
+/// `__se_sys_ioctl`, `__do_sys_ioctl`, `SyS_ioctl`, `sys_ioctl`, `ksys_ioctl`).
+fn syscall_name(n: &str) -> Option<&str> {
+    const PREFIXES: &[&str] = &[
+        "__x64_sys_",
+        "__arm64_sys_",
+        "__ia32_sys_",
+        "__x64_compat_sys_",
+        "__arm64_compat_sys_",
+        "__ia32_compat_sys_",
+        "__se_sys_",
+        "__se_compat_sys_",
+        "__do_sys_",
+        "__do_compat_sys_",
+        "compat_SyS_",
+        "compat_sys_",
+        "SyS_",
+        "SYSC_",
+        "sys_",
+        "ksys_",
+    ];
+    PREFIXES
+        .iter()
+        .find_map(|p| n.strip_prefix(p))
+        .filter(|c| !c.is_empty())
+}
+
+/// The page-fault handlers that call the memory management code.
+fn is_fault_dispatcher(n: &str) -> bool {
+    matches!(
+        n,
+        "exc_page_fault"
+            | "do_user_addr_fault"
+            | "do_kern_addr_fault"
+            | "handle_page_fault"
+            | "do_page_fault"
+            | "__do_page_fault"
+            | "do_translation_fault"
+            | "do_mem_abort"
+            | "el0_da"
+            | "el1_abort"
+    )
+}
+
+/// Syscalls that hand their request to a file, socket or device: the handler they call
+/// is the entry of the code that looped.
+const MULTIPLEXING_SYSCALLS: &[&str] = &[
+    "ioctl",
+    "read",
+    "write",
+    "readv",
+    "writev",
+    "pread64",
+    "pwrite64",
+    "preadv",
+    "preadv2",
+    "pwritev",
+    "pwritev2",
+    "sendmsg",
+    "recvmsg",
+    "sendto",
+    "recvfrom",
+    "setsockopt",
+    "getsockopt",
+    "socketcall",
+];
+
+/// Dispatchers by kernel layer (a trailing `*` means prefix).
+const DISPATCHERS: &[&str] = &[
+    // Entry from user space (arch/x86/entry, arch/arm64/kernel/syscall.c).
+    "do_syscall_*",
+    "do_fast_syscall_*",
+    "__do_fast_syscall_*",
+    "do_int80_syscall_*",
+    "x64_sys_call",
+    "ia32_sys_call",
+    "invoke_syscall",
+    "el0_svc*",
+    "do_el0_svc*",
+    "entry_SYSCALL*",
+    "ret_fast_syscall",
+    "sysenter_dispatch",
+    "system_call_fastpath",
+    "tracesys*",
+    // Returning to user space: task work (the last fput), signals.
+    "task_work_run",
+    "exit_to_user_mode_loop",
+    "exit_to_usermode_loop",
+    "__fput",
+    "____fput",
+    "delayed_fput",
+    // VFS and the files that pass requests on (debugfs, sysfs, procfs, seq_file).
+    "vfs_read",
+    "vfs_write",
+    "vfs_readv",
+    "vfs_writev",
+    "vfs_iter_read",
+    "vfs_iter_write",
+    "__vfs_read",
+    "__vfs_write",
+    "do_iter_read",
+    "do_iter_write",
+    "do_iter_readv_writev",
+    "do_loop_readv_writev",
+    "new_sync_read",
+    "new_sync_write",
+    "call_read_iter",
+    "call_write_iter",
+    "vfs_ioctl",
+    "do_vfs_ioctl",
+    "vfs_open",
+    "do_dentry_open",
+    "call_mmap",
+    "mmap_file",
+    "mmap_region",
+    "__mmap_region",
+    "full_proxy_*",
+    "debugfs_attr_*",
+    "simple_attr_*",
+    "kernfs_fop_*",
+    "sysfs_kf_*",
+    "proc_reg_*",
+    "seq_read",
+    "seq_read_iter",
+    "blkdev_ioctl",
+    "blkdev_driver_ioctl",
+    // Sockets and netlink.
+    "sock_sendmsg",
+    "__sock_sendmsg",
+    "sock_sendmsg_nosec",
+    "sock_recvmsg",
+    "sock_recvmsg_nosec",
+    "sock_read_iter",
+    "sock_write_iter",
+    "sock_ioctl",
+    "sock_do_ioctl",
+    "compat_sock_ioctl",
+    "sock_common_setsockopt",
+    "sock_common_getsockopt",
+    "sock_common_recvmsg",
+    "do_sock_setsockopt",
+    "do_sock_getsockopt",
+    "inet_sendmsg",
+    "inet6_sendmsg",
+    "inet_recvmsg",
+    "inet6_recvmsg",
+    "netlink_rcv_skb",
+    "netlink_dump",
+    "genl_rcv",
+    "genl_rcv_msg",
+    "genl_family_rcv_msg*",
+    "rtnetlink_rcv",
+    "rtnetlink_rcv_msg",
+    "nfnetlink_rcv",
+    "nfnetlink_rcv_msg",
+    "nfnetlink_rcv_batch",
+    // Receiving packets.
+    "__netif_receive_skb*",
+    "netif_receive_skb*",
+    "process_backlog",
+    "__napi_poll",
+    "napi_poll",
+    "net_rx_action",
+    // Softirqs, timers, tasklets, RCU callbacks, IPI callbacks, irq work.
+    "handle_softirqs",
+    "__do_softirq",
+    "do_softirq*",
+    "run_ksoftirqd",
+    "call_timer_fn",
+    "expire_timers",
+    "__run_timers",
+    "__run_timer_base",
+    "run_timer_base",
+    "run_timer_softirq",
+    "__hrtimer_run_queues",
+    "__run_hrtimer",
+    "hrtimer_run_softirq",
+    "tasklet_action*",
+    "tasklet_hi_action",
+    "rcu_do_batch",
+    "rcu_core",
+    "rcu_core_si",
+    "__flush_smp_call_function_queue",
+    "flush_smp_call_function_queue",
+    "generic_smp_call_function_single_interrupt",
+    "irq_work_single",
+    "irq_work_run*",
+    // Kernel threads and workqueues.
+    "process_one_work",
+    "process_scheduled_works",
+    "worker_thread",
+    "rescuer_thread",
+    "kthread",
+    "kthread_worker_fn",
+    "smpboot_thread_fn",
+    "ret_from_fork*",
+    // The fault handler of a mapping (the page-fault entries are `is_fault_dispatcher`).
+    "__do_fault",
+    // Idle and CPU bring-up.
+    "do_idle",
+    "cpu_startup_entry",
+    "start_secondary",
+    "secondary_start_kernel",
+];
+
+/// Waits and lock primitives a hung task's stack is mostly made of (by the words of
+/// their names: `ldsem_down_write`, `tty_ldisc_lock_pair_timeout`, `cancel_work_sync`).
+fn is_wait_primitive(n: &str) -> bool {
+    const WORDS: &[&str] = &[
+        "down",
+        "lock",
+        "locks",
+        "slowpath",
+        "slowlock",
+        "sched",
+        "schedule",
+        "synchronize",
+        "barrier",
+        "cancel",
+        "flush",
+        "msleep",
+        "ssleep",
+        "usleep",
+    ];
+    n.contains("wait")
+        || n.contains("completion")
+        || n.contains("_lock")
+        || n.contains("sched")
+        || n.split('_').any(|w| WORDS.contains(&w))
+        || matches!(
+            n,
+            "usb_control_msg" | "usb_bulk_msg" | "usb_interrupt_msg" | "do_read_cache_folio"
+        )
+}
+
+/// Lock wrappers a spinlock or rwlock debugging report passes through before the code
+/// that took the lock wrongly (`__task_rq_lock`, `tty_lock_irqsave`, `spin_lock_bh`).
+fn is_lock_wrapper(n: &str) -> bool {
+    let words: Vec<&str> = n.split('_').filter(|w| !w.is_empty()).collect();
+    let locking = |w: &&str| matches!(*w, "lock" | "unlock" | "trylock");
+    let tail =
+        |w: &&str| locking(w) || matches!(*w, "irq" | "irqsave" | "irqrestore" | "bh" | "nested");
+    words.iter().any(locking) && words.last().is_some_and(tail)
 }
 
 /// Frames that are plumbing for one type of report only (substrings of the name): the
 /// checker that printed it, the callbacks a hang or a leak always passes through.
-pub(crate) fn kind_skip(head: &Head) -> &'static [&'static str] {
+fn kind_skip(head: &Head) -> &'static [&'static str] {
     match head {
         Head::Warning(Some("ODEBUG bug")) => &[
             "debug_", "rcu", "hrtimer_", "timer_", "work_", "percpu_", "kmem_", "slab_", "kfree",
@@ -129,10 +646,13 @@ pub(crate) fn kind_skip(head: &Head) -> &'static [&'static str] {
         Head::Warning(Some("refcount bug")) => &["refcount", "kobject_"],
         Head::Warning(Some("locking bug")) => &["lock_sock", "release_sock"],
         Head::Warning(Some("kobject bug")) => &["kobject_"],
+        Head::Warning(Some("proc registration bug")) => &["proc_"],
         Head::Warning(Some("bad usercopy")) | Head::Bug(Some("BUG: bad usercopy")) => {
             &["usercopy", "__check"]
         }
         Head::Bug(Some(_)) => &["list_", "__list_"],
+        // BUG_ON()s in the skb helpers catch their caller's misuse.
+        Head::Bug(None) => &["skb_"],
         // rcu_* wrappers are skipped globally; `foo_rcu` callers stay candidates.
         Head::SuspiciousRcu => &[
             "lockdep_rcu",
@@ -170,8 +690,10 @@ pub(crate) fn kind_skip(head: &Head) -> &'static [&'static str] {
             "delete_from_page_cache",
             "mapping_evict_folio",
         ],
-        // A hung task's stack is mostly the wait or lock it is stuck in.
-        Head::HungTask(_) => &["wait", "completion", "_slowpath", "_lock", "sched"],
+        // After an oops killed the task, its exit path is where later reports come from.
+        Head::SleepInvalid | Head::SchedAtomic | Head::Lockdep { .. } => {
+            &["do_exit", "make_task_dead"]
+        }
         _ => &[],
     }
 }

@@ -8,7 +8,8 @@ use super::frame::{normalize, parse_frame, parse_marker};
 use super::guilty::{Cand, Evidence};
 use super::line::Caller;
 use super::text::{
-    is_arm64_irq_entry, is_reportish, is_separator, is_trace_header, plain_frame, rip_frame,
+    is_arm64_irq_entry, is_register_line, is_reportish, is_separator, is_trace_header, plain_frame,
+    rip_frame,
 };
 use super::{Finding, Frame, Kind};
 
@@ -56,6 +57,13 @@ pub(crate) struct Report {
     cands: Vec<Cand>,
     /// Depth of `<IRQ>`-like sections in the trace being read.
     irq_depth: u32,
+    /// An in-trace `RIP:` line was just read: its register dump is part of the trace.
+    regs_in_trace: bool,
+    /// The last frame line was arm64's LR-derived `(L)` one.
+    after_lr: bool,
+    /// The first trace is another task's (RCU's grace-period kthread): the next one
+    /// replaces it.
+    other_task_dump: bool,
     head_frames: Vec<Frame>,
     /// Frames of the first register dump's `RIP:`/`pc :` lines (several when the
     /// log is symbolised with inlining), innermost first.
@@ -115,6 +123,9 @@ impl Report {
             unreliable: Vec::new(),
             cands: Vec::new(),
             irq_depth: 0,
+            regs_in_trace: false,
+            after_lr: false,
+            other_task_dump: false,
             head_frames: start.frames,
             rips: Vec::new(),
             rips_done: false,
@@ -207,6 +218,13 @@ impl Report {
         if is_separator(t) {
             return self.add_separator(raw, foreign);
         }
+        if self.other_task_dump && self.trace_state != TraceState::NotStarted && is_trace_header(t)
+        {
+            // The stalled CPU's trace after a dump of RCU's own kthread: that is the one.
+            self.restart_trace();
+            self.push(raw);
+            return Step::Keep;
+        }
         if let TraceState::InProgress { depth, nonframe } = self.trace_state {
             if let Some(step) = self.add_in_trace(raw, t, foreign, depth, nonframe) {
                 return step;
@@ -259,17 +277,31 @@ impl Report {
             return Some(Step::Keep);
         }
         if let Some((frame, unreliable)) = parse_frame(t) {
+            self.inline_marker(trimmed);
             self.trace_frame(frame, unreliable);
+            self.after_lr = t.trim_end().ends_with(" (L)");
+            self.regs_in_trace = false;
             self.trace_state = TraceState::InProgress { depth, nonframe: 0 };
             self.push(raw);
             return Some(Step::Keep);
         }
         // The interrupted code inside a trace: `RIP: 0010:vma_start_read+0x6e/0x180`
-        // after `asm_sysvec_apic_timer_interrupt`.
+        // after `asm_sysvec_apic_timer_interrupt`, then its registers; the trace goes on
+        // after them even outside any `<TASK>` section (kernels before 5.x).
         if let Some(f) = rip_frame(trimmed) {
             self.push_frame(f, true);
+            self.regs_in_trace = true;
         }
-        if depth > 0 && nonframe < 40 {
+        // 32-bit arm dumps an exception's stack words inside the trace.
+        if trimmed.starts_with("Exception stack(") {
+            self.regs_in_trace = true;
+        }
+        let regs = self.regs_in_trace
+            && (is_register_line(t)
+                || trimmed.starts_with("Code: ")
+                || trimmed.starts_with("Exception stack(")
+                || is_stack_words(trimmed));
+        if (depth > 0 || regs) && nonframe < 40 {
             self.trace_state = TraceState::InProgress {
                 depth,
                 nonframe: nonframe + 1,
@@ -284,9 +316,10 @@ impl Report {
             self.push(raw);
             return Some(Step::Keep);
         }
-        if !structural && nonframe < 3 && !self.trace.is_empty() {
-            // An unrelated message landed inside a marker-less (arm64) trace;
-            // the trace may go on after it.
+        // An unrelated message landed inside a marker-less (arm64, old x86) trace, or
+        // between its header and its first frame: the trace may go on after it.
+        let tolerated = if self.trace.is_empty() { 8 } else { 3 };
+        if !structural && nonframe < tolerated {
             self.trace_state = TraceState::InProgress {
                 depth,
                 nonframe: nonframe + 1,
@@ -295,6 +328,34 @@ impl Report {
             return Some(Step::Keep);
         }
         None
+    }
+
+    /// Forgets the trace read so far: it was another task's.
+    fn restart_trace(&mut self) {
+        self.other_task_dump = false;
+        self.trace.clear();
+        self.unreliable.clear();
+        self.cands.clear();
+        self.irq_depth = 0;
+        self.regs_in_trace = false;
+        self.trace_state = TraceState::InProgress {
+            depth: 0,
+            nonframe: 0,
+        };
+    }
+
+    /// Old x86 traces mark interrupt stacks inside frame lines: `<IRQ>  [<..>] foo`
+    /// opens one, `<EOI>  [<..>] bar` is the first frame after it.
+    fn inline_marker(&mut self, trimmed: &str) {
+        if let Some(rest) = trimmed.strip_prefix('<') {
+            match rest.split_once('>').map(|(m, _)| m) {
+                Some("IRQ" | "NMI" | "SOFTIRQ") => {
+                    self.irq_depth = self.irq_depth.saturating_add(1)
+                }
+                Some("EOI" | "EOE") => self.irq_depth = self.irq_depth.saturating_sub(1),
+                _ => {}
+            }
+        }
     }
 
     /// `<TASK>`, `</IRQ>`...: context sections of an x86 trace.
@@ -319,11 +380,13 @@ impl Report {
     }
 
     fn trace_frame(&mut self, frame: Frame, unreliable: bool) {
-        // arm64 prints the LR-derived caller twice (`(L)` then plain).
-        let dup = self
-            .trace
-            .last()
-            .is_some_and(|l| l.function == frame.function && l.offset == frame.offset);
+        // arm64 prints the LR-derived caller twice (`(L)` then plain); other repeats
+        // are recursion.
+        let dup = self.after_lr
+            && self
+                .trace
+                .last()
+                .is_some_and(|l| l.function == frame.function && l.offset == frame.offset);
         if unreliable {
             let again = self
                 .unreliable
@@ -430,8 +493,16 @@ impl Report {
         false
     }
 
-    /// Sanitizer lines that say where the report is.
+    /// Sanitizer lines that say where the report is; RCU's dump of its own kthread.
     fn scan_state(&mut self, trimmed: &str) -> bool {
+        // kernel/rcu/tree_stall.h rcu_check_gp_kthread_starvation: the grace-period
+        // kthread's stack comes before the stalled CPU's.
+        if trimmed.starts_with("rcu: RCU grace-period kthread stack dump:")
+            || trimmed.starts_with("RCU grace-period kthread stack dump:")
+        {
+            self.other_task_dump = self.trace_state == TraceState::NotStarted;
+            return true;
+        }
         if trimmed.starts_with("Memory state around the buggy address") {
             self.memory_state = true;
             return true;
@@ -664,6 +735,7 @@ impl Report {
             Head::SoftLockup => Cow::Borrowed("BUG: soft lockup"),
             Head::HardLockup => Cow::Borrowed("BUG: hard lockup"),
             Head::Panic(m) => return format!("kernel panic: {m}"),
+            Head::Overflow => Cow::Borrowed("kernel stack overflow"),
             Head::Other(t) => Cow::Borrowed(t.as_str()),
         };
         match frame {
@@ -765,6 +837,17 @@ pub(crate) fn is_consequence_panic(msg: &str) -> bool {
     ]
     .iter()
     .any(|p| msg.contains(p))
+}
+
+/// `7cc0: 80f1911c 60030013 ...`: a line of a 32-bit arm stack dump.
+fn is_stack_words(t: &str) -> bool {
+    t.split_once(": ").is_some_and(|(addr, words)| {
+        addr.len() == 4
+            && addr.bytes().all(|b| b.is_ascii_hexdigit())
+            && words
+                .split_whitespace()
+                .all(|w| w.bytes().all(|b| b.is_ascii_hexdigit()))
+    })
 }
 
 /// The task name in `Comm: probe Not tainted 7.3.4 #1` (after `Comm: `/`comm: `).

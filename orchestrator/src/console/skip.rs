@@ -22,12 +22,22 @@ const PLUMBING: &[&str] = &[
     "dump_backtrace*",
     "dump_cpu_task",
     "sched_show_task",
+    "_sched_show_task",
+    "print_tainted",
     "show_state*",
     "print_irqtrace_events",
     "printk*",
     "_printk",
     "vprintk*",
-    "console_*",
+    "__printk*",
+    "printk_safe_flush*",
+    "console_unlock",
+    "console_flush*",
+    "console_emit*",
+    "__console_emit*",
+    "console_trylock*",
+    "console_lock*",
+    "__down_trylock_console_sem",
     "panic",
     "vpanic",
     "nmi_panic",
@@ -42,6 +52,10 @@ const PLUMBING: &[&str] = &[
     "oops_*",
     "do_trap",
     "do_error_trap",
+    "fixup_bug",
+    "do_invalid_op",
+    "invalid_op",
+    "do_divide_error",
     "do_int3*",
     "bug_handler",
     "brk_handler",
@@ -50,7 +64,6 @@ const PLUMBING: &[&str] = &[
     "call_el1_break_hook",
     "arm64_notify_die",
     "dump_kernel_offset",
-    "do_exit",
     "make_task_dead",
     "rewind_stack_and_make_dead",
     "rewind_stack_do_exit",
@@ -67,6 +80,10 @@ const PLUMBING: &[&str] = &[
     "__stack_depot_save",
     "save_stack",
     "stack_trace_save*",
+    "stack_trace_consume_entry",
+    "walk_stackframe",
+    "__read_once_*nocheck",
+    "read_once_*nocheck",
     "print_report",
     "dump_page",
     "__dump_page",
@@ -141,6 +158,22 @@ const LOCKING: &[&str] = &[
     "osq_lock",
     "call_rwsem_*",
     "osq_unlock",
+    "_atomic_dec_and_lock*",
+    "atomic_dec_and_lock*",
+    "atomic_dec_and_raw_lock*",
+    "raw_spin_rq_*",
+    "task_rq_lock",
+    "__task_rq_lock",
+    "release_sock",
+    "folio_unlock",
+    "unlock_page",
+    "ldsem_*",
+    "lockdep_assert*",
+    "rwsem_assert*",
+    "mmap_assert_*",
+    "vma_assert_*",
+    "__seqprop_assert",
+    "seqprop_assert",
     "__raw_spin_lock_init",
     "__rwlock_init",
     "__init_rwsem",
@@ -193,6 +226,14 @@ const LOCKING: &[&str] = &[
 const ALLOC: &[&str] = &[
     "kmalloc*",
     "__kmalloc*",
+    "___kmalloc*",
+    "__do_kmalloc*",
+    "free_large_kmalloc",
+    "alloc_page*",
+    "memdup_user*",
+    "vmemdup_user",
+    "strndup_user",
+    "kvrealloc*",
     "kmem_cache_*",
     "__kmem_cache_*",
     "slab_*",
@@ -334,6 +375,23 @@ const FAULT_ENTRY: &[&str] = &[
     "handle_level_irq",
     "handle_percpu_devid_irq",
     "irq_exit*",
+    "exiting_irq",
+    "apic_timer_interrupt",
+    "smp_apic_timer_interrupt",
+    "smp_trace_apic_timer_interrupt*",
+    "trace_apic_timer_interrupt",
+    "local_apic_timer_interrupt",
+    "irq_entries_start",
+    "ret_from_intr",
+    "retint_*",
+    "restore_regs_and_return_to_kernel",
+    "interrupt_entry",
+    "error_entry",
+    "sysenter_dispatch",
+    "stub_execve*",
+    "stub_clone",
+    "stub_fork",
+    "stub_vfork",
     "irq_enter*",
     "__irq_exit_rcu",
     "__irq_enter_raw",
@@ -477,6 +535,8 @@ const SCHED_WAIT: &[&str] = &[
     "cond_resched*",
     "wait_for_completion*",
     "__wait_for_common",
+    "complete",
+    "complete_all",
     "wait_for_common*",
     "do_wait_for_common",
     "__wait_rcu_gp",
@@ -590,16 +650,135 @@ const CHECKERS: &[&str] = &[
     "perf_trace_*",
 ];
 
-const SKIP_GROUPS: &[&[&str]] = &[
-    PLUMBING,
-    LOCKING,
-    ALLOC,
-    FAULT_ENTRY,
-    SANITIZERS,
-    STRINGS,
-    SCHED_WAIT,
-    IRQ_TIMER,
-    CHECKERS,
+/// Generic helpers that act for their caller, so a fault, a sanitizer report or a
+/// WARN_ON() inside them is the caller's bug: data structures (rbtree, klist, xarray,
+/// rhashtable), bit and atomic operations, checksums and hex dumps, VFS reference
+/// helpers, device and timer teardown, USB requests, debugging checks such as the
+/// fortify and ref_tracker reports.
+const HELPERS: &[&str] = &[
+    "rb_*",
+    "__rb_*",
+    "klist_*",
+    "xas_*",
+    "rhashtable_lookup*",
+    "__rhashtable_lookup*",
+    "test_and_set_bit*",
+    "test_and_clear_bit*",
+    "set_bit",
+    "clear_bit",
+    "change_bit",
+    "test_bit",
+    "__set_bit",
+    "__clear_bit",
+    "atomic_*",
+    "atomic64_*",
+    "atomic_long_*",
+    "arch_atomic*",
+    "raw_atomic*",
+    "crc16",
+    "crc32*",
+    "crc_itu_t*",
+    "crc_t10dif*",
+    "crc32c*",
+    "hex_dump_to_buffer",
+    "print_hex_dump*",
+    "hex_string",
+    "_compound_head",
+    "compound_head",
+    "__phys_addr",
+    "__virt_to_phys*",
+    "ida_free",
+    "ida_alloc*",
+    "iput",
+    "iput_final",
+    "ihold",
+    "dput",
+    "fast_dput",
+    "drop_nlink",
+    "clear_nlink",
+    "inc_nlink",
+    "mark_buffer_dirty",
+    "kref_*",
+    "ref_tracker_*",
+    "__fortify_report",
+    "cleanup_srcu_struct",
+    "add_uevent_var",
+    "get_device_parent",
+    "device_add",
+    "device_del",
+    "device_unregister",
+    "device_destroy",
+    "device_release",
+    "device_for_each_child",
+    "put_device",
+    "devres_release_all",
+    "sysfs_remove_*",
+    "tty_unregister_device",
+    "hwrng_unregister",
+    "i2c_del_adapter",
+    "rollback_registered*",
+    "usb_submit_urb",
+    "usb_start_wait_urb",
+    "usb_kill_urb",
+    "usb_kill_anchored_urbs",
+    "usb_control_msg",
+    "usb_bulk_msg",
+    "usb_interrupt_msg",
+    "usb_hcd_submit_urb",
+    "cancel_work_sync",
+    "cancel_delayed_work_sync",
+    "__cancel_work_timer",
+    "__cancel_work",
+    "try_to_grab_pending",
+    "queue_work*",
+    "__queue_work",
+    "insert_work",
+    "__queue_delayed_work",
+    "queue_delayed_work*",
+    "mod_timer",
+    "__mod_timer",
+    "add_timer*",
+    "lock_timer_base",
+    "__timer_delete_sync",
+    "__try_to_del_timer_sync",
+    "try_to_del_timer_sync",
+    "sk_stop_timer_sync",
+    "timer_is_static_object",
+    "work_is_static_object",
+    "skb_panic",
+    "skb_over_panic",
+    "skb_under_panic",
+    "kfree_skb*",
+    "__kfree_skb",
+    "assertfail",
+];
+
+/// The groups, by what their frames are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Group {
+    Plumbing,
+    Locking,
+    Alloc,
+    Entry,
+    Sanitizer,
+    Strings,
+    SchedWait,
+    IrqTimer,
+    Checker,
+    Helper,
+}
+
+const SKIP_GROUPS: &[(Group, &[&str])] = &[
+    (Group::Plumbing, PLUMBING),
+    (Group::Locking, LOCKING),
+    (Group::Alloc, ALLOC),
+    (Group::Entry, FAULT_ENTRY),
+    (Group::Sanitizer, SANITIZERS),
+    (Group::Strings, STRINGS),
+    (Group::SchedWait, SCHED_WAIT),
+    (Group::IrqTimer, IRQ_TIMER),
+    (Group::Checker, CHECKERS),
+    (Group::Helper, HELPERS),
 ];
 
 /// Frames that match a skip pattern but are the very code paths this project studies.
@@ -609,7 +788,7 @@ const KEEP: &[&str] = &[
     "lock_next_vma",
 ];
 
-fn matches_pattern(name: &str, p: &str) -> bool {
+pub(crate) fn matches_pattern(name: &str, p: &str) -> bool {
     match p.strip_suffix('*') {
         Some(prefix) => name.starts_with(prefix),
         None => name == p,
@@ -621,14 +800,16 @@ pub(crate) fn is_kept(name: &str) -> bool {
     KEEP.contains(&normalize(name))
 }
 
-pub(crate) fn is_skipped(name: &str) -> bool {
+/// The group of a frame that is never guilty (None for any other frame).
+pub(crate) fn group(name: &str) -> Option<Group> {
     let name = normalize(name);
     if KEEP.contains(&name) {
-        return false;
+        return None;
     }
     SKIP_GROUPS
         .iter()
-        .any(|g| g.iter().any(|p| matches_pattern(name, p)))
+        .find(|(_, g)| g.iter().any(|p| matches_pattern(name, p)))
+        .map(|&(group, _)| group)
 }
 
 #[cfg(test)]
@@ -655,7 +836,7 @@ mod tests {
             "entry_SYSCALL_64_after_hwframe",
             "kasan_report",
         ] {
-            assert!(is_skipped(s), "{s}");
+            assert!(group(s).is_some(), "{s}");
         }
         for s in [
             "vma_start_read",
@@ -666,7 +847,7 @@ mod tests {
             "handle_mm_fault",
             "upgrade_lock_thing",
         ] {
-            assert!(!is_skipped(s), "{s}");
+            assert!(group(s).is_none(), "{s}");
         }
     }
 }

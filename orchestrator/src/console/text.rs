@@ -175,7 +175,7 @@ pub(crate) fn is_reportish(t: &str) -> bool {
 }
 
 /// x86 registers `RAX: …`, `R08: …`, `FS:  …`; arm64 `x29: …`; unwind_dump's stack words.
-fn is_register_line(t: &str) -> bool {
+pub(crate) fn is_register_line(t: &str) -> bool {
     if let Some(colon) = t.find(':') {
         // `x9 : 00000000ffffffff` pads one-digit arm64 registers.
         let reg = t[..colon].trim_end();
