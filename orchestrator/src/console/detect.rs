@@ -344,7 +344,7 @@ fn unwinder(rest: &str) -> Option<Start> {
 const HEAD_STARTS: &[&[u8; 4]] = &[
     b"WARN", b"BUG:", b"BUG ", b"[ BU", b"[ IN", b"INFO", b"rcu:", b"watc", b"NMI ", b"Watc",
     b"Unab", b"gene", b"Oops", b"kern", b"UBSA", b"kmem", b"unre", b"Kern", b"PANI", b"trap",
-    b"inva", b"divi", b"stac", b"Inte", b"Insu",
+    b"inva", b"divi", b"stac", b"Inte", b"Insu", b"kasa",
 ];
 
 fn head_prefix(b: &[u8]) -> bool {
@@ -357,6 +357,12 @@ fn head_prefix(b: &[u8]) -> bool {
 /// Recognises a report head line. `msg` is the line without printk prefixes.
 pub(crate) fn detect(msg: &str) -> Option<Start> {
     let msg = msg.trim_end();
+    // KASAN_INLINE kernels before 4.16 printed this hint without a newline, so the
+    // fault's own line follows on the same console line.
+    let msg = msg
+        .strip_prefix("kasan: GPF could be caused by NULL-ptr deref or user memory access")
+        .filter(|rest| rest.starts_with("general protection fault"))
+        .unwrap_or(msg);
     if !head_prefix(msg.as_bytes()) {
         return None;
     }

@@ -95,12 +95,18 @@ impl<'a> Evidence<'a> {
             Head::SoftLockup | Head::HardLockup | Head::RcuStall => {
                 return self.looping_entry(&cands);
             }
+            // Stack overflows are runaway recursion: a loop of calls.
             Head::Overflow => {
                 return self
                     .recursion(&cands)
                     .or_else(|| self.looping_entry(&cands));
             }
             Head::Fatal(t) if t == "kernel panic: corrupted stack end" => {
+                return self
+                    .recursion(&cands)
+                    .or_else(|| self.looping_entry(&cands));
+            }
+            Head::Panic(t) if t == "kernel stack overflow" => {
                 return self
                     .recursion(&cands)
                     .or_else(|| self.looping_entry(&cands));
@@ -168,18 +174,17 @@ impl<'a> Evidence<'a> {
             .cands
             .iter()
             .position(|c| !c.rip && is_sync_exception_entry(&c.frame.function));
-        match entry {
-            Some(i) if i + 1 < self.cands.len() => self.cands[i + 1..]
-                .iter()
-                .map(|c| (&c.frame, if c.rip { Seen::Named } else { Seen::Trace }))
-                .collect(),
-            _ => self
-                .cands
-                .iter()
-                .filter(|c| !c.rip)
-                .map(|c| (&c.frame, Seen::Trace))
-                .collect(),
-        }
+        let part: Vec<&Cand> = match entry {
+            Some(i) if i + 1 < self.cands.len() => self.cands[i + 1..].iter().collect(),
+            _ => self.cands.iter().filter(|c| !c.rip).collect(),
+        };
+        // A report raised in interrupt context: what follows the interrupt is the task
+        // it interrupted, which has nothing to do with it.
+        let in_irq = part.iter().find(|c| !c.rip).is_some_and(|c| c.in_irq);
+        part.into_iter()
+            .filter(|c| !in_irq || c.in_irq)
+            .map(|c| (&c.frame, if c.rip { Seen::Named } else { Seen::Trace }))
+            .collect()
     }
 
     /// The code a stalled CPU was running, innermost first: after the interrupt entry
@@ -246,23 +251,20 @@ impl<'a> Evidence<'a> {
         entry.map(|f| title_name(&f.function))
     }
 
-    /// A stack that overflowed by recursion: the function that repeats most (at least
-    /// three times), the outermost of them on a tie, which is where the recursion was
-    /// entered. None for a stack without recursion.
+    /// A stack that overflowed because one function called itself: that function
+    /// (at least three times in a row). A cycle through several functions has no single
+    /// culprit and is named by its entry instead (None here), which stays the same
+    /// wherever the trace was cut.
     fn recursion(&self, cands: &[(&'a Frame, Seen)]) -> Option<String> {
         let usable: Vec<&str> = cands
             .iter()
             .filter(|&&(f, seen)| self.usable(f, seen))
             .map(|(f, _)| normalize(&f.function))
             .collect();
-        let mut best: Option<(usize, usize, &str)> = None;
-        for (i, n) in usable.iter().enumerate() {
-            let count = usable.iter().filter(|m| *m == n).count();
-            if count >= 3 && best.is_none_or(|(c, at, _)| (count, i) > (c, at)) {
-                best = Some((count, i, n));
-            }
-        }
-        best.map(|(_, _, n)| title_name(n))
+        let repeated = |n: &str| usable.windows(3).any(|w| w.iter().all(|m| *m == n));
+        let mut recursing = usable.iter().copied().filter(|n| repeated(n));
+        let first = recursing.next()?;
+        recursing.all(|n| n == first).then(|| title_name(first))
     }
 
     /// Hangs on an RCU grace period or on rtnl show up at random victim stacks: bucketed
@@ -273,9 +275,14 @@ impl<'a> Evidence<'a> {
             if n.starts_with("rtnl_lock") {
                 return Some("rtnl_lock");
             }
-            if ["synchronize_rcu", "synchronize_srcu", "synchronize_net"]
-                .iter()
-                .any(|a| n.starts_with(a))
+            if [
+                "synchronize_rcu",
+                "synchronize_srcu",
+                "synchronize_net",
+                "synchronize_sched",
+            ]
+            .iter()
+            .any(|a| n.starts_with(a))
             {
                 return Some("synchronize_rcu");
             }
@@ -305,6 +312,10 @@ impl<'a> Evidence<'a> {
             Head::LockDebug(t)
                 if t.starts_with("BUG: spinlock") || t.starts_with("BUG: rwlock") =>
             {
+                !is_lock_wrapper(n)
+            }
+            // An oops in a lock wrapper: the lock pointer its caller passed was bad.
+            Head::NullDeref | Head::PagingFault | Head::Gpf if seen == Seen::Named => {
                 !is_lock_wrapper(n)
             }
             _ => true,
@@ -625,8 +636,8 @@ fn is_wait_primitive(n: &str) -> bool {
         )
 }
 
-/// Lock wrappers a spinlock or rwlock debugging report passes through before the code
-/// that took the lock wrongly (`__task_rq_lock`, `tty_lock_irqsave`, `spin_lock_bh`).
+/// Lock wrappers, by the words of their names (`__task_rq_lock`, `tty_lock_irqsave`,
+/// `reiserfs_write_lock`): a lock taken wrongly or on a bad pointer is their caller's bug.
 fn is_lock_wrapper(n: &str) -> bool {
     let words: Vec<&str> = n.split('_').filter(|w| !w.is_empty()).collect();
     let locking = |w: &&str| matches!(*w, "lock" | "unlock" | "trylock");
@@ -677,7 +688,14 @@ fn kind_skip(head: &Head) -> &'static [&'static str] {
             "strdup",
             "strndup",
             "memdup",
+            "idr_",
+            "list_lru_init",
+            "kvasprintf",
+            "pcpu_",
+            "kobject_set_name",
         ],
+        // Crypto and checksum code that consumes uninitialised data its caller passed.
+        Head::Kmsan(_) => &["aes_", "crc32", "_encrypt", "crypto_", "cipher_"],
         Head::Kasan(t) if t == "invalid-free" || t == "double-free" => {
             &["kmem_", "slab_", "kfree", "vunmap", "vfree"]
         }

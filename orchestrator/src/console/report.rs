@@ -296,11 +296,12 @@ impl Report {
         if trimmed.starts_with("Exception stack(") {
             self.regs_in_trace = true;
         }
-        let regs = self.regs_in_trace
+        let regs = (self.regs_in_trace
             && (is_register_line(t)
                 || trimmed.starts_with("Code: ")
                 || trimmed.starts_with("Exception stack(")
-                || is_stack_words(trimmed));
+                || is_stack_words(trimmed)))
+            || is_saved_registers(trimmed);
         if (depth > 0 || regs) && nonframe < 40 {
             self.trace_state = TraceState::InProgress {
                 depth,
@@ -848,6 +849,21 @@ fn is_stack_words(t: &str) -> bool {
                 .split_whitespace()
                 .all(|w| w.bytes().all(|b| b.is_ascii_hexdigit()))
     })
+}
+
+/// ` r7:83675be0 r6:843d38dc`: registers 32-bit arm saved in a frame, printed under it.
+fn is_saved_registers(t: &str) -> bool {
+    !t.is_empty()
+        && t.split_whitespace().all(|w| {
+            w.split_once(':').is_some_and(|(reg, val)| {
+                (1..=3).contains(&reg.len())
+                    && reg
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+                    && !val.is_empty()
+                    && val.bytes().all(|b| b.is_ascii_hexdigit())
+            })
+        })
 }
 
 /// The task name in `Comm: probe Not tainted 7.3.4 #1` (after `Comm: `/`comm: `).
