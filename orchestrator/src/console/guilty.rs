@@ -120,7 +120,9 @@ impl<'a> Evidence<'a> {
             | Head::Gpf
             | Head::Bug(_)
             | Head::Fatal(_)
-            | Head::Other(_) => cands.iter().find(|&&(f, _)| usable_at_all(f)),
+            | Head::Other(_)
+            | Head::SchedAtomic
+            | Head::SleepInvalid => cands.iter().find(|&&(f, _)| usable_at_all(f)),
             _ => None,
         };
         found
@@ -327,11 +329,19 @@ impl<'a> Evidence<'a> {
 /// called by a workqueue or a timer): the dispatcher or helper that made the call.
 fn usable_at_all(f: &Frame) -> bool {
     let n = normalize(&f.function);
-    matches!(n, "process_one_work" | "process_scheduled_works")
-        || matches!(
-            group(n),
-            Some(Group::IrqTimer | Group::Checker | Group::Helper)
-        )
+    // Returning to user space with a lock or preemption still held: the way back is
+    // all there is to name.
+    matches!(
+        n,
+        "process_one_work"
+            | "process_scheduled_works"
+            | "exit_to_user_mode_prepare"
+            | "exit_to_user_mode_loop"
+            | "exit_to_usermode_loop"
+    ) || matches!(
+        group(n),
+        Some(Group::IrqTimer | Group::Checker | Group::Helper)
+    )
 }
 
 /// Stack unwinders: machinery in a trace, the accessor when a report names them.

@@ -311,7 +311,12 @@ impl Report {
             self.push(raw);
             return Some(Step::Keep);
         }
-        let structural = t.is_empty() || t.trim_end().ends_with(':') || is_reportish(t);
+        // Indented text other than frames is tolerated like other noise (a message
+        // continued on its next line); a blank line, a header (`Allocated by task 1:`)
+        // or report text at the start of a line ends the trace.
+        let structural = t.is_empty()
+            || t.trim_end().ends_with(':')
+            || (is_reportish(t) && !t.starts_with([' ', '\t']));
         if foreign && !structural {
             // Someone else's line in the middle of our trace: tolerate.
             self.push(raw);

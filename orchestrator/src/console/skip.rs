@@ -43,6 +43,8 @@ const PLUMBING: &[&str] = &[
     "__down_trylock_console_sem",
     "panic",
     "vpanic",
+    "__panic",
+    "panic_saved_regs",
     "nmi_panic",
     "__warn*",
     "warn_*",

@@ -15,6 +15,7 @@ pub(crate) fn is_trace_header(t: &str) -> bool {
     t == "Call Trace:"
         || t == "Call trace:"
         || t == "Backtrace:"
+        || t.starts_with("Backtrace: ")
         || t == "backtrace:"
         || (t.starts_with("backtrace (crc ") && t.ends_with("):"))
 }
