@@ -125,6 +125,8 @@ fn family(title: &str) -> Option<(&'static str, &'static [Kind])> {
         ("soft lockup", &[SoftLockup])
     } else if starts("INFO: task hung") || starts("INFO: task can't die") {
         ("hung task", &[HungTask])
+    } else if has("locking dependency") || has("lock inversion") || has("lock order detected") {
+        ("lockdep", &[Lockdep])
     } else if starts("WARNING: locking bug") {
         // lockdep.c's own WARN_ONs; arm64 prints `BUG: Invalid wait context` as this.
         ("lockdep", &[Lockdep, Warning])

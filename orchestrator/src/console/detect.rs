@@ -57,6 +57,10 @@ pub(crate) enum Head {
     /// A report that stops the machine by itself (`PANIC: double fault`): kind panic,
     /// titled `{title} in X` from the faulting frame.
     Fatal(String),
+    /// A trap or fault oops without a more precise head (`invalid opcode`, `divide
+    /// error`, arm64 `Internal error: Oops - BUG`): kind other, titled `{title} in X`
+    /// from the faulting frame.
+    Trap(String),
     /// A kernel stack overflow (x86 `BUG: %s stack guard page was hit`, arm64
     /// `Insufficient stack space to handle exception!`): kind other, titled
     /// `kernel stack overflow in X` after the recursion.
@@ -89,7 +93,7 @@ impl Head {
             Head::SoftLockup => Kind::SoftLockup,
             Head::HardLockup => Kind::HardLockup,
             Head::Panic(_) | Head::Fatal(_) => Kind::Panic,
-            Head::Overflow | Head::Other(_) => Kind::Other,
+            Head::Trap(_) | Head::Overflow | Head::Other(_) => Kind::Other,
         }
     }
 }
@@ -344,7 +348,7 @@ fn unwinder(rest: &str) -> Option<Start> {
 const HEAD_STARTS: &[&[u8; 4]] = &[
     b"WARN", b"BUG:", b"BUG ", b"[ BU", b"[ IN", b"INFO", b"rcu:", b"watc", b"NMI ", b"Watc",
     b"Unab", b"gene", b"Oops", b"kern", b"UBSA", b"kmem", b"unre", b"Kern", b"PANI", b"trap",
-    b"inva", b"divi", b"stac", b"Inte", b"Insu", b"kasa",
+    b"inva", b"divi", b"stac", b"Inte", b"Insu", b"kasa", b"Unha",
 ];
 
 fn head_prefix(b: &[u8]) -> bool {
@@ -583,14 +587,22 @@ fn other_head(msg: &str) -> Option<Start> {
             let title = if title.is_empty() {
                 let what = rest.split(": ").next().unwrap_or(rest);
                 let what = what.split(" [#").next().unwrap_or(what).trim();
-                format!("Internal error: {}", sanitize(what, false))
+                match sanitize(what, false) {
+                    w if w.is_empty() => "Internal error".to_string(),
+                    w => format!("Internal error: {w}"),
+                }
             } else {
                 title.to_string()
             };
-            let mut s = Start::new(Head::Other(title));
+            let mut s = Start::new(Head::Trap(title));
             s.oops_line = true;
             return Some(s);
         }
+    }
+    // 32-bit arm (arch/arm/mm/fault.c do_DataAbort): `Unhandled fault: %s (0x%03x) at
+    // 0x%08lx`, then the `Internal error:` oops line.
+    if msg.starts_with("Unhandled fault: ") {
+        return Some(Start::new(Head::Trap("Unhandled fault".into())));
     }
     // SLUB debugging (mm/slub.c slab_bug: `BUG %s (%s): %pV`):
     // `BUG kmalloc-64 (Not tainted): Object already free`.
@@ -1119,11 +1131,11 @@ mod tests {
         );
         assert_eq!(
             head("stack segment: 0000 [#1] SMP"),
-            Head::Other("stack segment fault".into())
+            Head::Trap("stack segment fault".into())
         );
         assert_eq!(
             head("Internal error: Oops - Undefined instruction: 0000000002000000 [#1] SMP"),
-            Head::Other("Internal error: Oops - Undefined instruction".into())
+            Head::Trap("Internal error: Oops - Undefined instruction".into())
         );
     }
 

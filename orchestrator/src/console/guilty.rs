@@ -120,6 +120,7 @@ impl<'a> Evidence<'a> {
             | Head::Gpf
             | Head::Bug(_)
             | Head::Fatal(_)
+            | Head::Trap(_)
             | Head::Other(_)
             | Head::SchedAtomic
             | Head::SleepInvalid => cands.iter().find(|&&(f, _)| usable_at_all(f)),
@@ -161,6 +162,7 @@ impl<'a> Evidence<'a> {
             | Head::Gpf
             | Head::Bug(None)
             | Head::Overflow
+            | Head::Trap(_)
             | Head::Other(_) => rip.chain(trace).collect(),
             _ => trace,
         }

@@ -742,7 +742,7 @@ impl Report {
             Head::HardLockup => Cow::Borrowed("BUG: hard lockup"),
             Head::Panic(m) => return format!("kernel panic: {m}"),
             Head::Overflow => Cow::Borrowed("kernel stack overflow"),
-            Head::Other(t) => Cow::Borrowed(t.as_str()),
+            Head::Trap(t) | Head::Other(t) => Cow::Borrowed(t.as_str()),
         };
         match frame {
             Some(f) => format!("{base} in {f}"),

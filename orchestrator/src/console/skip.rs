@@ -780,6 +780,20 @@ const HELPERS: &[&str] = &[
     "kfree_skb*",
     "__kfree_skb",
     "assertfail",
+    "__raw_read*",
+    "__raw_write*",
+    "readb",
+    "readw",
+    "readl",
+    "readq",
+    "writeb",
+    "writew",
+    "writel",
+    "writeq",
+    "ioread*",
+    "logic_in*",
+    "logic_out*",
+    "iowrite*",
 ];
 
 /// The groups, by what their frames are.
