@@ -305,6 +305,9 @@ impl<'a> Evidence<'a> {
         }
         match group(n) {
             None => {}
+            // The skip lists name core kernel code: a module's function that happens to
+            // share a prefix (`kmalloc_oob_right [kasan_test]`) is not allocator code.
+            Some(g) if f.module.is_some() && g != Group::Strings => {}
             // The function a report names itself may be one that is machinery when it
             // shows up in traces: the unwinder, RCU or timer code that faulted.
             Some(Group::Plumbing) if seen == Seen::Named && is_unwinder(n) => {}

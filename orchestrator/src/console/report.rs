@@ -61,6 +61,9 @@ pub(crate) struct Report {
     regs_in_trace: bool,
     /// The last frame line was arm64's LR-derived `(L)` one.
     after_lr: bool,
+    /// An RCU stall whose stalled CPU was idle (`NMI backtrace for cpu 1 skipped:
+    /// idling at ...`): there is no stack to name.
+    idle_cpu: bool,
     /// The first trace is another task's (RCU's grace-period kthread): the next one
     /// replaces it.
     other_task_dump: bool,
@@ -125,6 +128,7 @@ impl Report {
             irq_depth: 0,
             regs_in_trace: false,
             after_lr: false,
+            idle_cpu: false,
             other_task_dump: false,
             head_frames: start.frames,
             rips: Vec::new(),
@@ -422,7 +426,10 @@ impl Report {
             self.head,
             Head::Lockdep { .. } | Head::LockdepFixed(_) | Head::SuspiciousRcu | Head::Kasan(_)
         );
-        if implicit && self.prev_ends_colon && t.starts_with([' ', '\t']) {
+        // 32-bit arm prints some traces (hung tasks) without a header; its frame lines
+        // (`[<c0100000>] (foo) from [<c0100100>] (bar+0x1/0x2)`) cannot be anything else.
+        let arm32 = t.starts_with("[<") && t.contains(") from [<");
+        if implicit && (arm32 || self.prev_ends_colon && t.starts_with([' ', '\t'])) {
             if let Some((frame, unreliable)) = parse_frame(t) {
                 if !unreliable {
                     self.push_frame(frame, false);
@@ -515,6 +522,10 @@ impl Report {
         }
         if trimmed.starts_with("Asynchronous fault: no details available") {
             self.no_details = true;
+            return true;
+        }
+        if trimmed.starts_with("NMI backtrace for cpu") && trimmed.contains(" skipped: idling") {
+            self.idle_cpu = true;
             return true;
         }
         false
@@ -774,34 +785,14 @@ impl Report {
             chain0: &self.chain0,
         }
         .guilty(preferred);
-        let unclosed_trace =
-            matches!(self.trace_state, TraceState::InProgress { depth, .. } if depth > 0);
-        // A marker-less (arm64, old x86) trace still "in progress" is whole if another
-        // report followed it or it reached a bottom-of-stack frame.
-        let trace_whole = match self.trace_state {
-            TraceState::Done => true,
-            TraceState::InProgress { depth: 0, .. } => {
-                why == Close::NewReport || self.trace.last().is_some_and(|f| is_bottom(&f.function))
-            }
-            _ => false,
-        };
-        // Some lockdep reports (lock held when returning to user space) carry no stack
-        // trace at all: their `at:` frame is the whole story.
-        let at_only = matches!(self.head, Head::Lockdep { at_first: true, .. })
-            && !self.at_frames.is_empty()
-            && why != Close::Cut;
-        let complete = at_only
-            || if self.sanitizer() {
-                self.explicit_end || (why == Close::Normal && trace_whole)
-            } else if self.expects_frame() {
-                self.explicit_end || trace_whole || why == Close::Normal
-            } else {
-                !unclosed_trace
-            };
+        let complete = self.complete(why);
         // A panic that names the end of another report, standing alone, means the
         // report itself was lost.
         let orphan_panic = matches!(&self.head, Head::Panic(m) if is_consequence_panic(m));
-        let frameless = self.expects_frame() && frame.is_none() && !self.no_details;
+        let no_function = self.no_function(frame.as_deref(), complete);
+        // Nothing to name by nature (an asynchronous fault, an idle CPU) is no sign of a
+        // damaged report; no frame where one was due is.
+        let frameless = no_function.is_some() && !self.no_details && !self.idle_cpu;
         let corrupted = orphan_panic || !complete || frameless;
         let title = self.title(frame.as_deref());
         let kind = self.kind();
@@ -821,8 +812,58 @@ impl Report {
             timestamp: self.timestamp,
             line: self.line,
             report,
+            no_function,
             ..Default::default()
         }
+    }
+
+    /// Whether the report ended by its own format rather than being cut off.
+    fn complete(&self, why: Close) -> bool {
+        let unclosed_trace =
+            matches!(self.trace_state, TraceState::InProgress { depth, .. } if depth > 0);
+        // A marker-less (arm64, old x86) trace still "in progress" is whole if another
+        // report followed it or it reached a bottom-of-stack frame.
+        let trace_whole = match self.trace_state {
+            TraceState::Done => true,
+            TraceState::InProgress { depth: 0, .. } => {
+                why == Close::NewReport || self.trace.last().is_some_and(|f| is_bottom(&f.function))
+            }
+            _ => false,
+        };
+        // Some lockdep reports (lock held when returning to user space) carry no stack
+        // trace at all: their `at:` frame is the whole story.
+        let at_only = matches!(self.head, Head::Lockdep { at_first: true, .. })
+            && !self.at_frames.is_empty()
+            && why != Close::Cut;
+        at_only
+            || if self.sanitizer() {
+                self.explicit_end || (why == Close::Normal && trace_whole)
+            } else if self.expects_frame() {
+                self.explicit_end || trace_whole || why == Close::Normal
+            } else {
+                !unclosed_trace
+            }
+    }
+
+    /// Why a report of a kind that names a function has none in its title.
+    fn no_function(&self, frame: Option<&str>, complete: bool) -> Option<String> {
+        if frame.is_some() || !self.expects_frame() {
+            return None;
+        }
+        let why = if self.no_details {
+            "asynchronous fault: the hardware gave no details"
+        } else if self.idle_cpu {
+            "the stalled CPU was idle: no backtrace"
+        } else if self.cands.is_empty() && self.rips.is_empty() && self.head_frames.is_empty() {
+            if complete {
+                "no stack trace in the report"
+            } else {
+                "cut off before its stack trace"
+            }
+        } else {
+            "only reporting, locking, scheduling or entry frames"
+        };
+        Some(why.to_string())
     }
 }
 
