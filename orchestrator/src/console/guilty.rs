@@ -730,3 +730,297 @@ fn kind_skip(head: &Head) -> &'static [&'static str] {
         _ => &[],
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::console::{parse, Finding};
+
+    fn findings(log: &str) -> Vec<Finding> {
+        parse(std::io::Cursor::new(log)).unwrap()
+    }
+
+    fn title(log: &str) -> String {
+        let f = findings(log);
+        assert_eq!(f.len(), 1, "{f:?}");
+        f[0].title.clone()
+    }
+
+    #[test]
+    fn old_x86_warning_skips_the_trap_handlers() {
+        let log = "\
+WARNING: CPU: 1 PID: 2992 at lib/refcount.c:186 refcount_sub_and_test+0x167/0x1b0
+Kernel panic - not syncing: panic_on_warn set ...
+CPU: 1 PID: 2992 Comm: syzkaller263121 Not tainted 4.14.0-rc5+ #91
+Call Trace:
+ dump_stack+0x194/0x257
+ panic+0x1e4/0x417
+ __warn+0x1c4/0x1d9
+ report_bug+0x211/0x2d0
+ fixup_bug+0x40/0x90
+ do_trap+0x260/0x390
+ do_error_trap+0x120/0x390
+ do_invalid_op+0x1b/0x20
+ invalid_op+0x18/0x20
+RIP: 0010:refcount_sub_and_test+0x167/0x1b0
+RSP: 0018:ffff8801d1f4e9c8 EFLAGS: 00010282
+ ? refcount_sub_and_test+0x167/0x1b0
+ sctp_wfree+0x183/0x620
+ skb_release_head_state+0x124/0x200
+";
+        assert_eq!(title(log), "WARNING: refcount bug in sctp_wfree");
+    }
+
+    /// The two VMA-locking bugs of issue 32: an assertion helper built out of line
+    /// (`-Os`) is not the culprit, its caller is.
+    #[test]
+    fn assertion_helpers_name_their_caller() {
+        for (caller, syscall) in [("move_vma", "mremap"), ("__mmap_region", "mmap")] {
+            let log = format!(
+                "\
+[   41.201001] WARNING: include/linux/mmap_lock.h:335 at vma_assert_write_locked+0x2c/0x40, CPU#1: probe/95
+[   41.201002] Modules linked in:
+[   41.201003] CPU: 1 UID: 0 PID: 95 Comm: probe Not tainted 7.3.4 #1 PREEMPTLAZY
+[   41.201004] RIP: 0010:vma_assert_write_locked+0x2c/0x40
+[   41.201005] Call Trace:
+[   41.201006]  <TASK>
+[   41.201007]  {caller}+0x1f2/0x5e0
+[   41.201008]  __do_sys_{syscall}+0x3a1/0x6b0
+[   41.201009]  do_syscall_64+0x83/0x217
+[   41.201010]  entry_SYSCALL_64_after_hwframe+0x4b/0x53
+[   41.201011]  </TASK>
+[   41.201012] ---[ end trace 0000000000000000 ]---
+"
+            );
+            assert_eq!(title(&log), format!("WARNING in {caller}"));
+        }
+    }
+
+    #[test]
+    fn hung_task_names_the_first_frame_that_is_not_a_wait() {
+        let log = "\
+INFO: task getty:2986 blocked for more than 120 seconds.
+Call Trace:
+ [<ffffffff835bdeb4>] schedule+0x64/0x160
+ [<ffffffff835c9c1a>] schedule_timeout+0x2fa/0x5d0
+ [<ffffffff835cb4ec>] ldsem_down_write+0x1ac/0x357
+ [<ffffffff835cbdd2>] tty_ldisc_lock_pair_timeout+0xb2/0x160
+ [<ffffffff81f8b03f>] tty_ldisc_hangup+0x21f/0x720
+ [<ffffffff81f7a2c1>] __tty_hangup+0x2a1/0x510
+";
+        assert_eq!(title(log), "INFO: task hung in tty_ldisc_hangup");
+    }
+
+    #[test]
+    fn lock_debugging_names_who_took_the_lock() {
+        let log = "\
+BUG: spinlock recursion on CPU#0, syz-executor7/5032
+ lock: 0xffff88006c122d00, .magic: dead4ead, .owner: syz-executor7/5032, .owner_cpu: -1
+CPU: 0 PID: 5032 Comm: syz-executor7 Not tainted 4.9.0-rc7+ #58
+Call Trace:
+ [<ffffffff834c3ae9>] dump_stack+0x2ee/0x3f5
+ [<ffffffff81576cd2>] spin_dump+0x152/0x280
+ [<ffffffff81577284>] do_raw_spin_lock+0x3f4/0x5d0
+ [<ffffffff881a2750>] _raw_spin_lock+0x40/0x50
+ [<ffffffff814b7615>] __task_rq_lock+0xf5/0x330
+ [<ffffffff814c89b2>] wake_up_new_task+0x592/0x1000
+ [<ffffffff81396b22>] _do_fork+0x1e2/0xf70
+";
+        assert_eq!(title(log), "BUG: spinlock recursion in wake_up_new_task");
+    }
+
+    #[test]
+    fn bad_unlock_balance_names_the_function_that_released() {
+        let log = "\
+=====================================
+WARNING: bad unlock balance detected!
+4.15.0-rc3+ #217 Not tainted
+-------------------------------------
+syz-executor3/19522 is trying to release lock (mrt_lock) at:
+[<00000000adc671f1>] ipmr_mfc_seq_stop+0xe1/0x130
+but there are no more locks to release!
+
+other info that might help us debug this:
+2 locks held by syz-executor3/19522:
+ #0:  (&f->f_pos_lock){+.+.}, at: [<00000000cd36f0f9>] __fdget_pos+0x131/0x1a0
+ #1:  (&p->lock){+.+.}, at: [<00000000c93d2595>] seq_lseek+0x58/0x3c0
+
+stack backtrace:
+Call Trace:
+ dump_stack+0x194/0x257
+ print_unlock_imbalance_bug+0x12f/0x140
+ lock_release+0x5f9/0xda0
+ _raw_read_unlock+0x1a/0x30
+ ipmr_mfc_seq_stop+0xe1/0x130
+ traverse+0x3bc/0xa00
+";
+        assert_eq!(
+            title(log),
+            "WARNING: bad unlock balance in ipmr_mfc_seq_stop"
+        );
+    }
+
+    #[test]
+    fn sanitizers_name_the_accessor_not_a_helper_but_the_unwinder_if_it_is_one() {
+        let log = "\
+BUG: KASAN: slab-out-of-bounds in memcpy+0x20/0x50
+Read of size 8 at addr ffff8880123 by task probe/85
+Call Trace:
+ dump_stack_lvl+0x65/0x8c
+ kasan_report+0xc8/0x118
+ memcpy+0x20/0x50
+ probe_copy_vma+0x4c/0x90
+ probe_ioctl+0x104/0x1f0
+";
+        assert_eq!(
+            title(log),
+            "KASAN: slab-out-of-bounds Read in probe_copy_vma"
+        );
+        let log = "\
+BUG: KASAN: stack-out-of-bounds in unwind_next_frame+0x1a0/0x1e0
+Read of size 8 at addr ffff8880123 by task probe/85
+Call Trace:
+ dump_stack_lvl+0x65/0x8c
+ kasan_report+0xc8/0x118
+ unwind_next_frame+0x1a0/0x1e0
+ arch_stack_walk+0x88/0xf0
+ stack_trace_save+0x91/0xd0
+";
+        assert_eq!(
+            title(log),
+            "KASAN: stack-out-of-bounds Read in unwind_next_frame"
+        );
+    }
+
+    #[test]
+    fn an_oops_in_a_lock_wrapper_names_the_caller() {
+        let log = "\
+general protection fault: 0000 [#1] SMP KASAN
+RIP: 0010:reiserfs_write_lock+0x2c/0x90
+Call Trace:
+ reiserfs_readdir_inode+0x1a3/0x9f0
+ iterate_dir+0x1ec/0x5a0
+---[ end trace 0000000000000000 ]---
+";
+        assert_eq!(
+            title(log),
+            "general protection fault in reiserfs_readdir_inode"
+        );
+    }
+
+    #[test]
+    fn stalls_name_the_looping_entry() {
+        // Interrupted deep inside KVM: the driver's ioctl is the entry.
+        let log = "\
+rcu: INFO: rcu_preempt self-detected stall on CPU
+Call Trace:
+ <IRQ>
+ rcu_sched_clock_irq+0x4a/0x90
+ update_process_times+0x5e/0x90
+ sysvec_apic_timer_interrupt+0x6c/0xb0
+ </IRQ>
+ <TASK>
+ asm_sysvec_apic_timer_interrupt+0x1a/0x20
+RIP: 0010:handle_ept_violation+0x29e/0x6a0
+ vmx_handle_exit+0x2f7/0x17f0
+ vcpu_enter_guest+0x14a9/0x62e0
+ kvm_arch_vcpu_ioctl_run+0x375/0x16e0
+ kvm_vcpu_ioctl+0x72b/0x1150
+ __x64_sys_ioctl+0x73/0xb0
+ do_syscall_64+0x1b9/0x820
+ entry_SYSCALL_64_after_hwframe+0x49/0xbe
+ </TASK>
+";
+        assert_eq!(title(log), "INFO: rcu detected stall in kvm_vcpu_ioctl");
+        // A softirq that ran on the way out of an interrupt: the packet receive entry.
+        let log = "\
+INFO: rcu_sched detected stalls on CPUs/tasks:
+Call Trace:
+ <IRQ>
+ sched_show_task+0x4a3/0x5e0
+ print_other_cpu_stall+0x996/0x1090
+ smp_apic_timer_interrupt+0x14a/0x700
+ apic_timer_interrupt+0xa9/0xb0
+ __xfrm_decode_session+0x68/0x110
+ rawv6_rcv+0x8f6/0x1200
+ ip6_input_finish+0x3c7/0x17a0
+ ipv6_rcv+0xf37/0x1fa0
+ __netif_receive_skb_core+0x1a41/0x3460
+ process_backlog+0x203/0x740
+ net_rx_action+0x792/0x1910
+ __do_softirq+0x2d7/0xb85
+ </IRQ>
+ do_softirq.part.21+0x14d/0x190
+ rawv6_sendmsg+0x2ee9/0x3e70
+";
+        assert_eq!(title(log), "INFO: rcu detected stall in ipv6_rcv");
+        // Waiting for other CPUs: whoever asked, the culprit is elsewhere.
+        let log = "\
+watchdog: BUG: soft lockup - CPU#1 stuck for 22s! [kworker/1:2:1203]
+Call Trace:
+ <IRQ>
+ watchdog_timer_fn+0x1b8/0x220
+ </IRQ>
+ <TASK>
+ asm_sysvec_apic_timer_interrupt+0x1a/0x20
+RIP: 0010:smp_call_function_many_cond+0x11e/0x4f0
+ on_each_cpu_cond_mask+0x24/0x40
+ flush_tlb_mm_range+0x10c/0x440
+ </TASK>
+";
+        assert_eq!(title(log), "BUG: soft lockup in smp_call_function");
+    }
+
+    #[test]
+    fn an_oops_in_interrupt_context_ignores_the_interrupted_task() {
+        let log = "\
+BUG: kernel NULL pointer dereference, address: 0000000000000000
+RIP: 0010:0x0
+Call Trace:
+ <IRQ>
+ call_timer_fn+0x2b1/0x630
+ __run_timers+0xeef/0x1390
+ run_timer_softirq+0x45/0xb0
+ __do_softirq+0x5bb/0xa08
+ irq_exit_rcu+0x203/0x240
+ sysvec_apic_timer_interrupt+0x5a/0x80
+ </IRQ>
+ <TASK>
+ asm_sysvec_apic_timer_interrupt+0x1a/0x20
+ kernfs_put+0x759/0xc40
+ </TASK>
+";
+        assert_eq!(
+            title(log),
+            "BUG: unable to handle kernel NULL pointer dereference in call_timer_fn"
+        );
+    }
+
+    #[test]
+    fn stack_overflows_name_the_recursion() {
+        let frames = " vma_probe_recurse+0x25/0x36\n".repeat(4);
+        let log = format!(
+            "BUG: TASK stack guard page was hit at ffffc90000a3bff8 (stack is ffffc90000a3c000..ffffc90000a40000)\nOops: stack guard page: 0000 [#1] SMP NOPTI\nCall Trace:\n <TASK>\n{frames} vma_probe_write+0x3f2/0x3fa\n full_proxy_write+0x5c/0x77\n vfs_write+0x8b/0x13f\n </TASK>\n"
+        );
+        assert_eq!(title(&log), "kernel stack overflow in vma_probe_recurse");
+    }
+
+    #[test]
+    fn a_report_without_a_usable_frame_says_why() {
+        let f = findings(
+            "\
+BUG: kernel NULL pointer dereference, address: 0000000000000008
+Oops: 0000 [#1] SMP
+---[ end trace 0000000000000000 ]---
+",
+        );
+        assert_eq!(
+            f[0].title,
+            "BUG: unable to handle kernel NULL pointer dereference"
+        );
+        assert!(f[0].corrupted);
+        assert_eq!(
+            f[0].no_function.as_deref(),
+            Some("no stack trace in the report")
+        );
+    }
+}
