@@ -307,6 +307,13 @@ fn main() {
         };
         let row = rows.entry(fam).or_default();
         row.reports += 1;
+        // Every report whose reference names a function counts, detected or not.
+        let want = title_func(title);
+        match &want {
+            RefFunc::None => row.ref_none += 1,
+            RefFunc::Corrupted => row.ref_corrupted += 1,
+            RefFunc::Named(_) => row.named += 1,
+        }
         let Some(f) = findings.first() else {
             notes.push(format!(
                 "{}: [{fam}] not detected (want `{title}`)",
@@ -324,30 +331,25 @@ fn main() {
             ));
         }
         let got = kmatrix_func(f);
-        match title_func(title) {
-            RefFunc::None => row.ref_none += 1,
-            RefFunc::Corrupted => row.ref_corrupted += 1,
-            RefFunc::Named(want) => {
-                row.named += 1;
-                if got.as_deref() == Some(want.as_str()) {
-                    row.agree += 1;
+        if let RefFunc::Named(want) = want {
+            if got.as_deref() == Some(want.as_str()) {
+                row.agree += 1;
+                row.agree_alt += 1;
+            } else {
+                let alt_ok = case.alt.iter().any(|a| {
+                    matches!(title_func(a), RefFunc::Named(w) if got.as_deref() == Some(w.as_str()))
+                });
+                if alt_ok {
                     row.agree_alt += 1;
-                } else {
-                    let alt_ok = case.alt.iter().any(|a| {
-                        matches!(title_func(a), RefFunc::Named(w) if got.as_deref() == Some(w.as_str()))
-                    });
-                    if alt_ok {
-                        row.agree_alt += 1;
-                    }
-                    notes.push(format!(
-                        "{}: [{fam}] function {} in `{}`{} (want {want}: `{title}`){}",
-                        case.name,
-                        got.as_deref().unwrap_or("-"),
-                        f.title,
-                        if f.corrupted { " corrupted" } else { "" },
-                        if alt_ok { " [an ALT title agrees]" } else { "" }
-                    ));
                 }
+                notes.push(format!(
+                    "{}: [{fam}] function {} in `{}`{} (want {want}: `{title}`){}",
+                    case.name,
+                    got.as_deref().unwrap_or("-"),
+                    f.title,
+                    if f.corrupted { " corrupted" } else { "" },
+                    if alt_ok { " [an ALT title agrees]" } else { "" }
+                ));
             }
         }
     }
