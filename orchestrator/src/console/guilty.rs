@@ -232,6 +232,9 @@ impl<'a> Evidence<'a> {
             .skip_while(|(f, _)| !is_fault_dispatcher(normalize(&f.function)))
             .any(|&(f, seen)| self.usable(f, seen));
         let mut entry: Option<&Frame> = None;
+        // When every frame is a dispatcher (a driver's compat ioctl), the innermost one
+        // that is not generic code.
+        let mut specific_dispatcher: Option<&Frame> = None;
         for &(f, seen) in cands {
             let n = normalize(&f.function);
             if is_cross_cpu_call(n) {
@@ -246,13 +249,18 @@ impl<'a> Evidence<'a> {
                 if entry.is_some() {
                     break;
                 }
+                if specific_dispatcher.is_none() && group(n).is_none() {
+                    specific_dispatcher = Some(f);
+                }
                 continue;
             }
             if self.usable(f, seen) {
                 entry = Some(f);
             }
         }
-        entry.map(|f| title_name(&f.function))
+        entry
+            .or(specific_dispatcher)
+            .map(|f| title_name(&f.function))
     }
 
     /// A stack that overflowed because one function called itself: that function

@@ -222,12 +222,23 @@ impl Report {
         if is_separator(t) {
             return self.add_separator(raw, foreign);
         }
-        if self.other_task_dump && self.trace_state != TraceState::NotStarted && is_trace_header(t)
-        {
-            // The stalled CPU's trace after a dump of RCU's own kthread: that is the one.
-            self.restart_trace();
-            self.push(raw);
-            return Step::Keep;
+        if self.other_task_dump && self.trace_state != TraceState::NotStarted {
+            // The stalled CPU's trace after a dump of RCU's own kthread: that is the one
+            // (after its header, or after `NMI backtrace for cpu N` on 32-bit arm, which
+            // prints no header).
+            if is_trace_header(t) {
+                self.restart_trace(TraceState::InProgress {
+                    depth: 0,
+                    nonframe: 0,
+                });
+                self.push(raw);
+                return Step::Keep;
+            }
+            if trimmed.starts_with("NMI backtrace for cpu") && !trimmed.contains("skipped") {
+                self.restart_trace(TraceState::NotStarted);
+                self.push(raw);
+                return Step::Keep;
+            }
         }
         if let TraceState::InProgress { depth, nonframe } = self.trace_state {
             if let Some(step) = self.add_in_trace(raw, t, foreign, depth, nonframe) {
@@ -341,17 +352,14 @@ impl Report {
     }
 
     /// Forgets the trace read so far: it was another task's.
-    fn restart_trace(&mut self) {
+    fn restart_trace(&mut self, state: TraceState) {
         self.other_task_dump = false;
         self.trace.clear();
         self.unreliable.clear();
         self.cands.clear();
         self.irq_depth = 0;
         self.regs_in_trace = false;
-        self.trace_state = TraceState::InProgress {
-            depth: 0,
-            nonframe: 0,
-        };
+        self.trace_state = state;
     }
 
     /// Old x86 traces mark interrupt stacks inside frame lines: `<IRQ>  [<..>] foo`
