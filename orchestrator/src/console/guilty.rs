@@ -96,17 +96,7 @@ impl<'a> Evidence<'a> {
                 return self.looping_entry(&cands);
             }
             // Stack overflows are runaway recursion: a loop of calls.
-            Head::Overflow => {
-                return self
-                    .recursion(&cands)
-                    .or_else(|| self.looping_entry(&cands));
-            }
-            Head::Fatal(t) if t == "kernel panic: corrupted stack end" => {
-                return self
-                    .recursion(&cands)
-                    .or_else(|| self.looping_entry(&cands));
-            }
-            Head::Panic(t) if t == "kernel stack overflow" => {
+            head if is_runaway(head) => {
                 return self
                     .recursion(&cands)
                     .or_else(|| self.looping_entry(&cands));
@@ -355,6 +345,12 @@ fn usable_at_all(f: &Frame) -> bool {
         group(n),
         Some(Group::IrqTimer | Group::Checker | Group::Helper)
     )
+}
+
+/// Reports of a stack overrun by recursion.
+fn is_runaway(head: &Head) -> bool {
+    matches!(head, Head::Overflow)
+        || matches!(head, Head::Fatal(t) if t == "kernel panic: corrupted stack end")
 }
 
 /// Stack unwinders: machinery in a trace, the accessor when a report names them.
