@@ -1,4 +1,4 @@
-//! Stack-frame lines and the list of frames that are never "guilty".
+//! Stack-frame lines.
 
 use super::Frame;
 
@@ -7,32 +7,7 @@ use super::Frame;
 /// ` foo mm/memory.c:123 [inline]`. Returns the frame and whether it was marked
 /// unreliable (`? `).
 pub(crate) fn parse_frame(s: &str) -> Option<(Frame, bool)> {
-    let mut s = s.trim_start();
-    // Inline context markers of old x86 traces: ` <IRQ>  [<ffff..>] foo`.
-    while s.starts_with('<') {
-        let end = s.find('>')?;
-        if end > 8 || !s[1..end].bytes().all(|b| b.is_ascii_uppercase()) {
-            return None;
-        }
-        s = s[end + 1..].trim_start();
-    }
-    // A timestamp merged into the line by interleaved console output:
-    // ` <IRQ> [  420.408595]  [<ffffffff814249f9>] sched_show_task+0x1c9/0x279`.
-    if let Some(rest) = s.strip_prefix('[') {
-        if !rest.starts_with('<') {
-            let (ts, after) = rest.split_once(']')?;
-            if !ts.trim().bytes().all(|b| b.is_ascii_digit() || b == b'.') || ts.trim().is_empty() {
-                return None;
-            }
-            s = after.trim_start();
-        }
-    }
-    let mut addressed = false;
-    while let Some(rest) = s.strip_prefix("[<") {
-        let end = rest.find(">]")?;
-        s = rest[end + 2..].trim_start();
-        addressed = true;
-    }
+    let (mut s, addressed) = strip_line_prefix(s)?;
     // 32-bit arm: `[<c0100000>] (func+0x1/0x2) from [<c0100100>] (caller+0x3/0x4)`; the
     // caller is the next line's function.
     if addressed {
@@ -42,21 +17,7 @@ pub(crate) fn parse_frame(s: &str) -> Option<(Frame, bool)> {
                 return None;
             }
             if !inner.contains('+') {
-                let ok = !inner.is_empty()
-                    && !inner.as_bytes()[0].is_ascii_digit()
-                    && inner
-                        .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.');
-                return ok.then(|| {
-                    let frame = Frame {
-                        function: inner.to_string(),
-                        offset: None,
-                        size: None,
-                        module: None,
-                        source: None,
-                    };
-                    (frame, false)
-                });
+                return is_symbol(inner).then(|| (bare_frame(inner), false));
             }
             s = inner;
         }
@@ -78,26 +39,93 @@ pub(crate) fn parse_frame(s: &str) -> Option<(Frame, bool)> {
     if name.len() >= 8 && name.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }
-    let mut rest = &s[name_end..];
-    let mut offset = None;
-    let mut size = None;
-    if let Some(r) = rest.strip_prefix("+0x") {
-        let (off, r) = hex_prefix(r)?;
-        offset = Some(off);
-        rest = r;
-        if let Some(r) = rest.strip_prefix("/0x") {
-            let (sz, r) = hex_prefix(r)?;
-            size = Some(sz);
-            rest = r;
-        }
-        if !(rest.is_empty() || rest.starts_with([' ', ',', '\t'])) {
+    let (offset, size, rest) = offset_and_size(&s[name_end..])?;
+    let (module, source) = annotations(rest);
+    let frame = Frame {
+        function: name.to_string(),
+        offset,
+        size,
+        module,
+        source,
+    };
+    Some((frame, unreliable))
+}
+
+/// Strips what may come before a frame's name: old x86's inline context markers
+/// (` <IRQ>  [<ffff..>] foo`), a timestamp merged into the line by interleaved console
+/// output, and `[<address>]` columns. Returns the rest and whether an address was there.
+fn strip_line_prefix(s: &str) -> Option<(&str, bool)> {
+    let mut s = s.trim_start();
+    while s.starts_with('<') {
+        let end = s.find('>')?;
+        if end > 8 || !s[1..end].bytes().all(|b| b.is_ascii_uppercase()) {
             return None;
         }
-    } else {
-        // Symbolised frame without offset: `name path/file.c:123 [inline]`.
+        s = s[end + 1..].trim_start();
+    }
+    // ` <IRQ> [  420.408595]  [<ffffffff814249f9>] sched_show_task+0x1c9/0x279`.
+    if let Some(rest) = s.strip_prefix('[') {
+        if !rest.starts_with('<') {
+            let (ts, after) = rest.split_once(']')?;
+            let ts = ts.trim();
+            if ts.is_empty() || !ts.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+                return None;
+            }
+            s = after.trim_start();
+        }
+    }
+    let mut addressed = false;
+    while let Some(rest) = s.strip_prefix("[<") {
+        let end = rest.find(">]")?;
+        s = rest[end + 2..].trim_start();
+        addressed = true;
+    }
+    Some((s, addressed))
+}
+
+/// A plain symbol name (`probe_work_fn`, `foo.part.0`).
+pub(crate) fn is_symbol(name: &str) -> bool {
+    !name.is_empty()
+        && !name.as_bytes()[0].is_ascii_digit()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.')
+}
+
+/// A frame known by its name only.
+pub(crate) fn bare_frame(name: &str) -> Frame {
+    Frame {
+        function: name.to_string(),
+        offset: None,
+        size: None,
+        module: None,
+        source: None,
+    }
+}
+
+/// `+0x1c/0x40 ...` after a frame's name, or the source location of a symbolised frame
+/// without offset (` mm/memory.c:123 [inline]`). Returns offset, size and the rest.
+fn offset_and_size(rest: &str) -> Option<(Option<u64>, Option<u64>, &str)> {
+    let Some(r) = rest.strip_prefix("+0x") else {
         let tok = rest.strip_prefix(' ')?.split_whitespace().next()?;
         looks_like_source(tok)?;
+        return Some((None, None, rest));
+    };
+    let (off, mut rest) = hex_prefix(r)?;
+    let mut size = None;
+    if let Some(r) = rest.strip_prefix("/0x") {
+        let (sz, r) = hex_prefix(r)?;
+        size = Some(sz);
+        rest = r;
     }
+    if !(rest.is_empty() || rest.starts_with([' ', ',', '\t'])) {
+        return None;
+    }
+    Some((Some(off), size, rest))
+}
+
+/// The source location (`mm/memory.c:123`) and module (`[ext4]`) after a frame.
+fn annotations(rest: &str) -> (Option<String>, Option<String>) {
     let mut module = None;
     let mut source = None;
     for tok in rest.split_whitespace() {
@@ -117,16 +145,7 @@ pub(crate) fn parse_frame(s: &str) -> Option<(Frame, bool)> {
             }
         }
     }
-    Some((
-        Frame {
-            function: name.to_string(),
-            offset,
-            size,
-            module,
-            source,
-        },
-        unreliable,
-    ))
+    (module, source)
 }
 
 fn hex_prefix(s: &str) -> Option<(u64, &str)> {

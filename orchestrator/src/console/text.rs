@@ -3,7 +3,7 @@
 
 use std::sync::OnceLock;
 
-use super::frame::{normalize, parse_frame};
+use super::frame::{bare_frame, is_symbol, normalize, parse_frame};
 use super::Frame;
 
 pub(crate) fn is_separator(t: &str) -> bool {
@@ -214,18 +214,7 @@ pub(crate) fn plain_frame(s: &str) -> Option<Frame> {
         return Some(f);
     }
     let name = s.split_whitespace().next()?;
-    let ok = !name.is_empty()
-        && !name.as_bytes()[0].is_ascii_digit()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.');
-    ok.then(|| Frame {
-        function: name.to_string(),
-        offset: None,
-        size: None,
-        module: None,
-        source: None,
-    })
+    is_symbol(name).then(|| bare_frame(name))
 }
 
 /// arm64 exception-entry frames: whatever the unwinder printed before them ran in the
