@@ -125,6 +125,8 @@ fn family(title: &str) -> Option<(&'static str, &'static [Kind])> {
         ("soft lockup", &[SoftLockup])
     } else if starts("INFO: task hung") || starts("INFO: task can't die") {
         ("hung task", &[HungTask])
+    } else if has("locking dependency") || has("lock inversion") || has("lock order detected") {
+        ("lockdep", &[Lockdep])
     } else if starts("WARNING: locking bug") {
         // lockdep.c's own WARN_ONs; arm64 prints `BUG: Invalid wait context` as this.
         ("lockdep", &[Lockdep, Warning])
@@ -254,10 +256,10 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let verbose = args.iter().any(|a| a == "-v");
     let dir = args
-        .iter()
-        .find(|a| !a.starts_with('-'))
+        .first()
+        .filter(|a| !a.starts_with('-'))
         .map(PathBuf::from)
-        .expect("usage: parser_agreement DIR [-v]");
+        .expect("usage: parser_agreement DIR [-v | --show NAME...]");
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .expect("corpus directory")
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -267,6 +269,24 @@ fn main() {
         let n = p.file_name().unwrap().to_string_lossy().into_owned();
         (n.parse::<u64>().unwrap_or(u64::MAX), n)
     });
+    // `--show NAME...`: the findings of these files, trace included.
+    if let Some(i) = args.iter().position(|a| a == "--show") {
+        for name in &args[i + 1..] {
+            let case = read_case(&dir.join(name));
+            println!("== {name}: want `{}`", case.title.as_deref().unwrap_or("-"));
+            for f in console::parse(Cursor::new(&case.log)).expect("parse") {
+                let trace: Vec<&str> = f.trace.iter().map(|t| t.function.as_str()).collect();
+                println!(
+                    "  {}: `{}`{} {:?}",
+                    f.line,
+                    f.title,
+                    if f.corrupted { " corrupted" } else { "" },
+                    trace
+                );
+            }
+        }
+        return;
+    }
     let mut rows: BTreeMap<&'static str, Row> = BTreeMap::new();
     let (mut clean, mut fp, mut skipped) = (0, 0, 0);
     let mut notes: Vec<String> = Vec::new();
@@ -287,6 +307,13 @@ fn main() {
         };
         let row = rows.entry(fam).or_default();
         row.reports += 1;
+        // Every report whose reference names a function counts, detected or not.
+        let want = title_func(title);
+        match &want {
+            RefFunc::None => row.ref_none += 1,
+            RefFunc::Corrupted => row.ref_corrupted += 1,
+            RefFunc::Named(_) => row.named += 1,
+        }
         let Some(f) = findings.first() else {
             notes.push(format!(
                 "{}: [{fam}] not detected (want `{title}`)",
@@ -304,30 +331,25 @@ fn main() {
             ));
         }
         let got = kmatrix_func(f);
-        match title_func(title) {
-            RefFunc::None => row.ref_none += 1,
-            RefFunc::Corrupted => row.ref_corrupted += 1,
-            RefFunc::Named(want) => {
-                row.named += 1;
-                if got.as_deref() == Some(want.as_str()) {
-                    row.agree += 1;
+        if let RefFunc::Named(want) = want {
+            if got.as_deref() == Some(want.as_str()) {
+                row.agree += 1;
+                row.agree_alt += 1;
+            } else {
+                let alt_ok = case.alt.iter().any(|a| {
+                    matches!(title_func(a), RefFunc::Named(w) if got.as_deref() == Some(w.as_str()))
+                });
+                if alt_ok {
                     row.agree_alt += 1;
-                } else {
-                    let alt_ok = case.alt.iter().any(|a| {
-                        matches!(title_func(a), RefFunc::Named(w) if got.as_deref() == Some(w.as_str()))
-                    });
-                    if alt_ok {
-                        row.agree_alt += 1;
-                    }
-                    notes.push(format!(
-                        "{}: [{fam}] function {} in `{}`{} (want {want}: `{title}`){}",
-                        case.name,
-                        got.as_deref().unwrap_or("-"),
-                        f.title,
-                        if f.corrupted { " corrupted" } else { "" },
-                        if alt_ok { " [an ALT title agrees]" } else { "" }
-                    ));
                 }
+                notes.push(format!(
+                    "{}: [{fam}] function {} in `{}`{} (want {want}: `{title}`){}",
+                    case.name,
+                    got.as_deref().unwrap_or("-"),
+                    f.title,
+                    if f.corrupted { " corrupted" } else { "" },
+                    if alt_ok { " [an ALT title agrees]" } else { "" }
+                ));
             }
         }
     }

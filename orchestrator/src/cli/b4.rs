@@ -519,18 +519,9 @@ mod tests {
         Finding {
             kind: Kind::NullDeref,
             title: title.into(),
-            frame: None,
-            corrupted: false,
-            trace: vec![],
-            task: None,
-            pid: None,
-            cpu: None,
-            timestamp: None,
             line: 1,
-            report: String::new(),
-            during: None,
             expected_by: expected_by.map(String::from),
-            context: vec![],
+            ..Default::default()
         }
     }
 

@@ -57,6 +57,14 @@ pub(crate) enum Head {
     /// A report that stops the machine by itself (`PANIC: double fault`): kind panic,
     /// titled `{title} in X` from the faulting frame.
     Fatal(String),
+    /// A trap or fault oops without a more precise head (`invalid opcode`, `divide
+    /// error`, arm64 `Internal error: Oops - BUG`): kind other, titled `{title} in X`
+    /// from the faulting frame.
+    Trap(String),
+    /// A kernel stack overflow (x86 `BUG: %s stack guard page was hit`, arm64
+    /// `Insufficient stack space to handle exception!`): kind other, titled
+    /// `kernel stack overflow in X` after the recursion.
+    Overflow,
     /// Anything else that is clearly a report: title base; frame appended when found.
     Other(String),
 }
@@ -85,7 +93,7 @@ impl Head {
             Head::SoftLockup => Kind::SoftLockup,
             Head::HardLockup => Kind::HardLockup,
             Head::Panic(_) | Head::Fatal(_) => Kind::Panic,
-            Head::Other(_) => Kind::Other,
+            Head::Trap(_) | Head::Overflow | Head::Other(_) => Kind::Other,
         }
     }
 }
@@ -340,7 +348,7 @@ fn unwinder(rest: &str) -> Option<Start> {
 const HEAD_STARTS: &[&[u8; 4]] = &[
     b"WARN", b"BUG:", b"BUG ", b"[ BU", b"[ IN", b"INFO", b"rcu:", b"watc", b"NMI ", b"Watc",
     b"Unab", b"gene", b"Oops", b"kern", b"UBSA", b"kmem", b"unre", b"Kern", b"PANI", b"trap",
-    b"inva", b"divi", b"stac", b"Inte", b"Insu",
+    b"inva", b"divi", b"stac", b"Inte", b"Insu", b"kasa", b"Unha",
 ];
 
 fn head_prefix(b: &[u8]) -> bool {
@@ -353,6 +361,12 @@ fn head_prefix(b: &[u8]) -> bool {
 /// Recognises a report head line. `msg` is the line without printk prefixes.
 pub(crate) fn detect(msg: &str) -> Option<Start> {
     let msg = msg.trim_end();
+    // KASAN_INLINE kernels before 4.16 printed this hint without a newline, so the
+    // fault's own line follows on the same console line.
+    let msg = msg
+        .strip_prefix("kasan: GPF could be caused by NULL-ptr deref or user memory access")
+        .filter(|rest| rest.starts_with("general protection fault"))
+        .unwrap_or(msg);
     if !head_prefix(msg.as_bytes()) {
         return None;
     }
@@ -366,7 +380,15 @@ pub(crate) fn detect(msg: &str) -> Option<Start> {
         .strip_prefix("[ BUG: ")
         .or_else(|| msg.strip_prefix("[ INFO: "))
     {
-        return lockdep_head(rest.trim_end_matches(" ]"));
+        let rest = rest.trim_end_matches(" ]");
+        // Before 4.9: `[ BUG: %s/%d still has locks held! ]`.
+        if rest.ends_with(" still has locks held!") {
+            return Some(Start::new(Head::Lockdep {
+                prefix: "BUG: still has locks held",
+                at_first: true,
+            }));
+        }
+        return lockdep_head(rest);
     }
     if let Some(rest) = msg.strip_prefix("INFO: ") {
         return info_line(rest);
@@ -507,7 +529,9 @@ fn checker_head(msg: &str) -> Option<Start> {
 /// `Kernel panic - not syncing:` and `PANIC:` lines.
 fn panic_head(msg: &str) -> Option<Start> {
     if let Some(rest) = msg.strip_prefix("Kernel panic - not syncing: ") {
-        return Some(Start::new(Head::Panic(sanitize(rest, false))));
+        return Some(
+            stack_panic(rest).unwrap_or_else(|| Start::new(Head::Panic(sanitize(rest, false)))),
+        );
     }
     // `traps: PANIC: double fault, error_code: 0x0` (x86 traps.c, pr_fmt `traps: `),
     // `PANIC: invalid or fatal FRED event; ...` (entry_fred.c).
@@ -521,6 +545,27 @@ fn panic_head(msg: &str) -> Option<Start> {
             return Some(Start::new(Head::Fatal(format!("PANIC: {t}"))));
         }
         return None;
+    }
+    None
+}
+
+/// Panics that are reports of their own, about the stack of the function that
+/// panicked: `stack-protector: Kernel stack is corrupted in: %pB` (kernel/panic.c
+/// __stack_chk_fail; the function whose canary was overwritten) and `corrupted stack end
+/// detected inside scheduler` (kernel/sched/core.c, a stack overrun by runaway
+/// recursion).
+fn stack_panic(rest: &str) -> Option<Start> {
+    if let Some(r) = rest.strip_prefix("stack-protector: Kernel stack is corrupted in: ") {
+        let mut s = Start::new(Head::Fatal("kernel panic: stack is corrupted".into()));
+        if let Some((f, _)) = parse_frame(r.trim()) {
+            s.frames.push(f);
+        }
+        return Some(s);
+    }
+    if rest.starts_with("corrupted stack end detected inside scheduler") {
+        return Some(Start::new(Head::Fatal(
+            "kernel panic: corrupted stack end".into(),
+        )));
     }
     None
 }
@@ -542,14 +587,22 @@ fn other_head(msg: &str) -> Option<Start> {
             let title = if title.is_empty() {
                 let what = rest.split(": ").next().unwrap_or(rest);
                 let what = what.split(" [#").next().unwrap_or(what).trim();
-                format!("Internal error: {}", sanitize(what, false))
+                match sanitize(what, false) {
+                    w if w.is_empty() => "Internal error".to_string(),
+                    w => format!("Internal error: {w}"),
+                }
             } else {
                 title.to_string()
             };
-            let mut s = Start::new(Head::Other(title));
+            let mut s = Start::new(Head::Trap(title));
             s.oops_line = true;
             return Some(s);
         }
+    }
+    // 32-bit arm (arch/arm/mm/fault.c do_DataAbort): `Unhandled fault: %s (0x%03x) at
+    // 0x%08lx`, then the `Internal error:` oops line.
+    if msg.starts_with("Unhandled fault: ") {
+        return Some(Start::new(Head::Trap("Unhandled fault".into())));
     }
     // SLUB debugging (mm/slub.c slab_bug: `BUG %s (%s): %pV`):
     // `BUG kmalloc-64 (Not tainted): Object already free`.
@@ -567,15 +620,20 @@ fn other_head(msg: &str) -> Option<Start> {
         }
         return None;
     }
+    // Printed every 10 s by a task waiting on a leaked reference, with no stack of its
+    // own: it opens a report only when none is open.
     if msg.starts_with("unregister_netdevice: waiting for ") && msg.contains("to become free") {
-        return Some(Start::new(Head::Other(
-            "unregister_netdevice: waiting for DEV to become free".into(),
-        )));
+        return Some(
+            Start::new(Head::Other(
+                "unregister_netdevice: waiting for DEV to become free".into(),
+            ))
+            .weak(),
+        );
     }
     // arm64 handle_bad_stack: `Insufficient stack space to handle exception!`; titled
     // like x86's `BUG: %s stack guard page was hit` (the same bug on another arch).
     if msg.starts_with("Insufficient stack space to handle exception") {
-        return Some(Start::new(Head::Other("kernel stack overflow".into())));
+        return Some(Start::new(Head::Overflow));
     }
     None
 }
@@ -598,6 +656,7 @@ fn warning(msg: &str, rest: &str) -> Option<Start> {
         ("kernel/locking/lockdep.c", "locking bug"),
         ("lib/kobject.c", "kobject bug"),
         ("mm/usercopy.c", "bad usercopy"),
+        ("fs/proc/generic.c", "proc registration bug"),
     ]
     .iter()
     .find(|(file, _)| rest.contains(&format!("{file}:")))
@@ -834,8 +893,12 @@ fn bug_lockdep(rest: &str) -> Option<Start> {
 fn bug_other(rest: &str) -> Option<Start> {
     // arch/x86/kernel/traps.c: `BUG: %s stack guard page was hit at %px (stack is
     // %px..%px)`; titled like arm64's stack overflow.
-    if rest.contains(" stack guard page was hit") {
-        return Some(Start::new(Head::Other("kernel stack overflow".into())));
+    if rest.contains("stack guard page was hit") {
+        return Some(Start::new(Head::Overflow));
+    }
+    // syzkaller's kmemleak scans print `BUG: memory leak` before the kmemleak report.
+    if rest == "memory leak" {
+        return Some(Start::new(Head::Kmemleak));
     }
     let t = sanitize(rest, true);
     if t.is_empty() {
@@ -1068,11 +1131,11 @@ mod tests {
         );
         assert_eq!(
             head("stack segment: 0000 [#1] SMP"),
-            Head::Other("stack segment fault".into())
+            Head::Trap("stack segment fault".into())
         );
         assert_eq!(
             head("Internal error: Oops - Undefined instruction: 0000000002000000 [#1] SMP"),
-            Head::Other("Internal error: Oops - Undefined instruction".into())
+            Head::Trap("Internal error: Oops - Undefined instruction".into())
         );
     }
 

@@ -1,4 +1,4 @@
-//! Stack-frame lines and the list of frames that are never "guilty".
+//! Stack-frame lines.
 
 use crate::record::finding::Frame;
 
@@ -7,18 +7,20 @@ use crate::record::finding::Frame;
 /// ` foo mm/memory.c:123 [inline]`. Returns the frame and whether it was marked
 /// unreliable (`? `).
 pub(crate) fn parse_frame(s: &str) -> Option<(Frame, bool)> {
-    let mut s = s.trim_start();
-    // Inline context markers of old x86 traces: ` <IRQ>  [<ffff..>] foo`.
-    while s.starts_with('<') {
-        let end = s.find('>')?;
-        if end > 8 || !s[1..end].bytes().all(|b| b.is_ascii_uppercase()) {
-            return None;
+    let (mut s, addressed) = strip_line_prefix(s)?;
+    // 32-bit arm: `[<c0100000>] (func+0x1/0x2) from [<c0100100>] (caller+0x3/0x4)`; the
+    // caller is the next line's function.
+    if addressed {
+        if let Some(inner) = s.strip_prefix('(') {
+            let (inner, rest) = inner.split_once(')')?;
+            if !rest.trim_start().starts_with("from ") {
+                return None;
+            }
+            if !inner.contains('+') {
+                return is_symbol(inner).then(|| (bare_frame(inner), false));
+            }
+            s = inner;
         }
-        s = s[end + 1..].trim_start();
-    }
-    while let Some(rest) = s.strip_prefix("[<") {
-        let end = rest.find(">]")?;
-        s = rest[end + 2..].trim_start();
     }
     let mut unreliable = false;
     if let Some(rest) = s.strip_prefix("? ") {
@@ -33,26 +35,97 @@ pub(crate) fn parse_frame(s: &str) -> Option<(Frame, bool)> {
     if first.is_ascii_digit() || first == b'.' {
         return None;
     }
-    let mut rest = &s[name_end..];
-    let mut offset = None;
-    let mut size = None;
-    if let Some(r) = rest.strip_prefix("+0x") {
-        let (off, r) = hex_prefix(r)?;
-        offset = Some(off);
-        rest = r;
-        if let Some(r) = rest.strip_prefix("/0x") {
-            let (sz, r) = hex_prefix(r)?;
-            size = Some(sz);
-            rest = r;
-        }
-        if !(rest.is_empty() || rest.starts_with([' ', ',', '\t'])) {
+    // An address printed for want of a symbol (`ffffffff81234567`).
+    if name.len() >= 8 && name.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    let (offset, size, rest) = offset_and_size(&s[name_end..])?;
+    let (module, source) = annotations(rest);
+    let frame = Frame {
+        function: name.to_string(),
+        offset,
+        size,
+        module,
+        source,
+    };
+    Some((frame, unreliable))
+}
+
+/// Strips what may come before a frame's name: old x86's inline context markers
+/// (` <IRQ>  [<ffff..>] foo`), a timestamp merged into the line by interleaved console
+/// output, and `[<address>]` columns. Returns the rest and whether an address was there.
+fn strip_line_prefix(s: &str) -> Option<(&str, bool)> {
+    let mut s = s.trim_start();
+    while s.starts_with('<') {
+        let end = s.find('>')?;
+        if end > 8 || !s[1..end].bytes().all(|b| b.is_ascii_uppercase()) {
             return None;
         }
-    } else {
-        // Symbolised frame without offset: `name path/file.c:123 [inline]`.
+        s = s[end + 1..].trim_start();
+    }
+    // ` <IRQ> [  420.408595]  [<ffffffff814249f9>] sched_show_task+0x1c9/0x279`.
+    if let Some(rest) = s.strip_prefix('[') {
+        if !rest.starts_with('<') {
+            let (ts, after) = rest.split_once(']')?;
+            let ts = ts.trim();
+            if ts.is_empty() || !ts.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+                return None;
+            }
+            s = after.trim_start();
+        }
+    }
+    let mut addressed = false;
+    while let Some(rest) = s.strip_prefix("[<") {
+        let end = rest.find(">]")?;
+        s = rest[end + 2..].trim_start();
+        addressed = true;
+    }
+    Some((s, addressed))
+}
+
+/// A plain symbol name (`probe_work_fn`, `foo.part.0`).
+pub(crate) fn is_symbol(name: &str) -> bool {
+    !name.is_empty()
+        && !name.as_bytes()[0].is_ascii_digit()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.')
+}
+
+/// A frame known by its name only.
+pub(crate) fn bare_frame(name: &str) -> Frame {
+    Frame {
+        function: name.to_string(),
+        offset: None,
+        size: None,
+        module: None,
+        source: None,
+    }
+}
+
+/// `+0x1c/0x40 ...` after a frame's name, or the source location of a symbolised frame
+/// without offset (` mm/memory.c:123 [inline]`). Returns offset, size and the rest.
+fn offset_and_size(rest: &str) -> Option<(Option<u64>, Option<u64>, &str)> {
+    let Some(r) = rest.strip_prefix("+0x") else {
         let tok = rest.strip_prefix(' ')?.split_whitespace().next()?;
         looks_like_source(tok)?;
+        return Some((None, None, rest));
+    };
+    let (off, mut rest) = hex_prefix(r)?;
+    let mut size = None;
+    if let Some(r) = rest.strip_prefix("/0x") {
+        let (sz, r) = hex_prefix(r)?;
+        size = Some(sz);
+        rest = r;
     }
+    if !(rest.is_empty() || rest.starts_with([' ', ',', '\t'])) {
+        return None;
+    }
+    Some((Some(off), size, rest))
+}
+
+/// The source location (`mm/memory.c:123`) and module (`[ext4]`) after a frame.
+fn annotations(rest: &str) -> (Option<String>, Option<String>) {
     let mut module = None;
     let mut source = None;
     for tok in rest.split_whitespace() {
@@ -72,16 +145,7 @@ pub(crate) fn parse_frame(s: &str) -> Option<(Frame, bool)> {
             }
         }
     }
-    Some((
-        Frame {
-            function: name.to_string(),
-            offset,
-            size,
-            module,
-            source,
-        },
-        unreliable,
-    ))
+    (module, source)
 }
 
 fn hex_prefix(s: &str) -> Option<(u64, &str)> {
@@ -195,6 +259,13 @@ mod tests {
         assert_eq!(fr.source.as_deref(), Some("lib/dump_stack.c:120"));
         let fr = f(" <IRQ>  [<ffffffff81000000>] foo+0x1/0x2");
         assert_eq!(fr.function, "foo");
+        let fr = f("[<80b2f268>] (_raw_spin_unlock_irqrestore) from [<8016fb5c>] (prepare_to_wait_event+0x68/0x104)");
+        assert_eq!(fr.function, "_raw_spin_unlock_irqrestore");
+        let fr = f("[<8010e300>] (show_stack+0x18/0x1c) from [<8018de80>] (rcu_check_callbacks+0x7a0/0x7a8)");
+        assert_eq!(
+            (fr.function.as_str(), fr.offset),
+            ("show_stack", Some(0x18))
+        );
     }
 
     #[test]

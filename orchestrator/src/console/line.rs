@@ -31,6 +31,7 @@ pub(crate) fn split(raw: &[u8]) -> Line<'_> {
     if s.len() >= 3 && s[0] == b'<' && s[1].is_ascii_digit() && s[2] == b'>' {
         s = &s[3..];
     }
+    s = skip_interleaved_output(s);
     let mut ts = None;
     let mut caller = None;
     let mut human = false;
@@ -66,6 +67,23 @@ pub(crate) fn split(raw: &[u8]) -> Line<'_> {
         }
     }
     Line { ts, caller, msg: s }
+}
+
+/// A kernel line printed right after output that did not end its line (a login prompt,
+/// a program's progress): `syzkaller login: [   16.305150] INFO: ...`. The kernel's part
+/// starts at its timestamp.
+fn skip_interleaved_output(s: &[u8]) -> &[u8] {
+    if s.first() == Some(&b'[') {
+        return s;
+    }
+    let window = &s[..s.len().min(256)];
+    let Some(open) = window.iter().position(|&b| b == b'[') else {
+        return s;
+    };
+    match bracket(&s[open..]) {
+        Some((inner, _)) if parse_ts(inner).is_some() => &s[open..],
+        _ => s,
+    }
 }
 
 fn bracket(s: &[u8]) -> Option<(&[u8], &[u8])> {
@@ -193,6 +211,14 @@ mod tests {
             split(b"Mar is a month: kernel: no").msg,
             b"Mar is a month: kernel: no"
         );
+    }
+
+    #[test]
+    fn output_before_the_timestamp() {
+        let l = split(b"syzkaller login: [   16.305150] INFO: trying to register non-static key.");
+        assert_eq!(l.ts, Some(16.30515));
+        assert_eq!(l.msg, b"INFO: trying to register non-static key.");
+        assert_eq!(split(b"probe: [x] done").msg, b"probe: [x] done");
     }
 
     #[test]

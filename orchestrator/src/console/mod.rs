@@ -41,17 +41,21 @@
 //! `__this_cpu_*()` checks), `hung_task` the hung-task detector, `panic` whatever stops
 //! the machine by itself.
 //!
-//! The guilty frame is, by report type, the lock site named by lockdep's `at:` lines, the
-//! function on the head line (WARNING location, KASAN/KFENCE/KMSAN/KCSAN `in func`,
-//! DEBUG_PREEMPT's `caller is`, a workqueue's `workfn=`), the faulting `RIP:`/`pc :`
-//! (oopses) and then the call trace; for stalls and lockups, the interrupted task's code
-//! rather than the interrupt that noticed it. Generic frames are always skipped (report
-//! plumbing, lock primitives, allocators, fault and entry code, sanitizer runtimes: see
-//! `frame`'s groups, plus per-type plumbing in `frame::kind_skip`), and unreliable `? `
-//! frames dropped. With `Parser::with_preferred`, the first remaining frame in a function
-//! the series changes wins. A finding is `corrupted` when it was cut off (end of log,
-//! reboot, another report before its trace finished) or when no guilty frame could be
-//! found for a type that needs one.
+//! The guilty frame is the function a kernel developer would blame, never the machinery
+//! that reported it (see `guilty` for the rule of each kind): the lock site named by
+//! lockdep's `at:` lines, the function on the head line (WARNING location,
+//! KASAN/KFENCE/KMSAN/KCSAN `in func`, DEBUG_PREEMPT's `caller is`, a workqueue's
+//! `workfn=`), the faulting `RIP:`/`pc :` (oopses), then the call trace read from the
+//! interrupted code on; for stalls and lockups the looping task's entry (the callee of
+//! the syscall, VFS, socket, workqueue, softirq or timer dispatcher), for stack overflows
+//! the recursing function, for hung tasks the first frame that is not a wait or lock
+//! primitive. Generic frames are skipped (report plumbing, lock primitives, allocators,
+//! fault and entry code, sanitizer runtimes, and helpers and assertions whose caller is
+//! the culprit: see `skip`'s groups), and unreliable `? ` frames dropped. With
+//! `Parser::with_preferred`, the first remaining frame in a function the series changes
+//! wins. A finding is `corrupted` when it was cut off (end of log, reboot, another report
+//! before its trace finished) or when no guilty frame could be found for a kind that
+//! needs one; `no_function` then says why.
 
 mod detect;
 mod frame;

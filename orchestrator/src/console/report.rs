@@ -8,7 +8,8 @@ use super::frame::{normalize, parse_frame, parse_marker};
 use super::guilty::{Cand, Evidence};
 use super::line::Caller;
 use super::text::{
-    is_arm64_irq_entry, is_reportish, is_separator, is_trace_header, plain_frame, rip_frame,
+    is_arm64_irq_entry, is_register_line, is_reportish, is_separator, is_trace_header, plain_frame,
+    rip_frame,
 };
 use crate::record::finding::{Finding, Frame, Kind};
 
@@ -56,6 +57,16 @@ pub(crate) struct Report {
     cands: Vec<Cand>,
     /// Depth of `<IRQ>`-like sections in the trace being read.
     irq_depth: u32,
+    /// An in-trace `RIP:` line was just read: its register dump is part of the trace.
+    regs_in_trace: bool,
+    /// The last frame line was arm64's LR-derived `(L)` one.
+    after_lr: bool,
+    /// An RCU stall whose stalled CPU was idle (`NMI backtrace for cpu 1 skipped:
+    /// idling at ...`): there is no stack to name.
+    idle_cpu: bool,
+    /// The first trace is another task's (RCU's grace-period kthread): the next one
+    /// replaces it.
+    other_task_dump: bool,
     head_frames: Vec<Frame>,
     /// Frames of the first register dump's `RIP:`/`pc :` lines (several when the
     /// log is symbolised with inlining), innermost first.
@@ -115,6 +126,10 @@ impl Report {
             unreliable: Vec::new(),
             cands: Vec::new(),
             irq_depth: 0,
+            regs_in_trace: false,
+            after_lr: false,
+            idle_cpu: false,
+            other_task_dump: false,
             head_frames: start.frames,
             rips: Vec::new(),
             rips_done: false,
@@ -207,6 +222,24 @@ impl Report {
         if is_separator(t) {
             return self.add_separator(raw, foreign);
         }
+        if self.other_task_dump && self.trace_state != TraceState::NotStarted {
+            // The stalled CPU's trace after a dump of RCU's own kthread: that is the one
+            // (after its header, or after `NMI backtrace for cpu N` on 32-bit arm, which
+            // prints no header).
+            if is_trace_header(t) {
+                self.restart_trace(TraceState::InProgress {
+                    depth: 0,
+                    nonframe: 0,
+                });
+                self.push(raw);
+                return Step::Keep;
+            }
+            if trimmed.starts_with("NMI backtrace for cpu") && !trimmed.contains("skipped") {
+                self.restart_trace(TraceState::NotStarted);
+                self.push(raw);
+                return Step::Keep;
+            }
+        }
         if let TraceState::InProgress { depth, nonframe } = self.trace_state {
             if let Some(step) = self.add_in_trace(raw, t, foreign, depth, nonframe) {
                 return step;
@@ -259,17 +292,32 @@ impl Report {
             return Some(Step::Keep);
         }
         if let Some((frame, unreliable)) = parse_frame(t) {
+            self.inline_marker(trimmed);
             self.trace_frame(frame, unreliable);
+            self.after_lr = t.trim_end().ends_with(" (L)");
+            self.regs_in_trace = false;
             self.trace_state = TraceState::InProgress { depth, nonframe: 0 };
             self.push(raw);
             return Some(Step::Keep);
         }
         // The interrupted code inside a trace: `RIP: 0010:vma_start_read+0x6e/0x180`
-        // after `asm_sysvec_apic_timer_interrupt`.
+        // after `asm_sysvec_apic_timer_interrupt`, then its registers; the trace goes on
+        // after them even outside any `<TASK>` section (kernels before 5.x).
         if let Some(f) = rip_frame(trimmed) {
             self.push_frame(f, true);
+            self.regs_in_trace = true;
         }
-        if depth > 0 && nonframe < 40 {
+        // 32-bit arm dumps an exception's stack words inside the trace.
+        if trimmed.starts_with("Exception stack(") {
+            self.regs_in_trace = true;
+        }
+        let regs = (self.regs_in_trace
+            && (is_register_line(t)
+                || trimmed.starts_with("Code: ")
+                || trimmed.starts_with("Exception stack(")
+                || is_stack_words(trimmed)))
+            || is_saved_registers(trimmed);
+        if (depth > 0 || regs) && nonframe < 40 {
             self.trace_state = TraceState::InProgress {
                 depth,
                 nonframe: nonframe + 1,
@@ -278,15 +326,21 @@ impl Report {
             self.push(raw);
             return Some(Step::Keep);
         }
-        let structural = t.is_empty() || t.trim_end().ends_with(':') || is_reportish(t);
+        // Indented text other than frames is tolerated like other noise (a message
+        // continued on its next line); a blank line, a header (`Allocated by task 1:`)
+        // or report text at the start of a line ends the trace.
+        let structural = t.is_empty()
+            || t.trim_end().ends_with(':')
+            || (is_reportish(t) && !t.starts_with([' ', '\t']));
         if foreign && !structural {
             // Someone else's line in the middle of our trace: tolerate.
             self.push(raw);
             return Some(Step::Keep);
         }
-        if !structural && nonframe < 3 && !self.trace.is_empty() {
-            // An unrelated message landed inside a marker-less (arm64) trace;
-            // the trace may go on after it.
+        // An unrelated message landed inside a marker-less (arm64, old x86) trace, or
+        // between its header and its first frame: the trace may go on after it.
+        let tolerated = if self.trace.is_empty() { 8 } else { 3 };
+        if !structural && nonframe < tolerated {
             self.trace_state = TraceState::InProgress {
                 depth,
                 nonframe: nonframe + 1,
@@ -295,6 +349,31 @@ impl Report {
             return Some(Step::Keep);
         }
         None
+    }
+
+    /// Forgets the trace read so far: it was another task's.
+    fn restart_trace(&mut self, state: TraceState) {
+        self.other_task_dump = false;
+        self.trace.clear();
+        self.unreliable.clear();
+        self.cands.clear();
+        self.irq_depth = 0;
+        self.regs_in_trace = false;
+        self.trace_state = state;
+    }
+
+    /// Old x86 traces mark interrupt stacks inside frame lines: `<IRQ>  [<..>] foo`
+    /// opens one, `<EOI>  [<..>] bar` is the first frame after it.
+    fn inline_marker(&mut self, trimmed: &str) {
+        if let Some(rest) = trimmed.strip_prefix('<') {
+            match rest.split_once('>').map(|(m, _)| m) {
+                Some("IRQ" | "NMI" | "SOFTIRQ") => {
+                    self.irq_depth = self.irq_depth.saturating_add(1)
+                }
+                Some("EOI" | "EOE") => self.irq_depth = self.irq_depth.saturating_sub(1),
+                _ => {}
+            }
+        }
     }
 
     /// `<TASK>`, `</IRQ>`...: context sections of an x86 trace.
@@ -319,11 +398,13 @@ impl Report {
     }
 
     fn trace_frame(&mut self, frame: Frame, unreliable: bool) {
-        // arm64 prints the LR-derived caller twice (`(L)` then plain).
-        let dup = self
-            .trace
-            .last()
-            .is_some_and(|l| l.function == frame.function && l.offset == frame.offset);
+        // arm64 prints the LR-derived caller twice (`(L)` then plain); other repeats
+        // are recursion.
+        let dup = self.after_lr
+            && self
+                .trace
+                .last()
+                .is_some_and(|l| l.function == frame.function && l.offset == frame.offset);
         if unreliable {
             let again = self
                 .unreliable
@@ -353,7 +434,10 @@ impl Report {
             self.head,
             Head::Lockdep { .. } | Head::LockdepFixed(_) | Head::SuspiciousRcu | Head::Kasan(_)
         );
-        if implicit && self.prev_ends_colon && t.starts_with([' ', '\t']) {
+        // 32-bit arm prints some traces (hung tasks) without a header; its frame lines
+        // (`[<c0100000>] (foo) from [<c0100100>] (bar+0x1/0x2)`) cannot be anything else.
+        let arm32 = t.starts_with("[<") && t.contains(") from [<");
+        if implicit && (arm32 || self.prev_ends_colon && t.starts_with([' ', '\t'])) {
             if let Some((frame, unreliable)) = parse_frame(t) {
                 if !unreliable {
                     self.push_frame(frame, false);
@@ -430,14 +514,26 @@ impl Report {
         false
     }
 
-    /// Sanitizer lines that say where the report is.
+    /// Sanitizer lines that say where the report is; RCU's dump of its own kthread.
     fn scan_state(&mut self, trimmed: &str) -> bool {
+        // kernel/rcu/tree_stall.h rcu_check_gp_kthread_starvation: the grace-period
+        // kthread's stack comes before the stalled CPU's.
+        if trimmed.starts_with("rcu: RCU grace-period kthread stack dump:")
+            || trimmed.starts_with("RCU grace-period kthread stack dump:")
+        {
+            self.other_task_dump = self.trace_state == TraceState::NotStarted;
+            return true;
+        }
         if trimmed.starts_with("Memory state around the buggy address") {
             self.memory_state = true;
             return true;
         }
         if trimmed.starts_with("Asynchronous fault: no details available") {
             self.no_details = true;
+            return true;
+        }
+        if trimmed.starts_with("NMI backtrace for cpu") && trimmed.contains(" skipped: idling") {
+            self.idle_cpu = true;
             return true;
         }
         false
@@ -664,7 +760,8 @@ impl Report {
             Head::SoftLockup => Cow::Borrowed("BUG: soft lockup"),
             Head::HardLockup => Cow::Borrowed("BUG: hard lockup"),
             Head::Panic(m) => return format!("kernel panic: {m}"),
-            Head::Other(t) => Cow::Borrowed(t.as_str()),
+            Head::Overflow => Cow::Borrowed("kernel stack overflow"),
+            Head::Trap(t) | Head::Other(t) => Cow::Borrowed(t.as_str()),
         };
         match frame {
             Some(f) => format!("{base} in {f}"),
@@ -696,34 +793,14 @@ impl Report {
             chain0: &self.chain0,
         }
         .guilty(preferred);
-        let unclosed_trace =
-            matches!(self.trace_state, TraceState::InProgress { depth, .. } if depth > 0);
-        // A marker-less (arm64, old x86) trace still "in progress" is whole if another
-        // report followed it or it reached a bottom-of-stack frame.
-        let trace_whole = match self.trace_state {
-            TraceState::Done => true,
-            TraceState::InProgress { depth: 0, .. } => {
-                why == Close::NewReport || self.trace.last().is_some_and(|f| is_bottom(&f.function))
-            }
-            _ => false,
-        };
-        // Some lockdep reports (lock held when returning to user space) carry no stack
-        // trace at all: their `at:` frame is the whole story.
-        let at_only = matches!(self.head, Head::Lockdep { at_first: true, .. })
-            && !self.at_frames.is_empty()
-            && why != Close::Cut;
-        let complete = at_only
-            || if self.sanitizer() {
-                self.explicit_end || (why == Close::Normal && trace_whole)
-            } else if self.expects_frame() {
-                self.explicit_end || trace_whole || why == Close::Normal
-            } else {
-                !unclosed_trace
-            };
+        let complete = self.complete(why);
         // A panic that names the end of another report, standing alone, means the
         // report itself was lost.
         let orphan_panic = matches!(&self.head, Head::Panic(m) if is_consequence_panic(m));
-        let frameless = self.expects_frame() && frame.is_none() && !self.no_details;
+        let no_function = self.no_function(frame.as_deref(), complete);
+        // Nothing to name by nature (an asynchronous fault, an idle CPU) is no sign of a
+        // damaged report; no frame where one was due is.
+        let frameless = no_function.is_some() && !self.no_details && !self.idle_cpu;
         let corrupted = orphan_panic || !complete || frameless;
         let title = self.title(frame.as_deref());
         let kind = self.kind();
@@ -743,8 +820,58 @@ impl Report {
             timestamp: self.timestamp,
             line: self.line,
             report,
+            no_function,
             ..Default::default()
         }
+    }
+
+    /// Whether the report ended by its own format rather than being cut off.
+    fn complete(&self, why: Close) -> bool {
+        let unclosed_trace =
+            matches!(self.trace_state, TraceState::InProgress { depth, .. } if depth > 0);
+        // A marker-less (arm64, old x86) trace still "in progress" is whole if another
+        // report followed it or it reached a bottom-of-stack frame.
+        let trace_whole = match self.trace_state {
+            TraceState::Done => true,
+            TraceState::InProgress { depth: 0, .. } => {
+                why == Close::NewReport || self.trace.last().is_some_and(|f| is_bottom(&f.function))
+            }
+            _ => false,
+        };
+        // Some lockdep reports (lock held when returning to user space) carry no stack
+        // trace at all: their `at:` frame is the whole story.
+        let at_only = matches!(self.head, Head::Lockdep { at_first: true, .. })
+            && !self.at_frames.is_empty()
+            && why != Close::Cut;
+        at_only
+            || if self.sanitizer() {
+                self.explicit_end || (why == Close::Normal && trace_whole)
+            } else if self.expects_frame() {
+                self.explicit_end || trace_whole || why == Close::Normal
+            } else {
+                !unclosed_trace
+            }
+    }
+
+    /// Why a report of a kind that names a function has none in its title.
+    fn no_function(&self, frame: Option<&str>, complete: bool) -> Option<String> {
+        if frame.is_some() || !self.expects_frame() {
+            return None;
+        }
+        let why = if self.no_details {
+            "asynchronous fault: the hardware gave no details"
+        } else if self.idle_cpu {
+            "the stalled CPU was idle: no backtrace"
+        } else if self.cands.is_empty() && self.rips.is_empty() && self.head_frames.is_empty() {
+            if complete {
+                "no stack trace in the report"
+            } else {
+                "cut off before its stack trace"
+            }
+        } else {
+            "only reporting, locking, scheduling or entry frames"
+        };
+        Some(why.to_string())
     }
 }
 
@@ -765,6 +892,32 @@ pub(crate) fn is_consequence_panic(msg: &str) -> bool {
     ]
     .iter()
     .any(|p| msg.contains(p))
+}
+
+/// `7cc0: 80f1911c 60030013 ...`: a line of a 32-bit arm stack dump.
+fn is_stack_words(t: &str) -> bool {
+    t.split_once(": ").is_some_and(|(addr, words)| {
+        addr.len() == 4
+            && addr.bytes().all(|b| b.is_ascii_hexdigit())
+            && words
+                .split_whitespace()
+                .all(|w| w.bytes().all(|b| b.is_ascii_hexdigit()))
+    })
+}
+
+/// ` r7:83675be0 r6:843d38dc`: registers 32-bit arm saved in a frame, printed under it.
+fn is_saved_registers(t: &str) -> bool {
+    !t.is_empty()
+        && t.split_whitespace().all(|w| {
+            w.split_once(':').is_some_and(|(reg, val)| {
+                (1..=3).contains(&reg.len())
+                    && reg
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+                    && !val.is_empty()
+                    && val.bytes().all(|b| b.is_ascii_hexdigit())
+            })
+        })
 }
 
 /// The task name in `Comm: probe Not tainted 7.3.4 #1` (after `Comm: `/`comm: `).

@@ -3,7 +3,7 @@
 
 use std::sync::OnceLock;
 
-use super::frame::{normalize, parse_frame};
+use super::frame::{bare_frame, is_symbol, normalize, parse_frame};
 use crate::record::finding::Frame;
 
 pub(crate) fn is_separator(t: &str) -> bool {
@@ -15,6 +15,7 @@ pub(crate) fn is_trace_header(t: &str) -> bool {
     t == "Call Trace:"
         || t == "Call trace:"
         || t == "Backtrace:"
+        || t.starts_with("Backtrace: ")
         || t == "backtrace:"
         || (t.starts_with("backtrace (crc ") && t.ends_with("):"))
 }
@@ -175,7 +176,7 @@ pub(crate) fn is_reportish(t: &str) -> bool {
 }
 
 /// x86 registers `RAX: …`, `R08: …`, `FS:  …`; arm64 `x29: …`; unwind_dump's stack words.
-fn is_register_line(t: &str) -> bool {
+pub(crate) fn is_register_line(t: &str) -> bool {
     if let Some(colon) = t.find(':') {
         // `x9 : 00000000ffffffff` pads one-digit arm64 registers.
         let reg = t[..colon].trim_end();
@@ -213,18 +214,7 @@ pub(crate) fn plain_frame(s: &str) -> Option<Frame> {
         return Some(f);
     }
     let name = s.split_whitespace().next()?;
-    let ok = !name.is_empty()
-        && !name.as_bytes()[0].is_ascii_digit()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.');
-    ok.then(|| Frame {
-        function: name.to_string(),
-        offset: None,
-        size: None,
-        module: None,
-        source: None,
-    })
+    is_symbol(name).then(|| bare_frame(name))
 }
 
 /// arm64 exception-entry frames: whatever the unwinder printed before them ran in the

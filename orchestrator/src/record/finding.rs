@@ -65,6 +65,10 @@ pub struct Finding {
     /// matched its expectation); None for a real finding.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expected_by: Option<String>,
+    /// Why the title names no function although reports of its kind have one (no
+    /// stack trace, only generic frames, an idle CPU...); such a finding is corrupted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub no_function: Option<String>,
     /// The console lines just before the report, captured when it was found.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub context: Vec<String>,
