@@ -6,4 +6,5 @@ pub mod guest;
 pub mod kvm_verdict;
 pub mod proc;
 pub mod rundir;
+pub mod runfile;
 pub mod sanitize;

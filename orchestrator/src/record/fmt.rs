@@ -2,6 +2,17 @@
 //! relative to where the user is, run folder names, an error with its causes.
 
 use std::path::Path;
+use std::time::Duration;
+
+/// The most seconds any time in a result file can be: a Unix time in the year 5138, far
+/// past any run, and far inside what `Duration` and `SystemTime` hold.
+pub const MAX_SECS: f64 = 1e11;
+
+/// Seconds read from a result file as a `Duration`, never a panic: NaN and negatives are
+/// zero, more than [`MAX_SECS`] is that (`Duration::from_secs_f64` panics on 1e308).
+pub fn duration(secs: f64) -> Duration {
+    Duration::try_from_secs_f64(secs.clamp(0.0, MAX_SECS)).unwrap_or_default()
+}
 
 /// Text from the guest or the kernel, made safe to print on a terminal or in a plain
 /// file: control characters (escape sequences that could move the cursor, set the

@@ -95,7 +95,7 @@ fn files(c: &CellResult, run_dir: &Path) -> Vec<(String, String)> {
         "virtiofsd-tests.log",
     ]
     .iter()
-    .filter(|f| run_dir.join(&rel).join(f).is_file())
+    .filter(|f| crate::host::runfile::is_plain_file(run_dir, rel.join(f)))
     .map(|f| (f.to_string(), href(&rel.join(f))))
     .collect()
 }
@@ -108,7 +108,7 @@ fn ktap_link(c: &CellResult, run_dir: &Path, test: &str) -> Option<String> {
     let plain = Path::new(test)
         .components()
         .all(|p| matches!(p, Component::Normal(_)));
-    (plain && run_dir.join(&rel).is_file()).then(|| href(&rel))
+    (plain && crate::host::runfile::is_plain_file(run_dir, &rel)).then(|| href(&rel))
 }
 
 /// `+1m05s`: an offset or a length on the timeline.

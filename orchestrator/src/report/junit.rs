@@ -7,7 +7,6 @@ use crate::record::result::{CellResult, ControlState, TestResult};
 use crate::record::verdict::Verdict;
 use crate::spec::known::KnownIssues;
 use quick_junit::{NonSuccessKind, Property, Report, TestCase, TestCaseStatus, TestSuite};
-use std::time::Duration;
 
 /// Text made valid XML 1.0 character data: anything outside
 /// `#x9 | #xA | #xD | [#x20-#xD7FF] | [#xE000-#xFFFD] | [#x10000-#x10FFFF]` becomes
@@ -34,7 +33,7 @@ fn failure(message: &str, description: &str) -> TestCaseStatus {
 fn case(name: &str, status: TestCaseStatus, classname: &str, secs: f64) -> TestCase {
     let mut t = TestCase::new(xml_text(name), status);
     t.set_classname(xml_text(classname))
-        .set_time(Duration::from_secs_f64(secs.max(0.0)));
+        .set_time(crate::record::fmt::duration(secs));
     t
 }
 
@@ -56,7 +55,7 @@ fn known_note(k: Option<&crate::spec::known::KnownIssue>) -> String {
 /// A cell's testsuite: its build, then its boot or its tests and kernel reports.
 fn suite(c: &CellResult, known: &KnownIssues) -> TestSuite {
     let mut s = TestSuite::new(xml_text(&c.id));
-    s.set_time(Duration::from_secs_f64(c.seconds.max(0.0)));
+    s.set_time(crate::record::fmt::duration(c.seconds));
     s.add_property(Property::new("verdict", c.verdict.label()));
     s.add_property(Property::new(
         "accel",
