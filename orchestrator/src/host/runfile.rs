@@ -155,7 +155,7 @@ pub fn read_given(path: &Path, cap: u64, what: &str) -> std::io::Result<Vec<u8>>
             return Err(std::io::Error::new(
                 std::io::ErrorKind::InvalidData,
                 format!(
-                    "{}: is {}, not a regular file: give {what} as a file",
+                    "{}: is {}, not a regular file ({what} must be one)",
                     path.display(),
                     kind_name(mode)
                 ),
