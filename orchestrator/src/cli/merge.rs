@@ -1,7 +1,7 @@
 //! `kmatrix merge`: the run folders of a matrix's shards joined into one run folder.
 
 use crate::cli::error::CliError;
-use crate::record::fmt::visible;
+use crate::record::fmt::visible_line as visible;
 use crate::record::plan::Shard;
 use std::path::{Path, PathBuf};
 

@@ -478,7 +478,7 @@ pub fn render_with(
     known: &KnownIssues,
     compare: Option<&Comparison>,
 ) -> String {
-    html! {
+    let page = html! {
         (DOCTYPE)
         html lang="en" {
             head {
@@ -498,7 +498,10 @@ pub fn render_with(
             }
         }
     }
-    .into_string()
+    .into_string();
+    // maud escapes markup; control and bidi characters (which HTML forbids or which
+    // reorder what is read) are shown as `\xNN`, everywhere on the page at once.
+    crate::record::fmt::visible(&page)
 }
 
 /// `report.html` of a bisect folder: the answer, the steps (each linking to its own run's
@@ -506,7 +509,7 @@ pub fn render_with(
 pub fn bisect_page(b: &Bisect) -> String {
     let n = b.series.len();
     let title = format!("kmatrix bisect: {}", b.cell);
-    html! {
+    let page = html! {
         (DOCTYPE)
         html lang="en" {
             head {
@@ -564,5 +567,6 @@ pub fn bisect_page(b: &Bisect) -> String {
             }
         }
     }
-    .into_string()
+    .into_string();
+    crate::record::fmt::visible(&page)
 }

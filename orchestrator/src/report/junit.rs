@@ -8,11 +8,13 @@ use crate::record::verdict::Verdict;
 use crate::spec::known::KnownIssues;
 use quick_junit::{NonSuccessKind, Property, Report, TestCase, TestCaseStatus, TestSuite};
 
-/// Text made valid XML 1.0 character data: anything outside
+/// Text made valid XML 1.0 character data: control and bidi characters shown as `\xNN`
+/// (as on the terminal, `record::fmt::visible`), then anything else outside
 /// `#x9 | #xA | #xD | [#x20-#xD7FF] | [#xE000-#xFFFD] | [#x10000-#x10FFFF]` becomes
 /// U+FFFD (quick-junit drops C0 controls but lets U+FFFE/U+FFFF through).
 pub fn xml_text(s: &str) -> String {
-    s.chars()
+    crate::record::fmt::visible(s)
+        .chars()
         .map(|c| match c {
             '\t' | '\n' | '\r' => c,
             '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..='\u{10FFFF}' => c,
@@ -196,8 +198,8 @@ mod tests {
     #[test]
     fn characters_xml_forbids_are_replaced() {
         assert_eq!(
-            xml_text("a\u{FFFE}b\u{FFFF}c\u{1}d\te"),
-            "a\u{FFFD}b\u{FFFD}c\u{FFFD}d\te"
+            xml_text("a\u{FFFE}b\u{FFFF}c\u{1}d\te\u{202e}"),
+            "a\u{FFFD}b\u{FFFD}c\\x01d\te\\x202e"
         );
         assert_eq!(
             xml_text("vma_start_read_unlocked"),

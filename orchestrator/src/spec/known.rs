@@ -284,12 +284,21 @@ pub fn keep_copy(list: &Path, run_dir: &Path) -> std::io::Result<()> {
 /// `javascript:` link in a report would run when clicked). Checked when a list loads, and
 /// again by the writers (a `compare.json` could have been edited).
 pub fn link_is_safe(l: &str) -> bool {
-    let lower = l.to_ascii_lowercase();
-    if lower.starts_with("https://") || lower.starts_with("http://") {
-        return !l.chars().any(|c| c.is_whitespace() || c.is_control());
+    if l.chars()
+        .any(|c| c.is_whitespace() || crate::record::fmt::is_hidden(c) || c == '\\')
+    {
+        return false;
     }
+    let lower = l.to_ascii_lowercase();
+    if let Some(rest) = lower
+        .strip_prefix("https://")
+        .or_else(|| lower.strip_prefix("http://"))
+    {
+        return !rest.is_empty() && !rest.starts_with('/');
+    }
+    // Relative: no scheme, and not `//host/...` (a browser takes that as another host).
     let before_slash = l.split('/').next().unwrap_or("");
-    !l.is_empty() && !before_slash.contains(':') && !l.chars().any(char::is_control)
+    !l.is_empty() && !before_slash.contains(':') && !l.starts_with("//")
 }
 
 /// The line that names a cell's failure when no kernel report does (a build error, a
