@@ -6,7 +6,7 @@ use crate::cli::error::CliError;
 use crate::record::finding::Finding;
 use crate::record::fmt::visible_line;
 use crate::record::verdict::exit;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 /// Reports of one title listed in full; the rest are counted.
@@ -29,7 +29,7 @@ struct Kept {
     /// Reports of titles past `MAX_TITLES`, and how many such titles (to the first
     /// `MAX_TITLES` of them: counting them all would grow as they do).
     unlisted_reports: u64,
-    unlisted_titles: HashMap<String, ()>,
+    unlisted_titles: HashSet<String>,
     caps: Caps,
 }
 
@@ -86,7 +86,7 @@ impl Kept {
             None => {
                 self.unlisted_reports += 1;
                 if self.unlisted_titles.len() < self.caps.titles {
-                    self.unlisted_titles.insert(f.title, ());
+                    self.unlisted_titles.insert(f.title);
                 }
                 return;
             }
@@ -164,7 +164,7 @@ fn write_json(out: &mut impl std::io::Write, k: &Kept) -> std::io::Result<()> {
     let doc = Doc {
         findings: &k.findings,
         repeats: k.repeats(),
-        unlisted: (k.unlisted_reports > 0).then(|| Unlisted {
+        unlisted: (k.unlisted_reports > 0).then_some(Unlisted {
             reports: k.unlisted_reports,
             titles: k.unlisted_titles.len(),
         }),
