@@ -291,3 +291,24 @@ fn report_kcidb_never_opens_the_spec_path_written_in_results_json() {
     let doc: Value = serde_json::from_str(&r.stdout).unwrap();
     assert!(doc["checkouts"].is_array());
 }
+
+#[test]
+fn the_largest_times_a_guest_can_print_still_read_back() {
+    // printk timestamps have up to 12 digits of seconds, and the guest chooses them: its
+    // own run folder must not become one kmatrix refuses.
+    let d = tempfile::tempdir().unwrap();
+    let run = run_folder(&d.path().join("run"), "base", None);
+    forge(&run, |v| {
+        let c = &mut v["cells"][0];
+        c["kernel_init_secs"] = 999_999_999_999.999_f64.into();
+        c["findings"] = serde_json::json!([{
+            "kind": "warning", "title": "WARNING in f", "frame": null, "corrupted": false,
+            "trace": [], "task": null, "pid": null, "cpu": null,
+            "timestamp": 999_999_999_999.999_f64, "line": 3, "report": "x"
+        }]);
+    });
+    let r = kmatrix(&[Path::new("report"), &run]);
+    assert!(r.code == 0 || r.code == 1, "{}", r.stderr);
+    let r = kmatrix(&[Path::new("report"), Path::new("--kcidb"), &run]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+}

@@ -4,9 +4,10 @@
 use std::path::Path;
 use std::time::Duration;
 
-/// The most seconds any time in a result file can be: a Unix time in the year 5138, far
-/// past any run, and far inside what `Duration` and `SystemTime` hold.
-pub const MAX_SECS: f64 = 1e11;
+/// The most seconds any time in a result file can be: above any printk timestamp (the
+/// console's, at most 12 digits of seconds, which a guest chooses) and any Unix time of
+/// a run, and far inside what `Duration` and `SystemTime` hold.
+pub const MAX_SECS: f64 = 1e13;
 
 /// Seconds read from a result file as a `Duration`, never a panic: NaN and negatives are
 /// zero, more than [`MAX_SECS`] is that (`Duration::from_secs_f64` panics on 1e308).

@@ -124,7 +124,10 @@ pub fn patchset_hash(patches: &[PathBuf]) -> Result<String, KcidbError> {
 
 /// RFC 3339 UTC time of a Unix timestamp (seconds).
 fn time(at: f64) -> String {
-    humantime::format_rfc3339_micros(UNIX_EPOCH + crate::record::fmt::duration(at)).to_string()
+    // RFC 3339 ends with the year 9999 (humantime fails past it).
+    let last = std::time::Duration::from_secs(253_402_300_799);
+    let d = crate::record::fmt::duration(at).min(last);
+    humantime::format_rfc3339_micros(UNIX_EPOCH + d).to_string()
 }
 
 /// Seconds to the millisecond (what was measured, without float noise).
