@@ -25,7 +25,11 @@ fn main() {
     let code = match rt.block_on(kmatrix::cli::main(cli)) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("kmatrix: error: {}", kmatrix::record::fmt::chain(&e));
+            // Errors quote names and text from files that may come from anywhere.
+            eprintln!(
+                "kmatrix: error: {}",
+                kmatrix::record::fmt::visible(&kmatrix::record::fmt::chain(&e))
+            );
             e.exit_code()
         }
     };

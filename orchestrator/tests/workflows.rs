@@ -63,7 +63,8 @@ fn github_workflows_have_no_zizmor_findings() {
 }
 
 /// A path an artifact may hold: one of kmatrix's own result files, at the top of a run
-/// folder or in a cell folder (`*` for the cell), never a folder or a guest's files.
+/// folder or in a cell folder (`*/*/*` for the cell's `<arch>/<config>/<patchset>`),
+/// never a folder or a guest's files.
 fn allowed_upload(path: &str) -> bool {
     const RUN_FILES: &[&str] = &[
         "results.json",
@@ -93,7 +94,7 @@ fn allowed_upload(path: &str) -> bool {
     RUN_FILES.contains(&file)
         || CELL_FILES
             .iter()
-            .any(|f| path.ends_with(&format!("/*/{f}")))
+            .any(|f| path.ends_with(&format!("/*/*/*/{f}")))
 }
 
 fn yaml(path: &Path) -> serde_json::Value {
@@ -115,11 +116,140 @@ fn upload_allowlist_refuses_whole_folders_and_guest_files() {
     for good in [
         "runs/latest/results.json",
         "merged/report.html",
-        "runs/latest/*/console.log",
-        "runs/latest/*/tests/*.ktap",
+        "runs/latest/*/*/*/console.log",
+        "runs/latest/*/*/*/tests/*.ktap",
     ] {
         assert!(allowed_upload(good), "{good}");
     }
+    // One level down is not where cells are.
+    assert!(!allowed_upload("runs/latest/*/console.log"));
+}
+
+/// A run folder laid out as the engine lays it out: the run's files at the top, each
+/// cell's at `Cell::rel_dir()` (`<arch>/<config>/<patchset>/`), with the guest's
+/// `results/` and the tests share `share/` beside them. Returns kmatrix's own files and
+/// the guest's, relative to the run folder.
+fn run_folder(run: &Path) -> (Vec<String>, Vec<String>) {
+    use kmatrix::record::plan::{Arch, Cell};
+    let mut own: Vec<String> = [
+        "results.json",
+        "junit.xml",
+        "summary.md",
+        "report.html",
+        "matrix.txt",
+        "known-issues.yaml",
+    ]
+    .map(String::from)
+    .to_vec();
+    let mut guest = Vec::new();
+    for (arch, config, patchset) in [
+        (Arch::X86_64, "pvl-on", "base"),
+        (Arch::Arm64, "pvl-off", "v2"),
+    ] {
+        let cell = Cell {
+            arch,
+            config: config.into(),
+            patchset: patchset.into(),
+            base_config: "tinyconfig".into(),
+            fragments: vec![],
+            patches: vec![],
+        };
+        let dir = cell.rel_dir().display().to_string();
+        // What prepare, boot, guest_tests and the cell's end write (report.html links
+        // the same list).
+        for f in [
+            "build.log",
+            "config",
+            "console.log",
+            "console-kvm.log",
+            "qemu.log",
+            "virtiofsd-results.log",
+            "virtiofsd-tests.log",
+            "findings.json",
+            "repro.txt",
+            "tests/faults_vs_writers.ktap",
+        ] {
+            own.push(format!("{dir}/{f}"));
+        }
+        for f in [
+            "results/console.log",
+            "results/tests/x.ktap",
+            "results/a/b/build.log",
+            "share/vma_user.ko",
+            "share/faults_vs_writers",
+        ] {
+            guest.push(format!("{dir}/{f}"));
+        }
+    }
+    for f in own.iter().chain(&guest) {
+        let p = run.join(f);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, "x").unwrap();
+    }
+    (own, guest)
+}
+
+/// Which of `files` (relative to the run folder) the upload globs match, each glob with
+/// its run-folder prefix (`runs/latest/`, `shard-*/2*/`) taken off; `*` stays within one
+/// path part, as in actions/upload-artifact and GitLab's artifact paths.
+fn matched<'a>(globs: &[String], prefix: &str, files: &'a [String]) -> Vec<&'a String> {
+    let mut b = globset::GlobSetBuilder::new();
+    for g in globs {
+        if let Some(rel) = g.strip_prefix(prefix) {
+            b.add(
+                globset::GlobBuilder::new(rel)
+                    .literal_separator(true)
+                    .build()
+                    .unwrap(),
+            );
+        }
+    }
+    let set = b.build().unwrap();
+    files.iter().filter(|f| set.is_match(f.as_str())).collect()
+}
+
+/// Every file kmatrix writes into a run folder (cells included) is uploaded, none of
+/// the guest's.
+fn uploads_every_cell_file(what: &str, globs: &[String], prefix: &str) {
+    let d = tempfile::tempdir().unwrap();
+    let (own, guest) = run_folder(d.path());
+    let got = matched(globs, prefix, &own);
+    let missed: Vec<&String> = own.iter().filter(|f| !got.contains(f)).collect();
+    assert!(missed.is_empty(), "{what} does not upload {missed:?}");
+    let leaked = matched(globs, prefix, &guest);
+    assert!(leaked.is_empty(), "{what} uploads the guest's {leaked:?}");
+}
+
+#[test]
+fn the_upload_globs_reach_every_cells_files_and_no_guest_file() {
+    let wf = yaml(&repo().join(".github/workflows/nightly.yml"));
+    let shard = wf["jobs"]["shard"]["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| {
+            s["uses"]
+                .as_str()
+                .is_some_and(|u| u.starts_with("actions/upload-artifact@"))
+        })
+        .unwrap();
+    let globs: Vec<String> = shard["with"]["path"]
+        .as_str()
+        .unwrap()
+        .lines()
+        .map(|l| l.trim().to_string())
+        .filter(|l| !l.is_empty())
+        .collect();
+    uploads_every_cell_file("nightly.yml's shard job", &globs, "runs/latest/");
+
+    let ci = yaml(&repo().join("ci/gitlab-ci.example.yml"));
+    let globs: Vec<String> = ci["kmatrix"]["artifacts"]["paths"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap().to_string())
+        .collect();
+    uploads_every_cell_file("the GitLab example's shard job", &globs, "shard-*/2*/");
 }
 
 #[test]

@@ -93,6 +93,10 @@ pub enum Command {
         /// Where the run folder is published (e.g. CI artifacts): log and config URLs.
         #[arg(long, requires = "kcidb")]
         kcidb_url: Option<String>,
+        /// The run's spec, for the checkouts' patchset hashes (its patches are hashed;
+        /// the spec path results.json names is never opened).
+        #[arg(long, requires = "kcidb", value_name = "FILE")]
+        kcidb_spec: Option<PathBuf>,
     },
     /// Check every tool and host fact kmatrix relies on (QEMU, compilers, packages,
     /// KVM, disk, memory); each problem with its fix. Exit 0 when ready.

@@ -117,8 +117,9 @@ async fn check(args: &Args) -> Result<(Check, i32), String> {
     let file = std::env::var_os(TRACKING_ENV).ok_or_else(|| {
         format!("no {TRACKING_ENV}: b4 passes it for a series with a review branch (`b4 review` checks it out); configure kmatrix as b4.review-series-check-cmd")
     })?;
-    let tracking = read_bounded(Path::new(&file), 16 << 20)
-        .map_err(|e| format!("{TRACKING_ENV} {}: {e}", Path::new(&file).display()))?;
+    let tracking =
+        crate::host::runfile::read_given_string(Path::new(&file), 16 << 20, "b4's tracking file")
+            .map_err(|e| format!("{TRACKING_ENV} {}: {e}", Path::new(&file).display()))?;
     let top = git(Path::new("."), &["rev-parse", "--show-toplevel"])
         .await
         .map_err(|e| format!("not in a git repository: {e}"))?;
@@ -461,15 +462,6 @@ fn plain_ref_part(s: &str) -> bool {
         && !s.ends_with(".lock")
         && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/' | '+'))
-}
-
-fn read_bounded(path: &Path, max: u64) -> std::io::Result<String> {
-    use std::io::Read;
-    let mut s = String::new();
-    std::fs::File::open(path)?
-        .take(max)
-        .read_to_string(&mut s)?;
-    Ok(s)
 }
 
 fn bounded(s: &str) -> String {

@@ -327,11 +327,12 @@ fn title_seen(cell_dir: &Path, repeat: u32, preferred: &[String], title: &str) -
     };
     let (mut seen, mut boots) = (0, 0);
     for d in dirs {
-        let Ok(console) = std::fs::File::open(d.join("console.log")) else {
+        use crate::host::runfile;
+        let Ok(console) = runfile::open(&d, "console.log", runfile::CONSOLE_MAX) else {
             continue;
         };
         boots += 1;
-        let real: Vec<Finding> = std::fs::read_to_string(d.join("findings.json"))
+        let real: Vec<Finding> = runfile::read_string(&d, "findings.json", runfile::FINDINGS_MAX)
             .ok()
             .and_then(|t| serde_json::from_str::<FindingsFile>(&t).ok())
             .map(|f| f.findings)

@@ -60,7 +60,8 @@ pub async fn main(cli: Cli) -> Result<i32, CliError> {
             kcidb: true,
             kcidb_origin,
             kcidb_url,
-        } => crate::cli::report::kcidb(&run_dir, &kcidb_origin, kcidb_url),
+            kcidb_spec,
+        } => crate::cli::report::kcidb(&run_dir, &kcidb_origin, kcidb_url, kcidb_spec.as_deref()),
         Command::Report { run_dir, .. } => crate::cli::report::render(&run_dir),
         Command::B4Check {
             spec,

@@ -17,6 +17,9 @@ pub enum CliError {
     NoCells(Vec<String>),
     #[error("cannot merge: {0}")]
     Merge(String),
+    /// Arguments that do not go together, said in full.
+    #[error("{0}")]
+    Usage(String),
     #[error(transparent)]
     Kcidb(#[from] crate::report::kcidb::KcidbError),
     #[error("--tree {}: {why}", path.display())]
@@ -34,6 +37,14 @@ pub enum CliError {
     },
     #[error(transparent)]
     RunDir(#[from] crate::host::rundir::RunDirError),
+    /// A run folder given to read (report, merge) that is not one kmatrix wrote, or a
+    /// file in it refused as untrusted input: the source names the file and why.
+    #[error("cannot use the run folder {}", path.display())]
+    RunFolder {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     /// A result file could not be written (disk full, read-only): the error names it.
     #[error("{error}; {hint}")]
     Write {

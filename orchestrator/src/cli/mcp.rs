@@ -311,7 +311,7 @@ impl Server {
         out["details"] = c.details.iter().map(|d| json!(line(d))).collect();
         out["notes"] = c.notes.iter().map(|d| json!(line(d))).collect();
         out["findings"] = json!(findings);
-        out["console_tail"] = json!(tail(&folder.join("console.log"), n));
+        out["console_tail"] = json!(tail(&dir, &Path::new(c.id.as_str()).join("console.log"), n));
         out["folder"] = json!(folder);
         pretty(&out)
     }
@@ -377,7 +377,7 @@ impl Server {
                     s.exit = Some(st.code().unwrap_or(crate::record::verdict::exit::INFRA));
                 }
             }
-            let log_tail = tail(&s.folder.join("kmatrix.log"), 15);
+            let log_tail = tail(&s.folder, Path::new("kmatrix.log"), 15);
             let dir = std::fs::canonicalize(s.folder.join("latest"))
                 .unwrap_or_else(|_| s.folder.join("latest"));
             return Ok((
@@ -447,11 +447,12 @@ fn globs(only: &[String]) -> Result<globset::GlobSet, String> {
     b.build().map_err(|e| e.to_string())
 }
 
-/// The last `n` lines of a file, each bounded and made visible; reads at most the last
-/// megabyte (a console can be 64 MB).
-fn tail(path: &Path, n: usize) -> Vec<String> {
+/// The last `n` lines of a file of a run folder, each bounded and made visible; reads at
+/// most the last megabyte (a console can be 64 MB), and only a regular file reached
+/// without a link (`host::runfile`: the folder may come from anywhere).
+fn tail(dir: &Path, rel: &Path, n: usize) -> Vec<String> {
     use std::io::{Read, Seek, SeekFrom};
-    let Ok(mut f) = std::fs::File::open(path) else {
+    let Ok(mut f) = crate::host::runfile::open(dir, rel, crate::host::runfile::CONSOLE_MAX) else {
         return vec![];
     };
     let len = f.metadata().map(|m| m.len()).unwrap_or(0);

@@ -1,20 +1,29 @@
 //! `kmatrix merge`: the run folders of a matrix's shards joined into one run folder.
 
 use crate::cli::error::CliError;
+use crate::record::fmt::visible_line as visible;
 use crate::record::plan::Shard;
 use std::path::{Path, PathBuf};
 
-/// Join shard run directories: same spec, same kernel source, no cell twice.
+/// Join shard run directories: same spec, same kernel source, no cell twice. Every shard
+/// is read (as untrusted input: they are often downloaded) and checked before anything
+/// is written; a merge that fails leaves no folder it made behind.
 pub fn merge(out: &Path, runs: &[PathBuf]) -> Result<i32, CliError> {
     let mut meta: Option<crate::report::RunMeta> = None;
     let mut source: Option<String> = None;
     let mut cells: Vec<crate::record::result::CellResult> = Vec::new();
     let mut shards: Vec<Option<Shard>> = Vec::new();
+    // The shards ran one spec, so one known-issues list: kept with the merged run.
+    let mut known: Option<String> = None;
     for r in runs {
-        let (m, cs) = crate::report::load_results(r).map_err(|source| CliError::Io {
+        let bad = |source| CliError::RunFolder {
             path: r.clone(),
             source,
-        })?;
+        };
+        let (m, cs) = crate::report::load_results(r).map_err(bad)?;
+        if let Some((text, _)) = crate::spec::known::KnownIssues::text_of_run(r).map_err(bad)? {
+            known.get_or_insert(text);
+        }
         shards.push(m.shard);
         match &meta {
             None => meta = Some(m),
@@ -22,9 +31,9 @@ pub fn merge(out: &Path, runs: &[PathBuf]) -> Result<i32, CliError> {
                 return Err(CliError::Merge(format!(
                     "{} ran a different spec ({}) than {} ({})",
                     r.display(),
-                    m.spec_hash,
+                    visible(&m.spec_hash),
                     runs[0].display(),
-                    first.spec_hash
+                    visible(&first.spec_hash)
                 )))
             }
             Some(_) => {}
@@ -34,8 +43,10 @@ pub fn merge(out: &Path, runs: &[PathBuf]) -> Result<i32, CliError> {
                 match &source {
                     Some(s) if s != id => {
                         return Err(CliError::Merge(format!(
-                            "{} built from kernel source {id}, others from {s}",
-                            r.display()
+                            "{} built from kernel source {}, others from {}",
+                            r.display(),
+                            visible(id),
+                            visible(s)
                         )))
                     }
                     _ => source = Some(id.clone()),
@@ -44,7 +55,7 @@ pub fn merge(out: &Path, runs: &[PathBuf]) -> Result<i32, CliError> {
             if cells.iter().any(|x| x.id == c.id) {
                 return Err(CliError::Merge(format!(
                     "cell {} appears in more than one run",
-                    c.id
+                    visible(&c.id)
                 )));
             }
             cells.push(c);
@@ -53,29 +64,37 @@ pub fn merge(out: &Path, runs: &[PathBuf]) -> Result<i32, CliError> {
     let mut meta = meta.ok_or_else(|| CliError::Merge("no runs given".into()))?;
     shards_cover(&shards).map_err(CliError::Merge)?;
     meta.shard = None;
-    std::fs::create_dir_all(out).map_err(|source| CliError::Io {
-        path: out.to_owned(),
-        source,
-    })?;
-    // The shards ran one spec, so one known-issues list: keep it with the merged run.
-    if let Some(k) = runs
-        .iter()
-        .map(|r| r.join(crate::spec::known::FILE))
-        .find(|k| k.is_file())
-    {
-        crate::spec::known::keep_copy(&k, out).map_err(|error| CliError::Write {
-            error,
-            hint: "free space or pass another --out",
-        })?;
+    let made = !out.exists();
+    let written = write(out, &meta, &cells, known.as_deref());
+    if written.is_err() && made {
+        let _ = std::fs::remove_dir_all(out);
     }
-    crate::report::write_results(out, &meta, &cells).map_err(|error| CliError::Write {
-        error,
-        hint: "free space or pass another --out",
-    })?;
+    written?;
     println!("{}", crate::report::matrix(&cells));
     Ok(crate::record::verdict::exit_code(
         &cells.iter().map(|c| c.verdict).collect::<Vec<_>>(),
     ))
+}
+
+/// The merged run folder: its known-issues list, then every output.
+fn write(
+    out: &Path,
+    meta: &crate::report::RunMeta,
+    cells: &[crate::record::result::CellResult],
+    known: Option<&str>,
+) -> Result<(), CliError> {
+    let werr = |error| CliError::Write {
+        error,
+        hint: "free space or pass another --out",
+    };
+    std::fs::create_dir_all(out).map_err(|source| CliError::Io {
+        path: out.to_owned(),
+        source,
+    })?;
+    if let Some(k) = known {
+        crate::host::rundir::write(out, crate::spec::known::FILE, k.as_bytes()).map_err(werr)?;
+    }
+    crate::report::write_results(out, meta, cells).map_err(werr)
 }
 
 /// Shards merged must be exactly 1..N of one N (a report that looks complete but lacks a

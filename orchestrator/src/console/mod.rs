@@ -91,6 +91,22 @@ pub fn parse_with<R: BufRead>(reader: R, preferred: &[String]) -> std::io::Resul
     run(Parser::with_preferred(preferred.to_vec()), reader)
 }
 
+/// [`parse`] without keeping anything: each finding goes to `found` as soon as its report
+/// is complete (in that order, not sorted by line), so a log of any size costs the
+/// parser's bounded state and what `found` keeps (`kmatrix parse`).
+pub fn parse_each<R: BufRead>(
+    mut reader: R,
+    mut found: impl FnMut(Finding),
+) -> std::io::Result<()> {
+    let mut parser = Parser::new();
+    let mut buf = Vec::with_capacity(256);
+    while read_line_bounded(&mut reader, &mut buf)? {
+        parser.feed(&buf).into_iter().for_each(&mut found);
+    }
+    parser.finish().into_iter().for_each(found);
+    Ok(())
+}
+
 fn run<R: BufRead>(mut parser: Parser, mut reader: R) -> std::io::Result<Vec<Finding>> {
     let mut out = Vec::new();
     let mut buf = Vec::with_capacity(256);

@@ -4,7 +4,7 @@
 use crate::engine::run::CellRun;
 use crate::engine::shared::{Overrides, RunOptions, Shared};
 use crate::host::cache::Cache;
-use crate::host::rundir::read_bounded;
+use crate::host::runfile;
 use crate::record::events::{Event, Sender};
 use crate::record::plan::Plan;
 use crate::record::result::CellResult;
@@ -120,10 +120,10 @@ async fn compare_with_base(
         return;
     };
     // What the guests wrote is bounded (lockdep's own tables are far smaller).
-    let read = |d: &std::path::Path, f: &str| read_bounded(&d.join(f), LOCKDEP_FILE_CAP).ok();
+    let read = |d: &std::path::Path, f: &str| runfile::read_string(d, f, LOCKDEP_FILE_CAP).ok();
     let patches: Vec<String> = cell
         .series(&sh.plan)
-        .filter_map(|p| read_bounded(p, LOCKDEP_FILE_CAP).ok())
+        .filter_map(|p| runfile::read_given_string(p, LOCKDEP_FILE_CAP, "a patch").ok())
         .collect();
     let (b, p) = (
         read(&base.dir, "lockdep.txt"),

@@ -94,15 +94,68 @@ async fn interactive_ssh(t: &Target, dir: &Path) -> Result<i32, String> {
     .map_err(|e| e.to_string())?;
     eprintln!("kmatrix: guest is up; exit the shell to stop it");
     let status = tokio::process::Command::new("ssh")
-        .arg("-i")
-        .arg(&t.key)
-        .arg("-p")
-        .arg(t.addr.port().to_string())
-        .arg("-o")
-        .arg(format!("UserKnownHostsFile={}", known.display()))
-        .args(["-o", "StrictHostKeyChecking=yes", "root@127.0.0.1"])
+        .args(ssh_args(t, &known))
+        // No agent to offer or forward, whatever the user's environment holds.
+        .env_remove("SSH_AUTH_SOCK")
         .status()
         .await
         .map_err(|e| format!("cannot start ssh: {e}"))?;
     Ok(status.code().unwrap_or(1))
+}
+
+/// ssh's arguments: none of the user's own configuration (`-F /dev/null`: a
+/// `ForwardAgent yes` or a `ProxyCommand` there must not reach the guest), no agent or X11
+/// forwarding, only kmatrix's key, and the guest's host key pinned (and only it).
+fn ssh_args(t: &Target, known: &Path) -> Vec<std::ffi::OsString> {
+    let mut a: Vec<std::ffi::OsString> = Vec::new();
+    let mut push = |s: &str| a.push(s.into());
+    for s in [
+        "-F",
+        "/dev/null",
+        "-o",
+        "ForwardAgent=no",
+        "-o",
+        "ForwardX11=no",
+        "-o",
+        "IdentitiesOnly=yes",
+        "-o",
+        "StrictHostKeyChecking=yes",
+        "-o",
+        "GlobalKnownHostsFile=/dev/null",
+    ] {
+        push(s);
+    }
+    push("-i");
+    a.push(t.key.clone().into());
+    a.push("-p".into());
+    a.push(t.addr.port().to_string().into());
+    a.push("-o".into());
+    a.push(format!("UserKnownHostsFile={}", known.display()).into());
+    a.push("root@127.0.0.1".into());
+    a
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ssh_ignores_the_users_config_forwards_nothing_and_pins_the_host_key() {
+        let t = Target {
+            addr: "127.0.0.1:10022".parse().unwrap(),
+            host_key: "AAAAC3Nza".into(),
+            key: "/run/k/id_ed25519".into(),
+            public: "/run/k/id_ed25519.pub".into(),
+        };
+        let args: Vec<String> = ssh_args(&t, Path::new("/run/r/known_hosts"))
+            .into_iter()
+            .map(|a| a.into_string().unwrap())
+            .collect();
+        assert_eq!(
+            args.join(" "),
+            "-F /dev/null -o ForwardAgent=no -o ForwardX11=no -o IdentitiesOnly=yes \
+             -o StrictHostKeyChecking=yes -o GlobalKnownHostsFile=/dev/null \
+             -i /run/k/id_ed25519 -p 10022 -o UserKnownHostsFile=/run/r/known_hosts root@127.0.0.1"
+        );
+    }
 }

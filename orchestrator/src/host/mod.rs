@@ -7,5 +7,6 @@ pub mod kvm_verdict;
 pub mod proc;
 pub mod quota;
 pub mod rundir;
+pub mod runfile;
 pub mod sandbox;
 pub mod sanitize;

@@ -67,24 +67,3 @@ pub fn append(path: &Path, text: &str) {
         let _ = f.write_all(text.as_bytes());
     }
 }
-
-/// A file's text, read only up to `cap` bytes, never through a link, and only when it is
-/// a regular file (a FIFO would hang the reader, a device never end). What a guest or a
-/// download wrote is read with this.
-pub fn read_bounded(path: &Path, cap: u64) -> std::io::Result<String> {
-    use std::io::Read;
-    use std::os::unix::fs::OpenOptionsExt;
-    let f = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(path)?;
-    if !f.metadata()?.is_file() {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            format!("{}: not a regular file", path.display()),
-        ));
-    }
-    let mut bytes = Vec::new();
-    f.take(cap).read_to_end(&mut bytes)?;
-    Ok(String::from_utf8_lossy(&bytes).into_owned())
-}

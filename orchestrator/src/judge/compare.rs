@@ -339,10 +339,13 @@ pub fn write(run_dir: &Path, c: &Comparison) -> std::io::Result<()> {
     crate::host::rundir::write(run_dir, FILE, &json)
 }
 
-/// The comparison a run folder holds (written by `kmatrix compare`), if any.
-pub fn of_run(run_dir: &Path) -> Option<Comparison> {
-    let text = std::fs::read_to_string(run_dir.join(FILE)).ok()?;
-    serde_json::from_str(&text).ok()
+/// The comparison a run folder holds (written by `kmatrix compare`), if any. Read as
+/// untrusted (`host::runfile`): a link, a FIFO or a giant is an error; one that does not
+/// parse (an older layout) is none.
+pub fn of_run(run_dir: &Path) -> std::io::Result<Option<Comparison>> {
+    let text =
+        crate::host::runfile::read_optional(run_dir, FILE, crate::host::runfile::COMPARE_MAX)?;
+    Ok(text.and_then(|t| serde_json::from_str(&t).ok()))
 }
 
 #[cfg(test)]

@@ -2,21 +2,56 @@
 //! relative to where the user is, run folder names, an error with its causes.
 
 use std::path::Path;
+use std::time::Duration;
+
+/// The most seconds any time in a result file can be: above any printk timestamp (the
+/// console's, at most 12 digits of seconds, which a guest chooses) and any Unix time of
+/// a run, and far inside what `Duration` and `SystemTime` hold.
+pub const MAX_SECS: f64 = 1e13;
+
+/// Seconds read from a result file as a `Duration`, never a panic: NaN and negatives are
+/// zero, more than [`MAX_SECS`] is that (`Duration::from_secs_f64` panics on 1e308).
+pub fn duration(secs: f64) -> Duration {
+    Duration::try_from_secs_f64(secs.clamp(0.0, MAX_SECS)).unwrap_or_default()
+}
 
 /// Text from the guest or the kernel, made safe to print on a terminal or in a plain
 /// file: control characters (escape sequences that could move the cursor, set the
-/// title or rewrite what was printed) become visible `\xNN`, and a line never runs on.
+/// title or rewrite what was printed) and the characters that reorder or break what is
+/// shown (bidi overrides and isolates, line separators) become visible `\xNN`; lines
+/// and tabs stay.
 pub fn visible(s: &str) -> String {
+    escaped(s, |c| c == '\n' || c == '\t')
+}
+
+/// [`visible`] for what must stay one line (a name, an id, a title, a reason): newlines
+/// and tabs become visible too, so no name starts a line of its own in an output.
+pub fn visible_line(s: &str) -> String {
+    escaped(s, |_| false)
+}
+
+/// Is `c` one that [`visible`] shows as `\xNN`?
+pub fn is_hidden(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{061c}'
+                | '\u{200e}'
+                | '\u{200f}'
+                | '\u{2028}'
+                | '\u{2029}'
+                | '\u{202a}'..='\u{202e}'
+                | '\u{2066}'..='\u{2069}'
+        )
+}
+
+fn escaped(s: &str, keep: impl Fn(char) -> bool) -> String {
     let mut o = String::with_capacity(s.len());
     for c in s.chars() {
-        match c {
-            '\n' | '\t' => o.push(c),
-            c if c.is_control()
-                || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}') =>
-            {
-                o.push_str(&format!("\\x{:02x}", c as u32));
-            }
-            c => o.push(c),
+        if is_hidden(c) && !keep(c) {
+            o.push_str(&format!("\\x{:02x}", c as u32));
+        } else {
+            o.push(c);
         }
     }
     o

@@ -77,7 +77,13 @@ impl Overlap {
         for (k, v) in line.split_whitespace().filter_map(|w| w.split_once('=')) {
             // The guest wrote this line: anything malformed is skipped, never trusted.
             if k == "window" {
-                o.window_secs = v.parse().unwrap_or(0.0);
+                // `inf`, `NaN` and negatives parse as f64 too: none is a window (and NaN
+                // would be written to results.json as null, which does not read back).
+                o.window_secs = v
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|w| w.is_finite() && *w >= 0.0)
+                    .map_or(0.0, |w| w.min(crate::record::fmt::MAX_SECS));
             } else if o.ops.len() < 16
                 && !k.is_empty()
                 && k.len() <= 32
@@ -454,5 +460,12 @@ mod tests {
         assert_eq!(o.ops.len(), 2);
         assert_eq!(o.ops["faults"], 1200);
         assert!(Overlap::from_ktap("ok 1 a\n").is_none());
+        // A window results.json could not hold, or one no test has, is none.
+        for w in ["inf", "NaN", "-3", "1e400"] {
+            let o = Overlap::from_ktap(&format!("# kmatrix-overlap: window={w}\n")).unwrap();
+            assert_eq!(o.window_secs, 0.0, "{w}");
+        }
+        let o = Overlap::from_ktap("# kmatrix-overlap: window=1e300\n").unwrap();
+        assert_eq!(o.window_secs, crate::record::fmt::MAX_SECS);
     }
 }

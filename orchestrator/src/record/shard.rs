@@ -15,8 +15,14 @@ impl Shard {
 
     pub fn parse(s: &str) -> Result<Shard, String> {
         let (k, n) = s.split_once('/').ok_or("use K/N, e.g. 1/2")?;
-        let k: u32 = k.trim().parse().map_err(|_| "K must be a number")?;
-        let n: u32 = n.trim().parse().map_err(|_| "N must be a number")?;
+        let number = |what: &str| {
+            format!(
+                "shard `{s}`: {what} must be a number from 1 to {}",
+                Shard::MAX
+            )
+        };
+        let k: u32 = k.trim().parse().map_err(|_| number("K"))?;
+        let n: u32 = n.trim().parse().map_err(|_| number("N"))?;
         if n == 0 || k == 0 || k > n {
             return Err(format!("shard {k}/{n}: need 1 <= K <= N"));
         }

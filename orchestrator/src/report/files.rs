@@ -11,7 +11,7 @@ use std::path::Path;
 /// and report.html.
 pub fn write_results(run_dir: &Path, meta: &RunMeta, cells: &[CellResult]) -> std::io::Result<()> {
     let known = crate::spec::known::KnownIssues::of_run(run_dir)?;
-    let compare = crate::judge::compare::of_run(run_dir);
+    let compare = crate::judge::compare::of_run(run_dir)?;
     crate::report::results::write(run_dir, meta, cells)?;
     crate::host::rundir::write(
         run_dir,

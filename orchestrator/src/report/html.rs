@@ -95,7 +95,7 @@ fn files(c: &CellResult, run_dir: &Path) -> Vec<(String, String)> {
         "virtiofsd-tests.log",
     ]
     .iter()
-    .filter(|f| run_dir.join(&rel).join(f).is_file())
+    .filter(|f| crate::host::runfile::is_plain_file(run_dir, rel.join(f)))
     .map(|f| (f.to_string(), href(&rel.join(f))))
     .collect()
 }
@@ -108,7 +108,7 @@ fn ktap_link(c: &CellResult, run_dir: &Path, test: &str) -> Option<String> {
     let plain = Path::new(test)
         .components()
         .all(|p| matches!(p, Component::Normal(_)));
-    (plain && run_dir.join(&rel).is_file()).then(|| href(&rel))
+    (plain && crate::host::runfile::is_plain_file(run_dir, &rel)).then(|| href(&rel))
 }
 
 /// `+1m05s`: an offset or a length on the timeline.
@@ -478,7 +478,7 @@ pub fn render_with(
     known: &KnownIssues,
     compare: Option<&Comparison>,
 ) -> String {
-    html! {
+    let page = html! {
         (DOCTYPE)
         html lang="en" {
             head {
@@ -498,7 +498,10 @@ pub fn render_with(
             }
         }
     }
-    .into_string()
+    .into_string();
+    // maud escapes markup; control and bidi characters (which HTML forbids or which
+    // reorder what is read) are shown as `\xNN`, everywhere on the page at once.
+    crate::record::fmt::visible(&page)
 }
 
 /// `report.html` of a bisect folder: the answer, the steps (each linking to its own run's
@@ -506,7 +509,7 @@ pub fn render_with(
 pub fn bisect_page(b: &Bisect) -> String {
     let n = b.series.len();
     let title = format!("kmatrix bisect: {}", b.cell);
-    html! {
+    let page = html! {
         (DOCTYPE)
         html lang="en" {
             head {
@@ -564,5 +567,6 @@ pub fn bisect_page(b: &Bisect) -> String {
             }
         }
     }
-    .into_string()
+    .into_string();
+    crate::record::fmt::visible(&page)
 }

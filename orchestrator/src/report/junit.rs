@@ -7,13 +7,14 @@ use crate::record::result::{CellResult, ControlState, TestResult};
 use crate::record::verdict::Verdict;
 use crate::spec::known::KnownIssues;
 use quick_junit::{NonSuccessKind, Property, Report, TestCase, TestCaseStatus, TestSuite};
-use std::time::Duration;
 
-/// Text made valid XML 1.0 character data: anything outside
+/// Text made valid XML 1.0 character data: control and bidi characters shown as `\xNN`
+/// (as on the terminal, `record::fmt::visible`), then anything else outside
 /// `#x9 | #xA | #xD | [#x20-#xD7FF] | [#xE000-#xFFFD] | [#x10000-#x10FFFF]` becomes
 /// U+FFFD (quick-junit drops C0 controls but lets U+FFFE/U+FFFF through).
 pub fn xml_text(s: &str) -> String {
-    s.chars()
+    crate::record::fmt::visible(s)
+        .chars()
         .map(|c| match c {
             '\t' | '\n' | '\r' => c,
             '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..='\u{10FFFF}' => c,
@@ -34,7 +35,7 @@ fn failure(message: &str, description: &str) -> TestCaseStatus {
 fn case(name: &str, status: TestCaseStatus, classname: &str, secs: f64) -> TestCase {
     let mut t = TestCase::new(xml_text(name), status);
     t.set_classname(xml_text(classname))
-        .set_time(Duration::from_secs_f64(secs.max(0.0)));
+        .set_time(crate::record::fmt::duration(secs));
     t
 }
 
@@ -56,7 +57,7 @@ fn known_note(k: Option<&crate::spec::known::KnownIssue>) -> String {
 /// A cell's testsuite: its build, then its boot or its tests and kernel reports.
 fn suite(c: &CellResult, known: &KnownIssues) -> TestSuite {
     let mut s = TestSuite::new(xml_text(&c.id));
-    s.set_time(Duration::from_secs_f64(c.seconds.max(0.0)));
+    s.set_time(crate::record::fmt::duration(c.seconds));
     s.add_property(Property::new("verdict", c.verdict.label()));
     s.add_property(Property::new(
         "accel",
@@ -197,8 +198,8 @@ mod tests {
     #[test]
     fn characters_xml_forbids_are_replaced() {
         assert_eq!(
-            xml_text("a\u{FFFE}b\u{FFFF}c\u{1}d\te"),
-            "a\u{FFFD}b\u{FFFD}c\u{FFFD}d\te"
+            xml_text("a\u{FFFE}b\u{FFFF}c\u{1}d\te\u{202e}"),
+            "a\u{FFFD}b\u{FFFD}c\\x01d\te\\x202e"
         );
         assert_eq!(
             xml_text("vma_start_read_unlocked"),

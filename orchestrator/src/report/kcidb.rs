@@ -30,7 +30,7 @@ use crate::report::results::RunMeta;
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::UNIX_EPOCH;
 
 /// The schema version written (`version` of the document).
 pub const MAJOR: u64 = 5;
@@ -124,7 +124,10 @@ pub fn patchset_hash(patches: &[PathBuf]) -> Result<String, KcidbError> {
 
 /// RFC 3339 UTC time of a Unix timestamp (seconds).
 fn time(at: f64) -> String {
-    humantime::format_rfc3339_micros(UNIX_EPOCH + Duration::from_secs_f64(at.max(0.0))).to_string()
+    // RFC 3339 ends with the year 9999 (humantime fails past it).
+    let last = std::time::Duration::from_secs(253_402_300_799);
+    let d = crate::record::fmt::duration(at).min(last);
+    humantime::format_rfc3339_micros(UNIX_EPOCH + d).to_string()
 }
 
 /// Seconds to the millisecond (what was measured, without float noise).
@@ -205,7 +208,7 @@ impl Export<'_> {
     /// A file of the cell: its path in the run folder, and its URL when published.
     fn file(&self, c: &CellResult, name: &str) -> Option<(String, Option<String>)> {
         let rel = cell_rel_dir(c, self.run_dir)?.join(name);
-        if !self.run_dir.join(&rel).is_file() {
+        if !crate::host::runfile::is_plain_file(self.run_dir, &rel) {
             return None;
         }
         let link = href(&rel);

@@ -9,16 +9,16 @@ use crate::report::summary::{grid, Grid};
 use crate::spec::known::{IssueState, KnownIssue, KnownIssues};
 
 /// Inline text, every Markdown-active character backslash-escaped and HTML's `<` `>`
-/// `&` written as entities; one line.
+/// `&` written as entities; one line. Control, bidi and line-separator characters are
+/// shown as `\xNN` (the terminal's rule, `record::fmt::visible_line`), escaped in turn.
 pub fn escape(s: &str) -> String {
+    let s = crate::record::fmt::visible_line(s);
     let mut o = String::with_capacity(s.len() + 8);
     for c in s.chars() {
         match c {
             '<' => o.push_str("&lt;"),
             '>' => o.push_str("&gt;"),
             '&' => o.push_str("&amp;"),
-            '\n' | '\r' => o.push(' '),
-            c if c.is_control() => o.push('\u{FFFD}'),
             '\\' | '`' | '*' | '_' | '{' | '}' | '[' | ']' | '(' | ')' | '#' | '+' | '-' | '.'
             | '!' | '|' | '~' | '"' | '\'' | ':' | '@' | '$' | '%' | '=' => {
                 o.push('\\');
@@ -28,6 +28,25 @@ pub fn escape(s: &str) -> String {
         }
     }
     o
+}
+
+/// A name as the spec allows them (letters, digits, `-`, `.`, `/`, `_` inside a word:
+/// nothing Markdown acts on in a table cell) as it is; anything else [`escape`]d.
+fn name(s: &str) -> String {
+    let b = s.as_bytes();
+    let plain = b.iter().enumerate().all(|(i, c)| match c {
+        b'_' => {
+            i > 0
+                && b[i - 1].is_ascii_alphanumeric()
+                && b.get(i + 1).is_some_and(|n| n.is_ascii_alphanumeric())
+        }
+        c => c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'/'),
+    });
+    if plain {
+        s.to_string()
+    } else {
+        escape(s)
+    }
 }
 
 /// A fenced code block whose fence is longer than any backtick run in `body`, so the
@@ -44,16 +63,7 @@ pub fn fenced(body: &str) -> String {
         }
     }
     let fence = "`".repeat((longest + 1).max(3));
-    let body: String = body
-        .chars()
-        .map(|c| {
-            if c.is_control() && c != '\n' && c != '\t' {
-                '\u{FFFD}'
-            } else {
-                c
-            }
-        })
-        .collect();
+    let body = crate::record::fmt::visible(body);
     format!("{fence}text\n{}\n{fence}\n", body.trim_end_matches('\n'))
 }
 
@@ -120,7 +130,7 @@ fn matrix(cells: &[CellResult]) -> String {
     o.push_str(&"---|".repeat(patchsets.len()));
     o.push('\n');
     for ((arch, config), by) in &rows {
-        o.push_str(&format!("| {arch}/{config} |"));
+        o.push_str(&format!("| {} |", name(&format!("{arch}/{config}"))));
         for p in &patchsets {
             let cell = by.get(p).map(|c| {
                 let n = c.real_findings().count();
@@ -210,7 +220,13 @@ fn cell(c: &CellResult, known: &KnownIssues) -> String {
     }
     if !c.details.is_empty() {
         o.push('\n');
-        o.push_str(&fenced(&c.details.join("\n")));
+        // A line each: a detail's own newlines stay visible.
+        let lines: Vec<String> = c
+            .details
+            .iter()
+            .map(|d| crate::record::fmt::visible_line(d))
+            .collect();
+        o.push_str(&fenced(&lines.join("\n")));
     }
     o
 }

@@ -83,10 +83,16 @@ pub fn write(run_dir: &Path, meta: &RunMeta, cells: &[CellResult]) -> std::io::R
     crate::host::rundir::write(run_dir, "results.json", &json)
 }
 
-/// Read a run directory's results.json back (for `kmatrix report`, resume, merge).
+/// Read a run directory's results.json back (for `kmatrix report`, resume, merge). The
+/// folder may come from anywhere: the file is read as untrusted (`host::runfile`), and
+/// its cells must have ids that are plain paths and times kmatrix could have written.
 pub fn load_results(run_dir: &Path) -> std::io::Result<(RunMeta, Vec<CellResult>)> {
     let path = run_dir.join("results.json");
-    let text = std::fs::read_to_string(&path)?;
+    let text = crate::host::runfile::read_string(
+        run_dir,
+        "results.json",
+        crate::host::runfile::RESULTS_MAX,
+    )?;
     let bad = |e: serde_json::Error| std::io::Error::other(format!("{}: {e}", path.display()));
     let h: Header = serde_json::from_str(&text).map_err(bad)?;
     let meta = RunMeta {
@@ -113,7 +119,59 @@ pub fn load_results(run_dir: &Path) -> std::io::Result<(RunMeta, Vec<CellResult>
             )))
         }
     };
+    for (i, c) in cells.iter().enumerate() {
+        check_cell(c).map_err(|why| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!(
+                    "{}: cells[{i}]: {why}; this is not a results.json kmatrix wrote: check where the run folder came from",
+                    path.display()
+                ),
+            )
+        })?;
+    }
     Ok((meta, cells))
+}
+
+/// What kmatrix itself would have written: an id `arch/config/patchset` of plain names
+/// (it names the cell's folder) and every time finite, not negative and below
+/// [`MAX_SECS`](crate::record::fmt::MAX_SECS).
+fn check_cell(c: &CellResult) -> Result<(), String> {
+    let plain = |s: &str| !s.is_empty() && s != "." && s != ".." && !s.contains(['/', '\0']);
+    if !plain(&c.config)
+        || !plain(&c.patchset)
+        || c.id.as_str() != format!("{}/{}/{}", c.arch, c.config, c.patchset)
+    {
+        return Err(format!(
+            "`id` {:?} is not `arch/config/patchset` of plain names",
+            crate::record::fmt::visible(&c.id)
+        ));
+    }
+    let mut times: Vec<(String, f64)> = vec![("seconds".into(), c.seconds)];
+    times.extend(c.ssh_ready_secs.map(|s| ("ssh_ready_secs".into(), s)));
+    times.extend(c.kernel_init_secs.map(|s| ("kernel_init_secs".into(), s)));
+    for (i, t) in c.tests.iter().enumerate() {
+        times.push((format!("tests[{i}].seconds"), t.seconds));
+        if let Some(o) = &t.overlap {
+            times.push((format!("tests[{i}].overlap.window_secs"), o.window_secs));
+        }
+    }
+    for (i, p) in c.phases.iter().enumerate() {
+        times.push((format!("phases[{i}].at"), p.at));
+    }
+    for (i, f) in c.findings.iter().enumerate() {
+        times.extend(f.timestamp.map(|s| (format!("findings[{i}].timestamp"), s)));
+    }
+    match times
+        .iter()
+        .find(|(_, s)| !(0.0..=crate::record::fmt::MAX_SECS).contains(s))
+    {
+        Some((key, s)) => Err(format!(
+            "`{key}` is {s:e}, not a time in seconds (0 to {:e})",
+            crate::record::fmt::MAX_SECS
+        )),
+        None => Ok(()),
+    }
 }
 
 /// Schema 1, as kmatrix wrote it before typed outcomes and attributed findings.

@@ -191,7 +191,7 @@ impl Eta {
     }
 
     fn left(&self, now: Instant) -> Duration {
-        Duration::from_secs_f64(self.inputs(now).left())
+        crate::record::fmt::duration(self.inputs(now).left())
     }
 }
 

@@ -4,7 +4,7 @@
 use crate::judge::compare::{Class, Comparison, Rate, Row, VerdictChange};
 use crate::record::bisect::{Bisect, Judged, Outcome, Step};
 use crate::record::finding::Finding;
-use crate::record::fmt::visible;
+use crate::record::fmt::{visible, visible_line};
 use crate::record::result::{CellResult, Control, ControlState, TestResult};
 use crate::record::verdict::{Category, Verdict};
 use crate::report::summary::{cell_summary, grid, Grid};
@@ -15,9 +15,11 @@ pub fn matrix(cells: &[CellResult]) -> String {
     matrix_with(cells, &KnownIssues::default())
 }
 
-/// The matrix without colour, findings matching a known issue marked known.
+/// The matrix without colour, findings matching a known issue marked known. Every
+/// piece of text is made visible where it goes in; the whole once more, since nothing
+/// of a plain file may hide (no colour here to keep).
 pub fn matrix_with(cells: &[CellResult], known: &KnownIssues) -> String {
-    styled_with(cells, known, &|_, s| s.to_string())
+    visible(&styled_with(cells, known, &|_, s| s.to_string()))
 }
 
 /// The matrix with each verdict passed through `style` (its category decides how).
@@ -33,11 +35,11 @@ pub fn styled_with(
 ) -> String {
     let Grid { patchsets, rows } = grid(cells);
     let head: Vec<(String, Option<Category>)> = std::iter::once(("arch/config".to_string(), None))
-        .chain(patchsets.iter().map(|p| (p.to_string(), None)))
+        .chain(patchsets.iter().map(|p| (visible_line(p), None)))
         .collect();
     let mut table: Vec<Vec<(String, Option<Category>)>> = vec![head];
     for ((arch, config), by_ps) in &rows {
-        let mut r = vec![(format!("{arch}/{config}"), None)];
+        let mut r = vec![(visible_line(&format!("{arch}/{config}")), None)];
         for p in &patchsets {
             r.push(match by_ps.get(p) {
                 Some(c) => (cell_summary(c), Some(c.verdict.category())),
@@ -82,13 +84,13 @@ pub fn styled_with(
         for (t, e) in titles.iter().zip(&why) {
             out.push_str(&format!(
                 "  {} x{} in {} (first: {} line {})\n    where: {}; cheapest to reproduce: {}\n",
-                visible(&t.title),
+                visible_line(&t.title),
                 t.count,
-                t.cells.join(", "),
-                t.first.cell,
+                visible_line(&t.cells.join(", ")),
+                visible_line(&t.first.cell),
                 t.first.line,
-                e.factors,
-                e.cheapest
+                visible_line(&e.factors),
+                visible_line(&e.cheapest)
             ));
         }
     }
@@ -105,10 +107,10 @@ fn known_note(k: Option<&crate::spec::known::KnownIssue>) -> String {
     match k {
         Some(k) => format!(
             " (known issue: {}{})",
-            visible(&k.why),
+            visible_line(&k.why),
             k.link
                 .as_ref()
-                .map(|l| format!("; {}", visible(l)))
+                .map(|l| format!("; {}", visible_line(l)))
                 .unwrap_or_default()
         ),
         None => String::new(),
@@ -129,9 +131,9 @@ pub fn known_section(cells: &[CellResult], known: &KnownIssues) -> String {
         };
         out.push_str(&format!(
             "  {what}: {}{} in {}\n",
-            visible(&k.title),
+            visible_line(&k.title),
             known_note(Some(k)),
-            ids
+            visible_line(&ids)
         ));
     }
     out
@@ -145,11 +147,11 @@ fn details(
 ) -> String {
     let mut out = format!(
         "{}: {}",
-        c.id,
+        visible_line(&c.id),
         style(c.verdict.category(), c.verdict.label())
     );
     if let Some(r) = &c.reason {
-        out.push_str(&format!(" - {}", visible(r)));
+        out.push_str(&format!(" - {}", visible_line(r)));
     }
     out.push_str(&known_note(known.find_verdict(c)));
     out.push('\n');
@@ -158,10 +160,13 @@ fn details(
         out.push_str(&lock_graph(g));
     }
     for d in &c.details {
-        out.push_str(&format!("  {}\n", visible(d)));
+        out.push_str(&format!("  {}\n", visible_line(d)));
     }
     if let Some(f) = &c.forensics {
-        out.push_str(&format!("  forensics: {f} (see console.log)\n"));
+        out.push_str(&format!(
+            "  forensics: {} (see console.log)\n",
+            visible_line(f)
+        ));
     }
     if !c.vmstat_after.is_empty() {
         out.push_str(&vma_lock_counters(c));
@@ -176,9 +181,12 @@ fn details(
         out.push_str(&control_line(ctl));
     }
     for n in &c.notes {
-        out.push_str(&format!("  note: {}\n", visible(n)));
+        out.push_str(&format!("  note: {}\n", visible_line(n)));
     }
-    out.push_str(&format!("  dir: {}\n", c.dir.display()));
+    out.push_str(&format!(
+        "  dir: {}\n",
+        visible_line(&c.dir.display().to_string())
+    ));
     out
 }
 
@@ -189,7 +197,7 @@ fn conditions(c: &CellResult) -> String {
         let note = c
             .accel_note
             .as_ref()
-            .map(|n| format!(" ({n})"))
+            .map(|n| format!(" ({})", visible_line(n)))
             .unwrap_or_default();
         out.push_str(&format!("  accel: {}{note}\n", a.name()));
     }
@@ -252,13 +260,13 @@ fn test_line(t: &TestResult) -> String {
     }
     format!(
         "  test {}: {} ({ok}/{} ok, {} skipped, {:.0}s{evidence}){}\n",
-        t.name,
+        visible_line(&t.name),
         if t.passed() { "ok" } else { "FAILED" },
         cases.len(),
         t.ktap.skipped().count(),
         t.seconds,
         t.failure()
-            .map(|f| format!(": {}", visible(&f)))
+            .map(|f| format!(": {}", visible_line(&f)))
             .unwrap_or_default()
     )
 }
@@ -267,7 +275,7 @@ fn test_line(t: &TestResult) -> String {
 /// in the baseline or a known issue.
 fn finding_line(c: &CellResult, f: &Finding, known: &KnownIssues) -> String {
     let note = match &f.expected_by {
-        Some(t) => format!(" (expected: positive control of {t})"),
+        Some(t) => format!(" (expected: positive control of {})", visible_line(t)),
         None if c.in_baseline.contains(&f.title) => " (also in baseline)".to_string(),
         None => known_note(known.find(&c.id, &f.title)),
     };
@@ -278,11 +286,11 @@ fn finding_line(c: &CellResult, f: &Finding, known: &KnownIssues) -> String {
     let during = f
         .during
         .as_ref()
-        .map(|t| format!(" during {t}"))
+        .map(|t| format!(" during {}", visible_line(t)))
         .unwrap_or_default();
     format!(
         "  report: {} [{:?}] at console line {}{during}{rate}{note}\n",
-        visible(&f.title),
+        visible_line(&f.title),
         f.kind,
         f.line
     )
@@ -294,13 +302,14 @@ fn control_line(ctl: &Control) -> String {
         ControlState::Fired { .. } => String::new(),
         ControlState::Silent => format!(
             "  control of {} stayed silent: expected a {:?} report\n",
-            ctl.test, ctl.expect.kind
+            visible_line(&ctl.test),
+            ctl.expect.kind
         ),
         ControlState::NotJudged { why } => format!(
             "  control of {} ({:?}) not judged: {}\n",
-            ctl.test,
+            visible_line(&ctl.test),
             ctl.expect.kind,
-            visible(why)
+            visible_line(why)
         ),
     }
 }
@@ -308,7 +317,11 @@ fn control_line(ctl: &Control) -> String {
 /// `kmatrix compare` for the terminal: a line per title that is not simply still
 /// failing, the verdict changes, the known issues maybe fixed, and the counts.
 pub fn comparison(c: &Comparison) -> String {
-    let mut out = format!("compare {} -> {}\n", c.old.display(), c.new.display());
+    let mut out = format!(
+        "compare {} -> {}\n",
+        visible_line(&c.old.display().to_string()),
+        visible_line(&c.new.display().to_string())
+    );
     if !c.rows.is_empty() {
         out.push_str(&comparison_rows(&c.rows));
     }
@@ -321,9 +334,9 @@ pub fn comparison(c: &Comparison) -> String {
     for m in &c.maybe_fixed {
         out.push_str(&format!(
             "known issue maybe fixed: {} ({}) not seen in {}\n",
-            visible(&m.known.title),
-            visible(&m.known.why),
-            m.cells.join(", ")
+            visible_line(&m.known.title),
+            visible_line(&m.known.why),
+            visible_line(&m.cells.join(", "))
         ));
     }
     out.push_str(&format!(
@@ -352,20 +365,20 @@ fn comparison_rows(rows: &[Row]) -> String {
         let note = match (&r.known, r.class) {
             (Some(k), _) => format!(
                 " (known issue: {}{})",
-                visible(&k.why),
+                visible_line(&k.why),
                 k.link
                     .as_ref()
-                    .map(|l| format!("; {}", visible(l)))
+                    .map(|l| format!("; {}", visible_line(l)))
                     .unwrap_or_default()
             ),
             _ => String::new(),
         };
         out.push_str(&format!(
             "  {label:<13}  {:<w$}  {:>5}  {:>5}  {}{note}\n",
-            r.cell,
+            visible_line(&r.cell),
             rate(r.old),
             rate(r.new),
-            visible(&r.title)
+            visible_line(&r.title)
         ));
     }
     out
@@ -376,18 +389,18 @@ fn verdict_change(v: &VerdictChange) -> String {
     let label = |x: Option<Verdict>| x.map(|v| v.label()).unwrap_or("(absent)");
     format!(
         "  {}: {} -> {}{}{}\n",
-        v.cell,
+        visible_line(&v.cell),
         label(v.old),
         label(v.new),
         v.reason
             .as_ref()
             .filter(|_| v.new.is_some_and(|n| n != Verdict::Pass))
-            .map(|r| format!(" - {}", visible(r)))
+            .map(|r| format!(" - {}", visible_line(r)))
             .unwrap_or_default(),
         if v.new_failure {
             " [NEW]".to_string()
         } else if let Some(k) = &v.known {
-            format!(" (known issue: {})", visible(&k.why))
+            format!(" (known issue: {})", visible_line(&k.why))
         } else {
             String::new()
         }

@@ -137,7 +137,12 @@ impl KnownIssues {
 
     /// Read and check a list; errors name the file, the line or the entry and its key.
     pub fn load(path: &Path) -> Result<KnownIssues, KnownError> {
-        let text = std::fs::read_to_string(path).map_err(|source| KnownError::Read {
+        let text = crate::host::runfile::read_given_string(
+            path,
+            crate::host::runfile::KNOWN_MAX,
+            "a known-issues list",
+        )
+        .map_err(|source| KnownError::Read {
             path: path.to_owned(),
             source,
         })?;
@@ -209,11 +214,22 @@ impl KnownIssues {
 
     /// The list a run folder was judged with (its copy), empty when it has none.
     pub fn of_run(run_dir: &Path) -> std::io::Result<KnownIssues> {
-        let path = run_dir.join(FILE);
-        if !path.is_file() {
-            return Ok(KnownIssues::default());
-        }
-        KnownIssues::load(&path).map_err(std::io::Error::other)
+        Ok(KnownIssues::text_of_run(run_dir)?
+            .map(|(_, k)| k)
+            .unwrap_or_default())
+    }
+
+    /// A run folder's copy of the list as it is written, and checked (it may come from
+    /// anywhere: read as untrusted, and only a list that parses is one).
+    pub fn text_of_run(run_dir: &Path) -> std::io::Result<Option<(String, KnownIssues)>> {
+        let Some(text) =
+            crate::host::runfile::read_optional(run_dir, FILE, crate::host::runfile::KNOWN_MAX)?
+        else {
+            return Ok(None);
+        };
+        let list = KnownIssues::parse(&run_dir.join(FILE), &text)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))?;
+        Ok(Some((text, list)))
     }
 
     /// The known issue a cell's failure (a report title or its verdict line) matches.
@@ -268,12 +284,21 @@ pub fn keep_copy(list: &Path, run_dir: &Path) -> std::io::Result<()> {
 /// `javascript:` link in a report would run when clicked). Checked when a list loads, and
 /// again by the writers (a `compare.json` could have been edited).
 pub fn link_is_safe(l: &str) -> bool {
-    let lower = l.to_ascii_lowercase();
-    if lower.starts_with("https://") || lower.starts_with("http://") {
-        return !l.chars().any(|c| c.is_whitespace() || c.is_control());
+    if l.chars()
+        .any(|c| c.is_whitespace() || crate::record::fmt::is_hidden(c) || c == '\\')
+    {
+        return false;
     }
+    let lower = l.to_ascii_lowercase();
+    if let Some(rest) = lower
+        .strip_prefix("https://")
+        .or_else(|| lower.strip_prefix("http://"))
+    {
+        return !rest.is_empty() && !rest.starts_with('/');
+    }
+    // Relative: no scheme, and not `//host/...` (a browser takes that as another host).
     let before_slash = l.split('/').next().unwrap_or("");
-    !l.is_empty() && !before_slash.contains(':') && !l.chars().any(char::is_control)
+    !l.is_empty() && !before_slash.contains(':') && !l.starts_with("//")
 }
 
 /// The line that names a cell's failure when no kernel report does (a build error, a

@@ -14,10 +14,12 @@ pub fn load(path: &Path) -> Result<Plan, SpecError> {
 
 /// Load a spec file for a target (`--tree`, `--series`).
 pub fn load_for(path: &Path, target: &Target) -> Result<Plan, SpecError> {
-    let text = std::fs::read_to_string(path).map_err(|source| SpecError::Read {
-        path: path.to_owned(),
-        source,
-    })?;
+    let text =
+        crate::host::runfile::read_given_string(path, crate::spec::bounds::SPEC_BYTES, "the spec")
+            .map_err(|source| SpecError::Read {
+                path: path.to_owned(),
+                source,
+            })?;
     parse_for(path, &text, target)
 }
 

@@ -5,6 +5,7 @@
 //! line and column, and our own checks report semantic problems with the key path (and
 //! its line when found). `spec` depends on `plan`, never the reverse.
 
+mod bounds;
 mod error;
 pub mod known;
 mod load;

@@ -1,6 +1,7 @@
 //! Semantic checks of a parsed spec, one function per section, and the expansion into
 //! cells. Every error names the key path (and its line when it can be found).
 
+use super::bounds;
 use super::error::{check_name, SpecError};
 use super::raw::{
     RawAmplify, RawAmplifySettings, RawHarness, RawPatchset, RawSource, RawSpec, RawTest, RawVm,
@@ -50,6 +51,7 @@ pub fn validate(path: &Path, text: &str, raw: RawSpec) -> Result<Plan, SpecError
     let root = std::path::absolute(root).unwrap_or_else(|_| root.to_owned());
     let cx = Ctx { path, text, root };
 
+    counts(&cx, &raw)?;
     let source = source(&cx, &raw.source)?;
     let kconfigs = cx.root.join(&raw.kconfigs);
     let common = raw
@@ -70,7 +72,13 @@ pub fn validate(path: &Path, text: &str, raw: RawSpec) -> Result<Plan, SpecError
     let guest_tests = cx.root.join(&raw.guest_tests);
     let tests = tests(&cx, &raw.tests, &guest_tests, &configs, &patchsets)?;
     let vm = vm(&cx, &raw.vm)?;
-    let limits = limits(&raw.limits);
+    let limits = limits(&cx, &raw.limits)?;
+    if let Some(t) = &raw.selftest_timeout {
+        bounds::time(t.0, &t.1, bounds::TIME).map_err(|m| cx.invalid("selftest-timeout", m))?;
+    }
+    if let Some(j) = raw.jobs {
+        bounds::within(j, 1, bounds::JOBS).map_err(|m| cx.invalid("jobs", m))?;
+    }
     let selftests = selftests(&cx, raw.selftests.as_deref())?;
     let known_issues = known_issues(&cx, raw.known_issues.as_deref())?;
 
@@ -113,13 +121,47 @@ pub fn validate(path: &Path, text: &str, raw: RawSpec) -> Result<Plan, SpecError
     })
 }
 
+/// The lengths of every list before anything is looked at: the matrix is a product, so
+/// its cells are counted before they are made.
+fn counts(cx: &Ctx, raw: &RawSpec) -> Result<(), SpecError> {
+    bounds::count("fragments", raw.fragments.len(), bounds::FRAGMENTS)
+        .map_err(|m| cx.invalid("fragments", m))?;
+    bounds::count("tests", raw.tests.len(), bounds::TESTS).map_err(|m| cx.invalid("tests", m))?;
+    bounds::count("harness patches", raw.harness.len(), bounds::HARNESS)
+        .map_err(|m| cx.invalid("harness", m))?;
+    if let Some(s) = &raw.selftests {
+        bounds::count("selftests", s.len(), bounds::SELFTESTS)
+            .map_err(|m| cx.invalid("selftests", m))?;
+    }
+    let cells = raw
+        .arches
+        .len()
+        .saturating_mul(raw.configs.len())
+        .saturating_mul(raw.patchsets.len());
+    if cells > bounds::CELLS {
+        return Err(cx.invalid(
+            "patchsets",
+            format!(
+                "{} arch(es) x {} config(s) x {} patchset(s) make {cells} cells: at most {} (split the matrix into several specs)",
+                raw.arches.len(),
+                raw.configs.len(),
+                raw.patchsets.len(),
+                bounds::CELLS
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Each patch's subjects, for the reports.
 fn subjects(patchsets: &Patchsets) -> BTreeMap<PathBuf, Vec<String>> {
     patchsets
         .values()
         .flatten()
         .map(|p| {
-            let text = std::fs::read_to_string(p).unwrap_or_default();
+            // Each patch was checked (a regular file under the cap) when it was listed.
+            let text = crate::host::runfile::read_given_string(p, bounds::PATCH_BYTES, "a patch")
+                .unwrap_or_default();
             (p.clone(), crate::record::plan::patch_subjects(&text))
         })
         .collect()
@@ -292,7 +334,8 @@ fn fragment(
 ) -> Result<PathBuf, SpecError> {
     check_name("fragment", name).map_err(|m| cx.invalid(key, m))?;
     let p = kconfigs.join(format!("{name}.config"));
-    if p.is_file() {
+    if p.exists() {
+        bounds::file(&p, bounds::FRAGMENT_BYTES, "fragment").map_err(|m| cx.invalid(key, m))?;
         Ok(p)
     } else {
         Err(cx.invalid(
@@ -332,6 +375,8 @@ fn configs(
     for (name, frags) in raw {
         let key = format!("configs.{name}");
         check_name("configs", name).map_err(|m| cx.invalid(&key, m))?;
+        bounds::count("fragments", frags.len(), bounds::FRAGMENTS)
+            .map_err(|m| cx.invalid(&key, m))?;
         let paths = frags
             .iter()
             .map(|f| fragment(cx, kconfigs, folder, &key, f))
@@ -371,6 +416,7 @@ fn patchsets(
                 ranges.push(git_range(cx, &key, name, git, range)?);
             }
         }
+        bounds::count("patches", files.len(), bounds::PATCHES).map_err(|m| cx.invalid(&key, m))?;
         out.insert(name.clone(), files);
     }
     Ok((out, ranges))
@@ -418,9 +464,10 @@ fn harness(cx: &Ctx, raw: &[RawHarness], patchsets: &Patchsets) -> Result<Harnes
     for (i, h) in raw.iter().enumerate() {
         let key = format!("harness[{i}]");
         let f = cx.root.join(&h.patch);
-        if !f.is_file() {
+        if !f.exists() {
             return Err(cx.invalid(&key, format!("patch {} does not exist", f.display())));
         }
+        bounds::file(&f, bounds::PATCH_BYTES, "patch").map_err(|m| cx.invalid(&key, m))?;
         for p in h.patchsets.iter().flatten() {
             if !patchsets.contains_key(p) {
                 return Err(cx.invalid(&key, format!("unknown patchset `{p}`")));
@@ -446,6 +493,17 @@ fn test(
         return Err(cx.invalid(
             &key,
             format!("guest test `{}` has no source {}", t.name, src.display()),
+        ));
+    }
+    for (what, d) in [("duration", &t.duration), ("timeout", &t.timeout)] {
+        bounds::time(d.0, &d.1, bounds::TIME)
+            .map_err(|m| cx.invalid(&format!("{key}.{what}"), m))?;
+    }
+    bounds::count("arguments", t.args.len(), bounds::ARGS).map_err(|m| cx.invalid(&key, m))?;
+    if t.args.iter().any(|a| a.len() > bounds::ARG_BYTES) {
+        return Err(cx.invalid(
+            &key,
+            format!("an argument is longer than {} bytes", bounds::ARG_BYTES),
         ));
     }
     if t.timeout.0 <= t.duration.0 {
@@ -643,7 +701,9 @@ fn amplified_kernels(cx: &Ctx, tests: &[TestSpec], cells: &[Cell]) -> Result<(),
 fn enables(fragments: &[PathBuf], symbol: &str) -> bool {
     let mut on = false;
     for f in fragments {
-        for l in std::fs::read_to_string(f).unwrap_or_default().lines() {
+        let text = crate::host::runfile::read_given_string(f, bounds::FRAGMENT_BYTES, "a fragment")
+            .unwrap_or_default();
+        for l in text.lines() {
             let l = l.trim();
             if let Some(v) = l.strip_prefix(symbol).and_then(|r| r.strip_prefix('=')) {
                 on = v == "y";
@@ -660,9 +720,23 @@ fn vm(cx: &Ctx, raw: &RawVm) -> Result<VmSettings, SpecError> {
     if memory_mib < 128 {
         return Err(cx.invalid("vm.memory", "at least 128M (a lockdep kernel needs room)"));
     }
+    if memory_mib > bounds::MEMORY_MIB {
+        return Err(cx.invalid(
+            "vm.memory",
+            format!("at most {}G", bounds::MEMORY_MIB >> 10),
+        ));
+    }
     let cpus = raw.cpus.unwrap_or(2);
     if cpus == 0 {
         return Err(cx.invalid("vm.cpus", "at least 1"));
+    }
+    bounds::within(cpus, 1, bounds::CPUS).map_err(|m| cx.invalid("vm.cpus", m))?;
+    if let Some(t) = &raw.boot_timeout {
+        bounds::time(t.0, &t.1, bounds::TIME).map_err(|m| cx.invalid("vm.boot-timeout", m))?;
+    }
+    if let Some(t) = &raw.hung_task_timeout {
+        bounds::time(t.0, &t.1, bounds::HUNG_TASK)
+            .map_err(|m| cx.invalid("vm.hung-task-timeout", m))?;
     }
     Ok(VmSettings {
         accel: raw.accel,
@@ -729,13 +803,27 @@ fn known_issues(cx: &Ctx, raw: Option<&str>) -> Result<Option<PathBuf>, SpecErro
     Ok(Some(path))
 }
 
-fn limits(raw: &super::raw::RawLimits) -> Limits {
+fn limits(cx: &Ctx, raw: &super::raw::RawLimits) -> Result<Limits, SpecError> {
     let d = Limits::default();
-    Limits {
+    let l = Limits {
         console_bytes: raw.console.map(|s| s.0).unwrap_or(d.console_bytes),
         test_output_bytes: raw.test_output.map(|s| s.0).unwrap_or(d.test_output_bytes),
         results_bytes: raw.results.map(|s| s.0).unwrap_or(d.results_bytes),
+    };
+    for (key, v, max) in [
+        ("limits.console", l.console_bytes, bounds::CONSOLE_BYTES),
+        (
+            "limits.test-output",
+            l.test_output_bytes,
+            bounds::TEST_OUTPUT_BYTES,
+        ),
+        ("limits.results", l.results_bytes, bounds::RESULTS_BYTES),
+    ] {
+        if v > max {
+            return Err(cx.invalid(key, format!("{v} bytes: at most {}M", max >> 20)));
+        }
     }
+    Ok(l)
 }
 
 /// Arch x config x patchset, in that order: common fragments, then the arch's own
@@ -781,36 +869,66 @@ fn expand(
 }
 
 /// A patchset entry: a patch file, an mbox holding several patches (as `git format-patch
-/// --stdout` or `b4 am` write them), or a folder with a `series` file.
+/// --stdout` or `b4 am` write them), or a folder with a `series` file. A series comes
+/// from anywhere: its file must be a regular file of at most a megabyte, and each entry a
+/// patch inside its folder (no `..`, no absolute path, no link out).
 fn resolve_patches(p: &Path) -> Result<Vec<PathBuf>, String> {
     if p.is_dir() {
         let series = p.join("series");
-        let text = std::fs::read_to_string(&series).map_err(|e| {
-            format!(
-                "{} is a folder without a readable `series` file: {e}",
-                p.display()
-            )
-        })?;
+        let text =
+            crate::host::runfile::read_given_string(&series, bounds::SERIES_BYTES, "a series file")
+                .map_err(|e| {
+                    format!(
+                        "{} is a folder without a readable `series` file: {e}",
+                        p.display()
+                    )
+                })?;
+        let folder = p
+            .canonicalize()
+            .map_err(|e| format!("{}: {e}", p.display()))?;
         let mut out = Vec::new();
-        for line in text.lines() {
+        for (i, line) in text.lines().enumerate() {
             let name = line.split('#').next().unwrap_or("").trim();
             if name.is_empty() {
                 continue;
             }
-            let f = p.join(name);
-            if !f.is_file() {
+            let at = format!("{}:{}", series.display(), i + 1);
+            let plain = Path::new(name)
+                .components()
+                .all(|c| matches!(c, std::path::Component::Normal(_)));
+            if !plain {
                 return Err(format!(
-                    "{} lists `{name}`, which does not exist",
-                    series.display()
+                    "{at}: `{}` is not a patch inside {} (no `..` or absolute path)",
+                    crate::record::fmt::visible(name),
+                    p.display()
                 ));
             }
+            let f = p.join(name);
+            if !f.exists() {
+                return Err(format!("{at}: lists `{name}`, which does not exist"));
+            }
+            if !f.canonicalize().is_ok_and(|c| c.starts_with(&folder)) {
+                return Err(format!(
+                    "{at}: `{name}` is a link out of {}: a series names patches inside its folder",
+                    p.display()
+                ));
+            }
+            bounds::file(&f, bounds::PATCH_BYTES, "patch").map_err(|m| format!("{at}: {m}"))?;
             out.push(f);
+            if out.len() > bounds::PATCHES {
+                return Err(format!(
+                    "{}: more than {} patches",
+                    series.display(),
+                    bounds::PATCHES
+                ));
+            }
         }
         if out.is_empty() {
             return Err(format!("{} lists no patches", series.display()));
         }
         Ok(out)
-    } else if p.is_file() {
+    } else if p.exists() {
+        bounds::file(p, bounds::PATCH_BYTES, "patch")?;
         Ok(vec![p.to_owned()])
     } else {
         Err(format!("patch {} does not exist", p.display()))
@@ -822,7 +940,10 @@ fn find_key_line(text: &str, key: &str) -> Option<usize> {
     let mut from = 0;
     let mut found = None;
     for part in key.split('.') {
-        let part = part.split('[').next().unwrap_or(part);
+        let (part, index) = match part.split_once('[') {
+            Some((p, i)) => (p, i.trim_end_matches(']').parse::<usize>().ok()),
+            None => (part, None),
+        };
         // A key inside an inline mapping (`mine: { git: r, range: x }`) is not at the
         // start of a line: the enclosing key's line is the nearest.
         let Some((idx, _)) = text.lines().enumerate().skip(from).find(|(_, l)| {
@@ -835,8 +956,39 @@ fn find_key_line(text: &str, key: &str) -> Option<usize> {
         };
         from = idx;
         found = Some(idx + 1);
+        if let Some(i) = index {
+            match list_item(text, idx, i) {
+                Some(item) => {
+                    from = item;
+                    found = Some(item + 1);
+                }
+                None => break,
+            }
+        }
     }
     found
+}
+
+/// The line of item `i` of the block list under the key on line `key` (`tests:` then
+/// `  - name: a` lines); none for an inline list.
+fn list_item(text: &str, key: usize, i: usize) -> Option<usize> {
+    let indent = |l: &str| l.len() - l.trim_start().len();
+    let mut lines = text
+        .lines()
+        .enumerate()
+        .skip(key + 1)
+        .filter(|(_, l)| !l.trim().is_empty() && !l.trim_start().starts_with('#'));
+    let (first, l) = lines.next()?;
+    if !l.trim_start().starts_with("- ") {
+        return None;
+    }
+    let at = indent(l);
+    std::iter::once((first, l))
+        .chain(lines)
+        .take_while(|(_, l)| indent(l) >= at)
+        .filter(|(_, l)| indent(l) == at && l.trim_start().starts_with('-'))
+        .nth(i)
+        .map(|(n, _)| n)
 }
 
 #[cfg(test)]
