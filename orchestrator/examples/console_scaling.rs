@@ -67,7 +67,7 @@ async fn console(size_mb: usize) -> (f64, usize) {
     let mut c = Console::spawn(
         &sock,
         &d.path().join("console.log"),
-        Watcher::new(0, "n"),
+        Watcher::new(0),
         Budget::new(64 << 20),
         None,
     );

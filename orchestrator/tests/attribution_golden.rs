@@ -55,7 +55,7 @@ fn read(
     parts.push(cur);
     for part in parts {
         boots.push(offset + 1);
-        let mut w = Watcher::new(offset, &nonce(&part)).preferring(series.to_vec());
+        let mut w = Watcher::replaying(offset, &nonce(&part)).preferring(series.to_vec());
         w.feed(part.as_bytes());
         w.finish();
         for s in &w.spans {

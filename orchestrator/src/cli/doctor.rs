@@ -1100,7 +1100,7 @@ async fn probe_kvm(
             let mut console = crate::vm::console::Console::spawn(
                 &v.spec.console_socket,
                 &dir.join("console.log"),
-                crate::console::Watcher::new(0, ""),
+                crate::console::Watcher::new(0),
                 crate::vm::console::Budget::new(1 << 20),
                 None,
             );

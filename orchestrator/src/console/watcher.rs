@@ -27,6 +27,24 @@ const PER_TITLE: usize = 10;
 const MAX_FINDINGS: usize = 200;
 /// Console lines kept before a report, for its excerpt.
 const CONTEXT: usize = 6;
+/// 128 random bits from the kernel's generator, in hex.
+fn fresh_nonce() -> String {
+    use std::io::Read;
+    let mut b = [0u8; 16];
+    if std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut b))
+        .is_err()
+    {
+        // No /dev/urandom: the clock and the process are still unknown to the guest.
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        b = (t ^ (u128::from(std::process::id()) << 64)).to_le_bytes();
+    }
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
 /// Recent lines kept for excerpts and for quoting a console's last words.
 const RING: usize = 512;
 
@@ -43,7 +61,11 @@ pub struct TestSpan {
 #[derive(Debug)]
 pub struct Watcher {
     parser: Parser,
-    nonce: String,
+    /// Markers kmatrix is about to write (nonce, what, test), each accepted once: the
+    /// guest never sees a nonce before kmatrix writes it, so it cannot forge a marker.
+    expected: Vec<(String, String, String)>,
+    /// A recorded console replayed (golden tests): every marker with this nonce counts.
+    replay_nonce: Option<String>,
     /// Lines of earlier boots in the same console.log (findings' lines are absolute).
     offset: usize,
     lines: usize,
@@ -72,12 +94,12 @@ pub struct Watcher {
 }
 
 impl Watcher {
-    /// A watcher for a boot whose console starts after `offset` lines of earlier boots;
-    /// `nonce` is the one in the test markers kmatrix writes in this boot.
-    pub fn new(offset: usize, nonce: &str) -> Watcher {
+    /// A watcher for a boot whose console starts after `offset` lines of earlier boots.
+    pub fn new(offset: usize) -> Watcher {
         Watcher {
             parser: Parser::new(),
-            nonce: nonce.to_string(),
+            expected: Vec::new(),
+            replay_nonce: None,
             offset,
             lines: 0,
             partial: Vec::new(),
@@ -106,9 +128,31 @@ impl Watcher {
         self
     }
 
+    /// A recorded console whose markers all carry `nonce` (before markers had one each).
+    pub fn replaying(offset: usize, nonce: &str) -> Watcher {
+        Watcher {
+            replay_nonce: Some(nonce.to_string()),
+            ..Watcher::new(offset)
+        }
+    }
+
     /// The marker line kmatrix writes to /dev/kmsg around a test (`what`: start or end).
     pub fn marker(nonce: &str, what: &str, test: &str) -> String {
         format!("kmatrix-test[{nonce}]: {what} {test}")
+    }
+
+    /// A fresh marker for kmatrix to write, taken when it appears on the console (once):
+    /// its nonce is random and new, so nothing the guest printed before can match it.
+    pub fn expect_marker(&mut self, what: &str, test: &str) -> String {
+        let nonce = fresh_nonce();
+        let line = Watcher::marker(&nonce, what, test);
+        // Bounded: markers never written (a dead guest) do not pile up.
+        if self.expected.len() >= 64 {
+            self.expected.remove(0);
+        }
+        self.expected
+            .push((nonce, what.to_string(), test.to_string()));
+        line
     }
 
     /// The text of the last complete line (the context ring's newest).
@@ -187,8 +231,7 @@ impl Watcher {
         if msg.starts_with("Kernel panic - not syncing") {
             self.panicked = true;
         }
-        let prefix = format!("kmatrix-test[{}]: ", self.nonce);
-        if let Some(rest) = msg.strip_prefix(&prefix) {
+        if let Some(rest) = self.accept_marker(msg) {
             if let Some(test) = rest.strip_prefix("start ") {
                 self.spans.push(TestSpan {
                     test: test.trim().to_string(),
@@ -206,6 +249,23 @@ impl Watcher {
                 }
             }
         }
+    }
+
+    /// The marker's `what test` when `msg` is a marker kmatrix wrote (expected, or of
+    /// the replayed nonce); an expected one is taken, so a copy of it does not count.
+    fn accept_marker<'m>(&mut self, msg: &'m str) -> Option<&'m str> {
+        let rest = msg.strip_prefix("kmatrix-test[")?;
+        let (nonce, rest) = rest.split_once("]: ")?;
+        if self.replay_nonce.as_deref() == Some(nonce) {
+            return Some(rest);
+        }
+        let (what, test) = rest.split_once(' ')?;
+        let i = self
+            .expected
+            .iter()
+            .position(|(n, w, t)| n == nonce && w == what && t == test.trim())?;
+        self.expected.remove(i);
+        Some(rest)
     }
 
     /// The test running at absolute console line `no`, by the markers.
@@ -292,7 +352,7 @@ mod tests {
              [   19.0] kmatrix-test[n1]: start vma_probe\n{OOPS}"
         );
         for chunk in [1, 7, 4096] {
-            let mut w = Watcher::new(100, "n1");
+            let mut w = Watcher::replaying(100, "n1");
             for c in log.as_bytes().chunks(chunk) {
                 w.feed(c);
             }
@@ -312,15 +372,42 @@ mod tests {
 
     #[test]
     fn a_marker_with_another_nonce_is_ignored() {
-        let mut w = Watcher::new(0, "n1");
+        let mut w = Watcher::replaying(0, "n1");
         w.feed(format!("kmatrix-test[forged]: start vma_probe\n{OOPS}").as_bytes());
         w.finish();
         assert_eq!(w.findings[0].during, None);
     }
 
+    /// The guest sees a marker only once kmatrix wrote it, and a nonce is good once:
+    /// neither a replay of an earlier marker nor a guessed one moves a report into a
+    /// test (issue #30: the per-boot nonce was readable in dmesg and time-based).
+    #[test]
+    fn markers_are_taken_once_and_only_when_kmatrix_wrote_them() {
+        let mut w = Watcher::new(0);
+        let start = w.expect_marker("start", "faults_vs_writers");
+        let end = w.expect_marker("end", "faults_vs_writers");
+        assert_ne!(start, end);
+        assert!(start.len() > "kmatrix-test[]: start faults_vs_writers".len() + 30);
+        let probe = w.expect_marker("start", "vma_probe");
+        let forged_end = probe.replace("start", "end");
+        let log = format!(
+            "{start}\n{end}\n{start}\nkmatrix-test[00000000000000000000000000000000]: start vma_probe\n{forged_end}\n{probe}\n{OOPS}"
+        );
+        w.feed(log.as_bytes());
+        w.finish();
+        assert_eq!(w.spans.len(), 2, "{:?}", w.spans);
+        assert_eq!(w.spans[0].end, Some(2));
+        assert_eq!(w.spans[1].test, "vma_probe");
+        assert_eq!(
+            w.spans[1].start, 6,
+            "the replayed start and the guesses are ignored"
+        );
+        assert_eq!(w.findings[0].during.as_deref(), Some("vma_probe"));
+    }
+
     #[test]
     fn a_flood_is_counted_not_stored_and_lines_are_bounded() {
-        let mut w = Watcher::new(0, "n");
+        let mut w = Watcher::new(0);
         for i in 0..50 {
             w.feed(OOPS.replace("20.1", &format!("{}.1", 30 + i)).as_bytes());
         }

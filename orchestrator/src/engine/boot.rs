@@ -25,8 +25,6 @@ pub(crate) struct BootSession {
     pub console: Console,
     pub target: Target,
     pub ssh: Arc<ssh2::Session>,
-    /// The nonce in this boot's test markers.
-    pub nonce: String,
 }
 
 /// The virtiofsd daemons of one VM: (tag, socket, process).
@@ -73,15 +71,6 @@ pub(crate) struct BootPlan {
     /// Console lines already in console.log from earlier boots.
     pub offset: usize,
     pub budget: Budget,
-}
-
-/// A per-boot nonce for the test markers, so nothing else on the console is taken for one.
-fn nonce() -> String {
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos() ^ (d.as_secs() as u32))
-        .unwrap_or(0);
-    format!("{:08x}{:04x}", t, std::process::id() & 0xffff)
 }
 
 /// Why a start did not give a running guest.
@@ -188,9 +177,8 @@ impl CellRun<'_> {
         let mut stalled_once = false;
         loop {
             attempt += 1;
-            let nonce = nonce();
             let fresh = plan.n == 1 && attempt == 1;
-            let mut s = match self.start_with_fallback(p, &plan, &nonce, fresh).await {
+            let mut s = match self.start_with_fallback(p, &plan, fresh).await {
                 Ok(s) => s,
                 Err(StartError::Stop(stop)) => return Err((stop, None)),
                 Err(StartError::PortTaken(port)) if attempt < PORT_ATTEMPTS => {
@@ -223,7 +211,6 @@ impl CellRun<'_> {
                         console: s.console,
                         target,
                         ssh: Arc::new(ssh),
-                        nonce,
                     });
                 }
                 Err(Waited::Stalled(stop)) if !stalled_once => {
@@ -257,7 +244,6 @@ impl CellRun<'_> {
         &mut self,
         p: &Prepared,
         plan: &BootPlan,
-        nonce: &str,
         fresh: bool,
     ) -> Result<Started, StartError> {
         let mut first = vm::initial_accel(self.sh.plan.vm.accel, self.cell.arch);
@@ -288,7 +274,7 @@ impl CellRun<'_> {
             n => format!("{} (boot {n})", a.name()),
         };
         self.phase(Phase::Boot, label(first));
-        let mut s = self.start_vm(p, first, plan, nonce, fresh).await?;
+        let mut s = self.start_vm(p, first, plan, fresh).await?;
         if first != Accel::Kvm {
             self.result.accel = Some(first);
             return Ok(s);
@@ -329,7 +315,7 @@ impl CellRun<'_> {
             *k = Some(reason);
         }
         self.phase(Phase::Boot, label(Accel::Tcg));
-        let s = self.start_vm(p, Accel::Tcg, plan, nonce, true).await?;
+        let s = self.start_vm(p, Accel::Tcg, plan, true).await?;
         self.result.accel = Some(Accel::Tcg);
         Ok(s)
     }
@@ -340,7 +326,6 @@ impl CellRun<'_> {
         p: &Prepared,
         accel: Accel,
         plan: &BootPlan,
-        nonce: &str,
         fresh: bool,
     ) -> Result<Started, Stop> {
         let shares = self.start_shares().await?;
@@ -378,7 +363,7 @@ impl CellRun<'_> {
         let console = Console::spawn(
             &vm.spec.console_socket,
             &log,
-            Watcher::new(plan.offset, nonce).preferring(self.series_functions()),
+            Watcher::new(plan.offset).preferring(self.series_functions()),
             plan.budget.clone(),
             plan.preamble.clone(),
         );

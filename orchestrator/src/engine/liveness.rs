@@ -7,7 +7,7 @@
 use super::boot::BootSession;
 use super::prepare::Prepared;
 use super::run::CellRun;
-use crate::console::{watcher::Watcher, Kind};
+use crate::console::Kind;
 use crate::host::guest::{self, Exec};
 use crate::judge::KernelFacts;
 use crate::record::phase::Phase;
@@ -48,7 +48,7 @@ impl CellRun<'_> {
              echo {HUNG_SECS} > /proc/sys/kernel/hung_task_timeout_secs; \
              [ \"$(cat /proc/sys/kernel/hung_task_warnings)\" = 0 ] && echo 1 > /proc/sys/kernel/hung_task_warnings; \
              insmod /tests/{MODULE}.ko mode=all hold_secs={HOLD_SECS}",
-            guest::shell_quote(&Watcher::marker(&s.nonce, "start", LIVENESS))
+            guest::shell_quote(&s.console.with_mut(|w| w.expect_marker("start", LIVENESS)))
         );
         if let Err(e) = self.guest(s, begin).await {
             self.liveness_skipped = Some(format!("could not load the liveness module: {e}"));
@@ -71,7 +71,7 @@ impl CellRun<'_> {
         }
         let end = format!(
             "cat /tmp/kmatrix-hung > /proc/sys/kernel/hung_task_timeout_secs; echo {} > /dev/kmsg",
-            guest::shell_quote(&Watcher::marker(&s.nonce, "end", LIVENESS))
+            guest::shell_quote(&s.console.with_mut(|w| w.expect_marker("end", LIVENESS)))
         );
         let _ = self.guest(s, end).await;
         self.note(format!(

@@ -128,6 +128,14 @@ impl Console {
         }
     }
 
+    /// Change the watcher (register a marker kmatrix is about to write).
+    pub fn with_mut<T>(&self, f: impl FnOnce(&mut Watcher) -> T) -> T {
+        match self.watcher.lock() {
+            Ok(mut w) => f(&mut w),
+            Err(poisoned) => f(&mut poisoned.into_inner()),
+        }
+    }
+
     /// Wait until the console says something new (or `limit` passes).
     pub async fn changed(&mut self, limit: Duration) {
         let _ = tokio::time::timeout(limit, self.version.changed()).await;
@@ -173,8 +181,8 @@ impl Console {
         let mut w = match Arc::try_unwrap(watcher) {
             Ok(m) => m.into_inner().unwrap_or_else(|p| p.into_inner()),
             Err(shared) => match shared.lock() {
-                Ok(mut g) => std::mem::replace(&mut *g, Watcher::new(0, "")),
-                Err(p) => std::mem::replace(&mut *p.into_inner(), Watcher::new(0, "")),
+                Ok(mut g) => std::mem::replace(&mut *g, Watcher::new(0)),
+                Err(p) => std::mem::replace(&mut *p.into_inner(), Watcher::new(0)),
             },
         };
         w.finish();
@@ -350,7 +358,7 @@ mod tests {
         let mut c = Console::spawn(
             &sock,
             &log,
-            Watcher::new(0, "n"),
+            Watcher::new(0),
             Budget::new(100 << 10),
             Some("kmatrix: boot 1\n".into()),
         );
