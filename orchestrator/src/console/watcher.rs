@@ -45,6 +45,11 @@ fn fresh_nonce() -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
+/// Distinct titles counted one by one; the rest are counted together under
+/// [`OTHER_TITLES`].
+const MAX_TITLES: usize = 4096;
+const OTHER_TITLES: &str = "(reports of other titles, past the count kept apart)";
+
 /// Recent lines kept for excerpts and for quoting a console's last words.
 const RING: usize = 512;
 
@@ -280,10 +285,17 @@ impl Watcher {
     fn keep(&mut self, mut f: Finding) {
         f.line += self.offset;
         f.during = self.test_at(f.line).map(str::to_string);
-        let n = self.per_title.entry(f.title.clone()).or_default();
+        // A guest can print endless distinct titles: past MAX_TITLES the rest share one
+        // count, so the watcher's memory stays bounded.
+        let key = if self.per_title.len() < MAX_TITLES || self.per_title.contains_key(&f.title) {
+            f.title.clone()
+        } else {
+            OTHER_TITLES.to_string()
+        };
+        let n = self.per_title.entry(key.clone()).or_default();
         *n += 1;
-        if *n > PER_TITLE || self.findings.len() >= MAX_FINDINGS {
-            *self.dropped.entry(f.title).or_default() += 1;
+        if *n > PER_TITLE || self.findings.len() >= MAX_FINDINGS || key == OTHER_TITLES {
+            *self.dropped.entry(key).or_default() += 1;
             return;
         }
         f.context = self
@@ -420,5 +432,19 @@ mod tests {
             w.lines > 11 * 50,
             "a megabyte without newline was cut into lines"
         );
+    }
+
+    /// Endless distinct titles cost bounded memory: past MAX_TITLES they are counted
+    /// together.
+    #[test]
+    fn distinct_titles_past_the_cap_are_counted_together() {
+        let mut w = Watcher::new(0);
+        for i in 0..(MAX_TITLES + 500) {
+            w.feed(format!("[    1.0] BUG: kernel NULL pointer dereference, address: {i:x}\n[    1.0] RIP: 0010:f{i}+0x1/0x2\n[    1.0] ---[ end trace 0000000000000000 ]---\n").as_bytes());
+        }
+        w.finish();
+        assert!(w.per_title.len() <= MAX_TITLES + 1, "{}", w.per_title.len());
+        assert!(w.dropped.len() <= MAX_TITLES + 1);
+        assert!(w.findings.len() <= MAX_FINDINGS);
     }
 }
