@@ -8,6 +8,7 @@ pub mod cache;
 pub mod cli;
 pub mod compare;
 pub mod console;
+pub mod coverage;
 pub mod doctor;
 pub mod engine;
 pub mod events;

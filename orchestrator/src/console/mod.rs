@@ -60,7 +60,7 @@ mod symbolize;
 pub mod watcher;
 
 pub use parser::Parser;
-pub use series::changed_functions;
+pub use series::{changed_functions, file_diffs, FileDiff, Hunk, HunkLine};
 pub use symbolize::symbolize;
 pub use watcher::Watcher;
 
