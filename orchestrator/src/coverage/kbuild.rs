@@ -192,6 +192,12 @@ fn kbuild_name(tree: &Path, dir: &str) -> String {
     }
 }
 
+/// An option an `ifdef`/`ifeq` block wants on (`true`) or off.
+type BlockCond = (String, bool);
+
+/// A Makefile assignment (`lhs`, `rhs`) with the blocks around it.
+type Assignment = (String, String, Vec<BlockCond>);
+
 enum Listing {
     Yes,
     Needs(String),
@@ -205,8 +211,8 @@ enum Listing {
 fn listed(text: &str, item: &str, syms: &Symbols) -> Listing {
     let lines = logical_lines(text);
     // Each line with the options of the `ifdef`/`ifeq` blocks around it.
-    let mut blocks: Vec<Option<(String, bool)>> = Vec::new();
-    let mut assignments: Vec<(String, String, Vec<(String, bool)>)> = Vec::new();
+    let mut blocks: Vec<Option<BlockCond>> = Vec::new();
+    let mut assignments: Vec<Assignment> = Vec::new();
     for l in &lines {
         let t = l.trim();
         let word = t.split_whitespace().next().unwrap_or_default();

@@ -495,3 +495,26 @@ pub fn report(map: &Map, tests: &[TestCounts]) -> SeriesCoverage {
     c.conclude();
     c
 }
+
+/// Copy a kernel's `coverage/` folder (map and notes) into a cell's folder: regular
+/// files and folders only; nothing to do when the kernel has none.
+pub fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
+    let Ok(meta) = std::fs::symlink_metadata(from) else {
+        return Ok(());
+    };
+    if !meta.is_dir() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(to)?;
+    for e in std::fs::read_dir(from)? {
+        let e = e?;
+        let t = e.file_type()?;
+        let dst = to.join(e.file_name());
+        if t.is_dir() {
+            copy_dir(&e.path(), &dst)?;
+        } else if t.is_file() {
+            std::fs::copy(e.path(), dst)?;
+        }
+    }
+    Ok(())
+}

@@ -135,6 +135,7 @@ impl CellRun<'_> {
                 progress,
             });
         };
+        let series = crate::coverage::Series::read(self.cell.series(&self.sh.plan));
         let job = BuildJob {
             cell: self.cell,
             slot: &slot,
@@ -145,6 +146,7 @@ impl CellRun<'_> {
             rebuild,
             modules: &modules,
             changed: &changed,
+            series: &series,
             progress: &progress,
         };
         match job.run().await.map_err(|e| infra_err(&e))? {
