@@ -518,3 +518,114 @@ pub fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::Command;
+
+    /// The whole host side on a real compiler and gcov: a C file as a series adds it,
+    /// compiled with profiling the way Kbuild does (from the object folder, `-o
+    /// dir/x.o`), mapped, run once, measured.
+    #[tokio::test]
+    async fn map_and_measure_with_the_hosts_gcc_and_gcov() {
+        let d = tempfile::tempdir().unwrap();
+        let (tree, objdir, out) = (
+            d.path().join("tree"),
+            d.path().join("obj"),
+            d.path().join("cov"),
+        );
+        let src = "\
+int f(int a)
+{
+\tif (a > 3)
+\t\treturn a * 2;
+#ifdef CONFIG_NOPE
+\treturn 7;
+#endif
+\treturn a;
+}
+int g(void) { return 1; }
+int main(int argc, char **argv) { (void)argv; return f(argc) - argc; }
+";
+        std::fs::create_dir_all(tree.join("mm")).unwrap();
+        std::fs::create_dir_all(objdir.join("mm")).unwrap();
+        std::fs::write(tree.join("mm/a.c"), src).unwrap();
+        let mut patch = String::from("--- /dev/null\n+++ b/mm/a.c\n@@ -0,0 +1,11 @@\n");
+        for l in src.lines() {
+            patch.push_str(&format!("+{l}\n"));
+        }
+        let series = Series::new(&[patch]);
+        assert_eq!(series.objects(), ["mm/a.o"]);
+        let cc = |args: &[&str]| {
+            let s = Command::new("gcc")
+                .args(args)
+                .current_dir(&objdir)
+                .status()
+                .unwrap();
+            assert!(s.success(), "gcc {args:?}");
+        };
+        let source = tree.join("mm/a.c").display().to_string();
+        cc(&[
+            "-O0",
+            "-fprofile-arcs",
+            "-ftest-coverage",
+            "-c",
+            &source,
+            "-o",
+            "mm/a.o",
+        ]);
+        cc(&["-fprofile-arcs", "mm/a.o", "-o", "a.out"]);
+        let map = compile_map(
+            &series,
+            &tree,
+            &objdir,
+            Arch::X86_64,
+            "CONFIG_GCOV_KERNEL=y\n",
+            &out,
+        )
+        .await
+        .unwrap();
+        assert_eq!(map.profiled, ["mm/a.o"]);
+        assert_eq!(Map::load(&out).unwrap(), map);
+        let status = |n: usize| map.files[0].lines[n - 1].status.clone();
+        assert_eq!(status(3), LineStatus::Code);
+        assert_eq!(status(2), LineStatus::NoCode);
+        assert_eq!(
+            status(6),
+            LineStatus::Disabled {
+                directive: "#ifdef CONFIG_NOPE".into(),
+                at: 5
+            }
+        );
+        assert!(map.builds_anything());
+        // One run with argc 1: f's `a > 3` branch and g never run.
+        assert!(Command::new(objdir.join("a.out"))
+            .status()
+            .unwrap()
+            .success());
+        let counters = d.path().join("results/coverage/t1");
+        std::fs::create_dir_all(counters.join("mm")).unwrap();
+        std::fs::copy(objdir.join("mm/a.gcda"), counters.join("mm/a.gcda")).unwrap();
+        let t1 = measure(&map, &out, "t1", &counters).await;
+        let t2 = measure(&map, &out, "t2", &d.path().join("results/coverage/t2")).await;
+        assert_eq!(t2.missing, ["t2: no counters for mm/a.o"]);
+        let r = report(&map, &[t1, t2]);
+        let hits = |n: usize| r.files[0].lines[n - 1].hits.clone();
+        assert_eq!(hits(3), [1, 0]);
+        assert_eq!(hits(4), [0, 0]);
+        assert_eq!(hits(8), [1, 0]);
+        let g = r.functions.iter().find(|f| f.name == "g").unwrap();
+        assert_eq!(g.calls, [0, 0]);
+        let f = r.functions.iter().find(|f| f.name == "f").unwrap();
+        assert_eq!(f.calls, [1, 0]);
+        assert_eq!(r.reach, Reach::NeverRan);
+        assert!(
+            r.summary.contains(
+                ", in tests t1; functions never run: g; never ran: mm/a.c:4 (f), mm/a.c:10 (g)"
+            ),
+            "{}",
+            r.summary
+        );
+    }
+}
