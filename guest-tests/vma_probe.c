@@ -37,6 +37,12 @@
  *                  VM_WRITE, or NULL; the kernel checks that, this program
  *                  checks the mapping afterwards (read-only / gone). v2's
  *                  slow path oopses here too, in the kthread
+ *   9 contended_saturate  the same, but under the lock the VMA's reader
+ *                  count is raised to its limit: the slow path finds the
+ *                  VMA and vma_start_read_locked() refuses it, so the
+ *                  lookup must return NULL and release mmap_lock (the
+ *                  kernel checks both, then puts the count back); the
+ *                  VMA stays rw-p
  *
  * The controls are "ok" when the kernel call returned; whether lockdep or
  * the hung-task detector fired is decided from the console by the host.
@@ -54,7 +60,7 @@
 #include <sys/stat.h>
 
 #define PROBE_PATH	"/sys/kernel/debug/kmatrix/vma_probe"
-#define N_CASES		8
+#define N_CASES		9
 #define MIN_HOLD	30
 #define MAGIC		0x6b6d6174726978ULL	/* what the probe writes */
 
@@ -259,10 +265,11 @@ static int case_contended(const char *op)
 		return ktap_result(0, "contended_mprotect: VMA is '%s' afterwards, want r--p", perms);
 	if (!strcmp(op, "munmap") && perms[0])
 		return ktap_result(0, "contended_munmap: VMA still mapped ('%s') afterwards", perms);
-	if (!strcmp(op, "keep") && strcmp(perms, "rw-p"))
-		return ktap_result(0, "contended_keep: VMA is '%s' afterwards, want rw-p", perms);
+	if ((!strcmp(op, "keep") || !strcmp(op, "saturate")) && strcmp(perms, "rw-p"))
+		return ktap_result(0, "contended_%s: VMA is '%s' afterwards, want rw-p", op, perms);
 	return ktap_result(1, "contended_%s: vma_start_read_unlocked() waited for the writer, then returned %s",
 			   op, !strcmp(op, "munmap") ? "NULL (VMA unmapped meanwhile)" :
+			   !strcmp(op, "saturate") ? "NULL (reader count at its limit), mmap_lock released" :
 			   !strcmp(op, "mprotect") ? "the VMA without VM_WRITE" : "the same VMA");
 }
 
@@ -309,7 +316,8 @@ int main(int argc, char **argv)
 	if (stat(PROBE_PATH, &st)) {
 		static const char *const names[N_CASES] = {
 			"lookup", "fault_other", "fault_same", "hold", "nolookup",
-			"contended_keep", "contended_mprotect", "contended_munmap"
+			"contended_keep", "contended_mprotect", "contended_munmap",
+			"contended_saturate"
 		};
 
 		ktap_diag("%s: %s", PROBE_PATH, strerror(errno));
@@ -336,5 +344,7 @@ int main(int argc, char **argv)
 		case_contended("mprotect");
 	if (selected("contended_munmap"))
 		case_contended("munmap");
+	if (selected("contended_saturate"))
+		case_contended("saturate");
 	return ktap_end();
 }

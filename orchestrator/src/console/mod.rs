@@ -70,7 +70,7 @@ mod text;
 pub mod watcher;
 
 pub use parser::Parser;
-pub use series::changed_functions;
+pub use series::{changed_functions, file_diffs, FileDiff, Hunk, HunkLine};
 pub use symbolize::symbolize;
 pub use watcher::Watcher;
 

@@ -14,24 +14,81 @@
 /// first change, deduplicated. `SYSCALL_DEFINEn(name, ...)` is named `__do_sys_name`,
 /// the name traces show for its body on every arch.
 pub fn changed_functions(patch_text: &str) -> Vec<String> {
-    let lines: Vec<&str> = patch_text.lines().collect();
     let mut out: Vec<String> = Vec::new();
-    let mut add = |name: &str| {
-        if !out.iter().any(|n| n == name) {
-            out.push(name.to_string());
+    for d in file_diffs(patch_text) {
+        for h in &d.hunks {
+            for l in h.lines.iter().filter(|l| l.marker != b' ') {
+                if let Some(f) = &l.function {
+                    if !out.contains(f) {
+                        out.push(f.clone());
+                    }
+                }
+            }
         }
-    };
+    }
+    out
+}
+
+/// One file's part of a unified diff.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileDiff {
+    /// The path before and after the patch, relative to the tree (`-p1`); `None` for
+    /// `/dev/null` (a new or deleted file) or a path that would leave the tree.
+    pub old: Option<String>,
+    pub new: Option<String>,
+    pub hunks: Vec<Hunk>,
+}
+
+/// One hunk, its lines numbered on both sides.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hunk {
+    pub old_start: usize,
+    pub new_start: usize,
+    pub lines: Vec<HunkLine>,
+}
+
+/// A line of a hunk: `b' '` context, `b'+'` added, `b'-'` removed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HunkLine {
+    pub marker: u8,
+    pub text: String,
+    /// Its line number in the old file (added lines: the old line it follows).
+    pub old: usize,
+    /// Its line number in the new file (removed lines: the new line it precedes).
+    pub new: usize,
+    /// The C function it sits in (C sources and headers only).
+    pub function: Option<String>,
+}
+
+/// The files and hunks of a unified diff (a patch, a series, an mbox), in order.
+pub fn file_diffs(patch_text: &str) -> Vec<FileDiff> {
+    let lines: Vec<&str> = patch_text.lines().collect();
+    let mut out: Vec<FileDiff> = Vec::new();
     let mut c_file = false;
+    let mut old_path: Option<String> = None;
     let mut i = 0;
     while i < lines.len() {
         let l = lines[i];
-        if let Some(path) = l.strip_prefix("+++ ") {
-            let path = path.split('\t').next().unwrap_or(path).trim();
-            c_file = path.ends_with(".c") || path.ends_with(".h");
+        if let Some(path) = l.strip_prefix("--- ") {
+            old_path = tree_path(path);
             i += 1;
             continue;
         }
-        let Some((old_n, new_n, context)) = hunk_header(l) else {
+        if let Some(path) = l.strip_prefix("+++ ") {
+            let new = tree_path(path);
+            let shown = new.as_deref().or(old_path.as_deref()).unwrap_or_default();
+            c_file = shown.ends_with(".c") || shown.ends_with(".h");
+            // A C file's functions are only followed on the side that still exists.
+            c_file &= new.is_some();
+            out.push(FileDiff {
+                old: old_path.take(),
+                new,
+                hunks: vec![],
+            });
+            i += 1;
+            continue;
+        }
+        let Some((old_start, old_n, new_start, new_n, context)) = hunk_header(l) else {
             i += 1;
             continue;
         };
@@ -53,46 +110,85 @@ pub fn changed_functions(patch_text: &str) -> Vec<String> {
             }
             i += 1;
         }
-        if !c_file {
+        let Some(file) = out.last_mut() else {
             continue;
-        }
+        };
         let body = &lines[start..i];
-        let mut current: Option<String> = header_function(context);
+        let mut current: Option<String> = if c_file {
+            header_function(context)
+        } else {
+            None
+        };
+        // `@@ -0,0 +1,5 @@` (a new file): the first line is line 1 on its side.
+        let (mut old, mut new) = (old_start.max(1), new_start.max(1));
+        let mut hunk = Hunk {
+            old_start,
+            new_start,
+            lines: Vec::with_capacity(body.len()),
+        };
         for (k, line) in body.iter().enumerate() {
             let (marker, text) = match line.as_bytes().first() {
                 Some(&m @ (b' ' | b'+' | b'-')) => (m, &line[1..]),
                 None => (b' ', ""),
                 _ => continue,
             };
-            let changed = marker != b' ';
-            if let Some(name) = opens_definition(text, marker, &body[k + 1..]) {
-                current = Some(name);
+            if c_file {
+                if let Some(name) = opens_definition(text, marker, &body[k + 1..]) {
+                    current = Some(name);
+                }
             }
-            if changed {
-                if let Some(f) = &current {
-                    add(f);
+            hunk.lines.push(HunkLine {
+                marker,
+                text: text.to_string(),
+                old,
+                new,
+                function: current.clone(),
+            });
+            match marker {
+                b'+' => new += 1,
+                b'-' => old += 1,
+                _ => {
+                    old += 1;
+                    new += 1;
                 }
             }
             if text.starts_with('}') {
                 current = None;
             }
         }
+        file.hunks.push(hunk);
     }
     out
 }
 
-/// `@@ -a,b +c,d @@ context` → (b, d, context); a missing count is 1.
-fn hunk_header(l: &str) -> Option<(usize, usize, &str)> {
+/// `a/mm/x.c\t2026-...` -> `mm/x.c` (one component stripped, as `patch -p1` does);
+/// `/dev/null`, or a path leaving the tree, -> `None`.
+fn tree_path(raw: &str) -> Option<String> {
+    let p = raw.split('\t').next().unwrap_or_default().trim_end();
+    if p == "/dev/null" {
+        return None;
+    }
+    let (_, rest) = p.split_once('/')?;
+    if rest.is_empty() || rest.starts_with('/') || rest.split('/').any(|c| c == "..") {
+        return None;
+    }
+    Some(rest.to_string())
+}
+
+/// `@@ -a,b +c,d @@ context` → (a, b, c, d, context); a missing count is 1.
+fn hunk_header(l: &str) -> Option<(usize, usize, usize, usize, &str)> {
     let rest = l.strip_prefix("@@ -")?;
     let (ranges, context) = rest.split_once(" @@")?;
     let (old, new) = ranges.split_once(" +")?;
-    let count = |r: &str| -> Option<usize> {
+    let range = |r: &str| -> Option<(usize, usize)> {
         match r.split_once(',') {
-            Some((_, n)) => n.parse().ok(),
-            None => r.parse::<usize>().ok().map(|_| 1),
+            Some((s, n)) => Some((s.parse().ok()?, n.parse().ok()?)),
+            None => Some((r.parse().ok()?, 1)),
         }
     };
-    Some((count(old)?, count(new)?, context.trim()))
+    let (a, b) = range(old)?;
+    let (c, d) = range(new)?;
+    Some((a, b, c, d, context.trim()))
 }
 
 /// The function a hunk header's context line names, if it names one.
@@ -295,5 +391,102 @@ mod tests {
  }
 ";
         assert_eq!(changed_functions(diff), ["gone", "changed"]);
+    }
+
+    #[test]
+    fn file_diffs_number_both_sides_and_name_the_function() {
+        let d = file_diffs(V3);
+        let paths: Vec<_> = d.iter().map(|f| f.new.as_deref().unwrap()).collect();
+        assert_eq!(
+            paths,
+            [
+                "include/linux/mmap_lock.h",
+                "mm/mmap_lock.c",
+                "net/ipv4/tcp.c"
+            ]
+        );
+        let tcp = &d[2];
+        let added: Vec<(usize, &str, Option<&str>)> = tcp
+            .hunks
+            .iter()
+            .flat_map(|h| &h.lines)
+            .filter(|l| l.marker == b'+')
+            .map(|l| (l.new, l.text.as_str(), l.function.as_deref()))
+            .collect();
+        assert_eq!(
+            added[0],
+            (2175, "\tstruct vm_area_struct *vma;", Some("find_tcp_vma"))
+        );
+        assert_eq!(
+            added[2],
+            (
+                2177,
+                "\tif (IS_ENABLED(CONFIG_PER_VMA_LOCK)) {",
+                Some("find_tcp_vma")
+            )
+        );
+        // The second hunk of tcp.c: 2187 in the new file, 2183 + 1 context in the old.
+        let comment = tcp.hunks[1]
+            .lines
+            .iter()
+            .find(|l| l.marker == b'+')
+            .unwrap();
+        assert_eq!((comment.old, comment.new), (2186, 2190));
+        let removed = tcp.hunks[0]
+            .lines
+            .iter()
+            .find(|l| l.marker == b'-')
+            .unwrap();
+        assert_eq!((removed.old, removed.new), (2175, 2175));
+        let mm = &d[1];
+        let first = mm.hunks[0].lines.iter().find(|l| l.marker == b'+').unwrap();
+        assert_eq!((first.new, first.function.as_deref()), (344, None));
+        let body = mm.hunks[0]
+            .lines
+            .iter()
+            .find(|l| l.text.contains("guard(rwsem_read)"))
+            .unwrap();
+        assert_eq!(
+            (body.new, body.function.as_deref()),
+            (364, Some("vma_start_read_unlocked"))
+        );
+    }
+
+    #[test]
+    fn new_deleted_and_escaping_files() {
+        let diff = "\
+--- /dev/null
++++ b/mm/new.c
+@@ -0,0 +1,3 @@
++int f(void)
++{
++}
+--- a/mm/old.c
++++ /dev/null
+@@ -1,2 +0,0 @@
+-int g(void)
+-{}
+--- a/../etc/x.c
++++ b/../etc/x.c
+@@ -1 +1 @@
+-a
++b
+";
+        let d = file_diffs(diff);
+        assert_eq!(d.len(), 3);
+        assert_eq!(
+            (d[0].old.as_deref(), d[0].new.as_deref()),
+            (None, Some("mm/new.c"))
+        );
+        let news: Vec<usize> = d[0].hunks[0].lines.iter().map(|l| l.new).collect();
+        assert_eq!(news, [1, 2, 3]);
+        assert_eq!(d[0].hunks[0].lines[2].function.as_deref(), Some("f"));
+        assert_eq!(
+            (d[1].old.as_deref(), d[1].new.as_deref()),
+            (Some("mm/old.c"), None)
+        );
+        assert!(d[1].hunks[0].lines.iter().all(|l| l.function.is_none()));
+        assert_eq!((d[2].old.as_deref(), d[2].new.as_deref()), (None, None));
+        assert_eq!(changed_functions(diff), ["f"]);
     }
 }

@@ -139,6 +139,7 @@ impl CellRun<'_> {
                 progress,
             });
         };
+        let series = crate::prepare::coverage::Series::read(self.cell.series(&self.sh.plan));
         let job = BuildJob {
             cell: self.cell,
             slot: &slot,
@@ -149,6 +150,7 @@ impl CellRun<'_> {
             rebuild,
             modules: &modules,
             changed: &changed,
+            series: &series,
             progress: &progress,
         };
         built(job.run().await.map_err(|e| infra_err(&e))?)

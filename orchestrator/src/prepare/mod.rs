@@ -3,6 +3,7 @@
 
 pub mod amplify;
 pub mod build;
+pub mod coverage;
 pub mod identity;
 pub mod image;
 pub mod modules;

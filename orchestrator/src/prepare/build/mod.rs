@@ -144,13 +144,15 @@ pub fn which(program: &str) -> bool {
         .unwrap_or(false)
 }
 
-/// `make` arguments for a cell (pure: unit-tested, logged in full).
+/// `make` arguments for a cell (pure: unit-tested, logged in full). `vars` are extra
+/// variables (the series' gcov profiling, [`crate::prepare::coverage::Series::make_vars`]).
 pub fn make_args(
     cell: &Cell,
     tree: &Path,
     objdir: &Path,
     cc: &str,
     jobs: usize,
+    vars: &[String],
     targets: &[&str],
 ) -> Vec<String> {
     let mut a = vec![
@@ -164,6 +166,7 @@ pub fn make_args(
     }
     a.push(format!("CC={cc}"));
     a.push(format!("-j{}", jobs.max(1)));
+    a.extend(vars.iter().cloned());
     a.extend(targets.iter().map(|t| t.to_string()));
     a
 }
@@ -222,12 +225,17 @@ pub fn cached(cache: &Cache, key: &str, modules: &[ModuleSource]) -> Option<Kern
     })
 }
 
-/// The cell's evidence of the kernel it got: its build log and final config.
+/// The cell's evidence of the kernel it got: its build log and final config, and the
+/// series coverage map with its notes (`coverage/`) when the build made one.
 pub fn copy_evidence(k: &Kernel, cell_dir: &Path) -> Result<(), BuildError> {
     std::fs::create_dir_all(cell_dir).map_err(io(cell_dir))?;
     for (from, to) in [(&k.log, "build.log"), (&k.config, "config")] {
         let dst = cell_dir.join(to);
         std::fs::copy(from, &dst).map_err(io(from))?;
+    }
+    if let Some(entry) = k.config.parent() {
+        crate::prepare::coverage::copy_dir(&entry.join("coverage"), &cell_dir.join("coverage"))
+            .map_err(io(cell_dir))?;
     }
     Ok(())
 }
@@ -244,6 +252,9 @@ pub struct BuildJob<'a> {
     pub modules: &'a [ModuleSource],
     /// The paths (relative to the tree) the slot's sync changed for this build.
     pub changed: &'a [String],
+    /// The cell's series (no harness): its objects are compiled with gcov profiling
+    /// (when the config has `CONFIG_GCOV_KERNEL`) and mapped after the build.
+    pub series: &'a crate::prepare::coverage::Series,
     /// Told how far the full build is, every few seconds while make runs.
     pub progress: &'a (dyn Fn(BuildProgress) + Send + Sync),
 }
@@ -278,6 +289,7 @@ impl BuildJob<'_> {
                         &self.slot.objdir,
                         cc,
                         jobs,
+                        &self.series.make_vars(&self.slot.tree),
                         targets,
                     ))
                     .log(log)
@@ -347,6 +359,7 @@ impl BuildJob<'_> {
         let staging = entry.staging().map_err(io(&entry.path))?;
         std::fs::create_dir_all(staging.path().join("modules")).map_err(io(staging.path()))?;
         self.modules(&cc, &log, staging.path()).await?;
+        self.coverage_map(&config, &log, staging.path()).await;
         for (from, to) in [
             (self.slot.objdir.join(image_rel), "image"),
             (self.slot.objdir.join("vmlinux"), "vmlinux"),
@@ -358,6 +371,8 @@ impl BuildJob<'_> {
         let out = entry
             .publish(staging, self.rebuild)
             .map_err(io(&entry.path))?;
+        crate::prepare::coverage::copy_dir(&out.join("coverage"), &self.cell_dir.join("coverage"))
+            .map_err(io(self.cell_dir))?;
         Ok(BuildOutcome::Built(Kernel {
             image: out.join("image"),
             vmlinux: out.join("vmlinux"),
@@ -471,6 +486,35 @@ impl BuildJob<'_> {
                 _ => None,
             },
         }
+    }
+
+    /// The series' lines as this build compiled them, with the profiled objects' notes,
+    /// into the kernel's `coverage/` folder. A map that cannot be made is said in the
+    /// log; the kernel is good all the same.
+    async fn coverage_map(&self, config: &str, log: &Path, staging: &Path) {
+        if self.series.is_empty() {
+            return;
+        }
+        let started = std::time::Instant::now();
+        let r = crate::prepare::coverage::compile_map(
+            self.series,
+            &self.slot.tree,
+            &self.slot.objdir,
+            self.cell.arch,
+            config,
+            &staging.join("coverage"),
+        )
+        .await;
+        let said = match r {
+            Ok(m) => format!(
+                "kmatrix: series coverage map: {} profiled object(s), {} ({:.1} s)\n",
+                m.profiled.len(),
+                crate::prepare::coverage::report(&m, &[]).summary,
+                started.elapsed().as_secs_f64()
+            ),
+            Err(e) => format!("kmatrix: no series coverage map: {e}\n"),
+        };
+        crate::host::rundir::append(log, &said);
     }
 
     /// Out-of-tree modules against this kernel. One that does not build is a result
@@ -719,6 +763,7 @@ mod tests {
             Path::new("/o"),
             "gcc",
             2,
+            &[],
             &["bzImage"],
         );
         assert_eq!(
@@ -739,6 +784,7 @@ mod tests {
             Path::new("/o"),
             "ccache aarch64-linux-gnu-gcc",
             4,
+            &["GCOV_PROFILE_tcp.o=$(if $(filter net/ipv4,$(obj)),y)".to_string()],
             &["Image"],
         );
         assert_eq!(
@@ -751,6 +797,7 @@ mod tests {
                 "CROSS_COMPILE=aarch64-linux-gnu-",
                 "CC=ccache aarch64-linux-gnu-gcc",
                 "-j4",
+                "GCOV_PROFILE_tcp.o=$(if $(filter net/ipv4,$(obj)),y)",
                 "Image"
             ]
         );
