@@ -117,6 +117,7 @@ impl<'a> CellRun<'a> {
     /// The verdict from what was collected (`judge::cell`); an early stop keeps its
     /// own verdict, but the findings and controls are recorded either way.
     fn judge(&mut self, ran: Result<(), Stop>) -> Result<(), Stop> {
+        self.coverage_report();
         let facts = crate::judge::cell::Facts {
             tests: &self.sh.plan.tests,
             kernel: self.facts,

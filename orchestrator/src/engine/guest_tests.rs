@@ -256,7 +256,11 @@ impl<'a> CellRun<'a> {
                     continue;
                 }
             };
+            self.coverage_before(s).await;
             let (mut result, after) = self.run_test(s, t).await;
+            if s.vm.qemu.try_wait().is_none() && !matches!(after, After::Infra(_)) {
+                self.coverage_after(s, &t.name).await;
+            }
             if let Some(a) = &amp {
                 result.amplify = Some(if s.vm.qemu.try_wait().is_none() {
                     crate::prepare::amplify::stop(&s.ssh, a, matches!(after, After::Next)).await

@@ -14,6 +14,7 @@
 
 mod boot;
 mod cell;
+mod coverage;
 mod forensics;
 mod guest_tests;
 mod liveness;

@@ -36,6 +36,7 @@ impl CellRun<'_> {
             self.result.notes.push(crate::host::sandbox::describe());
         }
         self.result.kernel_cached = Some(kernel.cached);
+        self.coverage_map()?;
         self.result.kernel_key = Some(kernel.key.clone());
         if self.sh.opts.build_only {
             return Ok(None);

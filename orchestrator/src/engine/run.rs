@@ -26,6 +26,8 @@ pub struct CellRun<'a> {
     /// The results share's quota mount while the cell boots (`host::quota`); dropped
     /// with the run, which keeps its contents on disk.
     pub quota: Option<crate::host::quota::ResultsMount>,
+    /// The series' coverage while the cell runs (a patched cell whose kernel has a map).
+    pub coverage: Option<super::coverage::CellCoverage>,
     /// When each phase began; phases are entered from `&self`, so they are kept here and
     /// moved into the result when the cell finishes.
     pub(super) phases: std::sync::Mutex<Vec<crate::record::result::PhaseStart>>,
@@ -43,6 +45,7 @@ impl<'a> CellRun<'a> {
             liveness_line: None,
             liveness_skipped: None,
             quota: None,
+            coverage: None,
             phases: std::sync::Mutex::new(Vec::new()),
         }
     }

@@ -5,6 +5,7 @@
 use crate::judge::attribute::{attribute, Expected};
 use crate::judge::decide::decide;
 use crate::judge::evidence::{check_evidence, detectors, KernelFacts};
+use crate::record::coverage::{Reach, SeriesCoverage};
 use crate::record::finding::Kind;
 use crate::record::plan::TestSpec;
 use crate::record::result::{CellResult, TestOutcome, TestResult, LIVENESS};
@@ -65,5 +66,67 @@ pub fn judge(r: &mut CellResult, f: &Facts) -> Option<(Verdict, Option<String>)>
     if let Some(why) = contradiction {
         return Some((Verdict::ConfigMismatch, Some(why)));
     }
-    Some(decide(&r.tests, &r.findings, &r.controls))
+    Some(series_reached(
+        decide(&r.tests, &r.findings, &r.controls),
+        r.series_coverage.as_ref(),
+    ))
+}
+
+/// A clean cell whose tests never ran a function the series changes (or none of its
+/// lines) proves nothing about the series: INCONCLUSIVE, naming what never ran.
+pub fn series_reached(
+    decided: (Verdict, Option<String>),
+    coverage: Option<&SeriesCoverage>,
+) -> (Verdict, Option<String>) {
+    match (decided.0, coverage) {
+        (Verdict::Pass, Some(c)) if c.reach == Reach::NeverRan => {
+            (Verdict::Inconclusive, Some(c.summary.clone()))
+        }
+        _ => decided,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn coverage(reach: Reach, summary: &str) -> SeriesCoverage {
+        SeriesCoverage {
+            reach,
+            summary: summary.into(),
+            lines_added: 9,
+            lines_measurable: 7,
+            lines_ran: 0,
+            tests: vec!["faults_vs_writers".into()],
+            files: vec![],
+            functions: vec![],
+            notes: vec![],
+        }
+    }
+
+    /// A clean run whose tests never reached the series is not a PASS; a failure stays
+    /// a failure, and a series that ran keeps its PASS.
+    #[test]
+    fn a_pass_that_never_ran_the_series_is_inconclusive_naming_what_never_ran() {
+        let never = coverage(
+            Reach::NeverRan,
+            "series coverage: 0 of 7 changed lines ran; functions never run: uncalled_helper",
+        );
+        let (v, why) = series_reached((Verdict::Pass, None), Some(&never));
+        assert_eq!(v, Verdict::Inconclusive);
+        assert!(why
+            .unwrap()
+            .contains("functions never run: uncalled_helper"));
+        let fail = (Verdict::Fail, Some("BUG: x".to_string()));
+        assert_eq!(series_reached(fail.clone(), Some(&never)), fail);
+        let ran = coverage(
+            Reach::PartlyRan,
+            "series coverage: 5 of 7 changed lines ran",
+        );
+        assert_eq!(
+            series_reached((Verdict::Pass, None), Some(&ran)).0,
+            Verdict::Pass
+        );
+        assert_eq!(series_reached((Verdict::Pass, None), None).0, Verdict::Pass);
+    }
 }

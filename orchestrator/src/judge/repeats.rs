@@ -23,6 +23,7 @@ pub fn combine_repeats(into: &mut CellResult, runs: Vec<CellResult>) -> Option<P
     into.vmstat_after = worst.vmstat_after.clone();
     into.forensics = worst.forensics.clone();
     into.detectors = worst.detectors.clone();
+    into.series_coverage = worst.series_coverage.clone();
     into.ssh_ready_secs = worst.ssh_ready_secs;
     into.kernel_init_secs = worst.kernel_init_secs;
     into.guest_cpus = worst.guest_cpus;

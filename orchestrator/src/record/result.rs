@@ -225,6 +225,10 @@ pub struct CellResult {
     /// other than the baseline).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lock_graph: Option<crate::record::lockgraph::Diff>,
+    /// Which of the lines the series changes this config built and which each test ran
+    /// (cells with a series, on kernels with gcov).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub series_coverage: Option<crate::record::coverage::SeriesCoverage>,
     /// Reports seen but not kept in `findings` (over the per-title cap), by title.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub dropped: BTreeMap<String, u64>,
@@ -323,6 +327,7 @@ impl CellResult {
             repeats: 0,
             in_baseline: vec![],
             lock_graph: None,
+            series_coverage: None,
             dropped: BTreeMap::new(),
             detectors: None,
             notes: vec![],

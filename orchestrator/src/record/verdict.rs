@@ -32,6 +32,10 @@ pub enum Verdict {
     InfraError,
     #[serde(rename = "INCONCLUSIVE")]
     Inconclusive,
+    /// The config builds none of the lines the series changes: nothing of the series
+    /// could run, so the cell was not booted.
+    #[serde(rename = "UNTESTED")]
+    Untested,
     #[serde(rename = "INTERRUPTED")]
     Interrupted,
 }
@@ -52,7 +56,7 @@ pub enum Category {
 }
 
 impl Verdict {
-    pub const ALL: [Verdict; 10] = [
+    pub const ALL: [Verdict; 11] = [
         Verdict::Pass,
         Verdict::Fail,
         Verdict::Hang,
@@ -62,6 +66,7 @@ impl Verdict {
         Verdict::ConfigMismatch,
         Verdict::InfraError,
         Verdict::Inconclusive,
+        Verdict::Untested,
         Verdict::Interrupted,
     ];
 
@@ -79,7 +84,7 @@ impl Verdict {
             | Verdict::BuildFail
             | Verdict::PatchFail
             | Verdict::ConfigMismatch => Category::Failed,
-            Verdict::Inconclusive => Category::Doubtful,
+            Verdict::Inconclusive | Verdict::Untested => Category::Doubtful,
             Verdict::InfraError => Category::Infra,
             Verdict::Interrupted => Category::Interrupted,
         }
@@ -96,6 +101,7 @@ impl Verdict {
             Verdict::ConfigMismatch => "CONFIG-MISMATCH",
             Verdict::InfraError => "INFRA-ERROR",
             Verdict::Inconclusive => "INCONCLUSIVE",
+            Verdict::Untested => "UNTESTED",
             Verdict::Interrupted => "INTERRUPTED",
         }
     }
@@ -110,7 +116,10 @@ impl Verdict {
             Verdict::Inconclusive => Severity::Doubtful,
             Verdict::InfraError => Severity::HostFailed,
             Verdict::Interrupted => Severity::CutShort,
-            Verdict::BuildFail | Verdict::PatchFail | Verdict::ConfigMismatch => Severity::NotBuilt,
+            Verdict::BuildFail
+            | Verdict::PatchFail
+            | Verdict::ConfigMismatch
+            | Verdict::Untested => Severity::NotBuilt,
             Verdict::Pass => Severity::Passed,
         }
     }

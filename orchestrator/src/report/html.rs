@@ -42,6 +42,8 @@ details{margin:.3em 0}summary{cursor:pointer}.small{color:#555;font-size:90%}
 .ph-source,.ph-patch{background:#c9d7ee}.ph-build{background:#f3d9a4}.ph-image{background:#d8c9ee}
 .ph-boot{background:#b9e0e8}.ph-test{background:#c4e6c0}.ph-collect{background:#ddd}
 table.phases td{padding:.1em .6em;border-color:#ddd}
+table.coverage td{padding:.05em .5em;border-color:#ddd;font-size:90%}
+tr.ran{background:#e3f5e3}tr.never{background:#f7dcdc}tr.nocode{color:#777}
 ";
 
 /// A cell's folder relative to the run folder: where it was when the run wrote it, or
@@ -212,6 +214,7 @@ fn cell(c: &CellResult, run_dir: &Path, known: &KnownIssues) -> Markup {
             @if let Some(d) = &c.detectors { p class="small" { "detectors: " (d.summary()) } }
             @if let Some(a) = crate::report::summary::amplify_summary(c) { p class="small amplified" { (a) } }
             @if let Some(g) = &c.lock_graph { (lock_graph(g)) }
+            @if let Some(s) = &c.series_coverage { (series_coverage(s)) }
             (timeline(c))
             (file_links(c, run_dir))
             @if !c.details.is_empty() { pre { (c.details.join("\n")) } }
@@ -267,6 +270,46 @@ fn lock_graph(g: &crate::record::lockgraph::Diff) -> Markup {
                     }
                 }
             }
+        }
+    }
+}
+
+/// The series' changed lines as a coverage report of the diff: per file, each added
+/// line with its count in each test, or why it has none (not built, under a false
+/// `#if`, no code).
+fn series_coverage(s: &crate::record::coverage::SeriesCoverage) -> Markup {
+    use crate::record::coverage::LineStatus;
+    html! {
+        details class="coverage" {
+            summary { (s.summary) }
+            @for f in &s.files {
+                table class="coverage" {
+                    tr { th { (f.path) } th { "line" } @for t in &s.tests { th { (t) } } th { "" } }
+                    @for l in &f.lines {
+                        tr class=(match l.status {
+                            LineStatus::Code if l.hits.iter().any(|h| *h > 0) => "ran",
+                            LineStatus::Code => "never",
+                            _ => "nocode",
+                        }) {
+                            td { code { (l.text) } }
+                            td { (l.line) }
+                            @for i in 0..s.tests.len() {
+                                td { @if let Some(h) = l.hits.get(i) { (h) } }
+                            }
+                            td class="small" {
+                                @match &l.status {
+                                    LineStatus::Code => {},
+                                    LineStatus::NoCode => { "no code" },
+                                    LineStatus::Disabled { directive, at } => { "not compiled: " (directive) " (line " (at) ")" },
+                                    LineStatus::NotBuilt => { "file not built" },
+                                    LineStatus::NotMeasurable { why } => { "not measurable: " (why) },
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            @if !s.notes.is_empty() { ul { @for n in &s.notes { li class="small" { (n) } } } }
         }
     }
 }

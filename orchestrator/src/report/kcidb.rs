@@ -375,6 +375,14 @@ impl Export<'_> {
                     "cached": c.kernel_cached,
                     "verdict": c.verdict.label(),
                     "files": files,
+                    // Which of the series' changed lines this build compiled and the
+                    // tests ran (the whole record is in results.json).
+                    "series_coverage": c.series_coverage.as_ref().map(|s| json!({
+                        "reach": s.reach,
+                        "summary": s.summary,
+                        "lines_measurable": s.lines_measurable,
+                        "lines_ran": s.lines_ran,
+                    })),
                 })),
             ),
         ]);

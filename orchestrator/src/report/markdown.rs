@@ -109,6 +109,7 @@ pub fn render_with(
     o.push_str(&titles(cells));
     o.push_str(&amplified(cells));
     o.push_str(&detectors(cells));
+    o.push_str(&series_coverage(cells));
     for c in cells {
         if c.verdict == Verdict::Pass && c.findings.is_empty() {
             continue;
@@ -167,6 +168,24 @@ fn titles(cells: &[CellResult]) -> String {
             escape(&t.first.cell),
             t.first.line
         ));
+    }
+    o
+}
+
+/// Which of the series' changed lines each patched cell built and ran.
+fn series_coverage(cells: &[CellResult]) -> String {
+    let with: Vec<&CellResult> = cells
+        .iter()
+        .filter(|c| c.series_coverage.is_some())
+        .collect();
+    if with.is_empty() {
+        return String::new();
+    }
+    let mut o = String::from("\n| cell | series coverage |\n|---|---|\n");
+    for c in with {
+        if let Some(s) = &c.series_coverage {
+            o.push_str(&format!("| {} | {} |\n", escape(&c.id), escape(&s.summary)));
+        }
     }
     o
 }

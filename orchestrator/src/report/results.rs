@@ -343,6 +343,7 @@ mod v1 {
                 repeats: c.repeats,
                 in_baseline: c.in_baseline,
                 lock_graph: None,
+                series_coverage: None,
                 dropped: Default::default(),
                 detectors: None,
                 notes: vec![],

@@ -159,6 +159,9 @@ fn details(
     if let Some(g) = &c.lock_graph {
         out.push_str(&lock_graph(g));
     }
+    if let Some(s) = &c.series_coverage {
+        out.push_str(&format!("  {}\n", visible_line(&s.summary)));
+    }
     for d in &c.details {
         out.push_str(&format!("  {}\n", visible_line(d)));
     }

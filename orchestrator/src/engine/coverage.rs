@@ -1,0 +1,130 @@
+//! Series coverage in a cell's run (`prepare::coverage` does the work): after the
+//! kernel is there, the map of what the config built of the series (a config that
+//! builds none of it is UNTESTED, not booted); around each test, the guest's counters
+//! zeroed and copied back; after the last, the counts measured into the cell's result.
+
+use super::boot::BootSession;
+use super::run::CellRun;
+use super::shared::Stop;
+use crate::host::guest::{self, Exec};
+use crate::prepare::coverage::{self, Map, Series, TestCounts};
+use crate::record::verdict::Verdict;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// A patched cell's coverage while it runs.
+pub struct CellCoverage {
+    series: Series,
+    map: Map,
+    /// The kernel's coverage folder, copied into the cell's (`coverage/`).
+    dir: PathBuf,
+    counts: Vec<TestCounts>,
+    /// The counters could not be zeroed (a kernel without gcov): say it once.
+    unmeasurable: Option<String>,
+}
+
+impl CellRun<'_> {
+    /// After the kernel: the series' map; a config that builds none of the series
+    /// stops the cell as UNTESTED with the reason (the option a file needs).
+    pub fn coverage_map(&mut self) -> Result<(), Stop> {
+        let series = Series::read(self.cell.series(&self.sh.plan));
+        if series.is_empty() {
+            return Ok(());
+        }
+        let dir = self.dir.join("coverage");
+        let map = match Map::load(&dir) {
+            Ok(m) => m,
+            Err(e) => {
+                // A kernel built before kmatrix mapped coverage, or a map that failed:
+                // the cell runs, without a coverage claim.
+                self.result
+                    .notes
+                    .push(format!("no series coverage for this kernel: {e}"));
+                return Ok(());
+            }
+        };
+        let nothing = coverage::report(&map, &[]);
+        if !map.builds_anything() {
+            let why = nothing.summary.clone();
+            self.result.series_coverage = Some(nothing);
+            return Err(Stop::new(Verdict::Untested, why));
+        }
+        self.coverage = Some(CellCoverage {
+            series,
+            map,
+            dir,
+            counts: Vec::new(),
+            unmeasurable: None,
+        });
+        Ok(())
+    }
+
+    /// Before a test: the guest's gcov counters zeroed, so the test's are its own.
+    pub async fn coverage_before(&mut self, s: &BootSession) {
+        let Some(c) = &self.coverage else { return };
+        if c.map.profiled.is_empty() || c.unmeasurable.is_some() {
+            return;
+        }
+        if let Err(e) = quick(s, coverage::guest::before_test()).await {
+            let why = format!(
+                "series coverage not measured: the guest's gcov counters cannot be reset ({e})"
+            );
+            self.note(why.clone());
+            if let Some(c) = &mut self.coverage {
+                c.unmeasurable = Some(why);
+            }
+        }
+    }
+
+    /// After a test (the guest alive): its counters copied to the results share, then
+    /// measured against the kernel's notes.
+    pub async fn coverage_after(&mut self, s: &BootSession, test: &str) {
+        let Some(c) = &self.coverage else { return };
+        if c.map.profiled.is_empty() || c.unmeasurable.is_some() {
+            return;
+        }
+        let Some(cmd) = c.series.after_test(test) else {
+            return;
+        };
+        let copied = quick(s, cmd).await;
+        let counters = self
+            .dir
+            .join("results")
+            .join(coverage::guest::RESULTS_DIR)
+            .join(test);
+        let mut counts = coverage::measure(&c.map, &c.dir, test, &counters).await;
+        if let Err(e) = copied {
+            counts
+                .missing
+                .push(format!("{test}: the counters were not copied ({e})"));
+        }
+        if let Some(c) = &mut self.coverage {
+            c.counts.push(counts);
+        }
+    }
+
+    /// The cell's series coverage from every test measured (before it is judged).
+    pub fn coverage_report(&mut self) {
+        if let Some(c) = &self.coverage {
+            let mut r = coverage::report(&c.map, &c.counts);
+            r.notes.extend(c.unmeasurable.iter().cloned());
+            self.result.series_coverage = Some(r);
+        }
+    }
+}
+
+/// A short command in the guest: its output, or why it failed.
+async fn quick(s: &BootSession, cmd: String) -> Result<String, String> {
+    let ssh = s.ssh.clone();
+    let r = tokio::task::spawn_blocking(move || {
+        guest::exec(&ssh, &cmd, Exec::quick(Duration::from_secs(30)))
+    })
+    .await
+    .map_err(|e| e.to_string())?
+    .map_err(|e| e.to_string())?;
+    if r.exit_status == 0 {
+        Ok(r.output)
+    } else {
+        Err(format!("exit {}: {}", r.exit_status, r.output.trim()))
+    }
+}
