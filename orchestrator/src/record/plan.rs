@@ -169,6 +169,13 @@ impl Arch {
             Arch::Arm64 => "arm64",
         }
     }
+    /// The kernel's source folder under `arch/` (`x86`, `arm64`).
+    pub fn srcarch(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "x86",
+            Arch::Arm64 => "arm64",
+        }
+    }
     /// `ARCH=` for the kernel's make.
     pub fn kernel_arch(self) -> &'static str {
         self.name()
@@ -628,6 +635,34 @@ pub fn check_range(range: &str) -> Result<(), String> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+
+    /// A plan with no cells or tests, for tests elsewhere.
+    pub fn plan() -> Plan {
+        Plan {
+            spec_path: "/spec/kmatrix.yaml".into(),
+            spec_hash: String::new(),
+            root: "/spec".into(),
+            source: SourceSpec::DebianPackage("linux-source-7.3".into()),
+            cells: vec![],
+            tests: vec![],
+            vm: VmSettings {
+                accel: AccelChoice::default(),
+                memory_mib: 1024,
+                cpus: 2,
+                boot_timeout: Duration::from_secs(180),
+                hung_task_timeout: Duration::from_secs(10),
+            },
+            limits: Limits::default(),
+            harness: vec![],
+            selftests: vec![],
+            selftest_timeout: Duration::from_secs(60),
+            baseline: None,
+            known_issues: None,
+            jobs: 1,
+            subjects: BTreeMap::new(),
+            ranges: vec![],
+        }
+    }
 
     /// A cell with no fragments or patches, for tests elsewhere.
     pub fn cell(arch: Arch, config: &str, patchset: &str) -> Cell {

@@ -99,10 +99,7 @@ async fn folder_objects(tree: &Path, objdir: &Path, arch: Arch, dir: &str) -> Op
         .find(|p| p.is_file())?;
     let mk = objdir.join(".kmatrix-objects.mk");
     std::fs::write(&mk, PRINT_MK).ok()?;
-    let srcarch = match arch {
-        Arch::X86_64 => "x86",
-        Arch::Arm64 => "arm64",
-    };
+    let srcarch = arch.srcarch();
     // The series' Kbuild file is evaluated here: sandboxed like the build.
     let out = proc::output(
         &crate::host::sandbox::Sandbox::new()

@@ -185,10 +185,7 @@ pub async fn compile_map(
 ) -> Result<Map, CoverageError> {
     let syms = crate::parse::kconfig::parse(config);
     let gcov_kernel = syms.get("GCOV_KERNEL").map(String::as_str) == Some("y");
-    let srcarch = match arch {
-        Arch::X86_64 => "x86",
-        Arch::Arm64 => "arm64",
-    };
+    let srcarch = arch.srcarch();
     std::fs::create_dir_all(out).map_err(io(out))?;
     // Which file is compiled, and how.
     let mut files: Vec<MapFile> = Vec::new();
