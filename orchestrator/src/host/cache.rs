@@ -255,10 +255,16 @@ pub async fn lock(
                     .duration_since(SystemTime::UNIX_EPOCH)
                     .map(|d| d.as_secs())
                     .unwrap_or(0);
+                // The command line, shortened: a `boot -- SCRIPT` can be pages long.
+                let mut cmd = std::env::args().collect::<Vec<_>>().join(" ");
+                if let Some((i, _)) = cmd.char_indices().nth(160) {
+                    cmd.truncate(i);
+                    cmd.push_str(" ...");
+                }
+                let cmd = cmd.replace(['\n', '\r'], " ");
                 let me = format!(
-                    "held by pid {} ({}) for {what} since unix time {since}",
+                    "held by pid {} ({cmd}) for {what} since unix time {since}",
                     std::process::id(),
-                    std::env::args().collect::<Vec<_>>().join(" ")
                 );
                 let _ = l.set_len(0);
                 let _ = l.write_all(me.as_bytes());

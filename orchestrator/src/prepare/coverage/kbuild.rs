@@ -129,6 +129,21 @@ fn config_ref(s: &str) -> Option<&str> {
     Some(&s[start..end])
 }
 
+/// Whether the last build linked `object` (`mm/mmap_lock.o`): a member of its folder's
+/// `built-in.a` (a thin archive: member names relative to the folder, each ending in
+/// `/`) or a line of `modules.order`. Read before trusting an object file in a slot,
+/// whose folder keeps objects of earlier configs.
+pub fn linked(objdir: &Path, object: &str) -> bool {
+    let (dir, name) = object.rsplit_once('/').unwrap_or(("", object));
+    let read = |rel: &Path| crate::host::runfile::read(objdir, rel, 64 << 20).ok();
+    let member = format!("\n{name}/");
+    let in_archive = read(&Path::new(dir).join("built-in.a"))
+        .is_some_and(|b| b.windows(member.len()).any(|w| w == member.as_bytes()));
+    in_archive
+        || read(Path::new("modules.order"))
+            .is_some_and(|b| String::from_utf8_lossy(&b).lines().any(|l| l == object))
+}
+
 /// Why the config does not build `object` (`mm/mempolicy.o`): the option the Kbuild
 /// lines leading to it need and the config lacks (`CONFIG_NUMA`), another arch's folder,
 /// or that no Makefile lists it. `None` when the lines say it is built (or cannot tell).
@@ -317,6 +332,29 @@ mod tests {
         list.iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn linked_reads_the_folders_thin_archive_and_modules_order_not_stale_objects() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join("mm")).unwrap();
+        // An object left by an earlier config: on disk, in no archive.
+        std::fs::write(d.path().join("mm/mempolicy.o"), b"old").unwrap();
+        // The member table of a thin archive as binutils writes it.
+        std::fs::write(
+            d.path().join("mm/built-in.a"),
+            b"!<thin>\n//                                              20        `\nfilemap.o/\nmmap_lock.o/\n",
+        )
+        .unwrap();
+        std::fs::write(d.path().join("modules.order"), b"drivers/x/y.o\n").unwrap();
+        assert!(linked(d.path(), "mm/mmap_lock.o"));
+        assert!(!linked(d.path(), "mm/mempolicy.o"));
+        assert!(
+            !linked(d.path(), "mm/lock.o"),
+            "a suffix of a member is not it"
+        );
+        assert!(linked(d.path(), "drivers/x/y.o"));
+        assert!(!linked(d.path(), "net/ipv4/tcp.o"), "no archive there");
     }
 
     #[test]

@@ -202,11 +202,17 @@ pub async fn compile_map(
                 (Some(o), Some(g)) => g + std::time::Duration::from_secs(5) >= o,
                 _ => false,
             };
+            // Kbuild's lines with the final config first: a slot's object folder keeps
+            // objects of earlier configs (mm/mempolicy.o from a NUMA kernel).
+            let not_built = kbuild::why_not_built(tree, &object, srcarch, &syms)
+                .filter(|_| !kbuild::linked(objdir, &object));
             if !kbuild::plain_path(&object) {
                 Built::NotBuilt {
                     object,
                     why: "its path is not one kmatrix names".into(),
                 }
+            } else if let Some(why) = not_built {
+                Built::NotBuilt { object, why }
             } else if fresh && gcov_kernel {
                 let dst = Map::notes(out, &object);
                 if let Some(p) = dst.parent() {
@@ -225,9 +231,10 @@ pub async fn compile_map(
                 };
                 Built::NotProfiled { object, why }
             } else {
-                let why = kbuild::why_not_built(tree, &object, srcarch, &syms)
-                    .unwrap_or_else(|| "not built in this config".into());
-                Built::NotBuilt { object, why }
+                Built::NotBuilt {
+                    object,
+                    why: "not built in this config".into(),
+                }
             }
         } else if f.path.ends_with(".h") {
             let (t, o, p) = (tree.to_owned(), objdir.to_owned(), vec![f.path.clone()]);
@@ -548,6 +555,9 @@ int main(int argc, char **argv) { (void)argv; return f(argc) - argc; }
         std::fs::create_dir_all(tree.join("mm")).unwrap();
         std::fs::create_dir_all(objdir.join("mm")).unwrap();
         std::fs::write(tree.join("mm/a.c"), src).unwrap();
+        // Kbuild's lines say the config builds it.
+        std::fs::write(tree.join("Makefile"), "").unwrap();
+        std::fs::write(tree.join("mm/Makefile"), "obj-y += a.o\n").unwrap();
         let mut patch = String::from("--- /dev/null\n+++ b/mm/a.c\n@@ -0,0 +1,11 @@\n");
         for l in src.lines() {
             patch.push_str(&format!("+{l}\n"));
