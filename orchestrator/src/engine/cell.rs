@@ -149,7 +149,7 @@ impl<'a> CellRun<'a> {
         if let Err(stop) = outcome {
             let mut reason = stop.reason;
             if stop.verdict == Verdict::Interrupted {
-                let at = self.sh.current.lock().ok().and_then(|c| c.clone());
+                let at = self.sh.phase_of(&self.cell.id());
                 if let (true, Some(at)) = (stop.cut_short, at) {
                     reason = format!("{reason} during {}", at.describe());
                 }

@@ -30,7 +30,10 @@ impl CellRun<'_> {
         self.result.subjects = self.cell.subjects(&self.sh.plan);
         let tree = self.tree().await?;
         self.result.source_id = Some(tree.id.clone());
-        let kernel = self.kernel(&tree).await?;
+        let kernel = self.kernel(&tree).await;
+        // Built, cached or failed: the slot's next cell may start (`record::schedule`).
+        self.sh.kernel_done(self.cell.id());
+        let kernel = kernel?;
         if !kernel.cached && crate::host::sandbox::status().is_err() {
             // The series' code ran with kmatrix's privileges: the cell says so.
             self.result.notes.push(crate::host::sandbox::describe());

@@ -58,7 +58,7 @@ impl<'a> CellRun<'a> {
             at,
         };
         if let Ok(mut c) = self.sh.current.lock() {
-            *c = Some(start.clone());
+            c.insert(self.cell.id(), start.clone());
         }
         if let Ok(mut p) = self.phases.lock() {
             p.push(start);

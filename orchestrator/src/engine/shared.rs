@@ -4,7 +4,7 @@ use crate::host::cache::Cache;
 use crate::prepare::image::Image;
 use crate::prepare::source::Tree;
 use crate::record::events::{Event, Sender};
-use crate::record::plan::{Arch, Plan};
+use crate::record::plan::{Arch, CellId, Plan};
 use crate::record::result::CellResult;
 use crate::record::verdict::Verdict;
 use std::collections::HashMap;
@@ -21,6 +21,8 @@ pub struct RunOptions {
     pub resume: Vec<CellResult>,
     /// Boot and test each cell this many times (`--repeat N`).
     pub repeat: u32,
+    /// Cells run at the same time (`--jobs N`; 0 is 1): `record::schedule` says which.
+    pub jobs: usize,
 }
 
 impl RunOptions {
@@ -93,8 +95,11 @@ pub struct Shared {
     /// Why KVM could not run a guest on this host, once a boot found out: later boots of
     /// the run go straight to TCG.
     pub kvm_failed: std::sync::Mutex<Option<String>>,
-    /// The phase (and its detail) the current cell is in: an interruption says where.
-    pub current: std::sync::Mutex<Option<crate::record::result::PhaseStart>>,
+    /// The phase (and its detail) each running cell is in: an interruption says where.
+    pub current: std::sync::Mutex<HashMap<CellId, crate::record::result::PhaseStart>>,
+    /// Cells past their kernel step since the scheduler last looked (their slot is free).
+    pub kernels: std::sync::Mutex<Vec<CellId>>,
+    pub kernel_notify: tokio::sync::Notify,
 }
 
 impl Shared {
@@ -103,6 +108,32 @@ impl Shared {
     }
     pub fn cancelled(&self) -> bool {
         *self.cancel.borrow()
+    }
+    /// The phase cell `id` is in (the last it entered).
+    pub fn phase_of(&self, id: &str) -> Option<crate::record::result::PhaseStart> {
+        self.current.lock().ok().and_then(|c| c.get(id).cloned())
+    }
+    /// A cell is past its kernel step (built, from the cache, or stopped in it): the next
+    /// cell of its build slot may start.
+    pub fn kernel_done(&self, id: CellId) {
+        if let Ok(mut k) = self.kernels.lock() {
+            k.push(id);
+        }
+        self.kernel_notify.notify_one();
+    }
+    /// The cells that were done with their kernel step since the last call; waits for one.
+    pub async fn kernel_ready(&self) -> Vec<CellId> {
+        loop {
+            let ids = self
+                .kernels
+                .lock()
+                .map(|mut k| std::mem::take(&mut *k))
+                .unwrap_or_default();
+            if !ids.is_empty() {
+                return ids;
+            }
+            self.kernel_notify.notified().await;
+        }
     }
 }
 /// An infrastructure stop from any error of a lower layer.

@@ -61,6 +61,9 @@ pub enum Event {
     RunStarted {
         cells: usize,
         run_dir: std::path::PathBuf,
+        /// The cells in the plan's order: every output lists them so, whatever order
+        /// they finish in.
+        order: Vec<crate::record::plan::CellId>,
     },
     CellStarted {
         id: crate::record::plan::CellId,

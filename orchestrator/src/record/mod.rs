@@ -13,5 +13,6 @@ pub mod lockgraph;
 pub mod phase;
 pub mod plan;
 pub mod result;
+pub mod schedule;
 pub mod shard;
 pub mod verdict;

@@ -229,7 +229,7 @@ impl Terminal {
 impl Sink for Terminal {
     fn event(&mut self, e: &Event, run: &RunState) -> std::io::Result<()> {
         match e {
-            Event::RunStarted { cells, run_dir } => {
+            Event::RunStarted { cells, run_dir, .. } => {
                 line(&format!("run {}: {cells} cell(s)", run_dir.display()))
             }
             Event::CellStarted { id } => self.cell_started(id),
