@@ -11,7 +11,8 @@ use std::time::Duration;
 pub enum TotalFrom {
     /// The previous build of the same kind (cold or incremental) in the same slot.
     Previous,
-    /// The number of options the config enables (no build of this slot to go by).
+    /// The objects the tree's Kbuild lists name for the final config, less those already
+    /// built (no build of this slot to go by).
     Config,
     /// The objects whose recorded dependencies include a file the slot's sync changed
     /// (more than the previous incremental build: a changed header).
