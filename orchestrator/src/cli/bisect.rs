@@ -678,6 +678,7 @@ impl Ctx {
             repeat: self.repeat,
             // One step's cells (usually one): one at a time.
             jobs: 1,
+            last_run: Vec::new(),
         };
         let mut meta = crate::cli::session::meta(&plan, None);
         // Not a run of the spec as written: never merged or resumed with one.

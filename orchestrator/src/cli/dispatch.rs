@@ -109,6 +109,7 @@ fn options(rebuild: bool, build_only: bool, repeat: u32, jobs: Option<u32>) -> R
         resume: Vec::new(),
         repeat,
         jobs: jobs.unwrap_or(0) as usize,
+        last_run: Vec::new(),
     }
 }
 

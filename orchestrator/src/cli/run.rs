@@ -23,6 +23,10 @@ pub async fn run(
     if opts.jobs == 0 {
         opts.jobs = host_jobs(&plan);
     }
+    // The last run's cells say how long their boots and tests took (the ETA).
+    if let Ok((_, cells)) = crate::report::load_results(&runs.join("latest")) {
+        opts.last_run = cells;
+    }
     if resume {
         let latest = runs.join("latest");
         match crate::report::load_results(&latest) {

@@ -15,7 +15,6 @@ impl<'a> CellRun<'a> {
     /// its console already said is still read.
     pub async fn run(mut self) -> CellResult {
         let start = Instant::now();
-        self.expected();
         let outcome = if self.sh.cancelled() {
             Err(Stop::new(
                 Verdict::Interrupted,

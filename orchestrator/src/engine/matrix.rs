@@ -70,6 +70,7 @@ impl Engine {
             cells: sh.plan.cells.len(),
             run_dir: sh.run_dir.clone(),
             order: sh.plan.cells.iter().map(|c| c.id()).collect(),
+            jobs: sh.opts.jobs.max(1),
         });
         schedule(sh, |cell| Box::pin(CellRun::new(sh, cell).run())).await;
         sh.emit(Event::RunFinished);
@@ -129,6 +130,9 @@ where
     let mut parked: Vec<(usize, CellResult)> = Vec::new();
     let mut judging: Vec<Boxed<'a, CellResult>> = Vec::new();
     let mut cancel = sh.cancel.clone();
+    // What each cell is expected to cost, for the ETA; found while the first cells start.
+    let mut probe = Box::pin(crate::engine::expect::probe(sh));
+    let mut probed = false;
     loop {
         if sh.cancelled() {
             sched.drain();
@@ -191,6 +195,12 @@ where
                     if let Some(i) = index(&id) {
                         sched.kernel_done(i);
                     }
+                }
+            }
+            expected = &mut probe, if !probed => {
+                probed = true;
+                for (id, expect) in expected {
+                    sh.emit(Event::Expected { id, expect });
                 }
             }
             _ = cancel.wait_for(|c| *c), if !sh.cancelled() => {}
@@ -430,6 +440,7 @@ mod tests {
             cells: sh.plan.cells.len(),
             run_dir: run_dir.clone(),
             order: sh.plan.cells.iter().map(|c| c.id()).collect(),
+            jobs,
         });
         let start = Instant::now();
         let seen2 = seen.clone();

@@ -14,6 +14,7 @@
 
 mod boot;
 mod cell;
+mod expect;
 mod forensics;
 mod guest_tests;
 mod liveness;

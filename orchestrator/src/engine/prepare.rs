@@ -2,14 +2,13 @@
 //! patched and built in the cell's build slot), and the guest image of its arch.
 
 use super::run::CellRun;
-use super::shared::{infra_err, Stop};
+use super::shared::{infra_err, Stop, PREPARE_WAIT};
 use crate::prepare::build::{self, BuildJob, BuildOutcome, Kernel, Slot};
 use crate::prepare::image::{self, Image};
 use crate::prepare::source::Tree;
 use crate::record::events::Event;
 use crate::record::phase::Phase;
 use crate::record::verdict::Verdict;
-use std::time::Duration;
 
 /// What a cell needs to boot.
 pub(crate) struct Prepared {
@@ -18,10 +17,6 @@ pub(crate) struct Prepared {
     /// The kernel's own selftests for this arch (built from the cell's source tree).
     pub selftests: crate::prepare::selftests::Built,
 }
-
-/// Shared cache steps (download, unpack, images) take turns across concurrent runs;
-/// a holder that takes longer than this is stuck.
-const PREPARE_WAIT: Duration = Duration::from_secs(3600);
 
 impl CellRun<'_> {
     /// `None` for build-only runs.
@@ -63,16 +58,7 @@ impl CellRun<'_> {
     }
 
     async fn tree(&self) -> Result<Tree, Stop> {
-        self.sh
-            .tree
-            .get_or_try_init(|| async {
-                let _lock = self.prepare_lock().await?;
-                crate::prepare::source::prepare(&self.sh.plan.source, &self.sh.cache)
-                    .await
-                    .map_err(|e| infra_err(&e))
-            })
-            .await
-            .cloned()
+        self.sh.source_tree(|m| self.note(m)).await
     }
 
     /// The cell's kernel: from the cache when nothing that decides it changed, else

@@ -70,29 +70,6 @@ impl<'a> CellRun<'a> {
         });
     }
 
-    /// The cost model's view as the cell starts, for the run's ETA: this cell's cost and
-    /// that of the cells after it that will run (not those `--resume` reuses).
-    pub fn expected(&self) {
-        let plan = &self.sh.plan;
-        let id = self.cell.id();
-        let after: Vec<&Cell> = plan
-            .cells
-            .iter()
-            .skip_while(|c| c.id() != id)
-            .skip(1)
-            .filter(|c| !self.sh.opts.resume.iter().any(|r| r.id == c.id()))
-            .collect();
-        self.sh.emit(Event::Expected {
-            cost: crate::record::plan::cost(self.cell, &plan.tests),
-            after: after
-                .iter()
-                .map(|c| crate::record::plan::cost(c, &plan.tests))
-                .sum(),
-            cells_after: after.len(),
-            id,
-        });
-    }
-
     /// The functions the cell's series changes: a report's title names the first of them
     /// in its trace ("in vma_start_read_unlocked", not "in down_read").
     pub fn series_functions(&self) -> Vec<String> {

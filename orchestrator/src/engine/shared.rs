@@ -23,6 +23,8 @@ pub struct RunOptions {
     pub repeat: u32,
     /// Cells run at the same time (`--jobs N`; 0 is 1): `record::schedule` says which.
     pub jobs: usize,
+    /// The cells of the last run (its results.json), for the ETA's guest times only.
+    pub last_run: Vec<CellResult>,
 }
 
 impl RunOptions {
@@ -116,6 +118,7 @@ impl Shared {
     /// A cell is past its kernel step (built, from the cache, or stopped in it): the next
     /// cell of its build slot may start.
     pub fn kernel_done(&self, id: CellId) {
+        self.emit(Event::KernelDone { id: id.clone() });
         if let Ok(mut k) = self.kernels.lock() {
             k.push(id);
         }
@@ -136,6 +139,33 @@ impl Shared {
         }
     }
 }
+impl Shared {
+    /// The pristine tree, fetched once per run (under the shared cache steps' lock).
+    pub async fn source_tree(&self, waiting: impl Fn(String)) -> Result<Tree, Stop> {
+        self.tree
+            .get_or_try_init(|| async {
+                let path = self.cache.dir(".prepare.lock");
+                let _lock = crate::host::cache::lock(
+                    &path,
+                    "the shared cache steps",
+                    PREPARE_WAIT,
+                    waiting,
+                )
+                .await
+                .map_err(|e| infra_err(&e))?;
+                crate::prepare::source::prepare(&self.plan.source, &self.cache)
+                    .await
+                    .map_err(|e| infra_err(&e))
+            })
+            .await
+            .cloned()
+    }
+}
+
+/// Shared cache steps (download, unpack, images) take turns across concurrent runs;
+/// a holder that takes longer than this is stuck.
+pub const PREPARE_WAIT: std::time::Duration = std::time::Duration::from_secs(3600);
+
 /// An infrastructure stop from any error of a lower layer.
 pub fn infra_err(e: &dyn std::error::Error) -> Stop {
     Stop::infra(crate::record::fmt::chain(e))

@@ -65,18 +65,21 @@ pub enum Event {
         /// The cells in the plan's order: every output lists them so, whatever order
         /// they finish in.
         order: Vec<crate::record::plan::CellId>,
+        /// Cells at a time (`--jobs`).
+        jobs: usize,
     },
     CellStarted {
         id: crate::record::plan::CellId,
     },
-    /// The cost model's view as a cell starts (`plan::cost`): this cell's expected cost
-    /// and that of the cells still to run after it. The terminal's ETA is built on it.
+    /// What a cell is expected to cost (`record::eta`), from what the run knows before
+    /// it runs (sent for every cell to run, once the engine has looked).
     Expected {
         id: crate::record::plan::CellId,
-        cost: u64,
-        after: u64,
-        /// Cells still to run after this one.
-        cells_after: usize,
+        expect: crate::record::eta::CellExpect,
+    },
+    /// The cell is past its kernel step (built, from the cache, or stopped in it).
+    KernelDone {
+        id: crate::record::plan::CellId,
     },
     Phase {
         id: crate::record::plan::CellId,

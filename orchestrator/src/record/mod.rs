@@ -4,6 +4,7 @@
 
 pub mod amplify;
 pub mod bisect;
+pub mod eta;
 pub mod events;
 pub mod finding;
 pub mod fmt;

@@ -79,6 +79,11 @@ impl Scheduler {
             .count()
     }
 
+    /// Put cell `i` in `state` (an observer replaying what the engine did).
+    pub fn set(&mut self, i: usize, state: State) {
+        self.state[i] = state;
+    }
+
     /// A cell that is not to run (reused by `--resume`).
     pub fn skip(&mut self, i: usize) {
         self.state[i] = State::Done;

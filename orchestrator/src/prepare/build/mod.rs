@@ -13,7 +13,7 @@ use crate::parse::kconfig::{self, Mismatch};
 use crate::prepare::source::Tree;
 use crate::record::events::{BuildProgress, TotalFrom};
 use crate::record::plan::Cell;
-pub use slot::{ObjectCounts, PatchFailure, Slot};
+pub use slot::{ObjectCounts, PatchFailure, Slot, SlotFacts};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
