@@ -29,3 +29,5 @@ pub use shared::{Overrides, RunOptions, Stop};
 
 #[cfg(test)]
 mod fakes;
+#[cfg(test)]
+mod scaling_sim;
