@@ -524,8 +524,12 @@ fn a_build_prints_its_progress_against_what_the_slot_remembers() {
     };
     let cold = build(&[]);
     assert_eq!(cold.len(), 1, "one line in the first 30 s: {cold:?}");
-    // Four options enabled: an estimate of six objects.
-    assert!(cold[0].contains("/~6 objects"), "{cold:?}");
+    // No count remembered: an estimate read from the stand-in tree's Kbuild lists
+    // (`~`; the count itself is prepare::build::kbuild's unit tests' business).
+    assert!(
+        cold[0].contains("/~") && cold[0].contains(" objects"),
+        "{cold:?}"
+    );
     assert!(
         cold[0].contains("% [") && cold[0].contains("; run ~"),
         "{cold:?}"

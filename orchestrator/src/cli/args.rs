@@ -35,6 +35,10 @@ pub enum Command {
         /// Boot and test every cell N times (fresh boots); findings get failure rates.
         #[arg(long, default_value_t = 1)]
         repeat: u32,
+        /// Run N cells at the same time (never two builds of one arch x config). Default:
+        /// cores / 4, at most memory / (guest memory + 1 GiB), at least 1.
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+        jobs: Option<u32>,
     },
     /// Build the kernels of the selected cells (no boot).
     Build {
@@ -44,6 +48,10 @@ pub enum Command {
         rebuild: bool,
         #[arg(long)]
         runs_dir: Option<PathBuf>,
+        /// Run N cells at the same time (never two builds of one arch x config). Default:
+        /// cores / 4, at most memory / (guest memory + 1 GiB), at least 1.
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+        jobs: Option<u32>,
     },
     /// Boot one cell's kernel (building it if needed) for a developer: run a command over
     /// SSH, or get an interactive shell; the VM is stopped afterwards.

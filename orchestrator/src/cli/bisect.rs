@@ -677,6 +677,9 @@ impl Ctx {
             build_only: predicate.is_some_and(Predicate::build_only),
             resume: Vec::new(),
             repeat: self.repeat,
+            // One step's cells (usually one): one at a time.
+            jobs: 1,
+            last_run: Vec::new(),
         };
         let mut meta = crate::cli::session::meta(&plan, None);
         // Not a run of the spec as written: never merged or resumed with one.

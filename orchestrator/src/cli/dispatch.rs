@@ -88,21 +88,29 @@ pub async fn main(cli: Cli) -> Result<i32, CliError> {
             runs_dir,
             resume,
             repeat,
-        } => crate::cli::run::run(sel, options(rebuild, false, repeat), runs_dir, resume).await,
+            jobs,
+        } => {
+            let opts = options(rebuild, false, repeat, jobs);
+            crate::cli::run::run(sel, opts, runs_dir, resume).await
+        }
         Command::Build {
             sel,
             rebuild,
             runs_dir,
-        } => crate::cli::run::run(sel, options(rebuild, true, 1), runs_dir, false).await,
+            jobs,
+        } => crate::cli::run::run(sel, options(rebuild, true, 1, jobs), runs_dir, false).await,
     }
 }
 
-fn options(rebuild: bool, build_only: bool, repeat: u32) -> RunOptions {
+/// `jobs` 0 when not given: `run` sizes it from the host.
+fn options(rebuild: bool, build_only: bool, repeat: u32, jobs: Option<u32>) -> RunOptions {
     RunOptions {
         rebuild,
         build_only,
         resume: Vec::new(),
         repeat,
+        jobs: jobs.unwrap_or(0) as usize,
+        last_run: Vec::new(),
     }
 }
 

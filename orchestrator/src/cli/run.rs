@@ -20,6 +20,13 @@ pub async fn run(
     let cache = Cache::from_env();
     let plan = load(&sel, &cache).await?;
     let runs = runs_dir.unwrap_or_else(|| plan.root.join("runs"));
+    if opts.jobs == 0 {
+        opts.jobs = host_jobs(&plan);
+    }
+    // The last run's cells say how long their boots and tests took (the ETA).
+    if let Ok((_, cells)) = crate::report::load_results(&runs.join("latest")) {
+        opts.last_run = cells;
+    }
     if resume {
         let latest = runs.join("latest");
         match crate::report::load_results(&latest) {
@@ -141,4 +148,21 @@ async fn resumable(
         }
     }
     reuse
+}
+
+/// Cells at a time when `--jobs` is not given (`record::schedule::default_jobs`), said
+/// once with the facts it came from.
+fn host_jobs(plan: &Plan) -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let memory = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|t| crate::cli::doctor::parse_meminfo(&t).0)
+        .unwrap_or(0);
+    let jobs = crate::record::schedule::default_jobs(cores, memory, plan.vm.memory_mib);
+    eprintln!(
+        "kmatrix: {jobs} cell(s) at a time ({cores} core(s), {} GiB: cores / 4, at most memory / (guest {} MiB + 1 GiB); --jobs N to change)",
+        memory / 1024,
+        plan.vm.memory_mib
+    );
+    jobs
 }

@@ -66,6 +66,7 @@ impl Session {
             meta: s.meta,
             run_dir: s.run_dir.clone(),
             cells: vec![],
+            order: vec![],
         };
         let reporter = tokio::spawn(crate::report::reporter(rx, state, s.sinks.build()));
         let engine = Engine::new(s.plan, s.cache, s.opts, s.run_dir, tx, s.cancel);

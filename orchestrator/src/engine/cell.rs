@@ -15,7 +15,6 @@ impl<'a> CellRun<'a> {
     /// its console already said is still read.
     pub async fn run(mut self) -> CellResult {
         let start = Instant::now();
-        self.expected();
         let outcome = if self.sh.cancelled() {
             Err(Stop::new(
                 Verdict::Interrupted,
@@ -150,7 +149,7 @@ impl<'a> CellRun<'a> {
         if let Err(stop) = outcome {
             let mut reason = stop.reason;
             if stop.verdict == Verdict::Interrupted {
-                let at = self.sh.current.lock().ok().and_then(|c| c.clone());
+                let at = self.sh.phase_of(&self.cell.id());
                 if let (true, Some(at)) = (stop.cut_short, at) {
                     reason = format!("{reason} during {}", at.describe());
                 }

@@ -4,24 +4,12 @@
 //! zeroed and copied back; after the last, the counts measured into the cell's result.
 
 use super::boot::BootSession;
-use super::run::CellRun;
+use super::run::{CellCoverage, CellRun};
 use super::shared::Stop;
 use crate::host::guest::{self, Exec};
-use crate::prepare::coverage::{self, Map, Series, TestCounts};
+use crate::prepare::coverage::{self, Map, Series};
 use crate::record::verdict::Verdict;
-use std::path::PathBuf;
 use std::time::Duration;
-
-/// A patched cell's coverage while it runs.
-pub struct CellCoverage {
-    series: Series,
-    map: Map,
-    /// The kernel's coverage folder, copied into the cell's (`coverage/`).
-    dir: PathBuf,
-    counts: Vec<TestCounts>,
-    /// The counters could not be zeroed (a kernel without gcov): say it once.
-    unmeasurable: Option<String>,
-}
 
 impl CellRun<'_> {
     /// After the kernel: the series' map; a config that builds none of the series

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
-fn script(dir: &Path, name: &str, body: &str) -> PathBuf {
+pub(super) fn script(dir: &Path, name: &str, body: &str) -> PathBuf {
     let p = dir.join(name);
     std::fs::write(
         &p,
@@ -27,7 +27,7 @@ fn script(dir: &Path, name: &str, body: &str) -> PathBuf {
 }
 
 /// Like virtiofsd: its socket and, beside it, `<socket>.pid`.
-const FAKE_VIRTIOFSD: &str = "for a; do case $a in --socket-path=*) touch \"${a#*=}\" \"${a#*=}.pid\";; esac; done\nexec sleep 600";
+pub(super) const FAKE_VIRTIOFSD: &str = "for a; do case $a in --socket-path=*) touch \"${a#*=}\" \"${a#*=}.pid\";; esac; done\nexec sleep 600";
 
 fn engine(dir: &Path, accel: AccelChoice, qemu: PathBuf) -> (Engine, Cell) {
     let cell = crate::record::plan::tests::cell(Arch::X86_64, "c", "p");
@@ -75,7 +75,7 @@ fn engine(dir: &Path, accel: AccelChoice, qemu: PathBuf) -> (Engine, Cell) {
     (e, cell)
 }
 
-fn dummies(dir: &Path) -> Prepared {
+pub(super) fn dummies(dir: &Path) -> Prepared {
     Prepared {
         kernel: Kernel {
             image: dir.join("bzImage"),
@@ -97,7 +97,7 @@ fn dummies(dir: &Path) -> Prepared {
     }
 }
 
-fn all_dead(dir: &Path) {
+pub(super) fn all_dead(dir: &Path) {
     let pids = std::fs::read_to_string(dir.join("pids")).unwrap_or_default();
     for pid in pids.lines() {
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();

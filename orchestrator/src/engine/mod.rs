@@ -15,6 +15,7 @@
 mod boot;
 mod cell;
 mod coverage;
+mod expect;
 mod forensics;
 mod guest_tests;
 mod liveness;
@@ -29,3 +30,5 @@ pub use shared::{Overrides, RunOptions, Stop};
 
 #[cfg(test)]
 mod fakes;
+#[cfg(test)]
+mod scaling_sim;

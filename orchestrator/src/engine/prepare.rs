@@ -2,14 +2,13 @@
 //! patched and built in the cell's build slot), and the guest image of its arch.
 
 use super::run::CellRun;
-use super::shared::{infra_err, Stop};
+use super::shared::{infra_err, Stop, PREPARE_WAIT};
 use crate::prepare::build::{self, BuildJob, BuildOutcome, Kernel, Slot};
 use crate::prepare::image::{self, Image};
 use crate::prepare::source::Tree;
 use crate::record::events::Event;
 use crate::record::phase::Phase;
 use crate::record::verdict::Verdict;
-use std::time::Duration;
 
 /// What a cell needs to boot.
 pub(crate) struct Prepared {
@@ -19,10 +18,6 @@ pub(crate) struct Prepared {
     pub selftests: crate::prepare::selftests::Built,
 }
 
-/// Shared cache steps (download, unpack, images) take turns across concurrent runs;
-/// a holder that takes longer than this is stuck.
-const PREPARE_WAIT: Duration = Duration::from_secs(3600);
-
 impl CellRun<'_> {
     /// `None` for build-only runs.
     pub async fn prepare(&mut self) -> Result<Option<Prepared>, Stop> {
@@ -30,7 +25,10 @@ impl CellRun<'_> {
         self.result.subjects = self.cell.subjects(&self.sh.plan);
         let tree = self.tree().await?;
         self.result.source_id = Some(tree.id.clone());
-        let kernel = self.kernel(&tree).await?;
+        let kernel = self.kernel(&tree).await;
+        // Built, cached or failed: the slot's next cell may start (`record::schedule`).
+        self.sh.kernel_done(self.cell.id());
+        let kernel = kernel?;
         if !kernel.cached && crate::host::sandbox::status().is_err() {
             // The series' code ran with kmatrix's privileges: the cell says so.
             self.result.notes.push(crate::host::sandbox::describe());
@@ -61,16 +59,7 @@ impl CellRun<'_> {
     }
 
     async fn tree(&self) -> Result<Tree, Stop> {
-        self.sh
-            .tree
-            .get_or_try_init(|| async {
-                let _lock = self.prepare_lock().await?;
-                crate::prepare::source::prepare(&self.sh.plan.source, &self.sh.cache)
-                    .await
-                    .map_err(|e| infra_err(&e))
-            })
-            .await
-            .cloned()
+        self.sh.source_tree(|m| self.note(m)).await
     }
 
     /// The cell's kernel: from the cache when nothing that decides it changed, else

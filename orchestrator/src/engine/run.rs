@@ -27,7 +27,7 @@ pub struct CellRun<'a> {
     /// with the run, which keeps its contents on disk.
     pub quota: Option<crate::host::quota::ResultsMount>,
     /// The series' coverage while the cell runs (a patched cell whose kernel has a map).
-    pub coverage: Option<super::coverage::CellCoverage>,
+    pub coverage: Option<CellCoverage>,
     /// When each phase began; phases are entered from `&self`, so they are kept here and
     /// moved into the result when the cell finishes.
     pub(super) phases: std::sync::Mutex<Vec<crate::record::result::PhaseStart>>,
@@ -61,7 +61,7 @@ impl<'a> CellRun<'a> {
             at,
         };
         if let Ok(mut c) = self.sh.current.lock() {
-            *c = Some(start.clone());
+            c.insert(self.cell.id(), start.clone());
         }
         if let Ok(mut p) = self.phases.lock() {
             p.push(start);
@@ -70,29 +70,6 @@ impl<'a> CellRun<'a> {
             id: self.cell.id(),
             phase,
             detail,
-        });
-    }
-
-    /// The cost model's view as the cell starts, for the run's ETA: this cell's cost and
-    /// that of the cells after it that will run (not those `--resume` reuses).
-    pub fn expected(&self) {
-        let plan = &self.sh.plan;
-        let id = self.cell.id();
-        let after: Vec<&Cell> = plan
-            .cells
-            .iter()
-            .skip_while(|c| c.id() != id)
-            .skip(1)
-            .filter(|c| !self.sh.opts.resume.iter().any(|r| r.id == c.id()))
-            .collect();
-        self.sh.emit(Event::Expected {
-            cost: crate::record::plan::cost(self.cell, &plan.tests),
-            after: after
-                .iter()
-                .map(|c| crate::record::plan::cost(c, &plan.tests))
-                .sum(),
-            cells_after: after.len(),
-            id,
         });
     }
 
@@ -117,4 +94,15 @@ impl<'a> CellRun<'a> {
             message: message.into(),
         });
     }
+}
+
+/// A patched cell's coverage while it runs (`super::coverage` fills it).
+pub struct CellCoverage {
+    pub(super) series: crate::prepare::coverage::Series,
+    pub(super) map: crate::prepare::coverage::Map,
+    /// The kernel's coverage folder, copied into the cell's (`coverage/`).
+    pub(super) dir: PathBuf,
+    pub(super) counts: Vec<crate::prepare::coverage::TestCounts>,
+    /// The counters could not be zeroed (a kernel without gcov): say it once.
+    pub(super) unmeasurable: Option<String>,
 }

@@ -4,7 +4,7 @@ use crate::host::cache::Cache;
 use crate::prepare::image::Image;
 use crate::prepare::source::Tree;
 use crate::record::events::{Event, Sender};
-use crate::record::plan::{Arch, Plan};
+use crate::record::plan::{Arch, CellId, Plan};
 use crate::record::result::CellResult;
 use crate::record::verdict::Verdict;
 use std::collections::HashMap;
@@ -21,6 +21,10 @@ pub struct RunOptions {
     pub resume: Vec<CellResult>,
     /// Boot and test each cell this many times (`--repeat N`).
     pub repeat: u32,
+    /// Cells run at the same time (`--jobs N`; 0 is 1): `record::schedule` says which.
+    pub jobs: usize,
+    /// The cells of the last run (its results.json), for the ETA's guest times only.
+    pub last_run: Vec<CellResult>,
 }
 
 impl RunOptions {
@@ -93,8 +97,11 @@ pub struct Shared {
     /// Why KVM could not run a guest on this host, once a boot found out: later boots of
     /// the run go straight to TCG.
     pub kvm_failed: std::sync::Mutex<Option<String>>,
-    /// The phase (and its detail) the current cell is in: an interruption says where.
-    pub current: std::sync::Mutex<Option<crate::record::result::PhaseStart>>,
+    /// The phase (and its detail) each running cell is in: an interruption says where.
+    pub current: std::sync::Mutex<HashMap<CellId, crate::record::result::PhaseStart>>,
+    /// Cells past their kernel step since the scheduler last looked (their slot is free).
+    pub kernels: std::sync::Mutex<Vec<CellId>>,
+    pub kernel_notify: tokio::sync::Notify,
 }
 
 impl Shared {
@@ -104,7 +111,61 @@ impl Shared {
     pub fn cancelled(&self) -> bool {
         *self.cancel.borrow()
     }
+    /// The phase cell `id` is in (the last it entered).
+    pub fn phase_of(&self, id: &str) -> Option<crate::record::result::PhaseStart> {
+        self.current.lock().ok().and_then(|c| c.get(id).cloned())
+    }
+    /// A cell is past its kernel step (built, from the cache, or stopped in it): the next
+    /// cell of its build slot may start.
+    pub fn kernel_done(&self, id: CellId) {
+        self.emit(Event::KernelDone { id: id.clone() });
+        if let Ok(mut k) = self.kernels.lock() {
+            k.push(id);
+        }
+        self.kernel_notify.notify_one();
+    }
+    /// The cells that were done with their kernel step since the last call; waits for one.
+    pub async fn kernel_ready(&self) -> Vec<CellId> {
+        loop {
+            let ids = self
+                .kernels
+                .lock()
+                .map(|mut k| std::mem::take(&mut *k))
+                .unwrap_or_default();
+            if !ids.is_empty() {
+                return ids;
+            }
+            self.kernel_notify.notified().await;
+        }
+    }
 }
+impl Shared {
+    /// The pristine tree, fetched once per run (under the shared cache steps' lock).
+    pub async fn source_tree(&self, waiting: impl Fn(String)) -> Result<Tree, Stop> {
+        self.tree
+            .get_or_try_init(|| async {
+                let path = self.cache.dir(".prepare.lock");
+                let _lock = crate::host::cache::lock(
+                    &path,
+                    "the shared cache steps",
+                    PREPARE_WAIT,
+                    waiting,
+                )
+                .await
+                .map_err(|e| infra_err(&e))?;
+                crate::prepare::source::prepare(&self.plan.source, &self.cache)
+                    .await
+                    .map_err(|e| infra_err(&e))
+            })
+            .await
+            .cloned()
+    }
+}
+
+/// Shared cache steps (download, unpack, images) take turns across concurrent runs;
+/// a holder that takes longer than this is stuck.
+pub const PREPARE_WAIT: std::time::Duration = std::time::Duration::from_secs(3600);
+
 /// An infrastructure stop from any error of a lower layer.
 pub fn infra_err(e: &dyn std::error::Error) -> Stop {
     Stop::infra(crate::record::fmt::chain(e))

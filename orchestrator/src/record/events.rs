@@ -11,7 +11,8 @@ use std::time::Duration;
 pub enum TotalFrom {
     /// The previous build of the same kind (cold or incremental) in the same slot.
     Previous,
-    /// The number of options the config enables (no build of this slot to go by).
+    /// The objects the tree's Kbuild lists name for the final config, less those already
+    /// built (no build of this slot to go by).
     Config,
     /// The objects whose recorded dependencies include a file the slot's sync changed
     /// (more than the previous incremental build: a changed header).
@@ -61,18 +62,24 @@ pub enum Event {
     RunStarted {
         cells: usize,
         run_dir: std::path::PathBuf,
+        /// The cells in the plan's order: every output lists them so, whatever order
+        /// they finish in.
+        order: Vec<crate::record::plan::CellId>,
+        /// Cells at a time (`--jobs`).
+        jobs: usize,
     },
     CellStarted {
         id: crate::record::plan::CellId,
     },
-    /// The cost model's view as a cell starts (`plan::cost`): this cell's expected cost
-    /// and that of the cells still to run after it. The terminal's ETA is built on it.
+    /// What a cell is expected to cost (`record::eta`), from what the run knows before
+    /// it runs (sent for every cell to run, once the engine has looked).
     Expected {
         id: crate::record::plan::CellId,
-        cost: u64,
-        after: u64,
-        /// Cells still to run after this one.
-        cells_after: usize,
+        expect: crate::record::eta::CellExpect,
+    },
+    /// The cell is past its kernel step (built, from the cache, or stopped in it).
+    KernelDone {
+        id: crate::record::plan::CellId,
     },
     Phase {
         id: crate::record::plan::CellId,

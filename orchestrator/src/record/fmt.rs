@@ -105,3 +105,17 @@ pub fn chain(e: &dyn std::error::Error) -> String {
     }
     s
 }
+
+/// `1h05m`, `4m10s`, `45s`: a duration as a person reads an estimate.
+pub fn human(d: std::time::Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0..=59 => format!("{s}s"),
+        60..=599 => format!("{}m{:02}s", s / 60, s % 60),
+        600..=3599 => format!("{}m", (s + 30) / 60),
+        _ => {
+            let m = (s + 30) / 60;
+            format!("{}h{:02}m", m / 60, m % 60)
+        }
+    }
+}

@@ -5,6 +5,7 @@
 pub mod amplify;
 pub mod bisect;
 pub mod coverage;
+pub mod eta;
 pub mod events;
 pub mod finding;
 pub mod fmt;
@@ -14,5 +15,6 @@ pub mod lockgraph;
 pub mod phase;
 pub mod plan;
 pub mod result;
+pub mod schedule;
 pub mod shard;
 pub mod verdict;

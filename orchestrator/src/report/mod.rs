@@ -3,6 +3,7 @@
 //! rewritten atomically as each cell finishes, and `junit.xml`, `summary.md`,
 //! `report.html` and `matrix.txt` written when the run ends (also after Ctrl-C).
 
+pub mod eta;
 pub mod files;
 pub mod html;
 pub mod junit;

@@ -4,7 +4,7 @@ use crate::record::events::Event;
 use crate::record::result::CellResult;
 use crate::report::sink::{RunState, Sink};
 
-/// Drive the sinks until the run ends; returns the finished cells in order and the last
+/// Drive the sinks until the run ends; returns the finished cells in the plan's order and the last
 /// error a sink met writing (the files on disk are then incomplete).
 pub async fn reporter(
     mut rx: tokio::sync::mpsc::UnboundedReceiver<Event>,
@@ -14,8 +14,11 @@ pub async fn reporter(
     let mut write_error = None;
     while let Some(ev) = rx.recv().await {
         match &ev {
-            Event::RunStarted { run_dir, .. } => run.run_dir = run_dir.clone(),
-            Event::CellFinished { result } => run.cells.push((**result).clone()),
+            Event::RunStarted { run_dir, order, .. } => {
+                run.run_dir = run_dir.clone();
+                run.order = order.clone();
+            }
+            Event::CellFinished { result } => run.insert((**result).clone()),
             _ => {}
         }
         let mut this_event = None;

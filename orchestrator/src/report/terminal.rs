@@ -4,9 +4,9 @@
 //! characters made visible: an escape sequence from a guest never reaches the terminal.
 //!
 //! While a kernel builds, the cell's bar shows the fraction of objects compiled (a line
-//! every 30 s without a TTY) and the time left in the whole run: the cost model the
-//! sharding uses (`plan::cost`), scaled by the seconds per unit of cost this run has
-//! measured (finished cells, and the current build's rate).
+//! every 30 s without a TTY) and the time left in the whole run (`report::eta`: each
+//! cell's expectation, the rates this run measured, the schedule of `--jobs`), a range
+//! until the run's first build has finished.
 
 use crate::record::events::{BuildProgress, Event, TotalFrom};
 use crate::record::fmt::visible;
@@ -41,82 +41,8 @@ pub fn colour(c: Category, word: &str) -> String {
     format!("\x1b[{code}m{word}\x1b[0m")
 }
 
-/// Seconds per unit of `plan::cost` before the run has measured anything: a cold
-/// x86_64 cell of cost ~380 (a 6-9 min build, then boot and tests under TCG) takes
-/// about 10 minutes.
-pub const PRIOR_SECS_PER_COST: f64 = 1.5;
-
 /// A build's progress line without a TTY: at most this often per cell.
 const LINE_EVERY: Duration = Duration::from_secs(30);
-
-/// The cell running now, as the ETA sees it.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Current {
-    pub cost: u64,
-    /// Seconds since the cell started.
-    pub elapsed: f64,
-    /// Seconds left in its kernel build at the rate so far, when that is known.
-    pub build_left: Option<f64>,
-}
-
-/// What the ETA is computed from: everything measured or expected, nothing else.
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
-pub struct EtaInputs {
-    /// Seconds and expected cost of the cells finished in this run.
-    pub finished_secs: f64,
-    pub finished_cost: u64,
-    pub current: Option<Current>,
-    /// Expected cost of the cells still to run after the current one.
-    pub after: u64,
-}
-
-impl EtaInputs {
-    /// Seconds per unit of cost: what the finished cells took, with the current cell's
-    /// projection (elapsed plus its build's time left) once its build rate is known;
-    /// the prior before anything was measured. The projection leaves out the boot and
-    /// tests after the build, so it errs short until the cell finishes.
-    pub fn rate(&self) -> f64 {
-        let (mut secs, mut cost) = (self.finished_secs, self.finished_cost);
-        if let Some(Current {
-            cost: c,
-            elapsed,
-            build_left: Some(left),
-        }) = self.current
-        {
-            secs += elapsed + left;
-            cost += c;
-        }
-        if cost == 0 {
-            PRIOR_SECS_PER_COST
-        } else {
-            secs / cost as f64
-        }
-    }
-
-    /// Seconds left in the whole run: the current cell's expected rest (never less
-    /// than its build's time left), then the cells after it at the measured rate.
-    pub fn left(&self) -> f64 {
-        let k = self.rate();
-        let current = self.current.map_or(0.0, |c| {
-            (c.cost as f64 * k - c.elapsed).max(c.build_left.unwrap_or(0.0))
-        });
-        current.max(0.0) + self.after as f64 * k
-    }
-}
-
-/// `1h05m`, `4m10s`, `45s`: a duration as a person reads an estimate.
-pub fn human(d: Duration) -> String {
-    let s = d.as_secs();
-    match s {
-        0..=59 => format!("{s}s"),
-        60..=599 => format!("{}m{:02}s", s / 60, s % 60),
-        600..=3599 => format!("{}m", (s + 30) / 60),
-        _ => {
-            let m = (s + 30) / 60;
-            format!("{}h{:02}m", m / 60, m % 60)
-        }
-    }
-}
 
 /// The text of a build's progress: `build 43% [####------] 467/1081 objects, ~4m10s
 /// left`; a total that is only an estimate from the config is marked `~`.
@@ -147,59 +73,16 @@ pub fn progress_text(p: &BuildProgress, build_left: Option<Duration>) -> String 
         None => format!("build: {} objects compiled", p.done),
     };
     if let Some(l) = build_left {
-        t.push_str(&format!(", ~{} left", human(l)));
+        t.push_str(&format!(", ~{} left", crate::record::fmt::human(l)));
     }
     t
-}
-
-/// The cell running now: its id, cost, start, and its build's time left as last known
-/// (kept when a build runs past its expected total: it is then about done).
-#[derive(Debug)]
-struct Running {
-    id: String,
-    cost: u64,
-    started: Instant,
-    build_left: Option<(Duration, Instant)>,
-}
-
-/// The run's ETA as events arrive.
-#[derive(Debug, Default)]
-struct Eta {
-    costs: HashMap<String, u64>,
-    finished_secs: f64,
-    finished_cost: u64,
-    current: Option<Running>,
-    after: u64,
-    cells_after: usize,
-}
-
-impl Eta {
-    fn inputs(&self, now: Instant) -> EtaInputs {
-        EtaInputs {
-            finished_secs: self.finished_secs,
-            finished_cost: self.finished_cost,
-            current: self.current.as_ref().map(|r| Current {
-                cost: r.cost,
-                elapsed: now.duration_since(r.started).as_secs_f64(),
-                // The time left as last known, minus what has passed since.
-                build_left: r.build_left.map(|(l, at)| {
-                    (l.as_secs_f64() - now.duration_since(at).as_secs_f64()).max(0.0)
-                }),
-            }),
-            after: self.after,
-        }
-    }
-
-    fn left(&self, now: Instant) -> Duration {
-        crate::record::fmt::duration(self.inputs(now).left())
-    }
 }
 
 pub struct Terminal {
     bars: Option<(MultiProgress, HashMap<String, ProgressBar>)>,
     /// Print the matrix to stdout when the run ends.
     matrix: bool,
-    eta: Eta,
+    eta: crate::report::eta::Tracker,
     /// When each cell's last progress line was printed (no TTY).
     last_line: HashMap<String, Instant>,
 }
@@ -213,7 +96,9 @@ impl Terminal {
         Terminal {
             bars: tty.then(|| (MultiProgress::new(), HashMap::new())),
             matrix,
-            eta: Eta::default(),
+            eta: crate::report::eta::Tracker::new(
+                std::thread::available_parallelism().map_or(1, |n| n.get()),
+            ),
             last_line: HashMap::new(),
         }
     }
@@ -228,8 +113,9 @@ impl Terminal {
 
 impl Sink for Terminal {
     fn event(&mut self, e: &Event, run: &RunState) -> std::io::Result<()> {
+        self.eta.event(e, Instant::now());
         match e {
-            Event::RunStarted { cells, run_dir } => {
+            Event::RunStarted { cells, run_dir, .. } => {
                 line(&format!("run {}: {cells} cell(s)", run_dir.display()))
             }
             Event::CellStarted { id } => self.cell_started(id),
@@ -245,22 +131,7 @@ impl Sink for Terminal {
                 }
             }
             Event::Note { id, message } => self.say(id, message),
-            Event::Expected {
-                id,
-                cost,
-                after,
-                cells_after,
-            } => {
-                self.eta.costs.insert(id.to_string(), *cost);
-                self.eta.current = Some(Running {
-                    id: id.to_string(),
-                    cost: *cost,
-                    started: Instant::now(),
-                    build_left: None,
-                });
-                self.eta.after = *after;
-                self.eta.cells_after = *cells_after;
-            }
+            Event::Expected { .. } | Event::KernelDone { .. } => {}
             Event::BuildProgress { id, progress } => self.build_progress(id, progress),
             Event::CellFinished { result } => self.cell_finished(result),
             Event::RunFinished => {
@@ -295,17 +166,10 @@ impl Terminal {
     /// most every 30 s.
     fn build_progress(&mut self, id: &str, progress: &BuildProgress) {
         let now = Instant::now();
-        if let (Some(r), Some(left)) = (
-            self.eta.current.as_mut().filter(|r| r.id == id),
-            progress.left(),
-        ) {
-            r.build_left = Some((left, now));
+        let mut msg = progress_text(progress, progress.left());
+        if let Some(left) = self.eta.left(now) {
+            msg.push_str(&format!("; run {} left", left.text()));
         }
-        let msg = format!(
-            "{}; run ~{} left",
-            progress_text(progress, progress.left()),
-            human(self.eta.left(now))
-        );
         match self.bars.as_ref().and_then(|(_, b)| b.get(id)) {
             Some(pb) => pb.set_message(msg),
             None => {
@@ -326,14 +190,6 @@ impl Terminal {
     /// The cell's verdict; its time goes into the rate, and the run's time left is said
     /// again when cells are still to come.
     fn cell_finished(&mut self, result: &CellResult) {
-        if let Some(cost) = self.eta.costs.get(result.id.as_str()) {
-            self.eta.finished_secs += result.seconds;
-            self.eta.finished_cost += cost;
-        }
-        let was_current = self.eta.current.as_ref().is_some_and(|r| r.id == result.id);
-        if was_current {
-            self.eta.current = None;
-        }
         let msg = format!(
             "{} {}{}",
             result.id,
@@ -350,12 +206,11 @@ impl Terminal {
             }
         }
         line(&msg);
-        if was_current && self.eta.cells_after > 0 {
-            line(&format!(
-                "run: {} cell(s) to go, ~{} left",
-                self.eta.cells_after,
-                human(self.eta.left(Instant::now()))
-            ));
+        let to_go = self.eta.to_go();
+        if to_go > 0 {
+            if let Some(left) = self.eta.left(Instant::now()) {
+                line(&format!("run: {to_go} cell(s) to go, {} left", left.text()));
+            }
         }
     }
 }
@@ -381,72 +236,6 @@ mod tests {
         let s = visible("BUG: \x1b]0;pwned\x07 in f\r\u{202e}x");
         assert_eq!(s, "BUG: \\x1b]0;pwned\\x07 in f\\x0d\\x202ex");
         assert_eq!(visible("a\tb\nc"), "a\tb\nc");
-    }
-
-    fn current(cost: u64, elapsed: f64, build_left: Option<f64>) -> Option<Current> {
-        Some(Current {
-            cost,
-            elapsed,
-            build_left,
-        })
-    }
-
-    #[test]
-    fn before_any_measurement_the_eta_is_the_cost_model_at_the_prior_rate() {
-        let i = EtaInputs {
-            current: current(400, 0.0, None),
-            after: 1000,
-            ..Default::default()
-        };
-        assert_eq!(i.rate(), PRIOR_SECS_PER_COST);
-        assert_eq!(i.left(), 1400.0 * PRIOR_SECS_PER_COST);
-    }
-
-    #[test]
-    fn finished_cells_set_the_rate() {
-        // Two cells of cost 400 took 200 s each (cached kernels): 0.5 s per unit.
-        let i = EtaInputs {
-            finished_secs: 400.0,
-            finished_cost: 800,
-            current: current(400, 50.0, None),
-            after: 800,
-        };
-        assert_eq!(i.rate(), 0.5);
-        assert_eq!(i.left(), (200.0 - 50.0) + 400.0);
-        // A cell running past its estimate has nothing left, not a negative time.
-        let late = EtaInputs {
-            current: current(400, 900.0, None),
-            ..i
-        };
-        assert_eq!(late.left(), 400.0);
-    }
-
-    #[test]
-    fn the_current_builds_rate_corrects_the_estimate_of_the_rest() {
-        // First cell, 100 s in, its build says 500 s more: 600 s for cost 400, so the
-        // 1000 units after it are expected to take 1500 s, not 1000 x the prior.
-        let i = EtaInputs {
-            current: current(400, 100.0, Some(500.0)),
-            after: 1000,
-            ..Default::default()
-        };
-        assert_eq!(i.rate(), 1.5);
-        assert_eq!(i.left(), 500.0 + 1500.0);
-        let slow = EtaInputs {
-            current: current(400, 100.0, Some(1100.0)),
-            ..i
-        };
-        assert_eq!(slow.rate(), 3.0);
-        assert_eq!(slow.left(), 1100.0 + 3000.0);
-        // With finished cells the projection weighs by cost like any other cell.
-        let mixed = EtaInputs {
-            finished_secs: 200.0,
-            finished_cost: 400,
-            ..slow
-        };
-        assert_eq!(mixed.rate(), (200.0 + 1200.0) / 800.0);
-        // The build's own time left is a floor for the current cell.
-        assert!(mixed.left() >= 1100.0 + 1000.0 * mixed.rate());
     }
 
     #[test]
@@ -485,10 +274,13 @@ mod tests {
 
     #[test]
     fn human_durations() {
-        assert_eq!(human(Duration::from_secs(45)), "45s");
-        assert_eq!(human(Duration::from_secs(250)), "4m10s");
-        assert_eq!(human(Duration::from_secs(1190)), "20m");
-        assert_eq!(human(Duration::from_secs(3900)), "1h05m");
+        assert_eq!(crate::record::fmt::human(Duration::from_secs(45)), "45s");
+        assert_eq!(crate::record::fmt::human(Duration::from_secs(250)), "4m10s");
+        assert_eq!(crate::record::fmt::human(Duration::from_secs(1190)), "20m");
+        assert_eq!(
+            crate::record::fmt::human(Duration::from_secs(3900)),
+            "1h05m"
+        );
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! out-of-tree modules, and a cache of finished kernels keyed by the content of every
 //! input that decides the output.
 
+pub mod kbuild;
 pub mod objects;
 pub mod slot;
 
@@ -12,7 +13,7 @@ use crate::parse::kconfig::{self, Mismatch};
 use crate::prepare::source::Tree;
 use crate::record::events::{BuildProgress, TotalFrom};
 use crate::record::plan::Cell;
-pub use slot::{ObjectCounts, PatchFailure, Slot};
+pub use slot::{ObjectCounts, PatchFailure, Slot, SlotFacts};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -329,7 +330,23 @@ impl BuildJob<'_> {
         // Cold: nothing built in the slot yet, so the whole config compiles.
         let cold = !self.slot.objdir.join("vmlinux").exists();
         let config = std::fs::read_to_string(&cfg_path).unwrap_or_default();
-        let (mut total, mut from) = expected_objects(cold, self.slot.object_counts(), &config);
+        let last = self.slot.object_counts();
+        let (mut total, mut from) = expected_objects(cold, last, 0);
+        if from == TotalFrom::Config {
+            // The tree's Kbuild lists read with the final config (a hundred milliseconds).
+            let (tree, objdir, arch, config) = (
+                self.slot.tree.clone(),
+                self.slot.objdir.clone(),
+                self.cell.arch,
+                config.clone(),
+            );
+            let n = tokio::task::spawn_blocking(move || {
+                kbuild::left_to_compile(&tree, &objdir, &config, arch)
+            })
+            .await
+            .unwrap_or(0);
+            total = n;
+        }
         if !cold && !self.changed.is_empty() {
             let (tree, objdir, changed) = (
                 self.slot.tree.clone(),
@@ -586,23 +603,14 @@ async fn watch(
 }
 
 /// How many objects the full build is expected to compile: what the slot's last build
-/// of the same kind compiled, else (cold) an estimate from the config, else unknown.
-pub fn expected_objects(cold: bool, last: ObjectCounts, config: &str) -> (u64, TotalFrom) {
+/// of the same kind compiled, else (cold) `from_config` (the count `kbuild` reads from the
+/// tree with the final config), else unknown.
+pub fn expected_objects(cold: bool, last: ObjectCounts, from_config: u64) -> (u64, TotalFrom) {
     match (cold, last.cold, last.incremental) {
         (true, Some(n), _) | (false, _, Some(n)) => (n, TotalFrom::Previous),
-        (true, None, _) => (config_objects(config), TotalFrom::Config),
+        (true, None, _) => (from_config, TotalFrom::Config),
         (false, _, None) => (0, TotalFrom::Unknown),
     }
-}
-
-/// Objects a cold build of this config compiles, roughly: 1.5 per enabled option (a
-/// tinyconfig-based x86_64 kernel with 709 options built 1081 `CC`/`AS` objects).
-pub fn config_objects(config: &str) -> u64 {
-    let enabled = config
-        .lines()
-        .filter(|l| l.starts_with("CONFIG_") && (l.ends_with("=y") || l.ends_with("=m")))
-        .count() as u64;
-    enabled * 3 / 2
 }
 
 /// A line in which Kbuild says it compiles one object: `  CC      mm/memory.o`,
@@ -952,9 +960,12 @@ mod tests {
 
     #[test]
     fn the_expected_total_comes_from_the_slot_else_the_config() {
-        let config = "CONFIG_A=y\nCONFIG_B=m\n# CONFIG_C is not set\nCONFIG_D=\"x\"\nCONFIG_E=y\nCONFIG_F=y\n";
+        let config = 1344;
         let none = ObjectCounts::default();
-        assert_eq!(expected_objects(true, none, config), (6, TotalFrom::Config));
+        assert_eq!(
+            expected_objects(true, none, config),
+            (1344, TotalFrom::Config)
+        );
         let seen = ObjectCounts {
             cold: Some(1081),
             incremental: Some(40),

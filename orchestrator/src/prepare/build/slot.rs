@@ -87,17 +87,7 @@ impl Slot {
         name: &str,
         waiting: impl Fn(String),
     ) -> Result<Slot, SlotError> {
-        // A tree kmatrix unpacked is keyed by what it is (the same package, tarball or
-        // commit always gets the same slot, wherever the cache put it); a developer's own
-        // tree by where it is (its content changes, and the slot follows it).
-        let mut h = Hasher::new("slot");
-        if pristine.mutable {
-            h.field(b"path")
-                .field(pristine.path.as_os_str().as_encoded_bytes());
-        } else {
-            h.field(b"id").field(pristine.id.as_bytes());
-        }
-        let dir = cache.dir("slots").join(h.finish()).join(name);
+        let dir = slot_dir(cache, pristine, name);
         std::fs::create_dir_all(&dir).map_err(io(&dir))?;
         let lock = crate::host::cache::lock(
             &dir.join(".lock"),
@@ -208,7 +198,40 @@ impl Slot {
     }
 }
 
+/// The folder of a slot. A tree kmatrix unpacked is keyed by what it is (the same
+/// package, tarball or commit always gets the same slot, wherever the cache put it); a
+/// developer's own tree by where it is (its content changes, and the slot follows it).
+fn slot_dir(cache: &Cache, pristine: &Tree, name: &str) -> PathBuf {
+    let mut h = Hasher::new("slot");
+    if pristine.mutable {
+        h.field(b"path")
+            .field(pristine.path.as_os_str().as_encoded_bytes());
+    } else {
+        h.field(b"id").field(pristine.id.as_bytes());
+    }
+    cache.dir("slots").join(h.finish()).join(name)
+}
+
+/// A slot as it is now, read without its lock (for estimates: another run may change it).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct SlotFacts {
+    /// A kernel was built in it: its next build is incremental.
+    pub built: bool,
+    pub counts: ObjectCounts,
+}
+
 impl Slot {
+    pub fn peek(cache: &Cache, pristine: &Tree, name: &str) -> SlotFacts {
+        let dir = slot_dir(cache, pristine, name);
+        SlotFacts {
+            built: dir.join("obj/vmlinux").exists(),
+            counts: std::fs::read(dir.join("objects.json"))
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok())
+                .unwrap_or_default(),
+        }
+    }
+
     /// What the slot's earlier builds compiled (nothing known: both None).
     pub fn object_counts(&self) -> ObjectCounts {
         std::fs::read(&self.counts_file)
