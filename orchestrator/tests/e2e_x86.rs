@@ -453,6 +453,27 @@ fn seed_v2_oopses_and_breaks_the_pvl_off_build_while_v3_passes_with_live_control
     // v3 passes, and both positive controls fired: lockdep and the hung-task detector.
     let v3 = r.cell("x86_64/pvl-on/v3");
     assert_eq!(v3["verdict"], "PASS", "{v3:#}");
+    // Issue #28: the series itself was built and ran: at least 90% of its changed lines
+    // with code, counted per test by gcov on the series' own objects, both changed
+    // functions (the lookup and its converted caller) called.
+    let cov = &v3["series_coverage"];
+    let (ran, measurable) = (
+        cov["lines_ran"].as_u64().unwrap(),
+        cov["lines_measurable"].as_u64().unwrap(),
+    );
+    assert!(measurable > 0 && ran * 10 >= measurable * 9, "{cov:#}");
+    for f in ["vma_start_read_unlocked", "find_tcp_vma"] {
+        let called = cov["functions"].as_array().unwrap().iter().any(|c| {
+            c["name"] == f
+                && c["calls"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|n| n.as_u64() > Some(0))
+        });
+        assert!(called, "{f} never called: {cov:#}");
+    }
+    assert!(r.stdout.contains("series coverage: "), "{}", r.stdout);
     // v3 exports the function: the module links, loads and its lookups answer right.
     let module = v3["tests"]
         .as_array()
