@@ -161,7 +161,16 @@ fn details(
         out.push_str(&format!("  {}\n", visible(d)));
     }
     if let Some(f) = &c.forensics {
-        out.push_str(&format!("  forensics: {f} (see console.log)\n"));
+        // The first line says what was sent; the others who holds what (guest text).
+        let mut lines = f.lines();
+        let first = lines.next().unwrap_or_default();
+        out.push_str(&format!(
+            "  forensics: {} (see console.log)\n",
+            visible(first)
+        ));
+        for l in lines {
+            out.push_str(&format!("    {}\n", visible(l)));
+        }
     }
     if !c.vmstat_after.is_empty() {
         out.push_str(&vma_lock_counters(c));
@@ -331,6 +340,24 @@ pub fn comparison(c: &Comparison) -> String {
         if c.has_new() { "NEW" } else { "nothing new" },
         c.summary()
     ));
+    out.push_str(&introduced(c));
+    out
+}
+
+/// Per new finding, the patch that brought it in each cell it was bisected in
+/// (`kmatrix bisect-new`); empty when none was.
+pub fn introduced(c: &Comparison) -> String {
+    let all = c.introduced();
+    if all.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from("which patch brought each new finding:\n");
+    for (what, cells) in all {
+        out.push_str(&format!("  {}\n", visible(&what)));
+        for (cell, i) in cells {
+            out.push_str(&format!("    {cell}: {}\n", visible(&i.describe())));
+        }
+    }
     out
 }
 
