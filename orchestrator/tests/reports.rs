@@ -580,7 +580,7 @@ fn the_lock_graph_shows_series_edges_with_their_chain_and_timing_edges_apart() {
     let cells = [c];
     let text = report::matrix(&cells);
     for want in [
-        "2 new edge(s) (1 into scheduler/timer-like locks, timing); 1 touch a lock named after the series' code; tests base did not run: vma_probe",
+        "1 new edge(s) (of 2 not in base: 1 into scheduler/timer-like locks, timing); 1 touch a lock named after the series' code; tests base did not run: vma_probe",
         "    new edge: module_mutex -> (init_mm).mmap_lock\n      chain: module_mutex > (init_mm).mmap_lock (irq_context 0)\n",
     ] {
         assert!(text.contains(want), "{want}\n---\n{text}");

@@ -75,6 +75,8 @@ fn allowed_upload(path: &str) -> bool {
         // `kmatrix compare`'s result and the known-issues list the run was judged with.
         "compare.json",
         "known-issues.yaml",
+        // `kmatrix bisect-new`'s bisections of the new findings.
+        "bisect.json",
     ];
     const CELL_FILES: &[&str] = &[
         "build.log",

@@ -133,6 +133,23 @@ pub enum Command {
         #[arg(long)]
         prefix: Option<usize>,
     },
+    /// Which patch brought each new finding of RUN's comparison (`kmatrix compare OLD
+    /// RUN` first): a `kmatrix bisect` per new finding in a cell whose series has more
+    /// than one patch, looking for its title, each step booted as often as its rate
+    /// needs; the answers go beside the findings in compare.json, summary.md and
+    /// report.html (and the KCIDB document). The bisections go to RUN/bisects/.
+    BisectNew {
+        run: PathBuf,
+        /// The spec to bisect with (default: the one RUN was made with).
+        #[arg(short = 'f', long = "spec")]
+        spec: Option<PathBuf>,
+        /// Most bisections (each builds and boots a few prefixes); the rest are listed.
+        #[arg(long, default_value_t = 4)]
+        max: usize,
+        /// Where the bisections' folders go (default: RUN/bisects).
+        #[arg(long)]
+        runs_dir: Option<PathBuf>,
+    },
     /// What changed from one run to another: per cell, findings new / fixed / still
     /// failing / flaky, verdict changes, known issues maybe fixed. Writes compare.json
     /// into NEW_RUN and puts the comparison on top of its summary.md and report.html.

@@ -492,7 +492,7 @@ impl Ctx {
     }
 
     /// `--prefix P`: that prefix alone, judged if a predicate was given.
-    async fn judge_one(&self, b: &mut Bisect, p: usize) -> Result<i32, BisectError> {
+    async fn judge_one(&self, b: &mut Bisect, p: usize) -> Result<(), BisectError> {
         let (mut step, _) = self.step(p, b.predicate.as_ref()).await?;
         if let Some(pred) = &b.predicate {
             match judge(pred, step.verdict, step.reason.as_deref(), step.seen) {
@@ -510,7 +510,7 @@ impl Ctx {
         b.repro = Some(self.repro(p, b.predicate.as_ref()));
         self.save(b)?;
         print!("{}", report::text::bisect(b));
-        Ok(b.exit_code())
+        Ok(())
     }
 
     /// The full series: the failure must be there, and says what to look for. Leaves
@@ -772,11 +772,21 @@ pub async fn run(
     args: Args,
     cancel: watch::Receiver<bool>,
 ) -> Result<i32, BisectError> {
+    Ok(find(plan, args, cancel).await?.exit_code())
+}
+
+/// The bisection as `run` does it, its record returned (`kmatrix bisect-new`).
+pub async fn find(
+    plan: Plan,
+    args: Args,
+    cancel: watch::Receiver<bool>,
+) -> Result<Bisect, BisectError> {
     let start = Instant::now();
     let cx = Ctx::new(plan, args, cancel, start)?;
     let mut b = cx.record();
     if let Some(p) = cx.args.prefix {
-        return cx.judge_one(&mut b, p).await;
+        cx.judge_one(&mut b, p).await?;
+        return Ok(b);
     }
     cx.full_series(&mut b).await?;
     cx.search(&mut b).await?;
@@ -785,7 +795,7 @@ pub async fn run(
     }
     cx.save(&mut b)?;
     print!("{}", report::text::bisect(&b));
-    Ok(b.exit_code())
+    Ok(b)
 }
 
 #[cfg(test)]

@@ -27,6 +27,22 @@ pub async fn main(cli: Cli) -> Result<i32, CliError> {
             };
             bisect(args).await
         }
+        Command::BisectNew {
+            run,
+            spec,
+            max,
+            runs_dir,
+        } => {
+            let (cancel_tx, cancel) = tokio::sync::watch::channel(false);
+            crate::cli::signals::on_signals(cancel_tx);
+            let args = crate::cli::bisect_new::Args {
+                run,
+                spec,
+                max,
+                runs_dir,
+            };
+            crate::cli::bisect_new::run(args, cancel).await
+        }
         Command::Compare {
             old_run,
             new_run,

@@ -1,10 +1,11 @@
 //! Command line: `kmatrix run | build | boot | plan | merge | report | doctor | parse |
-//! bisect | compare`, and what each does at the top level. One file per command; the
+//! bisect | bisect-new | compare`, and what each does at the top level. One file per command; the
 //! engine and its reporters are wired in one place (`session`).
 
 pub mod args;
 mod b4;
 pub mod bisect;
+mod bisect_new;
 mod boot;
 pub mod compare;
 mod dispatch;

@@ -62,6 +62,8 @@ struct Watch {
     /// Why the results share was over its limit.
     flood: Option<String>,
     ticks: u32,
+    /// A control's expected hang was seen: who held what then (asked once).
+    holders: Option<Option<String>>,
 }
 
 impl Watch {
@@ -286,7 +288,11 @@ impl<'a> CellRun<'a> {
                 } else {
                     "a hang"
                 };
-                self.result.forensics = Some(self.forensics(s, what).await);
+                let f = self.forensics(s, what).await;
+                self.result.forensics = Some(match self.result.forensics.take() {
+                    Some(before) => format!("{before}\n{f}"),
+                    None => f,
+                });
             }
             match after {
                 After::Next => {}
@@ -351,6 +357,7 @@ impl<'a> CellRun<'a> {
             hang: None,
             flood: None,
             ticks: 0,
+            holders: None,
         };
         let start = Instant::now();
         let mut task = self.spawn_exec(s, t, &out, timeout, &w.abandon);
@@ -373,6 +380,9 @@ impl<'a> CellRun<'a> {
                 return (r, After::Infra(stop));
             }
         };
+        if let Some(Some(h)) = w.holders.take() {
+            self.result.forensics = Some(h);
+        }
         self.end_marker(s, &t.name).await;
         let mut r = TestResult::new(&t.name, TestOutcome::Exited { status: -1 });
         r.ktap = read_ktap(&out);
@@ -572,6 +582,9 @@ impl<'a> CellRun<'a> {
             w.fatal_since = Some(Instant::now());
         }
         let expects_hang = t.expect.iter().any(|e| e.kind == Kind::HungTask);
+        if expects_hang && w.holders.is_none() && super::forensics::hang_reported(s, w.from) {
+            w.holders = Some(self.holders_snapshot(s, &t.name).await);
+        }
         if let Some(title) = hang_title.filter(|_| !expects_hang && w.hang.is_none()) {
             // The kernel already said what is stuck: waiting out the test's deadline
             // would only cost time.

@@ -275,27 +275,43 @@ async fn compare_with_base(
         .series(&sh.plan)
         .filter_map(|p| runfile::read_given_string(p, LOCKDEP_FILE_CAP, "a patch").ok())
         .collect();
+    use crate::judge::lockgraph_noise as noise;
     let (b, p) = (
-        read(&base.dir, "lockdep.txt"),
-        read(&result.dir, "lockdep.txt"),
+        noise::boot_files(&base.dir, LOCKDEP_FILE_CAP),
+        noise::boot_files(&result.dir, LOCKDEP_FILE_CAP),
     );
     let chains = read(&result.dir, "lockdep_chains.txt").unwrap_or_default();
+    let noise_file = base
+        .kernel_key
+        .as_deref()
+        .and_then(|k| noise::path(&sh.cache.root, k).map(|f| (k.to_string(), f)));
+    let learnt_before = noise_file
+        .as_ref()
+        .map(|(_, f)| noise::load(f))
+        .unwrap_or_default();
     let (mut judged, base) = (result.clone(), base.clone());
     // Off the runtime and with a deadline: the files are the guests', and the engine has
     // other cells to drive.
     let done = tokio::time::timeout(
         AGAINST_BASE_DEADLINE,
         tokio::task::spawn_blocking(move || {
-            let files = match (&b, &p) {
-                (Some(base), Some(cell)) => Some(crate::judge::baseline::LockFiles {
-                    base,
-                    cell,
+            let files =
+                (!b.is_empty() && !p.is_empty()).then(|| crate::judge::baseline::LockFiles {
+                    base: &b,
+                    cell: &p,
                     chains: &chains,
                     patches: &patches,
-                }),
-                _ => None,
-            };
-            crate::judge::baseline::against_base(&mut judged, &base, files);
+                    noise: &learnt_before,
+                });
+            let learnt = crate::judge::baseline::against_base(&mut judged, &base, files);
+            if let (Some((key, f)), false) = (&noise_file, learnt.is_empty()) {
+                if let Err(e) = noise::add(f, key, &learnt) {
+                    judged.notes.push(format!(
+                        "the lock graph noise learnt here was not kept ({}: {e})",
+                        f.display()
+                    ));
+                }
+            }
             judged
         }),
     )

@@ -1,35 +1,66 @@
 //! A patched cell judged against its base cell (same arch and config, the spec's
 //! `baseline:` patchset): the findings also seen there, and its lock graph compared with
-//! the base's (a new edge that closes a cycle is a finding of its own).
+//! the base's (a new edge that closes a cycle is a finding of its own), without the
+//! noise two boots of one kernel show (`lockgraph_noise`).
 
 use crate::judge::decide::decide;
-use crate::judge::lockgraph;
+use crate::judge::lockgraph::{self, Edge, Graph};
 use crate::record::finding::{Finding, Kind};
 use crate::record::result::CellResult;
 use crate::record::verdict::Verdict;
+use std::collections::BTreeSet;
 
-/// The lockdep files of both cells (`/proc/lockdep`, `/proc/lockdep_chains`, saved after
-/// the stress) and the cell's patches, as text.
+/// The lockdep files of both cells (`/proc/lockdep` of each boot, `/proc/lockdep_chains`
+/// of the reported one, saved after the stress), the cell's patches, as text, and the
+/// edges learnt as noise for the base cell's kernel.
 pub struct LockFiles<'a> {
-    pub base: &'a str,
-    pub cell: &'a str,
+    pub base: &'a [String],
+    pub cell: &'a [String],
     pub chains: &'a str,
     pub patches: &'a [String],
+    pub noise: &'a BTreeSet<Edge>,
 }
 
 /// Judge `r` against `base`: mark the findings base has too, compare the lock graphs
-/// when both have one, and decide again a verdict that a cycle now fails.
-pub fn against_base(r: &mut CellResult, base: &CellResult, files: Option<LockFiles>) {
+/// when both have one (base's boots joined; the noise learnt for base's kernel left
+/// out), and decide again a verdict that a cycle now fails. Returns the edges this
+/// comparison learnt as noise for base's kernel: those base's own boots disagree on,
+/// and, when `r` runs the very same kernel, every difference.
+pub fn against_base(
+    r: &mut CellResult,
+    base: &CellResult,
+    files: Option<LockFiles>,
+) -> BTreeSet<Edge> {
     mark(r, base);
     let Some(files) = files else {
-        return;
+        return BTreeSet::new();
     };
-    let mut d = lockgraph::diff(
+    let base_boots: Vec<Graph> = files.base.iter().map(|t| lockgraph::parse(t)).collect();
+    let cell_boots: Vec<Graph> = files.cell.iter().map(|t| lockgraph::parse(t)).collect();
+    let (base_all, cell_all) = (lockgraph::union(&base_boots), lockgraph::union(&cell_boots));
+    let same_kernel = r.kernel_key.is_some() && r.kernel_key == base.kernel_key;
+    let mut learnt = lockgraph::varying(&base_boots);
+    if same_kernel {
+        learnt.extend(
+            cell_all
+                .edges
+                .symmetric_difference(&base_all.edges)
+                .cloned(),
+        );
+        learnt.extend(lockgraph::varying(&cell_boots));
+    }
+    let mut d = lockgraph::diff_with(
         &base.id,
-        &lockgraph::parse(files.base),
-        &lockgraph::parse(files.cell),
+        &base_all,
+        &cell_all,
         &lockgraph::Series::of(files.patches),
         &lockgraph::parse_chains(files.chains),
+        &lockgraph::Evidence {
+            boots: &cell_boots,
+            base_boots: base_boots.len(),
+            noise: Some(files.noise),
+            same_kernel,
+        },
     );
     d.tests_not_in_base = r
         .tests
@@ -60,6 +91,7 @@ pub fn against_base(r: &mut CellResult, base: &CellResult, files: Option<LockFil
         r.reason = why;
     }
     r.lock_graph = Some(d);
+    learnt
 }
 
 /// The titles of `r`'s findings that `base` shows too.

@@ -13,6 +13,7 @@
 //! The result goes to the terminal, to `compare.json` in the new run folder, and from
 //! there to the top of that folder's `summary.md` and `report.html`.
 
+use crate::record::bisect::Introduced;
 use crate::record::result::CellResult;
 use crate::record::verdict::{Category, Verdict};
 use crate::spec::known::{self, KnownIssues, KnownRef};
@@ -83,6 +84,9 @@ pub struct Row {
     /// The known issue it matches (in the new run's list), whatever its class.
     #[serde(default)]
     pub known: Option<KnownRef>,
+    /// The patch of the cell's series that brought it (`kmatrix bisect-new`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub introduced: Option<Introduced>,
 }
 
 /// A cell whose verdict differs between the runs (None: not in that run).
@@ -96,6 +100,9 @@ pub struct VerdictChange {
     pub new_failure: bool,
     #[serde(default)]
     pub known: Option<KnownRef>,
+    /// The patch of the cell's series that brought the new failure (`kmatrix bisect-new`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub introduced: Option<Introduced>,
 }
 
 /// A known issue the new run could have shown and did not.
@@ -139,6 +146,34 @@ impl Comparison {
         } else {
             crate::record::verdict::exit::PASS
         }
+    }
+    /// Across the matrix, per new finding (a title, or a cell's new failure), the
+    /// patch that brought it in every cell a bisection was run for: `(what, [(cell,
+    /// answer)])`, in the order of the rows.
+    pub fn introduced(&self) -> Vec<(String, Vec<(String, &Introduced)>)> {
+        let mut out: Vec<(String, Vec<(String, &Introduced)>)> = Vec::new();
+        let found = self
+            .rows
+            .iter()
+            .filter_map(|r| Some((r.title.clone(), r.cell.clone(), r.introduced.as_ref()?)))
+            .chain(self.verdicts.iter().filter_map(|v| {
+                let what = format!(
+                    "{}{}",
+                    v.new.map(|x| x.label()).unwrap_or("absent"),
+                    v.reason
+                        .as_ref()
+                        .map(|r| format!(": {r}"))
+                        .unwrap_or_default()
+                );
+                Some((what, v.cell.clone(), v.introduced.as_ref()?))
+            }));
+        for (what, cell, i) in found {
+            match out.iter_mut().find(|(w, _)| *w == what) {
+                Some((_, cells)) => cells.push((cell, i)),
+                None => out.push((what, vec![(cell, i)])),
+            }
+        }
+        out
     }
     /// One line: `1 new, 2 still failing, 1 fixed`.
     pub fn summary(&self) -> String {
@@ -271,6 +306,7 @@ fn title_rows(
             old: before,
             new: Some(*rate),
             known: hit,
+            introduced: None,
         });
     }
     for (title, rate) in &old_titles {
@@ -291,6 +327,7 @@ fn title_rows(
             old: Some(*rate),
             new: None,
             known: known.find(id, title).map(|k| k.reference()),
+            introduced: None,
         });
     }
     rows
@@ -318,6 +355,7 @@ fn verdict_change(
         reason: n.and_then(|c| c.reason.clone()),
         new_failure: fails && !explained && hit.is_none(),
         known: hit,
+        introduced: None,
     })
 }
 

@@ -289,8 +289,54 @@ impl Series {
     }
 }
 
-/// Compare `patched` with `base`; `series` is what the cell's patches declare and name,
-/// `chains` the patched cell's lock chains (for the context of each new edge).
+/// A dependency A -> B.
+pub type Edge = (String, String);
+
+/// The union of several boots' graphs: every class and edge any of them took.
+pub fn union(boots: &[Graph]) -> Graph {
+    let mut g = Graph::default();
+    for b in boots {
+        g.classes.extend(b.classes.iter().cloned());
+        g.edges.extend(b.edges.iter().cloned());
+        for (c, bd) in &b.backward {
+            let e = g.backward.entry(c.clone()).or_default();
+            *e = (*e).max(*bd);
+        }
+        g.truncated |= b.truncated;
+    }
+    g
+}
+
+/// The edges some boots of one kernel took and others did not: noise, whatever the
+/// series.
+pub fn varying(boots: &[Graph]) -> BTreeSet<Edge> {
+    let Some((first, rest)) = boots.split_first() else {
+        return BTreeSet::new();
+    };
+    let all = union(boots).edges;
+    let mut every = first.edges.clone();
+    for b in rest {
+        every.retain(|e| b.edges.contains(e));
+    }
+    all.difference(&every).cloned().collect()
+}
+
+/// What the comparison knows besides the two graphs.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Evidence<'a> {
+    /// Each boot of the patched cell (`patched` is their union): with two or more, an
+    /// edge taken in every one is stable.
+    pub boots: &'a [Graph],
+    /// How many boots of the base cell `base` is the union of.
+    pub base_boots: usize,
+    /// Edges learnt as noise for the base kernel (they came and went between its boots).
+    pub noise: Option<&'a BTreeSet<Edge>>,
+    /// The patched cell's kernel is the base cell's (same kernel key): any difference
+    /// is noise between boots.
+    pub same_kernel: bool,
+}
+
+/// Compare `patched` with `base`, one boot each, nothing learnt (see [`diff_with`]).
 pub fn diff(
     base_id: &str,
     base: &Graph,
@@ -298,17 +344,50 @@ pub fn diff(
     series: &Series,
     chains: &[Chain],
 ) -> Diff {
+    diff_with(base_id, base, patched, series, chains, &Evidence::default())
+}
+
+/// Compare `patched` with `base`; `series` is what the cell's patches declare and name,
+/// `chains` the patched cell's lock chains (for the context of each new edge). Of the
+/// edges base never took, those learnt as noise (or all, for the same kernel) are only
+/// counted, as are those into widely nested locks (timing); the rest are shown when
+/// they touch a lock named after the series' code or were taken in every boot of the
+/// patched cell, and counted as unconfirmed otherwise.
+pub fn diff_with(
+    base_id: &str,
+    base: &Graph,
+    patched: &Graph,
+    series: &Series,
+    chains: &[Chain],
+    ev: &Evidence,
+) -> Diff {
     let declared = &series.declared;
-    let new_classes: Vec<String> = patched.classes.difference(&base.classes).cloned().collect();
-    let new_edges: Vec<(String, String)> = patched.edges.difference(&base.edges).cloned().collect();
-    let (timing, mut edges): (Vec<_>, Vec<_>) = new_edges
+    let new_classes: Vec<String> = if ev.same_kernel {
+        Vec::new()
+    } else {
+        patched.classes.difference(&base.classes).cloned().collect()
+    };
+    let new_edges: Vec<Edge> = patched.edges.difference(&base.edges).cloned().collect();
+    let is_noise = |e: &Edge| ev.same_kernel || ev.noise.is_some_and(|n| n.contains(e));
+    let (noise, real): (Vec<Edge>, Vec<Edge>) = new_edges.iter().cloned().partition(is_noise);
+    let (timing, rest): (Vec<_>, Vec<_>) = real
         .iter()
         .cloned()
         .partition(|(_, b)| base.widely_nested(b));
     let is_new = |c: &str| !base.classes.contains(c);
-    let named = |(a, b): &(String, String)| {
-        names_series_code(a, &series.words) || names_series_code(b, &series.words)
-    };
+    let named =
+        |(a, b): &Edge| names_series_code(a, &series.words) || names_series_code(b, &series.words);
+    let stable = |e: &Edge| ev.boots.len() >= 2 && ev.boots.iter().all(|g| g.edges.contains(e));
+    // A cycle is worth knowing whatever closes it, but not noise between two boots.
+    let cycles = cycles(base, patched, &real);
+    let closes: BTreeSet<Edge> = cycles
+        .iter()
+        .filter(|c| c.len() > 1)
+        .map(|c| (c[0].clone(), c[1].clone()))
+        .collect();
+    let (mut edges, unconfirmed): (Vec<_>, Vec<_>) = rest
+        .into_iter()
+        .partition(|e| named(e) || stable(e) || closes.contains(e));
     let series_edges_total = edges.iter().filter(|e| named(e)).count();
     edges.sort_by_key(|e| (!named(e), !(is_new(&e.0) || is_new(&e.1))));
     edges.truncate(SHOWN);
@@ -322,7 +401,6 @@ pub fn diff(
             ))
         })
         .collect();
-    let cycles = cycles(base, patched, &new_edges);
     Diff {
         base: base_id.to_string(),
         new_classes_total: new_classes.len(),
@@ -333,6 +411,12 @@ pub fn diff(
         tests_not_in_base: Vec::new(),
         timing_edges_total: timing.len(),
         timing_edges: timing.into_iter().take(SHOWN).collect(),
+        noise_edges_total: noise.len(),
+        unconfirmed_edges_total: unconfirmed.len(),
+        unconfirmed_edges: unconfirmed.into_iter().take(SHOWN).collect(),
+        base_boots: ev.base_boots.max(1) as u32,
+        cell_boots: ev.boots.len().max(1) as u32,
+        same_kernel: ev.same_kernel,
         contexts,
         never_acquired: declared
             .iter()
@@ -586,7 +670,13 @@ mod tests {
         );
         assert_eq!(chains.len(), 3);
         assert_eq!(chains[1].classes[1], "&mm->mmap_lock");
-        let d = diff("b", &base, &patched, &Series::default(), &chains);
+        // Two boots that both took every edge: stable, so shown.
+        let boots = [patched.clone(), patched.clone()];
+        let ev = Evidence {
+            boots: &boots,
+            ..Default::default()
+        };
+        let d = diff_with("b", &base, &patched, &Series::default(), &chains, &ev);
         assert_eq!(d.new_edges_total, 3);
         assert_eq!(d.timing_edges_total, 1);
         assert_eq!(
@@ -607,9 +697,17 @@ mod tests {
             "&mm->mmap_lock > probe_lock (irq_context softirq)"
         );
         assert!(!d.contexts.contains_key("filler_3 -> &mm->mmap_lock"));
-        assert!(d
-            .summary()
-            .contains("3 new edge(s) (1 into scheduler/timer-like locks, timing)"));
+        assert!(
+            d.summary().contains(
+                "2 new edge(s) (of 3 not in base: 1 into scheduler/timer-like locks, timing)"
+            ),
+            "{}",
+            d.summary()
+        );
+        // One boot cannot say they are stable, and they are not the series': counted.
+        let d = diff("b", &base, &patched, &Series::default(), &chains);
+        assert!(d.new_edges.is_empty());
+        assert_eq!(d.unconfirmed_edges_total, 2);
     }
 
     #[test]
@@ -638,6 +736,60 @@ mod tests {
         assert!(d
             .summary()
             .contains("1 touch a lock named after the series' code"));
+    }
+
+    #[test]
+    fn noise_learnt_for_the_base_kernel_and_the_same_kernel_show_no_new_edge() {
+        let base = parse(BASE);
+        let mut patched = base.clone();
+        let e = |a: &str, b: &str| (a.to_string(), b.to_string());
+        patched
+            .edges
+            .insert(e("&mapping->i_mmap_rwsem", "&vma->vm_lock"));
+        patched
+            .edges
+            .insert(e("&vma->vm_lock", "&mapping->i_mmap_rwsem"));
+        let boots = [patched.clone(), patched.clone()];
+        // Base's own boots disagree on one of them: that one is noise.
+        let mut other = base.clone();
+        other
+            .edges
+            .insert(e("&mapping->i_mmap_rwsem", "&vma->vm_lock"));
+        let noise = varying(&[base.clone(), other.clone()]);
+        assert_eq!(noise.len(), 1);
+        assert_eq!(
+            union(&[base.clone(), other]).edges.len(),
+            base.edges.len() + 1
+        );
+        let ev = Evidence {
+            boots: &boots,
+            base_boots: 2,
+            noise: Some(&noise),
+            same_kernel: false,
+        };
+        let d = diff_with("b", &base, &patched, &Series::default(), &[], &ev);
+        assert_eq!((d.new_edges_total, d.noise_edges_total), (2, 1));
+        assert_eq!(d.new_edges, [e("&vma->vm_lock", "&mapping->i_mmap_rwsem")]);
+        assert!(
+            d.summary().contains(
+                "vs b (2 boots): 0 new class(es), 1 new edge(s) (of 2 not in base: 1 noise"
+            ),
+            "{}",
+            d.summary()
+        );
+        // The same kernel: whatever differs is noise, nothing is new, no cycle.
+        let same = Evidence {
+            same_kernel: true,
+            ..ev
+        };
+        let d = diff_with("b", &base, &patched, &Series::default(), &[], &same);
+        assert!(d.new_edges.is_empty() && d.cycles.is_empty());
+        assert_eq!((d.shown_edges_total(), d.noise_edges_total), (0, 2));
+        assert!(
+            d.summary().contains("the same kernel, so 0 new edge(s)"),
+            "{}",
+            d.summary()
+        );
     }
 
     #[test]

@@ -8,7 +8,10 @@ pub mod compare;
 pub mod decide;
 pub mod evidence;
 pub mod factors;
+pub mod holders;
+pub mod introduced;
 pub mod lockgraph;
+pub mod lockgraph_noise;
 pub mod repeats;
 
 pub use attribute::{attribute, Expected};

@@ -151,3 +151,62 @@ impl Bisect {
         }
     }
 }
+
+/// Where a finding entered its cell's series: the answer of the bisection `kmatrix
+/// bisect-new` ran for it (compare.json keeps it beside the finding).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Introduced {
+    /// The first bad patch (1-based) and its subject, when the bisection found one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub patch: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    /// Patches in the series.
+    pub of: usize,
+    /// Otherwise what the bisection said (a range, not reproduced, stopped, not run).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    /// Boots per step (from the finding's rate).
+    pub repeat: u32,
+    /// The bisection's folder (its bisect.json and report.html), relative to the run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dir: Option<PathBuf>,
+}
+
+impl Introduced {
+    /// `introduced by patch 2/3: mm: ...`, or what the bisection said instead.
+    pub fn describe(&self) -> String {
+        match (self.patch, &self.note) {
+            (Some(p), _) => format!(
+                "introduced by patch {p}/{}: {}",
+                self.of,
+                self.subject.as_deref().unwrap_or("?")
+            ),
+            (None, Some(n)) => format!("bisected: {n}"),
+            (None, None) => "not bisected".into(),
+        }
+    }
+
+    /// The answer of a finished bisection of a series of `b.series.len()` patches.
+    pub fn of_bisect(b: &Bisect, dir: Option<PathBuf>) -> Introduced {
+        let of = b.series.len();
+        let (patch, note) = match &b.outcome {
+            Outcome::Found { patch } => (Some(*patch), None),
+            Outcome::Range { first, last } => (
+                None,
+                Some(format!("introduced by one of patches {first}-{last}/{of} (the others could not be judged)")),
+            ),
+            Outcome::NotReproduced { why } => (None, Some(format!("not reproduced: {why}"))),
+            Outcome::Stopped { why, .. } => (None, Some(format!("stopped: {why}"))),
+            Outcome::Running | Outcome::Judged => (None, Some("did not finish".into())),
+        };
+        Introduced {
+            patch,
+            subject: patch.and_then(|p| b.patch(p)).map(|p| p.subject.clone()),
+            of,
+            note,
+            repeat: b.repeat,
+            dir,
+        }
+    }
+}

@@ -9,9 +9,10 @@ pub struct Diff {
     /// The base cell compared with.
     pub base: String,
     pub new_classes: Vec<String>,
-    /// New edges into locks base does not take under many others: first the
-    /// `series_edges_total` that touch a lock named after the series' code, then those
-    /// touching a class new in this cell, then the rest.
+    /// The new edges shown: into locks base does not take under many others, not
+    /// noise, and touching a lock named after the series' code or stable; first the
+    /// `series_edges_total` that touch the series' code, then those touching a class
+    /// new in this cell, then the rest.
     pub new_edges: Vec<(String, String)>,
     #[serde(default)]
     pub series_edges_total: usize,
@@ -19,7 +20,7 @@ pub struct Diff {
     #[serde(default)]
     pub tests_not_in_base: Vec<String>,
     /// How many of each there were (the lists keep the first ones); `new_edges_total`
-    /// counts the timing edges too.
+    /// counts every edge base did not take: shown, timing, noise and unconfirmed.
     pub new_classes_total: usize,
     pub new_edges_total: usize,
     /// New edges into widely nested locks (the run queue, timers, RCU: which of them a
@@ -28,6 +29,24 @@ pub struct Diff {
     pub timing_edges: Vec<(String, String)>,
     #[serde(default)]
     pub timing_edges_total: usize,
+    /// New edges learnt as noise for the base kernel (they came and went between its
+    /// boots), or every difference when the patched cell runs the same kernel.
+    #[serde(default)]
+    pub noise_edges_total: usize,
+    /// New edges neither stable (taken in every boot of this cell; one boot cannot
+    /// tell) nor touching a lock named after the series' code: not shown as new.
+    #[serde(default)]
+    pub unconfirmed_edges: Vec<(String, String)>,
+    #[serde(default)]
+    pub unconfirmed_edges_total: usize,
+    /// How many boots each side is the union of.
+    #[serde(default)]
+    pub base_boots: u32,
+    #[serde(default)]
+    pub cell_boots: u32,
+    /// The cell's kernel is its base's (same kernel key).
+    #[serde(default)]
+    pub same_kernel: bool,
     /// Per shown new edge (`"A -> B"`), the shortest lock chain that made it, outermost
     /// lock first, with its irq context (from `/proc/lockdep_chains`).
     #[serde(default)]
@@ -50,17 +69,62 @@ impl Diff {
         self.contexts.get(&edge_key(a, b)).map(String::as_str)
     }
 
+    /// How many new edges are shown (the others are counted apart).
+    pub fn shown_edges_total(&self) -> usize {
+        self.new_edges_total
+            .saturating_sub(self.timing_edges_total)
+            .saturating_sub(self.noise_edges_total)
+            .saturating_sub(self.unconfirmed_edges_total)
+    }
+
     /// One line for the outputs.
     pub fn summary(&self) -> String {
-        let mut s = format!(
-            "lock graph vs {}: {} new class(es), {} new edge(s)",
-            self.base, self.new_classes_total, self.new_edges_total
-        );
-        if self.timing_edges_total > 0 {
+        let boots = |n: u32| {
+            if n > 1 {
+                format!(" ({n} boots)")
+            } else {
+                String::new()
+            }
+        };
+        let mut s = format!("lock graph vs {}{}", self.base, boots(self.base_boots));
+        if self.same_kernel {
             s.push_str(&format!(
-                " ({} into scheduler/timer-like locks, timing)",
-                self.timing_edges_total
+                ": the same kernel, so 0 new edge(s) ({} difference(s) between boots, learnt as noise for this kernel)",
+                self.noise_edges_total
             ));
+        } else {
+            s.push_str(&format!(
+                ": {} new class(es), {} new edge(s)",
+                self.new_classes_total,
+                self.shown_edges_total()
+            ));
+            let mut apart = Vec::new();
+            if self.timing_edges_total > 0 {
+                apart.push(format!(
+                    "{} into scheduler/timer-like locks, timing",
+                    self.timing_edges_total
+                ));
+            }
+            if self.noise_edges_total > 0 {
+                apart.push(format!(
+                    "{} noise, seen to vary between boots of the base kernel",
+                    self.noise_edges_total
+                ));
+            }
+            if self.unconfirmed_edges_total > 0 {
+                apart.push(format!(
+                    "{} neither the series' nor in every boot{}",
+                    self.unconfirmed_edges_total,
+                    boots(self.cell_boots)
+                ));
+            }
+            if !apart.is_empty() {
+                s.push_str(&format!(
+                    " (of {} not in base: {})",
+                    self.new_edges_total,
+                    apart.join(", ")
+                ));
+            }
         }
         s.push_str(&format!(
             "; {} touch a lock named after the series' code",

@@ -218,6 +218,7 @@ fn cell(c: &CellResult, run_dir: &Path, known: &KnownIssues) -> Markup {
             (timeline(c))
             (file_links(c, run_dir))
             @if !c.details.is_empty() { pre { (c.details.join("\n")) } }
+            @if let Some(f) = &c.forensics { pre class="small" { "forensics: " (f) } }
             @if !c.controls.is_empty() { (controls(&c.controls)) }
             @if !c.tests.is_empty() {
                 ul { @for t in &c.tests { (test_item(c, run_dir, t)) } }
@@ -485,7 +486,7 @@ pub fn comparison(c: &Comparison) -> Markup {
                         tr {
                             td class=(cls) { @if r.class == Class::New { b { "new" } } @else { (r.class.label()) } }
                             td { a href={ "#" (anchor(&r.cell)) } { (r.cell) } }
-                            td { (r.title) (known_note(r.known.clone())) }
+                            td { (r.title) (known_note(r.known.clone())) @if let Some(i) = &r.introduced { " — " b { (i.describe()) } } }
                             td { (rate(r.old)) }
                             td { (rate(r.new)) }
                         }
@@ -502,6 +503,20 @@ pub fn comparison(c: &Comparison) -> Markup {
                             @if let Some(r) = v.reason.as_ref().filter(|_| v.new.is_some_and(|n| n != crate::record::verdict::Verdict::Pass)) { " — " (r) }
                             @if v.new_failure { " " b { "(new)" } } @else { (known_note(v.known.clone())) }
                         }
+                    }
+                }
+            }
+            @let introduced = c.introduced();
+            @if !introduced.is_empty() {
+                p { "Which patch brought each new finding (" code { "kmatrix bisect-new" } "):" }
+                ul {
+                    @for (what, cells) in &introduced {
+                        li { (what) ul { @for (cell, i) in cells {
+                            li {
+                                a href={ "#" (anchor(cell)) } { (cell) } ": " (i.describe())
+                                @if let Some(d) = i.dir.as_ref().filter(|d| d.components().all(|p| matches!(p, Component::Normal(_)))) { " (" a href=(href(&d.join("report.html"))) { "bisection" } ")" }
+                            }
+                        } } }
                     }
                 }
             }

@@ -198,6 +198,9 @@ struct Export<'a> {
     doc: BTreeMap<&'static str, Vec<Value>>,
     /// Issues by id, each once.
     issues: BTreeMap<String, Value>,
+    /// The run's comparison (`kmatrix compare`), with the patch that brought each new
+    /// finding (`kmatrix bisect-new`).
+    compare: Option<crate::judge::compare::Comparison>,
 }
 
 impl Export<'_> {
@@ -485,12 +488,23 @@ impl Export<'_> {
         let names: Vec<&str> = c.tests.iter().map(|t| t.name.as_str()).collect();
         for f in c.real_findings() {
             if f.during.as_deref().is_none_or(|d| !names.contains(&d)) {
-                self.finding(f, &boot_id);
+                self.finding(c, f, &boot_id);
             }
         }
     }
 
-    fn finding(&mut self, f: &Finding, test_id: &str) {
+    /// The patch that brought `title` into cell `c`'s series, if a bisection said.
+    fn introduced(&self, c: &CellResult, title: &str) -> Option<crate::record::bisect::Introduced> {
+        self.compare
+            .as_ref()?
+            .rows
+            .iter()
+            .find(|r| r.cell == c.id.as_str() && r.title == title)?
+            .introduced
+            .clone()
+    }
+
+    fn finding(&mut self, c: &CellResult, f: &Finding, test_id: &str) {
         let kind = serde_json::to_value(f.kind)
             .ok()
             .and_then(|v| v.as_str().map(segment))
@@ -506,7 +520,11 @@ impl Export<'_> {
             &format!("runtime.{kind}"),
             json!({"kind": kind, "frame": f.frame, "trace": trace}),
         );
-        self.incident(&issue, json!({"test_id": test_id}), &f.title);
+        let what = match self.introduced(c, &f.title) {
+            Some(i) => format!("{}; {}", f.title, i.describe()),
+            None => f.title.clone(),
+        };
+        self.incident(&issue, json!({"test_id": test_id}), &what);
     }
 
     fn test(&mut self, c: &CellResult, t: &TestResult, build_id: &str, env: &Value) {
@@ -551,7 +569,7 @@ impl Export<'_> {
         self.push("tests", v);
         self.cases(t, &id, &path, build_id, env);
         for f in reports {
-            self.finding(f, &id);
+            self.finding(c, f, &id);
         }
     }
 
@@ -694,6 +712,11 @@ pub fn render(
         run: run_key(meta, cells, run_dir),
         doc: BTreeMap::new(),
         issues: BTreeMap::new(),
+        // A forged compare.json (a link, a FIFO, a giant) is refused, not followed.
+        compare: crate::judge::compare::of_run(run_dir).map_err(|source| KcidbError::Io {
+            path: run_dir.join(crate::judge::compare::FILE),
+            source,
+        })?,
     };
     e.checkouts(cells)?;
     for c in cells {

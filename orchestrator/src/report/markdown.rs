@@ -307,6 +307,21 @@ pub fn comparison(c: &Comparison) -> String {
         }
         o.push('\n');
     }
+    let introduced = c.introduced();
+    if !introduced.is_empty() {
+        o.push_str("Which patch brought each new finding \\(`kmatrix bisect-new`\\):\n\n");
+        for (what, cells) in &introduced {
+            o.push_str(&format!("- {}\n", escape(what)));
+            for (cell, i) in cells {
+                o.push_str(&format!(
+                    "  - {}: {}\n",
+                    escape(cell),
+                    escape(&i.describe())
+                ));
+            }
+        }
+        o.push('\n');
+    }
     for m in &c.maybe_fixed {
         o.push_str(&format!(
             "- known issue **maybe fixed**: {} \\({}\\), not seen in {}\n",
@@ -345,8 +360,13 @@ fn comparison_rows(rows: &[&Row]) -> String {
                 )
             })
             .unwrap_or_default();
+        let introduced = r
+            .introduced
+            .as_ref()
+            .map(|i| format!(" — {}", escape(&i.describe())))
+            .unwrap_or_default();
         o.push_str(&format!(
-            "| {what} | {} | {}{note} | {} | {} |\n",
+            "| {what} | {} | {}{note}{introduced} | {} | {} |\n",
             escape(&r.cell),
             escape(&r.title),
             rate(r.old),

@@ -166,10 +166,17 @@ fn details(
         out.push_str(&format!("  {}\n", visible_line(d)));
     }
     if let Some(f) = &c.forensics {
+        // The first line says what was sent; the others who holds what (guest text).
+        let mut lines = f.lines();
+        let first = lines.next().unwrap_or_default();
         out.push_str(&format!(
             "  forensics: {} (see console.log)\n",
-            visible_line(f)
+            visible_line(first)
         ));
+        // Each a bullet: a forged results.json's line never stands as kmatrix's own.
+        for l in lines {
+            out.push_str(&format!("    - {}\n", visible_line(l)));
+        }
     }
     if !c.vmstat_after.is_empty() {
         out.push_str(&vma_lock_counters(c));
@@ -347,6 +354,24 @@ pub fn comparison(c: &Comparison) -> String {
         if c.has_new() { "NEW" } else { "nothing new" },
         c.summary()
     ));
+    out.push_str(&introduced(c));
+    out
+}
+
+/// Per new finding, the patch that brought it in each cell it was bisected in
+/// (`kmatrix bisect-new`); empty when none was.
+pub fn introduced(c: &Comparison) -> String {
+    let all = c.introduced();
+    if all.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from("which patch brought each new finding:\n");
+    for (what, cells) in all {
+        out.push_str(&format!("  {}\n", visible(&what)));
+        for (cell, i) in cells {
+            out.push_str(&format!("    {cell}: {}\n", visible(&i.describe())));
+        }
+    }
     out
 }
 
