@@ -332,6 +332,8 @@ pub struct VmSettings {
     pub accel: AccelChoice,
     pub memory_mib: u64,
     pub cpus: u32,
+    /// QEMU `-numa` nodes (1: the single node virtiofs' shared memory needs anyway).
+    pub numa_nodes: u32,
     pub boot_timeout: Duration,
     pub hung_task_timeout: Duration,
 }
