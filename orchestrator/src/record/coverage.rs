@@ -163,10 +163,25 @@ impl SeriesCoverage {
                 self.lines_measurable
             ),
             _ => {
-                let mut s = format!(
-                    "series coverage: {} of {} changed lines ran",
-                    self.lines_ran, self.lines_measurable
-                );
+                let mut s = if self.lines_measurable == 0 {
+                    // The config compiled the changed lines away (a branch it makes dead):
+                    // only the changed functions' calls say what ran.
+                    let called: Vec<&str> = self
+                        .functions
+                        .iter()
+                        .filter(|f| f.measurable && f.calls.iter().any(|c| *c > 0))
+                        .map(|f| f.name.as_str())
+                        .collect();
+                    format!(
+                        "series coverage: no changed line has code in this config; changed functions run: {}",
+                        if called.is_empty() { "none".to_string() } else { called.join(", ") }
+                    )
+                } else {
+                    format!(
+                        "series coverage: {} of {} changed lines ran",
+                        self.lines_ran, self.lines_measurable
+                    )
+                };
                 let ran_in: Vec<&str> = self
                     .tests
                     .iter()
@@ -405,6 +420,28 @@ mod tests {
         assert_eq!(
             c.summary,
             "series coverage: 0 of 1 changed lines ran; functions never run: find_tcp_vma; never ran: net/ipv4/tcp.c:2177 (find_tcp_vma)"
+        );
+    }
+
+    #[test]
+    fn lines_the_config_compiles_away_are_told_by_the_functions_that_ran() {
+        use LineStatus::*;
+        // pvl-off v3: `if (IS_ENABLED(CONFIG_PER_VMA_LOCK))` is dead, its lines have no
+        // code, yet the changed function runs.
+        let files = vec![FileCoverage {
+            path: "drivers/android/binder_alloc.c".into(),
+            built: Built::Profiled {
+                object: "drivers/android/binder_alloc.o".into(),
+            },
+            lines: vec![line(263, Some("binder_page_insert"), NoCode, &[])],
+        }];
+        let mut f = func("binder_page_insert", &[0, 6294]);
+        f.file = "drivers/android/binder_alloc.c".into();
+        let c = cov(files, vec![f], &["faults", "binder"]);
+        assert_eq!(c.reach, Reach::AllRan);
+        assert_eq!(
+            c.summary,
+            "series coverage: no changed line has code in this config; changed functions run: binder_page_insert, in tests binder"
         );
     }
 
