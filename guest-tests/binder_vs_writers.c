@@ -238,7 +238,7 @@ static void copy_signal(int sig)
 		siglongjmp(copy_jb, sig);
 	}
 	if (!is_child)
-		ktap_crash(sig);
+		ktap_crash(sig, NULL, NULL);
 	signal(sig, SIG_DFL);
 	raise(sig);
 }

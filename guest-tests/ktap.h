@@ -29,6 +29,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <time.h>
+#include <ucontext.h>
 #include <unistd.h>
 
 /* Seconds past the requested duration before the watchdog gives up. */
@@ -468,9 +469,30 @@ static inline size_t ktap_putstr(char *dst, size_t at, const char *s)
  * Crash path, async-signal-safe as far as it can be: no locks, no stdio.
  * Reports the remaining tests as failed so the plan still adds up.
  */
-static void ktap_crash(int sig)
+static inline size_t ktap_puthex(char *dst, size_t at, uint64_t v)
 {
-	char line[128];
+	at = ktap_putstr(dst, at, "0x");
+	for (int s = 60; s >= 0; s -= 4)
+		dst[at++] = "0123456789abcdef"[(v >> s) & 15];
+	return at;
+}
+
+/* Where the faulting instruction was, when the arch's context says it. */
+static inline uint64_t ktap_crash_ip(void *uc)
+{
+#if defined(__x86_64__) && defined(REG_RIP)
+	return (uint64_t)((ucontext_t *)uc)->uc_mcontext.gregs[REG_RIP];
+#elif defined(__aarch64__)
+	return (uint64_t)((ucontext_t *)uc)->uc_mcontext.pc;
+#else
+	(void)uc;
+	return 0;
+#endif
+}
+
+static void ktap_crash(int sig, siginfo_t *si, void *uc)
+{
+	char line[160];
 	size_t n;
 	ssize_t r;
 
@@ -480,7 +502,20 @@ static void ktap_crash(int sig)
 	ktap_g.ended = 1;
 	n = ktap_putstr(line, 0, "# fatal signal ");
 	n = ktap_putnum(line, n, sig);
-	n = ktap_putstr(line, n, " in test program\n");
+	n = ktap_putstr(line, n, " in test program");
+	/* The address and instruction say whether the program or the kernel broke it. */
+	if (si) {
+		n = ktap_putstr(line, n, " (address ");
+		n = ktap_puthex(line, n, (uint64_t)(uintptr_t)si->si_addr);
+		n = ktap_putstr(line, n, ", code ");
+		n = ktap_putnum(line, n, si->si_code);
+		if (uc && ktap_crash_ip(uc)) {
+			n = ktap_putstr(line, n, ", ip ");
+			n = ktap_puthex(line, n, ktap_crash_ip(uc));
+		}
+		n = ktap_putstr(line, n, ")");
+	}
+	n = ktap_putstr(line, n, "\n");
 	r = write(1, line, n);
 	ktap_append_nogrow(line, n);
 	while (ktap_g.next <= ktap_g.planned) {
@@ -531,11 +566,17 @@ static inline double ktap_begin(int argc, char **argv, int planned)
 	ktap_line_locked("", "1..%d", planned);
 	pthread_mutex_unlock(&ktap_g.lock);
 
-	signal(SIGSEGV, ktap_crash);
-	signal(SIGBUS, ktap_crash);
-	signal(SIGABRT, ktap_crash);
-	signal(SIGILL, ktap_crash);
-	signal(SIGFPE, ktap_crash);
+	{
+		struct sigaction act;
+		const int fatal[] = { SIGSEGV, SIGBUS, SIGABRT, SIGILL, SIGFPE };
+
+		memset(&act, 0, sizeof(act));
+		act.sa_sigaction = ktap_crash;
+		act.sa_flags = SA_SIGINFO;
+		sigemptyset(&act.sa_mask);
+		for (size_t i = 0; i < sizeof(fatal) / sizeof(fatal[0]); i++)
+			sigaction(fatal[i], &act, NULL);
+	}
 	signal(SIGPIPE, SIG_IGN);	/* sockets report EPIPE instead */
 
 	ktap_watchdog_at = ktap_now() + dur + KTAP_GRACE;

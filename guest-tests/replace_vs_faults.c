@@ -138,7 +138,7 @@ static void on_fault(int sig)
 		in_access = 0;
 		siglongjmp(jb, sig);
 	}
-	ktap_crash(sig);
+	ktap_crash(sig, NULL, NULL);
 }
 
 static void park_if_asked(void)

@@ -213,7 +213,7 @@ static void fault_signal(int sig)
 		in_probe = 0;
 		siglongjmp(probe_jb, 1);
 	}
-	ktap_crash(sig);
+	ktap_crash(sig, NULL, NULL);
 }
 
 /* Compare n received bytes at stream offset off with the ring. */

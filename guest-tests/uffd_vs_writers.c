@@ -115,7 +115,7 @@ static void fault_signal(int sig)
 		probe_sig = sig;
 		siglongjmp(probe_jb, 1);
 	}
-	ktap_crash(sig);
+	ktap_crash(sig, NULL, NULL);
 }
 
 /* --------------------------------------------------------------- setup */
