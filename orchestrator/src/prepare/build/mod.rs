@@ -668,10 +668,13 @@ impl LogCounter {
 /// deadline), which is never blamed on the series.
 fn failed(log: &Path, tree: &Path, err: Option<&ProcError>) -> BuildOutcome {
     let text = std::fs::read_to_string(log).unwrap_or_default();
-    let errors = first_errors(&text, 10)
+    let mut errors: Vec<String> = first_errors(&text, 10)
         .into_iter()
         .map(|l| relative_to(&l, tree))
         .collect();
+    if let Some(why) = sandbox_refusal(&text) {
+        errors.push(why);
+    }
     BuildOutcome::Failed {
         errors,
         log: log.to_owned(),
@@ -735,17 +738,51 @@ pub fn first_errors(log: &str, max: usize) -> Vec<String> {
         }
     }
     if v.is_empty() {
-        // No recognisable error line: show make's own last words.
-        v = log
+        // No recognisable error line: the failing command's own words (the line before
+        // make's first `***`), then make's last words.
+        let lines: Vec<&str> = log.lines().collect();
+        if let Some(i) = lines
+            .iter()
+            .position(|l| l.starts_with("make") && l.contains("***"))
+        {
+            if let Some(before) = i.checked_sub(1).map(|j| lines[j]) {
+                if !before.trim().is_empty() && !before.starts_with("make") {
+                    v.push(before.to_string());
+                }
+            }
+        }
+        let mut last: Vec<String> = log
             .lines()
             .rev()
             .filter(|l| l.starts_with("make") || l.contains("Error"))
             .take(3)
             .map(str::to_string)
             .collect();
-        v.reverse();
+        last.reverse();
+        v.extend(last);
     }
     v
+}
+
+/// A failure that reads like the sandbox refusing something (a write outside the
+/// folders a build may write, a connection): said in the tool's own words, since a
+/// series' Makefile may try either on purpose.
+fn sandbox_refusal(log: &str) -> Option<String> {
+    const SIGNS: &[&str] = &[
+        "Read-only file system",
+        "Directory nonexistent",
+        "Network is unreachable",
+        "Connection refused",
+        "Temporary failure in name resolution",
+        "Permission denied",
+    ];
+    if crate::host::sandbox::status().is_err() || !log.contains("***") {
+        return None;
+    }
+    let sign = SIGNS.iter().find(|s| log.contains(*s))?;
+    Some(format!(
+        "({sign}: the build runs in kmatrix's sandbox, without network and with only its object folder writable; see docs/security.md)"
+    ))
 }
 
 #[cfg(test)]
