@@ -37,8 +37,7 @@ fn patch_adding(dir: &Path, name: &str, rule: &str) -> String {
 }
 
 #[test]
-fn a_series_writing_outside_or_reaching_the_network_fails_its_build_and_leaves_the_host_alone()
-{
+fn a_series_writing_outside_or_reaching_the_network_fails_its_build_and_leaves_the_host_alone() {
     if let Err(why) = kmatrix::host::sandbox::status() {
         eprintln!(
             "SKIPPED: a_series_writing_outside_or_reaching_the_network_fails_its_build_and_leaves_the_host_alone: no build sandbox here ({why}); kmatrix doctor says how to get one"
@@ -87,8 +86,7 @@ fn a_series_writing_outside_or_reaching_the_network_fails_its_build_and_leaves_t
     eprintln!("{}\n{stdout}", String::from_utf8_lossy(&out.stderr));
     let run = std::fs::canonicalize(p.join("runs/latest")).unwrap();
     let results: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(run.join("results.json")).unwrap())
-            .unwrap();
+        serde_json::from_str(&std::fs::read_to_string(run.join("results.json")).unwrap()).unwrap();
     let cell = |id: &str| {
         results["cells"]
             .as_array()
