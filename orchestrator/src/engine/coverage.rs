@@ -6,10 +6,13 @@
 use super::boot::BootSession;
 use super::run::{CellCoverage, CellRun};
 use super::shared::Stop;
-use crate::host::guest::{self, Exec};
+use crate::host::guest;
 use crate::prepare::coverage::{self, Map, Series};
 use crate::record::verdict::Verdict;
 use std::time::Duration;
+
+/// How long a coverage command in the guest may take.
+const QUICK: Duration = Duration::from_secs(30);
 
 impl CellRun<'_> {
     /// After the kernel: the series' map; a config that builds none of the series
@@ -53,7 +56,7 @@ impl CellRun<'_> {
         if c.map.profiled.is_empty() || c.unmeasurable.is_some() {
             return;
         }
-        if let Err(e) = quick(s, coverage::guest::before_test()).await {
+        if let Err(e) = guest::quick(&s.ssh, coverage::guest::before_test(), QUICK).await {
             let why = format!(
                 "series coverage not measured: the guest's gcov counters cannot be reset ({e})"
             );
@@ -74,7 +77,7 @@ impl CellRun<'_> {
         let Some(cmd) = c.series.after_test(test) else {
             return;
         };
-        let copied = quick(s, cmd).await;
+        let copied = guest::quick(&s.ssh, cmd, QUICK).await;
         let counters = self
             .dir
             .join("results")
@@ -98,21 +101,5 @@ impl CellRun<'_> {
             r.notes.extend(c.unmeasurable.iter().cloned());
             self.result.series_coverage = Some(r);
         }
-    }
-}
-
-/// A short command in the guest: its output, or why it failed.
-async fn quick(s: &BootSession, cmd: String) -> Result<String, String> {
-    let ssh = s.ssh.clone();
-    let r = tokio::task::spawn_blocking(move || {
-        guest::exec(&ssh, &cmd, Exec::quick(Duration::from_secs(30)))
-    })
-    .await
-    .map_err(|e| e.to_string())?
-    .map_err(|e| e.to_string())?;
-    if r.exit_status == 0 {
-        Ok(r.output)
-    } else {
-        Err(format!("exit {}: {}", r.exit_status, r.output.trim()))
     }
 }

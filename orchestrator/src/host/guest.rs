@@ -127,6 +127,27 @@ impl Exec<'_> {
     }
 }
 
+/// A short command in the guest, off the async threads: its output, or why it failed
+/// (the exit status and the output's last lines).
+pub async fn quick(
+    ssh: &std::sync::Arc<ssh2::Session>,
+    cmd: String,
+    limit: Duration,
+) -> Result<String, String> {
+    let ssh = ssh.clone();
+    let r = tokio::task::spawn_blocking(move || exec(&ssh, &cmd, Exec::quick(limit)))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+    if r.exit_status == 0 {
+        Ok(r.output)
+    } else {
+        let tail: Vec<&str> = r.output.lines().rev().take(3).collect();
+        let tail: Vec<&str> = tail.into_iter().rev().collect();
+        Err(format!("exit {}: {}", r.exit_status, tail.join(" / ")))
+    }
+}
+
 /// Run `command` (stderr merged into stdout), streaming its output to `how.out` as it
 /// arrives; give up after the timeout, or soon after `abandon` is set by the caller.
 /// Neither the file nor the memory kept grows past its limit, whatever the guest prints.

@@ -12,7 +12,7 @@
 //! into the test's result (`amplify` in results.json) and one line of every output.
 
 use crate::host::cache::Hasher;
-use crate::host::guest::{self, Exec};
+use crate::host::guest;
 use crate::prepare::build::ModuleBuild;
 use crate::record::amplify::{Amplified, Missing, ProbeKind, ProbeStats};
 use crate::record::plan::{Amplify, Cell, Plan};
@@ -376,22 +376,6 @@ pub fn parse_stats(text: &str) -> (Vec<ProbeStats>, Vec<Missing>) {
     (probes, missing)
 }
 
-/// Run a short command in the guest: its output, or why it failed.
-async fn run(ssh: &Arc<ssh2::Session>, cmd: String, limit: Duration) -> Result<String, String> {
-    let ssh = ssh.clone();
-    let r = tokio::task::spawn_blocking(move || guest::exec(&ssh, &cmd, Exec::quick(limit)))
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| e.to_string())?;
-    if r.exit_status == 0 {
-        Ok(r.output)
-    } else {
-        let tail: Vec<&str> = r.output.lines().rev().take(3).collect();
-        let tail: Vec<&str> = tail.into_iter().rev().collect();
-        Err(format!("exit {}: {}", r.exit_status, tail.join(" / ")))
-    }
-}
-
 /// Place the probes before the test. An error says why the test cannot be amplified
 /// (the module did not build against this kernel, or `insmod` refused it).
 pub async fn start(
@@ -409,7 +393,7 @@ pub async fn start(
         }
         None => return Err(format!("no {MODULE}.ko was built for this kernel")),
     }
-    run(ssh, setup.load_command(), Duration::from_secs(60))
+    guest::quick(ssh, setup.load_command(), Duration::from_secs(60))
         .await
         .map(|_| ())
         .map_err(|e| format!("insmod {MODULE}.ko failed: {e}"))
@@ -418,10 +402,11 @@ pub async fn start(
 /// Read the counters after the test, and remove the module when `unload` (the boot goes
 /// on with other tests, which must run at full speed).
 pub async fn stop(ssh: &Arc<ssh2::Session>, setup: &Setup, unload: bool) -> Amplified {
-    let stats = run(ssh, READ_STATS.to_string(), Duration::from_secs(20)).await;
+    let stats = guest::quick(ssh, READ_STATS.to_string(), Duration::from_secs(20)).await;
     let mut a = setup.result(stats.as_deref().map_err(|e| e.clone()));
     if unload {
-        if let Err(e) = run(ssh, format!("rmmod {MODULE}"), Duration::from_secs(60)).await {
+        if let Err(e) = guest::quick(ssh, format!("rmmod {MODULE}"), Duration::from_secs(60)).await
+        {
             let e = format!("rmmod failed: {e}");
             a.error = Some(a.error.map_or(e.clone(), |x| format!("{x}; {e}")));
         }
