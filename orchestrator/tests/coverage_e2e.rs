@@ -82,10 +82,11 @@ fn unbuilt_series_is_untested_and_an_uncalled_function_makes_a_pass_inconclusive
         f["calls"].as_array().unwrap().iter().all(|n| n == 0),
         "{f:#}"
     );
-    // One count per test measured.
+    // One count per test measured, and one for the boot before the first test.
+    assert_eq!(cov["tests"][0], "(boot)", "{cov:#}");
     assert_eq!(
         f["calls"].as_array().unwrap().len(),
-        uncalled["tests"].as_array().unwrap().len(),
+        uncalled["tests"].as_array().unwrap().len() + 1,
         "{uncalled:#}"
     );
     // The matrix and the summary say it too.

@@ -495,7 +495,12 @@ impl Ctx {
     async fn judge_one(&self, b: &mut Bisect, p: usize) -> Result<(), BisectError> {
         let (mut step, _) = self.step(p, b.predicate.as_ref()).await?;
         if let Some(pred) = &b.predicate {
-            match judge(pred, step.verdict, step.reason.as_deref(), step.seen) {
+            match judge(
+                pred,
+                judged_verdict(&step),
+                step.reason.as_deref(),
+                step.seen,
+            ) {
                 Ok((j, why)) => {
                     step.judged = Some(j);
                     step.why = why;
@@ -624,10 +629,18 @@ impl Ctx {
             Some(Predicate::Verdict { verdict }) => (u32::from(result.verdict == *verdict), 1),
             None => (0, 0),
         };
+        // `judge::cell::series_reached` turns a PASS whose tests never ran the series
+        // into INCONCLUSIVE with the coverage summary as its reason.
+        let series_never_ran = result.verdict == Verdict::Inconclusive
+            && result.series_coverage.as_ref().is_some_and(|c| {
+                c.reach == crate::record::coverage::Reach::NeverRan
+                    && result.reason.as_deref() == Some(c.summary.as_str())
+            });
         let step = Step {
             prefix,
             verdict: result.verdict,
             reason: result.reason.clone(),
+            series_never_ran,
             judged: None,
             why: None,
             seen,
@@ -760,7 +773,17 @@ fn judge_step(b: &Bisect, s: &Step) -> Result<(Judged, Option<String>), (i32, St
     let p = b.predicate.clone().unwrap_or(Predicate::Verdict {
         verdict: Verdict::Pass,
     });
-    judge(&p, s.verdict, s.reason.as_deref(), s.seen)
+    judge(&p, judged_verdict(s), s.reason.as_deref(), s.seen)
+}
+
+/// The verdict a step is judged by: a prefix whose changes no test ran, with the
+/// detectors alive and nothing found, did not fail (its PASS before series coverage).
+fn judged_verdict(s: &Step) -> Verdict {
+    if s.series_never_ran {
+        Verdict::Pass
+    } else {
+        s.verdict
+    }
 }
 
 /// `kmatrix bisect`: the whole bisection (or one prefix with `--prefix`); writes
@@ -849,6 +872,45 @@ mod tests {
         Predicate::Title {
             title: "WARNING in f".into(),
         }
+    }
+
+    /// A prefix that adds a function only a later patch calls: INCONCLUSIVE by series
+    /// coverage, yet for the bisection a step that did not fail (seen in the fixture
+    /// series on a real kernel: its first step was skipped and the answer was "1..2").
+    #[test]
+    fn a_prefix_whose_changes_never_ran_is_good_not_skipped() {
+        let mut s = Step {
+            prefix: 1,
+            verdict: Verdict::Inconclusive,
+            reason: Some("series coverage: 0 of 3 changed lines ran".into()),
+            series_never_ran: true,
+            judged: None,
+            why: None,
+            seen: 0,
+            boots: 1,
+            miss_chance: None,
+            seconds: 1.0,
+            kernel_cached: None,
+            dir: "prefix-1".into(),
+        };
+        let b = |p| Bisect {
+            schema: SCHEMA,
+            cell: "x86_64/pvl-on/sleep".into(),
+            spec: "s.yaml".into(),
+            repeat: 1,
+            predicate: Some(p),
+            series: vec![],
+            steps: vec![],
+            outcome: Outcome::Running,
+            rate: None,
+            repro: None,
+            seconds: 0.0,
+            dir: "d".into(),
+        };
+        assert_eq!(judge_step(&b(title()), &s).unwrap().0, Judged::Good);
+        // Detectors that stayed silent still make a step unjudgeable.
+        s.series_never_ran = false;
+        assert_eq!(judge_step(&b(title()), &s).unwrap().0, Judged::Skip);
     }
 
     #[test]
@@ -991,6 +1053,7 @@ mod tests {
             prefix,
             verdict,
             reason: (verdict != Verdict::Pass).then(|| "WARNING in f".to_string()),
+            series_never_ran: false,
             judged: Some(judged),
             why: None,
             seen,

@@ -56,6 +56,11 @@ impl CellRun<'_> {
         if c.map.profiled.is_empty() || c.unmeasurable.is_some() {
             return;
         }
+        // The first boot's own run of the series (an initcall it changes) before the
+        // first reset: counted as `(boot)`, or a boot-time change would never have run.
+        if c.counts.is_empty() {
+            self.coverage_after(s, coverage::guest::BOOT).await;
+        }
         if let Err(e) = guest::quick(&s.ssh, coverage::guest::before_test(), QUICK).await {
             let why = format!(
                 "series coverage not measured: the guest's gcov counters cannot be reset ({e})"

@@ -76,6 +76,10 @@ pub struct Step {
     pub prefix: usize,
     pub verdict: Verdict,
     pub reason: Option<String>,
+    /// INCONCLUSIVE only because no test ran this prefix's changes (series coverage),
+    /// with the detectors alive: for the bisection, a step that did not fail.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub series_never_ran: bool,
     /// None with `--prefix` and no title: the verdict is all there is.
     pub judged: Option<Judged>,
     /// Why a step was skipped.

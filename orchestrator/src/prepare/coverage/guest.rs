@@ -12,6 +12,10 @@ pub const GCOV_DIR: &str = "/sys/kernel/debug/gcov";
 /// The folder of the results share the counters go to, one subfolder per test.
 pub const RESULTS_DIR: &str = "coverage";
 
+/// What ran before the first test (the boot: initcalls, the image's init), measured as
+/// a test of its own. Not a name a spec's test can have, so it never collides.
+pub const BOOT: &str = "(boot)";
+
 /// Before a test: zero every counter, so what the test's copy holds is the test's own.
 /// Fails (non-zero) when the kernel has no gcov.
 pub fn before_test() -> String {
