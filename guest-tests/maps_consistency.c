@@ -68,7 +68,7 @@ static double deadline;
 
 /* Shared with the child. */
 struct ctl {
-	atomic_int ready, go, stop;
+	atomic_int ready, go, stop, exiting;
 	uint64_t stable, stable_end, churn, churn_end;
 	_Atomic int hot[4];		/* stable VMA indexes at read() restarts, -1: none */
 	/* child counters */
@@ -107,9 +107,14 @@ static void cerr(const char *what)
 	note(ctl->err, "child %s: %s", what, strerror(errno));
 }
 
+/*
+ * Until the parent says stop: its reader may still be inside a snapshot after the
+ * deadline (a starved vCPU), and a target gone mid-read would look like a gap. The
+ * time limit is only for a parent that never says it (the watchdog has ended it).
+ */
 static int child_running(void)
 {
-	return !atomic_load(&ctl->stop) && ktap_now() < deadline + 3.0;
+	return !atomic_load(&ctl->stop) && ktap_now() < deadline + KTAP_GRACE + 1.0;
 }
 
 static void *child_split_thread(void *arg)
@@ -253,6 +258,7 @@ static __attribute__((noreturn)) void child_main(void)
 	}
 	ktap_overlap_stop(ov_remap);
 	pthread_join(t, NULL);
+	atomic_store(&ctl->exiting, 1);	/* a snapshot from now on may end early */
 	_exit(ctl->errors ? 1 : 0);
 }
 
@@ -380,6 +386,8 @@ static void *reader_thread(void *arg)
 	for (uint64_t it = 0; ktap_keep_going(deadline, it, !rd.snaps); it++) {
 		ssize_t len = read_snapshot(path, buf, restart, &nrestart);
 
+		if (atomic_load(&ctl->exiting))
+			break;	/* the target left early (parent's stop never came): not a finding */
 		if (len < 0) {
 			rd.errors++;
 			note(rd.first_err, "read %s: %s", path, strerror(errno));

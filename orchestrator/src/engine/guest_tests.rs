@@ -386,9 +386,9 @@ impl<'a> CellRun<'a> {
         self.end_marker(s, &t.name).await;
         let mut r = TestResult::new(&t.name, TestOutcome::Exited { status: -1 });
         r.ktap = read_ktap(&out);
-        r.overlap = std::fs::read_to_string(&out)
-            .ok()
-            .and_then(|t| Overlap::from_ktap(&t));
+        let text = std::fs::read_to_string(&out).unwrap_or_default();
+        r.overlap = Overlap::from_ktap(&text);
+        r.perf = crate::record::perf::from_ktap(&text);
         r.seconds = start.elapsed().as_secs_f64();
         let after;
         (r.outcome, after) = match run {

@@ -32,6 +32,7 @@ pub fn against_base(
     files: Option<LockFiles>,
 ) -> BTreeSet<Edge> {
     mark(r, base);
+    r.perf = crate::judge::perf::compare(base, r);
     let Some(files) = files else {
         return BTreeSet::new();
     };

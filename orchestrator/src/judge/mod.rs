@@ -12,6 +12,7 @@ pub mod holders;
 pub mod introduced;
 pub mod lockgraph;
 pub mod lockgraph_noise;
+pub mod perf;
 pub mod repeats;
 
 pub use attribute::{attribute, Expected};

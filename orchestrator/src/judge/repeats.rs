@@ -29,6 +29,7 @@ pub fn combine_repeats(into: &mut CellResult, runs: Vec<CellResult>) -> Option<P
     into.guest_cpus = worst.guest_cpus;
     // The cell booted if its reported boot did (attribution counts booted cells).
     into.boot_lines = worst.boot_lines.clone();
+    into.perf_boots = runs.iter().flat_map(crate::judge::perf::boots).collect();
     for r in &runs {
         into.notes.extend(r.notes.iter().cloned());
         // Each boot's phases follow the shared ones (source to image) on the timeline.

@@ -2,10 +2,22 @@
 
 pub use crate::record::ktap::{Case, Report, Status};
 
+/// Diagnostic lines kept per case, and their length: the guest's text, bounded.
+const DIAG_LINES: usize = 4;
+const DIAG_CHARS: usize = 240;
+
 /// Parse top-level KTAP (indented subtests are ignored; their parent line counts).
 pub fn parse(text: &str) -> Report {
     let mut r = Report::default();
+    let mut diag: Vec<String> = Vec::new();
     for line in text.lines() {
+        if let Some(d) = line.strip_prefix("# ") {
+            if diag.len() == DIAG_LINES {
+                diag.remove(0);
+            }
+            diag.push(d.trim().chars().take(DIAG_CHARS).collect());
+            continue;
+        }
         if line.starts_with("TAP version") || line.starts_with("KTAP version") {
             r.header = true;
         } else if let Some(n) = line.strip_prefix("1..") {
@@ -16,15 +28,17 @@ pub fn parse(text: &str) -> Report {
                 r.skip_all = Some(d[4..].trim().to_string());
             }
         } else if let Some(rest) = line.strip_prefix("not ok ") {
-            r.cases.push(case(rest, Status::NotOk));
+            r.cases
+                .push(case(rest, Status::NotOk, std::mem::take(&mut diag)));
         } else if let Some(rest) = line.strip_prefix("ok ") {
-            r.cases.push(case(rest, Status::Ok));
+            r.cases
+                .push(case(rest, Status::Ok, std::mem::take(&mut diag)));
         }
     }
     r
 }
 
-fn case(rest: &str, status: Status) -> Case {
+fn case(rest: &str, status: Status, diag: Vec<String>) -> Case {
     let (num, desc) = rest.split_once(' ').unwrap_or((rest, ""));
     let (desc, directive) = match desc.split_once(" # ") {
         Some((d, dir)) => (d, Some(dir)),
@@ -51,6 +65,7 @@ fn case(rest: &str, status: Status) -> Case {
         description: desc.trim().trim_start_matches("- ").to_string(),
         status,
         reason,
+        diag,
     }
 }
 
@@ -72,6 +87,31 @@ mod tests {
             Some("UFFDIO_MOVE not supported")
         );
         assert_eq!(r.failed().count(), 1);
+    }
+
+    #[test]
+    fn a_case_keeps_the_last_diagnostics_before_it_bounded() {
+        let long = "x".repeat(1000);
+        let r = parse(&format!(
+            "TAP version 13\n1..2\n# a\n# b\n# c\n# d\n# first finding: gap 10-20\nnot ok 1 maps\n# {long}\nok 2 next\n"
+        ));
+        assert_eq!(r.cases[0].diag, ["b", "c", "d", "first finding: gap 10-20"]);
+        assert_eq!(r.cases[1].diag, ["x".repeat(DIAG_CHARS)]);
+    }
+
+    #[test]
+    fn a_failed_case_is_summarised_with_its_last_diagnostic() {
+        let mut t = crate::record::result::TestResult::new(
+            "maps_consistency",
+            crate::record::result::TestOutcome::Exited { status: 1 },
+        );
+        t.ktap = parse(
+            "TAP version 13\n1..2\nok 1 a\n# reader: gaps 1\n#   first finding: gap 7000-8000\nnot ok 2 maps consistent\n",
+        );
+        assert_eq!(
+            t.failure().unwrap(),
+            "not ok 2 maps consistent; first finding: gap 7000-8000"
+        );
     }
 
     #[test]

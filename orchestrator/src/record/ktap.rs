@@ -18,6 +18,10 @@ pub struct Case {
     pub status: Status,
     /// The directive's reason (`# SKIP reason`), if any.
     pub reason: Option<String>,
+    /// The `# ` diagnostic lines printed just before this case's result line (the last
+    /// few, bounded): a failing check's evidence, e.g. its first finding.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub diag: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -12,6 +12,7 @@ pub mod fmt;
 pub mod inputs;
 pub mod ktap;
 pub mod lockgraph;
+pub mod perf;
 pub mod phase;
 pub mod plan;
 pub mod result;

@@ -123,6 +123,9 @@ pub struct TestResult {
     /// Race amplification while the test ran (`amplify:`): settings, probes, hits, delays.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub amplify: Option<crate::record::amplify::Amplified>,
+    /// Performance samples the test printed (`# kmatrix-perf:` lines), per metric.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub perf: crate::record::perf::BootSamples,
 }
 
 impl TestResult {
@@ -138,6 +141,7 @@ impl TestResult {
             vmstat_delta: BTreeMap::new(),
             evidence: None,
             amplify: None,
+            perf: BTreeMap::new(),
         }
     }
     pub fn passed(&self) -> bool {
@@ -153,7 +157,12 @@ impl TestResult {
         Some(if let Some(m) = self.outcome.message() {
             m.to_string()
         } else if let Some(c) = self.ktap.failed().next() {
-            format!("not ok {} {}", c.number, c.description)
+            // The check's last diagnostic is its evidence (our programs print the first
+            // finding there), so a one-line summary in CI says what was wrong.
+            match c.diag.last() {
+                Some(d) => format!("not ok {} {}; {d}", c.number, c.description),
+                None => format!("not ok {} {}", c.number, c.description),
+            }
         } else if let Some(e) = &self.evidence {
             e.clone()
         } else if !self.ktap.complete() {
@@ -225,6 +234,12 @@ pub struct CellResult {
     /// other than the baseline).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lock_graph: Option<crate::record::lockgraph::Diff>,
+    /// Every boot's performance samples (one map per boot, `--repeat` gives several).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub perf_boots: Vec<crate::record::perf::BootSamples>,
+    /// Performance against the base cell, from those samples.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub perf: Option<crate::record::perf::PerfAb>,
     /// Which of the lines the series changes this config built and which each test ran
     /// (cells with a series, on kernels with gcov).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -327,6 +342,8 @@ impl CellResult {
             repeats: 0,
             in_baseline: vec![],
             lock_graph: None,
+            perf_boots: vec![],
+            perf: None,
             series_coverage: None,
             dropped: BTreeMap::new(),
             detectors: None,

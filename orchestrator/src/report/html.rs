@@ -215,6 +215,7 @@ fn cell(c: &CellResult, run_dir: &Path, known: &KnownIssues) -> Markup {
             @if let Some(a) = crate::report::summary::amplify_summary(c) { p class="small amplified" { (a) } }
             @if let Some(g) = &c.lock_graph { (lock_graph(g)) }
             @if let Some(s) = &c.series_coverage { (series_coverage(s)) }
+            @if let Some(p) = &c.perf { (perf(p)) }
             (timeline(c))
             (file_links(c, run_dir))
             @if !c.details.is_empty() { pre { (c.details.join("\n")) } }
@@ -242,6 +243,27 @@ fn run_facts(c: &CellResult) -> Markup {
                 "kernel " (k) @if c.kernel_cached == Some(true) { " (cached)" } " · "
             }
             (format!("{:.0} s", c.seconds))
+        }
+    }
+}
+
+/// Performance against the base cell: every metric's ratio and interval.
+fn perf(p: &crate::record::perf::PerfAb) -> Markup {
+    html! {
+        details {
+            summary { (p.summary()) }
+            table {
+                tr { th { "metric" } th { "base ops/s" } th { "cell ops/s" } th { "ratio [95%]" } th { "call" } }
+                @for r in &p.rows {
+                    tr {
+                        td { (r.metric) }
+                        td { (format!("{:.0}", r.base_median)) }
+                        td { (format!("{:.0}", r.cell_median)) }
+                        td { (r.figure()) }
+                        td { (r.call.label()) }
+                    }
+                }
+            }
         }
     }
 }

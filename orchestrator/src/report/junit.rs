@@ -114,7 +114,12 @@ fn test_case(c: &CellResult, t: &TestResult) -> TestCase {
             let body: Vec<String> = t
                 .ktap
                 .failed()
-                .map(|f| format!("not ok {} {}", f.number, f.description))
+                .flat_map(|f| {
+                    f.diag
+                        .iter()
+                        .map(|d| format!("# {d}"))
+                        .chain([format!("not ok {} {}", f.number, f.description)])
+                })
                 .collect();
             failure(&msg, &body.join("\n"))
         }

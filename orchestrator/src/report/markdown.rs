@@ -110,6 +110,7 @@ pub fn render_with(
     o.push_str(&amplified(cells));
     o.push_str(&detectors(cells));
     o.push_str(&series_coverage(cells));
+    o.push_str(&perf(cells));
     for c in cells {
         if c.verdict == Verdict::Pass && c.findings.is_empty() {
             continue;
@@ -185,6 +186,36 @@ fn series_coverage(cells: &[CellResult]) -> String {
     for c in with {
         if let Some(s) = &c.series_coverage {
             o.push_str(&format!("| {} | {} |\n", escape(&c.id), escape(&s.summary)));
+        }
+    }
+    o
+}
+
+/// Each patched cell's performance against its base cell, a metric a row.
+fn perf(cells: &[CellResult]) -> String {
+    let with: Vec<&CellResult> = cells.iter().filter(|c| c.perf.is_some()).collect();
+    if with.is_empty() {
+        return String::new();
+    }
+    let mut o =
+        String::from("\n| cell | vs | metric | ratio [95%] | call |\n|---|---|---|---|---|\n");
+    for c in with {
+        let Some(p) = &c.perf else { continue };
+        let accel = p.accel.map_or("?", |a| a.name());
+        for r in &p.rows {
+            o.push_str(&format!(
+                "| {} | {} ({accel}, {}+{} boots) | {} | {} | {} |\n",
+                escape(&c.id),
+                escape(&p.base),
+                p.base_boots,
+                p.cell_boots,
+                escape(&r.metric),
+                r.figure(),
+                r.call.label()
+            ));
+        }
+        if let Some(n) = &p.host_note {
+            o.push_str(&format!("| {} | | | | {} |\n", escape(&c.id), escape(n)));
         }
     }
     o

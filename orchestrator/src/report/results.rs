@@ -343,6 +343,8 @@ mod v1 {
                 repeats: c.repeats,
                 in_baseline: c.in_baseline,
                 lock_graph: None,
+                perf_boots: vec![],
+                perf: None,
                 series_coverage: None,
                 dropped: Default::default(),
                 detectors: None,

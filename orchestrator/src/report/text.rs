@@ -162,6 +162,9 @@ fn details(
     if let Some(s) = &c.series_coverage {
         out.push_str(&format!("  {}\n", visible_line(&s.summary)));
     }
+    if let Some(p) = &c.perf {
+        out.push_str(&format!("  {}\n", visible_line(&p.summary())));
+    }
     for d in &c.details {
         out.push_str(&format!("  {}\n", visible_line(d)));
     }
