@@ -353,6 +353,10 @@ pub fn diff(
 /// counted, as are those into widely nested locks (timing); the rest are shown when
 /// they touch a lock named after the series' code or were taken in every boot of the
 /// patched cell, and counted as unconfirmed otherwise.
+///
+/// Edges of kmatrix's own instrumentation are noise: gcov's counters are read (under
+/// `gcov_lock` and `node_lock`, kernel/gcov/fs.c) only in cells with a series, so a base
+/// cell never has them.
 pub fn diff_with(
     base_id: &str,
     base: &Graph,
@@ -368,7 +372,8 @@ pub fn diff_with(
         patched.classes.difference(&base.classes).cloned().collect()
     };
     let new_edges: Vec<Edge> = patched.edges.difference(&base.edges).cloned().collect();
-    let is_noise = |e: &Edge| ev.same_kernel || ev.noise.is_some_and(|n| n.contains(e));
+    let is_noise =
+        |e: &Edge| ev.same_kernel || ev.noise.is_some_and(|n| n.contains(e)) || instrumentation(e);
     let (noise, real): (Vec<Edge>, Vec<Edge>) = new_edges.iter().cloned().partition(is_noise);
     let (timing, rest): (Vec<_>, Vec<_>) = real
         .iter()
@@ -433,6 +438,13 @@ pub fn diff_with(
 /// edge A -> B closes a cycle exactly when A and B share one); a path back from B to A
 /// is then searched inside that component, for the first `SHOWN` such edges only. So the
 /// cost is linear in the graph, whatever the guest sent.
+/// The locks gcov's debugfs files take while kmatrix reads the series' counters.
+const INSTRUMENTATION: &[&str] = &["gcov_lock", "node_lock"];
+
+fn instrumentation((a, b): &Edge) -> bool {
+    INSTRUMENTATION.contains(&a.as_str()) || INSTRUMENTATION.contains(&b.as_str())
+}
+
 fn cycles(base: &Graph, patched: &Graph, new_edges: &[(String, String)]) -> Vec<Vec<String>> {
     let mut index: BTreeMap<&str, usize> = BTreeMap::new();
     let mut names: Vec<&str> = Vec::new();
@@ -708,6 +720,30 @@ mod tests {
         let d = diff("b", &base, &patched, &Series::default(), &chains);
         assert!(d.new_edges.is_empty());
         assert_eq!(d.unconfirmed_edges_total, 2);
+    }
+
+    #[test]
+    fn gcov_reads_by_kmatrix_are_noise_not_new_edges() {
+        let base = Graph::default();
+        let mut patched = Graph::default();
+        for (a, b) in [
+            ("gcov_lock", "node_lock"),
+            ("node_lock", "pin_fs_lock"),
+            ("&mm->mmap_lock", "probe_lock"),
+        ] {
+            patched.edges.insert((a.into(), b.into()));
+        }
+        let boots = [patched.clone(), patched.clone()];
+        let ev = Evidence {
+            boots: &boots,
+            ..Default::default()
+        };
+        let d = diff_with("b", &base, &patched, &Series::default(), &[], &ev);
+        assert_eq!(d.noise_edges_total, 2);
+        assert_eq!(
+            d.new_edges,
+            [("&mm->mmap_lock".to_string(), "probe_lock".to_string())]
+        );
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! interval from a two-level bootstrap (boots, then windows within a boot: windows of
 //! one boot share its host and are not independent of each other).
 
+use crate::record::coverage::Built;
 use crate::record::perf::{BootSamples, Call, PerfAb, Row};
 use crate::record::result::CellResult;
 
@@ -65,6 +66,17 @@ pub fn compare(base: &CellResult, cell: &CellResult) -> Option<PerfAb> {
                 r.figure()
             )
         });
+    let profiled = |c: &CellResult| -> Vec<String> {
+        c.series_coverage
+            .iter()
+            .flat_map(|s| &s.files)
+            .filter_map(|f| match &f.built {
+                Built::Profiled { object } => Some(object.clone()),
+                _ => None,
+            })
+            .collect()
+    };
+    let in_base = profiled(base);
     Some(PerfAb {
         base: base.id.to_string(),
         accel: cell.accel,
@@ -72,6 +84,10 @@ pub fn compare(base: &CellResult, cell: &CellResult) -> Option<PerfAb> {
         cell_boots: c.len(),
         rows,
         host_note,
+        profiled_here_only: profiled(cell)
+            .into_iter()
+            .filter(|o| !in_base.contains(o))
+            .collect(),
     })
 }
 

@@ -98,6 +98,10 @@ pub struct PerfAb {
     /// Set when the host's own speed (the `cpu` control) differed between the sides.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host_note: Option<String>,
+    /// Objects this cell's kernel profiles with gcov (series coverage) and base's does
+    /// not: their code runs slower here for a reason that is not the series.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub profiled_here_only: Vec<String>,
 }
 
 impl PerfAb {
@@ -133,6 +137,13 @@ impl PerfAb {
         );
         if let Some(n) = &self.host_note {
             s.push_str(&format!("; {n}"));
+        }
+        if !self.profiled_here_only.is_empty() {
+            s.push_str(&format!(
+                "; profiled by gcov here, not in base: {} (a slowdown there is partly gcov's; \
+                 a spec without the gcov fragment compares without it)",
+                self.profiled_here_only.join(", ")
+            ));
         }
         s
     }
