@@ -323,6 +323,27 @@ fn base_cell_builds_boots_passes_every_stress_test_and_reruns_from_cache() {
         live.iter().all(|c| c["state"]["kind"] == "fired"),
         "{live:?}"
     );
+    // The stress programs prove overlap; perf_faults measures one thing at a time and
+    // proves instead that it measured (its samples, below).
+    let (perf, tests): (Vec<&Value>, Vec<&Value>) =
+        tests.into_iter().partition(|t| t["name"] == "perf_faults");
+    let samples = perf[0]["perf"]
+        .as_object()
+        .unwrap_or_else(|| panic!("{:#}", perf[0]));
+    for m in [
+        "fault_private",
+        "fault_shared_writer",
+        "tcp_zerocopy",
+        "cpu",
+    ] {
+        let w = samples[m]
+            .as_array()
+            .unwrap_or_else(|| panic!("{m}: {samples:#?}"));
+        assert!(
+            w.len() == 10 && w.iter().all(|v| v.as_f64() > Some(0.0)),
+            "{m}: {w:?}"
+        );
+    }
     for t in tests {
         let ops = t["overlap"]["ops"]
             .as_object()
@@ -655,7 +676,7 @@ fn seed_v2_oopses_and_breaks_the_pvl_off_build_while_v3_passes_with_live_control
         r.stdout
     );
     let summary = std::fs::read_to_string(r.dir.join("summary.md")).unwrap();
-    assert!(summary.contains("| fault_private |"), "{summary}");
+    assert!(summary.contains("| fault\\_private |"), "{summary}");
 
     // And across the matrix: the oops is explained by the patchset.
     assert!(

@@ -57,8 +57,8 @@ fn a_slowed_fault_path_is_called_slower_and_v3_is_not() {
             .unwrap_or_else(|| panic!("{metric}: {:#}", c["perf"]));
         r["call"].as_str().unwrap().to_string()
     };
-    let slow = cell("x86_64/pvl-on/slow-fault-path");
-    let v3 = cell("x86_64/pvl-on/v3");
+    let slow = cell("x86_64/perf/slow-fault-path");
+    let v3 = cell("x86_64/perf/v3");
     for c in [&slow, &v3] {
         assert_eq!(c["perf"]["base_boots"], 5, "{:#}", c["perf"]);
         assert_eq!(c["perf"]["cell_boots"], 5, "{:#}", c["perf"]);
@@ -68,7 +68,7 @@ fn a_slowed_fault_path_is_called_slower_and_v3_is_not() {
         assert_ne!(call(&v3, m), "slower", "{:#}", v3["perf"]);
     }
     assert!(
-        stdout.contains("x86_64/pvl-on/slow-fault-path") && stdout.contains("fault_private slower"),
+        stdout.contains("x86_64/perf/slow-fault-path") && stdout.contains("fault_private slower"),
         "{stdout}"
     );
 }
