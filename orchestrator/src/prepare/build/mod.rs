@@ -359,9 +359,8 @@ impl BuildJob<'_> {
                     .await
                     .ok()
                     .flatten();
-            if let Some(n) = n.filter(|n| *n > total) {
-                (total, from) = (n, TotalFrom::Dependencies);
-            }
+            let same_config = last.config == Some(slot::config_digest(&config));
+            (total, from) = incremental_total((total, from), n, same_config);
         }
         let mut counter = LogCounter::new(&log);
         let make = proc::spawn(&spec).map_err(|e| BuildError::Config {
@@ -373,7 +372,7 @@ impl BuildJob<'_> {
         if let Err(e) = status {
             return Ok(failed(&log, &self.slot.tree, Some(&e)));
         }
-        self.slot.remember_objects(cold, counter.poll());
+        self.slot.remember_objects(cold, counter.poll(), &config);
         let staging = entry.staging().map_err(io(&entry.path))?;
         std::fs::create_dir_all(staging.path().join("modules")).map_err(io(staging.path()))?;
         self.modules(&cc, &log, staging.path()).await?;
@@ -611,6 +610,22 @@ pub fn expected_objects(cold: bool, last: ObjectCounts, from_config: u64) -> (u6
         (true, Some(n), _) | (false, _, Some(n)) => (n, TotalFrom::Previous),
         (true, None, _) => (from_config, TotalFrom::Config),
         (false, _, None) => (0, TotalFrom::Unknown),
+    }
+}
+
+/// An incremental build's expected total: with the slot's last config, exactly the
+/// objects that depend on the changed files (a one-file fixture recompiles one object,
+/// whatever the last switch between patchsets cost); with another config, options changed
+/// too, so the larger of that and the previous count.
+pub fn incremental_total(
+    previous: (u64, TotalFrom),
+    dependents: Option<u64>,
+    same_config: bool,
+) -> (u64, TotalFrom) {
+    match dependents {
+        // A file new to the slot has no dependency list yet: it still compiles.
+        Some(n) if same_config || n > previous.0 => (n.max(1), TotalFrom::Dependencies),
+        _ => previous,
     }
 }
 
@@ -997,6 +1012,23 @@ mod tests {
     }
 
     #[test]
+    fn an_incremental_build_with_the_same_config_expects_the_dependents_only() {
+        let previous = (867, TotalFrom::Previous);
+        // One changed file, same config: one object (the last switch compiled 867).
+        assert_eq!(
+            incremental_total(previous, Some(1), true),
+            (1, TotalFrom::Dependencies)
+        );
+        // Another config: options changed too, so at least the previous count.
+        assert_eq!(incremental_total(previous, Some(1), false), previous);
+        assert_eq!(
+            incremental_total(previous, Some(900), false),
+            (900, TotalFrom::Dependencies)
+        );
+        assert_eq!(incremental_total(previous, None, true), previous);
+    }
+
+    #[test]
     fn the_expected_total_comes_from_the_slot_else_the_config() {
         let config = 1344;
         let none = ObjectCounts::default();
@@ -1007,6 +1039,7 @@ mod tests {
         let seen = ObjectCounts {
             cold: Some(1081),
             incremental: Some(40),
+            config: None,
         };
         assert_eq!(
             expected_objects(true, seen, config),
@@ -1021,6 +1054,7 @@ mod tests {
         let cold_only = ObjectCounts {
             cold: Some(1081),
             incremental: None,
+            config: None,
         };
         assert_eq!(
             expected_objects(false, cold_only, config),

@@ -72,6 +72,17 @@ pub struct Slot {
 pub struct ObjectCounts {
     pub cold: Option<u64>,
     pub incremental: Option<u64>,
+    /// [`config_digest`] of the config the last build compiled with.
+    #[serde(default)]
+    pub config: Option<u64>,
+}
+
+/// A config's fingerprint (FNV-1a): the same config as the slot's last build, and the
+/// only objects to recompile are those that depend on the changed files.
+pub fn config_digest(config: &str) -> u64 {
+    config.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 /// How long a build waits for another build of the same slot (a cold build of a big
@@ -242,8 +253,9 @@ impl Slot {
 
     /// Remember how many objects a finished build compiled (best effort: a lost count
     /// only makes the next estimate rougher).
-    pub fn remember_objects(&self, cold: bool, compiled: u64) {
+    pub fn remember_objects(&self, cold: bool, compiled: u64, config: &str) {
         let mut c = self.object_counts();
+        c.config = Some(config_digest(config));
         if cold {
             c.cold = Some(compiled);
         } else {
