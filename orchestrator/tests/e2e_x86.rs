@@ -1551,3 +1551,80 @@ fn a_stolen_ssh_port_is_retried_and_the_cell_still_passes() {
     );
     drop(held);
 }
+
+#[test]
+#[ignore = "boots a real kernel; run with --include-ignored"]
+fn a_guest_handing_over_a_huge_lock_graph_is_cut_with_a_note_in_bounded_memory() {
+    let runs = tempfile::tempdir().unwrap();
+    let start = Instant::now();
+    let mut child = kmatrix()
+        .args(["run", "--spec"])
+        .arg(spec("drill-lockgraph.yaml"))
+        .arg("--runs-dir")
+        .arg(runs.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // kmatrix's own peak memory, from its status until it exits (VmHWM only grows).
+    let status = format!("/proc/{}/status", child.id());
+    let mut peak_kib = 0u64;
+    while child.try_wait().unwrap().is_none() {
+        if let Ok(s) = std::fs::read_to_string(&status) {
+            if let Some(v) = s.lines().find_map(|l| l.strip_prefix("VmHWM:")) {
+                peak_kib = v
+                    .trim()
+                    .trim_end_matches("kB")
+                    .trim()
+                    .parse()
+                    .unwrap_or(peak_kib);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let secs = start.elapsed().as_secs();
+    let dir = std::fs::canonicalize(runs.path().join("latest")).unwrap();
+    let results: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("results.json")).unwrap()).unwrap();
+    let cell = |id: &str| {
+        results["cells"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["id"] == id)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {id}: {results:#}"))
+    };
+    eprintln!(
+        "drill_lockgraph: {secs} s, kmatrix peak RSS {} MiB",
+        peak_kib >> 10
+    );
+    for id in ["x86_64/pvl-on/base", "x86_64/pvl-on/again"] {
+        let c = cell(id);
+        let t = &c["tests"][0];
+        assert_eq!(
+            t["ktap"]["cases"][0]["status"], "ok",
+            "the drill mounted its graph: {t:#}"
+        );
+        assert!(
+            c["notes"]
+                .to_string()
+                .contains("/proc/lockdep was larger than 32 MiB"),
+            "{id}: {c:#}"
+        );
+        let kept = std::fs::metadata(dir.join(id).join("lockdep.txt"))
+            .unwrap()
+            .len();
+        assert!(kept <= (32 << 20) + 4096, "{id}: {kept} bytes kept");
+    }
+    // The comparison ran on what was kept (the same kernel: everything is noise).
+    let again = cell("x86_64/pvl-on/again");
+    assert!(again["lock_graph"].is_object(), "{again:#}");
+    assert!(
+        peak_kib < 1 << 20,
+        "kmatrix's peak RSS {} MiB with two 32 MiB lock graphs",
+        peak_kib >> 10
+    );
+    assert!(secs < 900, "{secs} s");
+    assert!(processes_mentioning(&dir.to_string_lossy()).is_empty());
+}

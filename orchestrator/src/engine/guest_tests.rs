@@ -21,6 +21,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// The most of each lockdep file a guest may hand over (the real ones here: ~0.1 MiB).
+const LOCK_GRAPH_KEEP: usize = 32 << 20;
+
 /// Why a test cannot run in this cell: its selftest did not build against the tree's
 /// headers, or its module did not build against the kernel (modpost's or the
 /// compiler's words); there is nothing to run or load.
@@ -315,7 +318,7 @@ impl<'a> CellRun<'a> {
     /// lockdep's dependency graph and lock chains after the stress (before the liveness
     /// step adds its own classes), kept in the cell folder for the comparison with the
     /// base cell.
-    async fn save_lock_graph(&self, s: &BootSession) {
+    async fn save_lock_graph(&mut self, s: &BootSession) {
         if !self.facts.lockdep {
             return;
         }
@@ -329,7 +332,7 @@ impl<'a> CellRun<'a> {
                     &ssh,
                     &format!("cat {file}"),
                     Exec {
-                        keep: 32 << 20,
+                        keep: LOCK_GRAPH_KEEP,
                         ..Exec::quick(Duration::from_secs(60))
                     },
                 )
@@ -339,6 +342,14 @@ impl<'a> CellRun<'a> {
                 if r.exit_status == 0 {
                     let _ =
                         crate::host::cache::write_atomic(&self.dir.join(name), r.output.as_bytes());
+                }
+                if r.truncated {
+                    // The guest's file, however big: its first part is what is compared.
+                    self.note(format!(
+                        "the guest's {file} was larger than {} MiB: only its first part was kept, \
+                         so the lock graph compared with base is partial",
+                        LOCK_GRAPH_KEEP >> 20
+                    ));
                 }
             }
         }
