@@ -343,13 +343,15 @@ impl<'a> CellRun<'a> {
                     let _ =
                         crate::host::cache::write_atomic(&self.dir.join(name), r.output.as_bytes());
                 }
-                if r.truncated {
+                if r.bytes > LOCK_GRAPH_KEEP as u64 {
                     // The guest's file, however big: its first part is what is compared.
-                    self.note(format!(
+                    let n = format!(
                         "the guest's {file} was larger than {} MiB: only its first part was kept, \
                          so the lock graph compared with base is partial",
                         LOCK_GRAPH_KEEP >> 20
-                    ));
+                    );
+                    self.note(n.clone());
+                    self.result.notes.push(n);
                 }
             }
         }
