@@ -35,6 +35,7 @@
  */
 #define _GNU_SOURCE
 #include "ktap.h"
+#include "zerocopy.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -52,34 +53,6 @@
 #ifndef MFD_CLOEXEC
 #define MFD_CLOEXEC 0x0001U
 #endif
-#ifndef TCP_ZEROCOPY_RECEIVE
-#define TCP_ZEROCOPY_RECEIVE 35
-#endif
-#ifndef SO_ZEROCOPY
-#define SO_ZEROCOPY 60
-#endif
-#ifndef MSG_ZEROCOPY
-#define MSG_ZEROCOPY 0x4000000
-#endif
-#ifndef SIOCINQ
-#define SIOCINQ FIONREAD
-#endif
-
-/* Own copy of struct tcp_zerocopy_receive (layout as of Linux 5.11+). */
-struct kz_zc {
-	uint64_t address;
-	uint32_t length;
-	uint32_t recv_skip_hint;
-	uint32_t inq;
-	int32_t err;
-	uint64_t copybuf_address;
-	int32_t copybuf_len;
-	uint32_t flags;
-	uint64_t msg_control;
-	uint64_t msg_controllen;
-	uint32_t msg_flags;
-	uint32_t reserved;
-};
 
 #define WINDOWS		10	/* samples per metric */
 #define FAULT_PAGES	64	/* pages touched per round (then zapped) */

@@ -147,11 +147,10 @@ pub fn of_cell(
         if !t.source.as_os_str().is_empty() {
             h.field(&read(&t.source)?);
         }
-        // The shared KTAP header beside the sources is part of every program.
-        if let Some(header) = t.source.parent().map(|d| d.join("ktap.h")) {
-            if header.is_file() {
-                h.field(&read(&header)?);
-            }
+        // The shared headers beside the sources (ktap.h, ...) are part of every program.
+        for header in crate::prepare::image::headers_beside(&t.source) {
+            h.field(header.file_name().unwrap_or_default().as_encoded_bytes());
+            h.field(&read(&header)?);
         }
         h.field(&test_settings(plan, t));
         if let Some(dir) = &t.module {

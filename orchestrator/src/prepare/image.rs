@@ -178,12 +178,10 @@ pub async fn build_tests(
         let mut h = Hasher::new("guest-test-v1");
         h.field(arch.name().as_bytes());
         h.file(&t.source).map_err(io(&t.source))?;
-        // A shared header next to the sources is part of every test's input.
-        if let Some(dir) = t.source.parent() {
-            let header = dir.join("ktap.h");
-            if header.is_file() {
-                h.file(&header).map_err(io(&header))?;
-            }
+        // The shared headers next to the sources are part of every test's input.
+        for header in headers_beside(&t.source) {
+            h.field(header.file_name().unwrap_or_default().as_encoded_bytes());
+            h.file(&header).map_err(io(&header))?;
         }
         let entry = cache.entry(&format!("guest-bin/{}", arch.name()), &h.finish());
         let dir = match entry.resolve() {
@@ -472,9 +470,39 @@ impl Cpio {
     }
 }
 
+/// The headers (`*.h`) in the folder of a guest program's source, sorted: what any
+/// program there may include.
+pub fn headers_beside(source: &Path) -> Vec<PathBuf> {
+    let Some(dir) = source.parent().filter(|d| !d.as_os_str().is_empty()) else {
+        return vec![];
+    };
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "h") && p.is_file())
+        .collect();
+    v.sort();
+    v
+}
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_header_beside_a_program_is_its_input() {
+        let d = tempfile::tempdir().unwrap();
+        for f in ["a.c", "zerocopy.h", "ktap.h", "notes.txt"] {
+            std::fs::write(d.path().join(f), "x").unwrap();
+        }
+        std::fs::create_dir(d.path().join("dir.h")).unwrap();
+        assert_eq!(
+            headers_beside(&d.path().join("a.c")),
+            [d.path().join("ktap.h"), d.path().join("zerocopy.h")]
+        );
+        assert!(headers_beside(Path::new("a.c")).is_empty());
+    }
 
     #[test]
     fn cpio_is_readable_by_gnu_cpio() {
