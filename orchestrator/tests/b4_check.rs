@@ -431,6 +431,17 @@ fn b4_check_on_a_real_kernel_passes_v3_and_fails_v2() {
         .status()
         .unwrap();
     assert!(cp.success());
+    // Debian's linux-source ends its .gitignore with `/*` (its packaging repository
+    // tracks only debian/): as in an upstream tree, the source is tracked.
+    let ignore = t.join(".gitignore");
+    let text = std::fs::read_to_string(&ignore).unwrap();
+    let upstream = text
+        .split("\n# Debian packaging")
+        .next()
+        .unwrap()
+        .to_string();
+    std::fs::write(&ignore, upstream).unwrap();
+    std::fs::remove_file(t.join(".kmatrix-complete")).ok();
     git(&t, &["init", "-q", "-b", "master"]);
     for (k, v) in [
         ("user.name", "Seed Maintainer"),
