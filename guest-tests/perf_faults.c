@@ -153,18 +153,6 @@ static int zc_call(struct kz_zc *zc)
 	return getsockopt(rfd, IPPROTO_TCP, TCP_ZEROCOPY_RECEIVE, zc, &zl);
 }
 
-static void drain_completions(void)
-{
-	char control[256];
-
-	for (;;) {
-		struct msghdr msg = { .msg_control = control, .msg_controllen = sizeof(control) };
-
-		if (recvmsg(sfd, &msg, MSG_ERRQUEUE | MSG_DONTWAIT) < 0)
-			return;
-	}
-}
-
 /* One op: 16 pages sent, then received (mapped where the kernel can). */
 static uint64_t tcp_round(enum metric m)
 {
@@ -175,7 +163,7 @@ static uint64_t tcp_round(enum metric m)
 		len = RING_PAGES * ps - pos;
 	n = send(sfd, ring + pos, len, zerocopy_send ? MSG_ZEROCOPY : 0);
 	if (n < 0 && errno == ENOBUFS) {
-		drain_completions();
+		kz_drain_completions(sfd);
 		return 0;
 	}
 	if (n <= 0) {
@@ -218,7 +206,7 @@ static uint64_t tcp_round(enum metric m)
 			}
 		}
 	}
-	drain_completions();
+	kz_drain_completions(sfd);
 	return 1;
 }
 

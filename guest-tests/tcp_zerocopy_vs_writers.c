@@ -116,19 +116,6 @@ static void wait_go(void)
 
 /* ---------------------------------------------------------------- sender */
 
-static void drain_completions(void)
-{
-	char control[256];
-
-	for (;;) {
-		struct msghdr msg = { .msg_control = control, .msg_controllen = sizeof(control) };
-
-		if (recvmsg(sfd, &msg, MSG_ERRQUEUE | MSG_DONTWAIT) < 0)
-			return;
-		ss.completions++;
-	}
-}
-
 static void *sender_thread(void *arg)
 {
 	uint64_t off = 0;
@@ -148,7 +135,7 @@ static void *sender_thread(void *arg)
 			if (errno == ENOBUFS && ss.zerocopy) {
 				/* optmem full of pending notifications: reap them */
 				ss.enobufs++;
-				drain_completions();
+				ss.completions += kz_drain_completions(sfd);
 				usleep(1000);
 				continue;
 			}
@@ -166,11 +153,11 @@ static void *sender_thread(void *arg)
 		ss.bytes += n;
 		off += n;
 		if (ss.zerocopy && (ss.sends & 15) == 0)
-			drain_completions();
+			ss.completions += kz_drain_completions(sfd);
 	}
 	ktap_overlap_stop(ov_sender);
 	if (ss.zerocopy)
-		drain_completions();
+		ss.completions += kz_drain_completions(sfd);
 	shutdown(sfd, SHUT_WR);	/* EOF for the receiver */
 	return NULL;
 }

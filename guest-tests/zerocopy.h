@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * TCP zero-copy receive for the guest programs: the constants and the UAPI struct of
- * getsockopt(TCP_ZEROCOPY_RECEIVE), own copies (Debian 12's headers predate some).
+ * getsockopt(TCP_ZEROCOPY_RECEIVE), own copies (Debian 12's headers predate some), and
+ * the sender's MSG_ZEROCOPY completions.
  */
 #ifndef KMATRIX_ZEROCOPY_H
 #define KMATRIX_ZEROCOPY_H
@@ -39,5 +40,20 @@ struct kz_zc {
 	uint32_t msg_flags;
 	uint32_t reserved;
 };
+
+/* Reads MSG_ZEROCOPY completions off the error queue until it is empty; how many. */
+static inline uint64_t kz_drain_completions(int fd)
+{
+	char control[256];
+	uint64_t n = 0;
+
+	for (;;) {
+		struct msghdr msg = { .msg_control = control, .msg_controllen = sizeof(control) };
+
+		if (recvmsg(fd, &msg, MSG_ERRQUEUE | MSG_DONTWAIT) < 0)
+			return n;
+		n++;
+	}
+}
 
 #endif
