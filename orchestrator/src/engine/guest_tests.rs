@@ -398,8 +398,9 @@ impl<'a> CellRun<'a> {
         }
         self.end_marker(s, &t.name).await;
         let mut r = TestResult::new(&t.name, TestOutcome::Exited { status: -1 });
-        r.ktap = read_ktap(&out);
+        // One read of the test's output for its cases, overlap and perf lines.
         let text = std::fs::read_to_string(&out).unwrap_or_default();
+        r.ktap = crate::parse::ktap::parse(&text);
         r.overlap = Overlap::from_ktap(&text);
         r.perf = crate::record::perf::from_ktap(&text);
         r.seconds = start.elapsed().as_secs_f64();
