@@ -1,9 +1,10 @@
 //! Issue #18's proof on real kernels: each fixture kernel patch of `tests/data/fixtures/`
-//! plants a bug that one of the newer guest programs must catch. This builds the three
-//! fixture kernels (incremental after the base kernel of the same slot, a minute or two
-//! each), boots them and checks that the cell fails because of its new program.
+//! plants a bug that one of the newer guest programs must catch. This builds the fixture
+//! kernels (incremental after the base kernel of the same slot, a minute or two each),
+//! boots them and checks that the cell fails because of its new program. Issue #29 added
+//! three (binder, mbind, collapse), whose specs run the new program alone.
 //!
-//! Slow (three builds and boots, about 15 minutes warm): it runs only with
+//! Slow (six builds and boots, about 30 minutes warm): it runs only with
 //! `KMATRIX_SLOW_TESTS=1`, and says so when it skips, since CI's time is tight.
 //! The "today's programs miss it" half is the `fixture-*-today.yaml` specs, run by hand
 //! (README, "deeper profile"; figures in bench/RESULTS.md).
@@ -14,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// (spec under tests/specs, fixture = patchset name, the program that must catch it)
-const FIXTURES: [(&str, &str, &str); 3] = [
+const FIXTURES: [(&str, &str, &str); 6] = [
     (
         "fixture-fork.yaml",
         "fork-dup-mmap-no-vma-write-lock",
@@ -29,6 +30,21 @@ const FIXTURES: [(&str, &str, &str); 3] = [
         "fixture-maps.yaml",
         "proc-maps-restart-drops-line",
         "maps_consistency",
+    ),
+    (
+        "fixture-binder.yaml",
+        "binder-insert-fallback-no-insert",
+        "binder_vs_writers",
+    ),
+    (
+        "fixture-mempolicy.yaml",
+        "mbind-walk-no-vma-write-lock",
+        "mempolicy_vs_faults",
+    ),
+    (
+        "fixture-collapse.yaml",
+        "collapse-huge-page-no-vma-write-lock",
+        "collapse_vs_faults",
     ),
 ];
 
@@ -48,7 +64,7 @@ fn slow_tests_enabled(test: &str) -> bool {
     // nobody sees would read as a pass.
     let _ = writeln!(
         std::io::stderr(),
-        "{test}: SKIPPED (builds and boots three fixture kernels); set KMATRIX_SLOW_TESTS=1 to run it"
+        "{test}: SKIPPED (builds and boots six fixture kernels); set KMATRIX_SLOW_TESTS=1 to run it"
     );
     false
 }
@@ -93,6 +109,33 @@ fn run_cell(spec: &Path, cell: &str, runs: &Path) -> Value {
     cell_result
 }
 
+/// Did `test` run in `cell`? (The issue-29 specs run their new program alone.)
+fn ran(cell: &Value, test: &str) -> bool {
+    cell["tests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|t| t["name"] == test)
+}
+
+/// Which `not ok` cases of `test` failed in `cell`: its own checks, as opposed to a
+/// kernel report or a crash.
+fn failed_cases(cell: &Value, test: &str) -> Vec<String> {
+    let t = cell["tests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == test)
+        .unwrap_or_else(|| panic!("{test} did not run: {cell:#}"));
+    t["ktap"]["cases"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|c| c["status"] == "notok")
+        .map(|c| format!("not ok {} {}", c["number"], c["description"]))
+        .collect()
+}
+
 /// What made `test` fail in `cell`, if anything: a non-zero exit, a `not ok` KTAP case,
 /// or a kernel report while it ran. Empty when the test passed.
 fn caught_by(cell: &Value, test: &str) -> Vec<String> {
@@ -134,10 +177,20 @@ fn each_fixture_is_caught_by_its_new_program() {
             !why.is_empty(),
             "{cell_id}: {program} must catch the planted bug, but it passed: {cell:#}"
         );
+        // A content check, not only a kernel report: one of the program's own cases
+        // (beyond the per-kind overlap cases) is `not ok`.
+        let own: Vec<String> = failed_cases(&cell, program)
+            .into_iter()
+            .filter(|c| !c.contains("overlapped the other kinds"))
+            .collect();
+        assert!(
+            !own.is_empty(),
+            "{cell_id}: {program} failed only through {why:?}, not by its own checks: {cell:#}"
+        );
         eprintln!("{cell_id}: {program} caught it: {why:?}");
         // Informational: the older programs are expected to miss it (the -today specs
         // measure that on their own); a catch here is worth knowing, not a failure.
-        for t in TODAY {
+        for t in TODAY.into_iter().filter(|t| ran(&cell, t)) {
             let other = caught_by(&cell, t);
             if !other.is_empty() {
                 eprintln!("{cell_id}: {t} also failed: {other:?}");

@@ -5,6 +5,7 @@
 //! one, and prints a complete KTAP plan with one `kmatrix-overlap` line whose kinds all
 //! did work.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -48,6 +49,32 @@ const STRESS: &[(&str, &[&str])] = &[
     ),
     ("replace_vs_faults", &["fault", "remap", "advise"]),
     ("maps_consistency", &["split", "remap", "reader", "query"]),
+    (
+        "binder_vs_writers",
+        &[
+            "client",
+            "server",
+            "client_vma",
+            "server_vma",
+            "churn",
+            "shrink",
+        ],
+    ),
+    (
+        "mempolicy_vs_faults",
+        &[
+            "fault_anon",
+            "fault_shm",
+            "mbind",
+            "migrate",
+            "split",
+            "query",
+        ],
+    ),
+    (
+        "collapse_vs_faults",
+        &["fault_anon", "fault_shm", "collapse", "unmap"],
+    ),
 ];
 
 fn guest_tests() -> PathBuf {
@@ -266,6 +293,38 @@ fn overlap_line_parser_rejects_malformed_lines() {
     assert_eq!(ov.kinds.len(), 2);
 }
 
+/// The reason, when every case is `ok N ... # SKIP <reason>` with one and the same
+/// reason and there is no overlap line: the program found its kernel feature missing
+/// (binder on a host kernel without binderfs).
+fn skipped_whole(ktap: &str) -> Option<String> {
+    let mut reason: Option<&str> = None;
+    for l in ktap.lines() {
+        if l.starts_with("# kmatrix-overlap:") || l.starts_with("not ok ") {
+            return None;
+        }
+        if let Some(rest) = l.strip_prefix("ok ") {
+            let r = rest.split_once(" # SKIP ")?.1;
+            if reason.is_some_and(|x| x != r) {
+                return None;
+            }
+            reason = Some(r);
+        }
+    }
+    reason.map(str::to_string)
+}
+
+#[test]
+fn a_whole_skip_is_told_apart_from_a_partial_one() {
+    let all = "TAP version 13\n1..2\nok 1 a # SKIP no binderfs\nok 2 b # SKIP no binderfs\n";
+    assert_eq!(skipped_whole(all).as_deref(), Some("no binderfs"));
+    let partial = "1..2\nok 1 a\nok 2 b # SKIP no binderfs\n";
+    assert_eq!(skipped_whole(partial), None);
+    let mixed = "1..2\nok 1 a # SKIP x\nok 2 b # SKIP y\n";
+    assert_eq!(skipped_whole(mixed), None);
+    let ran = "1..1\n# kmatrix-overlap: window=1.000 a=1\nok 1 a # SKIP x\n";
+    assert_eq!(skipped_whole(ran), None);
+}
+
 /// Run one stress program for `secs`, optionally pinned to CPU 0; its KTAP text.
 fn run_stress(name: &str, exe: &Path, secs: &str, one_cpu: bool, dir: &Path) -> String {
     let result = dir.join(format!("{name}-{one_cpu}.ktap"));
@@ -299,7 +358,7 @@ fn run_stress(name: &str, exe: &Path, secs: &str, one_cpu: bool, dir: &Path) -> 
 }
 
 #[test]
-#[ignore = "runs every stress program for 2 s on all CPUs and on one (about 30 s)"]
+#[ignore = "runs every stress program for 2 s on all CPUs and on one (about 40 s)"]
 fn stress_programs_report_overlap_for_every_kind() {
     let dir = tempfile::tempdir().unwrap();
     for (name, kinds) in STRESS {
@@ -308,6 +367,15 @@ fn stress_programs_report_overlap_for_every_kind() {
         for one_cpu in [false, true] {
             let out = run_stress(name, &exe, "2", one_cpu, dir.path());
             plan_complete(&out).unwrap_or_else(|e| panic!("{name}: {e}\n{out}"));
+            if let Some(why) = skipped_whole(&out) {
+                // Said where it shows, as the other skips here: the host kernel lacks
+                // what the program drives; the guests have it.
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "{name}: SKIPPED on this host ({why}); it runs in the guests"
+                );
+                break;
+            }
             assert!(!out.contains("\nnot ok "), "{name}:\n{out}");
             let ov = overlap(&out).unwrap_or_else(|e| panic!("{name}: {e}"));
             let got: Vec<&str> = ov.kinds.iter().map(|(k, _)| k.as_str()).collect();

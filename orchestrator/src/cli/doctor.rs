@@ -1089,6 +1089,7 @@ async fn probe_kvm(
                 initrd: initrd.clone(),
                 memory_mib: vm.memory_mib,
                 cpus: vm.cpus,
+                numa_nodes: vm.numa_nodes,
                 console_socket: dir.join("console.sock"),
                 qmp_socket: dir.join("qmp.sock"),
                 ssh_port: port,
@@ -1211,6 +1212,7 @@ fn default_vm() -> VmSettings {
         accel: AccelChoice::Auto,
         memory_mib: 1024,
         cpus: 2,
+        numa_nodes: 1,
         boot_timeout: Duration::from_secs(180),
         hung_task_timeout: Duration::from_secs(10),
     }

@@ -342,6 +342,7 @@ impl CellRun<'_> {
             initrd: p.image.initramfs.clone(),
             memory_mib: self.sh.plan.vm.memory_mib,
             cpus: self.sh.plan.vm.cpus,
+            numa_nodes: self.sh.plan.vm.numa_nodes,
             console_socket: self.dir.join("console.sock"),
             qmp_socket: self.dir.join("qmp.sock"),
             ssh_port: vm::ssh_port().map_err(|e| Stop::infra(format!("no free port: {e}")))?,

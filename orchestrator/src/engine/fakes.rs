@@ -42,6 +42,7 @@ fn engine(dir: &Path, accel: AccelChoice, qemu: PathBuf) -> (Engine, Cell) {
             accel,
             memory_mib: 256,
             cpus: 1,
+            numa_nodes: 1,
             boot_timeout: Duration::from_secs(3),
             hung_task_timeout: Duration::from_secs(10),
         },

@@ -373,6 +373,7 @@ mod tests {
                 accel: AccelChoice::Tcg,
                 memory_mib: 256,
                 cpus: 1,
+                numa_nodes: 1,
                 boot_timeout: Duration::from_secs(3),
                 hung_task_timeout: Duration::from_secs(10),
             },

@@ -70,6 +70,7 @@ fn plan(cells: &[(Cell, usize)]) -> Plan {
             accel: AccelChoice::Tcg,
             memory_mib: 1024,
             cpus: 2,
+            numa_nodes: 1,
             boot_timeout: Duration::from_secs(180),
             hung_task_timeout: Duration::from_secs(10),
         },

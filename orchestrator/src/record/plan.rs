@@ -435,6 +435,8 @@ pub struct VmSettings {
     pub accel: AccelChoice,
     pub memory_mib: u64,
     pub cpus: u32,
+    /// QEMU `-numa` nodes (1: the single node virtiofs' shared memory needs anyway).
+    pub numa_nodes: u32,
     pub boot_timeout: Duration,
     pub hung_task_timeout: Duration,
 }
@@ -649,6 +651,7 @@ pub(crate) mod tests {
                 accel: AccelChoice::default(),
                 memory_mib: 1024,
                 cpus: 2,
+                numa_nodes: 1,
                 boot_timeout: Duration::from_secs(180),
                 hung_task_timeout: Duration::from_secs(10),
             },

@@ -98,6 +98,25 @@ vm:
     }
 
     #[test]
+    fn numa_nodes_default_to_one_and_are_bounded() {
+        let d = project();
+        let plan = parse(&d.path().join("kmatrix.yaml"), GOOD).unwrap();
+        assert_eq!(plan.vm.numa_nodes, 1);
+        let two = GOOD.replace("  memory: 1G", "  memory: 1G\n  numa-nodes: 2");
+        let plan = parse(&d.path().join("kmatrix.yaml"), &two).unwrap();
+        assert_eq!(plan.vm.numa_nodes, 2);
+        for bad in ["0", "9", "3"] {
+            let msg = err(&GOOD.replace(
+                "  memory: 1G",
+                &format!("  memory: 1G\n  numa-nodes: {bad}"),
+            ));
+            assert!(msg.contains("vm.numa-nodes"), "{msg}");
+        }
+        let msg = err(&GOOD.replace("  memory: 1G", "  memory: 128M\n  numa-nodes: 4"));
+        assert!(msg.contains("64M"), "{msg}");
+    }
+
+    #[test]
     fn unknown_key_is_a_syntax_error_with_line() {
         let msg = err(&GOOD.replace("  memory: 1G", "  memory: 1G\n  memroy: 2G"));
         assert!(msg.contains("kmatrix.yaml:17"), "{msg}");

@@ -249,6 +249,8 @@ pub struct RawVm {
     pub accel: AccelChoice,
     pub memory: Option<Size>,
     pub cpus: Option<u32>,
+    /// NUMA nodes the guest gets (memory split evenly, CPUs dealt round-robin).
+    pub numa_nodes: Option<u32>,
     pub boot_timeout: Option<Humane>,
     pub hung_task_timeout: Option<Humane>,
 }

@@ -730,6 +730,16 @@ fn vm(cx: &Ctx, raw: &RawVm) -> Result<VmSettings, SpecError> {
     if cpus == 0 {
         return Err(cx.invalid("vm.cpus", "at least 1"));
     }
+    let numa_nodes = raw.numa_nodes.unwrap_or(1);
+    if !(1..=8).contains(&numa_nodes)
+        || memory_mib / u64::from(numa_nodes) < 64
+        || cpus % numa_nodes != 0
+    {
+        return Err(cx.invalid(
+            "vm.numa-nodes",
+            "1 to 8, each node a socket with a whole share of `vm.cpus` and at least 64M of `vm.memory`",
+        ));
+    }
     bounds::within(cpus, 1, bounds::CPUS).map_err(|m| cx.invalid("vm.cpus", m))?;
     if let Some(t) = &raw.boot_timeout {
         bounds::time(t.0, &t.1, bounds::TIME).map_err(|m| cx.invalid("vm.boot-timeout", m))?;
@@ -742,6 +752,7 @@ fn vm(cx: &Ctx, raw: &RawVm) -> Result<VmSettings, SpecError> {
         accel: raw.accel,
         memory_mib,
         cpus,
+        numa_nodes,
         boot_timeout: raw
             .boot_timeout
             .as_ref()

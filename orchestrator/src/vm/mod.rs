@@ -44,6 +44,7 @@ pub struct VmSpec {
     pub initrd: PathBuf,
     pub memory_mib: u64,
     pub cpus: u32,
+    pub numa_nodes: u32,
     /// The serial line as a telnet socket: the way in for sysrq when SSH is dead.
     pub console_socket: PathBuf,
     pub qmp_socket: PathBuf,
@@ -79,6 +80,62 @@ pub fn kernel_cmdline(spec: &VmSpec) -> String {
     c
 }
 
+/// `-smp`: with NUMA nodes, one socket per node, so that no two nodes share a last-level
+/// cache (x86 warns from `topology_sane()` when CPUs of one socket sit in two nodes).
+fn smp_arg(spec: &VmSpec) -> String {
+    let n = spec.numa_nodes.max(1);
+    if n > 1 && spec.cpus % n == 0 {
+        format!(
+            "{},sockets={n},cores={},threads=1",
+            spec.cpus,
+            spec.cpus / n
+        )
+    } else {
+        spec.cpus.to_string()
+    }
+}
+
+/// Guest memory as NUMA nodes. vhost-user-fs needs all of it shared with virtiofsd, so each
+/// node is a shared memfd backend; one node is the plain case. With more, memory is split
+/// evenly (the last node takes the rest) and node i gets socket i's CPUs (the spec
+/// checks that the CPUs divide evenly).
+fn numa_args(spec: &VmSpec) -> Vec<String> {
+    let n = u64::from(spec.numa_nodes.max(1));
+    if n == 1 {
+        return vec![
+            "-object".into(),
+            format!(
+                "memory-backend-memfd,id=mem,size={}M,share=on",
+                spec.memory_mib
+            ),
+            "-numa".into(),
+            "node,memdev=mem".into(),
+        ];
+    }
+    let each = spec.memory_mib / n;
+    let mut a = Vec::new();
+    for i in 0..n {
+        let size = if i + 1 == n {
+            spec.memory_mib - each * (n - 1)
+        } else {
+            each
+        };
+        let per = u64::from(spec.cpus) / n;
+        let cpus = match per {
+            0 => String::new(),
+            1 => format!(",cpus={i}"),
+            _ => format!(",cpus={}-{}", i * per, (i + 1) * per - 1),
+        };
+        a.extend([
+            "-object".into(),
+            format!("memory-backend-memfd,id=mem{i},size={size}M,share=on"),
+            "-numa".into(),
+            format!("node,nodeid={i},memdev=mem{i}{cpus}"),
+        ]);
+    }
+    a
+}
+
 /// QEMU's arguments (pure; unit-tested; logged in full before starting).
 pub fn qemu_args(spec: &VmSpec) -> Vec<OsString> {
     let mut a: Vec<String> = vec![
@@ -107,17 +164,12 @@ pub fn qemu_args(spec: &VmSpec) -> Vec<OsString> {
     }
     a.extend([
         "-smp".into(),
-        spec.cpus.to_string(),
+        smp_arg(spec),
         "-m".into(),
         format!("{}M", spec.memory_mib),
-        // vhost-user-fs needs guest memory shared with virtiofsd.
-        "-object".into(),
-        format!(
-            "memory-backend-memfd,id=mem,size={}M,share=on",
-            spec.memory_mib
-        ),
-        "-numa".into(),
-        "node,memdev=mem".into(),
+    ]);
+    a.extend(numa_args(spec));
+    a.extend([
         "-kernel".into(),
         spec.kernel.display().to_string(),
         "-initrd".into(),
@@ -495,6 +547,7 @@ mod tests {
             initrd: "/k/initrd".into(),
             memory_mib: 1024,
             cpus: 2,
+            numa_nodes: 1,
             console_socket: "/r/console.sock".into(),
             qmp_socket: "/r/qmp.sock".into(),
             ssh_port: 2222,
@@ -546,6 +599,35 @@ mod tests {
             "-chardev socket,id=con0,path=/r/console.sock,server=on,wait=on,telnet=on -serial chardev:con0"
         ));
         assert!(a.contains("vhost-user-fs-pci,queue-size=1024,chardev=fs0,tag=results"));
+    }
+
+    #[test]
+    fn numa_nodes_split_memory_and_deal_cpus() {
+        let one = joined(&spec(Arch::X86_64, Accel::Tcg));
+        assert!(one.contains("-numa node,memdev=mem "), "{one}");
+        assert_eq!(one.matches("-numa ").count(), 1, "{one}");
+        assert!(one.contains("-smp 2 "), "{one}");
+        let mut s = spec(Arch::Arm64, Accel::Tcg);
+        s.numa_nodes = 2;
+        s.cpus = 4;
+        s.memory_mib = 1025;
+        let a = joined(&s);
+        assert!(
+            a.contains("-object memory-backend-memfd,id=mem0,size=512M,share=on -numa node,nodeid=0,memdev=mem0,cpus=0-1 "),
+            "{a}"
+        );
+        assert!(
+            a.contains("-object memory-backend-memfd,id=mem1,size=513M,share=on -numa node,nodeid=1,memdev=mem1,cpus=2-3 "),
+            "{a}"
+        );
+        assert!(a.contains("-smp 4,sockets=2,cores=2,threads=1 "), "{a}");
+        assert!(!a.contains("id=mem,"), "{a}");
+        s.cpus = 2;
+        let a = joined(&s);
+        assert!(
+            a.contains("memdev=mem0,cpus=0 ") && a.contains("memdev=mem1,cpus=1 "),
+            "{a}"
+        );
     }
 
     #[test]
