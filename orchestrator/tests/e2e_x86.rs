@@ -502,6 +502,8 @@ fn seed_v2_oopses_and_breaks_the_pvl_off_build_while_v3_passes_with_live_control
         })
     };
     assert!(oops_via("tcp_zerocopy_receive"), "{traces:?}");
+    // ... and from binder's page insertion (patch 3/3), in the next fresh boot.
+    assert!(oops_via("binder_alloc_new_buf"), "{traces:?}");
     assert!(oops_via("vma_probe_write"), "{traces:?}");
     let console = std::fs::read_to_string(r.dir.join("x86_64/pvl-on/v2/console.log")).unwrap();
     assert!(console
