@@ -106,8 +106,8 @@ def prepare(src, work):
     print(f"{len(files)} files with VMA-lock call sites profiled: {os.path.join(work, 'workload.yaml')}")
 
 
-def gcov_lines(gcov, notes, counters):
-    """line -> count for one object's source from gcov's JSON (notes + counters)."""
+def gcov_lines(gcov, notes, counters, source):
+    """line -> count of `source` (not the headers it inlines) from gcov's JSON."""
     with tempfile.TemporaryDirectory() as t:
         shutil.copy(notes, os.path.join(t, "o.gcno"))
         if counters:
@@ -119,9 +119,10 @@ def gcov_lines(gcov, notes, counters):
         if not doc.strip().startswith("{"):
             continue
         for f in json.loads(doc).get("files", []):
+            if f["file"] != source and not f["file"].endswith("/" + source):
+                continue
             for ln in f.get("lines", []):
-                key = (f["file"], ln["line_number"])
-                out[key] = out.get(key, 0) + ln["count"]
+                out[ln["line_number"]] = out.get(ln["line_number"], 0) + ln["count"]
     return out
 
 
@@ -141,12 +142,12 @@ def report(src, run, arch):
             continue
         obj = built["object"][:-2]
         notes = os.path.join(cell, "coverage", "notes", obj + ".gcno")
-        code = {ln for (_, ln) in gcov_lines(gcov, notes, None)}
+        code = set(gcov_lines(gcov, notes, None, path))
         ran = {}
         for t in tests:
             gcda = os.path.join(tests_dir, t, obj + ".gcda")
             if os.path.exists(gcda):
-                for (_, ln), c in gcov_lines(gcov, notes, gcda).items():
+                for ln, c in gcov_lines(gcov, notes, gcda, path).items():
                     if c > 0:
                         ran.setdefault(ln, []).append(t)
         reached = total = older = 0
@@ -171,7 +172,7 @@ def report(src, run, arch):
     r, t, o = (sum(v[i] for v in per_file.values()) for i in range(3))
     print(f"  {'TOTAL ' + arch:<34} {r:>3}/{t:<3} {pct(r, t):5.1f}%   {o:>3}/{t:<3} {pct(o, t):5.1f}%")
     for path, n, why in unbuilt:
-        print(f"  not built in this config: {path} ({n} call sites): {why}")
+        print(f"  not counted: {path} ({n} call sites): {why}")
 
 
 if __name__ == "__main__":
