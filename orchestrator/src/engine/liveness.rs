@@ -3,6 +3,12 @@
 //! kernel (`guest-tests/modules/kmatrix_live`, embedded in kmatrix) provokes one tagged
 //! lockdep report and one tagged hung-task report; the hung-task timeout is lowered for
 //! the step and restored after it. Both reports are controls, never findings.
+//!
+//! The step costs about one second: the module is loaded before the timeout is lowered,
+//! and writing the timeout wakes the detector, whose first look (at once) finds the
+//! blocked kthread and whose second (a timeout later) reports it. The timeout is lowered
+//! only after the last test: while tests run, a second would report tasks that are merely
+//! slow under emulation.
 
 use super::boot::BootSession;
 use super::prepare::Prepared;
@@ -17,9 +23,10 @@ use std::time::{Duration, Instant};
 /// The module's name (`kmatrix_live.ko`).
 const MODULE: &str = crate::prepare::modules::LIVENESS.name;
 
-/// The hung-task timeout during the step (seconds), and how long the module's kthread
-/// stays blocked: long enough for the detector to look twice.
-const HUNG_SECS: u32 = 2;
+/// The hung-task timeout during the step (seconds, the least the kernel takes), and how
+/// long the module's kthread stays blocked: long enough for the detector to look twice
+/// even when emulation delays its looks.
+const HUNG_SECS: u32 = 1;
 const HOLD_SECS: u32 = 12;
 
 impl CellRun<'_> {
@@ -45,17 +52,18 @@ impl CellRun<'_> {
         let from = s.console.with(|w| w.line());
         let begin = format!(
             "echo {} > /dev/kmsg; old=$(cat /proc/sys/kernel/hung_task_timeout_secs); echo $old > /tmp/kmatrix-hung; \
-             echo {HUNG_SECS} > /proc/sys/kernel/hung_task_timeout_secs; \
              [ \"$(cat /proc/sys/kernel/hung_task_warnings)\" = 0 ] && echo 1 > /proc/sys/kernel/hung_task_warnings; \
-             insmod /tests/{MODULE}.ko mode=all hold_secs={HOLD_SECS}",
+             insmod /tests/{MODULE}.ko mode=all hold_secs={HOLD_SECS} && \
+             echo {HUNG_SECS} > /proc/sys/kernel/hung_task_timeout_secs",
             guest::shell_quote(&s.console.with_mut(|w| w.expect_marker("start", LIVENESS)))
         );
         if let Err(e) = self.guest(s, begin).await {
             self.liveness_skipped = Some(format!("could not load the liveness module: {e}"));
             return;
         }
-        // The hung-task report comes after the lowered timeout and the detector's next
-        // look; lockdep's at once. Under emulation everything takes longer.
+        // lockdep's report came with the module; the hung-task report comes one lowered
+        // timeout after the look its write caused. The wait ends at the report's first
+        // line. Under emulation everything takes longer.
         let slow = s.vm.spec.accel.slowdown(self.cell.arch).max(4) / 4;
         let until = Instant::now() + Duration::from_secs(30 * slow as u64);
         while Instant::now() < until && s.vm.qemu.try_wait().is_none() {
