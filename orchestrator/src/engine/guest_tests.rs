@@ -309,12 +309,12 @@ impl<'a> CellRun<'a> {
         }
         self.result.vmstat_after = before;
         self.save_lock_graph(s).await;
-        self.liveness(s, p).await;
-        let ssh = s.ssh.clone();
-        let _ = tokio::task::spawn_blocking(move || {
-            guest::fire(&ssh, "sync; umount /results; reboot -f")
-        })
-        .await;
+        // The liveness step's last command powers the guest off too (one round trip).
+        let off = "sync; umount /results; reboot -f";
+        if !self.liveness(s, p, off).await {
+            let ssh = s.ssh.clone();
+            let _ = tokio::task::spawn_blocking(move || guest::fire(&ssh, off)).await;
+        }
         Ok(Ended::All)
     }
 

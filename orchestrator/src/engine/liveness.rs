@@ -32,20 +32,22 @@ const HOLD_SECS: u32 = 12;
 impl CellRun<'_> {
     /// Run the step in this boot (all tests done). What it finds is judged with the
     /// rest of the cell's findings; `liveness_skipped` says why when it cannot run.
-    pub async fn liveness(&mut self, s: &mut BootSession, p: &Prepared) {
+    /// `then` is the guest's last command, run after the step's end marker when the step
+    /// ran: true when it was sent.
+    pub async fn liveness(&mut self, s: &mut BootSession, p: &Prepared, then: &str) -> bool {
         if !self.facts.lockdep && !self.facts.hung_task {
-            return;
+            return false;
         }
         let Some(m) = p.kernel.modules.iter().find(|m| m.name == MODULE) else {
             self.liveness_skipped = Some("no liveness module for this kernel".into());
-            return;
+            return false;
         };
         if m.ko.is_none() {
             self.liveness_skipped = Some(format!(
                 "the liveness module did not build: {}",
                 m.errors.first().cloned().unwrap_or_default()
             ));
-            return;
+            return false;
         }
         self.phase(Phase::Test, "liveness (lockdep, hung-task)");
         let start = Instant::now();
@@ -59,7 +61,7 @@ impl CellRun<'_> {
         );
         if let Err(e) = self.guest(s, begin).await {
             self.liveness_skipped = Some(format!("could not load the liveness module: {e}"));
-            return;
+            return false;
         }
         // lockdep's report came with the module; the hung-task report comes one lowered
         // timeout after the look its write caused. The wait ends at the report's first
@@ -78,14 +80,16 @@ impl CellRun<'_> {
             s.console.changed(Duration::from_millis(500)).await;
         }
         let end = format!(
-            "cat /tmp/kmatrix-hung > /proc/sys/kernel/hung_task_timeout_secs; echo {} > /dev/kmsg",
+            "cat /tmp/kmatrix-hung > /proc/sys/kernel/hung_task_timeout_secs; echo {} > /dev/kmsg; {then}",
             guest::shell_quote(&s.console.with_mut(|w| w.expect_marker("end", LIVENESS)))
         );
-        let _ = self.guest(s, end).await;
         self.note(format!(
             "liveness step took {:.1}s",
             start.elapsed().as_secs_f64()
         ));
+        let ssh = s.ssh.clone();
+        let _ = tokio::task::spawn_blocking(move || guest::fire(&ssh, &end)).await;
+        true
     }
 
     async fn guest(&self, s: &BootSession, cmd: String) -> Result<(), String> {
