@@ -52,13 +52,7 @@ impl CellRun<'_> {
         self.phase(Phase::Test, "liveness (lockdep, hung-task)");
         let start = Instant::now();
         let from = s.console.with(|w| w.line());
-        let begin = format!(
-            "echo {} > /dev/kmsg; old=$(cat /proc/sys/kernel/hung_task_timeout_secs); echo $old > /tmp/kmatrix-hung; \
-             [ \"$(cat /proc/sys/kernel/hung_task_warnings)\" = 0 ] && echo 1 > /proc/sys/kernel/hung_task_warnings; \
-             insmod /tests/{MODULE}.ko mode=all hold_secs={HOLD_SECS} && \
-             echo {HUNG_SECS} > /proc/sys/kernel/hung_task_timeout_secs",
-            guest::shell_quote(&s.console.with_mut(|w| w.expect_marker("start", LIVENESS)))
-        );
+        let begin = begin_command(&s.console.with_mut(|w| w.expect_marker("start", LIVENESS)));
         if let Err(e) = self.guest(s, begin).await {
             self.liveness_skipped = Some(format!("could not load the liveness module: {e}"));
             return false;
@@ -108,7 +102,40 @@ impl CellRun<'_> {
     }
 }
 
+/// The step's first guest command: its start marker, the hung-task settings saved, the
+/// module loaded, and only then (when it loaded) the timeout lowered.
+fn begin_command(start: &str) -> String {
+    format!(
+        "echo {} > /dev/kmsg; old=$(cat /proc/sys/kernel/hung_task_timeout_secs); echo $old > /tmp/kmatrix-hung; \
+         [ \"$(cat /proc/sys/kernel/hung_task_warnings)\" = 0 ] && echo 1 > /proc/sys/kernel/hung_task_warnings; \
+         insmod /tests/{MODULE}.ko mode=all hold_secs={HOLD_SECS} && \
+         echo {HUNG_SECS} > /proc/sys/kernel/hung_task_timeout_secs",
+        guest::shell_quote(start)
+    )
+}
+
 /// The kernel's facts from its final config.
 pub fn facts(p: &Prepared) -> KernelFacts {
     KernelFacts::from_config(&std::fs::read_to_string(&p.kernel.config).unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_timeout_is_lowered_only_after_the_module_loaded() {
+        let c = begin_command("kmatrix-test[n]: start liveness");
+        let insmod = c.find("insmod /tests/kmatrix_live.ko mode=all").unwrap();
+        let lower = c
+            .find(&format!(
+                "echo {HUNG_SECS} > /proc/sys/kernel/hung_task_timeout_secs"
+            ))
+            .unwrap();
+        assert!(insmod < lower, "{c}");
+        // A module that does not load leaves the timeout as it was.
+        assert!(c[insmod..lower].contains("&&"), "{c}");
+        // The old value is saved before anything changes it.
+        assert!(c.find("> /tmp/kmatrix-hung").unwrap() < insmod, "{c}");
+    }
 }
