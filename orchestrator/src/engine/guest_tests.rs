@@ -262,7 +262,7 @@ impl<'a> CellRun<'a> {
                 }
             };
             self.coverage_before(s).await;
-            let (mut result, after) = self.run_test(s, t).await;
+            let (mut result, after, counted) = self.run_test(s, t).await;
             if s.vm.qemu.try_wait().is_none() && !matches!(after, After::Infra(_)) {
                 self.coverage_after(s, &t.name).await;
             }
@@ -274,7 +274,10 @@ impl<'a> CellRun<'a> {
                 });
             }
             if matches!(after, After::Next) {
-                let now = vmstat(&s.ssh).await;
+                let now = match counted {
+                    Some(now) => now,
+                    None => vmstat(&s.ssh).await,
+                };
                 result.vmstat_delta = crate::parse::vmstat::vmstat_delta(&before, &now);
                 before = now;
             }
@@ -306,12 +309,12 @@ impl<'a> CellRun<'a> {
         }
         self.result.vmstat_after = before;
         self.save_lock_graph(s).await;
-        self.liveness(s, p).await;
-        let ssh = s.ssh.clone();
-        let _ = tokio::task::spawn_blocking(move || {
-            guest::fire(&ssh, "sync; umount /results; reboot -f")
-        })
-        .await;
+        // The liveness step's last command powers the guest off too (one round trip).
+        let off = "sync; umount /results; reboot -f";
+        if !self.liveness(s, p, off).await {
+            let ssh = s.ssh.clone();
+            let _ = tokio::task::spawn_blocking(move || guest::fire(&ssh, off)).await;
+        }
         Ok(Ended::All)
     }
 
@@ -357,8 +360,13 @@ impl<'a> CellRun<'a> {
         }
     }
 
-    /// One test, watching the console and the share daemons while it runs.
-    async fn run_test(&mut self, s: &mut BootSession, t: &TestSpec) -> (TestResult, After) {
+    /// One test, watching the console and the share daemons while it runs; with the
+    /// guest's per-VMA lock counters read right after it, when they could be.
+    async fn run_test(
+        &mut self,
+        s: &mut BootSession,
+        t: &TestSpec,
+    ) -> (TestResult, After, Option<BTreeMap<String, u64>>) {
         self.phase(Phase::Test, t.name.clone());
         let out = self.dir.join("tests").join(format!("{}.ktap", t.name));
         // Timeouts are written for TCG on x86_64; slower setups get more.
@@ -390,13 +398,13 @@ impl<'a> CellRun<'a> {
                 );
                 r.ktap = read_ktap(&out);
                 r.seconds = start.elapsed().as_secs_f64();
-                return (r, After::Infra(stop));
+                return (r, After::Infra(stop), None);
             }
         };
         if let Some(Some(h)) = w.holders.take() {
             self.result.forensics = Some(h);
         }
-        self.end_marker(s, &t.name).await;
+        let counted = self.end_marker(s, &t.name).await;
         let mut r = TestResult::new(&t.name, TestOutcome::Exited { status: -1 });
         // One read of the test's output for its cases, overlap and perf lines.
         let text = std::fs::read_to_string(&out).unwrap_or_default();
@@ -431,7 +439,7 @@ impl<'a> CellRun<'a> {
                 After::Hang,
             ),
         };
-        (r, after)
+        (r, after, counted)
     }
 
     /// The cell's tests in the order they run, the share filled with their programs. The
@@ -505,20 +513,25 @@ impl<'a> CellRun<'a> {
     }
 
     /// The test's end marker, in a command of its own (a fresh nonce, made now); not when
-    /// the guest is gone or SSH does not answer in time (the test's span stays open).
-    async fn end_marker(&self, s: &mut BootSession, test: &str) {
+    /// the guest is gone or SSH does not answer in time (the test's span stays open). The
+    /// same command reads the per-VMA lock counters (one SSH round trip per test fewer);
+    /// `None` when it did not answer.
+    async fn end_marker(&self, s: &mut BootSession, test: &str) -> Option<BTreeMap<String, u64>> {
         if s.vm.qemu.try_wait().is_some() {
-            return;
+            return None;
         }
         let end = s.console.with_mut(|w| w.expect_marker("end", test));
         let (ssh, cmd) = (
             s.ssh.clone(),
-            format!("echo {} > /dev/kmsg", guest::shell_quote(&end)),
+            format!("echo {} > /dev/kmsg; {VMSTAT}", guest::shell_quote(&end)),
         );
-        let _ = tokio::task::spawn_blocking(move || {
+        let r = tokio::task::spawn_blocking(move || {
             guest::exec(&ssh, &cmd, Exec::quick(Duration::from_secs(10)))
         })
-        .await;
+        .await
+        .ok()?
+        .ok()?;
+        Some(crate::parse::vmstat::parse_vmstat(&r.output))
     }
 
     /// The test's program over SSH on a blocking thread, its output streamed to `out`.
@@ -739,14 +752,13 @@ fn read_ktap(path: &std::path::Path) -> crate::parse::ktap::Report {
 
 /// Per-VMA-lock counters (CONFIG_PER_VMA_LOCK_STATS): evidence that the stress really
 /// went through the per-VMA-lock paths. Empty without them (pvl-off).
+/// The guest command that prints the per-VMA lock counters.
+const VMSTAT: &str = "grep ^vma_lock /proc/vmstat";
+
 async fn vmstat(ssh: &Arc<ssh2::Session>) -> BTreeMap<String, u64> {
     let s = ssh.clone();
     tokio::task::spawn_blocking(move || {
-        guest::exec(
-            &s,
-            "grep ^vma_lock /proc/vmstat",
-            Exec::quick(Duration::from_secs(20)),
-        )
+        guest::exec(&s, VMSTAT, Exec::quick(Duration::from_secs(20)))
     })
     .await
     .ok()
