@@ -56,6 +56,7 @@
 #define _GNU_SOURCE
 #include "ktap.h"
 
+#include <dirent.h>
 #include <setjmp.h>
 #include <linux/futex.h>
 #include <sched.h>
@@ -84,6 +85,12 @@
 #define MARKER		0x4348494c44000000ull	/* "CHILD": written by children only */
 #define GEN_MASK	0x000000fffffff000ull	/* bits 12..39 */
 #define CHILD_WAIT	2.0	/* seconds a child may take before it is killed */
+/*
+ * ...unless it waits for its mmap_lock while khugepaged, a nice-19 thread the stress
+ * starves, is inside a collapse of the child's memory (it inherited the MADV_HUGEPAGE
+ * slot): seen under TCG with THP, up to seconds. It may then take this long.
+ */
+#define CHILD_WAIT_KHUGEPAGED	30.0
 #define ORD_A		256	/* order region: fresh pages stored in turn */
 #define ORD_BALLAST	(16ul << 20)	/* populated bytes fork copies between A and C */
 #define ORD_MAGIC	0x4f52440000000000ull	/* "ORD" */
@@ -129,8 +136,113 @@ static struct {
 
 static struct {
 	uint64_t forks, reaped, exit_bad, killed, errors;
+	double slowest;		/* seconds, the slowest child that exited by itself */
+	uint64_t khugepaged_waits;	/* children given more time, behind khugepaged */
 	char first_err[256];
+	char stuck[480];	/* where the first child killed for slowness was */
+	char khugepaged[480];	/* and khugepaged then (it takes the child's mmap_lock to collapse) */
 } fk;
+
+static void describe_task(pid_t pid, char *dst, size_t size);
+
+/* describe_task() of the kernel thread named `comm` (nothing when there is none). */
+static void describe_kthread(const char *comm, char *dst, size_t size)
+{
+	DIR *d = opendir("/proc");
+	struct dirent *e;
+
+	while (d && (e = readdir(d))) {
+		char path[64], name[32] = "";
+		pid_t pid = (pid_t)atoi(e->d_name);
+		ssize_t r;
+		int fd;
+
+		if (pid <= 0)
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/comm", (int)pid);
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		r = fd >= 0 ? read(fd, name, sizeof(name) - 1) : -1;
+		if (fd >= 0)
+			close(fd);
+		if (r > 0 && (size_t)r - 1 == strlen(comm) && !strncmp(name, comm, strlen(comm))) {
+			describe_task(pid, dst, size);
+			break;
+		}
+	}
+	if (d)
+		closedir(d);
+}
+
+/*
+ * Whether the child waits for its mmap_lock (state D in an mmap_lock or rwsem function)
+ * while khugepaged is in a collapse: the one wait the fork loop tolerates past CHILD_WAIT.
+ */
+static int behind_khugepaged(pid_t child)
+{
+	char c[480] = "", k[480] = "";
+
+	describe_task(child, c, sizeof(c));
+	if (strncmp(c, "state D", 7) || (!strstr(c, "mmap_") && !strstr(c, "rwsem")))
+		return 0;
+	describe_kthread("khugepaged", k, sizeof(k));
+	return strstr(k, "collapse") != NULL;
+}
+
+/*
+ * Where a child that overstays is: its state and CPU time (/proc/PID/stat), its wait
+ * channel and the top of its kernel stack. Tells a starved child (R, CPU time growing)
+ * from one blocked in the kernel (D or S, the function it waits in).
+ */
+static void describe_task(pid_t pid, char *dst, size_t size)
+{
+	char path[64], buf[1024];
+	size_t n = 0;
+	ssize_t r;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	r = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
+	if (fd >= 0)
+		close(fd);
+	if (r > 0) {
+		char st = '?';
+		unsigned long ut = 0, stt = 0;
+		char *e;
+
+		buf[r] = 0;
+		e = strrchr(buf, ')');
+		if (e && sscanf(e + 2, "%c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
+				&st, &ut, &stt) == 3)
+			n += snprintf(dst + n, size - n, "state %c, cpu %.2f s", st,
+				      (double)(ut + stt) / (double)sysconf(_SC_CLK_TCK));
+	}
+	snprintf(path, sizeof(path), "/proc/%d/wchan", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	r = fd >= 0 ? read(fd, buf, 80) : -1;
+	if (fd >= 0)
+		close(fd);
+	if (r > 0 && n < size) {
+		buf[r] = 0;
+		n += snprintf(dst + n, size - n, ", wchan %s", buf);
+	}
+	snprintf(path, sizeof(path), "/proc/%d/stack", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	r = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
+	if (fd >= 0)
+		close(fd);
+	if (r > 0 && n < size) {
+		buf[r] = 0;
+		n += snprintf(dst + n, size - n, ", stack:");
+		/* "[<0>] func+0x1/0x2" lines: keep the function names only. */
+		for (char *l = strtok(buf, "\n"); l && n < size; l = strtok(NULL, "\n")) {
+			char *f = strchr(l, ' ');
+
+			n += snprintf(dst + n, size - n, " %.*s", (int)strcspn(f ? f + 1 : l, "+"),
+				      f ? f + 1 : l);
+		}
+	}
+}
 
 static struct {
 	uint64_t ops[4], stamps, errors;
@@ -548,11 +660,15 @@ static void *fork_thread(void *arg)
 			child_main();
 		fk.forks++;
 		atomic_store(&newest_child, c);
-		for (double end = ktap_now() + CHILD_WAIT; ktap_now() < end;) {
+		double born = ktap_now(), end = born + CHILD_WAIT;
+
+		for (;;) {
 			pid_t r = waitpid(c, &status, WNOHANG);
 
 			if (r == c) {
 				reaped = 1;
+				if (ktap_now() - born > fk.slowest)
+					fk.slowest = ktap_now() - born;
 				break;
 			}
 			if (r < 0) {
@@ -560,12 +676,23 @@ static void *fork_thread(void *arg)
 				note(fk.first_err, "waitpid: %s", strerror(errno));
 				break;
 			}
+			if (ktap_now() >= end) {
+				if (end > born + CHILD_WAIT || !behind_khugepaged(c))
+					break;
+				end = born + CHILD_WAIT_KHUGEPAGED;
+				fk.khugepaged_waits++;
+			}
 			usleep(100);
 		}
 		atomic_store(&newest_child, 0);
 		if (!reaped) {
 			fk.killed++;
-			note(fk.first_err, "child %d still running after %.0f s: killed", (int)c, CHILD_WAIT);
+			note(fk.first_err, "child %d still running after %.0f s: killed", (int)c,
+			     end - born);
+			if (!fk.stuck[0]) {
+				describe_task(c, fk.stuck, sizeof(fk.stuck));
+				describe_kthread("khugepaged", fk.khugepaged, sizeof(fk.khugepaged));
+			}
 			kill(c, SIGKILL);
 			waitpid(c, &status, 0);
 			continue;
@@ -845,8 +972,15 @@ int main(int argc, char **argv)
 		  (unsigned long long)fk.forks, (unsigned long long)fk.reaped,
 		  (unsigned long long)fk.exit_bad, (unsigned long long)fk.killed,
 		  (unsigned long long)fk.errors);
+	ktap_diag("fork: slowest child that exited by itself: %.2f s (killed after %.0f s, "
+		  "%.0f s behind khugepaged: %llu such)", fk.slowest, CHILD_WAIT,
+		  CHILD_WAIT_KHUGEPAGED, (unsigned long long)fk.khugepaged_waits);
 	if (fk.first_err[0])
 		ktap_diag("  first error: %s", fk.first_err);
+	if (fk.stuck[0])
+		ktap_diag("  the first killed child: %s", fk.stuck);
+	if (fk.khugepaged[0])
+		ktap_diag("  khugepaged then: %s", fk.khugepaged);
 	ktap_result(fk.reaped > 0 && !fk.exit_bad && !fk.killed && !fk.errors,
 		    "fork loop ran, every child exited at once with status 0");
 
