@@ -195,13 +195,11 @@ pub async fn compile_map(
             let object = format!("{stem}.o");
             let o = objdir.join(&object);
             let gcno = objdir.join(format!("{stem}.gcno"));
-            let mtime = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
-            // The notes belong to the object only if written with it (an object
-            // compiled later without profiling leaves older notes behind).
-            let fresh = match (mtime(&o), mtime(&gcno)) {
-                (Some(o), Some(g)) => g + std::time::Duration::from_secs(5) >= o,
-                _ => false,
-            };
+            // The notes belong to the object only if the object is instrumented: one
+            // compiled later without profiling leaves older notes behind. Not by
+            // timestamps: gcc writes the notes before it assembles, and a large file on a
+            // busy machine (mm/memory.c) took more than 5 s between the two.
+            let fresh = gcno.is_file() && instrumented(&o);
             // Kbuild's lines with the final config first: a slot's object folder keeps
             // objects of earlier configs (mm/mempolicy.o from a NUMA kernel).
             let not_built = kbuild::why_not_built(tree, &object, srcarch, &syms)
@@ -523,10 +521,48 @@ pub fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Whether a compiled object carries gcov's instrumentation: a profiled object calls
+/// `__gcov_init` from its constructor, an unprofiled one never names it. Objects larger
+/// than 256 MiB are taken as not instrumented (none of the kernel's is near that).
+fn instrumented(object: &Path) -> bool {
+    const NEEDLE: &[u8] = b"__gcov_init";
+    match std::fs::metadata(object) {
+        Ok(m) if m.is_file() && m.len() <= 256 << 20 => {}
+        _ => return false,
+    }
+    std::fs::read(object).is_ok_and(|b| b.windows(NEEDLE.len()).any(|w| w == NEEDLE))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::process::Command;
+
+    /// An object is profiled when gcc instrumented it, however long its compile took
+    /// after writing the notes; recompiled without profiling, older notes do not count.
+    #[test]
+    fn an_object_is_profiled_when_instrumented_not_by_the_notes_age() {
+        let d = tempfile::tempdir().unwrap();
+        let c = d.path().join("x.c");
+        std::fs::write(&c, "int f(int a) { return a > 3 ? a * 2 : a; }\n").unwrap();
+        let o = d.path().join("x.o");
+        let cc = |extra: &[&str]| {
+            let st = Command::new("gcc")
+                .args(extra)
+                .args(["-O2", "-c", "-o"])
+                .arg(&o)
+                .arg(&c)
+                .status()
+                .unwrap();
+            assert!(st.success());
+        };
+        cc(&["-fprofile-arcs", "-ftest-coverage"]);
+        assert!(d.path().join("x.gcno").is_file());
+        assert!(instrumented(&o));
+        cc(&[]);
+        assert!(!instrumented(&o), "recompiled without profiling");
+        assert!(!instrumented(&d.path().join("missing.o")));
+    }
 
     /// The whole host side on a real compiler and gcov: a C file as a series adds it,
     /// compiled with profiling the way Kbuild does (from the object folder, `-o
