@@ -166,7 +166,20 @@ impl TestResult {
         } else if let Some(e) = &self.evidence {
             e.clone()
         } else if !self.ktap.complete() {
-            "KTAP output incomplete".into()
+            // How the program ended is then the only evidence: a status above 128 is the
+            // shell's "killed by signal N" (SIGKILL before any output: the OOM killer).
+            match self.outcome {
+                TestOutcome::Exited { status } if status > 128 && status < 128 + 65 => {
+                    format!(
+                        "KTAP output incomplete (exit status {status}: killed by {})",
+                        signal_name(status - 128)
+                    )
+                }
+                TestOutcome::Exited { status } if status != 0 => {
+                    format!("KTAP output incomplete (exit status {status})")
+                }
+                _ => "KTAP output incomplete".into(),
+            }
         } else {
             match self.outcome {
                 TestOutcome::Exited { status } => format!("exit status {status}"),
@@ -174,6 +187,32 @@ impl TestResult {
             }
         })
     }
+}
+
+/// A signal's name on Linux (x86 and arm64 agree on these numbers), else its number.
+fn signal_name(n: i32) -> String {
+    const NAMES: [&str; 16] = [
+        "SIGHUP",
+        "SIGINT",
+        "SIGQUIT",
+        "SIGILL",
+        "SIGTRAP",
+        "SIGABRT",
+        "SIGBUS",
+        "SIGFPE",
+        "SIGKILL",
+        "SIGUSR1",
+        "SIGSEGV",
+        "SIGUSR2",
+        "SIGPIPE",
+        "SIGALRM",
+        "SIGTERM",
+        "SIGSTKFLT",
+    ];
+    usize::try_from(n)
+        .ok()
+        .and_then(|i| NAMES.get(i.wrapping_sub(1)))
+        .map_or_else(|| format!("signal {n}"), |s| (*s).to_string())
 }
 
 /// Everything known about a cell after it ran (or stopped early). `results.json` schema 2.
@@ -473,6 +512,25 @@ mod tests {
             spans,
             [(0.0, 2.0), (2.0, 298.0), (300.0, 0.0), (299.0, 21.0)]
         );
+    }
+
+    #[test]
+    fn a_program_ended_before_its_ktap_says_how() {
+        let ended = |status| TestResult::new("t", TestOutcome::Exited { status }).failure();
+        assert_eq!(
+            ended(137).unwrap(),
+            "KTAP output incomplete (exit status 137: killed by SIGKILL)"
+        );
+        assert_eq!(
+            ended(139).unwrap(),
+            "KTAP output incomplete (exit status 139: killed by SIGSEGV)"
+        );
+        assert_eq!(
+            ended(170).unwrap(),
+            "KTAP output incomplete (exit status 170: killed by signal 42)"
+        );
+        assert_eq!(ended(2).unwrap(), "KTAP output incomplete (exit status 2)");
+        assert_eq!(ended(0).unwrap(), "KTAP output incomplete");
     }
 
     #[test]
