@@ -260,7 +260,9 @@ struct target {
 static struct target tg[MAX_TARGETS];
 static int ntg;
 static int ov_writer;
-static char *scratch;		/* the writer's own neighbour mapping */
+static char *scratch;
+static char *move_a, *move_b, *move_hole;	/* uffd_move's VMAs, see setup_move() */
+static int move_tg;		/* they are targets 0 and 1 */		/* the writer's own neighbour mapping */
 
 static void add_target(char *addr, size_t len, size_t gran, int exec_ok)
 {
@@ -282,7 +284,9 @@ static void *writer_thread(void *arg)
 		;
 	ktap_overlap_start(ov_writer);
 	while (ktap_keep_going(deadline, it++, 0)) {
-		struct target *t = &tg[ktap_rand(&seed) % ntg];
+		/* Half the time the UFFDIO_MOVE VMAs (targets 0, 1 when present), so that moves
+		 * often find their source write-locked and take uffd_move_lock()'s fallback. */
+		struct target *t = &tg[move_tg && it % 2 ? it / 2 % 2 : ktap_rand(&seed) % ntg];
 		size_t n = t->len / t->gran;
 		size_t a = ktap_rand(&seed) % n, b = a + 1 + ktap_rand(&seed) % (n - a);
 		char *s = t->addr + a * t->gran;
@@ -354,7 +358,6 @@ static int uffd_register(int fd, void *addr, size_t len, uint64_t mode, uint64_t
 
 static int ov_move;
 static int move_fd = -1;
-static char *move_a, *move_b;	/* MOVE_PAGES each, a PROT_NONE page between */
 
 static void *move_thread(void *arg)
 {
@@ -387,6 +390,16 @@ static void *move_thread(void *arg)
 			break;
 		}
 		loc[i] = other;
+		/* From a hole now and then: no VMA to lock, the lookup under mmap_lock fails too. */
+		if (it % 64 == 0 && move_hole) {
+			struct uffdio_move hv = {
+				.dst = (uintptr_t)(move_b + i * ps), .src = (uintptr_t)move_hole,
+				.len = ps,
+			};
+
+			if (!ioctl(move_fd, UFFDIO_MOVE, &hv) && !skipped(C_MOVE))
+				fail(C_MOVE, "UFFDIO_MOVE from an unmapped source succeeded");
+		}
 		if (!verify(C_MOVE, "after UFFDIO_MOVE", other + i * ps, i, gen[i]))
 			atomic_fetch_add(&ck[C_MOVE].ok, 1);
 		fill(other + i * ps, C_MOVE, i, ++gen[i]);
@@ -412,6 +425,7 @@ static void setup_move(void)
 		skip(C_MOVE, "no UFFDIO_MOVE (UFFDIO_API with FEATURE_MOVE: %s)", strerror(-move_fd));
 		return;
 	}
+	/* A (MOVE_PAGES), a PROT_NONE page that keeps A and B two VMAs, B. */
 	m = map_anon((2 * MOVE_PAGES + 1) * ps);
 	if (!m) {
 		skip(C_MOVE, "mmap failed");
@@ -419,8 +433,20 @@ static void setup_move(void)
 	}
 	move_a = m;
 	no_fork(m, (2 * MOVE_PAGES + 1) * ps);
+	/*
+	 * A source nothing maps: 1 MiB, above mmap_min_addr and below the static
+	 * binary; mmap() allocates top-down and nothing here maps at fixed addresses.
+	 * mincore() says ENOMEM for an unmapped page.
+	 */
+	{
+		unsigned char v;
+
+		move_hole = (char *)(uintptr_t)(1UL << 20);
+		if (mincore(move_hole, ps, &v) == 0 || errno != ENOMEM)
+			move_hole = NULL;
+	}
 	move_b = m + (MOVE_PAGES + 1) * ps;
-	mprotect(m + MOVE_PAGES * ps, ps, PROT_NONE);	/* keeps A and B two VMAs */
+	mprotect(m + MOVE_PAGES * ps, ps, PROT_NONE);
 	for (unsigned i = 0; i < MOVE_PAGES; i++)
 		fill(move_a + i * ps, C_MOVE, i, 0);
 	r = uffd_register(move_fd, move_a, MOVE_PAGES * ps, UFFDIO_REGISTER_MODE_MISSING, &ioctls);
@@ -437,6 +463,7 @@ static void setup_move(void)
 	}
 	add_target(move_a, MOVE_PAGES * ps, ps, 0);
 	add_target(move_b, MOVE_PAGES * ps, ps, 0);
+	move_tg = ntg == 2;
 }
 
 /* -------------------------------------------------------- uffd_wp + mode */
