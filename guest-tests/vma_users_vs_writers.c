@@ -14,7 +14,8 @@
  *    process_vm_readv of missing pages a handler thread fills (GUP retries);
  *  - file: msync(MS_SYNC) over two VMAs of a memfd, MADV_WILLNEED,
  *    remap_file_pages, mincore;
- *  - mlock: mlock of an already locked range, mincore after DONTNEED;
+ *  - mlock: mlock2(MLOCK_ONFAULT) and mlock of an already locked range (the
+ *    VMA flags change, no page to lock), mincore after DONTNEED;
  *  - clear_refs: writes of 1..5 to /proc/self/clear_refs;
  *  - stack: stores below the main stack's VMA (it grows: the fault path's
  *    mmap_lock upgrade), then munmap of the grown part;
@@ -79,6 +80,7 @@ struct vu_set_mode {
 	__u64 disable;
 };
 #define VU_UFFDIO_SET_MODE _IOW(UFFDIO, 0x0A, struct vu_set_mode)
+#define VU_MLOCK_ONFAULT	1
 
 #define HPAGE		(2UL << 20)
 #define MOVE_PAGES	32
@@ -115,7 +117,7 @@ static struct check ck[N_CHECKS] = {
 	[C_MODE] = { .desc = "uffd_mode: UFFDIO_SET_MODE toggles on an RWP-registered VMA keep every stamp" },
 	[C_REMOVE] = { .desc = "uffd_remove: pages refilled after DONTNEED/POPULATE/remote reads carry the handler's stamps" },
 	[C_FILE] = { .desc = "file: msync'd stamps read back by pread; remap_file_pages shows the right file page; mincore all resident" },
-	[C_MLOCK] = { .desc = "mlock: mlock twice keeps stamps; mincore answers match what was touched and zapped" },
+	[C_MLOCK] = { .desc = "mlock: re-locking a locked range keeps stamps; mincore answers match what was touched and zapped" },
 	[C_CLEAR] = { .desc = "clear_refs: writes of 1..5 to /proc/self/clear_refs change no contents" },
 	[C_STACK] = { .desc = "stack: pages below the stack VMA grow it and keep their stamps" },
 	[C_EXEC] = { .desc = "exec: a child exec'd with ~100 KiB of arguments read them intact" },
@@ -867,9 +869,16 @@ static void *mlock_thread(void *arg)
 		for (unsigned i = 0; i < SMALL_PAGES; i++)
 			fill(mlock_reg + i * ps, C_MLOCK, i, gen);
 		if (mlock(mlock_reg, len) == 0) {
-			/* Locking what is locked: only the VMA flags are written again. */
+			/*
+			 * Locking what is locked with other flags (MLOCK_ONFAULT on, then off):
+			 * no pages to lock, only the VMA flags change, under vma_start_write().
+			 * The same flags again return before touching the VMA.
+			 */
+			if (syscall(SYS_mlock2, mlock_reg, len, VU_MLOCK_ONFAULT) && errno != EINVAL)
+				fail(C_MLOCK, "mlock2(MLOCK_ONFAULT) of a locked range: %s",
+				     strerror(errno));
 			if (mlock(mlock_reg, len))
-				fail(C_MLOCK, "second mlock: %s", strerror(errno));
+				fail(C_MLOCK, "mlock of a locked range: %s", strerror(errno));
 			munlock(mlock_reg, len);
 		} else {
 			nolock++;
