@@ -402,13 +402,18 @@ static void *move_thread(void *arg)
 			if (!ioctl(move_fd, UFFDIO_MOVE, &hv) && !skipped(C_MOVE))
 				fail(C_MOVE, "UFFDIO_MOVE from an unmapped source succeeded");
 		}
-		if (!verify(C_MOVE, "after UFFDIO_MOVE", other + i * ps, i, gen[i]))
-			atomic_fetch_add(&ck[C_MOVE].ok, 1);
+		/*
+		 * A wrong page here means the pages are no longer where we think: the next
+		 * access could land on a missing page of a registered VMA and wait forever.
+		 */
+		if (verify(C_MOVE, "after UFFDIO_MOVE", other + i * ps, i, gen[i]))
+			break;
+		atomic_fetch_add(&ck[C_MOVE].ok, 1);
 		fill(other + i * ps, C_MOVE, i, ++gen[i]);
 		ktap_overlap_op(ov_move);
 	}
 	ktap_overlap_stop(ov_move);
-	for (unsigned i = 0; i < MOVE_PAGES; i++)
+	for (unsigned i = 0; i < MOVE_PAGES && !atomic_load(&ck[C_MOVE].bad); i++)
 		verify(C_MOVE, "at the end", loc[i] + i * ps, i, gen[i]);
 	if (eagain)
 		ktap_diag("uffd_move: %llu EAGAIN/EBUSY answers (page busy), retried",
@@ -1509,7 +1514,7 @@ int main(int argc, char **argv)
 	};
 	enum { NK = sizeof(kinds) / sizeof(kinds[0]) };
 	const int nk = NK;
-	int run[NK];
+	int run[NK], joined[NK];
 	pthread_t th[NK], hth;
 	int hrun = 0, stuck = 0;
 	double dur;
@@ -1561,13 +1566,35 @@ int main(int argc, char **argv)
 			return ktap_bail("not run: pthread_create failed");
 		}
 	atomic_store(&go, 1);
-	for (int k = 0; k < nk; k++)
-		if (run[k] && join_until(th[k], deadline + KTAP_OVERTIME + 1.0)) {
+	for (int k = 0; k < nk; k++) {
+		joined[k] = !run[k] || !join_until(th[k], deadline + KTAP_OVERTIME + 1.0);
+		if (!joined[k]) {
 			ktap_diag("%s thread still running after the deadline (blocked?)", kinds[k].name);
 			stuck++;
 		}
+	}
+	if (stuck) {
+		/* Closing the userfaultfds releases a thread waiting in a fault on them. */
+		const int fds[] = { move_fd, wp_fd, mode_fd, rem_fd, tmv_fd };
+
+		for (unsigned i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
+			if (fds[i] >= 0)
+				close(fds[i]);
+		stuck = 0;
+		for (int k = 0; k < nk; k++) {
+			if (joined[k])
+				continue;
+			if (join_until(th[k], deadline + KTAP_OVERTIME + 2.0)) {
+				stuck++;
+				continue;
+			}
+			for (int i = 0; kinds[k].checks[i] >= 0; i++)
+				fail(kinds[k].checks[i],
+				     "%s thread was stuck until the userfaultfds were closed", kinds[k].name);
+		}
+	}
 	atomic_store(&rem_stop, 1);
-	if (hrun && join_until(hth, deadline + KTAP_OVERTIME + 1.5))
+	if (hrun && join_until(hth, deadline + KTAP_OVERTIME + 2.5))
 		stuck++;
 	if (stuck)
 		return ktap_bail("threads stuck after the deadline");
