@@ -18,7 +18,7 @@ API = re.compile(
 )
 COMMENT = "/* kmatrix bench/workload-coverage: profile this object */"
 # The programs issue 29 added: the total without them is the figure before it.
-NEW = {"binder_vs_writers", "mempolicy_vs_faults", "collapse_vs_faults"}
+NEW = {"binder_vs_writers", "mempolicy_vs_faults", "collapse_vs_faults", "vma_users_vs_writers"}
 
 
 def candidates(src):

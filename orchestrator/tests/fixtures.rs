@@ -2,9 +2,10 @@
 //! plants a bug that one of the newer guest programs must catch. This builds the fixture
 //! kernels (incremental after the base kernel of the same slot, a minute or two each),
 //! boots them and checks that the cell fails because of its new program. Issue #29 added
-//! three (binder, mbind, collapse), whose specs run the new program alone.
+//! three (binder, mbind, collapse) and its sweep a fourth (UFFDIO_MOVE, caught by
+//! vma_users_vs_writers), whose specs run the new program alone.
 //!
-//! Slow (six builds and boots, about 30 minutes warm): it runs only with
+//! Slow (seven builds and boots, about 35 minutes warm): it runs only with
 //! `KMATRIX_SLOW_TESTS=1`, and says so when it skips, since CI's time is tight.
 //! The "today's programs miss it" half is the `fixture-*-today.yaml` specs, run by hand
 //! (README, "deeper profile"; figures in bench/RESULTS.md).
@@ -15,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// (spec under tests/specs, fixture = patchset name, the program that must catch it)
-const FIXTURES: [(&str, &str, &str); 6] = [
+const FIXTURES: [(&str, &str, &str); 7] = [
     (
         "fixture-fork.yaml",
         "fork-dup-mmap-no-vma-write-lock",
@@ -46,6 +47,11 @@ const FIXTURES: [(&str, &str, &str); 6] = [
         "collapse-huge-page-no-vma-write-lock",
         "collapse_vs_faults",
     ),
+    (
+        "fixture-uffd-move.yaml",
+        "uffd-move-wrong-source-page",
+        "vma_users_vs_writers",
+    ),
 ];
 
 /// The older programs, which run before the new one in every fixture spec.
@@ -64,7 +70,7 @@ fn slow_tests_enabled(test: &str) -> bool {
     // nobody sees would read as a pass.
     let _ = writeln!(
         std::io::stderr(),
-        "{test}: SKIPPED (builds and boots six fixture kernels); set KMATRIX_SLOW_TESTS=1 to run it"
+        "{test}: SKIPPED (builds and boots seven fixture kernels); set KMATRIX_SLOW_TESTS=1 to run it"
     );
     false
 }

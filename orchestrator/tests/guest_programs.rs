@@ -75,6 +75,22 @@ const STRESS: &[(&str, &[&str])] = &[
         "collapse_vs_faults",
         &["fault_anon", "fault_shm", "collapse", "unmap"],
     ),
+    (
+        "vma_users_vs_writers",
+        &[
+            "writer",
+            "uffd_move",
+            "uffd_wp",
+            "uffd_remove",
+            "file",
+            "mlock",
+            "clear_refs",
+            "stack",
+            "proc",
+            "gup",
+            "thp",
+        ],
+    ),
 ];
 
 fn guest_tests() -> PathBuf {
