@@ -127,6 +127,23 @@ fn run_folder(run: &Path) -> Vec<CellResult> {
 
     let mut fail = cell(Arch::X86_64, "pvl-on", "v2", run);
     booted(&mut fail);
+    fail.perf = Some(kmatrix::record::perf::PerfAb {
+        base: "x86_64/pvl-on/base".into(),
+        accel: None,
+        base_boots: 5,
+        cell_boots: 5,
+        rows: vec![kmatrix::record::perf::Row {
+            metric: "fault_private".into(),
+            base_median: 100.0,
+            cell_median: 65.0,
+            ratio: 0.65,
+            low: 0.6,
+            high: 0.69,
+            call: kmatrix::record::perf::Call::Slower,
+        }],
+        host_note: None,
+        profiled_here_only: vec![],
+    });
     fail.verdict = Verdict::Fail;
     fail.kernel_cached = Some(false);
     fail.reason = Some(oops().title);
@@ -323,6 +340,14 @@ fn each_verdict_becomes_the_kcidb_objects_it_means() {
     assert_eq!(
         by_id(&doc, "tests", &format!("{fail}/boot"))["status"],
         "PASS"
+    );
+    // The perf A/B rides along in the boot's misc: its summary and its rows.
+    let perf = &by_id(&doc, "tests", &format!("{fail}/boot"))["misc"]["performance"];
+    assert_eq!(perf["base"], "x86_64/pvl-on/base", "{perf:#}");
+    assert_eq!(perf["rows"][0]["call"], "slower", "{perf:#}");
+    assert!(
+        perf["summary"].as_str().unwrap().contains("fault_private"),
+        "{perf:#}"
     );
     let tcp = by_id(&doc, "tests", &format!("{fail}/tcp_zerocopy_vs_writers"));
     assert_eq!(tcp["status"], "FAIL", "the oops came during it");

@@ -477,6 +477,15 @@ impl Export<'_> {
                     "kernel_init_secs": c.kernel_init_secs,
                     "detectors": c.detectors.as_ref().map(|d| d.summary()),
                     "verdict": c.verdict.label(),
+                    // The cell's throughput against its base cell (perf_faults): the
+                    // line every output shows, and the rows it sums up.
+                    "performance": c.perf.as_ref().map(|p| json!({
+                        "summary": p.summary(),
+                        "base": p.base,
+                        "base_boots": p.base_boots,
+                        "cell_boots": p.cell_boots,
+                        "rows": p.rows,
+                    })),
                 })),
             ),
         ]);
