@@ -143,7 +143,64 @@ static struct {
 	char khugepaged[480];	/* and khugepaged then (it takes the child's mmap_lock to collapse) */
 } fk;
 
-static void describe_task(pid_t pid, char *dst, size_t size);
+/*
+ * Where a child that overstays is: its state and CPU time (/proc/PID/stat), its wait
+ * channel and the top of its kernel stack. Tells a starved child (R, CPU time growing)
+ * from one blocked in the kernel (D or S, the function it waits in).
+ */
+static void describe_task(pid_t pid, char *dst, size_t size)
+{
+	char path[64], buf[1024];
+	size_t n = 0;
+	ssize_t r;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	r = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
+	if (fd >= 0)
+		close(fd);
+	if (r > 0) {
+		char st = '?';
+		unsigned long ut = 0, stt = 0;
+		char *e;
+
+		buf[r] = 0;
+		e = strrchr(buf, ')');
+		if (e && sscanf(e + 2, "%c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
+				&st, &ut, &stt) == 3)
+			n += snprintf(dst + n, size - n, "state %c, cpu %.2f s", st,
+				      (double)(ut + stt) / (double)sysconf(_SC_CLK_TCK));
+	}
+	snprintf(path, sizeof(path), "/proc/%d/wchan", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	r = fd >= 0 ? read(fd, buf, 80) : -1;
+	if (fd >= 0)
+		close(fd);
+	if (r > 0 && n < size) {
+		buf[r] = 0;
+		n += snprintf(dst + n, size - n, ", wchan %s", buf);
+	}
+	snprintf(path, sizeof(path), "/proc/%d/stack", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	r = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
+	if (fd >= 0)
+		close(fd);
+	if (r > 0 && n < size) {
+		buf[r] = 0;
+		n += snprintf(dst + n, size - n, ", stack:");
+		/* "[<0>] func+0x1/0x2" lines: keep the function names only. */
+		char *save = NULL;
+
+		for (char *l = strtok_r(buf, "\n", &save); l && n < size;
+		     l = strtok_r(NULL, "\n", &save)) {
+			char *f = strchr(l, ' ');
+
+			n += snprintf(dst + n, size - n, " %.*s", (int)strcspn(f ? f + 1 : l, "+"),
+				      f ? f + 1 : l);
+		}
+	}
+}
 
 /* describe_task() of the kernel thread named `comm` (nothing when there is none). */
 static void describe_kthread(const char *comm, char *dst, size_t size)
@@ -192,61 +249,6 @@ static int behind_khugepaged(pid_t child)
 	return strstr(k, "collapse") != NULL;
 }
 
-/*
- * Where a child that overstays is: its state and CPU time (/proc/PID/stat), its wait
- * channel and the top of its kernel stack. Tells a starved child (R, CPU time growing)
- * from one blocked in the kernel (D or S, the function it waits in).
- */
-static void describe_task(pid_t pid, char *dst, size_t size)
-{
-	char path[64], buf[1024];
-	size_t n = 0;
-	ssize_t r;
-	int fd;
-
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	r = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
-	if (fd >= 0)
-		close(fd);
-	if (r > 0) {
-		char st = '?';
-		unsigned long ut = 0, stt = 0;
-		char *e;
-
-		buf[r] = 0;
-		e = strrchr(buf, ')');
-		if (e && sscanf(e + 2, "%c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
-				&st, &ut, &stt) == 3)
-			n += snprintf(dst + n, size - n, "state %c, cpu %.2f s", st,
-				      (double)(ut + stt) / (double)sysconf(_SC_CLK_TCK));
-	}
-	snprintf(path, sizeof(path), "/proc/%d/wchan", (int)pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	r = fd >= 0 ? read(fd, buf, 80) : -1;
-	if (fd >= 0)
-		close(fd);
-	if (r > 0 && n < size) {
-		buf[r] = 0;
-		n += snprintf(dst + n, size - n, ", wchan %s", buf);
-	}
-	snprintf(path, sizeof(path), "/proc/%d/stack", (int)pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	r = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
-	if (fd >= 0)
-		close(fd);
-	if (r > 0 && n < size) {
-		buf[r] = 0;
-		n += snprintf(dst + n, size - n, ", stack:");
-		/* "[<0>] func+0x1/0x2" lines: keep the function names only. */
-		for (char *l = strtok(buf, "\n"); l && n < size; l = strtok(NULL, "\n")) {
-			char *f = strchr(l, ' ');
-
-			n += snprintf(dst + n, size - n, " %.*s", (int)strcspn(f ? f + 1 : l, "+"),
-				      f ? f + 1 : l);
-		}
-	}
-}
 
 static struct {
 	uint64_t ops[4], stamps, errors;
@@ -670,9 +672,11 @@ static void *fork_thread(void *arg)
 			pid_t r = waitpid(c, &status, WNOHANG);
 
 			if (r == c) {
+				double took = ktap_now() - born;
+
 				reaped = 1;
-				if (ktap_now() - born > fk.slowest)
-					fk.slowest = ktap_now() - born;
+				if (took > fk.slowest)
+					fk.slowest = took;
 				break;
 			}
 			if (r < 0) {
