@@ -159,7 +159,7 @@ fn fixture_spec(dir: &Path, night: u32, patches: &[&str]) -> PathBuf {
         &spec,
         format!(
             "source: {{ debian-package: linux-source-7.3 }}\nkconfigs: {}\nguest-tests: {}\n\
-             fragments: [guest, stress, lockdep, hung-task, gcov, binder, numa, thp-madvise]\narches: [x86_64]\n\
+             fragments: [guest, stress, lockdep, hung-task, gcov, binder, numa]\narches: [x86_64]\n\
              configs: {{ pvl-on: [pvl-on] }}\npatchsets: {{ fixture: [{}] }}\n\
              harness:\n  - patch: {}\n\
              vm: {{ accel: auto, memory: 1G, cpus: 2, boot-timeout: 3m, hung-task-timeout: 10s }}\n",

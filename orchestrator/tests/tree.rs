@@ -579,7 +579,7 @@ fn a_two_commit_range_builds_as_two_patches_with_their_subjects() {
 source: {{ debian-package: linux-source-7.3 }}
 kconfigs: {p}/kconfigs
 guest-tests: {p}/guest-tests
-fragments: [guest, stress, lockdep, hung-task, gcov, binder, numa, thp-madvise]
+fragments: [guest, stress, lockdep, hung-task, gcov, binder, numa]
 arches: [x86_64]
 configs: {{ pvl-on: [pvl-on] }}
 patchsets:
