@@ -25,8 +25,9 @@
  * makes it scan every 100 ms); its pages_collapsed counter is read around the
  * run.
  *
- * A kernel without transparent hugepages has no
- * /sys/kernel/mm/transparent_hugepage: every case is SKIP with that reason.
+ * A kernel without transparent hugepages (the default matrix; they run in
+ * the deep profile) has no /sys/kernel/mm/transparent_hugepage and refuses
+ * MADV_HUGEPAGE with EINVAL: every case is SKIP with those answers.
  */
 #define _GNU_SOURCE
 #include "ktap.h"
@@ -368,16 +369,19 @@ int main(int argc, char **argv)
 
 	ps = sysconf(_SC_PAGESIZE);
 	ktap_diag("collapse_vs_faults: duration %.1fs, page size %zu", dur, ps);
-	pmd = read_long(THP_SYS "/hpage_pmd_size");
-	if (pmd <= 0) {
-		snprintf(why, sizeof(why),
-			 "kernel has no transparent hugepages (no %s/hpage_pmd_size: CONFIG_TRANSPARENT_HUGEPAGE off)",
-			 THP_SYS);
+	if (ktap_thp_missing(why, sizeof(why))) {
 		for (int i = 0; i < 5; i++)
 			ktap_skip(why, "%s", cases[i]);
 		for (int k = 0; k < 4; k++)
 			ktap_skip(why, "%s overlapped the other kinds", kinds[k]);
 		return ktap_end();
+	}
+	pmd = read_long(THP_SYS "/hpage_pmd_size");
+	if (pmd <= 0) {
+		/* The kernel takes MADV_HUGEPAGE, so it has THP: not a reason to skip. */
+		ktap_result(0, "%s: no PMD size in %s/hpage_pmd_size, yet MADV_HUGEPAGE is taken",
+			    cases[0], THP_SYS);
+		return ktap_bail("not run: no PMD size");
 	}
 	hp = pmd;
 	hpages = hp / ps;
@@ -388,7 +392,7 @@ int main(int argc, char **argv)
 	/* MADV_COLLAPSE came in 6.1: EINVAL on a plain anonymous region means older. */
 	memset(H[0], 1, ps);
 	if (madvise(H[0], hp, MADV_COLLAPSE) && errno == EINVAL) {
-		snprintf(why, sizeof(why), "kernel has no MADV_COLLAPSE (EINVAL, Linux < 6.1)");
+		snprintf(why, sizeof(why), "kernel has no MADV_COLLAPSE (MADV_COLLAPSE: EINVAL, Linux < 6.1)");
 		ktap_skip(why, "%s", cases[0]);
 		for (int i = 1; i < 5; i++)
 			ktap_skip(why, "%s", cases[i]);

@@ -620,6 +620,53 @@ static inline uint64_t ktap_rand(uint64_t *s)
 	return *s = x;
 }
 
+/* errno's name for the answers a kernel without a feature gives, else its text. */
+static inline const char *ktap_errname(int e)
+{
+	switch (e) {
+	case EINVAL: return "EINVAL";
+	case ENOENT: return "ENOENT";
+	case ENOSYS: return "ENOSYS";
+	case EPERM: return "EPERM";
+	case EACCES: return "EACCES";
+	case ENODEV: return "ENODEV";
+	case EOPNOTSUPP: return "EOPNOTSUPP";
+	default: return strerror(e);
+	}
+}
+
+#define KTAP_THP_SYS "/sys/kernel/mm/transparent_hugepage"
+
+/*
+ * 1 when the kernel has no transparent hugepages (CONFIG_TRANSPARENT_HUGEPAGE
+ * off, as in the default matrix), with the kernel's own answers in why: no THP
+ * directory in sysfs, and madvise() refusing MADV_HUGEPAGE with EINVAL (it
+ * knows the advice only with THP built). Both must say so: a kernel that takes
+ * the advice has THP, and then a missing sysfs file is the program's failure,
+ * not a reason to skip.
+ */
+static inline int ktap_thp_missing(char *why, size_t n)
+{
+	size_t ps = sysconf(_SC_PAGESIZE);
+	int sys_err, madv_err = 0;
+	char *p;
+
+	if (access(KTAP_THP_SYS, F_OK) == 0)
+		return 0;
+	sys_err = errno;
+	p = mmap(NULL, ps, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		return 0;
+	if (madvise(p, ps, MADV_HUGEPAGE))
+		madv_err = errno;
+	munmap(p, ps);
+	if (madv_err != EINVAL)
+		return 0;
+	snprintf(why, n, "no transparent hugepages: MADV_HUGEPAGE: %s, no %s (%s): CONFIG_TRANSPARENT_HUGEPAGE off",
+		 ktap_errname(madv_err), KTAP_THP_SYS, ktap_errname(sys_err));
+	return 1;
+}
+
 /* Record the first message of its kind only (later ones are just counted). */
 static inline void note(char *dst, const char *fmt, ...)
 {
