@@ -3,7 +3,8 @@
 //! kind is `not ok`, work after the first kind stopped does not count), and, with
 //! `--include-ignored`, every stress program runs for a few seconds on all CPUs and on
 //! one, and prints a complete KTAP plan with one `kmatrix-overlap` line whose kinds all
-//! did work.
+//! did work. The THP programs also run as a kernel without THP would see them
+//! (`selftest/no_thp.c`): every THP case SKIPs with the kernel's answers, the rest runs.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -405,4 +406,106 @@ fn stress_programs_report_overlap_for_every_kind() {
             }
         }
     }
+}
+
+/// What a kernel without `CONFIG_TRANSPARENT_HUGEPAGE` (the default configs) answers, as
+/// the programs quote it in their SKIPs.
+const NO_THP: &str = "no transparent hugepages: MADV_HUGEPAGE: EINVAL, no /sys/kernel/mm/transparent_hugepage (ENOENT): CONFIG_TRANSPARENT_HUGEPAGE off";
+
+/// Run `name` for `secs` through `selftest/no_thp` (a private mount namespace with no THP
+/// sysfs, a seccomp filter answering THP advice with EINVAL: a kernel without THP as the
+/// program sees it). `None`, said on stderr, when this host cannot set that up.
+fn run_without_thp(name: &str, secs: &str) -> Option<(String, std::process::ExitStatus)> {
+    let dir = tempfile::tempdir().unwrap();
+    let wrapper = dir.path().join("no_thp");
+    let exe = dir.path().join(name);
+    let result = dir.path().join(format!("{name}.ktap"));
+    build("gcc", &guest_tests().join("selftest/no_thp.c"), &wrapper).unwrap();
+    build("gcc", &guest_tests().join(format!("{name}.c")), &exe).unwrap();
+    let o = Command::new(&wrapper)
+        .arg(&exe)
+        .arg(secs)
+        .arg(&result)
+        .output()
+        .unwrap();
+    if o.status.code() == Some(125) {
+        let _ = writeln!(
+            std::io::stderr(),
+            "{name} without THP: SKIPPED, this host cannot hide THP: {}",
+            String::from_utf8_lossy(&o.stderr).trim()
+        );
+        return None;
+    }
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert_eq!(
+        std::fs::read_to_string(&result).unwrap_or_default(),
+        out,
+        "{name}: result file"
+    );
+    Some((out, o.status))
+}
+
+#[test]
+fn without_thp_collapse_vs_faults_skips_every_case_with_the_kernels_reason() {
+    let Some((out, status)) = run_without_thp("collapse_vs_faults", "2") else {
+        return;
+    };
+    assert!(status.success(), "{status:?}\n{out}");
+    plan_complete(&out).unwrap_or_else(|e| panic!("{e}\n{out}"));
+    let results: Vec<&str> = out
+        .lines()
+        .filter(|l| l.starts_with("ok ") || l.starts_with("not ok "))
+        .collect();
+    assert_eq!(results.len(), 9, "{out}");
+    for l in &results {
+        assert!(
+            l.starts_with("ok ") && l.ends_with(&format!(" # SKIP {NO_THP}")),
+            "{l}\n{out}"
+        );
+    }
+    assert!(!out.contains("kmatrix-overlap"), "nothing ran: {out}");
+    // kmatrix reads it as a pass that checked nothing, with that reason.
+    let r = kmatrix::parse::ktap::parse(&out);
+    assert!(r.passed(), "{out}");
+    assert_eq!(r.skip_reason().as_deref(), Some(NO_THP));
+}
+
+#[test]
+#[ignore = "runs vma_users_vs_writers for 2 s as a kernel without THP would"]
+fn without_thp_vma_users_skips_its_thp_cases_and_runs_the_rest() {
+    let Some((out, status)) = run_without_thp("vma_users_vs_writers", "2") else {
+        return;
+    };
+    assert!(status.success(), "{status:?}\n{out}");
+    plan_complete(&out).unwrap_or_else(|e| panic!("{e}\n{out}"));
+    assert!(!out.contains("\nnot ok "), "{out}");
+    for case in ["thp_collapse: ", "thp_split: ", "thp_move: "] {
+        let l = out
+            .lines()
+            .find(|l| l.starts_with("ok ") && l.contains(case))
+            .unwrap_or_else(|| panic!("no result for {case}\n{out}"));
+        assert!(l.ends_with(&format!(" # SKIP {NO_THP}")), "{l}");
+    }
+    assert!(
+        out.contains(&format!(
+            " thp overlapped the other kinds # SKIP nothing it drives is available ({NO_THP})\n"
+        )),
+        "{out}"
+    );
+    // Everything else ran and overlapped, as with THP.
+    let ov = overlap(&out).unwrap_or_else(|e| panic!("{e}\n{out}"));
+    let got: Vec<&str> = ov.kinds.iter().map(|(k, _)| k.as_str()).collect();
+    let want: Vec<&str> = STRESS
+        .iter()
+        .find(|(n, _)| *n == "vma_users_vs_writers")
+        .unwrap()
+        .1
+        .iter()
+        .copied()
+        .filter(|k| *k != "thp")
+        .collect();
+    assert_eq!(got, want, "{out}");
+    assert!(ov.kinds.iter().all(|(_, n)| *n > 0), "{out}");
+    let r = kmatrix::parse::ktap::parse(&out);
+    assert!(r.passed() && r.skip_reason().is_none(), "{out}");
 }

@@ -604,3 +604,93 @@ fn the_lock_graph_shows_series_edges_with_their_chain_and_timing_edges_apart() {
         "{html}"
     );
 }
+
+/// A program whose every case skipped (collapse_vs_faults on a kernel without THP, as in
+/// the default configs) passed without checking anything: each output says skipped, with
+/// the kernel's reason, not ok and not failed; a test that ran stays ok.
+#[test]
+fn a_test_whose_every_case_skipped_shows_as_skipped_with_its_reason() {
+    let d = tempfile::tempdir().unwrap();
+    let why = "no transparent hugepages: MADV_HUGEPAGE: EINVAL, no /sys/kernel/mm/transparent_hugepage (ENOENT): CONFIG_TRANSPARENT_HUGEPAGE off";
+    let mut c = cell(Arch::X86_64, "pvl-on", "base", d.path());
+    c.verdict = Verdict::Pass;
+    c.accel = Some(kmatrix::record::plan::Accel::Tcg);
+    // Built and booted, so KCIDB has a build and a boot to hang the tests on.
+    c.kernel_key = Some("aa8a6a5cdad05bd042bcf2de87576ee4".into());
+    c.boot_lines = vec![1];
+    let skipped = format!(
+        "TAP version 13\n1..2\nok 1 collapsed # SKIP {why}\nok 2 collapse overlapped the other kinds # SKIP {why}\n"
+    );
+    c.tests = vec![
+        test("faults_vs_writers", OK, Some(0), false),
+        test("collapse_vs_faults", &skipped, Some(0), false),
+    ];
+
+    let text = report::matrix(std::slice::from_ref(&c));
+    assert!(
+        text.contains("test faults_vs_writers: ok (2/2 ok, 0 skipped, 12s)\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "test collapse_vs_faults: skipped (0/2 ok, 2 skipped, 12s): {why}\n"
+        )),
+        "{text}"
+    );
+
+    let junit = report::junit::render(std::slice::from_ref(&c));
+    let case = junit
+        .split("<testcase ")
+        .find(|t| t.contains("name=\"collapse_vs_faults\""))
+        .unwrap_or_else(|| panic!("{junit}"));
+    assert!(
+        case.contains(&format!("<skipped message=\"{why}\"")),
+        "{junit}"
+    );
+    assert!(!junit.contains("<failure"), "{junit}");
+    let file = d.path().join("junit.xml");
+    std::fs::write(&file, &junit).unwrap();
+    let xsd = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/junit.xsd");
+    let out = std::process::Command::new("xmllint")
+        .arg("--noout")
+        .arg("--schema")
+        .arg(&xsd)
+        .arg(&file)
+        .output()
+        .expect("xmllint (libxml2-utils; scripts/setup-host installs it)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let html = report::html::render(std::slice::from_ref(&c), "run", d.path());
+    assert!(html.contains(&format!(" — skipped: {why}")), "{html}");
+
+    let meta = RunMeta {
+        spec: "kmatrix.yaml".into(),
+        spec_hash: "h".into(),
+        shard: None,
+    };
+    let doc = report::kcidb::render(
+        &meta,
+        std::slice::from_ref(&c),
+        d.path(),
+        &report::kcidb::Options::new("kmatrix"),
+    )
+    .unwrap();
+    let tests = doc["tests"].as_array().unwrap();
+    let by_path = |p: &str| {
+        tests
+            .iter()
+            .find(|t| t["path"] == p)
+            .unwrap_or_else(|| panic!("no test {p} in {tests:#?}"))
+    };
+    assert_eq!(by_path("kmatrix.faults_vs_writers")["status"], "PASS");
+    let t = by_path("kmatrix.collapse_vs_faults");
+    assert_eq!(t["status"], "SKIP", "{t:#}");
+    assert!(
+        t["log_excerpt"].as_str().unwrap_or_default().contains(why),
+        "{t:#}"
+    );
+}

@@ -125,4 +125,40 @@ mod tests {
         assert!(r.passed());
         assert_eq!(r.skip_all.as_deref(), Some("userfaultfd not available"));
     }
+
+    #[test]
+    fn a_program_whose_every_case_skipped_says_why_and_one_that_ran_does_not() {
+        let why = "no transparent hugepages: MADV_HUGEPAGE: EINVAL";
+        let all = parse(&format!(
+            "TAP version 13\n1..2\nok 1 collapsed # SKIP {why}\nok 2 unmap overlapped # SKIP {why}\n"
+        ));
+        assert!(all.passed());
+        assert_eq!(all.skip_reason().as_deref(), Some(why));
+        let whole = parse("TAP version 13\n1..0 # SKIP userfaultfd not available\n");
+        assert_eq!(
+            whole.skip_reason().as_deref(),
+            Some("userfaultfd not available")
+        );
+        let mixed =
+            parse("TAP version 13\n1..3\nok 1 a # SKIP x\nok 2 b # SKIP y\nok 3 c # SKIP\n");
+        assert_eq!(
+            mixed.skip_reason().as_deref(),
+            Some("x (and 2 other reasons)")
+        );
+        // One check ran: the program tested something, it is not a skip.
+        let partial = parse("TAP version 13\n1..2\nok 1 a\nok 2 b # SKIP x\n");
+        assert_eq!(partial.skip_reason(), None);
+        // A failure or an incomplete run is never a skip, whatever else skipped.
+        let failed = parse("TAP version 13\n1..2\nnot ok 1 a\nok 2 b # SKIP x\n");
+        assert_eq!(failed.skip_reason(), None);
+        assert_eq!(
+            parse("TAP version 13\n1..2\nok 1 a # SKIP x\n").skip_reason(),
+            None
+        );
+        let long = parse(&format!(
+            "TAP version 13\n1..1\nok 1 a # SKIP {}\n",
+            "y".repeat(5000)
+        ));
+        assert_eq!(long.skip_reason().unwrap().len(), 300);
+    }
 }

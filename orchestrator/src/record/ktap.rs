@@ -52,4 +52,38 @@ impl Report {
     pub fn skipped(&self) -> impl Iterator<Item = &Case> {
         self.cases.iter().filter(|c| c.status == Status::Skip)
     }
+    /// Why a passing program checked nothing: `1..0 # SKIP reason`, or every case
+    /// `# SKIP` (its distinct reasons, the first one and how many others). `None` when a
+    /// case ran or the run did not pass. Bounded: the text is the guest's.
+    pub fn skip_reason(&self) -> Option<String> {
+        const REASON_CHARS: usize = 300;
+        if !self.passed() {
+            return None;
+        }
+        let reason = if let Some(r) = &self.skip_all {
+            r.clone()
+        } else {
+            if self.cases.iter().any(|c| c.status != Status::Skip) {
+                return None;
+            }
+            let mut reasons: Vec<&str> = Vec::new();
+            for c in &self.cases {
+                let r = c.reason.as_deref().filter(|r| !r.is_empty());
+                let r = r.unwrap_or("no reason given");
+                if !reasons.contains(&r) {
+                    reasons.push(r);
+                }
+            }
+            match reasons.len() {
+                1 => reasons[0].to_string(),
+                n => format!(
+                    "{} (and {} other reason{})",
+                    reasons[0],
+                    n - 1,
+                    if n == 2 { "" } else { "s" }
+                ),
+            }
+        };
+        Some(reason.chars().take(REASON_CHARS).collect())
+    }
 }

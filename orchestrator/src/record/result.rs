@@ -149,6 +149,16 @@ impl TestResult {
             && self.ktap.passed()
             && self.evidence.is_none()
     }
+    /// Why it passed without checking anything: every KTAP case skipped (the program
+    /// found its kernel feature missing, e.g. THP in the default configs). Outputs show
+    /// such a test as skipped with this reason, never as a plain pass.
+    pub fn skipped(&self) -> Option<String> {
+        if self.passed() {
+            self.ktap.skip_reason()
+        } else {
+            None
+        }
+    }
     /// Why it did not pass, in one line.
     pub fn failure(&self) -> Option<String> {
         if self.passed() {

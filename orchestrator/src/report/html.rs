@@ -383,7 +383,8 @@ fn test_item(c: &CellResult, run_dir: &Path, t: &TestResult) -> Markup {
         .count();
     html! {
         li {
-            @if t.passed() { (PreEscaped("&#10003; ")) } @else { (PreEscaped("&#10007; ")) }
+            @let skipped = t.skipped();
+            @if !t.passed() { (PreEscaped("&#10007; ")) } @else if skipped.is_some() { (PreEscaped("&#8211; ")) } @else { (PreEscaped("&#10003; ")) }
             @match ktap_link(c, run_dir, &t.name) {
                 Some(h) => a href=(h) { (t.name) },
                 None => (t.name),
@@ -399,6 +400,7 @@ fn test_item(c: &CellResult, run_dir: &Path, t: &TestResult) -> Markup {
                 span class="small" { " · " (n) " per-VMA-lock faults" }
             }
             @if let Some(f) = t.failure() { " — " (f) }
+            @if let Some(why) = skipped { " — skipped: " (why) }
         }
     }
 }

@@ -109,7 +109,14 @@ fn suite(c: &CellResult, known: &KnownIssues) -> TestSuite {
 /// A guest test's case, failed with its failing KTAP lines.
 fn test_case(c: &CellResult, t: &TestResult) -> TestCase {
     let status = match t.failure() {
-        None => TestCaseStatus::success(),
+        None => match t.skipped() {
+            Some(why) => {
+                let mut st = TestCaseStatus::skipped();
+                st.set_message(xml_text(&why));
+                st
+            }
+            None => TestCaseStatus::success(),
+        },
         Some(msg) => {
             let body: Vec<String> = t
                 .ktap

@@ -635,7 +635,8 @@ impl From<Status> for Value {
 }
 
 /// A test's KCIDB status: FAIL with a kernel report during it, ERROR when its control
-/// stayed silent (it could not have shown one), else what its outcome says.
+/// stayed silent (it could not have shown one), SKIP when every KTAP case skipped (the
+/// kernel lacks what it drives), else what its outcome says.
 fn test_status(c: &CellResult, t: &TestResult, reports: &[&Finding]) -> Status {
     let silent = c
         .controls
@@ -647,6 +648,7 @@ fn test_status(c: &CellResult, t: &TestResult, reports: &[&Finding]) -> Status {
         Status::Error
     } else {
         match &t.outcome {
+            TestOutcome::Exited { .. } if t.skipped().is_some() => Status::Skip,
             TestOutcome::Exited { .. } if t.passed() => Status::Pass,
             TestOutcome::Exited { .. }
             | TestOutcome::NotRun { .. }
@@ -665,6 +667,9 @@ fn test_log(t: &TestResult, reports: &[&Finding]) -> String {
     if let Some(why) = t.failure() {
         log.push_str(&why);
         log.push('\n');
+    }
+    if let Some(why) = t.skipped() {
+        log.push_str(&format!("skipped: {why}\n"));
     }
     for f in reports {
         log.push_str(&f.report);

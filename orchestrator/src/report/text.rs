@@ -271,14 +271,21 @@ fn test_line(t: &TestResult) -> String {
     if let Some(n) = t.vmstat_delta.get("vma_lock_success") {
         evidence.push_str(&format!(", {n} per-VMA-lock faults"));
     }
+    // Every case skipped is a pass that checked nothing: said, with the kernel's reason.
+    let skipped = t.skipped();
     format!(
         "  test {}: {} ({ok}/{} ok, {} skipped, {:.0}s{evidence}){}\n",
         visible_line(&t.name),
-        if t.passed() { "ok" } else { "FAILED" },
+        match (t.passed(), &skipped) {
+            (false, _) => "FAILED",
+            (true, Some(_)) => "skipped",
+            (true, None) => "ok",
+        },
         cases.len(),
         t.ktap.skipped().count(),
         t.seconds,
         t.failure()
+            .or(skipped)
             .map(|f| format!(": {}", visible_line(&f)))
             .unwrap_or_default()
     )
