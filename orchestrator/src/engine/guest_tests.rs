@@ -21,9 +21,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// The most of each lockdep file a guest may hand over (the real ones here: ~0.1 MiB).
-const LOCK_GRAPH_KEEP: usize = 32 << 20;
-
 /// Why a test cannot run in this cell: its selftest did not build against the tree's
 /// headers, or its module did not build against the kernel (modpost's or the
 /// compiler's words); there is nothing to run or load.
@@ -308,56 +305,15 @@ impl<'a> CellRun<'a> {
             }
         }
         self.result.vmstat_after = before;
-        self.save_lock_graph(s).await;
-        // The liveness step's last command powers the guest off too (one round trip).
+        // The liveness step's last command powers the guest off too (one round trip); it
+        // saves the lock graph as it goes, else it is read here.
         let off = "sync; umount /results; reboot -f";
         if !self.liveness(s, p, off).await {
+            self.save_lock_graph(s).await;
             let ssh = s.ssh.clone();
             let _ = tokio::task::spawn_blocking(move || guest::fire(&ssh, off)).await;
         }
         Ok(Ended::All)
-    }
-
-    /// lockdep's dependency graph and lock chains after the stress (before the liveness
-    /// step adds its own classes), kept in the cell folder for the comparison with the
-    /// base cell.
-    async fn save_lock_graph(&mut self, s: &BootSession) {
-        if !self.facts.lockdep {
-            return;
-        }
-        for (file, name) in [
-            ("/proc/lockdep", "lockdep.txt"),
-            ("/proc/lockdep_chains", "lockdep_chains.txt"),
-        ] {
-            let ssh = s.ssh.clone();
-            let got = tokio::task::spawn_blocking(move || {
-                guest::exec(
-                    &ssh,
-                    &format!("cat {file}"),
-                    Exec {
-                        keep: LOCK_GRAPH_KEEP,
-                        ..Exec::quick(Duration::from_secs(60))
-                    },
-                )
-            })
-            .await;
-            if let Ok(Ok(r)) = got {
-                if r.exit_status == 0 {
-                    let _ =
-                        crate::host::cache::write_atomic(&self.dir.join(name), r.output.as_bytes());
-                }
-                if r.bytes > LOCK_GRAPH_KEEP as u64 {
-                    // The guest's file, however big: its first part is what is compared.
-                    let n = format!(
-                        "the guest's {file} was larger than {} MiB: only its first part was kept, \
-                         so the lock graph compared with base is partial",
-                        LOCK_GRAPH_KEEP >> 20
-                    );
-                    self.note(n.clone());
-                    self.result.notes.push(n);
-                }
-            }
-        }
     }
 
     /// One test, watching the console and the share daemons while it runs; with the

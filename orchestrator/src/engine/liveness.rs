@@ -4,13 +4,14 @@
 //! lockdep report and one tagged hung-task report; the hung-task timeout is lowered for
 //! the step and restored after it. Both reports are controls, never findings.
 //!
-//! The step costs about one second: the module is loaded before the timeout is lowered,
+//! The step costs about one second (the lock graph is fetched meanwhile): the module is loaded before the timeout is lowered,
 //! and writing the timeout wakes the detector, whose first look (at once) finds the
 //! blocked kthread and whose second (a timeout later) reports it. The timeout is lowered
 //! only after the last test: while tests run, a second would report tasks that are merely
 //! slow under emulation.
 
 use super::boot::BootSession;
+use super::lockgraph;
 use super::prepare::Prepared;
 use super::run::CellRun;
 use crate::console::Kind;
@@ -57,6 +58,9 @@ impl CellRun<'_> {
             self.liveness_skipped = Some(format!("could not load the liveness module: {e}"));
             return false;
         }
+        // The lock graph, frozen by the module's lockdep report, is read while the
+        // detector takes its second look.
+        let graph = self.facts.lockdep.then(|| lockgraph::spawn_fetch(&s.ssh));
         // lockdep's report came with the module; the hung-task report comes one lowered
         // timeout after the look its write caused. The wait ends at the report's first
         // line. Under emulation everything takes longer.
@@ -72,6 +76,11 @@ impl CellRun<'_> {
                 break;
             }
             s.console.changed(Duration::from_millis(500)).await;
+        }
+        if let Some(g) = graph {
+            if let Ok(got) = g.await {
+                self.store_lock_graph(got, true);
+            }
         }
         let end = format!(
             "cat /tmp/kmatrix-hung > /proc/sys/kernel/hung_task_timeout_secs; echo {} > /dev/kmsg; {then}",

@@ -19,6 +19,7 @@ mod expect;
 mod forensics;
 mod guest_tests;
 mod liveness;
+mod lockgraph;
 mod matrix;
 mod prepare;
 mod run;
