@@ -1096,6 +1096,7 @@ async fn probe_kvm(
                 shares: Vec::new(),
                 hung_task_secs: vm.hung_task_timeout.as_secs(),
                 run_as: crate::vm::unprivileged(),
+                firmware: None,
             };
             let mut v = crate::vm::Vm::start(spec, &dir.join("qemu.log"))?;
             let mut console = crate::vm::console::Console::spawn(

@@ -10,7 +10,7 @@ use crate::host::guest::{self, Target};
 use crate::host::kvm_verdict;
 use crate::host::rundir::append;
 use crate::record::phase::Phase;
-use crate::record::plan::Accel;
+use crate::record::plan::{Accel, Arch};
 use crate::record::verdict::Verdict;
 use crate::vm::console::{Budget, Console};
 use crate::vm::{self, EarlyBoot as Early, Vm, VmSpec};
@@ -329,13 +329,18 @@ impl CellRun<'_> {
         fresh: bool,
     ) -> Result<Started, Stop> {
         let shares = self.start_shares().await?;
+        let qemu: std::path::PathBuf = self
+            .sh
+            .overrides
+            .qemu
+            .clone()
+            .unwrap_or_else(|| self.cell.arch.qemu_binary().into());
+        let firmware = match self.cell.arch {
+            Arch::X86_64 => vm::x86_firmware(&qemu),
+            Arch::Arm64 => None,
+        };
         let spec = VmSpec {
-            qemu: self
-                .sh
-                .overrides
-                .qemu
-                .clone()
-                .unwrap_or_else(|| self.cell.arch.qemu_binary().into()),
+            qemu,
             arch: self.cell.arch,
             accel,
             kernel: p.kernel.image.clone(),
@@ -353,6 +358,7 @@ impl CellRun<'_> {
                 .collect(),
             hung_task_secs: self.sh.plan.vm.hung_task_timeout.as_secs(),
             run_as: crate::vm::unprivileged(),
+            firmware,
         };
         let log = self.dir.join("console.log");
         if fresh {

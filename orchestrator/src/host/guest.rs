@@ -215,7 +215,10 @@ pub fn exec(s: &ssh2::Session, command: &str, how: Exec) -> Result<ExecResult, S
         }
     }
     let _ = ch.wait_close();
-    let exit_status = ch.exit_status().map_err(exec_err)?;
+    let mut exit_status = ch.exit_status().map_err(exec_err)?;
+    if let Some(name) = ch.exit_signal().ok().and_then(|e| e.exit_signal) {
+        exit_status = signal_status(&name);
+    }
     Ok(ExecResult {
         exit_status,
         output: String::from_utf8_lossy(&output).into_owned(),
@@ -223,6 +226,15 @@ pub fn exec(s: &ssh2::Session, command: &str, how: Exec) -> Result<ExecResult, S
         truncated,
         elapsed: start.elapsed(),
     })
+}
+
+/// A command killed by a signal has no exit status over SSH, only the signal's name
+/// (RFC 4254 6.10; libssh2 then says 0): its status as a shell gives it, 128 + the
+/// signal's number (255 for a name this host does not know).
+fn signal_status(name: &str) -> i32 {
+    format!("SIG{name}")
+        .parse::<nix::sys::signal::Signal>()
+        .map_or(255, |s| 128 + s as i32)
 }
 
 /// `arg` as one word for the guest's shell: single-quoted, `'` written as `'\''`.
@@ -284,6 +296,13 @@ fn drain(r: &mut impl Read, deadline: Duration, cap: u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_program_killed_by_a_signal_has_the_status_a_shell_gives_it() {
+        assert_eq!(signal_status("SEGV"), 139);
+        assert_eq!(signal_status("KILL"), 137);
+        assert_eq!(signal_status("no-such-signal"), 255);
+    }
 
     #[test]
     fn arguments_are_quoted_for_the_guest_shell() {

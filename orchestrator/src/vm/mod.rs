@@ -55,11 +55,30 @@ pub struct VmSpec {
     /// Drop to this uid and gid once the VM is set up (kmatrix runs as root): a bug in
     /// QEMU's device emulation is then not root on the host.
     pub run_as: Option<(u32, u32)>,
+    /// x86 firmware instead of QEMU's default (`x86_firmware`).
+    pub firmware: Option<PathBuf>,
 }
 
 /// Who QEMU becomes after its setup: nobody when kmatrix is root; itself otherwise.
 pub fn unprivileged() -> Option<(u32, u32)> {
     nix::unistd::geteuid().is_root().then_some((65534, 65534))
+}
+
+/// QEMU's minimal x86 firmware, qboot, when this QEMU ships it: it hands over to the
+/// kernel about 0.1 s sooner than SeaBIOS under emulation (bench/RESULTS.md), and does
+/// all a `-kernel` boot needs (ACPI tables, SMP, PCI). Looked for where QEMU's own
+/// build puts its firmware, `<prefix>/share/qemu` beside `<prefix>/bin` (QEMU is not
+/// run for it: a test's fake QEMU would take the question for a boot).
+pub fn x86_firmware(qemu: &Path) -> Option<PathBuf> {
+    let bin = if qemu.components().count() > 1 {
+        qemu.to_path_buf()
+    } else {
+        std::env::split_paths(&std::env::var_os("PATH")?)
+            .map(|d| d.join(qemu))
+            .find(|p| p.is_file())?
+    };
+    let prefix = bin.canonicalize().ok()?.parent()?.parent()?.to_path_buf();
+    Some(prefix.join("share/qemu/qboot.rom")).filter(|f| f.is_file())
 }
 
 /// The guest kernel command line. Under emulation a loaded host starves the vCPUs, and
@@ -152,7 +171,12 @@ pub fn qemu_args(spec: &VmSpec) -> Vec<OsString> {
         "-no-reboot".into(),
     ];
     match spec.arch {
-        Arch::X86_64 => a.extend(["-machine".into(), "q35".into()]),
+        Arch::X86_64 => {
+            a.extend(["-machine".into(), "q35".into()]);
+            if let Some(f) = &spec.firmware {
+                a.extend(["-bios".into(), f.display().to_string()]);
+            }
+        }
         Arch::Arm64 => a.extend(["-machine".into(), "virt".into()]),
     }
     match spec.accel {
@@ -560,6 +584,7 @@ mod tests {
             shares: vec![("results".into(), "/r/results.sock".into())],
             hung_task_secs: 10,
             run_as: Some((65534, 65534)),
+            firmware: None,
         }
     }
 
@@ -588,9 +613,34 @@ mod tests {
     }
 
     #[test]
+    fn qboot_is_taken_from_the_qemu_installation_only() {
+        let d = tempfile::tempdir().unwrap();
+        let bin = d.path().join("bin/qemu-system-x86_64");
+        std::fs::create_dir_all(bin.parent().unwrap()).unwrap();
+        std::fs::write(&bin, "").unwrap();
+        assert_eq!(x86_firmware(&bin), None, "no qboot.rom beside it");
+        let rom = d.path().join("share/qemu/qboot.rom");
+        std::fs::create_dir_all(rom.parent().unwrap()).unwrap();
+        std::fs::write(&rom, "").unwrap();
+        assert_eq!(x86_firmware(&bin), Some(rom.canonicalize().unwrap()));
+        assert_eq!(x86_firmware(&d.path().join("bin/absent")), None);
+    }
+
+    #[test]
     fn x86_tcg_args() {
         let a = joined(&spec(Arch::X86_64, Accel::Tcg));
         assert!(a.contains("-machine q35"), "{a}");
+        assert!(
+            !a.contains("-bios"),
+            "QEMU's default firmware unless one is found: {a}"
+        );
+        let mut q = spec(Arch::X86_64, Accel::Tcg);
+        q.firmware = Some("/usr/share/qemu/qboot.rom".into());
+        assert!(
+            joined(&q).contains("-machine q35 -bios /usr/share/qemu/qboot.rom"),
+            "{}",
+            joined(&q)
+        );
         assert!(a.contains("-accel tcg,thread=multi -cpu max"), "{a}");
         assert!(a.contains("-append console=ttyS0 panic=-1"), "{a}");
         assert!(
