@@ -88,6 +88,10 @@ pub struct Watcher {
     /// given means the two sides of a race only ever interleave, never overlap.
     pub cpus: Option<u32>,
     pub panicked: bool,
+    /// The kernel's lines about user programs killed by a fault (`comm[pid]: segfault at
+    /// ...`, `traps: ...`, arm64's `unhandled ...` ones): not kernel reports, but the only
+    /// word on a test program that died before printing. (console line, text), bounded.
+    pub user_faults: Vec<(usize, String)>,
     pub findings: Vec<Finding>,
     /// Findings seen but not kept (over the per-title or total cap), by title.
     pub dropped: BTreeMap<String, u64>,
@@ -117,6 +121,7 @@ impl Watcher {
             init_secs: None,
             cpus: None,
             panicked: false,
+            user_faults: Vec::new(),
             findings: Vec::new(),
             dropped: BTreeMap::new(),
             per_title: BTreeMap::new(),
@@ -236,6 +241,10 @@ impl Watcher {
         if msg.starts_with("Kernel panic - not syncing") {
             self.panicked = true;
         }
+        if self.user_faults.len() < MAX_USER_FAULTS && is_user_fault(msg) {
+            self.user_faults
+                .push((no, msg.chars().take(USER_FAULT_CHARS).collect()));
+        }
         if let Some(rest) = self.accept_marker(msg) {
             if let Some(test) = rest.strip_prefix("start ") {
                 self.spans.push(TestSpan {
@@ -324,6 +333,20 @@ impl Watcher {
     }
 }
 
+/// At most this many user-fault lines per boot, each cut to this many characters.
+const MAX_USER_FAULTS: usize = 32;
+const USER_FAULT_CHARS: usize = 240;
+
+/// A kernel line about a user program killed by a fault: x86's `show_signal_msg()`
+/// (`comm[pid]: segfault at ...`) and `traps: comm[pid] ...` lines, arm64's
+/// `comm[pid]: unhandled ...` and the generic `potentially unexpected fatal signal`.
+fn is_user_fault(msg: &str) -> bool {
+    msg.contains("]: segfault at ")
+        || (msg.starts_with("traps: ") && msg.contains("] "))
+        || msg.contains("]: unhandled ")
+        || msg.contains("potentially unexpected fatal signal")
+}
+
 /// The CPU count of `smp: Brought up N node(s), M CPU(s)` (kernel/smp.c).
 fn brought_up(msg: &str) -> Option<u32> {
     let rest = msg.strip_prefix("smp: Brought up ")?;
@@ -380,6 +403,43 @@ mod tests {
             assert!(f.context.last().unwrap().contains("start vma_probe"));
             assert_eq!(w.spans[0].end, Some(106));
         }
+    }
+
+    #[test]
+    fn user_faults_are_kept_with_their_lines_bounded() {
+        let mut w = Watcher::replaying(0, "n1");
+        w.feed(
+            b"[    1.0] kmatrix-test[n1]: start collapse_vs_faults
+\
+              [    1.1] collapse_vs_fau[244]: segfault at 1 ip 000000000046c7ac sp 00007ffe423963e0 error 4 in collapse_vs_faults[6c7ac,401000+90000]
+\
+              [    1.2] traps: fork_vs_faults[99] general protection fault ip:4a1b05 sp:7ffc error:0 in fork_vs_faults[1000+9000]
+\
+              [    1.3] a[7]: unhandled level 2 translation fault (11) at 0x1, esr 0x92000006
+\
+              [    1.4] segfault at the start of a line is only text
+\
+              [    1.5] kmatrix-test[n1]: end collapse_vs_faults
+",
+        );
+        let lines: Vec<usize> = w.user_faults.iter().map(|(n, _)| *n).collect();
+        assert_eq!(lines, [2, 3, 4]);
+        assert!(w.user_faults[0]
+            .1
+            .starts_with("collapse_vs_fau[244]: segfault at 1 ip"));
+        assert!(
+            w.findings.is_empty(),
+            "not kernel reports: {:?}",
+            w.findings
+        );
+        for _ in 0..100 {
+            w.feed(format!("x[1]: segfault at 0 ip 0 {}\n", "y".repeat(1000)).as_bytes());
+        }
+        assert_eq!(w.user_faults.len(), MAX_USER_FAULTS);
+        assert!(w
+            .user_faults
+            .iter()
+            .all(|(_, t)| t.chars().count() <= USER_FAULT_CHARS));
     }
 
     #[test]

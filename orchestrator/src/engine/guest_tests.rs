@@ -211,6 +211,11 @@ impl<'a> CellRun<'a> {
                 .find(|t| t.name == span.test && t.console_line.is_none())
             {
                 t.console_line = Some(span.start);
+                t.user_fault = w
+                    .user_faults
+                    .iter()
+                    .find(|(no, _)| *no > span.start && span.end.is_none_or(|e| *no < e))
+                    .map(|(_, text)| text.clone());
             }
         }
         for (title, n) in &w.dropped {

@@ -4,9 +4,10 @@
 //! lockdep report and one tagged hung-task report; the hung-task timeout is lowered for
 //! the step and restored after it. Both reports are controls, never findings.
 //!
-//! The step costs about one second (the lock graph is fetched meanwhile): the module is loaded before the timeout is lowered,
-//! and writing the timeout wakes the detector, whose first look (at once) finds the
-//! blocked kthread and whose second (a timeout later) reports it. The timeout is lowered
+//! The step costs about one second, and the lock graph is fetched meanwhile
+//! (`lockgraph`): the module is loaded before the timeout is lowered, and writing the
+//! timeout wakes the detector, whose first look (at once) finds the blocked kthread and
+//! whose second (a timeout later) reports it. The timeout is lowered
 //! only after the last test: while tests run, a second would report tasks that are merely
 //! slow under emulation.
 

@@ -120,6 +120,10 @@ pub struct TestResult {
     /// it stresses did not run).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub evidence: Option<String>,
+    /// The kernel's first line about a program of this test killed by a fault
+    /// (`comm[pid]: segfault at ...`), when it printed one during the test.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_fault: Option<String>,
     /// Race amplification while the test ran (`amplify:`): settings, probes, hits, delays.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub amplify: Option<crate::record::amplify::Amplified>,
@@ -140,6 +144,7 @@ impl TestResult {
             overlap: None,
             vmstat_delta: BTreeMap::new(),
             evidence: None,
+            user_fault: None,
             amplify: None,
             perf: BTreeMap::new(),
         }
@@ -178,7 +183,7 @@ impl TestResult {
         } else if !self.ktap.complete() {
             // How the program ended is then the only evidence: a status above 128 is the
             // shell's "killed by signal N" (SIGKILL before any output: the OOM killer).
-            match self.outcome {
+            let ended = match self.outcome {
                 TestOutcome::Exited { status } if status > 128 && status < 128 + 65 => {
                     format!(
                         "KTAP output incomplete (exit status {status}: killed by {})",
@@ -189,6 +194,11 @@ impl TestResult {
                     format!("KTAP output incomplete (exit status {status})")
                 }
                 _ => "KTAP output incomplete".into(),
+            };
+            // The kernel's own line on the fault that killed it, when there is one.
+            match &self.user_fault {
+                Some(f) => format!("{ended}; kernel: {f}"),
+                None => ended,
             }
         } else {
             match self.outcome {
@@ -541,6 +551,14 @@ mod tests {
         );
         assert_eq!(ended(2).unwrap(), "KTAP output incomplete (exit status 2)");
         assert_eq!(ended(0).unwrap(), "KTAP output incomplete");
+        // The kernel's line on the fault, when it printed one during the test.
+        let mut t = TestResult::new("t", TestOutcome::Exited { status: 139 });
+        t.user_fault = Some("t[244]: segfault at 1 ip 000000000046c7ac error 4".into());
+        assert_eq!(
+            t.failure().unwrap(),
+            "KTAP output incomplete (exit status 139: killed by SIGSEGV); \
+             kernel: t[244]: segfault at 1 ip 000000000046c7ac error 4"
+        );
     }
 
     #[test]
