@@ -90,8 +90,9 @@ pub struct Watcher {
     pub panicked: bool,
     /// The kernel's lines about user programs killed by a fault (`comm[pid]: segfault at
     /// ...`, `traps: ...`, arm64's `unhandled ...` ones): not kernel reports, but the only
-    /// word on a test program that died before printing. (console line, text), bounded.
-    pub user_faults: Vec<(usize, String)>,
+    /// word on a test program that died before printing. (the test it came in, text),
+    /// bounded.
+    pub user_faults: Vec<(Option<String>, String)>,
     pub findings: Vec<Finding>,
     /// Findings seen but not kept (over the per-title or total cap), by title.
     pub dropped: BTreeMap<String, u64>,
@@ -242,8 +243,9 @@ impl Watcher {
             self.panicked = true;
         }
         if self.user_faults.len() < MAX_USER_FAULTS && is_user_fault(msg) {
+            let during = self.test_at(no).map(str::to_string);
             self.user_faults
-                .push((no, msg.chars().take(USER_FAULT_CHARS).collect()));
+                .push((during, msg.chars().take(USER_FAULT_CHARS).collect()));
         }
         if let Some(rest) = self.accept_marker(msg) {
             if let Some(test) = rest.strip_prefix("start ") {
@@ -422,8 +424,11 @@ mod tests {
               [    1.5] kmatrix-test[n1]: end collapse_vs_faults
 ",
         );
-        let lines: Vec<usize> = w.user_faults.iter().map(|(n, _)| *n).collect();
-        assert_eq!(lines, [2, 3, 4]);
+        assert_eq!(w.user_faults.len(), 3);
+        assert!(w
+            .user_faults
+            .iter()
+            .all(|(t, _)| t.as_deref() == Some("collapse_vs_faults")));
         assert!(w.user_faults[0]
             .1
             .starts_with("collapse_vs_fau[244]: segfault at 1 ip"));

@@ -214,7 +214,7 @@ impl<'a> CellRun<'a> {
                 t.user_fault = w
                     .user_faults
                     .iter()
-                    .find(|(no, _)| *no > span.start && span.end.is_none_or(|e| *no < e))
+                    .find(|(during, _)| during.as_deref() == Some(span.test.as_str()))
                     .map(|(_, text)| text.clone());
             }
         }
