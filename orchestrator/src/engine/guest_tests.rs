@@ -264,7 +264,9 @@ impl<'a> CellRun<'a> {
                 }
             };
             self.coverage_before(s).await;
-            let (mut result, after, counted) = self.run_test(s, t).await;
+            // The boot's last test gives the liveness step its head start.
+            let arm = (i + 1 == tests.len()).then(|| self.arm(p, t)).flatten();
+            let (mut result, after, counted) = self.run_test(s, t, arm).await;
             if s.vm.qemu.try_wait().is_none() && !matches!(after, After::Infra(_)) {
                 self.coverage_after(s, &t.name).await;
             }
@@ -327,6 +329,7 @@ impl<'a> CellRun<'a> {
         &mut self,
         s: &mut BootSession,
         t: &TestSpec,
+        arm: Option<String>,
     ) -> (TestResult, After, Option<BTreeMap<String, u64>>) {
         self.phase(Phase::Test, t.name.clone());
         let out = self.dir.join("tests").join(format!("{}.ktap", t.name));
@@ -342,7 +345,7 @@ impl<'a> CellRun<'a> {
             holders: None,
         };
         let start = Instant::now();
-        let mut task = self.spawn_exec(s, t, &out, timeout, &w.abandon);
+        let mut task = self.spawn_exec(s, t, &out, timeout, &w.abandon, arm);
         let run = loop {
             tokio::select! {
                 r = &mut task => break r,
@@ -503,11 +506,16 @@ impl<'a> CellRun<'a> {
         out: &std::path::Path,
         timeout: Duration,
         abandon: &Arc<AtomicBool>,
+        arm: Option<String>,
     ) -> tokio::task::JoinHandle<Result<guest::ExecResult, guest::SshError>> {
         let start = s.console.with_mut(|w| w.expect_marker("start", &t.name));
+        let cmd = command(t, &start);
         let (ssh, cmd, out, flag) = (
             s.ssh.clone(),
-            command(t, &start),
+            match arm {
+                Some(a) => super::liveness::with_arm(&cmd, &a),
+                None => cmd,
+            },
             out.to_owned(),
             abandon.clone(),
         );
