@@ -211,10 +211,11 @@ impl<'a> CellRun<'a> {
                 .find(|t| t.name == span.test && t.console_line.is_none())
             {
                 t.console_line = Some(span.start);
+                // The latest: children a test kills on purpose fault before it.
                 t.user_fault = w
                     .user_faults
                     .iter()
-                    .find(|(during, _)| during.as_deref() == Some(span.test.as_str()))
+                    .rfind(|(during, _)| during.as_deref() == Some(span.test.as_str()))
                     .map(|(_, text)| text.clone());
             }
         }
