@@ -11,6 +11,13 @@
  *    (its timeout lowered by kmatrix for this step) must report it.
  * Every name carries the tag kmatrix_liveness, which is how kmatrix tells these reports
  * from real ones: they are controls, never findings.
+ *
+ * kmatrix loads it with mode=hung, during the cell's last test when it can: the kthread
+ * only. The detector has looked at it before the test ends, so once kmatrix lowers the
+ * timeout the report comes at the detector's next look instead of a timeout later.
+ * Writing "lockdep" to the provoke parameter then makes lockdep's report ("hung" starts
+ * another kthread, for when the first one's hold ran out; "all" both); left_ms says how
+ * long the latest kthread stays blocked.
  */
 #include <linux/delay.h>
 #include <linux/err.h>
@@ -27,6 +34,9 @@ MODULE_PARM_DESC(mode, "lockdep, hung or all");
 static unsigned int hold_secs = 12;
 module_param(hold_secs, uint, 0444);
 MODULE_PARM_DESC(hold_secs, "how long the kthread stays blocked");
+
+/* When the latest kthread's hold ends (jiffies). */
+static unsigned long hung_until;
 
 static DEFINE_MUTEX(kmatrix_liveness_a);
 static DEFINE_MUTEX(kmatrix_liveness_b);
@@ -52,19 +62,50 @@ static noinline int kmatrix_liveness_hung(void *unused)
 	return 0;
 }
 
-static int __init kmatrix_live_init(void)
+static int kmatrix_liveness_provoke(const char *what)
 {
-	bool all = !strcmp(mode, "all");
+	bool all = sysfs_streq(what, "all");
+	struct task_struct *t;
 
-	if (all || !strcmp(mode, "lockdep"))
+	if (!all && !sysfs_streq(what, "lockdep") && !sysfs_streq(what, "hung"))
+		return -EINVAL;
+	if (all || sysfs_streq(what, "lockdep"))
 		kmatrix_liveness_lockdep();
-	if (all || !strcmp(mode, "hung")) {
-		struct task_struct *t;
-
+	if (all || sysfs_streq(what, "hung")) {
+		WRITE_ONCE(hung_until, jiffies + hold_secs * HZ);
 		t = kthread_run(kmatrix_liveness_hung, NULL, "kmatrix_liveness");
 		if (IS_ERR(t))
 			return PTR_ERR(t);
 	}
+	return 0;
+}
+
+static int provoke_set(const char *val, const struct kernel_param *kp)
+{
+	return kmatrix_liveness_provoke(val);
+}
+
+static const struct kernel_param_ops provoke_ops = { .set = provoke_set };
+module_param_cb(provoke, &provoke_ops, NULL, 0200);
+MODULE_PARM_DESC(provoke, "lockdep, hung or all: provoke that report now");
+
+static int left_ms_get(char *buf, const struct kernel_param *kp)
+{
+	long left = (long)(READ_ONCE(hung_until) - jiffies);
+
+	return scnprintf(buf, PAGE_SIZE, "%u\n", left > 0 ? jiffies_to_msecs(left) : 0);
+}
+
+static const struct kernel_param_ops left_ms_ops = { .get = left_ms_get };
+module_param_cb(left_ms, &left_ms_ops, NULL, 0444);
+MODULE_PARM_DESC(left_ms, "how long the latest kthread stays blocked (ms)");
+
+static int __init kmatrix_live_init(void)
+{
+	int err = kmatrix_liveness_provoke(mode);
+
+	if (err)
+		return err;
 	pr_info("kmatrix_live: mode=%s hold_secs=%u\n", mode, hold_secs);
 	return 0;
 }

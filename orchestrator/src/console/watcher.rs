@@ -242,10 +242,17 @@ impl Watcher {
         if msg.starts_with("Kernel panic - not syncing") {
             self.panicked = true;
         }
-        if self.user_faults.len() < MAX_USER_FAULTS && is_user_fault(msg) {
+        if is_user_fault(msg) {
+            // A test's program dies after the faults of children it kills on purpose:
+            // its own line is the test's latest, so past the bound the latest of the
+            // same test replaces the one before it.
             let during = self.test_at(no).map(str::to_string);
-            self.user_faults
-                .push((during, msg.chars().take(USER_FAULT_CHARS).collect()));
+            let text: String = msg.chars().take(USER_FAULT_CHARS).collect();
+            if self.user_faults.len() < MAX_USER_FAULTS {
+                self.user_faults.push((during, text));
+            } else if let Some(last) = self.user_faults.last_mut().filter(|l| l.0 == during) {
+                last.1 = text;
+            }
         }
         if let Some(rest) = self.accept_marker(msg) {
             if let Some(test) = rest.strip_prefix("start ") {
@@ -445,6 +452,16 @@ mod tests {
             .user_faults
             .iter()
             .all(|(_, t)| t.chars().count() <= USER_FAULT_CHARS));
+        // Past the bound, the latest line of the same test (the program's own death
+        // after its children's) is still kept.
+        w.feed(b"main[9]: segfault at 7 ip 8 error 7 in main[1000+9000]\n");
+        assert_eq!(w.user_faults.len(), MAX_USER_FAULTS);
+        assert!(w
+            .user_faults
+            .last()
+            .unwrap()
+            .1
+            .starts_with("main[9]: segfault at 7"));
     }
 
     #[test]

@@ -211,10 +211,11 @@ impl<'a> CellRun<'a> {
                 .find(|t| t.name == span.test && t.console_line.is_none())
             {
                 t.console_line = Some(span.start);
+                // The latest: children a test kills on purpose fault before it.
                 t.user_fault = w
                     .user_faults
                     .iter()
-                    .find(|(during, _)| during.as_deref() == Some(span.test.as_str()))
+                    .rfind(|(during, _)| during.as_deref() == Some(span.test.as_str()))
                     .map(|(_, text)| text.clone());
             }
         }
@@ -264,7 +265,9 @@ impl<'a> CellRun<'a> {
                 }
             };
             self.coverage_before(s).await;
-            let (mut result, after, counted) = self.run_test(s, t).await;
+            // The boot's last test gives the liveness step its head start.
+            let arm = (i + 1 == tests.len()).then(|| self.arm(p, t)).flatten();
+            let (mut result, after, counted) = self.run_test(s, t, arm).await;
             if s.vm.qemu.try_wait().is_none() && !matches!(after, After::Infra(_)) {
                 self.coverage_after(s, &t.name).await;
             }
@@ -327,6 +330,7 @@ impl<'a> CellRun<'a> {
         &mut self,
         s: &mut BootSession,
         t: &TestSpec,
+        arm: Option<String>,
     ) -> (TestResult, After, Option<BTreeMap<String, u64>>) {
         self.phase(Phase::Test, t.name.clone());
         let out = self.dir.join("tests").join(format!("{}.ktap", t.name));
@@ -342,7 +346,7 @@ impl<'a> CellRun<'a> {
             holders: None,
         };
         let start = Instant::now();
-        let mut task = self.spawn_exec(s, t, &out, timeout, &w.abandon);
+        let mut task = self.spawn_exec(s, t, &out, timeout, &w.abandon, arm);
         let run = loop {
             tokio::select! {
                 r = &mut task => break r,
@@ -503,11 +507,16 @@ impl<'a> CellRun<'a> {
         out: &std::path::Path,
         timeout: Duration,
         abandon: &Arc<AtomicBool>,
+        arm: Option<String>,
     ) -> tokio::task::JoinHandle<Result<guest::ExecResult, guest::SshError>> {
         let start = s.console.with_mut(|w| w.expect_marker("start", &t.name));
+        let cmd = command(t, &start);
         let (ssh, cmd, out, flag) = (
             s.ssh.clone(),
-            command(t, &start),
+            match arm {
+                Some(a) => super::liveness::with_arm(&cmd, &a),
+                None => cmd,
+            },
             out.to_owned(),
             abandon.clone(),
         );

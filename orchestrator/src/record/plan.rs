@@ -360,6 +360,15 @@ impl Selftest {
     pub fn id(&self) -> String {
         format!("{}/{}", self.suite, self.name)
     }
+    /// About how long it runs under TCG: seconds each, but `proc-maps-race` runs its
+    /// cases for 30 s (bench/RESULTS.md).
+    pub fn expected(&self) -> Duration {
+        Duration::from_secs(if self.id() == "proc/proc-maps-race" {
+            30
+        } else {
+            3
+        })
+    }
     /// Its file in the tests share (`selftests/mm-merge`).
     pub fn file(&self) -> String {
         format!("selftests/{}-{}", self.suite, self.name)
