@@ -225,24 +225,26 @@ fn uploads_every_cell_file(what: &str, globs: &[String], prefix: &str) {
 #[test]
 fn the_upload_globs_reach_every_cells_files_and_no_guest_file() {
     let wf = yaml(&repo().join(".github/workflows/nightly.yml"));
-    let shard = wf["jobs"]["shard"]["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| {
-            s["uses"]
-                .as_str()
-                .is_some_and(|u| u.starts_with("actions/upload-artifact@"))
-        })
-        .unwrap();
-    let globs: Vec<String> = shard["with"]["path"]
-        .as_str()
-        .unwrap()
-        .lines()
-        .map(|l| l.trim().to_string())
-        .filter(|l| !l.is_empty())
-        .collect();
-    uploads_every_cell_file("nightly.yml's shard job", &globs, "runs/latest/");
+    for (job, prefix) in [("shard", "runs/latest/"), ("deep", "deep-runs/latest/")] {
+        let upload = wf["jobs"][job]["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| {
+                s["uses"]
+                    .as_str()
+                    .is_some_and(|u| u.starts_with("actions/upload-artifact@"))
+            })
+            .unwrap();
+        let globs: Vec<String> = upload["with"]["path"]
+            .as_str()
+            .unwrap()
+            .lines()
+            .map(|l| l.trim().to_string())
+            .filter(|l| !l.is_empty())
+            .collect();
+        uploads_every_cell_file(&format!("nightly.yml's {job} job"), &globs, prefix);
+    }
 
     let ci = yaml(&repo().join("ci/gitlab-ci.example.yml"));
     let globs: Vec<String> = ci["kmatrix"]["artifacts"]["paths"]
