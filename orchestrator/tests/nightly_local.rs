@@ -101,6 +101,13 @@ fn the_nightly_workflows_own_steps_run_two_nights_in_a_row() {
             text.contains(&format!("night {night} container    skipped")),
             "{text}"
         );
+        // The deep profile builds THP and KASAN kernels: only with --deep, and said so.
+        assert!(
+            text.contains(&format!(
+                "night {night} deep         skipped: builds THP and KASAN kernels (--deep runs it)"
+            )),
+            "{text}"
+        );
         assert!(step(night, "merge", "Merge").contains(" ok "), "{text}");
         assert!(
             step(night, "merge", "Job summary").contains(" ok "),
