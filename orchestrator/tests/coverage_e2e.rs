@@ -1,6 +1,6 @@
 //! Series coverage on real kernels (issue 28), through `kmatrix run` as a user runs it:
 //! `tests/specs/coverage.yaml` is the project's matrix (gcov fragment included) with two
-//! fixture series. One changes only `mm/mempolicy.c`, which no config here builds: the
+//! fixture series. One changes only `mm/ksm.c`, which no config here builds: the
 //! cell is UNTESTED, never booted, and names the option. The other adds a function
 //! nothing calls: every test passes, yet the cell is INCONCLUSIVE and names the function
 //! that never ran. (The seed's v3 running all its changed lines is asserted on the
@@ -20,7 +20,7 @@ fn unbuilt_series_is_untested_and_an_uncalled_function_makes_a_pass_inconclusive
         .arg("run")
         .arg("--spec")
         .arg(&spec)
-        .args(["--only", "x86_64/pvl-on/numa-only"])
+        .args(["--only", "x86_64/pvl-on/ksm-only"])
         .args(["--only", "x86_64/pvl-on/uncalled"])
         .arg("--runs-dir")
         .arg(runs.path())
@@ -42,20 +42,20 @@ fn unbuilt_series_is_untested_and_an_uncalled_function_makes_a_pass_inconclusive
     };
 
     // Nothing of the series is built: UNTESTED, not booted, the option named.
-    let numa = cell("x86_64/pvl-on/numa-only");
-    assert_eq!(numa["verdict"], "UNTESTED", "{numa:#}");
-    let cov = &numa["series_coverage"];
-    assert_eq!(cov["reach"], "nothing_built", "{numa:#}");
+    let ksm = cell("x86_64/pvl-on/ksm-only");
+    assert_eq!(ksm["verdict"], "UNTESTED", "{ksm:#}");
+    let cov = &ksm["series_coverage"];
+    assert_eq!(cov["reach"], "nothing_built", "{ksm:#}");
     assert_eq!(
         cov["summary"],
-        "the series changes nothing this config builds: mm/mempolicy.c needs CONFIG_NUMA"
+        "the series changes nothing this config builds: mm/ksm.c needs CONFIG_KSM"
     );
     assert!(
-        numa["tests"].as_array().is_none_or(|t| t.is_empty()),
-        "{numa:#}"
+        ksm["tests"].as_array().is_none_or(|t| t.is_empty()),
+        "{ksm:#}"
     );
     assert!(
-        !dir.join("x86_64/pvl-on/numa-only/console.log").exists(),
+        !dir.join("x86_64/pvl-on/ksm-only/console.log").exists(),
         "an UNTESTED cell is not booted"
     );
 
@@ -96,7 +96,7 @@ fn unbuilt_series_is_untested_and_an_uncalled_function_makes_a_pass_inconclusive
     );
     // (summary.md escapes Markdown's punctuation.)
     let md = std::fs::read_to_string(dir.join("summary.md")).unwrap();
-    assert!(md.contains(r"mm/mempolicy\.c needs CONFIG\_NUMA"), "{md}");
+    assert!(md.contains(r"mm/ksm\.c needs CONFIG\_KSM"), "{md}");
     assert!(
         md.contains(r"functions never run\: vma\_read\_lock\_count"),
         "{md}"
