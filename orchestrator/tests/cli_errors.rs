@@ -82,3 +82,23 @@ fn a_bad_shard_is_a_usage_error() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("1 <= K <= N"), "{err}");
 }
+
+#[test]
+fn a_runs_dir_too_long_for_the_vms_sockets_is_refused_before_any_build() {
+    let d = project(SPEC);
+    // The cell's folder under it leaves no room for `console.sock` (107 bytes at most).
+    let runs = d.path().join("r".repeat(100));
+    let (code, err) = kmatrix(d.path(), &["run", "--runs-dir", runs.to_str().unwrap()]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("too long for the VM's sockets")
+            && err.contains("/x86_64/on/base/console.sock")
+            && err.contains("pass a shorter --runs-dir"),
+        "{err}"
+    );
+    // Nothing was started: no run folder is left, and no `latest` points anywhere.
+    let left: Vec<_> = std::fs::read_dir(&runs)
+        .map(|r| r.map(|e| e.unwrap().file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "{left:?}");
+}

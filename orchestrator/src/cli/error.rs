@@ -37,6 +37,13 @@ pub enum CliError {
     },
     #[error(transparent)]
     RunDir(#[from] crate::host::rundir::RunDirError),
+    /// A cell folder whose path leaves no room for the VM's sockets: said before any build.
+    #[error(
+        "the run folder's path is too long for the VM's sockets: {} would be {len} bytes, a UNIX socket's path holds at most {}; pass a shorter --runs-dir",
+        path.display(),
+        crate::vm::SOCKET_PATH_MAX
+    )]
+    SocketPath { path: PathBuf, len: usize },
     /// A run folder given to read (report, merge) that is not one kmatrix wrote, or a
     /// file in it refused as untrusted input: the source names the file and why.
     #[error("cannot use the run folder {}", path.display())]

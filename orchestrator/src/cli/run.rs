@@ -4,7 +4,7 @@
 use crate::cli::args::Selection;
 use crate::cli::error::CliError;
 use crate::cli::select::load;
-use crate::cli::session::{meta, point_latest, Finished, Session, Sinks, Start};
+use crate::cli::session::{check_socket_room, meta, point_latest, Finished, Session, Sinks, Start};
 use crate::cli::signals::on_signals;
 use crate::engine::RunOptions;
 use crate::host::cache::Cache;
@@ -42,6 +42,9 @@ pub async fn run(
         }
     }
     let run_dir = crate::host::rundir::unique_dir(&runs, &crate::record::fmt::timestamp())?;
+    if !opts.build_only {
+        check_socket_room(&run_dir, &plan.cells)?;
+    }
     if let Some(k) = &plan.known_issues {
         // The run's outputs are judged with this list, also when re-rendered later.
         crate::spec::known::keep_copy(k, &run_dir).map_err(|error| CliError::Write {

@@ -348,8 +348,9 @@ impl CellRun<'_> {
             memory_mib: self.sh.plan.vm.memory_mib,
             cpus: self.sh.plan.vm.cpus,
             numa_nodes: self.sh.plan.vm.numa_nodes,
-            console_socket: self.dir.join("console.sock"),
-            qmp_socket: self.dir.join("qmp.sock"),
+            // Names from vm::SOCKETS, whose paths `kmatrix run` checked before building.
+            console_socket: self.dir.join(vm::SOCKETS[0]),
+            qmp_socket: self.dir.join(vm::SOCKETS[1]),
             ssh_port: vm::ssh_port().map_err(|e| Stop::infra(format!("no free port: {e}")))?,
             shares: shares
                 .0

@@ -295,6 +295,26 @@ pub fn virtiofsd_args(
     a
 }
 
+/// The VM's UNIX sockets, all in the cell's folder: QEMU's console and QMP, one per
+/// virtiofsd share.
+pub const SOCKETS: [&str; 4] = ["console.sock", "qmp.sock", "results.sock", "tests.sock"];
+
+/// The longest path a UNIX socket takes (`sun_path` is 108 bytes with its NUL).
+pub const SOCKET_PATH_MAX: usize = 107;
+
+/// The first of the VM's sockets whose path in `dir` is too long to bind, with its length.
+/// virtiofsd and QEMU would only fail at boot, after the build.
+pub fn socket_too_long(dir: &Path) -> Option<(PathBuf, usize)> {
+    SOCKETS
+        .iter()
+        .map(|name| dir.join(name))
+        .map(|p| {
+            let n = p.as_os_str().len();
+            (p, n)
+        })
+        .find(|(_, n)| *n > SOCKET_PATH_MAX)
+}
+
 /// Where virtiofsd lives: PATH, cargo's bin folder, or distribution paths.
 pub fn find_virtiofsd() -> Option<PathBuf> {
     let mut candidates: Vec<PathBuf> = std::env::var_os("PATH")
@@ -590,6 +610,23 @@ mod tests {
 
     /// QEMU under seccomp, dropping to nobody once set up (as root), and never allowed
     /// to raise privileges when it has none to drop.
+
+    #[test]
+    fn a_cell_folder_too_long_for_the_vms_sockets_is_named_before_boot() {
+        assert_eq!(
+            socket_too_long(Path::new("/tmp/runs/20261207-070510/x86_64/pvl-on/v3")),
+            None
+        );
+        let long = format!("/tmp/{}/x86_64/pvl-on/v3", "r".repeat(80));
+        let (path, n) = socket_too_long(Path::new(&long)).unwrap();
+        assert_eq!(path, Path::new(&long).join("console.sock"));
+        assert_eq!(n, long.len() + "/console.sock".len());
+        assert!(n > SOCKET_PATH_MAX);
+        // 107 bytes fit, 108 do not.
+        let dir = "/".to_string() + &"d".repeat(SOCKET_PATH_MAX - 1 - "/results.sock".len());
+        assert_eq!(socket_too_long(Path::new(&dir)), None);
+        assert!(socket_too_long(Path::new(&(dir + "d"))).is_some());
+    }
     #[test]
     fn qemu_runs_sandboxed_and_unprivileged() {
         let mut s = spec(Arch::X86_64, Accel::Tcg);
