@@ -32,7 +32,7 @@ pub async fn boot(a: Args<'_>) -> Result<i32, CliError> {
         &runs,
         &format!("boot-{}", crate::record::fmt::timestamp()),
     )?;
-    crate::cli::session::check_socket_room(&run_dir, std::slice::from_ref(&c))?;
+    crate::cli::run::check_socket_room(&run_dir, std::slice::from_ref(&c))?;
     let (cancel_tx, cancel) = tokio::sync::watch::channel(false);
     on_signals(cancel_tx);
     let session = Session::start(Start {

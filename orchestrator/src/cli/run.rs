@@ -4,12 +4,12 @@
 use crate::cli::args::Selection;
 use crate::cli::error::CliError;
 use crate::cli::select::load;
-use crate::cli::session::{check_socket_room, meta, point_latest, Finished, Session, Sinks, Start};
+use crate::cli::session::{meta, point_latest, Finished, Session, Sinks, Start};
 use crate::cli::signals::on_signals;
 use crate::engine::RunOptions;
 use crate::host::cache::Cache;
-use crate::record::plan::Plan;
-use std::path::PathBuf;
+use crate::record::plan::{Cell, Plan};
+use std::path::{Path, PathBuf};
 
 pub async fn run(
     sel: Selection,
@@ -168,4 +168,19 @@ fn host_jobs(plan: &Plan) -> usize {
         plan.vm.memory_mib
     );
     jobs
+}
+
+/// Every selected cell's folder leaves room for the VM's sockets, or the run stops here,
+/// before any build, its still empty folder removed.
+pub fn check_socket_room(run_dir: &Path, cells: &[Cell]) -> Result<(), CliError> {
+    let too_long = cells
+        .iter()
+        .find_map(|c| crate::vm::socket_too_long(&run_dir.join(c.rel_dir())));
+    match too_long {
+        None => Ok(()),
+        Some((path, len)) => {
+            let _ = std::fs::remove_dir(run_dir);
+            Err(CliError::SocketPath { path, len })
+        }
+    }
 }

@@ -2,7 +2,6 @@
 //! `bisect`: an event channel, the sinks on their own task, the engine on another, and a
 //! panic in either as kmatrix's own failure (exit 3), never a run that passed.
 
-use crate::cli::error::CliError;
 use crate::engine::{Engine, RunOptions};
 use crate::host::cache::Cache;
 use crate::record::plan::{Cell, Plan};
@@ -97,21 +96,6 @@ pub fn meta(plan: &Plan, shard: Option<crate::record::plan::Shard>) -> RunMeta {
         spec: plan.spec_path.clone(),
         spec_hash: plan.spec_hash.clone(),
         shard,
-    }
-}
-
-/// Every selected cell's folder leaves room for the VM's sockets, or the run stops here,
-/// before any build, its still empty folder removed.
-pub fn check_socket_room(run_dir: &Path, cells: &[Cell]) -> Result<(), CliError> {
-    let too_long = cells
-        .iter()
-        .find_map(|c| crate::vm::socket_too_long(&run_dir.join(c.rel_dir())));
-    match too_long {
-        None => Ok(()),
-        Some((path, len)) => {
-            let _ = std::fs::remove_dir(run_dir);
-            Err(CliError::SocketPath { path, len })
-        }
     }
 }
 
