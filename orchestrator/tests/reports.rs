@@ -383,19 +383,7 @@ fn every_output_shows_each_verdict_and_junit_is_schema_valid() {
 
     // junit.xml: schema-valid, a failure per problem, the finding's title in it.
     let junit = d.path().join("junit.xml");
-    let xsd = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/junit.xsd");
-    let out = std::process::Command::new("xmllint")
-        .arg("--noout")
-        .arg("--schema")
-        .arg(&xsd)
-        .arg(&junit)
-        .output()
-        .expect("xmllint (libxml2-utils; scripts/setup-host installs it)");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_junit_schema_valid(&junit);
     let x = std::fs::read_to_string(&junit).unwrap();
     assert_eq!(x.matches("<testsuite ").count(), 5);
     assert!(x.contains("message=\"BUG: unable to handle kernel NULL pointer dereference in vma_start_read_unlocked\""));
@@ -650,19 +638,7 @@ fn a_test_whose_every_case_skipped_shows_as_skipped_with_its_reason() {
     assert!(!junit.contains("<failure"), "{junit}");
     let file = d.path().join("junit.xml");
     std::fs::write(&file, &junit).unwrap();
-    let xsd = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/junit.xsd");
-    let out = std::process::Command::new("xmllint")
-        .arg("--noout")
-        .arg("--schema")
-        .arg(&xsd)
-        .arg(&file)
-        .output()
-        .expect("xmllint (libxml2-utils; scripts/setup-host installs it)");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_junit_schema_valid(&file);
 
     let html = report::html::render(std::slice::from_ref(&c), "run", d.path());
     assert!(html.contains(&format!(" — skipped: {why}")), "{html}");
@@ -692,5 +668,22 @@ fn a_test_whose_every_case_skipped_shows_as_skipped_with_its_reason() {
     assert!(
         t["log_excerpt"].as_str().unwrap_or_default().contains(why),
         "{t:#}"
+    );
+}
+
+/// junit.xml validates against the JUnit schema (xmllint, which setup-host installs).
+fn assert_junit_schema_valid(junit: &Path) {
+    let xsd = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/junit.xsd");
+    let out = std::process::Command::new("xmllint")
+        .arg("--noout")
+        .arg("--schema")
+        .arg(&xsd)
+        .arg(junit)
+        .output()
+        .expect("xmllint (libxml2-utils; scripts/setup-host installs it)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
     );
 }
